@@ -1,0 +1,141 @@
+//! Engine configuration: every policy knob a profile (utcp, FreeBSD, Linux) can set.
+
+use crate::time::Duration;
+use crate::wire::OptionLayout;
+
+/// TCP keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6). Off by default.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Keepalive {
+    /// Idle time before the first probe; RFC 1122 says no less than two hours by default.
+    pub idle: Duration,
+    pub interval: Duration,
+    pub probes: u32,
+}
+
+impl Default for Keepalive {
+    fn default() -> Self {
+        Keepalive { idle: Duration::from_secs(7200), interval: Duration::from_secs(75), probes: 9 }
+    }
+}
+
+/// Engine configuration. `Config::default()` is the utcp profile.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Link MTU; the MSS we advertise is `mtu - 40` (RFC 9293 §3.7.1) unless `mss` is set.
+    pub mtu: usize,
+    /// Override for the MSS option value we send.
+    pub mss: Option<u16>,
+    /// Receive buffer per connection, bytes. The advertised window comes from its free space.
+    pub recv_buffer: usize,
+    /// Round the receive buffer down to a multiple of the MSS (FreeBSD does).
+    pub recv_buffer_round_to_mss: bool,
+    /// Send buffer per connection, bytes.
+    pub send_buffer: usize,
+    /// Offer window scaling (RFC 7323 §2). The shift is derived from `recv_buffer` unless set.
+    pub window_scale: bool,
+    /// Fixed window-scale shift to offer, instead of the derived one.
+    pub window_scale_shift: Option<u8>,
+    /// Offer SACK-permitted and generate SACK blocks (RFC 2018).
+    pub sack: bool,
+    /// Generate D-SACK blocks for duplicate segments (RFC 2883).
+    pub dsack: bool,
+    /// Offer timestamps (RFC 7323 §3) and use them for RTTM and PAWS.
+    pub timestamps: bool,
+    /// Option ordering on SYN and data segments.
+    pub option_layout: OptionLayout,
+    /// RFC 6298 initial RTO (1 s).
+    pub initial_rto: Duration,
+    /// RFC 6298 (2.4) lower bound on the RTO.
+    pub min_rto: Duration,
+    /// RFC 6298 (2.5) upper bound on the RTO.
+    pub max_rto: Duration,
+    /// SYN (and SYN-ACK) retransmissions before giving up (RFC 1122 §4.2.3.5 R2 for SYN).
+    pub syn_retries: u32,
+    /// Data/FIN retransmissions before giving up (R2).
+    pub data_retries: u32,
+    /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2).
+    pub msl: Duration,
+    /// Delayed-ACK bound; `None` acknowledges every segment at once (RFC 9293 §3.8.6.3: < 0.5 s).
+    pub delayed_ack: Option<Duration>,
+    /// ACK at least every this many full-sized segments (RFC 5681 §4.2: 2).
+    pub ack_every: u32,
+    /// Nagle's algorithm for new connections (RFC 9293 §3.7.4).
+    pub nagle: bool,
+    /// Keepalive for new connections; off by default.
+    pub keepalive: Option<Keepalive>,
+    /// RFC 5961 challenge ACKs for in-window RST/SYN and the ACK-validity test.
+    pub rfc5961: bool,
+    /// Challenge ACKs allowed per second (RFC 5961 §7); 0 = unlimited.
+    pub challenge_ack_limit: u32,
+    /// Initial congestion window in segments; `None` uses RFC 6928 (min(10*MSS, max(2*MSS, 14600))).
+    pub initial_window_segments: Option<u32>,
+    /// Secret for the RFC 6528 ISN hash. Randomise it in production; the sim seeds it.
+    pub isn_secret: [u8; 16],
+    /// IPv4 TTL of emitted packets.
+    pub ttl: u8,
+    /// Ephemeral port range for active opens without an explicit port.
+    pub ephemeral_ports: (u16, u16),
+    /// Emit `Event::StateChange` for every transition (for traces).
+    pub trace_states: bool,
+    /// Largest number of out-of-order ranges held by one receive buffer.
+    pub max_ooo_ranges: usize,
+    /// Pending-connection limit per listener when `listen` is given 0.
+    pub default_backlog: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            mtu: 1500,
+            mss: None,
+            recv_buffer: 256 * 1024,
+            recv_buffer_round_to_mss: false,
+            send_buffer: 256 * 1024,
+            window_scale: true,
+            window_scale_shift: None,
+            sack: true,
+            dsack: true,
+            timestamps: true,
+            option_layout: OptionLayout::Linux,
+            initial_rto: Duration::from_secs(1),
+            min_rto: Duration::from_millis(200),
+            max_rto: Duration::from_secs(60),
+            syn_retries: 6,
+            data_retries: 15,
+            msl: Duration::from_secs(30),
+            delayed_ack: Some(Duration::from_millis(40)),
+            ack_every: 2,
+            nagle: true,
+            keepalive: None,
+            rfc5961: true,
+            challenge_ack_limit: 1000,
+            initial_window_segments: None,
+            isn_secret: *b"utcp-isn-secret!",
+            ttl: 64,
+            ephemeral_ports: (32768, 60999),
+            trace_states: false,
+            max_ooo_ranges: 64,
+            default_backlog: 128,
+        }
+    }
+}
+
+impl Config {
+    /// The MSS we advertise on our SYN (RFC 9293 §3.7.1: MTU minus fixed IP and TCP headers).
+    pub fn effective_mss(&self) -> u16 {
+        self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(88, 65495) as u16)
+    }
+
+    /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets
+    /// the receive buffer be advertised, at most 14.
+    pub fn offered_wscale(&self) -> u8 {
+        if let Some(s) = self.window_scale_shift {
+            return s.min(14);
+        }
+        let mut shift = 0u8;
+        while shift < 14 && (self.recv_buffer >> shift) > 65535 {
+            shift += 1;
+        }
+        shift
+    }
+}
