@@ -1,0 +1,1 @@
+//! RFC 6528 initial sequence numbers.
