@@ -1,1 +1,3 @@
-//! device
+//! Devices: where packets come from and go to.
+
+pub mod netns;

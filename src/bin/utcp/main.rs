@@ -1,1 +1,38 @@
-fn main() {}
+//! The `utcp` command line: demo, serve, connect, sim, script, bench.
+
+mod args;
+
+const USAGE: &str = "\
+utcp: a user-space TCP/IP stack on a Linux TUN device
+
+usage: utcp <command> [options]
+
+commands:
+  demo      run the stack in a private namespace against the kernel's clients (root)
+  serve     serve echo/discard/http on the stack (root)
+  connect   netcat-like client on the stack (root)
+  sim       two engines over an impaired in-memory link (no root)
+  script    run packetdrill scripts against the engine (no root)
+  bench     compare utcp with the kernel and smoltcp (root)
+";
+
+fn main() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = argv.first() else {
+        eprint!("{USAGE}");
+        std::process::exit(2);
+    };
+    let rest = &argv[1..];
+    let code = match cmd.as_str() {
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+            0
+        }
+        other => {
+            let _ = rest;
+            eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
+            2
+        }
+    };
+    std::process::exit(code);
+}
