@@ -22,7 +22,10 @@ pub struct SackBlocks {
 
 impl SackBlocks {
     pub const fn new() -> Self {
-        SackBlocks { blocks: [(SeqNum(0), SeqNum(0)); 4], len: 0 }
+        SackBlocks {
+            blocks: [(SeqNum(0), SeqNum(0)); 4],
+            len: 0,
+        }
     }
     /// Append a block; returns false when all four slots are used.
     pub fn push(&mut self, start: SeqNum, end: SeqNum) -> bool {

@@ -50,7 +50,10 @@ impl State {
 
     /// States after the handshake completed (RFC 9293 §3.5 "synchronized").
     pub fn is_synchronized(self) -> bool {
-        !matches!(self, State::Closed | State::Listen | State::SynSent | State::SynReceived)
+        !matches!(
+            self,
+            State::Closed | State::Listen | State::SynSent | State::SynReceived
+        )
     }
 }
 
