@@ -208,3 +208,219 @@ pub fn emit_ipv4_tcp(
     tcp[16..18].copy_from_slice(&tcp_csum.to_be_bytes());
     Some(total_len)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::SackBlocks;
+
+    fn header(options: TcpOptions) -> TcpHeaderOut {
+        TcpHeaderOut {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            src_port: 40000,
+            dst_port: 80,
+            seq: SeqNum(0xfffffff0),
+            ack: SeqNum(7),
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 65535,
+            urgent: 0,
+            options,
+            ttl: 64,
+            ip_id: 0x1234,
+        }
+    }
+
+    fn syn_options() -> TcpOptions {
+        TcpOptions {
+            mss: Some(1460),
+            window_scale: Some(7),
+            sack_permitted: true,
+            timestamps: Some((100, 0)),
+            sack: SackBlocks::new(),
+        }
+    }
+
+    fn build(options: TcpOptions, payload: &[&[u8]]) -> Vec<u8> {
+        let mut buf = vec![0u8; 1600];
+        let n =
+            emit_ipv4_tcp(&mut buf, &header(options), OptionLayout::Linux, payload).expect("fits");
+        buf.truncate(n);
+        buf
+    }
+
+    /// Recompute the IPv4 header checksum after a test mutated the header.
+    fn fix_ip(p: &mut [u8]) {
+        let ihl = ((p[0] & 0x0f) as usize) * 4;
+        p[10..12].fill(0);
+        let c = checksum::checksum(&p[..ihl]);
+        p[10..12].copy_from_slice(&c.to_be_bytes());
+    }
+
+    /// Recompute the TCP checksum (IPv4 header assumed well-formed).
+    fn fix_tcp(p: &mut [u8]) {
+        let ihl = ((p[0] & 0x0f) as usize) * 4;
+        let total = be16(p, 2) as usize;
+        let ph =
+            checksum::pseudo_header_ipv4(addr4(p, 12), addr4(p, 16), p[9], (total - ihl) as u16);
+        let tcp = &mut p[ihl..total];
+        tcp[16..18].fill(0);
+        let c = checksum::finish(checksum::sum(tcp, ph));
+        tcp[16..18].copy_from_slice(&c.to_be_bytes());
+    }
+
+    #[test]
+    fn round_trip_syn_and_payload_slices() {
+        let p = build(syn_options(), &[b"abc", b"", b"defgh"]);
+        assert_eq!(p.len(), 20 + 20 + 20 + 8);
+        let s = parse_ipv4_tcp(&p).expect("valid");
+        assert_eq!(s.src, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)));
+        assert_eq!(s.dst, IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+        assert_eq!((s.src_port, s.dst_port), (40000, 80));
+        assert_eq!((s.seq, s.ack), (SeqNum(0xfffffff0), SeqNum(7)));
+        assert_eq!(s.flags, TcpFlags::ACK | TcpFlags::PSH);
+        assert_eq!((s.window, s.urgent), (65535, 0));
+        assert_eq!(s.options, syn_options());
+        assert_eq!(s.payload, b"abcdefgh");
+        // IPv4 header fields: DF, TTL, id, proto.
+        assert_eq!(&p[4..10], &[0x12, 0x34, 0x40, 0x00, 64, 6]);
+    }
+
+    #[test]
+    fn emitted_packets_parse_with_etherparse() {
+        let p = build(syn_options(), &[b"hello"]);
+        let sliced = etherparse::SlicedPacket::from_ip(&p).expect("etherparse parses");
+        let Some(etherparse::NetSlice::Ipv4(ip)) = &sliced.net else {
+            panic!("not ipv4: {:?}", sliced.net);
+        };
+        let iph = ip.header().to_header();
+        assert_eq!(iph.header_checksum, iph.calc_header_checksum());
+        assert!(iph.dont_fragment);
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = &sliced.transport else {
+            panic!("not tcp");
+        };
+        let th = tcp.to_header();
+        let want = th
+            .calc_checksum_ipv4(&iph, tcp.payload())
+            .expect("checksum");
+        assert_eq!(th.checksum, want);
+        assert_eq!(tcp.payload(), b"hello");
+        assert_eq!(th.sequence_number, 0xfffffff0);
+    }
+
+    #[test]
+    fn emit_rejects_small_buffer_and_ipv6() {
+        let h = header(syn_options());
+        let mut buf = [0u8; 60 + 4];
+        assert_eq!(
+            emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcd"]),
+            Some(64)
+        );
+        assert_eq!(
+            emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcde"]),
+            None
+        );
+        let h6 = TcpHeaderOut {
+            dst: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+            ..h
+        };
+        assert_eq!(emit_ipv4_tcp(&mut buf, &h6, OptionLayout::Linux, &[]), None);
+    }
+
+    #[test]
+    fn trailing_padding_ignored() {
+        let mut p = build(TcpOptions::default(), &[b"xy"]);
+        p.extend_from_slice(&[0, 0, 0, 0, 0, 0]); // Ethernet minimum-frame padding
+        let s = parse_ipv4_tcp(&p).expect("valid");
+        assert_eq!(s.payload, b"xy");
+    }
+
+    #[test]
+    fn every_wire_drop_reason() {
+        let good = build(syn_options(), &[b"data"]);
+        let check = |name: &str, p: &[u8], want: DropReason| {
+            assert_eq!(parse_ipv4_tcp(p).err(), Some(want), "{name}");
+        };
+        check("empty", &[], DropReason::Truncated);
+        check("short", &good[..19], DropReason::Truncated);
+        let mut p = good.clone();
+        p[0] = 0x65;
+        check("v6", &p, DropReason::Ipv6);
+        p[0] = 0x55;
+        check("v5", &p, DropReason::BadIpVersion);
+        p[0] = 0x44;
+        check("ihl 4", &p, DropReason::BadIhl);
+        let mut p = good[..23].to_vec();
+        p[0] = 0x46;
+        check("ihl past end", &p, DropReason::BadIhl);
+        let mut p = good.clone();
+        p[2..4].copy_from_slice(&19u16.to_be_bytes());
+        check("total < ihl", &p, DropReason::BadTotalLength);
+        p[2..4].copy_from_slice(&((good.len() + 1) as u16).to_be_bytes());
+        check("total > buffer", &p, DropReason::BadTotalLength);
+        let mut p = good.clone();
+        p[8] = 63; // TTL changed without fixing the checksum
+        check("ip checksum", &p, DropReason::BadIpChecksum);
+        let mut p = good.clone();
+        p[6] = 0x20; // MF
+        fix_ip(&mut p);
+        check("MF", &p, DropReason::Fragment);
+        p[6] = 0x00;
+        p[7] = 0x01; // offset 8
+        fix_ip(&mut p);
+        check("offset", &p, DropReason::Fragment);
+        let mut p = good.clone();
+        p[9] = 17;
+        fix_ip(&mut p);
+        check("udp", &p, DropReason::NotTcp);
+        let mut p = good[..39].to_vec();
+        p[2..4].copy_from_slice(&39u16.to_be_bytes());
+        fix_ip(&mut p);
+        check("tcp short", &p, DropReason::Truncated);
+        let mut p = good.clone();
+        p[32] = 0x40; // data offset 4
+        fix_tcp(&mut p);
+        check("doff 4", &p, DropReason::BadDataOffset);
+        p[32] = 0xf0; // 60 bytes > 44-byte segment
+        fix_tcp(&mut p);
+        check("doff past end", &p, DropReason::BadDataOffset);
+        let mut p = good.clone();
+        let last = p.len() - 1;
+        p[last] ^= 0x01;
+        check("tcp checksum", &p, DropReason::BadTcpChecksum);
+        let mut p = good.clone();
+        p[41] = 3; // MSS length 3
+        fix_tcp(&mut p);
+        check("bad option", &p, DropReason::BadOption);
+        for addr in [
+            [255, 255, 255, 255],
+            [224, 0, 0, 1],
+            [0, 0, 0, 0],
+            [239, 1, 2, 3],
+        ] {
+            for at in [12, 16] {
+                let mut p = good.clone();
+                p[at..at + 4].copy_from_slice(&addr);
+                fix_ip(&mut p);
+                fix_tcp(&mut p);
+                check("address", &p, DropReason::BadAddress);
+            }
+        }
+    }
+
+    #[test]
+    fn ip_options_are_skipped() {
+        // Rebuild the packet with a 4-byte IPv4 option (NOP x3 + EOL) → IHL 6.
+        let good = build(TcpOptions::default(), &[b"zz"]);
+        let mut p = Vec::new();
+        p.extend_from_slice(&good[..20]);
+        p.extend_from_slice(&[1, 1, 1, 0]);
+        p.extend_from_slice(&good[20..]);
+        p[0] = 0x46;
+        let total = p.len() as u16;
+        p[2..4].copy_from_slice(&total.to_be_bytes());
+        fix_ip(&mut p);
+        let s = parse_ipv4_tcp(&p).expect("valid with IP options");
+        assert_eq!(s.payload, b"zz");
+    }
+}
