@@ -1,6 +1,11 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench.
 
 mod args;
+mod bench;
+
+/// Counts allocations only while `utcp bench --scale` measures (one relaxed load otherwise).
+#[global_allocator]
+static ALLOC: utcp::bench::alloc::Counting = utcp::bench::alloc::Counting;
 
 const USAGE: &str = "\
 utcp: a user-space TCP/IP stack on a Linux TUN device
@@ -28,6 +33,7 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "bench" => bench::run(rest),
         other => {
             let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
