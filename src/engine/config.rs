@@ -134,11 +134,16 @@ impl Config {
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets
     /// the receive buffer be advertised, at most 14.
     pub fn offered_wscale(&self) -> u8 {
+        self.wscale_for(self.recv_buffer)
+    }
+
+    /// The window-scale shift for a receive buffer of `recv_buffer` bytes.
+    pub fn wscale_for(&self, recv_buffer: usize) -> u8 {
         if let Some(s) = self.window_scale_shift {
             return s.min(14);
         }
         let mut shift = 0u8;
-        while shift < 14 && (self.recv_buffer >> shift) > 65535 {
+        while shift < 14 && (recv_buffer >> shift) > 65535 {
             shift += 1;
         }
         shift

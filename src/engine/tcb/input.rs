@@ -49,7 +49,7 @@ impl Tcb {
         {
             self.wscale_ok = true;
             self.snd_wscale = ws.min(14); // RFC 7323 §2.3: shifts above 14 are treated as 14
-            self.rcv_wscale = cfg.offered_wscale();
+            self.rcv_wscale = cfg.wscale_for(self.recvbuf.capacity());
         } else {
             self.wscale_ok = false;
             self.snd_wscale = 0;
@@ -66,14 +66,18 @@ impl Tcb {
             self.ts_ok = false;
         }
         let smss = self.eff_mss(cfg);
-        self.cc = Box::new(super::congestion::NewReno::new(super::congestion::initial_window(
-            smss,
-            cfg.initial_window_segments,
-        )));
+        self.cc = Box::new(super::congestion::NewReno::new(
+            super::congestion::initial_window(smss, cfg.initial_window_segments),
+        ));
     }
 
     /// Process one segment. Returns a RST to send statelessly, if the RFC asks for one.
-    pub(crate) fn on_segment(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
+    pub(crate) fn on_segment(
+        &mut self,
+        cx: &mut Cx,
+        now: Instant,
+        seg: &TcpSegment,
+    ) -> Option<RstReply> {
         cx.counters.in_segs += 1;
         self.last_rcv_time = now;
         self.keepalive_sent = 0;
@@ -85,14 +89,22 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.3: SYN-SENT.
-    fn on_segment_syn_sent(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
+    fn on_segment_syn_sent(
+        &mut self,
+        cx: &mut Cx,
+        now: Instant,
+        seg: &TcpSegment,
+    ) -> Option<RstReply> {
         let f = seg.flags;
         // First, check the ACK bit.
         if f.ack() {
             // "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is set)"
             if seg.ack.le(self.snd.iss) || seg.ack.gt(self.snd_max) {
                 cx.counters.drop(DropReason::BadAck);
-                return (!f.rst()).then_some(RstReply { seq: seg.ack, ack: None });
+                return (!f.rst()).then_some(RstReply {
+                    seq: seg.ack,
+                    ack: None,
+                });
             }
         }
         // Second, check the RST bit.
@@ -149,7 +161,11 @@ impl Tcb {
             // "Data or controls that were queued for transmission may be included." Data
             // in the SYN-ACK itself is processed at the sixth step and later.
             if !seg.payload.is_empty() || f.fin() {
-                let seg2 = TcpSegment { seq: seg.seq + 1, flags: f, ..*seg };
+                let seg2 = TcpSegment {
+                    seq: seg.seq + 1,
+                    flags: f,
+                    ..*seg
+                };
                 self.process_text_and_fin(cx, now, &seg2);
             }
         } else {
@@ -164,7 +180,12 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.4: SYN-RECEIVED through TIME-WAIT.
-    fn on_segment_synchronized(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
+    fn on_segment_synchronized(
+        &mut self,
+        cx: &mut Cx,
+        now: Instant,
+        seg: &TcpSegment,
+    ) -> Option<RstReply> {
         let f = seg.flags;
         let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
 
@@ -187,7 +208,11 @@ impl Tcb {
             //  reply (unless the RST bit is set)". A duplicate wholly below RCV.NXT is a
             //  D-SACK candidate (RFC 2883 §4).
             if !f.rst() {
-                if !seg.payload.is_empty() && seg.seq.lt(self.rcv.nxt) && cx.cfg.dsack && self.sack_ok {
+                if !seg.payload.is_empty()
+                    && seg.seq.lt(self.rcv.nxt)
+                    && cx.cfg.dsack
+                    && self.sack_ok
+                {
                     let end = seg.seq + seg.payload.len() as u32;
                     self.dsack = Some((seg.seq, end.min(self.rcv.nxt)));
                 }
@@ -215,7 +240,8 @@ impl Tcb {
 
         // Fourth, check the SYN bit.
         if f.syn() {
-            if self.state == State::SynReceived && self.passive.is_some() && seg.seq == self.rcv.irs {
+            if self.state == State::SynReceived && self.passive.is_some() && seg.seq == self.rcv.irs
+            {
                 // Retransmitted SYN: answer with the SYN-ACK again (RFC 9293 §3.10.7.4 via the
                 // acceptability test's allowance; Linux and FreeBSD do the same).
                 self.send_syn = true;
@@ -230,7 +256,10 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply { seq: self.snd.nxt, ack: None });
+            return Some(RstReply {
+                seq: self.snd.nxt,
+                ack: None,
+            });
         }
 
         // Fifth, check the ACK field.
@@ -257,7 +286,12 @@ impl Tcb {
         }
 
         // Sixth, check the URG bit.
-        if f.urg() && matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) {
+        if f.urg()
+            && matches!(
+                self.state,
+                State::Established | State::FinWait1 | State::FinWait2
+            )
+        {
             // "RCV.UP <- max(RCV.UP,SEG.UP)" — the data stays inline (RFC 6093).
             let up = seg.seq + seg.urgent as u32;
             self.rcv.up = self.rcv.up.max(up);
@@ -329,7 +363,12 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.4 "fifth, check the ACK field". Returns Some(reply) to stop
     /// processing this segment (with an optional RST to send).
-    fn process_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<Option<RstReply>> {
+    fn process_ack(
+        &mut self,
+        cx: &mut Cx,
+        now: Instant,
+        seg: &TcpSegment,
+    ) -> Option<Option<RstReply>> {
         if self.state == State::SynReceived {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"
             if self.snd.una.lt(seg.ack) && seg.ack.le(self.snd_max) {
@@ -344,7 +383,10 @@ impl Tcb {
                 // "If the segment acknowledgment is not acceptable, form a reset segment
                 //  <SEQ=SEG.ACK><CTL=RST> and send it."
                 cx.counters.drop(DropReason::BadAck);
-                return Some(Some(RstReply { seq: seg.ack, ack: None }));
+                return Some(Some(RstReply {
+                    seq: seg.ack,
+                    ack: None,
+                }));
             }
         }
 
@@ -421,6 +463,7 @@ impl Tcb {
             && seg.ack.gt(fs)
         {
             data_acked -= 1;
+            self.fin_acked_flag = true;
         }
         let data_acked = data_acked.min(self.sendbuf.len());
         self.sendbuf.drain(data_acked);
@@ -479,10 +522,12 @@ impl Tcb {
     fn on_dup_ack_candidate(&mut self, cx: &mut Cx, seg: &TcpSegment) {
         let f = seg.flags;
         let wnd = (seg.window as u32) << self.snd_wscale;
-        if !seg.payload.is_empty() || f.syn() || f.fin() || wnd != self.snd.wnd || self.snd.una == self.snd_max {
-            if self.snd.una == self.snd_max || !seg.payload.is_empty() || wnd != self.snd.wnd {
-                self.recovery.reset_dupacks();
-            }
+        if !seg.payload.is_empty()
+            || f.syn()
+            || f.fin()
+            || wnd != self.snd.wnd
+            || self.snd.una == self.snd_max
+        {
             return;
         }
         let smss = self.eff_mss(cx.cfg);
@@ -588,7 +633,11 @@ impl Tcb {
         let had_ooo = self.recvbuf.ooo_bytes() > 0;
         let advanced = if self.read_shut {
             // shutdown(Read): acknowledge and discard in-order data.
-            if offset == 0 { data.len().min(self.recvbuf.window()) } else { 0 }
+            if offset == 0 {
+                data.len().min(self.recvbuf.window())
+            } else {
+                0
+            }
         } else {
             self.recvbuf.write(offset, data)
         };

@@ -1,8 +1,5 @@
 //! The Transmission Control Block and its state machine (RFC 9293 §3.3.2).
 
-pub mod reassembly;
-pub mod sendbuf;
-
 /// The 11 connection states of RFC 9293 §3.3.2.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum State {
@@ -184,6 +181,8 @@ pub struct Tcb {
     pub(crate) recvbuf: RecvBuffer,
     /// The user has issued CLOSE or shutdown(Write): a FIN follows the queued data.
     pub(crate) fin_queued: bool,
+    /// Our FIN has been acknowledged (SND.UNA is then one past it).
+    pub(crate) fin_acked_flag: bool,
     /// The peer's FIN sequence number, when known but not yet reached (out of order).
     pub(crate) fin_seq_rcvd: Option<SeqNum>,
     /// The peer's FIN has been processed (RFC 9293 §3.10.7.4 eighth step).
@@ -257,7 +256,15 @@ impl Tcb {
             id,
             quad,
             state,
-            snd: SendSeq { una: iss, nxt: iss, wnd: 0, up: iss, wl1: SeqNum(0), wl2: SeqNum(0), iss },
+            snd: SendSeq {
+                una: iss,
+                nxt: iss,
+                wnd: 0,
+                up: iss,
+                wl1: SeqNum(0),
+                wl2: SeqNum(0),
+                iss,
+            },
             rcv: RecvSeq::default(),
             snd_max: iss,
             max_snd_wnd: 0,
@@ -275,8 +282,9 @@ impl Tcb {
             ts_offset: iss.0.rotate_left(13),
             last_ack_sent: SeqNum(0),
             sendbuf: SendBuffer::with_capacity(cfg.send_buffer.max(1)),
-            recvbuf: RecvBuffer::with_capacity(recv_cap, cfg.max_ooo_ranges),
+            recvbuf: RecvBuffer::with_limits(recv_cap, cfg.max_ooo_ranges),
             fin_queued: false,
+            fin_acked_flag: false,
             fin_seq_rcvd: None,
             fin_rcvd: false,
             read_shut: false,
@@ -303,8 +311,11 @@ impl Tcb {
             send_rst: false,
             last_ooo: None,
             dsack: None,
-            cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
-            recovery: Recovery::default(),
+            cc: Box::new(NewReno::new(initial_window(
+                smss,
+                cfg.initial_window_segments,
+            ))),
+            recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
             error: None,
             notify: 0,
@@ -316,7 +327,13 @@ impl Tcb {
     }
 
     /// OPEN, active (RFC 9293 §3.10.1): CLOSED → SYN-SENT, a SYN is queued.
-    pub(crate) fn new_active(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant) -> Tcb {
+    pub(crate) fn new_active(
+        cfg: &Config,
+        id: ConnId,
+        quad: Quad,
+        iss: SeqNum,
+        now: Instant,
+    ) -> Tcb {
         let mut tcb = Tcb::new(cfg, id, quad, iss, now, State::SynSent);
         tcb.send_syn = true;
         tcb
@@ -338,7 +355,12 @@ impl Tcb {
         let from = self.state;
         self.state = to;
         if cx.cfg.trace_states {
-            cx.events.push_back(Event::StateChange { conn: self.id, quad: self.quad, from, to });
+            cx.events.push_back(Event::StateChange {
+                conn: self.id,
+                quad: self.quad,
+                from,
+                to,
+            });
         }
         match to {
             State::Established if from == State::SynSent || from == State::SynReceived => {
@@ -373,19 +395,27 @@ impl Tcb {
     #[inline]
     pub(crate) fn buf_seq(&self) -> SeqNum {
         // The SYN occupies ISS; data starts at ISS+1 until the SYN is acknowledged.
-        if self.snd.una == self.snd.iss { self.snd.iss + 1 } else { self.snd.una }
+        if self.snd.una == self.snd.iss {
+            self.snd.iss + 1
+        } else {
+            self.snd.una
+        }
     }
 
     /// Sequence number our FIN occupies, once CLOSE was issued.
     #[inline]
     pub(crate) fn fin_seq(&self) -> Option<SeqNum> {
-        self.fin_queued.then(|| self.buf_seq() + self.sendbuf.len() as u32)
+        if self.fin_acked_flag {
+            return Some(self.snd.una - 1);
+        }
+        self.fin_queued
+            .then(|| self.buf_seq() + self.sendbuf.len() as u32)
     }
 
     /// Our FIN has been acknowledged.
     #[inline]
     pub(crate) fn fin_acked(&self) -> bool {
-        matches!(self.fin_seq(), Some(f) if self.snd.una.gt(f))
+        self.fin_acked_flag
     }
 
     /// Effective send MSS: the peer's MSS less the options every data segment carries
@@ -413,7 +443,8 @@ impl Tcb {
     }
 
     pub(crate) fn status(&self) -> Status {
-        let options = (self.ts_ok as u8) | ((self.sack_ok as u8) << 1) | ((self.wscale_ok as u8) << 2);
+        let options =
+            (self.ts_ok as u8) | ((self.sack_ok as u8) << 1) | ((self.wscale_ok as u8) << 2);
         let sent_off = self.snd.nxt.since(self.buf_seq()) as usize;
         Status {
             state: self.state,
