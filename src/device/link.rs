@@ -732,4 +732,43 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].2, b"before".to_vec());
     }
+
+    proptest::proptest! {
+        #[test]
+        fn invariant_holds_for_any_impairments(
+            seed in proptest::prelude::any::<u64>(),
+            probs in proptest::collection::vec(0.0f64..=1.0, 8),
+            delay_us in 0u64..20_000,
+            jitter_us in 0u64..5_000,
+            rate in proptest::option::of(1u64..100_000_000),
+            queue_limit in 0usize..20,
+            sends in proptest::collection::vec((0u64..2_000, 0usize..1600, proptest::prelude::any::<bool>()), 0..200),
+        ) {
+            let imp = |o: usize| Impairments {
+                loss: probs[o], dup: probs[o + 1], reorder: probs[o + 2], corrupt: probs[o + 3],
+                delay: Duration::from_micros(delay_us), jitter: Duration::from_micros(jitter_us),
+                reorder_extra: ms(3), rate_bps: rate, queue_limit,
+            };
+            let mut link = Link::new(seed, imp(0), imp(4));
+            let mut now = Instant::ZERO;
+            let buf = [0x5au8; 1600];
+            for (gap, len, from_a) in sends {
+                now += Duration::from_micros(gap);
+                link.send(now, if from_a { Side::A } else { Side::B }, &buf[..len]);
+                while let Some((_, p)) = link.recv(now) {
+                    proptest::prop_assert!(p.len() <= 1600);
+                    link.recycle(p);
+                }
+                if let Some(next) = link.next_delivery() {
+                    proptest::prop_assert!(next > now);
+                }
+            }
+            let s = link.stats();
+            check_invariant(&s.a_to_b);
+            check_invariant(&s.b_to_a);
+            proptest::prop_assert_eq!((s.a_to_b.in_flight + s.b_to_a.in_flight) as usize, link.in_flight());
+            drain(&mut link, Instant::from_micros(u64::MAX));
+            proptest::prop_assert_eq!(link.in_flight(), 0);
+        }
+    }
 }
