@@ -1,5 +1,8 @@
 //! The Transmission Control Block and its state machine (RFC 9293 §3.3.2).
 
+pub mod congestion;
+pub mod rtt;
+
 /// The 11 connection states of RFC 9293 §3.3.2.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum State {

@@ -296,4 +296,25 @@ mod tests {
         e.backoff();
         assert_eq!(e.rto(), ms(60_000));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn rto_always_within_bounds(
+            samples in proptest::collection::vec((0u64..10_000_000, 0u8..4), 1..50),
+            min_ms in 0u64..2000,
+            span_ms in 0u64..120_000,
+        ) {
+            let (min, max) = (ms(min_ms), ms(min_ms + span_ms));
+            let mut e = RttEstimator::new(ms(1000), min, max);
+            for (rtt_us, backoffs) in samples {
+                e.sample(Duration::from_micros(rtt_us));
+                proptest::prop_assert!(e.rto() >= min && e.rto() <= max);
+                let before = e.rto();
+                for _ in 0..backoffs {
+                    e.backoff();
+                    proptest::prop_assert!(e.rto() >= before && e.rto() <= max);
+                }
+            }
+        }
+    }
 }
