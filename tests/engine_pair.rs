@@ -38,10 +38,7 @@ fn pump(a: &mut Stack, b: &mut Stack, now: Instant) -> usize {
 
 fn step(a: &mut Stack, b: &mut Stack, now: &mut Instant) {
     pump(a, b, *now);
-    let next = [a.poll_timeout(), b.poll_timeout()]
-        .into_iter()
-        .flatten()
-        .min();
+    let next = [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min();
     if let Some(t) = next {
         *now = (*now).max(t);
         a.handle_timeout(*now);
@@ -53,21 +50,13 @@ fn step(a: &mut Stack, b: &mut Stack, now: &mut Instant) {
 
 #[test]
 fn handshake_transfer_close() {
-    let mut a = Stack::new(Config {
-        trace_states: true,
-        ..Config::default()
-    });
+    let mut a = Stack::new(Config { trace_states: true, ..Config::default() });
     a.add_local_addr(A);
-    let mut b = Stack::new(Config {
-        isn_secret: *b"another secret!!",
-        ..Config::default()
-    });
+    let mut b = Stack::new(Config { isn_secret: *b"another secret!!", ..Config::default() });
     b.add_local_addr(B);
     let mut now = Instant::from_millis(1);
     let l = b.listen(SocketAddr::new(B, 80), 16).unwrap();
-    let c = a
-        .connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 80))
-        .unwrap();
+    let c = a.connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 80)).unwrap();
     pump(&mut a, &mut b, now);
     assert_eq!(a.state(c), Some(State::Established));
     let (s, peer) = b.accept(l).unwrap();

@@ -72,10 +72,7 @@ impl Impairments {
 
     /// A perfect link with a fixed one-way delay.
     pub fn with_delay(delay: Duration) -> Impairments {
-        Impairments {
-            delay,
-            ..Impairments::none()
-        }
+        Impairments { delay, ..Impairments::none() }
     }
 }
 
@@ -262,10 +259,7 @@ impl Link {
     }
 
     fn take_buf(&mut self, bytes: &[u8]) -> Vec<u8> {
-        let mut buf = self
-            .pool
-            .pop()
-            .unwrap_or_else(|| Vec::with_capacity(BUF_CAPACITY.max(bytes.len())));
+        let mut buf = self.pool.pop().unwrap_or_else(|| Vec::with_capacity(BUF_CAPACITY.max(bytes.len())));
         buf.clear();
         buf.extend_from_slice(bytes);
         buf
@@ -289,9 +283,7 @@ impl Link {
                     return;
                 }
                 let bits = packet.len() as u128 * 8;
-                let tx_ns = (bits * 1_000_000_000)
-                    .div_ceil(rate as u128)
-                    .min(u64::MAX as u128) as u64;
+                let tx_ns = (bits * 1_000_000_000).div_ceil(rate as u128).min(u64::MAX as u128) as u64;
                 let finish = dir.busy_until_ns.max(now_ns).saturating_add(tx_ns);
                 dir.busy_until_ns = finish;
                 dir.queue.push_back(finish);
@@ -382,10 +374,7 @@ impl Link {
 
     /// Counters of both directions.
     pub fn stats(&self) -> LinkStats {
-        LinkStats {
-            a_to_b: self.dirs[0].stats,
-            b_to_a: self.dirs[1].stats,
-        }
+        LinkStats { a_to_b: self.dirs[0].stats, b_to_a: self.dirs[1].stats }
     }
 }
 
@@ -424,11 +413,7 @@ mod tests {
 
     #[test]
     fn perfect_link_preserves_order_bytes_and_delay() {
-        let mut link = Link::new(
-            1,
-            Impairments::with_delay(ms(10)),
-            Impairments::with_delay(ms(20)),
-        );
+        let mut link = Link::new(1, Impairments::with_delay(ms(10)), Impairments::with_delay(ms(20)));
         for i in 0..50u8 {
             link.send(t(i as u64), Side::A, &[i, i.wrapping_mul(3), 0xee]);
         }
@@ -467,10 +452,7 @@ mod tests {
 
     #[test]
     fn loss_one_drops_everything() {
-        let imp = Impairments {
-            loss: 1.0,
-            ..Impairments::with_delay(ms(1))
-        };
+        let imp = Impairments { loss: 1.0, ..Impairments::with_delay(ms(1)) };
         let mut link = Link::new(2, imp, Impairments::none());
         for i in 0..100 {
             link.send(t(i), Side::A, &[1, 2, 3]);
@@ -484,10 +466,7 @@ mod tests {
 
     #[test]
     fn partial_loss_rate_is_roughly_right() {
-        let imp = Impairments {
-            loss: 0.1,
-            ..Impairments::none()
-        };
+        let imp = Impairments { loss: 0.1, ..Impairments::none() };
         let mut link = Link::new(3, imp, Impairments::none());
         for i in 0..20_000 {
             link.send(t(i), Side::A, &[0; 40]);
@@ -502,10 +481,7 @@ mod tests {
 
     #[test]
     fn dup_one_doubles() {
-        let imp = Impairments {
-            dup: 1.0,
-            ..Impairments::with_delay(ms(2))
-        };
+        let imp = Impairments { dup: 1.0, ..Impairments::with_delay(ms(2)) };
         let mut link = Link::new(4, imp, Impairments::none());
         for i in 0..10u8 {
             link.send(t(i as u64), Side::A, &[i]);
@@ -525,10 +501,7 @@ mod tests {
 
     #[test]
     fn corrupt_flips_exactly_one_bit() {
-        let imp = Impairments {
-            corrupt: 1.0,
-            ..Impairments::none()
-        };
+        let imp = Impairments { corrupt: 1.0, ..Impairments::none() };
         let mut link = Link::new(5, imp, Impairments::none());
         let orig: Vec<u8> = (0..=255u8).collect();
         let mut positions = std::collections::HashSet::new();
@@ -541,11 +514,7 @@ mod tests {
             positions.insert(p.iter().zip(&orig).position(|(a, b)| a != b));
             link.recycle(p);
         }
-        assert!(
-            positions.len() > 50,
-            "bit positions should vary: {}",
-            positions.len()
-        );
+        assert!(positions.len() > 50, "bit positions should vary: {}", positions.len());
         assert_eq!(link.stats().a_to_b.corrupted, 200);
         // An empty packet cannot be corrupted and passes unchanged.
         link.send(t(1000), Side::A, &[]);
@@ -555,10 +524,7 @@ mod tests {
     #[test]
     fn rate_limit_spaces_packets() {
         // 1000-byte packets at 8 Mbit/s: 1 ms each.
-        let imp = Impairments {
-            rate_bps: Some(8_000_000),
-            ..Impairments::with_delay(ms(5))
-        };
+        let imp = Impairments { rate_bps: Some(8_000_000), ..Impairments::with_delay(ms(5)) };
         let mut link = Link::new(6, imp, Impairments::none());
         for _ in 0..5 {
             link.send(t(0), Side::A, &[0u8; 1000]);
@@ -566,19 +532,12 @@ mod tests {
         // After the queue drains, the next packet is not delayed by it.
         link.send(t(100), Side::A, &[0u8; 500]);
         let times: Vec<Instant> = drain(&mut link, t(1000)).iter().map(|g| g.0).collect();
-        assert_eq!(
-            times,
-            vec![t(6), t(7), t(8), t(9), t(10), Instant::from_micros(105_500)]
-        );
+        assert_eq!(times, vec![t(6), t(7), t(8), t(9), t(10), Instant::from_micros(105_500)]);
     }
 
     #[test]
     fn queue_limit_tail_drops() {
-        let imp = Impairments {
-            rate_bps: Some(8_000_000),
-            queue_limit: 3,
-            ..Impairments::none()
-        };
+        let imp = Impairments { rate_bps: Some(8_000_000), queue_limit: 3, ..Impairments::none() };
         let mut link = Link::new(7, imp, Impairments::none());
         for _ in 0..5 {
             link.send(t(0), Side::A, &[0u8; 1000]);
@@ -595,20 +554,14 @@ mod tests {
 
     #[test]
     fn reordering_lets_later_packets_overtake() {
-        let imp = Impairments {
-            reorder: 0.3,
-            ..Impairments::with_delay(ms(10))
-        };
+        let imp = Impairments { reorder: 0.3, ..Impairments::with_delay(ms(10)) };
         let mut link = Link::new(8, imp, Impairments::none());
         for i in 0..200u64 {
             link.send(Instant::from_micros(i * 500), Side::A, &i.to_be_bytes());
         }
         let got = drain(&mut link, t(10_000));
         assert_eq!(got.len(), 200);
-        let order: Vec<u64> = got
-            .iter()
-            .map(|g| u64::from_be_bytes(g.2[..8].try_into().unwrap()))
-            .collect();
+        let order: Vec<u64> = got.iter().map(|g| u64::from_be_bytes(g.2[..8].try_into().unwrap())).collect();
         let inversions = order.windows(2).filter(|w| w[0] > w[1]).count();
         assert!(inversions > 10, "{inversions}");
         let mut sorted = order.clone();
@@ -626,10 +579,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_bounds() {
-        let imp = Impairments {
-            jitter: ms(4),
-            ..Impairments::with_delay(ms(10))
-        };
+        let imp = Impairments { jitter: ms(4), ..Impairments::with_delay(ms(10)) };
         let mut link = Link::new(9, imp, Impairments::none());
         for i in 0..100u64 {
             link.send(t(i * 100), Side::A, &i.to_be_bytes());
@@ -690,10 +640,7 @@ mod tests {
         for d in [&s.a_to_b, &s.b_to_a] {
             check_invariant(d);
             assert_eq!(d.in_flight, 0);
-            assert!(
-                d.dropped_loss > 0 && d.duplicated > 0 && d.reordered > 0 && d.corrupted > 0,
-                "{d:?}"
-            );
+            assert!(d.dropped_loss > 0 && d.duplicated > 0 && d.reordered > 0 && d.corrupted > 0, "{d:?}");
             assert!(d.dropped_queue > 0, "{d:?}");
         }
         let to_b = out.iter().filter(|o| o.1 == Side::B).count() as u64;
@@ -719,13 +666,7 @@ mod tests {
     fn set_impairments_changes_future_packets_only() {
         let mut link = Link::new(11, Impairments::with_delay(ms(1)), Impairments::none());
         link.send(t(0), Side::A, b"before");
-        link.set_impairments(
-            Side::A,
-            Impairments {
-                loss: 1.0,
-                ..Impairments::none()
-            },
-        );
+        link.set_impairments(Side::A, Impairments { loss: 1.0, ..Impairments::none() });
         assert_eq!(link.impairments(Side::A).loss, 1.0);
         link.send(t(0), Side::A, b"after");
         let got = drain(&mut link, t(10));

@@ -88,8 +88,7 @@ mod tests {
     fn syn_packet() -> Vec<u8> {
         let mut p = vec![
             0x45, 0, 0, 40, 0, 1, 0x40, 0, 64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2, // IPv4
-            0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0,
-            0, // TCP
+            0x30, 0x39, 0, 80, 0, 0, 0, 1, 0, 0, 0, 0, 0x50, 0x02, 0xff, 0xff, 0, 0, 0, 0, // TCP
         ];
         let sum = |bytes: &[u8], init: u32| {
             let mut s = init;
@@ -114,8 +113,7 @@ mod tests {
         let mut w = PcapWriter::new(Vec::new()).unwrap();
         let p1 = syn_packet();
         let p2 = [0x45u8, 1, 2, 3, 4];
-        w.write_packet(Instant::from_micros(3_000_250), &p1)
-            .unwrap();
+        w.write_packet(Instant::from_micros(3_000_250), &p1).unwrap();
         w.write_packet_at(7, 1_000_005, &p2).unwrap();
         let b = w.into_inner();
         assert_eq!(b.len(), 24 + 16 + p1.len() + 16 + p2.len());
@@ -155,10 +153,7 @@ mod tests {
     /// If tshark is installed, it must parse the file as two TCP packets.
     #[test]
     fn tshark_reads_file_if_installed() {
-        let Ok(out) = std::process::Command::new("tshark")
-            .arg("--version")
-            .output()
-        else {
+        let Ok(out) = std::process::Command::new("tshark").arg("--version").output() else {
             return; // not installed: skip quietly
         };
         if !out.status.success() {
@@ -168,33 +163,18 @@ mod tests {
         {
             let f = std::fs::File::create(&path).unwrap();
             let mut w = PcapWriter::new(std::io::BufWriter::new(f)).unwrap();
-            w.write_packet(Instant::from_millis(1), &syn_packet())
-                .unwrap();
-            w.write_packet(Instant::from_millis(2), &syn_packet())
-                .unwrap();
+            w.write_packet(Instant::from_millis(1), &syn_packet()).unwrap();
+            w.write_packet(Instant::from_millis(2), &syn_packet()).unwrap();
             w.flush().unwrap();
         }
         let out = std::process::Command::new("tshark")
             .args(["-n", "-r"])
             .arg(&path)
-            .args([
-                "-T",
-                "fields",
-                "-e",
-                "ip.src",
-                "-e",
-                "tcp.dstport",
-                "-e",
-                "tcp.flags.syn",
-            ])
+            .args(["-T", "fields", "-e", "ip.src", "-e", "tcp.dstport", "-e", "tcp.flags.syn"])
             .output()
             .unwrap();
         let _ = std::fs::remove_file(&path);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let text = String::from_utf8_lossy(&out.stdout);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 2, "{text}");

@@ -14,11 +14,7 @@ pub struct Keepalive {
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive {
-            idle: Duration::from_secs(7200),
-            interval: Duration::from_secs(75),
-            probes: 9,
-        }
+        Keepalive { idle: Duration::from_secs(7200), interval: Duration::from_secs(75), probes: 9 }
     }
 }
 
@@ -127,8 +123,7 @@ impl Default for Config {
 impl Config {
     /// The MSS we advertise on our SYN (RFC 9293 §3.7.1: MTU minus fixed IP and TCP headers).
     pub fn effective_mss(&self) -> u16 {
-        self.mss
-            .unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(88, 65495) as u16)
+        self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(88, 65495) as u16)
     }
 
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets

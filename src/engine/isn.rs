@@ -147,10 +147,7 @@ mod tests {
     }
 
     fn quad(local: &str, remote: &str) -> Quad {
-        Quad {
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-        }
+        Quad { local: local.parse().unwrap(), remote: remote.parse().unwrap() }
     }
 
     #[test]
@@ -177,10 +174,7 @@ mod tests {
         let a = quad("[fd00::1]:80", "[fd00::2]:40000");
         let b = quad("[fd00::1]:80", "[fd00::3]:40000");
         let t = Instant::ZERO;
-        assert_ne!(
-            initial_sequence_number(&s, &a, t),
-            initial_sequence_number(&s, &b, t)
-        );
+        assert_ne!(initial_sequence_number(&s, &a, t), initial_sequence_number(&s, &b, t));
     }
 
     #[test]

@@ -3,9 +3,7 @@
 //! (RFC 6528) and turns TCB activity into packets, timer deadlines and events.
 
 use super::tcb::{Cx, RstReply, Tcb, notify};
-use super::{
-    CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn,
-};
+use super::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
 use crate::time::Instant;
 use crate::wire::{
@@ -81,9 +79,8 @@ impl Stack {
     pub fn new(config: Config) -> Stack {
         let (lo, hi) = config.ephemeral_ports;
         let span = hi.saturating_sub(lo).max(1) as u32;
-        let start = lo
-            + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span)
-                as u16;
+        let start =
+            lo + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span) as u16;
         Stack {
             challenge_budget: config.challenge_ack_limit,
             config,
@@ -195,9 +192,7 @@ impl Stack {
             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
-        self.listen_map
-            .get(&SocketAddr::new(any, local.port()))
-            .copied()
+        self.listen_map.get(&SocketAddr::new(any, local.port())).copied()
     }
 
     /// RFC 9293 §3.10.7.1: CLOSED (no TCB). "An incoming segment containing a RST is
@@ -209,17 +204,11 @@ impl Stack {
         }
         let reply = if seg.flags.ack() {
             // <SEQ=SEG.ACK><CTL=RST>
-            RstReply {
-                seq: seg.ack,
-                ack: None,
-            }
+            RstReply { seq: seg.ack, ack: None }
         } else {
             // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
             let len = seg.payload.len() as u32 + seg.flags.syn() as u32 + seg.flags.fin() as u32;
-            RstReply {
-                seq: SeqNum(0),
-                ack: Some(seg.seq + len),
-            }
+            RstReply { seq: SeqNum(0), ack: Some(seg.seq + len) }
         };
         self.queue_reply(quad, reply);
     }
@@ -235,13 +224,7 @@ impl Stack {
         // Second, check for an ACK: "form a reset segment <SEQ=SEG.ACK><CTL=RST>".
         if f.ack() {
             self.counters.drop(DropReason::BadAck);
-            self.queue_reply(
-                quad,
-                RstReply {
-                    seq: seg.ack,
-                    ack: None,
-                },
-            );
+            self.queue_reply(quad, RstReply { seq: seg.ack, ack: None });
             return;
         }
         // Third, check for a SYN.
@@ -297,12 +280,7 @@ impl Stack {
     }
 
     fn queue_reply(&mut self, quad: Quad, r: RstReply) {
-        self.replies.push_back(Reply {
-            local: quad.local,
-            remote: quad.remote,
-            seq: r.seq,
-            ack: r.ack,
-        });
+        self.replies.push_back(Reply { local: quad.local, remote: quad.remote, seq: r.seq, ack: r.ack });
     }
 
     // ---------------------------------------------------------------- slots
@@ -328,10 +306,7 @@ impl Stack {
     }
 
     fn conn_id(&self, idx: u32) -> ConnId {
-        ConnId {
-            index: idx,
-            generation: self.slots[idx as usize].generation,
-        }
+        ConnId { index: idx, generation: self.slots[idx as usize].generation }
     }
 
     fn free_slot(&mut self, idx: u32) {
@@ -346,10 +321,7 @@ impl Stack {
     fn slot_index(&self, c: ConnId) -> io::Result<u32> {
         match self.slots.get(c.index as usize) {
             Some(s) if s.generation == c.generation && s.tcb.is_some() => Ok(c.index),
-            _ => Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                "no such connection (handle released)",
-            )),
+            _ => Err(io::Error::new(io::ErrorKind::NotConnected, "no such connection (handle released)")),
         }
     }
 
@@ -376,10 +348,7 @@ impl Stack {
         let slot = &mut self.slots[idx as usize];
         let Some(tcb) = slot.tcb.as_mut() else { return };
         let bits = std::mem::take(&mut tcb.notify);
-        let id = ConnId {
-            index: idx,
-            generation: slot.generation,
-        };
+        let id = ConnId { index: idx, generation: slot.generation };
         let state = tcb.state;
         let quad = tcb.quad;
         let error = tcb.error;
@@ -389,11 +358,7 @@ impl Stack {
         if bits & notify::ACCEPTABLE != 0
             && let Stage::Embryonic(lid) = stage
         {
-            match self
-                .listeners
-                .get_mut(lid.0 as usize)
-                .and_then(|l| l.as_mut())
-            {
+            match self.listeners.get_mut(lid.0 as usize).and_then(|l| l.as_mut()) {
                 Some(l) => {
                     l.embryonic = l.embryonic.saturating_sub(1);
                     l.accept_queue.push_back(id);
@@ -422,8 +387,7 @@ impl Stack {
             match stage {
                 Stage::User => {
                     if bits & notify::CLOSED != 0 {
-                        self.events
-                            .push_back(Event::Closed(id, error.unwrap_or(CloseReason::Normal)));
+                        self.events.push_back(Event::Closed(id, error.unwrap_or(CloseReason::Normal)));
                     }
                 }
                 Stage::Queued(_) => {} // accept() hands it out; the user then sees the error.
@@ -575,16 +539,9 @@ impl Stack {
             local.set_port(self.pick_port(local, None)?);
         }
         if self.listen_map.contains_key(&local) {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{local} is already listening"),
-            ));
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{local} is already listening")));
         }
-        let backlog = if backlog == 0 {
-            self.config.default_backlog
-        } else {
-            backlog
-        };
+        let backlog = if backlog == 0 { self.config.default_backlog } else { backlog };
         let l = Listener {
             addr: local,
             backlog,
@@ -641,18 +598,11 @@ impl Stack {
             .get_mut(l.0 as usize)
             .and_then(|l| l.as_mut())
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such listener"))?;
-        let c = li
-            .accept_queue
-            .pop_front()
-            .ok_or(io::ErrorKind::WouldBlock)?;
+        let c = li.accept_queue.pop_front().ok_or(io::ErrorKind::WouldBlock)?;
         let idx = self.slot_index(c)?;
         let slot = &mut self.slots[idx as usize];
         slot.stage = Stage::User;
-        let remote = slot
-            .tcb
-            .as_ref()
-            .map(|t| t.quad.remote)
-            .ok_or(io::ErrorKind::NotConnected)?;
+        let remote = slot.tcb.as_ref().map(|t| t.quad.remote).ok_or(io::ErrorKind::NotConnected)?;
         Ok((c, remote))
     }
 
@@ -683,10 +633,7 @@ impl Stack {
         if ip.is_unspecified() || self.local_addrs.is_empty() || self.local_addrs.contains(&ip) {
             Ok(())
         } else {
-            Err(io::Error::new(
-                io::ErrorKind::AddrNotAvailable,
-                format!("{ip} is not a local address"),
-            ))
+            Err(io::Error::new(io::ErrorKind::AddrNotAvailable, format!("{ip} is not a local address")))
         }
     }
 
@@ -701,10 +648,7 @@ impl Stack {
                 continue;
             }
             if let Some(r) = remote
-                && self.conns.contains_key(&Quad {
-                    local: cand,
-                    remote: r,
-                })
+                && self.conns.contains_key(&Quad { local: cand, remote: r })
             {
                 continue;
             }
@@ -713,20 +657,12 @@ impl Stack {
             }
             return Ok(p);
         }
-        Err(io::Error::new(
-            io::ErrorKind::AddrInUse,
-            "no free ephemeral port",
-        ))
+        Err(io::Error::new(io::ErrorKind::AddrInUse, "no free ephemeral port"))
     }
 
     /// OPEN, active (RFC 9293 §3.10.1): send a SYN. Port 0 picks an ephemeral port and an
     /// unspecified local address picks the first local address.
-    pub fn connect(
-        &mut self,
-        now: Instant,
-        local: SocketAddr,
-        remote: SocketAddr,
-    ) -> io::Result<ConnId> {
+    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> io::Result<ConnId> {
         if remote.ip().is_unspecified() || remote.port() == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -736,17 +672,9 @@ impl Stack {
         self.check_local_ip(local.ip())?;
         let mut local = local;
         if local.ip().is_unspecified() {
-            let ip = self
-                .local_addrs
-                .iter()
-                .find(|a| a.is_ipv4() == remote.is_ipv4())
-                .copied()
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::AddrNotAvailable,
-                        "no local address to connect from",
-                    )
-                })?;
+            let ip = self.local_addrs.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied().ok_or_else(
+                || io::Error::new(io::ErrorKind::AddrNotAvailable, "no local address to connect from"),
+            )?;
             local.set_ip(ip);
         }
         if local.port() == 0 {
@@ -780,12 +708,7 @@ impl Stack {
     }
 
     /// Run `f` on a live TCB with a context, then settle and mark it for output.
-    fn with_tcb<R>(
-        &mut self,
-        idx: u32,
-        now: Instant,
-        f: impl FnOnce(&mut Tcb, &mut Cx) -> R,
-    ) -> Option<R> {
+    fn with_tcb<R>(&mut self, idx: u32, now: Instant, f: impl FnOnce(&mut Tcb, &mut Cx) -> R) -> Option<R> {
         let r = {
             let slot = &mut self.slots[idx as usize];
             let tcb = slot.tcb.as_mut()?;
@@ -805,8 +728,7 @@ impl Stack {
     /// SEND (RFC 9293 §3.10.2): queue bytes; `WouldBlock` when the buffer is full.
     pub fn send(&mut self, now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;
-        self.with_tcb(idx, now, |t, _| t.user_send(data))
-            .unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+        self.with_tcb(idx, now, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
     }
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
@@ -827,10 +749,7 @@ impl Stack {
     /// RECEIVE without consuming (MSG_PEEK).
     pub fn peek(&mut self, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;
-        let tcb = self.slots[idx as usize]
-            .tcb
-            .as_mut()
-            .ok_or(io::ErrorKind::NotConnected)?;
+        let tcb = self.slots[idx as usize].tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
         tcb.user_recv(buf, true)
     }
 
@@ -858,11 +777,7 @@ impl Stack {
     pub fn close(&mut self, now: Instant, c: ConnId) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
-        if self.slots[idx as usize]
-            .tcb
-            .as_ref()
-            .is_some_and(|t| t.state == State::Closed)
-        {
+        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
             self.free_slot(idx);
             return;
         }
@@ -873,11 +788,7 @@ impl Stack {
     pub fn abort(&mut self, now: Instant, c: ConnId) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
-        if self.slots[idx as usize]
-            .tcb
-            .as_ref()
-            .is_some_and(|t| t.state == State::Closed)
-        {
+        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
             self.free_slot(idx);
             return;
         }
@@ -910,11 +821,7 @@ impl Stack {
     /// SO_KEEPALIVE with its timing; `None` turns keepalive off.
     pub fn set_keepalive(&mut self, c: ConnId, ka: Option<Keepalive>) -> io::Result<()> {
         let idx = self.slot_index(c)?;
-        let now = self.slots[idx as usize]
-            .tcb
-            .as_ref()
-            .map(|t| t.last_rcv_time)
-            .unwrap_or_default();
+        let now = self.slots[idx as usize].tcb.as_ref().map(|t| t.last_rcv_time).unwrap_or_default();
         self.with_tcb(idx, now, |t, cx| {
             t.keepalive = ka;
             t.keepalive_sent = 0;
@@ -962,9 +869,7 @@ impl Stack {
     /// A read would not block: data, end of stream or an error.
     pub fn can_recv(&self, c: ConnId) -> bool {
         match self.tcb(c) {
-            Ok(t) => {
-                t.recvbuf.readable() > 0 || t.fin_rcvd || t.read_shut || t.state == State::Closed
-            }
+            Ok(t) => t.recvbuf.readable() > 0 || t.fin_rcvd || t.read_shut || t.state == State::Closed,
             Err(_) => true,
         }
     }

@@ -243,8 +243,7 @@ mod tests {
 
     fn build(options: TcpOptions, payload: &[&[u8]]) -> Vec<u8> {
         let mut buf = vec![0u8; 1600];
-        let n =
-            emit_ipv4_tcp(&mut buf, &header(options), OptionLayout::Linux, payload).expect("fits");
+        let n = emit_ipv4_tcp(&mut buf, &header(options), OptionLayout::Linux, payload).expect("fits");
         buf.truncate(n);
         buf
     }
@@ -261,8 +260,7 @@ mod tests {
     fn fix_tcp(p: &mut [u8]) {
         let ihl = ((p[0] & 0x0f) as usize) * 4;
         let total = be16(p, 2) as usize;
-        let ph =
-            checksum::pseudo_header_ipv4(addr4(p, 12), addr4(p, 16), p[9], (total - ihl) as u16);
+        let ph = checksum::pseudo_header_ipv4(addr4(p, 12), addr4(p, 16), p[9], (total - ihl) as u16);
         let tcp = &mut p[ihl..total];
         tcp[16..18].fill(0);
         let c = checksum::finish(checksum::sum(tcp, ph));
@@ -300,9 +298,7 @@ mod tests {
             panic!("not tcp");
         };
         let th = tcp.to_header();
-        let want = th
-            .calc_checksum_ipv4(&iph, tcp.payload())
-            .expect("checksum");
+        let want = th.calc_checksum_ipv4(&iph, tcp.payload()).expect("checksum");
         assert_eq!(th.checksum, want);
         assert_eq!(tcp.payload(), b"hello");
         assert_eq!(th.sequence_number, 0xfffffff0);
@@ -312,18 +308,9 @@ mod tests {
     fn emit_rejects_small_buffer_and_ipv6() {
         let h = header(syn_options());
         let mut buf = [0u8; 60 + 4];
-        assert_eq!(
-            emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcd"]),
-            Some(64)
-        );
-        assert_eq!(
-            emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcde"]),
-            None
-        );
-        let h6 = TcpHeaderOut {
-            dst: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            ..h
-        };
+        assert_eq!(emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcd"]), Some(64));
+        assert_eq!(emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcde"]), None);
+        let h6 = TcpHeaderOut { dst: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), ..h };
         assert_eq!(emit_ipv4_tcp(&mut buf, &h6, OptionLayout::Linux, &[]), None);
     }
 
@@ -392,12 +379,7 @@ mod tests {
         p[41] = 3; // MSS length 3
         fix_tcp(&mut p);
         check("bad option", &p, DropReason::BadOption);
-        for addr in [
-            [255, 255, 255, 255],
-            [224, 0, 0, 1],
-            [0, 0, 0, 0],
-            [239, 1, 2, 3],
-        ] {
+        for addr in [[255, 255, 255, 255], [224, 0, 0, 1], [0, 0, 0, 0], [239, 1, 2, 3]] {
             for at in [12, 16] {
                 let mut p = good.clone();
                 p[at..at + 4].copy_from_slice(&addr);

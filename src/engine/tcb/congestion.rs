@@ -93,12 +93,7 @@ impl NewReno {
     /// `initial_window` bytes of cwnd (see [`initial_window`]); ssthresh starts
     /// "arbitrarily high" (RFC 5681 §3.1), here `usize::MAX`.
     pub fn new(initial_window: usize) -> NewReno {
-        NewReno {
-            cwnd: initial_window,
-            ssthresh: usize::MAX,
-            initial_window,
-            bytes_acked: 0,
-        }
+        NewReno { cwnd: initial_window, ssthresh: usize::MAX, initial_window, bytes_acked: 0 }
     }
 }
 
@@ -158,9 +153,7 @@ impl CongestionControl for NewReno {
     fn on_recovery_exit(&mut self, flight_size: usize, smss: usize) {
         // RFC 6582 §3.2 step 3 (full acknowledgments), option 2: avoids a burst when
         // little data is outstanding.
-        self.cwnd = self
-            .ssthresh
-            .min(flight_size.max(smss).saturating_add(smss));
+        self.cwnd = self.ssthresh.min(flight_size.max(smss).saturating_add(smss));
         self.bytes_acked = 0;
     }
 
@@ -226,12 +219,7 @@ pub struct Recovery {
 impl Recovery {
     /// RFC 6582 §3.2 step 1: recover is initialised to the initial send sequence number.
     pub fn new(iss: SeqNum) -> Recovery {
-        Recovery {
-            dup_acks: 0,
-            recover: iss,
-            in_recovery: false,
-            partial_acks: 0,
-        }
+        Recovery { dup_acks: 0, recover: iss, in_recovery: false, partial_acks: 0 }
     }
 
     /// A duplicate ACK (RFC 5681 §2 definition, checked by the caller) with cumulative
@@ -447,10 +435,7 @@ mod tests {
         assert_eq!(r.on_dup_ack(s(2001), s(12001)), DupAckAction::None);
         assert_eq!(r.on_dup_ack(s(2001), s(12001)), DupAckAction::None);
         assert_eq!(r.dup_acks(), 2);
-        assert_eq!(
-            r.on_dup_ack(s(2001), s(12001)),
-            DupAckAction::FastRetransmit
-        );
+        assert_eq!(r.on_dup_ack(s(2001), s(12001)), DupAckAction::FastRetransmit);
         assert!(r.in_recovery());
         assert_eq!(r.recover(), s(12001));
         assert_eq!(r.on_dup_ack(s(2001), s(12001)), DupAckAction::Inflate);
@@ -517,10 +502,7 @@ mod tests {
         for _ in 0..2 {
             assert_eq!(r.on_dup_ack(s(20_000), s(30_000)), DupAckAction::None);
         }
-        assert_eq!(
-            r.on_dup_ack(s(20_000), s(30_000)),
-            DupAckAction::FastRetransmit
-        );
+        assert_eq!(r.on_dup_ack(s(20_000), s(30_000)), DupAckAction::FastRetransmit);
         assert_eq!(r.recover(), s(30_000));
     }
 
@@ -549,9 +531,6 @@ mod tests {
         for _ in 0..2 {
             r.on_dup_ack(ack, ack + 50_000);
         }
-        assert_eq!(
-            r.on_dup_ack(ack, ack + 50_000),
-            DupAckAction::FastRetransmit
-        );
+        assert_eq!(r.on_dup_ack(ack, ack + 50_000), DupAckAction::FastRetransmit);
     }
 }

@@ -66,18 +66,14 @@ impl Tcb {
             self.ts_ok = false;
         }
         let smss = self.eff_mss(cfg);
-        self.cc = Box::new(super::congestion::NewReno::new(
-            super::congestion::initial_window(smss, cfg.initial_window_segments),
-        ));
+        self.cc = Box::new(super::congestion::NewReno::new(super::congestion::initial_window(
+            smss,
+            cfg.initial_window_segments,
+        )));
     }
 
     /// Process one segment. Returns a RST to send statelessly, if the RFC asks for one.
-    pub(crate) fn on_segment(
-        &mut self,
-        cx: &mut Cx,
-        now: Instant,
-        seg: &TcpSegment,
-    ) -> Option<RstReply> {
+    pub(crate) fn on_segment(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
         cx.counters.in_segs += 1;
         self.last_rcv_time = now;
         self.keepalive_sent = 0;
@@ -89,22 +85,14 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.3: SYN-SENT.
-    fn on_segment_syn_sent(
-        &mut self,
-        cx: &mut Cx,
-        now: Instant,
-        seg: &TcpSegment,
-    ) -> Option<RstReply> {
+    fn on_segment_syn_sent(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
         let f = seg.flags;
         // First, check the ACK bit.
         if f.ack() {
             // "If SEG.ACK =< ISS or SEG.ACK > SND.NXT, send a reset (unless the RST bit is set)"
             if seg.ack.le(self.snd.iss) || seg.ack.gt(self.snd_max) {
                 cx.counters.drop(DropReason::BadAck);
-                return (!f.rst()).then_some(RstReply {
-                    seq: seg.ack,
-                    ack: None,
-                });
+                return (!f.rst()).then_some(RstReply { seq: seg.ack, ack: None });
             }
         }
         // Second, check the RST bit.
@@ -161,11 +149,7 @@ impl Tcb {
             // "Data or controls that were queued for transmission may be included." Data
             // in the SYN-ACK itself is processed at the sixth step and later.
             if !seg.payload.is_empty() || f.fin() {
-                let seg2 = TcpSegment {
-                    seq: seg.seq + 1,
-                    flags: f,
-                    ..*seg
-                };
+                let seg2 = TcpSegment { seq: seg.seq + 1, flags: f, ..*seg };
                 self.process_text_and_fin(cx, now, &seg2);
             }
         } else {
@@ -180,12 +164,7 @@ impl Tcb {
     }
 
     /// RFC 9293 §3.10.7.4: SYN-RECEIVED through TIME-WAIT.
-    fn on_segment_synchronized(
-        &mut self,
-        cx: &mut Cx,
-        now: Instant,
-        seg: &TcpSegment,
-    ) -> Option<RstReply> {
+    fn on_segment_synchronized(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
         let f = seg.flags;
         let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
 
@@ -208,11 +187,7 @@ impl Tcb {
             //  reply (unless the RST bit is set)". A duplicate wholly below RCV.NXT is a
             //  D-SACK candidate (RFC 2883 §4).
             if !f.rst() {
-                if !seg.payload.is_empty()
-                    && seg.seq.lt(self.rcv.nxt)
-                    && cx.cfg.dsack
-                    && self.sack_ok
-                {
+                if !seg.payload.is_empty() && seg.seq.lt(self.rcv.nxt) && cx.cfg.dsack && self.sack_ok {
                     let end = seg.seq + seg.payload.len() as u32;
                     self.dsack = Some((seg.seq, end.min(self.rcv.nxt)));
                 }
@@ -240,8 +215,7 @@ impl Tcb {
 
         // Fourth, check the SYN bit.
         if f.syn() {
-            if self.state == State::SynReceived && self.passive.is_some() && seg.seq == self.rcv.irs
-            {
+            if self.state == State::SynReceived && self.passive.is_some() && seg.seq == self.rcv.irs {
                 // Retransmitted SYN: answer with the SYN-ACK again (RFC 9293 §3.10.7.4 via the
                 // acceptability test's allowance; Linux and FreeBSD do the same).
                 self.send_syn = true;
@@ -256,10 +230,7 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply {
-                seq: self.snd.nxt,
-                ack: None,
-            });
+            return Some(RstReply { seq: self.snd.nxt, ack: None });
         }
 
         // Fifth, check the ACK field.
@@ -286,12 +257,7 @@ impl Tcb {
         }
 
         // Sixth, check the URG bit.
-        if f.urg()
-            && matches!(
-                self.state,
-                State::Established | State::FinWait1 | State::FinWait2
-            )
-        {
+        if f.urg() && matches!(self.state, State::Established | State::FinWait1 | State::FinWait2) {
             // "RCV.UP <- max(RCV.UP,SEG.UP)" — the data stays inline (RFC 6093).
             let up = seg.seq + seg.urgent as u32;
             self.rcv.up = self.rcv.up.max(up);
@@ -363,12 +329,7 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.4 "fifth, check the ACK field". Returns Some(reply) to stop
     /// processing this segment (with an optional RST to send).
-    fn process_ack(
-        &mut self,
-        cx: &mut Cx,
-        now: Instant,
-        seg: &TcpSegment,
-    ) -> Option<Option<RstReply>> {
+    fn process_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<Option<RstReply>> {
         if self.state == State::SynReceived {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"
             if self.snd.una.lt(seg.ack) && seg.ack.le(self.snd_max) {
@@ -383,10 +344,7 @@ impl Tcb {
                 // "If the segment acknowledgment is not acceptable, form a reset segment
                 //  <SEQ=SEG.ACK><CTL=RST> and send it."
                 cx.counters.drop(DropReason::BadAck);
-                return Some(Some(RstReply {
-                    seq: seg.ack,
-                    ack: None,
-                }));
+                return Some(Some(RstReply { seq: seg.ack, ack: None }));
             }
         }
 
@@ -633,11 +591,7 @@ impl Tcb {
         let had_ooo = self.recvbuf.ooo_bytes() > 0;
         let advanced = if self.read_shut {
             // shutdown(Read): acknowledge and discard in-order data.
-            if offset == 0 {
-                data.len().min(self.recvbuf.window())
-            } else {
-                0
-            }
+            if offset == 0 { data.len().min(self.recvbuf.window()) } else { 0 }
         } else {
             self.recvbuf.write(offset, data)
         };

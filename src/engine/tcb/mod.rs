@@ -1,8 +1,5 @@
 //! The Transmission Control Block and its state machine (RFC 9293 §3.3.2).
 
-pub mod congestion;
-pub mod rtt;
-
 /// The 11 connection states of RFC 9293 §3.3.2.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum State {
@@ -53,10 +50,7 @@ impl State {
 
     /// States after the handshake completed (RFC 9293 §3.5 "synchronized").
     pub fn is_synchronized(self) -> bool {
-        !matches!(
-            self,
-            State::Closed | State::Listen | State::SynSent | State::SynReceived
-        )
+        !matches!(self, State::Closed | State::Listen | State::SynSent | State::SynReceived)
     }
 }
 
@@ -259,15 +253,7 @@ impl Tcb {
             id,
             quad,
             state,
-            snd: SendSeq {
-                una: iss,
-                nxt: iss,
-                wnd: 0,
-                up: iss,
-                wl1: SeqNum(0),
-                wl2: SeqNum(0),
-                iss,
-            },
+            snd: SendSeq { una: iss, nxt: iss, wnd: 0, up: iss, wl1: SeqNum(0), wl2: SeqNum(0), iss },
             rcv: RecvSeq::default(),
             snd_max: iss,
             max_snd_wnd: 0,
@@ -314,10 +300,7 @@ impl Tcb {
             send_rst: false,
             last_ooo: None,
             dsack: None,
-            cc: Box::new(NewReno::new(initial_window(
-                smss,
-                cfg.initial_window_segments,
-            ))),
+            cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
             error: None,
@@ -330,13 +313,7 @@ impl Tcb {
     }
 
     /// OPEN, active (RFC 9293 §3.10.1): CLOSED → SYN-SENT, a SYN is queued.
-    pub(crate) fn new_active(
-        cfg: &Config,
-        id: ConnId,
-        quad: Quad,
-        iss: SeqNum,
-        now: Instant,
-    ) -> Tcb {
+    pub(crate) fn new_active(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant) -> Tcb {
         let mut tcb = Tcb::new(cfg, id, quad, iss, now, State::SynSent);
         tcb.send_syn = true;
         tcb
@@ -358,12 +335,7 @@ impl Tcb {
         let from = self.state;
         self.state = to;
         if cx.cfg.trace_states {
-            cx.events.push_back(Event::StateChange {
-                conn: self.id,
-                quad: self.quad,
-                from,
-                to,
-            });
+            cx.events.push_back(Event::StateChange { conn: self.id, quad: self.quad, from, to });
         }
         match to {
             State::Established if from == State::SynSent || from == State::SynReceived => {
@@ -398,11 +370,7 @@ impl Tcb {
     #[inline]
     pub(crate) fn buf_seq(&self) -> SeqNum {
         // The SYN occupies ISS; data starts at ISS+1 until the SYN is acknowledged.
-        if self.snd.una == self.snd.iss {
-            self.snd.iss + 1
-        } else {
-            self.snd.una
-        }
+        if self.snd.una == self.snd.iss { self.snd.iss + 1 } else { self.snd.una }
     }
 
     /// Sequence number our FIN occupies, once CLOSE was issued.
@@ -411,8 +379,7 @@ impl Tcb {
         if self.fin_acked_flag {
             return Some(self.snd.una - 1);
         }
-        self.fin_queued
-            .then(|| self.buf_seq() + self.sendbuf.len() as u32)
+        self.fin_queued.then(|| self.buf_seq() + self.sendbuf.len() as u32)
     }
 
     /// Our FIN has been acknowledged.
@@ -446,8 +413,7 @@ impl Tcb {
     }
 
     pub(crate) fn status(&self) -> Status {
-        let options =
-            (self.ts_ok as u8) | ((self.sack_ok as u8) << 1) | ((self.wscale_ok as u8) << 2);
+        let options = (self.ts_ok as u8) | ((self.sack_ok as u8) << 1) | ((self.wscale_ok as u8) << 2);
         let sent_off = self.snd.nxt.since(self.buf_seq()) as usize;
         Status {
             state: self.state,

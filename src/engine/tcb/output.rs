@@ -18,12 +18,7 @@ struct Plan {
 
 impl Tcb {
     /// Write the next segment this TCB wants to send into `buf`. Returns its length.
-    pub(crate) fn poll_transmit(
-        &mut self,
-        cx: &mut Cx,
-        now: Instant,
-        buf: &mut [u8],
-    ) -> Option<usize> {
+    pub(crate) fn poll_transmit(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.send_rst {
             return self.emit_rst(cx, now, buf);
         }
@@ -32,17 +27,7 @@ impl Tcb {
                 // TIME-WAIT only re-acknowledges a retransmitted FIN.
                 if self.state == State::TimeWait && self.ack_now {
                     let seq = self.snd.nxt;
-                    return self.emit(
-                        cx,
-                        now,
-                        buf,
-                        Plan {
-                            seq,
-                            flags: TcpFlags::ACK,
-                            off: 0,
-                            len: 0,
-                        },
-                    );
+                    return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
                 }
                 return None;
             }
@@ -69,31 +54,11 @@ impl Tcb {
             self.send_keepalive = false;
             cx.counters.keepalive_probes += 1;
             let seq = self.snd.nxt - 1;
-            return self.emit(
-                cx,
-                now,
-                buf,
-                Plan {
-                    seq,
-                    flags: TcpFlags::ACK,
-                    off: 0,
-                    len: 0,
-                },
-            );
+            return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         if self.ack_now || self.window_update_due() {
             let seq = self.snd.nxt;
-            return self.emit(
-                cx,
-                now,
-                buf,
-                Plan {
-                    seq,
-                    flags: TcpFlags::ACK,
-                    off: 0,
-                    len: 0,
-                },
-            );
+            return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         None
     }
@@ -104,12 +69,7 @@ impl Tcb {
         let synced = self.state != State::SynSent && self.state != State::Closed;
         let n = if synced {
             let flags = TcpFlags::RST | TcpFlags::ACK;
-            let plan = Plan {
-                seq: self.snd.nxt,
-                flags,
-                off: 0,
-                len: 0,
-            };
+            let plan = Plan { seq: self.snd.nxt, flags, off: 0, len: 0 };
             self.emit(cx, now, buf, plan)
         } else {
             None
@@ -125,10 +85,7 @@ impl Tcb {
     fn emit_syn(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let cfg = cx.cfg;
         let active = self.state == State::SynSent;
-        let mut opts = TcpOptions {
-            mss: Some(self.rcv_mss),
-            ..TcpOptions::default()
-        };
+        let mut opts = TcpOptions { mss: Some(self.rcv_mss), ..TcpOptions::default() };
         // Offer only what the peer offered, when answering (RFC 7323 §2.2, RFC 2018 §2).
         if cfg.window_scale && (active || self.wscale_ok) {
             opts.window_scale = Some(cfg.wscale_for(self.recvbuf.capacity()));
@@ -197,11 +154,7 @@ impl Tcb {
             return None;
         }
         let off = self.snd.una.since(self.buf_seq()) as usize;
-        let len = self
-            .sendbuf
-            .len()
-            .saturating_sub(off)
-            .min(self.eff_mss(cx.cfg));
+        let len = self.sendbuf.len().saturating_sub(off).min(self.eff_mss(cx.cfg));
         let mut flags = TcpFlags::ACK;
         if let Some(fs) = self.fin_seq()
             && self.snd.una + len as u32 == fs
@@ -217,12 +170,7 @@ impl Tcb {
         }
         self.retransmits += 1;
         cx.counters.retrans_segs += 1;
-        Some(Plan {
-            seq: self.snd.una,
-            flags,
-            off,
-            len,
-        })
+        Some(Plan { seq: self.snd.una, flags, off, len })
     }
 
     /// New (or go-back-N re-sent) data and FIN, under the windows, with Nagle and
@@ -230,11 +178,7 @@ impl Tcb {
     fn plan_data(&mut self, cx: &mut Cx, now: Instant) -> Option<Plan> {
         if !matches!(
             self.state,
-            State::Established
-                | State::CloseWait
-                | State::FinWait1
-                | State::Closing
-                | State::LastAck
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
         ) {
             return None;
         }
@@ -250,8 +194,7 @@ impl Tcb {
             return None;
         }
         // RFC 5681 §4.1: restart from the initial window after an idle period of one RTO.
-        if self.snd.una == self.snd_max && now.saturating_since(self.last_snd_time) > self.rtt.rto()
-        {
+        if self.snd.una == self.snd_max && now.saturating_since(self.last_snd_time) > self.rtt.rto() {
             self.cc.on_idle_restart(self.eff_mss(cx.cfg));
         }
         let mss = self.eff_mss(cx.cfg);
@@ -301,20 +244,12 @@ impl Tcb {
             self.retransmits += 1;
             cx.counters.retrans_segs += 1;
         }
-        Some(Plan {
-            seq: self.snd.nxt,
-            flags,
-            off,
-            len,
-        })
+        Some(Plan { seq: self.snd.nxt, flags, off, len })
     }
 
     /// Start the persist timer when a zero window blocks queued data (RFC 9293 §3.8.6.1).
     fn arm_persist(&mut self, now: Instant, unsent: usize) {
-        if unsent > 0
-            && self.snd.wnd == 0
-            && self.snd.una == self.snd_max
-            && self.persist_deadline.is_none()
+        if unsent > 0 && self.snd.wnd == 0 && self.snd.una == self.snd_max && self.persist_deadline.is_none()
         {
             let shift = self.persist_backoff.min(10);
             let d = (self.rtt.rto() * (1 << shift)).min(Duration::from_secs(60));
@@ -337,18 +272,10 @@ impl Tcb {
     /// The window field for a non-SYN segment, and the bookkeeping of what we advertised.
     fn advertise_window(&mut self) -> u16 {
         let cur = self.rcv_wnd_now() as usize;
-        let free = if self.read_shut {
-            self.recvbuf.capacity()
-        } else {
-            self.recvbuf.window()
-        };
+        let free = if self.read_shut { self.recvbuf.capacity() } else { self.recvbuf.window() };
         let step = (self.recvbuf.capacity() / 2).min(self.rcv_mss as usize);
         // Receiver SWS avoidance: grow only by useful amounts; never shrink the right edge.
-        let wnd = if free >= cur + step || free == self.recvbuf.capacity() {
-            free
-        } else {
-            cur
-        };
+        let wnd = if free >= cur + step || free == self.recvbuf.capacity() { free } else { cur };
         let field = (wnd >> self.rcv_wscale).min(65535) as u32;
         let adv = self.rcv.nxt + (field << self.rcv_wscale);
         if adv.gt(self.rcv_adv) {
@@ -419,11 +346,7 @@ impl Tcb {
             src_port: self.quad.local.port(),
             dst_port: self.quad.remote.port(),
             seq: plan.seq,
-            ack: if plan.flags.ack() {
-                self.rcv.nxt
-            } else {
-                SeqNum(0)
-            },
+            ack: if plan.flags.ack() { self.rcv.nxt } else { SeqNum(0) },
             flags: plan.flags,
             window,
             urgent: 0,

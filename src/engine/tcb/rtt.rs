@@ -89,23 +89,15 @@ impl RttEstimator {
     fn compute_rto(&self) -> u64 {
         let srtt = self.srtt_us.unwrap_or(0);
         let var_term = (K * self.rttvar_us).max(micros(CLOCK_GRANULARITY));
-        srtt.saturating_add(var_term)
-            .clamp(self.min_rto_us, self.max_rto_us)
+        srtt.saturating_add(var_term).clamp(self.min_rto_us, self.max_rto_us)
     }
 
     /// The current RTO, including backoff: the base RTO doubled once per expiry
     /// (RFC 6298 (5.5)), capped at `max_rto` (RFC 6298 (2.5)).
     pub fn rto(&self) -> Duration {
-        let backed = self
-            .base_rto_us
-            .checked_shl(self.backoff_shift)
-            .unwrap_or(u64::MAX);
+        let backed = self.base_rto_us.checked_shl(self.backoff_shift).unwrap_or(u64::MAX);
         // A shift can lose high bits without overflowing `checked_shl`; detect that too.
-        let backed = if backed >> self.backoff_shift != self.base_rto_us {
-            u64::MAX
-        } else {
-            backed
-        };
+        let backed = if backed >> self.backoff_shift != self.base_rto_us { u64::MAX } else { backed };
         Duration::from_micros(backed.min(self.max_rto_us))
     }
 
@@ -179,14 +171,8 @@ mod tests {
 
     #[test]
     fn initial_rto_is_clamped() {
-        assert_eq!(
-            RttEstimator::new(ms(50), ms(200), ms(60_000)).rto(),
-            ms(200)
-        );
-        assert_eq!(
-            RttEstimator::new(ms(90_000), ms(200), ms(60_000)).rto(),
-            ms(60_000)
-        );
+        assert_eq!(RttEstimator::new(ms(50), ms(200), ms(60_000)).rto(), ms(200));
+        assert_eq!(RttEstimator::new(ms(90_000), ms(200), ms(60_000)).rto(), ms(60_000));
     }
 
     #[test]

@@ -65,11 +65,7 @@ impl Tcb {
         self.retries += 1;
         self.timeouts += 1;
         cx.counters.timeouts += 1;
-        let limit = if handshake {
-            cx.cfg.syn_retries
-        } else {
-            cx.cfg.data_retries
-        };
+        let limit = if handshake { cx.cfg.syn_retries } else { cx.cfg.data_retries };
         if self.retries > limit {
             // RFC 1122 §4.2.3.5: R2 reached, close the connection and tell the user.
             if handshake {
@@ -129,8 +125,7 @@ impl Tcb {
             }
             self.keepalive_sent += 1;
             self.send_keepalive = true;
-            self.keepalive_deadline =
-                Some(self.last_rcv_time + ka.idle + ka.interval * self.keepalive_sent);
+            self.keepalive_deadline = Some(self.last_rcv_time + ka.idle + ka.interval * self.keepalive_sent);
         } else {
             self.keepalive_deadline = Some(due);
         }

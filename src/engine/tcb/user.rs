@@ -18,10 +18,7 @@ impl Tcb {
     pub(crate) fn user_send(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.fin_queued || self.user_closed {
             // "error: connection closing" — std reports EPIPE.
-            return Err(io::Error::new(
-                io::ErrorKind::BrokenPipe,
-                "write after shutdown",
-            ));
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown"));
         }
         match self.state {
             State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
@@ -32,10 +29,7 @@ impl Tcb {
                 });
             }
             _ => {
-                return Err(io::Error::new(
-                    io::ErrorKind::BrokenPipe,
-                    "connection closing",
-                ));
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection closing"));
             }
         }
         if data.is_empty() {
@@ -57,11 +51,7 @@ impl Tcb {
             if buf.is_empty() {
                 return Ok(0);
             }
-            let n = if peek {
-                self.recvbuf.peek(buf)
-            } else {
-                self.recvbuf.read(buf)
-            };
+            let n = if peek { self.recvbuf.peek(buf) } else { self.recvbuf.read(buf) };
             return Ok(n);
         }
         if self.fin_rcvd {
