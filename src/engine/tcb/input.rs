@@ -230,7 +230,7 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply { seq: self.snd.nxt, ack: None });
+            return Some(RstReply { seq: self.snd_max, ack: None });
         }
 
         // Fifth, check the ACK field.
