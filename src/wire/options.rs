@@ -98,6 +98,20 @@ fn be32(b: &[u8]) -> u32 {
 /// an illegal option length"); EOL ends parsing; duplicate options: the last one wins.
 pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
     let mut opts = TcpOptions::default();
+    parse_into(area, &mut opts)?;
+    Ok(opts)
+}
+
+/// [`parse`] into an existing (default-initialised) `TcpOptions`, so the packet parser can
+/// fill the segment it returns in place.
+#[inline(always)]
+pub fn parse_into(area: &[u8], opts: &mut TcpOptions) -> Result<(), DropReason> {
+    // Fast path for the layout nearly every data segment carries (RFC 7323 Appendix A:
+    // NOP, NOP, TS aligned on a 32-bit boundary).
+    if area.len() == 12 && area[..4] == [KIND_NOP, KIND_NOP, KIND_TIMESTAMPS, 10] {
+        opts.timestamps = Some((be32(&area[4..8]), be32(&area[8..12])));
+        return Ok(());
+    }
     let mut i = 0usize;
     while i < area.len() {
         let kind = area[i];
@@ -160,7 +174,7 @@ pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
         }
         i += len;
     }
-    Ok(opts)
+    Ok(())
 }
 
 /// Options laid out on the wire: at most 40 bytes, padded to a multiple of 4.

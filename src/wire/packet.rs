@@ -128,12 +128,8 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
     if !checksum::verify(tcp, pseudo) {
         return Err(DropReason::BadTcpChecksum);
     }
-    let options = options::parse(&tcp[TCP_HEADER_LEN..doff])?;
     let (src4, dst4) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
-    if bad_address(src4) || bad_address(dst4) {
-        return Err(DropReason::BadAddress);
-    }
-    Ok(TcpSegment {
+    let mut seg = TcpSegment {
         src: IpAddr::V4(src4),
         dst: IpAddr::V4(dst4),
         src_port: be16(tcp, 0),
@@ -143,9 +139,15 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
         flags: TcpFlags(tcp[13]),
         window: be16(tcp, 14),
         urgent: be16(tcp, 18),
-        options,
+        options: TcpOptions::default(),
         payload: &tcp[doff..],
-    })
+    };
+    // Filled in place: avoids building the options on the stack and copying them.
+    options::parse_into(&tcp[TCP_HEADER_LEN..doff], &mut seg.options)?;
+    if bad_address(src4) || bad_address(dst4) {
+        return Err(DropReason::BadAddress);
+    }
+    Ok(seg)
 }
 
 /// Write a complete IPv4 + TCP packet into `buf`: a 20-byte IPv4 header (DF set, no
