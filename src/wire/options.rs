@@ -155,7 +155,7 @@ pub fn parse_into(area: &[u8], opts: &mut TcpOptions) -> Result<(), DropReason> 
             }
             // RFC 2018 §3: SACK, length 2 + 8n, n = 1..=4 (fits in 40 bytes).
             KIND_SACK => {
-                if (len - 2) % 8 != 0 || !(10..=34).contains(&len) {
+                if !(len - 2).is_multiple_of(8) || !(10..=34).contains(&len) {
                     return Err(DropReason::BadOption);
                 }
                 opts.sack.clear();
@@ -274,7 +274,7 @@ pub fn encode(opts: &TcpOptions, layout: OptionLayout) -> EncodedOptions {
         }
     }
     // RFC 9293 §3.1: the header is padded with zeros (EOL) to a 32-bit boundary.
-    while w.len % 4 != 0 {
+    while !w.len.is_multiple_of(4) {
         w.put(&[KIND_EOL]);
     }
     w
