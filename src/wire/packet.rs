@@ -331,6 +331,14 @@ mod tests {
             emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcde"]),
             None
         );
+        // IPv4 total length is 16 bits: 40 + 65496 bytes is the most that fits.
+        let big = vec![0u8; 65535 - 40];
+        let mut huge = vec![0u8; 70000];
+        let plain = header(TcpOptions::default());
+        let emit = |buf: &mut [u8], p: &[&[u8]]| emit_ipv4_tcp(buf, &plain, OptionLayout::Linux, p);
+        assert_eq!(emit(&mut huge, &[&big]), Some(65535));
+        assert!(parse_ipv4_tcp(&huge[..65535]).is_ok());
+        assert_eq!(emit(&mut huge, &[&big, b"x"]), None);
         let h6 = TcpHeaderOut {
             dst: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
             ..h
