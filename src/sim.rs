@@ -182,6 +182,7 @@ impl App {
     fn all_acked(&self) -> bool {
         let Some(c) = self.conn else { return false };
         self.sent == self.to_send
+            && self.stack.state(c).is_some_and(|s| s.is_synchronized())
             && self.stack.status(c).map(|s| s.bytes_in_flight == 0 && s.bytes_unsent == 0).unwrap_or(false)
     }
 
@@ -204,7 +205,13 @@ impl App {
                 Event::StateChange { from, to, .. } => {
                     self.states.push(to);
                     if let Some(t) = trace.as_deref_mut() {
-                        let _ = writeln!(t, "{:>11} {name}  state {} -> {}", crate::trace::fmt_time(now), from, to);
+                        let _ = writeln!(
+                            t,
+                            "{:>11} {name}  state {} -> {}",
+                            crate::trace::fmt_time(now),
+                            from,
+                            to
+                        );
                     }
                 }
                 Event::Closed(_, reason) => self.close_reason = Some(reason),
@@ -232,7 +239,11 @@ impl App {
 }
 
 /// Run one simulation. With `trace`, one line per segment and per state transition.
-pub fn run(cfg: &SimConfig, mut trace: Option<&mut dyn Write>, mut pcap: Option<&mut PcapWriter<Box<dyn Write>>>) -> SimReport {
+pub fn run(
+    cfg: &SimConfig,
+    mut trace: Option<&mut dyn Write>,
+    mut pcap: Option<&mut PcapWriter<Box<dyn Write>>>,
+) -> SimReport {
     let mut engine_a = cfg.engine.clone();
     engine_a.trace_states = true;
     let mut secret = cfg.seed.to_le_bytes().to_vec();
@@ -252,7 +263,8 @@ pub fn run(cfg: &SimConfig, mut trace: Option<&mut dyn Write>, mut pcap: Option<
         match cfg.open {
             OpenMode::Normal => {
                 b.listener = Some(b.stack.listen(SocketAddr::new(ADDR_B, 80), 8)?);
-                a.conn = Some(a.stack.connect(now, SocketAddr::new(ADDR_A, 0), SocketAddr::new(ADDR_B, 80))?);
+                a.conn =
+                    Some(a.stack.connect(now, SocketAddr::new(ADDR_A, 0), SocketAddr::new(ADDR_B, 80))?);
             }
             OpenMode::Simultaneous => {
                 let (pa, pb) = (SocketAddr::new(ADDR_A, 5000), SocketAddr::new(ADDR_B, 6000));
@@ -349,7 +361,10 @@ pub fn run(cfg: &SimConfig, mut trace: Option<&mut dyn Write>, mut pcap: Option<
             continue;
         }
         // Advance virtual time to the next thing that happens.
-        let next = [a.stack.poll_timeout(), b.stack.poll_timeout(), link.next_delivery()].into_iter().flatten().min();
+        let next = [a.stack.poll_timeout(), b.stack.poll_timeout(), link.next_delivery()]
+            .into_iter()
+            .flatten()
+            .min();
         match next {
             Some(t) if t <= deadline => {
                 if t > now {
@@ -387,7 +402,8 @@ pub fn run(cfg: &SimConfig, mut trace: Option<&mut dyn Write>, mut pcap: Option<
             failure = Some("not all data was sent".into());
         } else if ra.final_state != State::Closed || rb.final_state != State::Closed {
             failure = Some(format!("final states {} / {}", ra.final_state, rb.final_state));
-        } else if ra.close_reason != Some(CloseReason::Normal) || rb.close_reason != Some(CloseReason::Normal) {
+        } else if ra.close_reason != Some(CloseReason::Normal) || rb.close_reason != Some(CloseReason::Normal)
+        {
             failure = Some(format!("close reasons {:?} / {:?}", ra.close_reason, rb.close_reason));
         }
     }

@@ -180,7 +180,7 @@ pub fn emit_ipv4_tcp(
     let w_src = u32::from_be_bytes(src);
     let w_dst = u32::from_be_bytes(dst);
     let ip_words = [
-        0x4500_0000 | total_len as u32, // version 4, IHL 5, TOS 0, total length
+        0x4500_0000 | total_len as u32,  // version 4, IHL 5, TOS 0, total length
         (h.ip_id as u32) << 16 | 0x4000, // id, DF set, fragment offset 0
         (h.ttl as u32) << 24 | (PROTO_TCP as u32) << 16, // TTL, protocol, checksum 0
         w_src,
@@ -319,14 +319,8 @@ mod tests {
     fn emit_rejects_small_buffer_and_ipv6() {
         let h = header(syn_options());
         let mut buf = [0u8; 60 + 4];
-        assert_eq!(
-            emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcd"]),
-            Some(64)
-        );
-        assert_eq!(
-            emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcde"]),
-            None
-        );
+        assert_eq!(emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcd"]), Some(64));
+        assert_eq!(emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcde"]), None);
         // IPv4 total length is 16 bits: 40 + 65496 bytes is the most that fits.
         let big = vec![0u8; 65535 - 40];
         let mut huge = vec![0u8; 70000];
@@ -335,10 +329,7 @@ mod tests {
         assert_eq!(emit(&mut huge, &[&big]), Some(65535));
         assert!(parse_ipv4_tcp(&huge[..65535]).is_ok());
         assert_eq!(emit(&mut huge, &[&big, b"x"]), None);
-        let h6 = TcpHeaderOut {
-            dst: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
-            ..h
-        };
+        let h6 = TcpHeaderOut { dst: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), ..h };
         assert_eq!(emit_ipv4_tcp(&mut buf, &h6, OptionLayout::Linux, &[]), None);
     }
 

@@ -27,7 +27,10 @@ usage: utcp sim [options]
 pub fn run_cli(argv: &[String]) -> i32 {
     let args = match Args::parse(
         argv,
-        &["bytes", "loss", "reorder", "dup", "corrupt", "delay", "jitter", "rate", "seed", "close", "open", "pcap"],
+        &[
+            "bytes", "loss", "reorder", "dup", "corrupt", "delay", "jitter", "rate", "seed", "close", "open",
+            "pcap",
+        ],
     ) {
         Ok(a) => a,
         Err(e) => {

@@ -357,6 +357,10 @@ impl Tcb {
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[a, b])?;
         cx.counters.out_segs += 1;
+        if plan.len > 0 && plan.seq.lt(self.snd_max) {
+            // A retransmission: echoes of earlier TSvals are ambiguous from now on.
+            self.rtx_tsval = options.timestamps.map(|(v, _)| v);
+        }
 
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {
