@@ -7,13 +7,8 @@ const HALF: u32 = 0x8000_0000;
 
 /// Sequence numbers biased towards the interesting edges: near 0, near 2^32, near 2^31.
 fn seq() -> impl Strategy<Value = SeqNum> {
-    prop_oneof![
-        any::<u32>(),
-        0u32..64,
-        (u32::MAX - 63)..=u32::MAX,
-        (HALF - 32)..(HALF + 32),
-    ]
-    .prop_map(SeqNum)
+    prop_oneof![any::<u32>(), 0u32..64, (u32::MAX - 63)..=u32::MAX, (HALF - 32)..(HALF + 32),]
+        .prop_map(SeqNum)
 }
 
 /// A forward distance in `(0, 2^31)`, biased towards both ends.

@@ -23,52 +23,37 @@ fn arb_options() -> impl Strategy<Value = TcpOptions> {
             for (a, b) in blocks {
                 sack.push(SeqNum(a), SeqNum(b));
             }
-            TcpOptions {
-                mss,
-                window_scale,
-                sack_permitted,
-                timestamps,
-                sack,
-            }
+            TcpOptions { mss, window_scale, sack_permitted, timestamps, sack }
         })
 }
 
 fn arb_unicast() -> impl Strategy<Value = Ipv4Addr> {
     // 1.0.0.0 ..= 223.255.255.255: never unspecified, multicast or broadcast.
-    (1u8..=223, any::<u8>(), any::<u8>(), any::<u8>())
-        .prop_map(|(a, b, c, d)| Ipv4Addr::new(a, b, c, d))
+    (1u8..=223, any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, b, c, d)| Ipv4Addr::new(a, b, c, d))
 }
 
 fn arb_header() -> impl Strategy<Value = TcpHeaderOut> {
     (
         (arb_unicast(), arb_unicast(), any::<u16>(), any::<u16>()),
-        (
-            any::<u32>(),
-            any::<u32>(),
-            any::<u8>(),
-            any::<u16>(),
-            any::<u16>(),
-        ),
+        (any::<u32>(), any::<u32>(), any::<u8>(), any::<u16>(), any::<u16>()),
         (arb_options(), any::<u8>(), any::<u16>()),
     )
-        .prop_map(
-            |((src, dst, sp, dp), (seq, ack, flags, window, urgent), (options, ttl, ip_id))| {
-                TcpHeaderOut {
-                    src: IpAddr::V4(src),
-                    dst: IpAddr::V4(dst),
-                    src_port: sp,
-                    dst_port: dp,
-                    seq: SeqNum(seq),
-                    ack: SeqNum(ack),
-                    flags: TcpFlags(flags),
-                    window,
-                    urgent,
-                    options,
-                    ttl,
-                    ip_id,
-                }
-            },
-        )
+        .prop_map(|((src, dst, sp, dp), (seq, ack, flags, window, urgent), (options, ttl, ip_id))| {
+            TcpHeaderOut {
+                src: IpAddr::V4(src),
+                dst: IpAddr::V4(dst),
+                src_port: sp,
+                dst_port: dp,
+                seq: SeqNum(seq),
+                ack: SeqNum(ack),
+                flags: TcpFlags(flags),
+                window,
+                urgent,
+                options,
+                ttl,
+                ip_id,
+            }
+        })
 }
 
 fn arb_layout() -> impl Strategy<Value = OptionLayout> {
@@ -200,14 +185,8 @@ fn check_accepted(input: &[u8]) -> bool {
     match parse_ipv4_tcp(input) {
         Ok(s) => {
             let start = s.payload.as_ptr() as usize - input.as_ptr() as usize;
-            assert!(
-                start + s.payload.len() <= input.len(),
-                "payload inside the input"
-            );
-            assert!(
-                s.options.window_scale.is_none_or(|w| w <= 14),
-                "wscale clamped"
-            );
+            assert!(start + s.payload.len() <= input.len(), "payload inside the input");
+            assert!(s.options.window_scale.is_none_or(|w| w <= 14), "wscale clamped");
             true
         }
         Err(_) => false,
@@ -255,11 +234,7 @@ fn fuzz_mutations_of_valid_packets_no_panic() {
     let mut sack = SackBlocks::new();
     sack.push(SeqNum(10), SeqNum(20));
     sack.push(SeqNum(30), SeqNum(40));
-    let data = TcpOptions {
-        timestamps: Some((3, 4)),
-        sack,
-        ..TcpOptions::default()
-    };
+    let data = TcpOptions { timestamps: Some((3, 4)), sack, ..TcpOptions::default() };
     let mut seeds = Vec::new();
     for (opts, layout, payload) in [
         (syn, OptionLayout::Linux, &b""[..]),
@@ -340,10 +315,7 @@ fn fuzz_mutations_of_valid_packets_no_panic() {
             rejected += 1;
         }
     }
-    assert!(
-        accepted > 1000 && rejected > 1000,
-        "accepted {accepted} rejected {rejected}"
-    );
+    assert!(accepted > 1000 && rejected > 1000, "accepted {accepted} rejected {rejected}");
 }
 
 #[test]
@@ -355,11 +327,7 @@ fn fuzz_options_parser_no_panic() {
         let len = rng.below(41);
         for b in &mut area[..len] {
             // Bias toward small values so known kinds and short lengths are common.
-            *b = if rng.below(2) == 0 {
-                (rng.next() % 12) as u8
-            } else {
-                rng.next() as u8
-            };
+            *b = if rng.below(2) == 0 { (rng.next() % 12) as u8 } else { rng.next() as u8 };
         }
         if let Ok(o) = options::parse(&area[..len]) {
             parsed += 1;

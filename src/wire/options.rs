@@ -24,10 +24,7 @@ pub struct SackBlocks {
 
 impl SackBlocks {
     pub const fn new() -> Self {
-        SackBlocks {
-            blocks: [(SeqNum(0), SeqNum(0)); 4],
-            len: 0,
-        }
+        SackBlocks { blocks: [(SeqNum(0), SeqNum(0)); 4], len: 0 }
     }
     /// Append a block; returns false when all four slots are used.
     pub fn push(&mut self, start: SeqNum, end: SeqNum) -> bool {
@@ -98,6 +95,20 @@ fn be32(b: &[u8]) -> u32 {
 /// an illegal option length"); EOL ends parsing; duplicate options: the last one wins.
 pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
     let mut opts = TcpOptions::default();
+    parse_into(area, &mut opts)?;
+    Ok(opts)
+}
+
+/// [`parse`] into an existing (default-initialised) `TcpOptions`, so the packet parser can
+/// fill the segment it returns in place.
+#[inline(always)]
+pub fn parse_into(area: &[u8], opts: &mut TcpOptions) -> Result<(), DropReason> {
+    // Fast path for the layout nearly every data segment carries (RFC 7323 Appendix A:
+    // NOP, NOP, TS aligned on a 32-bit boundary).
+    if area.len() == 12 && area[..4] == [KIND_NOP, KIND_NOP, KIND_TIMESTAMPS, 10] {
+        opts.timestamps = Some((be32(&area[4..8]), be32(&area[8..12])));
+        return Ok(());
+    }
     let mut i = 0usize;
     while i < area.len() {
         let kind = area[i];
@@ -141,7 +152,7 @@ pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
             }
             // RFC 2018 §3: SACK, length 2 + 8n, n = 1..=4 (fits in 40 bytes).
             KIND_SACK => {
-                if (len - 2) % 8 != 0 || !(10..=34).contains(&len) {
+                if !(len - 2).is_multiple_of(8) || !(10..=34).contains(&len) {
                     return Err(DropReason::BadOption);
                 }
                 opts.sack.clear();
@@ -160,7 +171,7 @@ pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
         }
         i += len;
     }
-    Ok(opts)
+    Ok(())
 }
 
 /// Options laid out on the wire: at most 40 bytes, padded to a multiple of 4.
@@ -213,10 +224,7 @@ impl EncodedOptions {
 /// Lay out `opts` in the byte order `layout` prescribes. Always ≤ 40 bytes and a
 /// multiple of 4; SACK blocks that do not fit are dropped from the end.
 pub fn encode(opts: &TcpOptions, layout: OptionLayout) -> EncodedOptions {
-    let mut w = EncodedOptions {
-        buf: [0; MAX_OPTIONS_LEN],
-        len: 0,
-    };
+    let mut w = EncodedOptions { buf: [0; MAX_OPTIONS_LEN], len: 0 };
     match layout {
         // Linux tcp_options_write order: every option is packed in 32-bit words.
         OptionLayout::Linux => {
@@ -260,7 +268,7 @@ pub fn encode(opts: &TcpOptions, layout: OptionLayout) -> EncodedOptions {
         }
     }
     // RFC 9293 §3.1: the header is padded with zeros (EOL) to a 32-bit boundary.
-    while w.len % 4 != 0 {
+    while !w.len.is_multiple_of(4) {
         w.put(&[KIND_EOL]);
     }
     w
@@ -326,19 +334,14 @@ mod tests {
 
     #[test]
     fn parse_linux_syn() {
-        let area = [
-            2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7,
-        ];
+        let area = [2, 4, 0x05, 0xb4, 4, 2, 8, 10, 0, 0, 0, 1, 0, 0, 0, 0, 1, 3, 3, 7];
         let o = parse(&area).expect("valid");
         assert_eq!(o.mss, Some(1460));
         assert!(o.sack_permitted);
         assert_eq!(o.timestamps, Some((1, 0)));
         assert_eq!(o.window_scale, Some(7));
         assert!(o.sack.is_empty());
-        assert_eq!(
-            o.to_string(),
-            "<mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7>"
-        );
+        assert_eq!(o.to_string(), "<mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7>");
         // Encoding it back in Linux layout gives the same bytes.
         assert_eq!(encode(&o, OptionLayout::Linux).as_bytes(), &area);
     }
@@ -352,26 +355,17 @@ mod tests {
             timestamps: Some((0x01020304, 0)),
             sack: SackBlocks::new(),
         };
-        let want = [
-            2, 4, 0x05, 0xb4, 1, 3, 3, 6, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0,
-        ];
+        let want = [2, 4, 0x05, 0xb4, 1, 3, 3, 6, 4, 2, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0];
         assert_eq!(encode(&o, OptionLayout::FreeBsd).as_bytes(), &want);
         assert_eq!(emitted_len(&o, OptionLayout::FreeBsd), 20);
         // Without TS: mss, nop, wscale, sackOK, then EOL padding.
-        let o2 = TcpOptions {
-            timestamps: None,
-            ..o
-        };
+        let o2 = TcpOptions { timestamps: None, ..o };
         assert_eq!(
             encode(&o2, OptionLayout::FreeBsd).as_bytes(),
             &[2, 4, 0x05, 0xb4, 1, 3, 3, 6, 4, 2, 0, 0]
         );
         // mss + TS only: NOP NOP keep TS values aligned.
-        let o3 = TcpOptions {
-            window_scale: None,
-            sack_permitted: false,
-            ..o
-        };
+        let o3 = TcpOptions { window_scale: None, sack_permitted: false, ..o };
         assert_eq!(
             encode(&o3, OptionLayout::FreeBsd).as_bytes(),
             &[2, 4, 0x05, 0xb4, 1, 1, 8, 10, 1, 2, 3, 4, 0, 0, 0, 0]
@@ -386,10 +380,7 @@ mod tests {
             sack_permitted: true,
             ..TcpOptions::default()
         };
-        assert_eq!(
-            encode(&o, OptionLayout::Linux).as_bytes(),
-            &[2, 4, 0x02, 0x18, 1, 1, 4, 2, 1, 3, 3, 0]
-        );
+        assert_eq!(encode(&o, OptionLayout::Linux).as_bytes(), &[2, 4, 0x02, 0x18, 1, 1, 4, 2, 1, 3, 3, 0]);
         assert_eq!(o.to_string(), "<mss 536,nop,nop,sackOK,nop,wscale 0>");
     }
 
@@ -401,16 +392,12 @@ mod tests {
             ..TcpOptions::default()
         };
         let want = [
-            1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6, 1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3,
-            0, 0, 0, 4,
+            1, 1, 8, 10, 0, 0, 0, 5, 0, 0, 0, 6, 1, 1, 5, 18, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0, 4,
         ];
         for layout in [OptionLayout::Linux, OptionLayout::FreeBsd] {
             assert_eq!(encode(&o, layout).as_bytes(), &want);
         }
-        assert_eq!(
-            o.to_string(),
-            "<nop,nop,TS val 5 ecr 6,nop,nop,sack 1:2 3:4>"
-        );
+        assert_eq!(o.to_string(), "<nop,nop,TS val 5 ecr 6,nop,nop,sack 1:2 3:4>");
         assert_eq!(TcpOptions::default().to_string(), "");
         assert_eq!(emitted_len(&TcpOptions::default(), OptionLayout::Linux), 0);
     }
@@ -418,20 +405,13 @@ mod tests {
     #[test]
     fn sack_blocks_limited_to_40_bytes() {
         let four = sack_of(&[(1, 2), (3, 4), (5, 6), (7, 8)]);
-        let with_ts = TcpOptions {
-            timestamps: Some((1, 1)),
-            sack: four,
-            ..Default::default()
-        };
+        let with_ts = TcpOptions { timestamps: Some((1, 1)), sack: four, ..Default::default() };
         for layout in [OptionLayout::Linux, OptionLayout::FreeBsd] {
             let e = encode(&with_ts, layout);
             assert_eq!(e.as_bytes().len(), 12 + 4 + 24);
             let back = parse(e.as_bytes()).expect("parses");
             assert_eq!(back.sack.as_slice(), &four.as_slice()[..3]);
-            let no_ts = TcpOptions {
-                sack: four,
-                ..Default::default()
-            };
+            let no_ts = TcpOptions { sack: four, ..Default::default() };
             let e = encode(&no_ts, layout);
             assert_eq!(e.as_bytes().len(), 36);
             assert_eq!(parse(e.as_bytes()).expect("parses").sack, four);
@@ -488,10 +468,9 @@ mod tests {
 
     #[test]
     fn duplicates_last_wins() {
-        let o = parse(&[
-            2, 4, 0, 1, 2, 4, 0, 2, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 5, 10, 0, 0, 0, 3, 0, 0, 0, 4,
-        ])
-        .expect("valid");
+        let o =
+            parse(&[2, 4, 0, 1, 2, 4, 0, 2, 5, 10, 0, 0, 0, 1, 0, 0, 0, 2, 5, 10, 0, 0, 0, 3, 0, 0, 0, 4])
+                .expect("valid");
         assert_eq!(o.mss, Some(2));
         assert_eq!(o.sack.as_slice(), &[(SeqNum(3), SeqNum(4))]);
     }

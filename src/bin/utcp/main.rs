@@ -2,6 +2,7 @@
 
 mod args;
 mod bench;
+mod sim;
 
 /// Counts allocations only while `utcp bench --scale` measures (one relaxed load otherwise).
 #[global_allocator]
@@ -34,6 +35,7 @@ fn main() {
             0
         }
         "bench" => bench::run(rest),
+        "sim" => sim::run_cli(rest),
         other => {
             let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");

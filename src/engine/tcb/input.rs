@@ -49,7 +49,7 @@ impl Tcb {
         {
             self.wscale_ok = true;
             self.snd_wscale = ws.min(14); // RFC 7323 §2.3: shifts above 14 are treated as 14
-            self.rcv_wscale = cfg.offered_wscale();
+            self.rcv_wscale = cfg.wscale_for(self.recvbuf.capacity());
         } else {
             self.wscale_ok = false;
             self.snd_wscale = 0;
@@ -230,7 +230,7 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply { seq: self.snd.nxt, ack: None });
+            return Some(RstReply { seq: self.snd_max, ack: None });
         }
 
         // Fifth, check the ACK field.
@@ -421,6 +421,7 @@ impl Tcb {
             && seg.ack.gt(fs)
         {
             data_acked -= 1;
+            self.fin_acked_flag = true;
         }
         let data_acked = data_acked.min(self.sendbuf.len());
         self.sendbuf.drain(data_acked);
@@ -479,10 +480,12 @@ impl Tcb {
     fn on_dup_ack_candidate(&mut self, cx: &mut Cx, seg: &TcpSegment) {
         let f = seg.flags;
         let wnd = (seg.window as u32) << self.snd_wscale;
-        if !seg.payload.is_empty() || f.syn() || f.fin() || wnd != self.snd.wnd || self.snd.una == self.snd_max {
-            if self.snd.una == self.snd_max || !seg.payload.is_empty() || wnd != self.snd.wnd {
-                self.recovery.reset_dupacks();
-            }
+        if !seg.payload.is_empty()
+            || f.syn()
+            || f.fin()
+            || wnd != self.snd.wnd
+            || self.snd.una == self.snd_max
+        {
             return;
         }
         let smss = self.eff_mss(cx.cfg);
@@ -504,6 +507,12 @@ impl Tcb {
 
     /// RTT from a timestamp echo (RFC 7323 §4.1, fed to RFC 6298).
     fn rtt_sample_ts(&mut self, now: Instant, ecr: u32) {
+        if let Some(rtx) = self.rtx_tsval {
+            if (ecr.wrapping_sub(rtx) as i32) < 0 {
+                return;
+            }
+            self.rtx_tsval = None;
+        }
         let elapsed_ms = self.ts_now(now).wrapping_sub(ecr);
         if (elapsed_ms as i32) >= 0 && elapsed_ms < 60_000 {
             self.rtt.sample(Duration::from_millis(elapsed_ms as u64));

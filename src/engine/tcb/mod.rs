@@ -1,8 +1,5 @@
 //! The Transmission Control Block and its state machine (RFC 9293 §3.3.2).
 
-pub mod reassembly;
-pub mod sendbuf;
-
 /// The 11 connection states of RFC 9293 §3.3.2.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum State {
@@ -53,10 +50,7 @@ impl State {
 
     /// States after the handshake completed (RFC 9293 §3.5 "synchronized").
     pub fn is_synchronized(self) -> bool {
-        !matches!(
-            self,
-            State::Closed | State::Listen | State::SynSent | State::SynReceived
-        )
+        !matches!(self, State::Closed | State::Listen | State::SynSent | State::SynReceived)
     }
 }
 
@@ -184,6 +178,8 @@ pub struct Tcb {
     pub(crate) recvbuf: RecvBuffer,
     /// The user has issued CLOSE or shutdown(Write): a FIN follows the queued data.
     pub(crate) fin_queued: bool,
+    /// Our FIN has been acknowledged (SND.UNA is then one past it).
+    pub(crate) fin_acked_flag: bool,
     /// The peer's FIN sequence number, when known but not yet reached (out of order).
     pub(crate) fin_seq_rcvd: Option<SeqNum>,
     /// The peer's FIN has been processed (RFC 9293 §3.10.7.4 eighth step).
@@ -200,6 +196,9 @@ pub struct Tcb {
     pub(crate) retries: u32,
     /// One timed segment for RTT without timestamps (Karn: never a retransmitted one).
     pub(crate) rtt_timed: Option<(SeqNum, Instant)>,
+    /// TSval of our latest retransmission: an echo older than it may come from the original
+    /// transmission and is no RTT sample (RFC 7323 §4.2, Karn's rule for timestamps).
+    pub(crate) rtx_tsval: Option<u32>,
     pub(crate) persist_deadline: Option<Instant>,
     pub(crate) persist_backoff: u32,
     pub(crate) delack_deadline: Option<Instant>,
@@ -275,8 +274,9 @@ impl Tcb {
             ts_offset: iss.0.rotate_left(13),
             last_ack_sent: SeqNum(0),
             sendbuf: SendBuffer::with_capacity(cfg.send_buffer.max(1)),
-            recvbuf: RecvBuffer::with_capacity(recv_cap, cfg.max_ooo_ranges),
+            recvbuf: RecvBuffer::with_limits(recv_cap, cfg.max_ooo_ranges),
             fin_queued: false,
+            fin_acked_flag: false,
             fin_seq_rcvd: None,
             fin_rcvd: false,
             read_shut: false,
@@ -285,6 +285,7 @@ impl Tcb {
             rtx_deadline: None,
             retries: 0,
             rtt_timed: None,
+            rtx_tsval: None,
             persist_deadline: None,
             persist_backoff: 0,
             delack_deadline: None,
@@ -304,7 +305,7 @@ impl Tcb {
             last_ooo: None,
             dsack: None,
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
-            recovery: Recovery::default(),
+            recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
             error: None,
             notify: 0,
@@ -379,13 +380,16 @@ impl Tcb {
     /// Sequence number our FIN occupies, once CLOSE was issued.
     #[inline]
     pub(crate) fn fin_seq(&self) -> Option<SeqNum> {
+        if self.fin_acked_flag {
+            return Some(self.snd.una - 1);
+        }
         self.fin_queued.then(|| self.buf_seq() + self.sendbuf.len() as u32)
     }
 
     /// Our FIN has been acknowledged.
     #[inline]
     pub(crate) fn fin_acked(&self) -> bool {
-        matches!(self.fin_seq(), Some(f) if self.snd.una.gt(f))
+        self.fin_acked_flag
     }
 
     /// Effective send MSS: the peer's MSS less the options every data segment carries
@@ -414,7 +418,8 @@ impl Tcb {
 
     pub(crate) fn status(&self) -> Status {
         let options = (self.ts_ok as u8) | ((self.sack_ok as u8) << 1) | ((self.wscale_ok as u8) << 2);
-        let sent_off = self.snd.nxt.since(self.buf_seq()) as usize;
+        let buf_seq = self.buf_seq();
+        let sent_off = if self.snd_max.lt(buf_seq) { 0 } else { self.snd_max.since(buf_seq) as usize };
         Status {
             state: self.state,
             quad: self.quad,

@@ -4,7 +4,7 @@
 use super::{Cx, State, Tcb};
 use crate::engine::CloseReason;
 use crate::seq::SeqNum;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
 
 /// What one segment carries, before the header is filled in.
@@ -26,7 +26,7 @@ impl Tcb {
             State::Closed | State::Listen | State::TimeWait => {
                 // TIME-WAIT only re-acknowledges a retransmitted FIN.
                 if self.state == State::TimeWait && self.ack_now {
-                    let seq = self.snd.nxt;
+                    let seq = self.snd_max;
                     return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
                 }
                 return None;
@@ -53,11 +53,11 @@ impl Tcb {
             // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: <SEQ=SND.NXT-1> with no data.
             self.send_keepalive = false;
             cx.counters.keepalive_probes += 1;
-            let seq = self.snd.nxt - 1;
+            let seq = self.snd_max - 1;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         if self.ack_now || self.window_update_due() {
-            let seq = self.snd.nxt;
+            let seq = self.snd_max;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         None
@@ -69,7 +69,7 @@ impl Tcb {
         let synced = self.state != State::SynSent && self.state != State::Closed;
         let n = if synced {
             let flags = TcpFlags::RST | TcpFlags::ACK;
-            let plan = Plan { seq: self.snd.nxt, flags, off: 0, len: 0 };
+            let plan = Plan { seq: self.snd_max, flags, off: 0, len: 0 };
             self.emit(cx, now, buf, plan)
         } else {
             None
@@ -88,7 +88,7 @@ impl Tcb {
         let mut opts = TcpOptions { mss: Some(self.rcv_mss), ..TcpOptions::default() };
         // Offer only what the peer offered, when answering (RFC 7323 §2.2, RFC 2018 §2).
         if cfg.window_scale && (active || self.wscale_ok) {
-            opts.window_scale = Some(cfg.offered_wscale());
+            opts.window_scale = Some(cfg.wscale_for(self.recvbuf.capacity()));
         }
         if cfg.sack && (active || self.sack_ok) {
             opts.sack_permitted = true;
@@ -249,9 +249,10 @@ impl Tcb {
 
     /// Start the persist timer when a zero window blocks queued data (RFC 9293 §3.8.6.1).
     fn arm_persist(&mut self, now: Instant, unsent: usize) {
-        if unsent > 0 && self.snd.wnd == 0 && self.snd.una == self.snd_max && self.persist_deadline.is_none() {
+        if unsent > 0 && self.snd.wnd == 0 && self.snd.una == self.snd_max && self.persist_deadline.is_none()
+        {
             let shift = self.persist_backoff.min(10);
-            let d = (self.rtt.rto() * (1 << shift)).min(self.rtt.max_rto());
+            let d = (self.rtt.rto() * (1 << shift)).min(Duration::from_secs(60));
             self.persist_deadline = Some(now + d);
         }
     }
@@ -356,6 +357,10 @@ impl Tcb {
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[a, b])?;
         cx.counters.out_segs += 1;
+        if plan.len > 0 && plan.seq.lt(self.snd_max) {
+            // A retransmission: echoes of earlier TSvals are ambiguous from now on.
+            self.rtx_tsval = options.timestamps.map(|(v, _)| v);
+        }
 
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {

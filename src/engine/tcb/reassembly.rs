@@ -107,9 +107,7 @@ impl RecvBuffer {
     /// (for SACK blocks, RFC 2018). `start > 0` always.
     pub fn ooo_ranges(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let nxt = self.rcv_nxt;
-        self.ranges
-            .iter()
-            .map(move |&(s, e)| ((s - nxt) as usize, (e - nxt) as usize))
+        self.ranges.iter().map(move |&(s, e)| ((s - nxt) as usize, (e - nxt) as usize))
     }
 
     /// Ring index of logical offset `off` from `head` (`off <= cap`).
@@ -191,10 +189,7 @@ impl RecvBuffer {
             return (&[], &[]);
         }
         let first = self.readable.min(self.cap - self.head);
-        (
-            &self.buf[self.head..self.head + first],
-            &self.buf[..self.readable - first],
-        )
+        (&self.buf[self.head..self.head + first], &self.buf[..self.readable - first])
     }
 
     /// Copy readable bytes into `buf` without consuming them; returns the count.

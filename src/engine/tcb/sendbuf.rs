@@ -25,12 +25,7 @@ pub struct SendBuffer {
 impl SendBuffer {
     /// An empty buffer able to hold `cap` bytes. Storage is allocated on first use.
     pub fn with_capacity(cap: usize) -> Self {
-        SendBuffer {
-            buf: Vec::new(),
-            cap,
-            head: 0,
-            len: 0,
-        }
+        SendBuffer { buf: Vec::new(), cap, head: 0, len: 0 }
     }
 
     /// Maximum number of bytes the buffer can hold.
