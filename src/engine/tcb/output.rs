@@ -7,6 +7,9 @@ use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
 
+/// RFC 9293 §3.8.6.2.1: the override timeout for sender SWS avoidance (0.1 to 1 s).
+const SWS_OVERRIDE: Duration = Duration::from_millis(200);
+
 /// What one segment carries, before the header is filled in.
 struct Plan {
     seq: SeqNum,
@@ -120,9 +123,9 @@ impl Tcb {
         };
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[])?;
         self.send_syn = false;
+        self.rcv.wnd = wnd;
         if !active {
             self.rcv_adv = self.rcv.nxt + wnd;
-            self.rcv.wnd = wnd;
             self.last_ack_sent = self.rcv.nxt;
             self.ack_now = false;
         }
@@ -209,6 +212,9 @@ impl Tcb {
             self.force_probe = false;
             cx.counters.zero_window_probes += 1;
             len = 1;
+        } else if self.force_probe && len > 0 {
+            // The SWS override timeout expired: send what the window allows
+            // (RFC 9293 §3.8.6.2.1 (iv)).
         } else if len < mss && !retransmission {
             let all_queued = len == unsent;
             let with_fin = all_queued && fin_pending;
@@ -222,8 +228,11 @@ impl Tcb {
                     return None;
                 }
             } else if (len as u32) < self.max_snd_wnd / 2 {
-                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): wait for a useful window.
-                self.arm_persist(now, unsent);
+                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): wait for a useful window, but
+                // no longer than the override timeout.
+                if self.persist_deadline.is_none() {
+                    self.persist_deadline = Some(now + SWS_OVERRIDE);
+                }
                 return None;
             }
         }
