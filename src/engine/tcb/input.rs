@@ -222,7 +222,7 @@ impl Tcb {
                 self.snd.nxt = self.snd.iss;
                 return None;
             }
-            if cx.cfg.rfc5961 {
+            if cx.cfg.rfc5961_syn {
                 // RFC 5961 §4.2: any SYN in a synchronized state draws a challenge ACK.
                 self.challenge_ack(cx);
                 return None;
