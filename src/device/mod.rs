@@ -1,3 +1,6 @@
 //! Devices: where packets come from and go to.
 
+pub mod link;
 pub mod netns;
+pub mod pcap;
+pub mod rng;
