@@ -141,10 +141,6 @@ pub struct Script {
 impl Script {
     /// The value of a header flag, last one wins.
     pub fn flag(&self, name: &str) -> Option<&str> {
-        self.flags
-            .iter()
-            .rev()
-            .find(|f| f.name == name)
-            .and_then(|f| f.value.as_deref())
+        self.flags.iter().rev().find(|f| f.name == name).and_then(|f| f.value.as_deref())
     }
 }

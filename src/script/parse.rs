@@ -30,11 +30,7 @@ type PResult<T> = Result<T, ParseError>;
 /// Parse a script. `defines` are the names considered defined for `#ifdef`.
 pub fn parse_script(text: &str, defines: &[&str]) -> PResult<Script> {
     let text = preprocess(text, defines)?;
-    let mut p = Parser {
-        s: text.as_bytes(),
-        pos: 0,
-        line: 1,
-    };
+    let mut p = Parser { s: text.as_bytes(), pos: 0, line: 1 };
     p.script()
 }
 
@@ -67,16 +63,10 @@ fn preprocess(text: &str, defines: &[&str]) -> PResult<String> {
                     }
                     "else" => {
                         let Some(top) = stack.last_mut() else {
-                            return Err(ParseError {
-                                line: lineno,
-                                reason: "#else without #ifdef".into(),
-                            });
+                            return Err(ParseError { line: lineno, reason: "#else without #ifdef".into() });
                         };
                         if top.2 {
-                            return Err(ParseError {
-                                line: lineno,
-                                reason: "second #else".into(),
-                            });
+                            return Err(ParseError { line: lineno, reason: "second #else".into() });
                         }
                         top.2 = true;
                         top.0 = !top.0;
@@ -84,10 +74,7 @@ fn preprocess(text: &str, defines: &[&str]) -> PResult<String> {
                     }
                     "endif" => {
                         let Some(top) = stack.pop() else {
-                            return Err(ParseError {
-                                line: lineno,
-                                reason: "#endif without #ifdef".into(),
-                            });
+                            return Err(ParseError { line: lineno, reason: "#endif without #ifdef".into() });
                         };
                         active = top.1;
                     }
@@ -105,10 +92,7 @@ fn preprocess(text: &str, defines: &[&str]) -> PResult<String> {
         out.push('\n');
     }
     if !stack.is_empty() {
-        return Err(ParseError {
-            line: text.split('\n').count(),
-            reason: "#ifdef without #endif".into(),
-        });
+        return Err(ParseError { line: text.split('\n').count(), reason: "#ifdef without #endif".into() });
     }
     Ok(out)
 }
@@ -129,10 +113,7 @@ fn is_ident_char(c: u8) -> bool {
 
 impl<'a> Parser<'a> {
     fn err<T>(&self, reason: impl Into<String>) -> PResult<T> {
-        Err(ParseError {
-            line: self.line,
-            reason: reason.into(),
-        })
+        Err(ParseError { line: self.line, reason: reason.into() })
     }
 
     fn peek(&self) -> Option<u8> {
@@ -189,10 +170,7 @@ impl<'a> Parser<'a> {
                             break;
                         }
                         if self.bump().is_none() {
-                            return Err(ParseError {
-                                line: start,
-                                reason: "unterminated /* comment".into(),
-                            });
+                            return Err(ParseError { line: start, reason: "unterminated /* comment".into() });
                         }
                     }
                 }
@@ -215,11 +193,7 @@ impl<'a> Parser<'a> {
         if self.eat(c) {
             Ok(())
         } else {
-            self.err(format!(
-                "expected '{}' {what}, found {}",
-                c as char,
-                self.found()
-            ))
+            self.err(format!("expected '{}' {what}, found {}", c as char, self.found()))
         }
     }
 
@@ -230,11 +204,7 @@ impl<'a> Parser<'a> {
             Some(b'\n') => "end of line".into(),
             Some(_) => {
                 let rest = &self.s[self.pos..];
-                let end = rest
-                    .iter()
-                    .position(|&c| c == b'\n')
-                    .unwrap_or(rest.len())
-                    .min(24);
+                let end = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len()).min(24);
                 format!("{:?}", String::from_utf8_lossy(&rest[..end]))
             }
         }
@@ -259,13 +229,7 @@ impl<'a> Parser<'a> {
             self.advance(2);
         }
         let start = self.pos;
-        while self.peek().is_some_and(|c| {
-            if hex {
-                c.is_ascii_hexdigit()
-            } else {
-                c.is_ascii_digit()
-            }
-        }) {
+        while self.peek().is_some_and(|c| if hex { c.is_ascii_hexdigit() } else { c.is_ascii_digit() }) {
             self.bump();
         }
         if start == self.pos {
@@ -273,8 +237,7 @@ impl<'a> Parser<'a> {
         }
         let digits = std::str::from_utf8(&self.s[start..self.pos]).unwrap_or("");
         let radix = if hex { 16 } else { 10 };
-        u64::from_str_radix(digits, radix)
-            .or_else(|_| self.err(format!("number {digits} is too large")))
+        u64::from_str_radix(digits, radix).or_else(|_| self.err(format!("number {digits} is too large")))
     }
 
     fn u32_val(&mut self, what: &str) -> PResult<u32> {
@@ -301,10 +264,7 @@ impl<'a> Parser<'a> {
             int = int
                 .checked_mul(10)
                 .and_then(|v| v.checked_add((c - b'0') as i64))
-                .ok_or(ParseError {
-                    line: self.line,
-                    reason: "time too large".into(),
-                })?;
+                .ok_or(ParseError { line: self.line, reason: "time too large".into() })?;
             any = true;
             self.bump();
         }
@@ -326,10 +286,7 @@ impl<'a> Parser<'a> {
         }
         int.checked_mul(1_000_000)
             .map(|v| v + frac_us)
-            .ok_or(ParseError {
-                line: self.line,
-                reason: "time too large".into(),
-            })
+            .ok_or(ParseError { line: self.line, reason: "time too large".into() })
     }
 
     fn script(&mut self) -> PResult<Script> {
@@ -376,10 +333,7 @@ impl<'a> Parser<'a> {
         let line = self.line;
         self.advance(2);
         let start = self.pos;
-        while self
-            .peek()
-            .is_some_and(|c| !c.is_ascii_whitespace() && c != b'=')
-        {
+        while self.peek().is_some_and(|c| !c.is_ascii_whitespace() && c != b'=') {
             self.bump();
         }
         let name = String::from_utf8_lossy(&self.s[start..self.pos]).into_owned();
@@ -416,25 +370,14 @@ impl<'a> Parser<'a> {
             if end < t {
                 return self.err("time range ends before it starts");
             }
-            return Ok(if relative {
-                Timing::RelativeRange(t, end)
-            } else {
-                Timing::AbsoluteRange(t, end)
-            });
+            return Ok(if relative { Timing::RelativeRange(t, end) } else { Timing::AbsoluteRange(t, end) });
         }
-        Ok(if relative {
-            Timing::Relative(t)
-        } else {
-            Timing::Absolute(t)
-        })
+        Ok(if relative { Timing::Relative(t) } else { Timing::Absolute(t) })
     }
 
     fn event(&mut self) -> PResult<Event> {
         let line = self.line;
-        if !self
-            .peek()
-            .is_some_and(|c| c == b'*' || c == b'+' || c == b'.' || c.is_ascii_digit())
-        {
+        if !self.peek().is_some_and(|c| c == b'*' || c == b'+' || c == b'.' || c.is_ascii_digit()) {
             return self.err(format!("expected an event time, found {}", self.found()));
         }
         let timing = self.timing()?;
@@ -454,17 +397,9 @@ impl<'a> Parser<'a> {
             _ => return self.err(format!("expected an event, found {}", self.found())),
         };
         if end_time.is_some() && !matches!(action, Action::Syscall(_) | Action::Unsupported(_)) {
-            return Err(ParseError {
-                line,
-                reason: "only system calls can have an end time (`...`)".into(),
-            });
+            return Err(ParseError { line, reason: "only system calls can have an end time (`...`)".into() });
         }
-        Ok(Event {
-            line,
-            timing,
-            end_time,
-            action,
-        })
+        Ok(Event { line, timing, end_time, action })
     }
 
     /// Consume the rest of the line (for unsupported constructs).
@@ -473,9 +408,7 @@ impl<'a> Parser<'a> {
         while self.peek().is_some_and(|c| c != b'\n') {
             self.bump();
         }
-        String::from_utf8_lossy(&self.s[start..self.pos])
-            .trim()
-            .to_string()
+        String::from_utf8_lossy(&self.s[start..self.pos]).trim().to_string()
     }
 
     fn command(&mut self) -> PResult<Action> {
@@ -487,9 +420,7 @@ impl<'a> Parser<'a> {
         if !self.eat(b'`') {
             return self.err("unterminated backquoted command");
         }
-        let cmd = String::from_utf8_lossy(&self.s[start..self.pos - 1])
-            .trim()
-            .to_string();
+        let cmd = String::from_utf8_lossy(&self.s[start..self.pos - 1]).trim().to_string();
         Ok(Action::Command(cmd))
     }
 
@@ -499,17 +430,12 @@ impl<'a> Parser<'a> {
         let start = self.pos;
         loop {
             if self.starts_with("}%") {
-                let code = String::from_utf8_lossy(&self.s[start..self.pos])
-                    .trim()
-                    .to_string();
+                let code = String::from_utf8_lossy(&self.s[start..self.pos]).trim().to_string();
                 self.advance(2);
                 return Ok(Action::Code(code));
             }
             if self.bump().is_none() {
-                return Err(ParseError {
-                    line,
-                    reason: "unterminated %{ code block".into(),
-                });
+                return Err(ParseError { line, reason: "unterminated %{ code block".into() });
             }
         }
     }
@@ -529,9 +455,7 @@ impl<'a> Parser<'a> {
                     "ttl" => ip.ttl = Some(self.u8_val("ttl")?),
                     "class" | "hlim" | "flowlabel" => {
                         let rest = self.rest_of_line();
-                        return Ok(Action::Unsupported(format!(
-                            "IPv6 packet attribute `{name}` ({rest})"
-                        )));
+                        return Ok(Action::Unsupported(format!("IPv6 packet attribute `{name}` ({rest})")));
                     }
                     other => {
                         self.rest_of_line();
@@ -549,9 +473,7 @@ impl<'a> Parser<'a> {
         }
         if self.peek() == Some(b'[') {
             let rest = self.rest_of_line();
-            return Ok(Action::Unsupported(format!(
-                "IP ECN field annotation ({rest})"
-            )));
+            return Ok(Action::Unsupported(format!("IP ECN field annotation ({rest})")));
         }
         // Flags: a run of S F R P U E W . characters.
         let mut flags = 0u8;
@@ -574,9 +496,7 @@ impl<'a> Parser<'a> {
         if start == self.pos {
             if let Some(word) = self.ident() {
                 let rest = self.rest_of_line();
-                return Ok(Action::Unsupported(format!(
-                    "non-TCP packet `{word}` ({rest})"
-                )));
+                return Ok(Action::Unsupported(format!("non-TCP packet `{word}` ({rest})")));
             }
             return self.err(format!("expected TCP flags, found {}", self.found()));
         }
@@ -598,10 +518,8 @@ impl<'a> Parser<'a> {
             len = self.u32_val("length")?;
             self.expect(b')', "after the segment length")?;
             if e.wrapping_sub(s) != len {
-                return self.err(format!(
-                    "segment {s}:{e}({len}) has length {} but says {len}",
-                    e.wrapping_sub(s)
-                ));
+                return self
+                    .err(format!("segment {s}:{e}({len}) has length {} but says {len}", e.wrapping_sub(s)));
             }
             seq = Some(s);
         }
@@ -648,9 +566,7 @@ impl<'a> Parser<'a> {
                         "urg" => pkt.urg = Some(self.u16_val("urgent pointer")?),
                         other => {
                             let rest = self.rest_of_line();
-                            return Ok(Action::Unsupported(format!(
-                                "packet attribute `{other}` ({rest})"
-                            )));
+                            return Ok(Action::Unsupported(format!("packet attribute `{other}` ({rest})")));
                         }
                     }
                 }
@@ -723,10 +639,7 @@ impl<'a> Parser<'a> {
             if self.eat(b'>') {
                 return Ok(Ok(Some(opts)));
             }
-            return self.err(format!(
-                "expected ',' or '>' in TCP options, found {}",
-                self.found()
-            ));
+            return self.err(format!("expected ',' or '>' in TCP options, found {}", self.found()));
         }
     }
 
@@ -747,10 +660,7 @@ impl<'a> Parser<'a> {
                 if self.eat(b')') {
                     break;
                 }
-                return self.err(format!(
-                    "expected ',' or ')' in arguments, found {}",
-                    self.found()
-                ));
+                return self.err(format!("expected ',' or ')' in arguments, found {}", self.found()));
             }
         }
         self.expect(b'=', "before the expected result")?;
@@ -778,12 +688,7 @@ impl<'a> Parser<'a> {
                 }
             }
         }
-        Ok(Action::Syscall(Syscall {
-            name,
-            args,
-            ret,
-            errno,
-        }))
+        Ok(Action::Syscall(Syscall { name, args, ret, errno }))
     }
 
     fn expr(&mut self) -> PResult<Expr> {
@@ -800,11 +705,7 @@ impl<'a> Parser<'a> {
                 break;
             }
         }
-        Ok(if alts.len() == 1 {
-            alts.pop().unwrap_or(Expr::Ellipsis)
-        } else {
-            Expr::Or(alts)
-        })
+        Ok(if alts.len() == 1 { alts.pop().unwrap_or(Expr::Ellipsis) } else { Expr::Or(alts) })
     }
 
     fn primary(&mut self) -> PResult<Expr> {
@@ -878,9 +779,7 @@ impl<'a> Parser<'a> {
                 if !self.eat(b'"') {
                     return self.err("unterminated string");
                 }
-                Ok(Expr::Str(
-                    String::from_utf8_lossy(&self.s[start..self.pos - 1]).into_owned(),
-                ))
+                Ok(Expr::Str(String::from_utf8_lossy(&self.s[start..self.pos - 1]).into_owned()))
             }
             Some(b'-') => {
                 self.bump();
@@ -935,9 +834,7 @@ mod tests {
     #[test]
     fn outbound_syn_with_options() {
         let e = one("+0.00 > S  0:0(0) win 65535 <mss 1460,nop,wscale 6,sackOK,TS val 100 ecr 0>");
-        let Action::Packet(p) = e.action else {
-            panic!("not a packet")
-        };
+        let Action::Packet(p) = e.action else { panic!("not a packet") };
         assert_eq!(p.direction, Direction::Outbound);
         assert_eq!(p.flags, 0x02);
         assert_eq!(p.seq, Some(0));
@@ -957,22 +854,14 @@ mod tests {
     #[test]
     fn inbound_data_with_sack_and_any_seq() {
         let e = one("+0 > . 1:1(0) ack 100 win 65535 <nop,nop,sack 600:700 400:500> // c");
-        let Action::Packet(p) = e.action else {
-            panic!("not a packet")
-        };
+        let Action::Packet(p) = e.action else { panic!("not a packet") };
         assert_eq!(p.ack, Some(100));
         assert_eq!(
             p.options,
-            Some(vec![
-                TcpOpt::Nop,
-                TcpOpt::Nop,
-                TcpOpt::Sack(vec![(600, 700), (400, 500)])
-            ])
+            Some(vec![TcpOpt::Nop, TcpOpt::Nop, TcpOpt::Sack(vec![(600, 700), (400, 500)])])
         );
         let e = one("+0.00 > S. ...(0) ack 65538 win 65535 <...>");
-        let Action::Packet(p) = e.action else {
-            panic!("not a packet")
-        };
+        let Action::Packet(p) = e.action else { panic!("not a packet") };
         assert_eq!((p.flags, p.seq, p.options), (0x12, None, None));
     }
 
@@ -989,34 +878,19 @@ mod tests {
             })
         );
         let e = one("+0 fcntl(3, F_SETFL, O_RDWR | O_NONBLOCK) = 0");
-        let Action::Syscall(s) = e.action else {
-            panic!("not a syscall")
-        };
-        assert_eq!(
-            s.args[2],
-            Expr::Or(vec![
-                Expr::Ident("O_RDWR".into()),
-                Expr::Ident("O_NONBLOCK".into())
-            ])
-        );
+        let Action::Syscall(s) = e.action else { panic!("not a syscall") };
+        assert_eq!(s.args[2], Expr::Or(vec![Expr::Ident("O_RDWR".into()), Expr::Ident("O_NONBLOCK".into())]));
         let e = one("+0 fcntl(3, F_GETFL) = 0x02 (flags O_RDWR)");
-        let Action::Syscall(s) = e.action else {
-            panic!("not a syscall")
-        };
+        let Action::Syscall(s) = e.action else { panic!("not a syscall") };
         assert_eq!(s.ret, Expr::Int(2));
         let e = one(" 1.00...6.00 connect(3, ..., ...) = -1 ETIMEDOUT (Operation timed out)");
         assert_eq!(e.timing, Timing::Absolute(1_000_000));
         assert_eq!(e.end_time, Some(6_000_000));
         let e = one("+0 setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=0}, 8) = 0");
-        let Action::Syscall(s) = e.action else {
-            panic!("not a syscall")
-        };
+        let Action::Syscall(s) = e.action else { panic!("not a syscall") };
         assert_eq!(
             s.args[3],
-            Expr::Struct(vec![
-                ("l_onoff".into(), Expr::Int(1)),
-                ("l_linger".into(), Expr::Int(0))
-            ])
+            Expr::Struct(vec![("l_onoff".into(), Expr::Int(1)), ("l_linger".into(), Expr::Int(0))])
         );
     }
 
@@ -1025,10 +899,7 @@ mod tests {
         let text = "0 %{ assert tcpi_state == TCPI_CLOSED }%\n#ifdef FreeBSD\n+0 close(3) = 0\n#else\n+0 close(4) = 0\n#endif\n";
         let s = parse_script(text, &["FreeBSD"]).expect("parses");
         assert_eq!(s.events.len(), 2);
-        assert_eq!(
-            s.events[0].action,
-            Action::Code("assert tcpi_state == TCPI_CLOSED".into())
-        );
+        assert_eq!(s.events[0].action, Action::Code("assert tcpi_state == TCPI_CLOSED".into()));
         assert_eq!(s.events[1].line, 3);
         let s = parse_script(text, &[]).expect("parses");
         assert_eq!(s.events[1].line, 5);

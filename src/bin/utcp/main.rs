@@ -1,6 +1,7 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench.
 
 mod args;
+mod script;
 
 const USAGE: &str = "\
 utcp: a user-space TCP/IP stack on a Linux TUN device
@@ -28,8 +29,8 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "script" => script::run(rest),
         other => {
-            let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
             2
         }
