@@ -2,6 +2,7 @@
 
 mod args;
 mod script;
+mod sim;
 
 const USAGE: &str = "\
 utcp: a user-space TCP/IP stack on a Linux TUN device
@@ -30,6 +31,7 @@ fn main() {
             0
         }
         "script" => script::run(rest),
+        "sim" => sim::run_cli(rest),
         other => {
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
             2
