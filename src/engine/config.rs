@@ -64,6 +64,10 @@ pub struct Config {
     pub delayed_ack: Option<Duration>,
     /// ACK at least every this many full-sized segments (RFC 5681 §4.2: 2).
     pub ack_every: u32,
+    /// Count every in-order data segment toward `ack_every`, whatever its size (FreeBSD
+    /// acknowledges every second segment); otherwise only full-sized segments' worth of
+    /// bytes count (Linux-like).
+    pub ack_every_counts_segments: bool,
     /// Nagle's algorithm for new connections (RFC 9293 §3.7.4).
     pub nagle: bool,
     /// Keepalive for new connections; off by default.
@@ -115,6 +119,7 @@ impl Default for Config {
             msl: Duration::from_secs(30),
             delayed_ack: Some(Duration::from_millis(40)),
             ack_every: 2,
+            ack_every_counts_segments: false,
             nagle: true,
             keepalive: None,
             rfc5961: true,

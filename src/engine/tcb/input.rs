@@ -527,21 +527,25 @@ impl Tcb {
         if f.syn() {
             seq += 1;
         }
-        // Trim what we already have from the front.
+        // Trim what we already have from the front. The first duplicate part of a segment
+        // is reported as a D-SACK block (RFC 2883 §4), and a duplicate is acknowledged at once.
+        let want_dsack = cx.cfg.dsack && self.sack_ok;
         if seq.lt(self.rcv.nxt) {
             let skip = self.rcv.nxt.since(seq) as usize;
-            if skip >= data.len() {
-                if !data.is_empty() && cx.cfg.dsack && self.sack_ok {
-                    self.dsack = Some((seq, seq + data.len() as u32));
-                }
-                data = &[];
-            } else {
-                if cx.cfg.dsack && self.sack_ok {
-                    self.dsack = Some((seq, self.rcv.nxt));
-                }
-                data = &data[skip..];
+            if want_dsack && !data.is_empty() {
+                self.dsack = Some((seq, seq + skip.min(data.len()) as u32));
+                self.ack_now = true;
             }
+            data = &data[skip.min(data.len())..];
             seq = self.rcv.nxt;
+        } else if want_dsack && !data.is_empty() {
+            let off = seq.since(self.rcv.nxt) as usize;
+            let end = off + data.len();
+            if let Some((s, e)) = self.recvbuf.ooo_ranges().find(|&(s, e)| s < end && off < e) {
+                let (s, e) = (s.max(off), e.min(end));
+                self.dsack = Some((self.rcv.nxt + s as u32, self.rcv.nxt + e as u32));
+                self.ack_now = true;
+            }
         }
         let fin_seq = seg.seq + f.syn() as u32 + seg.payload.len() as u32;
         // Text beyond the window is not accepted (RFC 9293 §3.10.7.4 "trimmed ... to discard
@@ -629,11 +633,18 @@ impl Tcb {
         // In order: delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): at least every second
         // full-sized segment, and within the configured bound (< 0.5 s).
         self.unacked_bytes += advanced as u32;
+        self.unacked_segs += 1;
         match cx.cfg.delayed_ack {
             None => self.ack_now = true,
             Some(delay) => {
                 let full = self.rcv_mss as u32 - if self.ts_ok { 12 } else { 0 };
-                if self.unacked_bytes >= cx.cfg.ack_every.max(1) * full {
+                let every = cx.cfg.ack_every.max(1);
+                let due = if cx.cfg.ack_every_counts_segments {
+                    self.unacked_segs >= every
+                } else {
+                    self.unacked_bytes >= every * full
+                };
+                if due {
                     self.ack_now = true;
                 } else if self.delack_deadline.is_none() {
                     self.delack_deadline = Some(now + delay);

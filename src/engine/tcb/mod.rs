@@ -214,6 +214,8 @@ pub struct Tcb {
     pub(crate) ack_now: bool,
     /// Bytes of in-order data received since the last ACK we sent.
     pub(crate) unacked_bytes: u32,
+    /// In-order data segments received since the last ACK we sent.
+    pub(crate) unacked_segs: u32,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
     /// Send one byte past the window (zero-window probe, §3.8.6.1).
@@ -299,6 +301,7 @@ impl Tcb {
             last_snd_time: now,
             ack_now: false,
             unacked_bytes: 0,
+            unacked_segs: 0,
             rtx_una: false,
             force_probe: false,
             send_keepalive: false,

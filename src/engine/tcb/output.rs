@@ -320,7 +320,7 @@ impl Tcb {
         let held = &held[..n];
         let containing = |seq: SeqNum| held.iter().copied().find(|(s, e)| s.le(seq) && seq.lt(*e));
         let mut order = SackBlocks::new();
-        let mut add = |b: (SeqNum, SeqNum), order: &mut SackBlocks| {
+        let add = |b: (SeqNum, SeqNum), order: &mut SackBlocks| {
             if !order.as_slice().contains(&b) {
                 order.push(b.0, b.1);
             }
@@ -392,6 +392,7 @@ impl Tcb {
             self.ack_now = false;
             self.delack_deadline = None;
             self.unacked_bytes = 0;
+            self.unacked_segs = 0;
             self.last_ack_sent = self.rcv.nxt;
         }
         let seg_len = plan.len as u32 + plan.flags.fin() as u32;
