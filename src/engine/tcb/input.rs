@@ -456,7 +456,11 @@ impl Tcb {
                     let n = self.recvbuf.write(0, &text);
                     self.rcv.nxt += n as u32;
                     self.notify |= notify::READABLE;
-                    self.ack_now = true;
+                    self.unacked_segs += 1;
+                    match cx.cfg.delayed_ack {
+                        Some(d) => self.delack_deadline = Some(now + d),
+                        None => self.ack_now = true,
+                    }
                 }
                 // Window from the handshake-completing ACK (RFC 9293 §3.10.7.4).
                 self.snd.wnd = (seg.window as u32) << self.snd_wscale;
