@@ -1,3 +1,4 @@
 //! Devices: where packets come from and go to.
 
 pub mod netns;
+pub mod tun;
