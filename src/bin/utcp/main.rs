@@ -1,6 +1,9 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench.
 
 mod args;
+mod connect;
+mod demo;
+mod serve;
 
 const USAGE: &str = "\
 utcp: a user-space TCP/IP stack on a Linux TUN device
@@ -28,6 +31,9 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "demo" => demo::run(rest),
+        "serve" => serve::run(rest),
+        "connect" => connect::run(rest),
         other => {
             let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
