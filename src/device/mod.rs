@@ -1,4 +1,7 @@
 //! Devices: where packets come from and go to.
 
+pub mod link;
 pub mod netns;
+pub mod pcap;
+pub mod rng;
 pub mod tun;

@@ -30,11 +30,7 @@ impl NetNs {
     pub fn unique_name(prefix: &str) -> String {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        format!(
-            "{prefix}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        )
+        format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Use `name` if it exists; otherwise create it (and delete it on drop).
@@ -47,11 +43,7 @@ impl NetNs {
 
     fn open(name: &str, owned: bool) -> io::Result<NetNs> {
         let file = File::open(format!("/var/run/netns/{name}"))?;
-        Ok(NetNs {
-            name: name.to_string(),
-            file,
-            owned,
-        })
+        Ok(NetNs { name: name.to_string(), file, owned })
     }
 
     pub fn name(&self) -> &str {
@@ -71,10 +63,7 @@ impl NetNs {
 
     /// Run a program inside the namespace (`ip netns exec`), returning its stdout.
     pub fn exec(&self, prog: &str, args: &[&str]) -> io::Result<String> {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.name, prog])
-            .args(args)
-            .output()?;
+        let out = Command::new("ip").args(["netns", "exec", &self.name, prog]).args(args).output()?;
         if !out.status.success() {
             return Err(io::Error::other(format!(
                 "ip netns exec {} {prog} {}: {}",
@@ -113,13 +102,7 @@ impl Drop for NetNs {
 
 fn run_ip(args: &[&str]) -> io::Result<()> {
     let out = Command::new("ip").args(args).output().map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!(
-                "running `ip {}`: {e} (is iproute2 installed?)",
-                args.join(" ")
-            ),
-        )
+        io::Error::new(e.kind(), format!("running `ip {}`: {e} (is iproute2 installed?)", args.join(" ")))
     })?;
     if !out.status.success() {
         return Err(io::Error::other(format!(

@@ -14,11 +14,7 @@ pub struct Keepalive {
 
 impl Default for Keepalive {
     fn default() -> Self {
-        Keepalive {
-            idle: Duration::from_secs(7200),
-            interval: Duration::from_secs(75),
-            probes: 9,
-        }
+        Keepalive { idle: Duration::from_secs(7200), interval: Duration::from_secs(75), probes: 9 }
     }
 }
 
@@ -127,18 +123,22 @@ impl Default for Config {
 impl Config {
     /// The MSS we advertise on our SYN (RFC 9293 §3.7.1: MTU minus fixed IP and TCP headers).
     pub fn effective_mss(&self) -> u16 {
-        self.mss
-            .unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(88, 65495) as u16)
+        self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(88, 65495) as u16)
     }
 
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets
     /// the receive buffer be advertised, at most 14.
     pub fn offered_wscale(&self) -> u8 {
+        self.wscale_for(self.recv_buffer)
+    }
+
+    /// The window-scale shift for a receive buffer of `recv_buffer` bytes.
+    pub fn wscale_for(&self, recv_buffer: usize) -> u8 {
         if let Some(s) = self.window_scale_shift {
             return s.min(14);
         }
         let mut shift = 0u8;
-        while shift < 14 && (self.recv_buffer >> shift) > 65535 {
+        while shift < 14 && (recv_buffer >> shift) > 65535 {
             shift += 1;
         }
         shift

@@ -78,12 +78,7 @@ pub enum Event {
     /// The connection reached CLOSED. The handle stays valid until `close`/`abort` releases it.
     Closed(ConnId, CloseReason),
     /// A state transition, emitted only when `Config::trace_states` is set.
-    StateChange {
-        conn: ConnId,
-        quad: Quad,
-        from: State,
-        to: State,
-    },
+    StateChange { conn: ConnId, quad: Quad, from: State, to: State },
 }
 
 /// Result of the STATUS user call (RFC 9293 §3.10.6).

@@ -1,1 +1,174 @@
 //! Internet checksum (RFC 1071).
+//!
+//! The checksum is the 16-bit one's complement of the one's complement sum of the data
+//! taken as big-endian 16-bit words (RFC 1071 §1). One's complement addition is
+//! associative and commutative, and 2^16 ≡ 1 (mod 2^16 - 1), so we may add 64-bit
+//! big-endian words with end-around carry and fold the result down to 16 bits at the end
+//! (RFC 1071 §2(C) "parallel summation").
+//!
+//! API shape: [`sum`] accumulates into a `u64` partial sum (so several pieces, e.g. a
+//! pseudo-header and a segment, can be combined), [`fold`] reduces it to 16 bits, and
+//! [`checksum`] / [`verify`] are the common end uses.
+
+/// Add `data` to the running one's complement accumulator `acc`.
+///
+/// `data` must start at an even offset of the checksummed stream (true for every use in
+/// this crate: headers and segments are summed from their first byte). An odd trailing byte
+/// is padded with a zero byte on the right (RFC 1071 §1).
+#[inline]
+pub fn sum(data: &[u8], acc: u64) -> u64 {
+    let mut acc = acc;
+    let mut chunks = data.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+        let (s, carry) = acc.overflowing_add(w);
+        acc = s + carry as u64;
+    }
+    let rest = chunks.remainder();
+    // At most 7 bytes left: pad them into one big-endian u64 with zeros on the right.
+    let mut tail = [0u8; 8];
+    tail[..rest.len()].copy_from_slice(rest);
+    let (s, carry) = acc.overflowing_add(u64::from_be_bytes(tail));
+    s + carry as u64
+}
+
+/// Fold a 64-bit one's complement accumulator to 16 bits (not complemented).
+#[inline]
+pub fn fold(acc: u64) -> u16 {
+    // Each step keeps the value congruent mod 0xffff and shrinks it; four steps always
+    // reach 16 bits, the loop is only a guard.
+    let mut x = (acc & 0xffff_ffff) + (acc >> 32);
+    x = (x & 0xffff_ffff) + (x >> 32);
+    x = (x & 0xffff) + (x >> 16);
+    x = (x & 0xffff) + (x >> 16);
+    while x > 0xffff {
+        x = (x & 0xffff) + (x >> 16);
+    }
+    x as u16
+}
+
+/// The Internet checksum of `data`: the one's complement of the folded sum.
+#[inline]
+pub fn checksum(data: &[u8]) -> u16 {
+    !fold(sum(data, 0))
+}
+
+/// Finish a checksum from an accumulator (e.g. pseudo-header + segment).
+#[inline]
+pub fn finish(acc: u64) -> u16 {
+    !fold(acc)
+}
+
+/// IPv4 pseudo-header partial sum (RFC 9293 §3.1, "TCP Checksum"): source address,
+/// destination address, zero, protocol, and the TCP length (header + data).
+#[inline]
+pub fn pseudo_header_ipv4(src: [u8; 4], dst: [u8; 4], protocol: u8, length: u16) -> u64 {
+    let a = u32::from_be_bytes(src) as u64;
+    let b = u32::from_be_bytes(dst) as u64;
+    // Summing 32-bit words into a u64 is exact (no carries lost); fold handles the rest.
+    a + b + protocol as u64 + length as u64
+}
+
+/// True when `data`, with its checksum field in place, plus the partial sum `initial`
+/// (0, or a pseudo-header) sums to all ones (RFC 1071 §1, receiver check).
+#[inline]
+pub fn verify(data: &[u8], initial: u64) -> bool {
+    fold(sum(data, initial)) == 0xffff
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Straightforward 16-bit reference implementation.
+    fn reference(data: &[u8]) -> u16 {
+        let mut s: u32 = 0;
+        let mut i = 0;
+        while i + 1 < data.len() {
+            s += u16::from_be_bytes([data[i], data[i + 1]]) as u32;
+            s = (s & 0xffff) + (s >> 16);
+            i += 2;
+        }
+        if i < data.len() {
+            s += (data[i] as u32) << 8;
+            s = (s & 0xffff) + (s >> 16);
+        }
+        !(s as u16)
+    }
+
+    #[test]
+    fn rfc1071_example() {
+        // RFC 1071 §3: bytes 00 01 f2 03 f4 f5 f6 f7 sum (folded) to 0xddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(fold(sum(&data, 0)), 0xddf2);
+        assert_eq!(checksum(&data), !0xddf2);
+    }
+
+    #[test]
+    fn known_ipv4_header() {
+        // A classic IPv4 header example; checksum field (bytes 10..12) is 0xb861.
+        let mut h = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01,
+            0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(checksum(&h), 0xb861);
+        h[10..12].copy_from_slice(&0xb861u16.to_be_bytes());
+        assert!(verify(&h, 0));
+        h[3] ^= 1;
+        assert!(!verify(&h, 0));
+    }
+
+    #[test]
+    fn matches_reference_all_lengths_and_carries() {
+        // Deterministic pseudo-random data, including runs of 0xff to force carries.
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut data = vec![0u8; 300];
+        for (i, b) in data.iter_mut().enumerate() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = if i % 5 == 0 { 0xff } else { x as u8 };
+        }
+        for len in 0..data.len() {
+            assert_eq!(checksum(&data[..len]), reference(&data[..len]), "len {len}");
+        }
+        let ones = vec![0xffu8; 1000];
+        for len in [0, 1, 2, 7, 8, 9, 999, 1000] {
+            assert_eq!(checksum(&ones[..len]), reference(&ones[..len]));
+        }
+    }
+
+    #[test]
+    fn fold_extremes() {
+        assert_eq!(fold(0), 0);
+        assert_eq!(fold(u64::MAX), 0xffff);
+        assert_eq!(fold(0x1_0000), 1);
+        assert_eq!(fold(0xffff_0001), 1);
+    }
+
+    #[test]
+    fn matches_etherparse_tcp_checksum() {
+        let payload = b"hello, checksum world!!";
+        let builder = etherparse::PacketBuilder::ipv4([10, 0, 0, 1], [10, 0, 0, 2], 64)
+            .tcp(1234, 80, 0x0102_0304, 4096)
+            .ack(0x0a0b_0c0d)
+            .psh();
+        let mut pkt = Vec::new();
+        builder.write(&mut pkt, payload).expect("write");
+        let tcp = &pkt[20..];
+        let want = u16::from_be_bytes([tcp[16], tcp[17]]);
+        let mut zeroed = tcp.to_vec();
+        zeroed[16] = 0;
+        zeroed[17] = 0;
+        let ph = pseudo_header_ipv4([10, 0, 0, 1], [10, 0, 0, 2], 6, tcp.len() as u16);
+        assert_eq!(finish(sum(&zeroed, ph)), want);
+        assert!(verify(tcp, ph));
+        // And the IPv4 header checksum.
+        assert!(verify(&pkt[..20], 0));
+        let ip_want = u16::from_be_bytes([pkt[10], pkt[11]]);
+        let mut ip = pkt[..20].to_vec();
+        ip[10] = 0;
+        ip[11] = 0;
+        assert_eq!(checksum(&ip), ip_want);
+    }
+}

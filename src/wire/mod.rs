@@ -143,12 +143,14 @@ pub enum DropReason {
     Paws,
     /// Listener backlog full.
     ListenOverflow,
+    /// No connection and no listener: answered with a RST (RFC 9293 §3.10.7.1).
+    NoSocket,
     /// Segment in a state that discards it (e.g. data in CLOSE-WAIT, no SYN/RST/ACK in LISTEN).
     Ignored,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 19] = [
+    pub const ALL: [DropReason; 20] = [
         DropReason::Truncated,
         DropReason::Ipv6,
         DropReason::BadIpVersion,
@@ -167,6 +169,7 @@ impl DropReason {
         DropReason::BadAck,
         DropReason::Paws,
         DropReason::ListenOverflow,
+        DropReason::NoSocket,
         DropReason::Ignored,
     ];
     pub fn index(self) -> usize {
@@ -192,6 +195,7 @@ impl DropReason {
             DropReason::BadAck => "BadAck",
             DropReason::Paws => "Paws",
             DropReason::ListenOverflow => "ListenOverflow",
+            DropReason::NoSocket => "NoSocket",
             DropReason::Ignored => "Ignored",
         }
     }

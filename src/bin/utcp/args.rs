@@ -11,11 +11,7 @@ pub struct Args {
 impl Args {
     /// `takes_value` lists the flags that take a value; any other `--x` is a switch.
     pub fn parse(argv: &[String], takes_value: &[&str]) -> Result<Args, String> {
-        let mut a = Args {
-            flags: HashMap::new(),
-            switches: Vec::new(),
-            positional: Vec::new(),
-        };
+        let mut a = Args { flags: HashMap::new(), switches: Vec::new(), positional: Vec::new() };
         let mut i = 0;
         while i < argv.len() {
             let s = &argv[i];
@@ -29,9 +25,7 @@ impl Args {
                         Some(v) => v,
                         None => {
                             i += 1;
-                            argv.get(i)
-                                .cloned()
-                                .ok_or_else(|| format!("--{name} needs a value"))?
+                            argv.get(i).cloned().ok_or_else(|| format!("--{name} needs a value"))?
                         }
                     };
                     a.flags.entry(name.to_string()).or_default().push(v);
@@ -49,10 +43,7 @@ impl Args {
     }
 
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.flags
-            .get(name)
-            .and_then(|v| v.last())
-            .map(|s| s.as_str())
+        self.flags.get(name).and_then(|v| v.last()).map(|s| s.as_str())
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -72,9 +63,7 @@ impl Args {
     pub fn parse_or<T: std::str::FromStr>(&self, name: &str, default: T) -> Result<T, String> {
         match self.get(name) {
             None => Ok(default),
-            Some(v) => v
-                .parse()
-                .map_err(|_| format!("--{name}: cannot parse {v:?}")),
+            Some(v) => v.parse().map_err(|_| format!("--{name}: cannot parse {v:?}")),
         }
     }
 }

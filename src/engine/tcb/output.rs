@@ -1,0 +1,396 @@
+//! What a TCB sends next: SYN/SYN-ACK, data under the send and congestion windows
+//! (Nagle and sender SWS avoidance), retransmissions, FIN, ACKs with SACK, RST.
+
+use super::{Cx, State, Tcb};
+use crate::engine::CloseReason;
+use crate::seq::SeqNum;
+use crate::time::{Duration, Instant};
+use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+
+/// What one segment carries, before the header is filled in.
+struct Plan {
+    seq: SeqNum,
+    flags: TcpFlags,
+    /// Offset into the send buffer and length of the payload.
+    off: usize,
+    len: usize,
+}
+
+impl Tcb {
+    /// Write the next segment this TCB wants to send into `buf`. Returns its length.
+    pub(crate) fn poll_transmit(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.send_rst {
+            return self.emit_rst(cx, now, buf);
+        }
+        match self.state {
+            State::Closed | State::Listen | State::TimeWait => {
+                // TIME-WAIT only re-acknowledges a retransmitted FIN.
+                if self.state == State::TimeWait && self.ack_now {
+                    let seq = self.snd.nxt;
+                    return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
+                }
+                return None;
+            }
+            State::SynSent | State::SynReceived => {
+                if self.send_syn {
+                    return self.emit_syn(cx, now, buf);
+                }
+                if self.state == State::SynSent {
+                    return None;
+                }
+            }
+            _ => {}
+        }
+        if self.state != State::SynReceived {
+            if let Some(plan) = self.plan_retransmit_una(cx) {
+                return self.emit(cx, now, buf, plan);
+            }
+            if let Some(plan) = self.plan_data(cx, now) {
+                return self.emit(cx, now, buf, plan);
+            }
+        }
+        if self.send_keepalive {
+            // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: <SEQ=SND.NXT-1> with no data.
+            self.send_keepalive = false;
+            cx.counters.keepalive_probes += 1;
+            let seq = self.snd.nxt - 1;
+            return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
+        }
+        if self.ack_now || self.window_update_due() {
+            let seq = self.snd.nxt;
+            return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
+        }
+        None
+    }
+
+    /// ABORT or close with unread data: <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5), then CLOSED.
+    fn emit_rst(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        self.send_rst = false;
+        let synced = self.state != State::SynSent && self.state != State::Closed;
+        let n = if synced {
+            let flags = TcpFlags::RST | TcpFlags::ACK;
+            let plan = Plan { seq: self.snd.nxt, flags, off: 0, len: 0 };
+            self.emit(cx, now, buf, plan)
+        } else {
+            None
+        };
+        if n.is_some() {
+            cx.counters.out_rsts += 1;
+        }
+        self.close_with(cx, CloseReason::Aborted);
+        n
+    }
+
+    /// SYN (SYN-SENT) or SYN-ACK (SYN-RECEIVED), with our options (RFC 9293 §3.10.1).
+    fn emit_syn(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        let cfg = cx.cfg;
+        let active = self.state == State::SynSent;
+        let mut opts = TcpOptions { mss: Some(self.rcv_mss), ..TcpOptions::default() };
+        // Offer only what the peer offered, when answering (RFC 7323 §2.2, RFC 2018 §2).
+        if cfg.window_scale && (active || self.wscale_ok) {
+            opts.window_scale = Some(cfg.wscale_for(self.recvbuf.capacity()));
+        }
+        if cfg.sack && (active || self.sack_ok) {
+            opts.sack_permitted = true;
+        }
+        if cfg.timestamps && (active || self.ts_ok) {
+            let ecr = if active { 0 } else { self.ts_recent };
+            opts.timestamps = Some((self.ts_now(now), ecr));
+        }
+        let mut flags = TcpFlags::SYN;
+        let ack = if active { SeqNum(0) } else { self.rcv.nxt };
+        if !active {
+            flags |= TcpFlags::ACK;
+        }
+        // The window in a SYN is never scaled (RFC 7323 §2.2).
+        let wnd = (self.recvbuf.window() as u32).min(65535);
+        let h = TcpHeaderOut {
+            src: self.quad.local.ip(),
+            dst: self.quad.remote.ip(),
+            src_port: self.quad.local.port(),
+            dst_port: self.quad.remote.port(),
+            seq: self.snd.iss,
+            ack,
+            flags,
+            window: wnd as u16,
+            urgent: 0,
+            options: opts,
+            ttl: cfg.ttl,
+            ip_id: self.next_ip_id(),
+        };
+        let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[])?;
+        self.send_syn = false;
+        if !active {
+            self.rcv_adv = self.rcv.nxt + wnd;
+            self.rcv.wnd = wnd;
+            self.last_ack_sent = self.rcv.nxt;
+            self.ack_now = false;
+        }
+        let retransmission = self.snd_max != self.snd.iss;
+        self.snd.nxt = self.snd.iss + 1;
+        self.snd_max = self.snd_max.max(self.snd.nxt);
+        if retransmission {
+            self.retransmits += 1;
+            cx.counters.retrans_segs += 1;
+        } else if !self.ts_ok || active {
+            self.rtt_timed = Some((self.snd.iss, now));
+        }
+        if self.rtx_deadline.is_none() {
+            self.rtx_deadline = Some(now + self.rtt.rto());
+        }
+        self.last_snd_time = now;
+        cx.counters.out_segs += 1;
+        Some(n)
+    }
+
+    /// Fast retransmit / NewReno partial ACK: one segment from SND.UNA (RFC 5681 §3.2 step 2,
+    /// RFC 6582 §3.2 step 5).
+    fn plan_retransmit_una(&mut self, cx: &mut Cx) -> Option<Plan> {
+        if !self.rtx_una {
+            return None;
+        }
+        self.rtx_una = false;
+        if self.snd.una == self.snd_max {
+            return None;
+        }
+        let off = self.snd.una.since(self.buf_seq()) as usize;
+        let len = self.sendbuf.len().saturating_sub(off).min(self.eff_mss(cx.cfg));
+        let mut flags = TcpFlags::ACK;
+        if let Some(fs) = self.fin_seq()
+            && self.snd.una + len as u32 == fs
+            && self.snd_max.gt(fs)
+        {
+            flags |= TcpFlags::FIN;
+        }
+        if len == 0 && !flags.fin() {
+            return None;
+        }
+        if len > 0 && off + len == self.sendbuf.len() {
+            flags |= TcpFlags::PSH;
+        }
+        self.retransmits += 1;
+        cx.counters.retrans_segs += 1;
+        Some(Plan { seq: self.snd.una, flags, off, len })
+    }
+
+    /// New (or go-back-N re-sent) data and FIN, under the windows, with Nagle and
+    /// sender SWS avoidance (RFC 9293 §3.7.4, §3.8.6.2.1; RFC 1122 §4.2.3.4).
+    fn plan_data(&mut self, cx: &mut Cx, now: Instant) -> Option<Plan> {
+        if !matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        ) {
+            return None;
+        }
+        let buf_seq = self.buf_seq();
+        if self.snd.nxt.lt(buf_seq) {
+            return None;
+        }
+        let off = self.snd.nxt.since(buf_seq) as usize;
+        let unsent = self.sendbuf.len().saturating_sub(off);
+        let fin_seq = self.fin_seq();
+        let fin_pending = matches!(fin_seq, Some(fs) if self.snd.nxt.le(fs));
+        if unsent == 0 && !fin_pending {
+            return None;
+        }
+        // RFC 5681 §4.1: restart from the initial window after an idle period of one RTO.
+        if self.snd.una == self.snd_max && now.saturating_since(self.last_snd_time) > self.rtt.rto() {
+            self.cc.on_idle_restart(self.eff_mss(cx.cfg));
+        }
+        let mss = self.eff_mss(cx.cfg);
+        let in_flight = self.snd.nxt.since(self.snd.una) as usize;
+        let wnd = (self.snd.wnd as usize).min(self.cc.cwnd());
+        let usable = wnd.saturating_sub(in_flight);
+        let mut len = unsent.min(usable).min(mss);
+        let retransmission = self.snd.nxt.lt(self.snd_max);
+
+        if self.force_probe && len == 0 && unsent > 0 && self.snd.wnd == 0 {
+            // Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
+            self.force_probe = false;
+            cx.counters.zero_window_probes += 1;
+            len = 1;
+        } else if len < mss && !retransmission {
+            let all_queued = len == unsent;
+            let with_fin = all_queued && fin_pending;
+            if len == 0 && !(with_fin && usable_for_fin(unsent)) {
+                self.arm_persist(now, unsent);
+                return None;
+            }
+            if all_queued {
+                // Nagle (RFC 9293 §3.7.4, MUST-?): hold a small segment while data is unacked.
+                if len > 0 && in_flight > 0 && !self.nodelay && !with_fin {
+                    return None;
+                }
+            } else if (len as u32) < self.max_snd_wnd / 2 {
+                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): wait for a useful window.
+                self.arm_persist(now, unsent);
+                return None;
+            }
+        }
+        self.force_probe = false;
+        let mut flags = TcpFlags::ACK;
+        if let Some(fs) = fin_seq
+            && self.snd.nxt + len as u32 == fs
+        {
+            flags |= TcpFlags::FIN;
+        }
+        if len > 0 && off + len == self.sendbuf.len() {
+            flags |= TcpFlags::PSH;
+        }
+        if len == 0 && !flags.fin() {
+            return None;
+        }
+        if retransmission {
+            self.retransmits += 1;
+            cx.counters.retrans_segs += 1;
+        }
+        Some(Plan { seq: self.snd.nxt, flags, off, len })
+    }
+
+    /// Start the persist timer when a zero window blocks queued data (RFC 9293 §3.8.6.1).
+    fn arm_persist(&mut self, now: Instant, unsent: usize) {
+        if unsent > 0 && self.snd.wnd == 0 && self.snd.una == self.snd_max && self.persist_deadline.is_none()
+        {
+            let shift = self.persist_backoff.min(10);
+            let d = (self.rtt.rto() * (1 << shift)).min(Duration::from_secs(60));
+            self.persist_deadline = Some(now + d);
+        }
+    }
+
+    /// Receiver SWS avoidance (RFC 9293 §3.8.6.2.2): announce a larger window once it grew
+    /// by min(RCV.BUFF/2, MSS) beyond what the peer was told.
+    pub(crate) fn window_update_due(&self) -> bool {
+        if !self.state.is_synchronized() || self.fin_rcvd {
+            return false;
+        }
+        let cur = self.rcv_wnd_now() as usize;
+        let free = self.recvbuf.window();
+        let step = (self.recvbuf.capacity() / 2).min(self.rcv_mss as usize);
+        free >= cur + step.max(1 << self.rcv_wscale)
+    }
+
+    /// The window field for a non-SYN segment, and the bookkeeping of what we advertised.
+    fn advertise_window(&mut self) -> u16 {
+        let cur = self.rcv_wnd_now() as usize;
+        let free = if self.read_shut { self.recvbuf.capacity() } else { self.recvbuf.window() };
+        let step = (self.recvbuf.capacity() / 2).min(self.rcv_mss as usize);
+        // Receiver SWS avoidance: grow only by useful amounts; never shrink the right edge.
+        let wnd = if free >= cur + step || free == self.recvbuf.capacity() { free } else { cur };
+        let field = (wnd >> self.rcv_wscale).min(65535) as u32;
+        let adv = self.rcv.nxt + (field << self.rcv_wscale);
+        if adv.gt(self.rcv_adv) {
+            self.rcv_adv = adv;
+        }
+        self.rcv.wnd = field << self.rcv_wscale;
+        field as u16
+    }
+
+    /// SACK blocks for an ACK (RFC 2018 §4): a D-SACK first (RFC 2883 §4), then the block
+    /// holding the most recent out-of-order segment, then the others.
+    fn sack_blocks(&mut self, max: usize) -> SackBlocks {
+        let mut blocks = SackBlocks::new();
+        if !self.sack_ok {
+            return blocks;
+        }
+        if let Some((s, e)) = self.dsack.take() {
+            blocks.push(s, e);
+        }
+        let nxt = self.rcv.nxt;
+        let mut first: Option<(SeqNum, SeqNum)> = None;
+        if let Some((ls, le)) = self.last_ooo {
+            for (s, e) in self.recvbuf.ooo_ranges() {
+                let (bs, be) = (nxt + s as u32, nxt + e as u32);
+                if bs.le(ls) && le.le(be) {
+                    first = Some((bs, be));
+                    break;
+                }
+            }
+        }
+        if let Some((s, e)) = first
+            && blocks.len() < max
+        {
+            blocks.push(s, e);
+        }
+        for (s, e) in self.recvbuf.ooo_ranges() {
+            if blocks.len() >= max {
+                break;
+            }
+            let b = (nxt + s as u32, nxt + e as u32);
+            if Some(b) != first {
+                blocks.push(b.0, b.1);
+            }
+        }
+        blocks
+    }
+
+    fn next_ip_id(&mut self) -> u16 {
+        self.ip_id = self.ip_id.wrapping_add(1);
+        self.ip_id
+    }
+
+    /// Fill the header for `plan`, emit it, and account for what was sent.
+    fn emit(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8], plan: Plan) -> Option<usize> {
+        let cfg = cx.cfg;
+        let window = self.advertise_window();
+        let mut options = TcpOptions::default();
+        if self.ts_ok {
+            options.timestamps = Some((self.ts_now(now), self.ts_recent));
+        }
+        if plan.flags.ack() && !plan.flags.rst() {
+            let max = if self.ts_ok { 3 } else { 4 };
+            options.sack = self.sack_blocks(max);
+        }
+        let h = TcpHeaderOut {
+            src: self.quad.local.ip(),
+            dst: self.quad.remote.ip(),
+            src_port: self.quad.local.port(),
+            dst_port: self.quad.remote.port(),
+            seq: plan.seq,
+            ack: if plan.flags.ack() { self.rcv.nxt } else { SeqNum(0) },
+            flags: plan.flags,
+            window,
+            urgent: 0,
+            options,
+            ttl: cfg.ttl,
+            ip_id: self.next_ip_id(),
+        };
+        let (a, b) = self.sendbuf.slices(plan.off, plan.len);
+        let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[a, b])?;
+        cx.counters.out_segs += 1;
+
+        // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
+        if plan.flags.ack() {
+            self.ack_now = false;
+            self.delack_deadline = None;
+            self.unacked_bytes = 0;
+            self.last_ack_sent = self.rcv.nxt;
+        }
+        let seg_len = plan.len as u32 + plan.flags.fin() as u32;
+        if seg_len > 0 && !plan.flags.rst() {
+            let end = plan.seq + seg_len;
+            if plan.seq == self.snd.nxt {
+                self.snd.nxt = end;
+            }
+            if end.gt(self.snd_max) {
+                // New data: time it unless timestamps do the job (Karn: never a retransmission).
+                if self.rtt_timed.is_none() && !self.ts_ok && plan.seq.ge(self.snd_max) {
+                    self.rtt_timed = Some((plan.seq, now));
+                }
+                self.snd_max = end;
+            }
+            if self.rtx_deadline.is_none() {
+                // RFC 6298 §5.1: start the timer when data is sent and it is not running.
+                self.rtx_deadline = Some(now + self.rtt.rto());
+            }
+            self.persist_deadline = None;
+            self.last_snd_time = now;
+        }
+        Some(n)
+    }
+}
+
+/// A FIN may go out with no window left: it carries no data (RFC 9293 §3.10.4).
+#[inline]
+fn usable_for_fin(unsent: usize) -> bool {
+    unsent == 0
+}
