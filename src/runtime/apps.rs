@@ -88,10 +88,7 @@ pub fn resolve_path(root: &Path, target: &str) -> Option<PathBuf> {
         return None;
     }
     let rel = Path::new(decoded.trim_start_matches('/'));
-    if rel
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
-    {
+    if rel.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
         return None;
     }
     let mut full = root.join(rel);
@@ -132,11 +129,7 @@ fn respond<S: Write>(
         Some(f) => f.metadata()?.len(),
         None => body_404.len() as u64,
     };
-    let ctype = if file.is_some() {
-        "application/octet-stream"
-    } else {
-        "text/plain"
-    };
+    let ctype = if file.is_some() { "application/octet-stream" } else { "text/plain" };
     let hdr = format!(
         "HTTP/1.1 {code} {reason}\r\nServer: utcp\r\nContent-Type: {ctype}\r\n\
          Content-Length: {len}\r\nConnection: close\r\n\r\n"
@@ -196,10 +189,7 @@ mod tests {
     }
 
     fn duplex(req: &[u8]) -> Duplex {
-        Duplex {
-            input: io::Cursor::new(req.to_vec()),
-            output: Vec::new(),
-        }
+        Duplex { input: io::Cursor::new(req.to_vec()), output: Vec::new() }
     }
 
     fn tmpdir(tag: &str) -> PathBuf {
@@ -217,10 +207,7 @@ mod tests {
         let mut d = duplex(&data);
         assert_eq!(echo(&mut d).unwrap(), data.len() as u64);
         assert_eq!(d.output, data);
-        assert_eq!(
-            discard(io::Cursor::new(data.clone())).unwrap(),
-            data.len() as u64
-        );
+        assert_eq!(discard(io::Cursor::new(data.clone())).unwrap(), data.len() as u64);
     }
 
     #[test]

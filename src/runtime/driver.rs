@@ -102,14 +102,7 @@ impl Shared {
 
     /// Register a wait slot for a new socket.
     pub(crate) fn register(&self, g: &mut Inner, key: Key) {
-        g.waiters.insert(
-            key,
-            Waiter {
-                cv: Arc::new(Condvar::new()),
-                waiting: 0,
-                closed: None,
-            },
-        );
+        g.waiters.insert(key, Waiter { cv: Arc::new(Condvar::new()), waiting: 0, closed: None });
     }
 
     /// Sleep until the socket's condvar is signalled or `deadline` passes. The caller
@@ -131,9 +124,7 @@ impl Shared {
             None => cv.wait(g).unwrap_or_else(|e| e.into_inner()),
             Some(d) => {
                 let left = d.saturating_duration_since(std::time::Instant::now());
-                cv.wait_timeout(g, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0
+                cv.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0
             }
         };
         if let Some(w) = g.waiters.get_mut(&key) {
@@ -193,15 +184,7 @@ impl Inner {
     }
 
     fn flush_tx(&mut self, now: Instant) {
-        let Inner {
-            stack,
-            tun,
-            txbuf,
-            tap,
-            impair,
-            stats,
-            ..
-        } = self;
+        let Inner { stack, tun, txbuf, tap, impair, stats, .. } = self;
         let Some(tun) = tun.as_deref() else {
             return;
         };
@@ -263,13 +246,7 @@ impl Inner {
     }
 
     fn receive_batch(&mut self, now: Instant, arena: &[u8], lens: &[(usize, usize)]) {
-        let Inner {
-            stack,
-            tap,
-            impair,
-            stats,
-            ..
-        } = self;
+        let Inner { stack, tap, impair, stats, .. } = self;
         for &(off, len) in lens {
             let pkt = &arena[off..off + len];
             stats.rx_packets += 1;
@@ -311,10 +288,7 @@ fn emit(
         }
         Err(e)
             if e.kind() == io::ErrorKind::WouldBlock
-                || matches!(
-                    e.raw_os_error(),
-                    Some(libc::ENOBUFS | libc::ENOMEM | libc::EINVAL)
-                ) =>
+                || matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM | libc::EINVAL)) =>
         {
             stats.tx_dropped += 1;
         }
@@ -325,9 +299,8 @@ fn emit(
 /// Spawn the driver thread; it enters the namespace, creates the TUN and reports back.
 pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel::<io::Result<Arc<Shared>>>();
-    let thread = std::thread::Builder::new()
-        .name(format!("utcp-{}", config.tun_name))
-        .spawn(move || match setup(config) {
+    let thread = std::thread::Builder::new().name(format!("utcp-{}", config.tun_name)).spawn(move || {
+        match setup(config) {
             Ok((shared, tun, poll)) => {
                 let _ = tx.send(Ok(shared.clone()));
                 run(&shared, &tun, poll);
@@ -335,7 +308,8 @@ pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHan
             Err(e) => {
                 let _ = tx.send(Err(e));
             }
-        })?;
+        }
+    })?;
     match rx.recv() {
         Ok(Ok(shared)) => Ok((shared, thread)),
         Ok(Err(e)) => {
@@ -347,9 +321,7 @@ pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHan
                 Err(payload) => panic_message(payload.as_ref()),
                 Ok(()) => "no report".into(),
             };
-            Err(io::Error::other(format!(
-                "utcp driver thread died during setup: {msg}"
-            )))
+            Err(io::Error::other(format!("utcp driver thread died during setup: {msg}")))
         }
     }
 }
@@ -371,11 +343,7 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>, Poll)> {
         mtu: config.mtu,
     })?);
     let poll = Poll::new()?;
-    poll.registry().register(
-        &mut SourceFd(&tun.as_raw_fd()),
-        TUN_TOKEN,
-        Interest::READABLE,
-    )?;
+    poll.registry().register(&mut SourceFd(&tun.as_raw_fd()), TUN_TOKEN, Interest::READABLE)?;
     let waker = Waker::new(poll.registry(), WAKE_TOKEN)?;
 
     let mut engine = config.engine;
@@ -390,18 +358,12 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>, Poll)> {
     if let Some(t) = config.tap {
         taps.push(t);
     }
-    let impair = config
-        .impairment
-        .map(|c| (Impairer::new(c, 1), Impairer::new(c, 2)));
+    let impair = config.impairment.map(|c| (Impairer::new(c, 1), Impairer::new(c, 2)));
     let inner = Inner {
         stack,
         tun: Some(tun.clone()),
         txbuf: vec![0u8; MAX_PACKET].into_boxed_slice(),
-        tap: if taps.is_empty() {
-            None
-        } else {
-            Some(Taps(taps))
-        },
+        tap: if taps.is_empty() { None } else { Some(Taps(taps)) },
         impair,
         waiters: HashMap::new(),
         down: None,
@@ -421,15 +383,13 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>, Poll)> {
 /// The driver thread's body: never exits silently. A TUN error or an engine panic is
 /// stored as the interface's error and every blocked socket call is woken to return it.
 fn run(shared: &Shared, tun: &Tun, poll: Poll) {
-    let result =
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(shared, tun, poll)));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(shared, tun, poll)));
     let err = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e,
-        Err(payload) => io::Error::other(format!(
-            "driver thread panicked: {}",
-            panic_message(payload.as_ref())
-        )),
+        Err(payload) => {
+            io::Error::other(format!("driver thread panicked: {}", panic_message(payload.as_ref())))
+        }
     };
     shared.lock().fail(err);
 }

@@ -1,6 +1,8 @@
 //! Link impairments injected between the TUN and the engine: loss, duplication and
 //! reordering, driven by a seeded PRNG so a failing run can be replayed.
 
+use crate::device::rng::Rng;
+
 /// Probabilities (each in [0, 1]) applied independently to each direction.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Impairment {
@@ -16,33 +18,7 @@ pub struct Impairment {
 
 impl Impairment {
     pub fn new(seed: u64) -> Impairment {
-        Impairment {
-            seed,
-            drop: 0.0,
-            duplicate: 0.0,
-            reorder: 0.0,
-        }
-    }
-}
-
-/// SplitMix64: tiny, seedable, good enough to pick which packets to impair.
-#[derive(Clone, Debug)]
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1).
-    fn next_f64(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn chance(&mut self, p: f64) -> bool {
-        p > 0.0 && self.next_f64() < p
+        Impairment { seed, drop: 0.0, duplicate: 0.0, reorder: 0.0 }
     }
 }
 
@@ -57,7 +33,7 @@ pub(crate) struct ImpairCounts {
 /// One direction's impairment state; the held-back packet lives in a reused buffer.
 pub(crate) struct Impairer {
     cfg: Impairment,
-    rng: SplitMix64,
+    rng: Rng,
     held: Vec<u8>,
     holding: bool,
     pub(crate) counts: ImpairCounts,
@@ -67,7 +43,7 @@ impl Impairer {
     pub(crate) fn new(cfg: Impairment, stream: u64) -> Impairer {
         Impairer {
             cfg,
-            rng: SplitMix64(cfg.seed ^ stream.wrapping_mul(0xa076_1d64_78bd_642f)),
+            rng: Rng::new(cfg.seed ^ stream.wrapping_mul(0xa076_1d64_78bd_642f)),
             held: Vec::with_capacity(crate::device::tun::MAX_PACKET),
             holding: false,
             counts: ImpairCounts::default(),
@@ -127,12 +103,7 @@ mod tests {
 
     #[test]
     fn drop_dup_reorder_are_counted_and_conserve_packets() {
-        let cfg = Impairment {
-            seed: 42,
-            drop: 0.1,
-            duplicate: 0.1,
-            reorder: 0.1,
-        };
+        let cfg = Impairment { seed: 42, drop: 0.1, duplicate: 0.1, reorder: 0.1 };
         let (seen, c) = run(cfg, 200);
         assert!(c.drops > 0 && c.dups > 0 && c.reorders > 0, "{c:?}");
         assert_eq!(seen.len() as u64, 200 - c.drops + c.dups);

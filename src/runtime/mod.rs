@@ -107,13 +107,7 @@ impl Interface {
         let tun_name = config.tun_name.clone();
         let (peer, prefix) = (config.peer, config.prefix);
         let (shared, thread) = driver::start(config)?;
-        Ok(Interface {
-            shared,
-            thread: Some(thread),
-            tun_name,
-            peer,
-            prefix,
-        })
+        Ok(Interface { shared, thread: Some(thread), tun_name, peer, prefix })
     }
 
     /// The stack's own address.

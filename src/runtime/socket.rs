@@ -23,10 +23,7 @@ impl AtomicTimeout {
         let v = match d {
             None => 0,
             Some(d) if d.is_zero() => {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    "cannot set a 0 duration timeout",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
             }
             Some(d) => d.as_nanos().clamp(1, u64::MAX as u128) as u64,
         };
@@ -74,19 +71,13 @@ impl TcpListener {
         let shared = iface.shared.clone();
         let mut last = None;
         for a in resolve(addr)? {
-            let ip = if a.ip().is_unspecified() {
-                IpAddr::V4(shared.addr)
-            } else {
-                a.ip()
-            };
+            let ip = if a.ip().is_unspecified() { IpAddr::V4(shared.addr) } else { a.ip() };
             let mut g = shared.lock();
             g.check_up()?;
             let backlog = g.stack.config().default_backlog;
             let (lo, hi) = g.stack.config().ephemeral_ports;
             let result = if a.port() != 0 {
-                g.stack
-                    .listen(SocketAddr::new(ip, a.port()), backlog)
-                    .map(|l| (l, a.port()))
+                g.stack.listen(SocketAddr::new(ip, a.port()), backlog).map(|l| (l, a.port()))
             } else {
                 // Walk the ephemeral range from a time-derived start until a port is free.
                 let span = u32::from(hi.saturating_sub(lo)) + 1;
@@ -192,9 +183,7 @@ impl Drop for TcpListener {
 
 impl std::fmt::Debug for TcpListener {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("local", &self.local)
-            .finish()
+        f.debug_struct("TcpListener").field("local", &self.local).finish()
     }
 }
 
@@ -250,16 +239,9 @@ impl TcpStream {
     }
 
     /// `connect` that gives up with `TimedOut` after `timeout`.
-    pub fn connect_timeout(
-        iface: &Interface,
-        addr: &SocketAddr,
-        timeout: Duration,
-    ) -> io::Result<TcpStream> {
+    pub fn connect_timeout(iface: &Interface, addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
         if timeout.is_zero() {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot set a 0 duration timeout",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "cannot set a 0 duration timeout"));
         }
         Self::connect_until(iface, *addr, Instant::now().checked_add(timeout))
     }
@@ -284,13 +266,8 @@ impl TcpStream {
         loop {
             g.check_up()?;
             if let Some(reason) = g.waiters.get(&Key::Conn(id)).and_then(|w| w.closed) {
-                let kind = reason
-                    .error_kind()
-                    .unwrap_or(io::ErrorKind::ConnectionRefused);
-                return Err(g
-                    .stack
-                    .take_error(id)
-                    .unwrap_or_else(|| io::Error::from(kind)));
+                let kind = reason.error_kind().unwrap_or(io::ErrorKind::ConnectionRefused);
+                return Err(g.stack.take_error(id).unwrap_or_else(|| io::Error::from(kind)));
             }
             match g.stack.state(id) {
                 Some(s) if s.is_synchronized() => {
@@ -307,10 +284,7 @@ impl TcpStream {
                 // Abort rather than leave a half-open attempt retransmitting SYNs.
                 drop(g);
                 stream.abort();
-                return Err(io::Error::new(
-                    io::ErrorKind::TimedOut,
-                    "connection timed out",
-                ));
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
             }
             g = shared.wait(g, Key::Conn(id), deadline)?;
         }
