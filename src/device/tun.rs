@@ -58,9 +58,8 @@ impl Tun {
                 format!("MTU {} is below the IPv4 minimum of 576", cfg.mtu),
             ));
         }
-        let ctx = |what: &str, e: io::Error| {
-            io::Error::new(e.kind(), format!("TUN {}: {what}: {e}", cfg.name))
-        };
+        let ctx =
+            |what: &str, e: io::Error| io::Error::new(e.kind(), format!("TUN {}: {what}: {e}", cfg.name));
         let dev = tun_rs::DeviceBuilder::new()
             .name(cfg.name.clone())
             .layer(tun_rs::Layer::L3)
@@ -70,8 +69,7 @@ impl Tun {
             .enable(true)
             .build_sync()
             .map_err(|e| ctx("create (needs CAP_NET_ADMIN and /dev/net/tun)", e))?;
-        dev.set_nonblocking(true)
-            .map_err(|e| ctx("set nonblocking", e))?;
+        dev.set_nonblocking(true).map_err(|e| ctx("set nonblocking", e))?;
         let name = dev.name().unwrap_or_else(|_| cfg.name.clone());
         Ok(Tun { dev, name })
     }
@@ -126,10 +124,7 @@ impl AsRawFd for Tun {
 
 impl std::fmt::Debug for Tun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tun")
-            .field("name", &self.name)
-            .field("fd", &self.as_raw_fd())
-            .finish()
+        f.debug_struct("Tun").field("name", &self.name).field("fd", &self.as_raw_fd()).finish()
     }
 }
 
@@ -147,22 +142,13 @@ mod tests {
             prefix: 24,
             mtu: 1500,
         };
-        assert_eq!(
-            Tun::open(&cfg).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         cfg.name = "utcp0".into();
         cfg.prefix = 33;
-        assert_eq!(
-            Tun::open(&cfg).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         cfg.prefix = 24;
         cfg.mtu = 100;
-        assert_eq!(
-            Tun::open(&cfg).unwrap_err().kind(),
-            io::ErrorKind::InvalidInput
-        );
+        assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
     }
 
     /// The kernel, inside a private namespace, sends a TCP SYN to an address behind the

@@ -57,8 +57,7 @@ fn connect(argv: &[String]) -> Result<i32, String> {
     let net = NetOpts::from_args(&a)?;
     let stop = StopSignal::install().map_err(|e| format!("signal handlers: {e}"))?;
     let (ns, iface) = net.open(utcp::engine::Config::default())?;
-    let stream = match TcpStream::connect_timeout(&iface, &remote, Duration::from_secs_f64(timeout))
-    {
+    let stream = match TcpStream::connect_timeout(&iface, &remote, Duration::from_secs_f64(timeout)) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             let why = match e.kind() {

@@ -76,11 +76,7 @@ impl TraceTap {
             *mine = Some(s.seq.0);
         }
         let seq = s.seq.0.wrapping_sub(mine.unwrap_or(0));
-        let ack = if s.flags.ack() {
-            s.ack.0.wrapping_sub(theirs.unwrap_or(0))
-        } else {
-            0
-        };
+        let ack = if s.flags.ack() { s.ack.0.wrapping_sub(theirs.unwrap_or(0)) } else { 0 };
         let mut opts = Vec::new();
         if let Some(m) = s.options.mss {
             opts.push(format!("mss {m}"));
@@ -107,11 +103,7 @@ impl TraceTap {
             s.flags.to_string(),
             s.window,
             s.payload.len(),
-            if opts.is_empty() {
-                String::new()
-            } else {
-                format!("<{}>", opts.join(", "))
-            }
+            if opts.is_empty() { String::new() } else { format!("<{}>", opts.join(", ")) }
         )
     }
 }
@@ -139,10 +131,7 @@ impl Tap for TraceTap {
     fn event(&mut self, now: utcp::time::Instant, event: &Event) {
         if let Event::StateChange { quad, from, to, .. } = event {
             if self.first == Some((quad.remote, quad.local)) {
-                self.push(format!(
-                    "{:>9.3} ms      state  {from} -> {to}",
-                    now.micros() as f64 / 1000.0
-                ));
+                self.push(format!("{:>9.3} ms      state  {from} -> {to}", now.micros() as f64 / 1000.0));
             }
         }
     }
@@ -153,9 +142,7 @@ fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (x >> 56) as u8
         })
         .collect()
@@ -187,29 +174,21 @@ fn demo(argv: &[String]) -> Result<(), String> {
 
     let ns = NetNs::create(&NetNs::unique_name("utcp-demo"))
         .map_err(|e| format!("creating a network namespace: {e}"))?;
-    println!(
-        "namespace {}: kernel {KERNEL}/24 on TUN utcp0, utcp stack at {STACK}",
-        ns.name()
-    );
+    println!("namespace {}: kernel {KERNEL}/24 on TUN utcp0, utcp stack at {STACK}", ns.name());
 
     let lines = Arc::new(Mutex::new(Vec::new()));
     let mut cfg = InterfaceConfig::new("utcp0", STACK, KERNEL, 24);
     cfg.netns = Some(ns.name().to_string());
     cfg.engine.trace_states = true;
     cfg.pcap = a.get("pcap").map(PathBuf::from);
-    cfg.tap = Some(Box::new(TraceTap {
-        lines: lines.clone(),
-        first: None,
-        isn: (None, None),
-    }));
+    cfg.tap = Some(Box::new(TraceTap { lines: lines.clone(), first: None, isn: (None, None) }));
     let iface = Interface::new(cfg).map_err(|e| format!("interface: {e}"))?;
 
     let dir = TempDir(std::env::temp_dir().join(format!("utcp-demo-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0).map_err(|e| format!("{}: {e}", dir.0.display()))?;
     let file = pattern(http_size, 3);
     std::fs::write(dir.0.join("file.bin"), &file).map_err(|e| e.to_string())?;
-    std::fs::write(dir.0.join("index.html"), b"<h1>hello from utcp</h1>\n")
-        .map_err(|e| e.to_string())?;
+    std::fs::write(dir.0.join("index.html"), b"<h1>hello from utcp</h1>\n").map_err(|e| e.to_string())?;
 
     let echo_l = TcpListener::bind(&iface, (STACK, 7)).map_err(|e| format!("listen :7: {e}"))?;
     let http_l = TcpListener::bind(&iface, (STACK, 80)).map_err(|e| format!("listen :80: {e}"))?;
@@ -259,10 +238,7 @@ fn demo(argv: &[String]) -> Result<(), String> {
             .and_then(|r| r)
             .map_err(|e| format!("kernel echo client: {e}"))?;
         if hello != b"hello, utcp\n" {
-            return Err(format!(
-                "echo returned {:?}",
-                String::from_utf8_lossy(&hello)
-            ));
+            return Err(format!("echo returned {:?}", String::from_utf8_lossy(&hello)));
         }
         // Let the FIN exchange of the traced connection finish before printing it.
         iface.wait_quiet(Duration::from_millis(100), Duration::from_secs(2));
@@ -291,9 +267,7 @@ fn demo(argv: &[String]) -> Result<(), String> {
                 });
                 let mut back = Vec::with_capacity(d2.len());
                 (&s).read_to_end(&mut back)?;
-                writer
-                    .join()
-                    .map_err(|_| io::Error::other("writer panicked"))??;
+                writer.join().map_err(|_| io::Error::other("writer panicked"))??;
                 Ok(back[..] == d2[..])
             })
             .map_err(|e| e.to_string())?
@@ -317,10 +291,7 @@ fn demo(argv: &[String]) -> Result<(), String> {
         let got = http_download(&ns, file.len())?;
         let http_time = t0.elapsed();
         if got != file.len() as u64 {
-            return Err(format!(
-                "HTTP download: {got} bytes, expected {}",
-                file.len()
-            ));
+            return Err(format!("HTTP download: {got} bytes, expected {}", file.len()));
         }
         println!(
             "http: GET /file.bin -> {got} bytes in {:.2} s ({:.0} Mbit/s)",
@@ -338,22 +309,10 @@ fn demo(argv: &[String]) -> Result<(), String> {
     let c = iface.counters();
     let link = iface.link_stats();
     println!("\nsummary");
-    println!(
-        "  connections served      {}",
-        served.load(Ordering::Relaxed)
-    );
-    println!(
-        "  bytes echoed            {}",
-        echoed.load(Ordering::Relaxed)
-    );
-    println!(
-        "  packets in / out (TUN)  {} / {}",
-        link.rx_packets, link.tx_packets
-    );
-    println!(
-        "  bytes in / out (TUN)    {} / {}",
-        link.rx_bytes, link.tx_bytes
-    );
+    println!("  connections served      {}", served.load(Ordering::Relaxed));
+    println!("  bytes echoed            {}", echoed.load(Ordering::Relaxed));
+    println!("  packets in / out (TUN)  {} / {}", link.rx_packets, link.tx_packets);
+    println!("  bytes in / out (TUN)    {} / {}", link.rx_bytes, link.tx_bytes);
     println!(
         "  retransmitted segments  {} (echo connections: {})",
         c.retrans_segs,
@@ -379,16 +338,7 @@ fn http_download(ns: &NetNs, expect: usize) -> Result<u64, String> {
     let url = format!("http://{STACK}/file.bin");
     match ns.exec(
         "curl",
-        &[
-            "-sS",
-            "--max-time",
-            "30",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_code} %{size_download}",
-            &url,
-        ],
+        &["-sS", "--max-time", "30", "-o", "/dev/null", "-w", "%{http_code} %{size_download}", &url],
     ) {
         Ok(out) => {
             let mut w = out.split_whitespace();
@@ -411,11 +361,8 @@ fn http_download(ns: &NetNs, expect: usize) -> Result<u64, String> {
                 s.write_all(b"GET /file.bin HTTP/1.1\r\nHost: utcp\r\n\r\n")?;
                 let mut resp = Vec::with_capacity(expect + 512);
                 s.read_to_end(&mut resp)?;
-                let body = resp
-                    .windows(4)
-                    .position(|w| w == b"\r\n\r\n")
-                    .map(|p| resp.len() - p - 4)
-                    .unwrap_or(0);
+                let body =
+                    resp.windows(4).position(|w| w == b"\r\n\r\n").map(|p| resp.len() - p - 4).unwrap_or(0);
                 Ok(body as u64)
             })
             .map_err(|e| e.to_string())?
@@ -429,9 +376,5 @@ fn http_download(ns: &NetNs, expect: usize) -> Result<u64, String> {
 }
 
 fn which(prog: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| Path::new(d).join(prog))
-        .find(|p| p.is_file())
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(prog)).find(|p| p.is_file())
 }

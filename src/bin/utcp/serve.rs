@@ -46,9 +46,7 @@ impl NetOpts {
             Some(p) => parse_cidr(p)?,
         };
         if addr == peer {
-            return Err(format!(
-                "--addr {addr} must differ from the kernel side --peer"
-            ));
+            return Err(format!("--addr {addr} must differ from the kernel side --peer"));
         }
         Ok(NetOpts {
             netns: a.get("netns").unwrap_or("utcp").to_string(),
@@ -80,13 +78,9 @@ impl NetOpts {
 pub fn parse_cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     let (ip, prefix) = s.split_once('/').unwrap_or((s, "24"));
     let ip: Ipv4Addr = ip.parse().map_err(|_| format!("bad IPv4 address {ip:?}"))?;
-    let prefix: u8 = prefix
-        .parse()
-        .map_err(|_| format!("bad prefix length {prefix:?}"))?;
+    let prefix: u8 = prefix.parse().map_err(|_| format!("bad prefix length {prefix:?}"))?;
     if prefix > 30 {
-        return Err(format!(
-            "prefix /{prefix} leaves no room for the stack's address"
-        ));
+        return Err(format!("prefix /{prefix} leaves no room for the stack's address"));
     }
     Ok((ip, prefix))
 }
@@ -191,9 +185,7 @@ fn serve(argv: &[String]) -> Result<(), String> {
     .filter_map(|(on, m)| on.then_some(m))
     .collect();
     let [mode] = modes[..] else {
-        return Err(format!(
-            "give exactly one of --echo, --discard, --http DIR\n{USAGE}"
-        ));
+        return Err(format!("give exactly one of --echo, --discard, --http DIR\n{USAGE}"));
     };
     let root = match a.get("http") {
         Some(d) => {
@@ -235,10 +227,7 @@ fn serve(argv: &[String]) -> Result<(), String> {
             Ok((s, _peer)) => {
                 served += 1;
                 let s = Arc::new(s);
-                conns
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(served, s.clone());
+                conns.lock().unwrap_or_else(|e| e.into_inner()).insert(served, s.clone());
                 let (conns, bytes, root, id) = (conns.clone(), bytes.clone(), root.clone(), served);
                 threads.push(std::thread::spawn(move || {
                     let n = match (mode, &root) {
@@ -263,12 +252,8 @@ fn serve(argv: &[String]) -> Result<(), String> {
     // Graceful close: EOF the readers so handlers return and drop (FIN); after a grace
     // period, also shut the write side so a handler stuck sending gives up.
     for how in [std::net::Shutdown::Read, std::net::Shutdown::Both] {
-        let open: Vec<Arc<TcpStream>> = conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .cloned()
-            .collect();
+        let open: Vec<Arc<TcpStream>> =
+            conns.lock().unwrap_or_else(|e| e.into_inner()).values().cloned().collect();
         for s in open {
             let _ = s.shutdown(how);
         }
