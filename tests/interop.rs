@@ -495,3 +495,54 @@ fn idle_interface_uses_no_cpu_and_drop_unblocks_readers() {
     client.join().unwrap();
     drop(ns);
 }
+
+#[test]
+fn retransmission_give_up_is_timed_out() {
+    if !require_root("retransmission_give_up_is_timed_out") {
+        return;
+    }
+    let e = env_with("giveup", None, |c| {
+        c.engine.data_retries = 3;
+        c.engine.min_rto = Duration::from_millis(100);
+        c.engine.max_rto = Duration::from_millis(400);
+    });
+    let l = TcpListener::bind(&e.iface, stack_addr(5005)).unwrap();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    let client = e.kernel(move || {
+        let s = kernel_connect(5005).unwrap();
+        let _ = done_rx.recv_timeout(STEP);
+        drop(s);
+    });
+    let (s, _) = l.accept().unwrap();
+    // The link goes dark: every packet in both directions is lost from now on.
+    e.iface.set_impairment(Some(Impairment { seed: 1, drop: 1.0, duplicate: 0.0, reorder: 0.0 }));
+    (&s).write_all(&[7u8; 1000]).unwrap();
+    let t0 = Instant::now();
+    let err = (&s).read(&mut [0u8; 16]).unwrap_err();
+    assert_eq!(err.kind(), io::ErrorKind::TimedOut, "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    assert!(e.iface.counters().timeouts >= 3);
+    done_tx.send(()).unwrap();
+    client.join().unwrap();
+}
+
+#[test]
+fn tun_error_shuts_the_interface_down_with_an_error() {
+    if !require_root("tun_error_shuts_the_interface_down_with_an_error") {
+        return;
+    }
+    let e = env("tunerr", None);
+    let l = TcpListener::bind(&e.iface, stack_addr(5006)).unwrap();
+    let l = Arc::new(l);
+    let l2 = l.clone();
+    let waiter = std::thread::spawn(move || l2.accept().map(|_| ()));
+    std::thread::sleep(Duration::from_millis(100));
+    // Someone deletes our TUN under us.
+    e.ns.exec("ip", &["link", "delete", "utcp0"]).unwrap();
+    let err = waiter.join().unwrap().unwrap_err();
+    let stored = e.iface.error().expect("interface reports its error");
+    eprintln!("stored interface error: {stored}");
+    assert!(stored.to_string().contains("TUN"), "{stored}");
+    assert_eq!(err.kind(), stored.kind(), "{err} vs {stored}");
+    assert!(TcpStream::connect(&e.iface, kernel_addr(1)).is_err());
+}

@@ -5,7 +5,7 @@
 //! arena), then takes the lock once to feed the whole burst to the engine, transmit what
 //! the engine produced, and signal the sockets the engine's events concern.
 
-use super::impair::Impairer;
+use super::impair::{Impairer, Impairment};
 use super::tap::{Direction, Tap, Taps};
 use super::{InterfaceConfig, LinkStats};
 use crate::device::tun::{MAX_PACKET, Tun, TunConfig};
@@ -153,11 +153,17 @@ impl Inner {
     pub(crate) fn link_stats(&self) -> LinkStats {
         let mut s = self.stats;
         if let Some((rx, tx)) = &self.impair {
-            s.impaired_drops = rx.counts.drops + tx.counts.drops;
-            s.impaired_dups = rx.counts.dups + tx.counts.dups;
-            s.impaired_reorders = rx.counts.reorders + tx.counts.reorders;
+            s.impaired_drops += rx.counts.drops + tx.counts.drops;
+            s.impaired_dups += rx.counts.dups + tx.counts.dups;
+            s.impaired_reorders += rx.counts.reorders + tx.counts.reorders;
         }
         s
+    }
+
+    /// Replace the impairment (a packet held back for reordering is lost).
+    pub(crate) fn set_impairment(&mut self, imp: Option<Impairment>) {
+        self.stats = self.link_stats();
+        self.impair = imp.map(|c| (Impairer::new(c, 1), Impairer::new(c, 2)));
     }
 
     /// After any engine call: transmit what it produced, signal sockets, and (from an

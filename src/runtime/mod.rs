@@ -139,6 +139,12 @@ impl Interface {
         self.shared.lock().check_up().err()
     }
 
+    /// Change the loss/duplication/reordering injected between the TUN and the engine
+    /// from now on (`None` turns it off).
+    pub fn set_impairment(&self, impairment: Option<Impairment>) {
+        self.shared.lock().set_impairment(impairment);
+    }
+
     /// Run `f` on the engine under the interface lock (diagnostics; keep it short).
     pub fn with_stack<R>(&self, f: impl FnOnce(&mut crate::engine::Stack) -> R) -> R {
         let mut g = self.shared.lock();

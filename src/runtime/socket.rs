@@ -74,31 +74,11 @@ impl TcpListener {
             let ip = if a.ip().is_unspecified() { IpAddr::V4(shared.addr) } else { a.ip() };
             let mut g = shared.lock();
             g.check_up()?;
-            let backlog = g.stack.config().default_backlog;
-            let (lo, hi) = g.stack.config().ephemeral_ports;
-            let result = if a.port() != 0 {
-                g.stack.listen(SocketAddr::new(ip, a.port()), backlog).map(|l| (l, a.port()))
-            } else {
-                // Walk the ephemeral range from a time-derived start until a port is free.
-                let span = u32::from(hi.saturating_sub(lo)) + 1;
-                let start = shared.now().micros() as u32 % span;
-                let mut r = Err(io::Error::from(io::ErrorKind::AddrInUse));
-                for i in 0..span.min(4096) {
-                    let port = lo + ((start + i) % span) as u16;
-                    match g.stack.listen(SocketAddr::new(ip, port), backlog) {
-                        Ok(l) => {
-                            r = Ok((l, port));
-                            break;
-                        }
-                        Err(e) if e.kind() == io::ErrorKind::AddrInUse => continue,
-                        Err(e) => {
-                            r = Err(e);
-                            break;
-                        }
-                    }
-                }
-                r
-            };
+            // Backlog 0: the engine's `default_backlog`; port 0: an ephemeral port.
+            let result = g.stack.listen(SocketAddr::new(ip, a.port()), 0).and_then(|l| {
+                let port = g.stack.listener_addr(l)?.port();
+                Ok((l, port))
+            });
             match result {
                 Ok((id, port)) => {
                     shared.register(&mut g, Key::Listener(id));
@@ -205,7 +185,6 @@ pub struct TcpStream {
     shared: Arc<Shared>,
     id: ConnId,
     nonblocking: AtomicBool,
-    nodelay: AtomicBool,
     read_timeout: AtomicTimeout,
     write_timeout: AtomicTimeout,
     /// Set once the engine handle was released (aborted); `Drop` then has nothing to do.
@@ -214,12 +193,10 @@ pub struct TcpStream {
 
 impl TcpStream {
     fn new(shared: Arc<Shared>, id: ConnId) -> TcpStream {
-        let nagle = shared.lock().stack.config().nagle;
         TcpStream {
             shared,
             id,
             nonblocking: AtomicBool::new(false),
-            nodelay: AtomicBool::new(!nagle),
             read_timeout: AtomicTimeout::default(),
             write_timeout: AtomicTimeout::default(),
             released: AtomicBool::new(false),
@@ -417,14 +394,13 @@ impl TcpStream {
         let mut g = self.shared.lock();
         let now = self.shared.now();
         g.stack.set_nodelay(self.id, nodelay)?;
-        self.nodelay.store(nodelay, Ordering::Relaxed);
         // Turning Nagle off may release a held small segment.
         g.after_op(&self.shared, now);
         Ok(())
     }
 
     pub fn nodelay(&self) -> io::Result<bool> {
-        Ok(self.nodelay.load(Ordering::Relaxed))
+        self.shared.lock().stack.nodelay(self.id)
     }
 
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
