@@ -4,6 +4,7 @@ mod args;
 mod connect;
 mod demo;
 mod serve;
+mod sim;
 
 const USAGE: &str = "\
 utcp: a user-space TCP/IP stack on a Linux TUN device
@@ -34,6 +35,7 @@ fn main() {
         "demo" => demo::run(rest),
         "serve" => serve::run(rest),
         "connect" => connect::run(rest),
+        "sim" => sim::run_cli(rest),
         other => {
             let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");

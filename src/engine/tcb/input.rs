@@ -230,7 +230,7 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply { seq: self.snd.nxt, ack: None });
+            return Some(RstReply { seq: self.snd_max, ack: None });
         }
 
         // Fifth, check the ACK field.
@@ -507,6 +507,12 @@ impl Tcb {
 
     /// RTT from a timestamp echo (RFC 7323 §4.1, fed to RFC 6298).
     fn rtt_sample_ts(&mut self, now: Instant, ecr: u32) {
+        if let Some(rtx) = self.rtx_tsval {
+            if (ecr.wrapping_sub(rtx) as i32) < 0 {
+                return;
+            }
+            self.rtx_tsval = None;
+        }
         let elapsed_ms = self.ts_now(now).wrapping_sub(ecr);
         if (elapsed_ms as i32) >= 0 && elapsed_ms < 60_000 {
             self.rtt.sample(Duration::from_millis(elapsed_ms as u64));

@@ -26,7 +26,7 @@ impl Tcb {
             State::Closed | State::Listen | State::TimeWait => {
                 // TIME-WAIT only re-acknowledges a retransmitted FIN.
                 if self.state == State::TimeWait && self.ack_now {
-                    let seq = self.snd.nxt;
+                    let seq = self.snd_max;
                     return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
                 }
                 return None;
@@ -53,11 +53,11 @@ impl Tcb {
             // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: <SEQ=SND.NXT-1> with no data.
             self.send_keepalive = false;
             cx.counters.keepalive_probes += 1;
-            let seq = self.snd.nxt - 1;
+            let seq = self.snd_max - 1;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         if self.ack_now || self.window_update_due() {
-            let seq = self.snd.nxt;
+            let seq = self.snd_max;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         None
@@ -69,7 +69,7 @@ impl Tcb {
         let synced = self.state != State::SynSent && self.state != State::Closed;
         let n = if synced {
             let flags = TcpFlags::RST | TcpFlags::ACK;
-            let plan = Plan { seq: self.snd.nxt, flags, off: 0, len: 0 };
+            let plan = Plan { seq: self.snd_max, flags, off: 0, len: 0 };
             self.emit(cx, now, buf, plan)
         } else {
             None
@@ -357,6 +357,10 @@ impl Tcb {
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[a, b])?;
         cx.counters.out_segs += 1;
+        if plan.len > 0 && plan.seq.lt(self.snd_max) {
+            // A retransmission: echoes of earlier TSvals are ambiguous from now on.
+            self.rtx_tsval = options.timestamps.map(|(v, _)| v);
+        }
 
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {
