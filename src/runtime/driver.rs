@@ -252,20 +252,25 @@ impl Inner {
     }
 
     fn receive_batch(&mut self, now: Instant, arena: &[u8], lens: &[(usize, usize)]) {
-        let Inner { stack, tap, impair, stats, .. } = self;
         for &(off, len) in lens {
             let pkt = &arena[off..off + len];
-            stats.rx_packets += 1;
-            stats.rx_bytes += len as u64;
-            if let Some(t) = tap.as_mut() {
+            self.stats.rx_packets += 1;
+            self.stats.rx_bytes += len as u64;
+            if let Some(t) = self.tap.as_mut() {
                 t.packet(now, Direction::In, pkt);
             }
-            match impair {
+            let stack = &mut self.stack;
+            match &mut self.impair {
                 Some((rx, _)) => rx.process(pkt, |p| stack.handle_packet(now, p)),
                 None => stack.handle_packet(now, pkt),
             }
+            if self.tap.is_some() {
+                // A tap sees each packet's events right after it, in causal order.
+                self.dispatch_events(now);
+            }
         }
-        if let Some((rx, _)) = impair {
+        if let Some((rx, _)) = &mut self.impair {
+            let stack = &mut self.stack;
             rx.release(|p| stack.handle_packet(now, p));
         }
     }

@@ -55,16 +55,31 @@ struct TraceTap {
     first: Option<(SocketAddr, SocketAddr)>,
     /// Initial sequence numbers of (kernel, stack), for relative numbering.
     isn: (Option<u32>, Option<u32>),
+    /// Window-scale shifts offered on the SYNs of (kernel, stack) (RFC 7323 §2.2).
+    wscale: (Option<u8>, Option<u8>),
+    /// Trailing lines that are segments we sent at time `tail_at`: a state change
+    /// caused by the same input goes before them, where it happened.
+    out_tail: usize,
+    tail_at: u64,
 }
 
 impl TraceTap {
-    fn push(&mut self, line: String) {
+    fn new(lines: Arc<Mutex<Vec<String>>>) -> TraceTap {
+        TraceTap { lines, first: None, isn: (None, None), wscale: (None, None), out_tail: 0, tail_at: 0 }
+    }
+
+    fn push(&mut self, at: usize, line: String) {
         let mut l = self.lines.lock().unwrap_or_else(|e| e.into_inner());
         if l.len() < TRACE_LIMIT {
-            l.push(line);
+            let at = at.min(l.len());
+            l.insert(at, line);
         } else if l.len() == TRACE_LIMIT {
             l.push("   ... (trace truncated)".into());
         }
+    }
+
+    fn len(&self) -> usize {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     fn format(&mut self, now: utcp::time::Instant, dir: Direction, s: &TcpSegment<'_>) -> String {
@@ -74,7 +89,17 @@ impl TraceTap {
         };
         if s.flags.syn() {
             *mine = Some(s.seq.0);
+            match dir {
+                Direction::In => self.wscale.0 = s.options.window_scale,
+                Direction::Out => self.wscale.1 = s.options.window_scale,
+            }
         }
+        // Windows on SYNs are never scaled; later ones are if both sides offered it.
+        let shift = match (s.flags.syn(), self.wscale, dir) {
+            (false, (Some(k), Some(_)), Direction::In) => k,
+            (false, (Some(_), Some(u)), Direction::Out) => u,
+            _ => 0,
+        };
         let seq = s.seq.0.wrapping_sub(mine.unwrap_or(0));
         let ack = if s.flags.ack() { s.ack.0.wrapping_sub(theirs.unwrap_or(0)) } else { 0 };
         let mut opts = Vec::new();
@@ -98,10 +123,10 @@ impl TraceTap {
             ));
         }
         format!(
-            "{:>9.3} ms  {arrow}  [{:<3}] seq {seq:<6} ack {ack:<6} win {:<5} len {:<4} {}",
+            "{:>9.3} ms  {arrow}  [{:<3}] seq {seq:<6} ack {ack:<6} win {:<7} len {:<4} {}",
             now.micros() as f64 / 1000.0,
             s.flags.to_string(),
-            s.window,
+            u32::from(s.window) << shift.min(14),
             s.payload.len(),
             if opts.is_empty() { String::new() } else { format!("<{}>", opts.join(", ")) }
         )
@@ -124,14 +149,24 @@ impl Tap for TraceTap {
         }
         if self.first == Some(pair) {
             let line = self.format(now, dir, &seg);
-            self.push(line);
+            if dir == Direction::Out && self.tail_at == now.micros() {
+                self.out_tail += 1;
+            } else {
+                self.out_tail = usize::from(dir == Direction::Out);
+                self.tail_at = now.micros();
+            }
+            let at = self.len();
+            self.push(at, line);
         }
     }
 
     fn event(&mut self, now: utcp::time::Instant, event: &Event) {
         if let Event::StateChange { quad, from, to, .. } = event {
             if self.first == Some((quad.remote, quad.local)) {
-                self.push(format!("{:>9.3} ms      state  {from} -> {to}", now.micros() as f64 / 1000.0));
+                let line = format!("{:>9.3} ms      state  {from} -> {to}", now.micros() as f64 / 1000.0);
+                let tail = if self.tail_at == now.micros() { self.out_tail } else { 0 };
+                let at = self.len().saturating_sub(tail);
+                self.push(at, line);
             }
         }
     }
@@ -181,7 +216,7 @@ fn demo(argv: &[String]) -> Result<(), String> {
     cfg.netns = Some(ns.name().to_string());
     cfg.engine.trace_states = true;
     cfg.pcap = a.get("pcap").map(PathBuf::from);
-    cfg.tap = Some(Box::new(TraceTap { lines: lines.clone(), first: None, isn: (None, None) }));
+    cfg.tap = Some(Box::new(TraceTap::new(lines.clone())));
     let iface = Interface::new(cfg).map_err(|e| format!("interface: {e}"))?;
 
     let dir = TempDir(std::env::temp_dir().join(format!("utcp-demo-{}", std::process::id())));
@@ -243,7 +278,9 @@ fn demo(argv: &[String]) -> Result<(), String> {
         // Let the FIN exchange of the traced connection finish before printing it.
         iface.wait_quiet(Duration::from_millis(100), Duration::from_secs(2));
         println!("\ntrace of the first connection (kernel client -> utcp echo server, port 7)");
-        println!("  seq/ack relative to each side's ISN; flags as in tcpdump (. = ACK)\n");
+        println!(
+            "  seq/ack relative to each side's ISN, win in bytes (scaled), flags as in tcpdump (. = ACK)\n"
+        );
         for l in lines.lock().unwrap_or_else(|e| e.into_inner()).iter() {
             println!("  {l}");
         }
