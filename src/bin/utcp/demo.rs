@@ -172,15 +172,11 @@ impl Tap for TraceTap {
     }
 }
 
-/// Deterministic test data: a 64-bit LCG's bytes.
+/// Deterministic test data from the project's seeded PRNG.
 fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            (x >> 56) as u8
-        })
-        .collect()
+    let mut v = vec![0u8; len];
+    utcp::device::rng::Rng::new(seed).fill_bytes(&mut v);
+    v
 }
 
 fn mbps(bytes: u64, d: Duration) -> f64 {

@@ -17,6 +17,10 @@ const USAGE: &str = "\
 usage: utcp serve --port P (--echo | --discard | --http DIR) [options]
 
 Serves on the stack's address behind a TUN until SIGINT/SIGTERM.
+  --port P           port (default 7 for --echo, 9 for --discard, 80 for --http)
+  --echo             echo what each client sends (RFC 862)
+  --discard          read and drop what each client sends (RFC 863)
+  --http DIR         serve the files under DIR (GET and HEAD)
   --netns NAME       network namespace for the TUN (default utcp; created if missing,
                      removed on exit only if created)
   --tun NAME         TUN interface name (default utcp0)
