@@ -546,3 +546,58 @@ fn tun_error_shuts_the_interface_down_with_an_error() {
     assert_eq!(err.kind(), stored.kind(), "{err} vs {stored}");
     assert!(TcpStream::connect(&e.iface, kernel_addr(1)).is_err());
 }
+
+#[test]
+fn utcp_connect_cli_half_closes_and_reports_refusal() {
+    if !require_root("utcp_connect_cli_half_closes_and_reports_refusal") {
+        return;
+    }
+    let ns = NetNs::create(&NetNs::unique_name("utcp-nc")).unwrap();
+    let pcap = std::env::temp_dir().join(format!("utcp-nc-{}.pcap", std::process::id()));
+    // Kernel listener on the wildcard address (the TUN address appears only once
+    // `utcp connect` made the TUN): read to EOF, answer with the byte count, close.
+    let h = ns
+        .spawn(|| -> io::Result<Vec<u8>> {
+            let l = std::net::TcpListener::bind("0.0.0.0:7070")?;
+            let (mut s, _) = l.accept()?;
+            s.set_read_timeout(Some(STEP))?;
+            let mut got = Vec::new();
+            s.read_to_end(&mut got)?;
+            s.write_all(format!("got {} bytes\n", got.len()).as_bytes())?;
+            Ok(got)
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let input: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(["connect", "10.77.0.1:7070", "--netns", ns.name(), "--pcap", pcap.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success(), "connect failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "got 300000 bytes\n");
+    assert_eq!(h.join().unwrap().unwrap().unwrap(), input);
+    // The pcap holds the conversation: raw-IP link type, many packets.
+    let cap = std::fs::read(&pcap).unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    assert_eq!(&cap[0..4], &0xa1b2_c3d4u32.to_le_bytes());
+    assert_eq!(&cap[20..24], &101u32.to_le_bytes());
+    assert!(cap.len() > 300_000, "pcap has {} bytes", cap.len());
+
+    // Nobody listens on 7071: a clear refusal and a non-zero exit.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(["connect", "10.77.0.1:7071", "--netns", ns.name()])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused"), "{err}");
+}

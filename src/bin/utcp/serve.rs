@@ -282,3 +282,53 @@ fn serve(argv: &[String]) -> Result<(), String> {
     drop(ns);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(v: &[&str]) -> Args {
+        let v: Vec<String> = v.iter().map(|s| s.to_string()).collect();
+        Args::parse(&v, &NET_FLAGS).unwrap()
+    }
+
+    #[test]
+    fn cidr_parsing() {
+        assert_eq!(parse_cidr("10.1.2.3/16"), Ok((Ipv4Addr::new(10, 1, 2, 3), 16)));
+        assert_eq!(parse_cidr("10.1.2.3"), Ok((Ipv4Addr::new(10, 1, 2, 3), 24)));
+        assert!(parse_cidr("10.1.2/24").is_err());
+        assert!(parse_cidr("10.1.2.3/31").is_err());
+        assert!(parse_cidr("10.1.2.3/x").is_err());
+    }
+
+    #[test]
+    fn net_options_defaults_and_overrides() {
+        let n = NetOpts::from_args(&args(&[])).unwrap();
+        assert_eq!((n.netns.as_str(), n.tun.as_str()), ("utcp", "utcp0"));
+        assert_eq!(
+            (n.addr, n.peer, n.prefix),
+            (Ipv4Addr::new(10, 77, 0, 2), Ipv4Addr::new(10, 77, 0, 1), 24)
+        );
+        assert!(n.pcap.is_none());
+        let n = NetOpts::from_args(&args(&[
+            "--netns",
+            "x",
+            "--tun",
+            "t1",
+            "--addr",
+            "192.168.5.9",
+            "--peer",
+            "192.168.5.1/28",
+            "--pcap",
+            "a.pcap",
+        ]))
+        .unwrap();
+        assert_eq!((n.netns.as_str(), n.tun.as_str()), ("x", "t1"));
+        assert_eq!(
+            (n.addr, n.peer, n.prefix),
+            (Ipv4Addr::new(192, 168, 5, 9), Ipv4Addr::new(192, 168, 5, 1), 28)
+        );
+        assert_eq!(n.pcap, Some(PathBuf::from("a.pcap")));
+        assert!(NetOpts::from_args(&args(&["--addr", "10.77.0.1"])).is_err(), "same as peer");
+    }
+}
