@@ -4,6 +4,7 @@ mod args;
 mod connect;
 mod demo;
 mod serve;
+mod script;
 mod sim;
 
 const USAGE: &str = "\
@@ -35,9 +36,9 @@ fn main() {
         "demo" => demo::run(rest),
         "serve" => serve::run(rest),
         "connect" => connect::run(rest),
+        "script" => script::run(rest),
         "sim" => sim::run_cli(rest),
         other => {
-            let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
             2
         }

@@ -145,12 +145,12 @@ impl Tcb {
             self.set_state(cx, State::Established);
             self.send_syn = false;
             self.ack_now = true;
-            cx.counters.in_segs += 0;
             // "Data or controls that were queued for transmission may be included." Data
             // in the SYN-ACK itself is processed at the sixth step and later.
+            // The window we offered in our SYN is what the peer may fill.
+            self.rcv_adv = self.rcv.nxt + self.rcv.wnd;
             if !seg.payload.is_empty() || f.fin() {
-                let seg2 = TcpSegment { seq: seg.seq + 1, flags: f, ..*seg };
-                self.process_text_and_fin(cx, now, &seg2);
+                self.process_text_and_fin(cx, now, seg);
             }
         } else {
             // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment
@@ -222,7 +222,7 @@ impl Tcb {
                 self.snd.nxt = self.snd.iss;
                 return None;
             }
-            if cx.cfg.rfc5961 {
+            if cx.cfg.rfc5961_syn {
                 // RFC 5961 §4.2: any SYN in a synchronized state draws a challenge ACK.
                 self.challenge_ack(cx);
                 return None;
@@ -549,7 +549,10 @@ impl Tcb {
         let room = self.rcv_wnd_now().saturating_sub(seq.since(self.rcv.nxt)) as usize;
         let fin_in_window = data.len() <= room;
         if data.len() > room {
+            // Text beyond the window (e.g. a zero-window probe) still deserves an ACK showing
+            // RCV.NXT and the current window (RFC 9293 §3.8.6.1).
             data = &data[..room];
+            self.ack_now = true;
         }
 
         if !data.is_empty() {

@@ -228,6 +228,8 @@ pub struct Tcb {
     pub(crate) last_ooo: Option<(SeqNum, SeqNum)>,
     /// A duplicate range to report as D-SACK in the next ACK (RFC 2883).
     pub(crate) dsack: Option<(SeqNum, SeqNum)>,
+    /// SACK blocks in the order last reported, most recent first (RFC 2018 §4).
+    pub(crate) sack_reported: crate::wire::SackBlocks,
 
     // Congestion control (RFC 5681, RFC 6582).
     pub(crate) cc: Box<dyn CongestionControl>,
@@ -248,8 +250,8 @@ impl Tcb {
     fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
         let mut recv_cap = cfg.recv_buffer.max(1);
         let rcv_mss = cfg.effective_mss();
-        if cfg.recv_buffer_round_to_mss && recv_cap > rcv_mss as usize {
-            recv_cap -= recv_cap % rcv_mss as usize;
+        if cfg.recv_buffer_round_to_mss {
+            recv_cap = recv_cap.div_ceil(rcv_mss as usize) * rcv_mss as usize;
         }
         let smss = 536usize;
         Tcb {
@@ -304,6 +306,7 @@ impl Tcb {
             send_rst: false,
             last_ooo: None,
             dsack: None,
+            sack_reported: crate::wire::SackBlocks::new(),
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
