@@ -601,3 +601,48 @@ fn utcp_connect_cli_half_closes_and_reports_refusal() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("refused"), "{err}");
 }
+
+#[test]
+fn write_blocks_when_the_send_buffer_is_full() {
+    if !require_root("write_blocks_when_the_send_buffer_is_full") {
+        return;
+    }
+    let e = env("sndbuf", None);
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let (done_tx, done_rx) = mpsc::channel::<()>();
+    // A kernel peer that accepts and never reads until told to.
+    let server = e.kernel(move || -> io::Result<u64> {
+        let l = std::net::TcpListener::bind(kernel_addr(6002))?;
+        ready_tx.send(()).unwrap();
+        let (s, _) = l.accept()?;
+        let _ = done_rx.recv_timeout(STEP);
+        s.set_read_timeout(Some(STEP))?;
+        Ok(recv_stream(&s)?.0)
+    });
+    ready_rx.recv_timeout(STEP).unwrap();
+    let s = TcpStream::connect(&e.iface, kernel_addr(6002)).unwrap();
+    s.set_write_timeout(Some(Duration::from_millis(300))).unwrap();
+    let chunk = vec![1u8; 64 * 1024];
+    let mut total = 0u64;
+    let t0 = Instant::now();
+    let err = loop {
+        assert!(t0.elapsed() < STEP && total < 1024 * MIB, "write never blocked");
+        match (&s).write(&chunk) {
+            Ok(n) => total += n as u64,
+            Err(e) => break e,
+        }
+    };
+    // The timeout is WouldBlock, like std on Linux, and only after our buffer filled.
+    assert_eq!(err.kind(), io::ErrorKind::WouldBlock, "{err}");
+    assert!(total >= 256 * 1024, "only {total} bytes accepted");
+    s.set_nonblocking(true).unwrap();
+    assert_eq!((&s).write(&chunk).unwrap_err().kind(), io::ErrorKind::WouldBlock);
+    s.set_nonblocking(false).unwrap();
+    s.set_write_timeout(None).unwrap();
+    // Once the peer reads, the blocked writer proceeds; everything arrives.
+    done_tx.send(()).unwrap();
+    (&s).write_all(&chunk).unwrap();
+    total += chunk.len() as u64;
+    s.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(server.join().unwrap().unwrap(), total);
+}

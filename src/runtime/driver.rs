@@ -179,6 +179,7 @@ impl Inner {
             if let Some(t) = self.stack.poll_timeout() {
                 if self.driver_deadline.is_none_or(|d| t < d) {
                     self.driver_deadline = Some(t);
+                    self.stats.driver_wakeups += 1;
                     let _ = shared.waker.wake();
                 }
             }

@@ -87,6 +87,8 @@ pub struct LinkStats {
     pub impaired_drops: u64,
     pub impaired_dups: u64,
     pub impaired_reorders: u64,
+    /// Times an application thread woke the driver because it armed an earlier timer.
+    pub driver_wakeups: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.
