@@ -128,7 +128,7 @@ impl Shared {
             }
         };
         if let Some(w) = g.waiters.get_mut(&key) {
-            w.waiting -= 1;
+            w.waiting = w.waiting.saturating_sub(1);
         }
         Ok(g)
     }
@@ -175,14 +175,14 @@ impl Inner {
     fn after_op_inner(&mut self, shared: &Shared, now: Instant, from_app: bool) {
         self.flush_tx(now);
         self.dispatch_events(now);
-        if from_app && !self.stop {
-            if let Some(t) = self.stack.poll_timeout() {
-                if self.driver_deadline.is_none_or(|d| t < d) {
-                    self.driver_deadline = Some(t);
-                    self.stats.driver_wakeups += 1;
-                    let _ = shared.waker.wake();
-                }
-            }
+        if from_app
+            && !self.stop
+            && let Some(t) = self.stack.poll_timeout()
+            && self.driver_deadline.is_none_or(|d| t < d)
+        {
+            self.driver_deadline = Some(t);
+            self.stats.driver_wakeups += 1;
+            let _ = shared.waker.wake();
         }
         if from_app && self.stop {
             // A fatal TUN error on this thread: make the driver notice and exit.
@@ -225,10 +225,10 @@ impl Inner {
                 Event::Incoming(l) => Some(Key::Listener(l)),
                 Event::StateChange { .. } => None,
             };
-            if let Some(w) = key.and_then(|k| self.waiters.get(&k)) {
-                if w.waiting > 0 {
-                    w.cv.notify_all();
-                }
+            if let Some(w) = key.and_then(|k| self.waiters.get(&k))
+                && w.waiting > 0
+            {
+                w.cv.notify_all();
             }
             if let Some(t) = self.tap.as_mut() {
                 t.event(now, &ev);

@@ -36,18 +36,18 @@ impl PcapTap {
 impl Tap for PcapTap {
     fn packet(&mut self, now: Instant, _dir: Direction, packet: &[u8]) {
         let ts = Instant::from_micros(self.wall_at_zero_us + now.micros());
-        if let Some(w) = self.w.as_mut() {
-            if let Err(e) = w.write_packet(ts, packet) {
-                self.fail(e);
-            }
+        if let Some(w) = self.w.as_mut()
+            && let Err(e) = w.write_packet(ts, packet)
+        {
+            self.fail(e);
         }
     }
 
     fn finish(&mut self) {
-        if let Some(w) = self.w.as_mut() {
-            if let Err(e) = w.flush() {
-                self.fail(e);
-            }
+        if let Some(w) = self.w.as_mut()
+            && let Err(e) = w.flush()
+        {
+            self.fail(e);
         }
     }
 }
