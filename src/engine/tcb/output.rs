@@ -60,6 +60,15 @@ impl Tcb {
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         if self.ack_now || self.window_update_due() {
+            if cx.cfg.resend_fin_with_ack
+                && !self.challenge_pending
+                && let Some(fs) = self.fin_seq()
+                && !self.fin_acked()
+                && self.snd_max.gt(fs)
+            {
+                let plan = Plan { seq: fs, flags: TcpFlags::FIN | TcpFlags::ACK, off: 0, len: 0 };
+                return self.emit(cx, now, buf, plan);
+            }
             let seq = self.snd_max;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
@@ -320,7 +329,7 @@ impl Tcb {
         let held = &held[..n];
         let containing = |seq: SeqNum| held.iter().copied().find(|(s, e)| s.le(seq) && seq.lt(*e));
         let mut order = SackBlocks::new();
-        let mut add = |b: (SeqNum, SeqNum), order: &mut SackBlocks| {
+        let add = |b: (SeqNum, SeqNum), order: &mut SackBlocks| {
             if !order.as_slice().contains(&b) {
                 order.push(b.0, b.1);
             }
@@ -390,8 +399,10 @@ impl Tcb {
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {
             self.ack_now = false;
+            self.challenge_pending = false;
             self.delack_deadline = None;
             self.unacked_bytes = 0;
+            self.unacked_segs = 0;
             self.last_ack_sent = self.rcv.nxt;
         }
         let seg_len = plan.len as u32 + plan.flags.fin() as u32;
