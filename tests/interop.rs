@@ -439,6 +439,10 @@ fn socket_api_error_kinds_and_timeouts() {
     assert!(s.set_read_timeout(Some(Duration::ZERO)).is_err());
     s.set_nodelay(true).unwrap();
     assert!(s.nodelay().unwrap());
+    s.set_buffer_sizes(Some(512 * 1024), Some(128 * 1024)).unwrap();
+    let (rb, sb) = s.buffer_sizes().unwrap();
+    assert!(rb >= 512 * 1024 && sb >= 128 * 1024, "{rb} {sb}");
+    s.set_keepalive(Some(utcp::engine::Keepalive::default())).unwrap();
     assert!(s.take_error().unwrap().is_none());
     (&s).write_all(b"pong").unwrap();
     s.shutdown(Shutdown::Write).unwrap();

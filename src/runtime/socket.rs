@@ -7,7 +7,7 @@
 
 use super::Interface;
 use super::driver::{Key, Shared};
-use crate::engine::{ConnId, ListenerId, Status};
+use crate::engine::{ConnId, Keepalive, ListenerId, Status};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
@@ -143,6 +143,12 @@ impl TcpListener {
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Receive/send buffer sizes for connections accepted from now on (like setting
+    /// SO_RCVBUF/SO_SNDBUF on a listening socket; a utcp extension).
+    pub fn set_buffer_sizes(&self, recv: Option<usize>, send: Option<usize>) -> io::Result<()> {
+        self.shared.lock().stack.set_listener_buffer_sizes(self.id, recv, send)
     }
 
     /// Listeners carry no asynchronous error; `Err` only if the interface is down.
@@ -405,6 +411,31 @@ impl TcpStream {
 
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// SO_RCVBUF/SO_SNDBUF (a utcp extension). Before the handshake completes, the receive
+    /// size also decides the window scale offered (RFC 7323 §2.3).
+    pub fn set_buffer_sizes(&self, recv: Option<usize>, send: Option<usize>) -> io::Result<()> {
+        let mut g = self.shared.lock();
+        let now = self.shared.now();
+        g.stack.set_buffer_sizes(self.id, recv, send)?;
+        // A larger receive buffer may open the window: send the update now.
+        g.after_op(&self.shared, now);
+        Ok(())
+    }
+
+    /// Current (receive, send) buffer sizes.
+    pub fn buffer_sizes(&self) -> io::Result<(usize, usize)> {
+        self.shared.lock().stack.buffer_sizes(self.id)
+    }
+
+    /// TCP keepalive (RFC 9293 §3.8.4); `None` turns it off.
+    pub fn set_keepalive(&self, keepalive: Option<Keepalive>) -> io::Result<()> {
+        let mut g = self.shared.lock();
+        let now = self.shared.now();
+        g.stack.set_keepalive(self.id, keepalive)?;
+        g.after_op(&self.shared, now);
         Ok(())
     }
 
