@@ -122,6 +122,15 @@ impl Stack {
         &self.counters
     }
 
+    /// Every connection in the table with its state (what `netstat`/`sockstat` show).
+    pub fn connections(&self) -> impl Iterator<Item = (Quad, State)> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|s| s.tcb.as_ref())
+            .filter(|t| t.state != State::Closed)
+            .map(|t| (t.quad, t.state))
+    }
+
     /// Number of TCBs in the connection table.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -143,12 +152,25 @@ impl Stack {
             self.counters.drop(DropReason::NotOurAddress);
             return;
         }
+        if self.config.drop_synfin && seg.flags.syn() && seg.flags.fin() {
+            self.counters.drop(DropReason::Ignored);
+            return;
+        }
         self.refresh_challenge_budget(now);
         let quad = Quad {
             local: SocketAddr::new(seg.dst, seg.dst_port),
             remote: SocketAddr::new(seg.src, seg.src_port),
         };
         if let Some(&idx) = self.conns.get(&quad) {
+            if let Some(old_snd_max) = self.time_wait_reincarnation(idx, &seg) {
+                // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN may reopen a connection from
+                // TIME-WAIT, with an ISS above everything the old incarnation used.
+                if let Some(lid) = self.find_listener(quad.local) {
+                    self.with_tcb(idx, now, |t, cx| t.close_with(cx, CloseReason::Normal));
+                    self.listen_segment(now, lid, quad, &seg, Some(old_snd_max + (1 << 17)));
+                    return;
+                }
+            }
             let reply = {
                 let slot = &mut self.slots[idx as usize];
                 let Some(tcb) = slot.tcb.as_mut() else { return };
@@ -168,7 +190,7 @@ impl Stack {
             return;
         }
         match self.find_listener(quad.local) {
-            Some(lid) => self.listen_segment(now, lid, quad, &seg),
+            Some(lid) => self.listen_segment(now, lid, quad, &seg, None),
             None => self.closed_segment(quad, &seg),
         }
     }
@@ -213,8 +235,21 @@ impl Stack {
         self.queue_reply(quad, reply);
     }
 
-    /// RFC 9293 §3.10.7.2: LISTEN.
-    fn listen_segment(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) {
+    /// If the TCB at `idx` is in TIME-WAIT and `seg` may reopen it, the old SND.MAX.
+    fn time_wait_reincarnation(&self, idx: u32, seg: &TcpSegment) -> Option<SeqNum> {
+        let tcb = self.slots[idx as usize].tcb.as_ref()?;
+        tcb.accepts_reincarnation(seg).then_some(tcb.snd_max)
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN. `iss` overrides the RFC 6528 choice (TIME-WAIT reuse).
+    fn listen_segment(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        quad: Quad,
+        seg: &TcpSegment,
+        iss: Option<SeqNum>,
+    ) {
         let f = seg.flags;
         // First, check for a RST: "An incoming RST should be ignored."
         if f.rst() {
@@ -245,7 +280,7 @@ impl Stack {
         self.counters.in_segs += 1;
         self.counters.passive_opens += 1;
         // RFC 6528 ISN.
-        let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
+        let iss = iss.unwrap_or_else(|| isn::initial_sequence_number(&self.config.isn_secret, &quad, now));
         let idx = self.alloc_slot(Stage::Embryonic(lid));
         let id = self.conn_id(idx);
         let mut cfg_local;
@@ -476,9 +511,20 @@ impl Stack {
     /// The earliest instant at which `handle_timeout` has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
-            let slot = &self.slots[idx as usize];
-            if slot.tcb.is_some() && slot.scheduled == Some(t) {
-                return Some(t);
+            let slot = &mut self.slots[idx as usize];
+            if slot.scheduled == Some(t) {
+                // The entry is live; make sure the TCB still wants that instant (a deadline
+                // that moved later leaves an early entry behind).
+                let actual = slot.tcb.as_ref().and_then(|t| t.next_deadline());
+                if actual == Some(t) {
+                    return Some(t);
+                }
+                self.timers.pop();
+                slot.scheduled = actual;
+                if let Some(a) = actual {
+                    self.timers.push(Reverse((a, idx)));
+                }
+                continue;
             }
             self.timers.pop();
         }

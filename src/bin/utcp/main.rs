@@ -2,6 +2,10 @@
 
 mod args;
 mod bench;
+mod connect;
+mod demo;
+mod script;
+mod serve;
 mod sim;
 
 /// Counts allocations only while `utcp bench --scale` measures (one relaxed load otherwise).
@@ -34,10 +38,13 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "demo" => demo::run(rest),
+        "serve" => serve::run(rest),
+        "connect" => connect::run(rest),
+        "script" => script::run(rest),
         "bench" => bench::run(rest),
         "sim" => sim::run_cli(rest),
         other => {
-            let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
             2
         }
