@@ -15,6 +15,8 @@ use std::time::Duration;
 pub const A_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 pub const B_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 pub const B_PORT: u16 = 80;
+/// Most packets one direction of [`Pair::step`] moves.
+pub const STEP_LIMIT: usize = 1 << 16;
 
 /// Two stacks and the virtual time they share. Packets move by direct calls.
 pub struct Pair {
@@ -22,6 +24,8 @@ pub struct Pair {
     pub b: Stack,
     pub now: Instant,
     buf: Vec<u8>,
+    /// Set when a `step` hit `STEP_LIMIT`: a stack kept emitting (an engine bug).
+    pub overflowed: bool,
 }
 
 impl Pair {
@@ -31,26 +35,51 @@ impl Pair {
         let mut b = Stack::new(config_b);
         a.add_local_addr(IpAddr::V4(A_IP));
         b.add_local_addr(IpAddr::V4(B_IP));
-        Pair {
-            a,
-            b,
-            now: Instant::from_micros(1_000_000),
-            buf: vec![0u8; mtu + 64],
-        }
+        Pair { a, b, now: Instant::from_micros(1_000_000), buf: vec![0u8; mtu + 64], overflowed: false }
     }
 
-    /// Move every queued packet A→B, then B→A. Returns how many moved.
+    /// Move every queued packet: each packet A emits is handed to B, and what B emits in
+    /// answer goes straight back to A, as on a wire where ACKs leave as segments arrive.
+    /// At most `STEP_LIMIT` packets, so a stack that never stops emitting cannot hang the
+    /// bench. Returns how many moved.
     pub fn step(&mut self) -> usize {
         let mut moved = 0;
-        while let Some(n) = self.a.poll_transmit(self.now, &mut self.buf) {
-            self.b.handle_packet(self.now, &self.buf[..n]);
-            moved += 1;
-        }
-        while let Some(n) = self.b.poll_transmit(self.now, &mut self.buf) {
-            self.a.handle_packet(self.now, &self.buf[..n]);
-            moved += 1;
+        loop {
+            let mut round = 0;
+            if let Some(n) = self.a.poll_transmit(self.now, &mut self.buf) {
+                self.b.handle_packet(self.now, &self.buf[..n]);
+                round += 1;
+            }
+            while moved + round < STEP_LIMIT {
+                let Some(n) = self.b.poll_transmit(self.now, &mut self.buf) else {
+                    break;
+                };
+                self.a.handle_packet(self.now, &self.buf[..n]);
+                round += 1;
+            }
+            moved += round;
+            if round == 0 {
+                break;
+            }
+            if moved >= STEP_LIMIT {
+                self.overflowed = true;
+                break;
+            }
         }
         moved
+    }
+
+    /// An error if a stack ever kept emitting without end.
+    pub fn check(&self) -> io::Result<()> {
+        if self.overflowed {
+            return Err(io::Error::other(format!(
+                "a stack emitted more than {STEP_LIMIT} packets in one round without input \
+                 (engine bug; A: {} out, B: {} out)",
+                self.a.counters().out_segs,
+                self.b.counters().out_segs
+            )));
+        }
+        Ok(())
     }
 
     /// One delivery round; when nothing moved, jump to the earliest timer and fire it.
@@ -114,10 +143,7 @@ impl Pair {
                 }
             }
         }
-        Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            "in-memory handshake did not complete",
-        ))
+        Err(io::Error::new(io::ErrorKind::TimedOut, "in-memory handshake did not complete"))
     }
 }
 
@@ -201,6 +227,7 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
             }
         }
         let progressed = pair.tick();
+        pair.check()?;
         loop {
             match pair.b.recv(pair.now, cb, &mut sink) {
                 Ok(0) => break,
@@ -212,9 +239,7 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
         pair.drain_events();
         if !progressed && sent == sent_before && received == received_before {
             // Idle, no timer armed, nothing left to hand over: nothing can make progress.
-            return Err(io::Error::other(format!(
-                "in-memory transfer idle at {received} of {total} bytes"
-            )));
+            return Err(io::Error::other(format!("in-memory transfer idle at {received} of {total} bytes")));
         }
     }
     let elapsed = start.elapsed();

@@ -31,12 +31,8 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 4] = [
-        Workload::BulkToStack,
-        Workload::BulkFromStack,
-        Workload::Rr,
-        Workload::Connect,
-    ];
+    pub const ALL: [Workload; 4] =
+        [Workload::BulkToStack, Workload::BulkFromStack, Workload::Rr, Workload::Connect];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -56,11 +52,7 @@ impl Workload {
         match self {
             Workload::BulkToStack => &[("bulk_to_stack", "Gbit/s", true)],
             Workload::BulkFromStack => &[("bulk_from_stack", "Gbit/s", true)],
-            Workload::Rr => &[
-                ("rr", "trans/s", true),
-                ("rr_p50", "us", false),
-                ("rr_p99", "us", false),
-            ],
+            Workload::Rr => &[("rr", "trans/s", true), ("rr_p50", "us", false), ("rr_p99", "us", false)],
             Workload::Connect => &[("connect", "conn/s", true)],
         }
     }
@@ -94,12 +86,7 @@ impl Sample {
             .zip(&self.values)
             .map(|((_, unit, _), v)| format!("{v:.3} {unit}"))
             .collect();
-        format!(
-            "{} ({} in {:.2} s)",
-            parts.join(", "),
-            self.volume,
-            self.elapsed.as_secs_f64()
-        )
+        format!("{} ({} in {:.2} s)", parts.join(", "), self.volume, self.elapsed.as_secs_f64())
     }
 }
 
@@ -114,9 +101,7 @@ pub fn run_sample(sys: &dyn System, w: Workload, opts: &Options) -> io::Result<S
         Workload::Rr => request_response(addr, duration),
         Workload::Connect => connect_rate(addr, duration),
     })?;
-    handle
-        .join()
-        .map_err(|_| io::Error::other("client thread panicked"))??
+    handle.join().map_err(|_| io::Error::other("client thread panicked"))??
 }
 
 fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
@@ -129,10 +114,7 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 /// Close with SO_LINGER 0: the kernel sends a RST and keeps no TIME-WAIT state, so thousands
 /// of short connections do not pile up (RFC 9293 §3.10.7 ABORT semantics on the wire).
 pub fn close_with_reset(s: TcpStream) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
+    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
     // SAFETY: a valid socket fd and a correctly sized option value.
     unsafe {
         libc::setsockopt(
@@ -168,12 +150,7 @@ fn bulk_to_stack(addr: SocketAddr, duration: Duration, max_bytes: u64) -> io::Re
     s.read_exact(&mut receipt)?;
     let elapsed = start.elapsed();
     close_with_reset(s);
-    Ok(Sample {
-        workload: Workload::BulkToStack,
-        values: vec![gbits(sent, elapsed)],
-        volume: sent,
-        elapsed,
-    })
+    Ok(Sample { workload: Workload::BulkToStack, values: vec![gbits(sent, elapsed)], volume: sent, elapsed })
 }
 
 /// The stack writes as fast as it can; the kernel reads for `duration` (or `max_bytes`), then
@@ -275,11 +252,7 @@ pub fn pattern() -> Vec<u8> {
 /// The server side for stacks with a std-like blocking stream (the kernel and utcp): serve
 /// one accepted connection according to its port. `stopped` is polled between blocking calls
 /// (which must have timeouts) so teardown is bounded.
-pub fn serve_stream<S: Read + Write>(
-    port: Port,
-    s: &mut S,
-    stopped: &dyn Fn() -> bool,
-) -> io::Result<()> {
+pub fn serve_stream<S: Read + Write>(port: Port, s: &mut S, stopped: &dyn Fn() -> bool) -> io::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     let alive = || !stopped() && Instant::now() < deadline;
     match port {
@@ -338,10 +311,7 @@ pub fn serve_stream<S: Read + Write>(
 }
 
 pub fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted
-    )
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
 
 #[cfg(test)]
@@ -387,22 +357,13 @@ mod tests {
                 Ok(())
             }
         }
-        let mut p = Pipe {
-            input: io::Cursor::new(vec![1; 10]),
-            out: vec![],
-        };
+        let mut p = Pipe { input: io::Cursor::new(vec![1; 10]), out: vec![] };
         serve_stream(Port::Sink, &mut p, &|| false).unwrap();
         assert_eq!(p.out, b"k");
-        let mut p = Pipe {
-            input: io::Cursor::new(b"abc".to_vec()),
-            out: vec![],
-        };
+        let mut p = Pipe { input: io::Cursor::new(b"abc".to_vec()), out: vec![] };
         serve_stream(Port::Echo, &mut p, &|| false).unwrap();
         assert_eq!(p.out, b"abc");
-        let mut p = Pipe {
-            input: io::Cursor::new(b"x".to_vec()),
-            out: vec![],
-        };
+        let mut p = Pipe { input: io::Cursor::new(b"x".to_vec()), out: vec![] };
         serve_stream(Port::Connect, &mut p, &|| false).unwrap();
         assert_eq!(p.out, b"k");
     }

@@ -115,12 +115,7 @@ impl Options {
 
     /// A smoke run for CI: one round, 0.3 s per workload.
     pub fn quick() -> Options {
-        Options {
-            rounds: 1,
-            duration: Duration::from_millis(300),
-            max_bytes: 256 << 20,
-            ..Options::full()
-        }
+        Options { rounds: 1, duration: Duration::from_millis(300), max_bytes: 256 << 20, ..Options::full() }
     }
 }
 

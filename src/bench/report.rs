@@ -40,33 +40,19 @@ impl Summary {
         let mut v = values.to_vec();
         v.sort_by(|a, b| a.total_cmp(b));
         let n = v.len();
-        let median = if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        };
-        Some(Summary {
-            median,
-            min: v[0],
-            max: v[n - 1],
-        })
+        let median = if n % 2 == 1 { v[n / 2] } else { (v[n / 2 - 1] + v[n / 2]) / 2.0 };
+        Some(Summary { median, min: v[0], max: v[n - 1] })
     }
 }
 
 impl Report {
     pub fn new(rounds: usize) -> Report {
-        Report {
-            rounds,
-            rows: Vec::new(),
-        }
+        Report { rounds, rows: Vec::new() }
     }
 
     fn row(&mut self, w: Workload, i: usize, s: SystemKind) -> &mut Row {
         let (name, unit, hib) = w.metrics()[i];
-        let pos = self
-            .rows
-            .iter()
-            .position(|r| r.name == name && r.system == s);
+        let pos = self.rows.iter().position(|r| r.name == name && r.system == s);
         match pos {
             Some(p) => &mut self.rows[p],
             None => {
@@ -108,10 +94,7 @@ impl Report {
 
     /// The summary of one row, if it has any successful sample.
     pub fn summary(&self, row: &str, s: SystemKind) -> Option<Summary> {
-        self.rows
-            .iter()
-            .find(|r| r.name == row && r.system == s)
-            .and_then(|r| Summary::of(&r.values))
+        self.rows.iter().find(|r| r.name == row && r.system == s).and_then(|r| Summary::of(&r.values))
     }
 
     /// Row names in output order, without duplicates.
@@ -142,10 +125,7 @@ impl Report {
         );
         for r in self.sorted_rows() {
             let (med, range) = match Summary::of(&r.values) {
-                Some(s) => (
-                    fmt_num(s.median),
-                    format!("{} - {}", fmt_num(s.min), fmt_num(s.max)),
-                ),
+                Some(s) => (fmt_num(s.median), format!("{} - {}", fmt_num(s.min), fmt_num(s.max))),
                 None => ("-".to_string(), "-".to_string()),
             };
             let _ = writeln!(
@@ -161,8 +141,7 @@ impl Report {
         }
         let names = self.row_names();
         let any_ratio = names.iter().any(|n| {
-            self.ratio(n, SystemKind::Kernel).is_some()
-                || self.ratio(n, SystemKind::Smoltcp).is_some()
+            self.ratio(n, SystemKind::Kernel).is_some() || self.ratio(n, SystemKind::Smoltcp).is_some()
         });
         if any_ratio {
             let _ = writeln!(
@@ -171,18 +150,9 @@ impl Report {
                 "ratios", "utcp/kernel", "utcp/smoltcp"
             );
             for n in names {
-                let f = |k| {
-                    self.ratio(n, k)
-                        .map(|r| format!("{r:.3}"))
-                        .unwrap_or_else(|| "-".into())
-                };
-                let _ = writeln!(
-                    out,
-                    "{:<16} {:>12} {:>13}",
-                    n,
-                    f(SystemKind::Kernel),
-                    f(SystemKind::Smoltcp)
-                );
+                let f = |k| self.ratio(n, k).map(|r| format!("{r:.3}")).unwrap_or_else(|| "-".into());
+                let _ =
+                    writeln!(out, "{:<16} {:>12} {:>13}", n, f(SystemKind::Kernel), f(SystemKind::Smoltcp));
             }
         }
         out
@@ -195,11 +165,7 @@ impl Report {
         let mut out = String::new();
         let _ = write!(out, "{{\"rounds\":{},\"results\":[", self.rounds);
         for (i, r) in self.sorted_rows().into_iter().enumerate() {
-            let s = Summary::of(&r.values).unwrap_or(Summary {
-                median: 0.0,
-                min: 0.0,
-                max: 0.0,
-            });
+            let s = Summary::of(&r.values).unwrap_or(Summary { median: 0.0, min: 0.0, max: 0.0 });
             if i > 0 {
                 out.push(',');
             }
@@ -220,16 +186,7 @@ impl Report {
             .row_names()
             .into_iter()
             .enumerate()
-            .map(|(i, n)| {
-                (
-                    i,
-                    (
-                        n,
-                        self.ratio(n, SystemKind::Kernel),
-                        self.ratio(n, SystemKind::Smoltcp),
-                    ),
-                )
-            })
+            .map(|(i, n)| (i, (n, self.ratio(n, SystemKind::Kernel), self.ratio(n, SystemKind::Smoltcp))))
             .collect();
         for (_, (name, k, s)) in ratios {
             if k.is_none() && s.is_none() {
@@ -256,10 +213,7 @@ impl Report {
 
     /// Higher-is-better flag of a row (for readers of the table).
     pub fn higher_is_better(&self, row: &str) -> Option<bool> {
-        self.rows
-            .iter()
-            .find(|r| r.name == row)
-            .map(|r| r.higher_is_better)
+        self.rows.iter().find(|r| r.name == row).map(|r| r.higher_is_better)
     }
 }
 
@@ -280,11 +234,7 @@ pub fn json_num(v: f64) -> String {
     }
     let s = format!("{v:.6}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" {
-        "0".into()
-    } else {
-        s.to_string()
-    }
+    if s.is_empty() || s == "-" { "0".into() } else { s.to_string() }
 }
 
 /// A JSON string literal with the escapes RFC 8259 §7 requires.
@@ -311,12 +261,7 @@ mod tests {
     use std::time::Duration;
 
     fn sample(w: Workload, values: Vec<f64>) -> Sample {
-        Sample {
-            workload: w,
-            values,
-            volume: 1,
-            elapsed: Duration::from_secs(1),
-        }
+        Sample { workload: w, values, volume: 1, elapsed: Duration::from_secs(1) }
     }
 
     #[test]
@@ -342,34 +287,13 @@ mod tests {
     fn report_rows_ratios_and_json_shape() {
         let mut r = Report::new(2);
         for v in [10.0, 20.0] {
-            r.add(
-                Workload::BulkToStack,
-                SystemKind::Kernel,
-                sample(Workload::BulkToStack, vec![v]),
-            );
-            r.add(
-                Workload::BulkToStack,
-                SystemKind::Utcp,
-                sample(Workload::BulkToStack, vec![v / 2.0]),
-            );
+            r.add(Workload::BulkToStack, SystemKind::Kernel, sample(Workload::BulkToStack, vec![v]));
+            r.add(Workload::BulkToStack, SystemKind::Utcp, sample(Workload::BulkToStack, vec![v / 2.0]));
         }
-        r.add(
-            Workload::Rr,
-            SystemKind::Smoltcp,
-            sample(Workload::Rr, vec![1000.0, 50.0, 90.0]),
-        );
-        r.add(
-            Workload::Rr,
-            SystemKind::Utcp,
-            sample(Workload::Rr, vec![2000.0, 25.0, 45.0]),
-        );
+        r.add(Workload::Rr, SystemKind::Smoltcp, sample(Workload::Rr, vec![1000.0, 50.0, 90.0]));
+        r.add(Workload::Rr, SystemKind::Utcp, sample(Workload::Rr, vec![2000.0, 25.0, 45.0]));
         r.add_failure(Workload::Connect, SystemKind::Utcp);
-        assert_eq!(
-            r.summary("bulk_to_stack", SystemKind::Kernel)
-                .unwrap()
-                .median,
-            15.0
-        );
+        assert_eq!(r.summary("bulk_to_stack", SystemKind::Kernel).unwrap().median, 15.0);
         assert_eq!(r.ratio("bulk_to_stack", SystemKind::Kernel), Some(0.5));
         assert_eq!(r.ratio("rr", SystemKind::Smoltcp), Some(2.0));
         assert_eq!(r.ratio("rr_p99", SystemKind::Smoltcp), Some(0.5));
@@ -378,10 +302,7 @@ mod tests {
         assert!(j.starts_with("{\"rounds\":2,\"results\":[{\"workload\":\"bulk_to_stack\",\"system\":\"kernel\",\"median\":15,\"min\":10,\"max\":20,\"unit\":\"Gbit/s\"}"), "{j}");
         assert!(j.contains("\"bulk_to_stack\":{\"utcp/kernel\":0.5}"), "{j}");
         assert!(j.contains("\"rr_p50\":{\"utcp/smoltcp\":0.5}"), "{j}");
-        assert!(
-            j.contains("{\"workload\":\"connect\",\"system\":\"utcp\",\"median\":0,"),
-            "{j}"
-        );
+        assert!(j.contains("{\"workload\":\"connect\",\"system\":\"utcp\",\"median\":0,"), "{j}");
         assert!(j.ends_with("}}"));
         assert_eq!(j.matches('{').count(), j.matches('}').count());
         let t = r.table();

@@ -61,17 +61,11 @@ impl SmoltcpSystem {
             };
             run_stack(device, &stop2)
         })?;
-        let mut sys = SmoltcpSystem {
-            stop,
-            thread: Some(thread),
-            ns,
-        };
+        let mut sys = SmoltcpSystem { stop, thread: Some(thread), ns };
         rx.recv_timeout(Duration::from_secs(5))
             .map_err(|_| io::Error::other("smoltcp thread did not create its TUN"))??;
-        sys.ns
-            .exec("ip", &["link", "set", TUN_NAME, "mtu", "1500", "up"])?;
-        sys.ns
-            .exec("ip", &["addr", "add", "10.88.2.1/24", "dev", TUN_NAME])?;
+        sys.ns.exec("ip", &["link", "set", TUN_NAME, "mtu", "1500", "up"])?;
+        sys.ns.exec("ip", &["addr", "add", "10.88.2.1/24", "dev", TUN_NAME])?;
         if let Some(t) = &sys.thread
             && t.is_finished()
         {
@@ -130,10 +124,7 @@ pub struct Server {
 
 impl Server {
     pub fn new() -> Server {
-        Server {
-            sockets: Vec::new(),
-            data: pattern(),
-        }
+        Server { sockets: Vec::new(), data: pattern() }
     }
 
     /// Keep `LISTENERS_PER_PORT` sockets listening on every port, reusing closed sockets.
@@ -225,8 +216,7 @@ impl Server {
                 }
                 Port::Connect => {
                     let st = s.state();
-                    if matches!(st, tcp::State::Established | tcp::State::CloseWait) && s.can_recv()
-                    {
+                    if matches!(st, tcp::State::Established | tcp::State::CloseWait) && s.can_recv() {
                         let _ = s.recv(|b| (b.len(), ()));
                         let _ = s.send_slice(b"k");
                         s.close();
@@ -276,11 +266,7 @@ fn run_stack(mut device: TunTapInterface, stop: &AtomicBool) -> io::Result<()> {
 
 /// Sleep until `fd` is readable or `timeout` passes (ppoll: microsecond resolution).
 pub fn wait_readable(fd: i32, timeout: Duration) -> io::Result<()> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     let ts = libc::timespec {
         tv_sec: timeout.as_secs() as libc::time_t,
         tv_nsec: timeout.subsec_nanos() as libc::c_long,

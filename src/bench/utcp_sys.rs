@@ -14,10 +14,7 @@ pub struct UtcpSystem {
 
 impl UtcpSystem {
     pub fn start() -> io::Result<UtcpSystem> {
-        Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "the utcp runtime is not available yet",
-        ))
+        Err(io::Error::new(io::ErrorKind::Unsupported, "the utcp runtime is not available yet"))
     }
 }
 
