@@ -147,12 +147,20 @@ impl Pair {
     }
 }
 
+/// Payload bytes of one full-sized segment: the MSS less the timestamp option (12 bytes
+/// with padding, RFC 7323 §3) when timestamps are on, as the MSS counts data only.
+pub fn segment_payload(config: &Config) -> usize {
+    let mss = usize::from(config.effective_mss());
+    if config.timestamps { mss - 12 } else { mss }
+}
+
 /// The outcome of `utcp bench --engine`.
 #[derive(Clone, Debug)]
 pub struct EngineRun {
     pub segments: u64,
     pub bytes: u64,
-    pub mss: u16,
+    /// Payload bytes per full segment.
+    pub payload: usize,
     pub packets_a_to_b: u64,
     pub packets_b_to_a: u64,
     pub virtual_time: Duration,
@@ -166,7 +174,7 @@ impl EngineRun {
             "engine: {} segments of {} bytes ({} bytes) A->B in {:.3} s wall ({:.0} ns/segment, \
              {:.2} Gbit/s), {} packets A->B, {} packets B->A, {:.3} s virtual\n",
             self.segments,
-            self.mss,
+            self.payload,
             self.bytes,
             self.elapsed.as_secs_f64(),
             ns,
@@ -179,11 +187,11 @@ impl EngineRun {
 
     pub fn json(&self) -> String {
         format!(
-            "{{\"segments\":{},\"bytes\":{},\"mss\":{},\"packets_a_to_b\":{},\"packets_b_to_a\":{},\
+            "{{\"segments\":{},\"bytes\":{},\"payload\":{},\"packets_a_to_b\":{},\"packets_b_to_a\":{},\
              \"virtual_us\":{},\"elapsed_ns\":{}}}",
             self.segments,
             self.bytes,
-            self.mss,
+            self.payload,
             self.packets_a_to_b,
             self.packets_b_to_a,
             self.virtual_time.as_micros(),
@@ -195,12 +203,13 @@ impl EngineRun {
 /// Transfer `segments` full-sized segments from A to B with the default (utcp) profile.
 pub fn run(segments: u64) -> io::Result<EngineRun> {
     let config = Config::default();
-    let mss = config.effective_mss();
+    let payload = segment_payload(&config);
     let mut pair = Pair::new(config.clone(), config);
     let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 16)?;
     let (ca, cb) = pair.establish(l, 40_000)?;
-    let total = segments * u64::from(mss);
-    let data = vec![0xa5u8; 64 * 1024];
+    let total = segments * payload as u64;
+    // Whole segments per send call, so no call leaves a runt segment behind.
+    let data = vec![0xa5u8; 44 * payload];
     let mut sink = vec![0u8; 64 * 1024];
     let (mut sent, mut received) = (0u64, 0u64);
     let (p_ab, p_ba) = (pair.a.counters().out_segs, pair.b.counters().out_segs);
@@ -246,7 +255,7 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
     Ok(EngineRun {
         segments,
         bytes: total,
-        mss,
+        payload,
         packets_a_to_b: pair.a.counters().out_segs - p_ab,
         packets_b_to_a: pair.b.counters().out_segs - p_ba,
         virtual_time: Duration::from_micros(pair.now.micros() - t0.micros()),
