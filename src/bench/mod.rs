@@ -129,6 +129,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
              and TUN devices (run it with sudo; the in-memory --engine and --scale modes need no root)",
         ));
     }
+    let _guard = interrupt::Guard::install();
     let mut systems: Vec<Box<dyn System>> = Vec::new();
     for &k in &opts.systems {
         if opts.progress {
@@ -145,6 +146,13 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     for round in 0..opts.rounds {
         for &w in &opts.workloads {
             for s in &systems {
+                if interrupt::requested() {
+                    // Returning unwinds `systems`: threads joined, namespaces deleted.
+                    return Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "interrupted; namespaces removed",
+                    ));
+                }
                 let res = harness::run_sample(s.as_ref(), w, opts);
                 match res {
                     Ok(sample) => {
@@ -179,4 +187,53 @@ pub fn run(opts: &Options) -> io::Result<Report> {
     }
     drop(systems);
     Ok(report)
+}
+
+/// Ctrl-C during a network run: the first SIGINT/SIGTERM only sets a flag, the run stops
+/// after the current sample and unwinds, so every namespace is deleted. A second one
+/// terminates at once (the handler resets itself to the default).
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        // An atomic store and signal(2), both async-signal-safe; the next one kills.
+        REQUESTED.store(true, Ordering::SeqCst);
+        // SAFETY: resetting a disposition to the default is allowed in a handler.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+
+    pub fn requested() -> bool {
+        REQUESTED.load(Ordering::SeqCst)
+    }
+
+    pub struct Guard {
+        previous: [(libc::c_int, libc::sighandler_t); 2],
+    }
+
+    impl Guard {
+        pub fn install() -> Guard {
+            REQUESTED.store(false, Ordering::SeqCst);
+            let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            let mut previous = [(libc::SIGINT, libc::SIG_DFL), (libc::SIGTERM, libc::SIG_DFL)];
+            for (sig, prev) in previous.iter_mut() {
+                // SAFETY: installs a handler that only stores to an atomic.
+                let old = unsafe { libc::signal(*sig, handler) };
+                if old != libc::SIG_ERR {
+                    *prev = old;
+                }
+            }
+            Guard { previous }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            for (sig, prev) in self.previous {
+                // SAFETY: restores the handler that was installed before.
+                unsafe { libc::signal(sig, prev) };
+            }
+        }
+    }
 }
