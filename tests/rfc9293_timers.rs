@@ -259,7 +259,8 @@ fn zero_window_never_times_out_while_peer_answers() {
     h.write(b"x");
     h.expect_nothing();
     let mut probes = 0;
-    for _ in 0..20 {
+    for i in 0..20 {
+        assert_eq!(h.state(), Some(State::Established), "closed after {i} answered probes");
         h.fire_timer();
         for o in h.drain() {
             assert_eq!((o.seq, o.payload.len()), (h.our(0), 1), "{o}");
