@@ -10,5 +10,7 @@ pub mod engine;
 pub mod runtime;
 pub mod script;
 pub mod seq;
+pub mod sim;
 pub mod time;
+pub mod trace;
 pub mod wire;

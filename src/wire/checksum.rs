@@ -17,18 +17,45 @@
 /// is padded with a zero byte on the right (RFC 1071 §1).
 #[inline]
 pub fn sum(data: &[u8], acc: u64) -> u64 {
-    let mut acc = acc;
-    let mut chunks = data.chunks_exact(8);
+    // Four independent accumulators over 32-byte blocks break the carry dependency chain
+    // (one add-with-carry chain per accumulator); they are combined at the end.
+    let mut lanes = [acc, 0, 0, 0];
+    let mut blocks = data.chunks_exact(32);
+    for b in &mut blocks {
+        for (lane, c) in lanes.iter_mut().zip(b.chunks_exact(8)) {
+            let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            *lane = add_carry(*lane, w);
+        }
+    }
+    let mut acc = add_carry(add_carry(lanes[0], lanes[1]), add_carry(lanes[2], lanes[3]));
+    let mut chunks = blocks.remainder().chunks_exact(8);
     for c in &mut chunks {
         let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        let (s, carry) = acc.overflowing_add(w);
-        acc = s + carry as u64;
+        acc = add_carry(acc, w);
     }
+    // At most 7 bytes left: add them as a 4-, 2- and 1-byte piece, each placed at its
+    // big-endian position within a 64-bit word (no variable-length copy).
     let rest = chunks.remainder();
-    // At most 7 bytes left: pad them into one big-endian u64 with zeros on the right.
-    let mut tail = [0u8; 8];
-    tail[..rest.len()].copy_from_slice(rest);
-    let (s, carry) = acc.overflowing_add(u64::from_be_bytes(tail));
+    let mut tail: u64 = 0;
+    let mut i = 0;
+    if rest.len() >= 4 {
+        tail |= (u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as u64) << 32;
+        i = 4;
+    }
+    if rest.len() - i >= 2 {
+        tail |= (u16::from_be_bytes([rest[i], rest[i + 1]]) as u64) << (48 - 8 * i);
+        i += 2;
+    }
+    if rest.len() > i {
+        tail |= (rest[i] as u64) << (56 - 8 * i);
+    }
+    add_carry(acc, tail)
+}
+
+/// One's complement 64-bit addition (end-around carry).
+#[inline(always)]
+fn add_carry(a: u64, b: u64) -> u64 {
+    let (s, carry) = a.overflowing_add(b);
     s + carry as u64
 }
 

@@ -95,6 +95,20 @@ fn be32(b: &[u8]) -> u32 {
 /// an illegal option length"); EOL ends parsing; duplicate options: the last one wins.
 pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
     let mut opts = TcpOptions::default();
+    parse_into(area, &mut opts)?;
+    Ok(opts)
+}
+
+/// [`parse`] into an existing (default-initialised) `TcpOptions`, so the packet parser can
+/// fill the segment it returns in place.
+#[inline(always)]
+pub fn parse_into(area: &[u8], opts: &mut TcpOptions) -> Result<(), DropReason> {
+    // Fast path for the layout nearly every data segment carries (RFC 7323 Appendix A:
+    // NOP, NOP, TS aligned on a 32-bit boundary).
+    if area.len() == 12 && area[..4] == [KIND_NOP, KIND_NOP, KIND_TIMESTAMPS, 10] {
+        opts.timestamps = Some((be32(&area[4..8]), be32(&area[8..12])));
+        return Ok(());
+    }
     let mut i = 0usize;
     while i < area.len() {
         let kind = area[i];
@@ -138,7 +152,7 @@ pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
             }
             // RFC 2018 §3: SACK, length 2 + 8n, n = 1..=4 (fits in 40 bytes).
             KIND_SACK => {
-                if (len - 2) % 8 != 0 || !(10..=34).contains(&len) {
+                if !(len - 2).is_multiple_of(8) || !(10..=34).contains(&len) {
                     return Err(DropReason::BadOption);
                 }
                 opts.sack.clear();
@@ -157,7 +171,7 @@ pub fn parse(area: &[u8]) -> Result<TcpOptions, DropReason> {
         }
         i += len;
     }
-    Ok(opts)
+    Ok(())
 }
 
 /// Options laid out on the wire: at most 40 bytes, padded to a multiple of 4.
@@ -254,7 +268,7 @@ pub fn encode(opts: &TcpOptions, layout: OptionLayout) -> EncodedOptions {
         }
     }
     // RFC 9293 §3.1: the header is padded with zeros (EOL) to a 32-bit boundary.
-    while w.len % 4 != 0 {
+    while !w.len.is_multiple_of(4) {
         w.put(&[KIND_EOL]);
     }
     w

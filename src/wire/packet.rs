@@ -128,12 +128,8 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
     if !checksum::verify(tcp, pseudo) {
         return Err(DropReason::BadTcpChecksum);
     }
-    let options = options::parse(&tcp[TCP_HEADER_LEN..doff])?;
     let (src4, dst4) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
-    if bad_address(src4) || bad_address(dst4) {
-        return Err(DropReason::BadAddress);
-    }
-    Ok(TcpSegment {
+    let mut seg = TcpSegment {
         src: IpAddr::V4(src4),
         dst: IpAddr::V4(dst4),
         src_port: be16(tcp, 0),
@@ -143,9 +139,15 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
         flags: TcpFlags(tcp[13]),
         window: be16(tcp, 14),
         urgent: be16(tcp, 18),
-        options,
+        options: TcpOptions::default(),
         payload: &tcp[doff..],
-    })
+    };
+    // Filled in place: avoids building the options on the stack and copying them.
+    options::parse_into(&tcp[TCP_HEADER_LEN..doff], &mut seg.options)?;
+    if bad_address(src4) || bad_address(dst4) {
+        return Err(DropReason::BadAddress);
+    }
+    Ok(seg)
 }
 
 /// Write a complete IPv4 + TCP packet into `buf`: a 20-byte IPv4 header (DF set, no
@@ -173,38 +175,47 @@ pub fn emit_ipv4_tcp(
     let buf = buf.get_mut(..total_len)?;
     let (ip, tcp) = buf.split_at_mut(IPV4_HEADER_LEN);
 
-    // RFC 791 §3.1 header.
-    ip[0] = 0x45; // version 4, IHL 5
-    ip[1] = 0; // TOS / DSCP+ECN
-    ip[2..4].copy_from_slice(&(total_len as u16).to_be_bytes());
-    ip[4..6].copy_from_slice(&h.ip_id.to_be_bytes());
-    ip[6..8].copy_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
-    ip[8] = h.ttl;
-    ip[9] = PROTO_TCP;
-    ip[10..12].fill(0);
-    ip[12..16].copy_from_slice(&src);
-    ip[16..20].copy_from_slice(&dst);
-    let ip_csum = checksum::checksum(ip);
+    // RFC 791 §3.1 header, written as five 32-bit words. Checksums are summed from these
+    // words in registers rather than re-read from `buf` just after narrow stores.
+    let w_src = u32::from_be_bytes(src);
+    let w_dst = u32::from_be_bytes(dst);
+    let ip_words = [
+        0x4500_0000 | total_len as u32,  // version 4, IHL 5, TOS 0, total length
+        (h.ip_id as u32) << 16 | 0x4000, // id, DF set, fragment offset 0
+        (h.ttl as u32) << 24 | (PROTO_TCP as u32) << 16, // TTL, protocol, checksum 0
+        w_src,
+        w_dst,
+    ];
+    let ip_csum = checksum::finish(ip_words.iter().map(|&w| w as u64).sum());
+    for (k, w) in ip_words.iter().enumerate() {
+        ip[4 * k..4 * k + 4].copy_from_slice(&w.to_be_bytes());
+    }
     ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
 
-    // RFC 9293 §3.1 header.
-    tcp[0..2].copy_from_slice(&h.src_port.to_be_bytes());
-    tcp[2..4].copy_from_slice(&h.dst_port.to_be_bytes());
-    tcp[4..8].copy_from_slice(&h.seq.0.to_be_bytes());
-    tcp[8..12].copy_from_slice(&h.ack.0.to_be_bytes());
-    tcp[12] = ((tcp_hdr_len / 4) as u8) << 4;
-    tcp[13] = h.flags.0;
-    tcp[14..16].copy_from_slice(&h.window.to_be_bytes());
-    tcp[16..18].fill(0);
-    tcp[18..20].copy_from_slice(&h.urgent.to_be_bytes());
+    // RFC 9293 §3.1 header (checksum field 0 while summing).
+    let tcp_words = [
+        (h.src_port as u32) << 16 | h.dst_port as u32,
+        h.seq.0,
+        h.ack.0,
+        ((tcp_hdr_len as u32 / 4) << 28) | (h.flags.0 as u32) << 16 | h.window as u32,
+        h.urgent as u32,
+    ];
+    for (k, w) in tcp_words.iter().enumerate() {
+        tcp[4 * k..4 * k + 4].copy_from_slice(&w.to_be_bytes());
+    }
     tcp[TCP_HEADER_LEN..tcp_hdr_len].copy_from_slice(opts.as_bytes());
     let mut at = tcp_hdr_len;
     for p in payload {
         tcp[at..at + p.len()].copy_from_slice(p);
         at += p.len();
     }
-    let pseudo = checksum::pseudo_header_ipv4(src, dst, PROTO_TCP, tcp.len() as u16);
-    let tcp_csum = checksum::finish(checksum::sum(tcp, pseudo));
+    // RFC 9293 §3.1 "Checksum": pseudo-header + header words + options + data. The options
+    // are a multiple of 4 bytes, so the data starts at an even offset as `sum` requires.
+    let mut acc = checksum::pseudo_header_ipv4(src, dst, PROTO_TCP, tcp.len() as u16);
+    acc += tcp_words.iter().map(|&w| w as u64).sum::<u64>();
+    acc = checksum::sum(opts.as_bytes(), acc);
+    acc = checksum::sum(&tcp[tcp_hdr_len..], acc);
+    let tcp_csum = checksum::finish(acc);
     tcp[16..18].copy_from_slice(&tcp_csum.to_be_bytes());
     Some(total_len)
 }
@@ -310,6 +321,14 @@ mod tests {
         let mut buf = [0u8; 60 + 4];
         assert_eq!(emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcd"]), Some(64));
         assert_eq!(emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[b"abcde"]), None);
+        // IPv4 total length is 16 bits: 40 + 65496 bytes is the most that fits.
+        let big = vec![0u8; 65535 - 40];
+        let mut huge = vec![0u8; 70000];
+        let plain = header(TcpOptions::default());
+        let emit = |buf: &mut [u8], p: &[&[u8]]| emit_ipv4_tcp(buf, &plain, OptionLayout::Linux, p);
+        assert_eq!(emit(&mut huge, &[&big]), Some(65535));
+        assert!(parse_ipv4_tcp(&huge[..65535]).is_ok());
+        assert_eq!(emit(&mut huge, &[&big, b"x"]), None);
         let h6 = TcpHeaderOut { dst: IpAddr::V6(std::net::Ipv6Addr::LOCALHOST), ..h };
         assert_eq!(emit_ipv4_tcp(&mut buf, &h6, OptionLayout::Linux, &[]), None);
     }

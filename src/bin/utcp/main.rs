@@ -1,6 +1,7 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench.
 
 mod args;
+mod sim;
 
 const USAGE: &str = "\
 utcp: a user-space TCP/IP stack on a Linux TUN device
@@ -28,6 +29,7 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "sim" => sim::run_cli(rest),
         other => {
             let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");

@@ -145,12 +145,12 @@ impl Tcb {
             self.set_state(cx, State::Established);
             self.send_syn = false;
             self.ack_now = true;
-            cx.counters.in_segs += 0;
             // "Data or controls that were queued for transmission may be included." Data
             // in the SYN-ACK itself is processed at the sixth step and later.
+            // The window we offered in our SYN is what the peer may fill.
+            self.rcv_adv = self.rcv.nxt + self.rcv.wnd;
             if !seg.payload.is_empty() || f.fin() {
-                let seg2 = TcpSegment { seq: seg.seq + 1, flags: f, ..*seg };
-                self.process_text_and_fin(cx, now, &seg2);
+                self.process_text_and_fin(cx, now, seg);
             }
         } else {
             // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment
@@ -230,7 +230,7 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply { seq: self.snd.nxt, ack: None });
+            return Some(RstReply { seq: self.snd_max, ack: None });
         }
 
         // Fifth, check the ACK field.
@@ -507,6 +507,12 @@ impl Tcb {
 
     /// RTT from a timestamp echo (RFC 7323 §4.1, fed to RFC 6298).
     fn rtt_sample_ts(&mut self, now: Instant, ecr: u32) {
+        if let Some(rtx) = self.rtx_tsval {
+            if (ecr.wrapping_sub(rtx) as i32) < 0 {
+                return;
+            }
+            self.rtx_tsval = None;
+        }
         let elapsed_ms = self.ts_now(now).wrapping_sub(ecr);
         if (elapsed_ms as i32) >= 0 && elapsed_ms < 60_000 {
             self.rtt.sample(Duration::from_millis(elapsed_ms as u64));
@@ -543,7 +549,10 @@ impl Tcb {
         let room = self.rcv_wnd_now().saturating_sub(seq.since(self.rcv.nxt)) as usize;
         let fin_in_window = data.len() <= room;
         if data.len() > room {
+            // Text beyond the window (e.g. a zero-window probe) still deserves an ACK showing
+            // RCV.NXT and the current window (RFC 9293 §3.8.6.1).
             data = &data[..room];
+            self.ack_now = true;
         }
 
         if !data.is_empty() {

@@ -196,6 +196,9 @@ pub struct Tcb {
     pub(crate) retries: u32,
     /// One timed segment for RTT without timestamps (Karn: never a retransmitted one).
     pub(crate) rtt_timed: Option<(SeqNum, Instant)>,
+    /// TSval of our latest retransmission: an echo older than it may come from the original
+    /// transmission and is no RTT sample (RFC 7323 §4.2, Karn's rule for timestamps).
+    pub(crate) rtx_tsval: Option<u32>,
     pub(crate) persist_deadline: Option<Instant>,
     pub(crate) persist_backoff: u32,
     pub(crate) delack_deadline: Option<Instant>,
@@ -282,6 +285,7 @@ impl Tcb {
             rtx_deadline: None,
             retries: 0,
             rtt_timed: None,
+            rtx_tsval: None,
             persist_deadline: None,
             persist_backoff: 0,
             delack_deadline: None,
@@ -414,7 +418,8 @@ impl Tcb {
 
     pub(crate) fn status(&self) -> Status {
         let options = (self.ts_ok as u8) | ((self.sack_ok as u8) << 1) | ((self.wscale_ok as u8) << 2);
-        let sent_off = self.snd.nxt.since(self.buf_seq()) as usize;
+        let buf_seq = self.buf_seq();
+        let sent_off = if self.snd_max.lt(buf_seq) { 0 } else { self.snd_max.since(buf_seq) as usize };
         Status {
             state: self.state,
             quad: self.quad,

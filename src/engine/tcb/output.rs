@@ -7,6 +7,9 @@ use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
 
+/// RFC 9293 §3.8.6.2.1: the override timeout for sender SWS avoidance (0.1 to 1 s).
+const SWS_OVERRIDE: Duration = Duration::from_millis(200);
+
 /// What one segment carries, before the header is filled in.
 struct Plan {
     seq: SeqNum,
@@ -26,7 +29,7 @@ impl Tcb {
             State::Closed | State::Listen | State::TimeWait => {
                 // TIME-WAIT only re-acknowledges a retransmitted FIN.
                 if self.state == State::TimeWait && self.ack_now {
-                    let seq = self.snd.nxt;
+                    let seq = self.snd_max;
                     return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
                 }
                 return None;
@@ -53,11 +56,11 @@ impl Tcb {
             // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: <SEQ=SND.NXT-1> with no data.
             self.send_keepalive = false;
             cx.counters.keepalive_probes += 1;
-            let seq = self.snd.nxt - 1;
+            let seq = self.snd_max - 1;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         if self.ack_now || self.window_update_due() {
-            let seq = self.snd.nxt;
+            let seq = self.snd_max;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         None
@@ -69,7 +72,7 @@ impl Tcb {
         let synced = self.state != State::SynSent && self.state != State::Closed;
         let n = if synced {
             let flags = TcpFlags::RST | TcpFlags::ACK;
-            let plan = Plan { seq: self.snd.nxt, flags, off: 0, len: 0 };
+            let plan = Plan { seq: self.snd_max, flags, off: 0, len: 0 };
             self.emit(cx, now, buf, plan)
         } else {
             None
@@ -120,9 +123,9 @@ impl Tcb {
         };
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[])?;
         self.send_syn = false;
+        self.rcv.wnd = wnd;
         if !active {
             self.rcv_adv = self.rcv.nxt + wnd;
-            self.rcv.wnd = wnd;
             self.last_ack_sent = self.rcv.nxt;
             self.ack_now = false;
         }
@@ -209,6 +212,9 @@ impl Tcb {
             self.force_probe = false;
             cx.counters.zero_window_probes += 1;
             len = 1;
+        } else if self.force_probe && len > 0 {
+            // The SWS override timeout expired: send what the window allows
+            // (RFC 9293 §3.8.6.2.1 (iv)).
         } else if len < mss && !retransmission {
             let all_queued = len == unsent;
             let with_fin = all_queued && fin_pending;
@@ -222,8 +228,11 @@ impl Tcb {
                     return None;
                 }
             } else if (len as u32) < self.max_snd_wnd / 2 {
-                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): wait for a useful window.
-                self.arm_persist(now, unsent);
+                // Sender SWS avoidance (RFC 9293 §3.8.6.2.1): wait for a useful window, but
+                // no longer than the override timeout.
+                if self.persist_deadline.is_none() {
+                    self.persist_deadline = Some(now + SWS_OVERRIDE);
+                }
                 return None;
             }
         }
@@ -357,6 +366,10 @@ impl Tcb {
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[a, b])?;
         cx.counters.out_segs += 1;
+        if plan.len > 0 && plan.seq.lt(self.snd_max) {
+            // A retransmission: echoes of earlier TSvals are ambiguous from now on.
+            self.rtx_tsval = options.timestamps.map(|(v, _)| v);
+        }
 
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {
