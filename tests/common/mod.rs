@@ -422,8 +422,17 @@ impl H {
     }
 
     /// Passive OPEN to ESTABLISHED: SYN, SYN-ACK, ACK, accept. Returns our SYN-ACK.
+    /// Pending events are discarded.
     #[track_caller]
     pub fn establish_passive(&mut self, syn_opts: TcpOptions) -> Out {
+        let synack = self.establish_passive_keep_events(syn_opts);
+        self.events();
+        synack
+    }
+
+    /// [`H::establish_passive`] without draining the events.
+    #[track_caller]
+    pub fn establish_passive_keep_events(&mut self, syn_opts: TcpOptions) -> Out {
         let synack = self.to_syn_received(syn_opts);
         let mut ack = Seg::new(ACK, self.peer(0), self.our(0));
         if let Some((val, _)) = syn_opts.timestamps {
@@ -436,7 +445,6 @@ impl H {
         self.conn = Some(c);
         assert_eq!(self.state(), Some(State::Established));
         self.expect_nothing();
-        self.events();
         synack
     }
 

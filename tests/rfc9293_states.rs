@@ -1,0 +1,258 @@
+//! The state machine as a whole (RFC 9293 §3.3.2 figure 5): every one of the 11 states is
+//! reached, every observed transition is an edge of figure 5, and sequence numbers wrap
+//! correctly (§3.4: arithmetic modulo 2^32) for both our ISS and the peer's.
+
+mod common;
+use common::*;
+use std::collections::HashSet;
+use utcp::engine::Quad;
+use utcp::engine::isn::initial_sequence_number;
+
+/// The edges of RFC 9293 figure 5 (plus the RST/timeout edges of §3.10.7 and §3.10.8 into
+/// CLOSED, and SYN-RECEIVED → CLOSED for a passive open reset back to LISTEN, whose TCB is
+/// deleted).
+fn legal(from: State, to: State) -> bool {
+    use State::*;
+    matches!(
+        (from, to),
+        (Closed, SynSent)
+            | (Listen, SynReceived)
+            | (SynSent, SynReceived)
+            | (SynSent, Established)
+            | (SynSent, Closed)
+            | (SynReceived, Established)
+            | (SynReceived, FinWait1)
+            | (SynReceived, CloseWait)
+            | (SynReceived, Closed)
+            | (Established, FinWait1)
+            | (Established, CloseWait)
+            | (Established, Closed)
+            | (FinWait1, FinWait2)
+            | (FinWait1, Closing)
+            | (FinWait1, TimeWait)
+            | (FinWait1, Closed)
+            | (FinWait2, TimeWait)
+            | (FinWait2, Closed)
+            | (CloseWait, LastAck)
+            | (CloseWait, Closed)
+            | (Closing, TimeWait)
+            | (Closing, Closed)
+            | (LastAck, Closed)
+            | (TimeWait, Closed)
+    )
+}
+
+/// Runs three scenarios on one stack and checks the transitions of each.
+#[test]
+fn all_eleven_states_are_reached_through_legal_transitions() {
+    let mut seen: HashSet<State> = HashSet::new();
+    let mut record = |h: &mut H, expect: &[(State, State)]| {
+        let got = h.state_changes();
+        for &(f, t) in &got {
+            assert!(legal(f, t), "illegal transition {f} -> {t}");
+            seen.insert(f);
+            seen.insert(t);
+        }
+        assert_eq!(got, expect);
+    };
+    use State::*;
+
+    // 1. Passive open, remote closes first: LISTEN, SYN-RECEIVED, ESTABLISHED, CLOSE-WAIT,
+    //    LAST-ACK, CLOSED.
+    let mut h = H::new(base_config());
+    h.establish_passive_keep_events(mss_opts(MSS));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    let c = h.c();
+    h.stack.close(h.now, c);
+    h.expect(FIN | ACK, h.our(0), h.peer(1));
+    h.send(Seg::new(ACK, h.peer(1), h.our(1)));
+    record(
+        &mut h,
+        &[
+            (Listen, SynReceived),
+            (SynReceived, Established),
+            (Established, CloseWait),
+            (CloseWait, LastAck),
+            (LastAck, Closed),
+        ],
+    );
+
+    // 2. Active open, simultaneous close: CLOSED, SYN-SENT, ESTABLISHED, FIN-WAIT-1, CLOSING,
+    //    TIME-WAIT, CLOSED.
+    let mut h = H::new(base_config());
+    let c = h.stack.connect(h.now, local_addr(), remote_addr()).unwrap();
+    h.conn = Some(c);
+    h.iss = h.recv().unwrap().seq;
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(0));
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    h.send(Seg::new(ACK, h.peer(1), h.our(1)));
+    let msl = h.stack.config().msl;
+    h.advance(msl * 2);
+    record(
+        &mut h,
+        &[
+            (Closed, SynSent),
+            (SynSent, Established),
+            (Established, FinWait1),
+            (FinWait1, Closing),
+            (Closing, TimeWait),
+            (TimeWait, Closed),
+        ],
+    );
+
+    // 3. Active close through FIN-WAIT-2.
+    let mut h = H::new(base_config());
+    h.establish_passive_keep_events(mss_opts(MSS));
+    let c = h.c();
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(ACK, h.peer(0), h.our(1)));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(1)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    record(
+        &mut h,
+        &[
+            (Listen, SynReceived),
+            (SynReceived, Established),
+            (Established, FinWait1),
+            (FinWait1, FinWait2),
+            (FinWait2, TimeWait),
+        ],
+    );
+
+    let all: HashSet<State> = State::ALL.into_iter().collect();
+    let missing: Vec<_> = all.difference(&seen).collect();
+    assert!(missing.is_empty(), "states never reached: {missing:?}");
+}
+
+/// RFC 9293 §3.10.7.3 simultaneous open: SYN-SENT → SYN-RECEIVED → ESTABLISHED is traced.
+#[test]
+fn simultaneous_open_transitions() {
+    let mut h = H::new(base_config());
+    h.to_syn_sent();
+    h.send(Seg::new(SYN, PEER_ISS, 0));
+    h.expect(SYN | ACK, h.iss, h.peer(0));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    use State::*;
+    assert_eq!(h.state_changes(), [(Closed, SynSent), (SynSent, SynReceived), (SynReceived, Established)]);
+}
+
+/// RFC 9293 §3.10.4 CLOSE in SYN-RECEIVED: "If no SENDs have been issued and there is no
+/// pending data to send, then form a FIN segment and send it, and enter FIN-WAIT-1 state".
+#[test]
+fn close_in_syn_received_sends_fin() {
+    let mut h = H::new(base_config());
+    h.to_syn_sent();
+    h.send(Seg::new(SYN, PEER_ISS, 0));
+    h.expect(SYN | ACK, h.iss, h.peer(0));
+    let c = h.c();
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    assert_eq!(h.state(), Some(State::FinWait1));
+    // The FIN goes out once the handshake completes (our SYN must be acknowledged first).
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+}
+
+/// The ISS for `quad` at time `now` under `cfg`'s secret.
+fn iss_at(cfg: &Config, now: Instant) -> u32 {
+    let quad = Quad { local: local_addr(), remote: remote_addr() };
+    initial_sequence_number(&cfg.isn_secret, &quad, now).0
+}
+
+/// A virtual time at which our ISS for the default quad is `target` (RFC 6528: ISN = M + F,
+/// M ticking every 4 µs, so the clock can be chosen to land the ISN anywhere).
+fn time_for_iss(cfg: &Config, target: u32) -> Instant {
+    let f = iss_at(cfg, Instant::ZERO);
+    let ticks = target.wrapping_sub(f) as u64;
+    let t = Instant::from_micros(ticks * 4);
+    assert_eq!(iss_at(cfg, t), target);
+    t
+}
+
+/// RFC 9293 §3.4: sequence numbers wrap modulo 2^32. Our ISS is 500 below 2^32: data sent
+/// across the wrap is numbered, acknowledged, retransmitted and closed correctly.
+#[test]
+fn our_sequence_numbers_wrap() {
+    let cfg = base_config();
+    let target = u32::MAX - 499;
+    let start = time_for_iss(&cfg, target);
+    let mut h = H::new(cfg);
+    h.now = start;
+    h.establish_active(mss_opts(1000));
+    assert_eq!(h.iss, target);
+    h.write(&payload(3000));
+    let a = h.expect(ACK, h.our(0), h.peer(0)).len(1000);
+    let b = h.expect(ACK, h.our(1000), h.peer(0)).len(1000);
+    let c3 = h.expect(ACK | PSH, h.our(2000), h.peer(0)).len(1000);
+    assert!(a.seq > b.seq, "the second segment starts after the wrap");
+    assert_eq!(b.seq, 501, "ISS + 1 + 1000 mod 2^32");
+    assert_eq!([a.payload, b.payload, c3.payload].concat(), payload(3000));
+    // ACK across the wrap.
+    h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
+    assert_eq!(h.stack.status(h.c()).unwrap().bytes_in_flight, 2000);
+    // Retransmission after the wrap.
+    h.fire_timer();
+    h.expect(ACK, h.our(1000), h.peer(0)).len(1000);
+    h.send(Seg::new(ACK, h.peer(0), h.our(3000)));
+    assert_eq!(h.stack.status(h.c()).unwrap().bytes_in_flight, 0);
+    // An ACK from before the wrap is old (not "ahead"): no RST, no state change.
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    h.expect_nothing();
+    let c = h.c();
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(3000), h.peer(0));
+    h.send(Seg::new(ACK, h.peer(0), h.our(3001)));
+    assert_eq!(h.state(), Some(State::FinWait2));
+}
+
+/// RFC 9293 §3.4: the peer's sequence numbers wrap: its ISS is 300 below 2^32, and data
+/// across the wrap (including out-of-order data after it) is reassembled in order.
+#[test]
+fn peer_sequence_numbers_wrap() {
+    let mut h = H::new(base_config());
+    let irs = u32::MAX - 299;
+    h.irs = irs;
+    h.listen();
+    h.send(Seg::new(SYN, irs, 0).mss(MSS));
+    let synack = h.recv().unwrap();
+    assert_eq!((synack.flags, synack.ack), (SYN | ACK, irs.wrapping_add(1)));
+    h.iss = synack.seq;
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
+    h.conn = Some(c);
+    let data = payload(1000);
+    // Bytes 500..1000 (after the wrap) first, then 0..500 (straddling it).
+    h.send(Seg::new(ACK, h.peer(500), h.our(0)).data(&data[500..]));
+    h.expect(ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&data[..500]));
+    let o = h.expect(ACK, h.our(0), h.peer(1000));
+    assert_eq!(o.ack, 701);
+    assert_eq!(h.read_all(), data);
+    // A RST exactly at RCV.NXT after the wrap is accepted (RFC 5961 §3.2).
+    h.send(Seg::new(RST, h.peer(1000), 0));
+    assert_eq!(h.state(), Some(State::Closed));
+}
+
+/// RFC 9293 §3.4: an out-of-window segment just below RCV.NXT across the wrap is treated as
+/// old (ACK sent), not as far in the future.
+#[test]
+fn old_segment_across_wrap_draws_ack() {
+    let mut h = H::new(base_config());
+    let irs = u32::MAX - 9;
+    h.irs = irs;
+    h.listen();
+    h.send(Seg::new(SYN, irs, 0).mss(MSS));
+    h.iss = h.recv().unwrap().seq;
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(100)));
+    h.expect(ACK, h.our(0), h.peer(100));
+    let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
+    h.conn = Some(c);
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(20)));
+    h.expect(ACK, h.our(0), h.peer(100));
+    assert_eq!(h.read_all(), payload(100));
+}
