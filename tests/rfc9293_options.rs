@@ -319,3 +319,37 @@ fn initial_window_limits_first_flight() {
     let more: usize = h.drain().iter().map(|s| s.payload.len()).sum();
     assert_eq!(more, 2000);
 }
+
+/// RFC 2883 §4 (D-SACK): "If the duplicate segment is ... received, the first block of the
+/// SACK option ... should specify the contiguous block of data in the received packet that
+/// triggered the ACK" — a duplicate below RCV.NXT is reported as the first block.
+#[test]
+fn dsack_reports_duplicate_first() {
+    let cfg = Config { sack: true, dsack: true, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"0123456789"));
+    h.expect(ACK, h.our(0), h.peer(10));
+    h.send(Seg::new(ACK, h.peer(2), h.our(0)).data(b"2345"));
+    let o = h.expect(ACK, h.our(0), h.peer(10));
+    assert_eq!(o.sack_blocks(), [(h.peer(2), h.peer(6))]);
+    // Reported once only.
+    h.send(Seg::new(ACK, h.peer(10), h.our(0)).data(b"x"));
+    let o = h.expect(ACK, h.our(0), h.peer(11));
+    assert!(o.options.sack.is_empty(), "{o}");
+}
+
+/// RFC 7323 §3.2 with RFC 2018 §3: with timestamps on, at most 3 SACK blocks fit.
+#[test]
+fn sack_with_timestamps_at_most_three_blocks() {
+    let (mut h, _) = ts_established();
+    for i in 0..4u32 {
+        h.send(Seg::new(ACK, h.peer(10 + 10 * i), h.our(0)).ts(PEER_TS + 1, 0).data(b"zz"));
+        h.recv().unwrap();
+    }
+    h.send(Seg::new(ACK, h.peer(100), h.our(0)).ts(PEER_TS + 1, 0).data(b"zz"));
+    let o = h.expect(ACK, h.our(0), h.peer(0));
+    assert!(o.options.timestamps.is_some());
+    assert_eq!(o.sack_blocks().len(), 3);
+    assert_eq!(o.sack_blocks()[0], (h.peer(100), h.peer(102)));
+}

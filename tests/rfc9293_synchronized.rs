@@ -568,3 +568,84 @@ fn demux_by_quad() {
     assert_eq!(o.dst, other);
     assert_eq!(h.state(), Some(State::Established));
 }
+
+/// §3.10.7.4 fourth, SYN-RECEIVED: "If the connection was initiated with a passive OPEN,
+/// then return this connection to the LISTEN state and return." A new SYN (not the
+/// retransmitted one) inside the window deletes the embryonic TCB; the listener remains.
+#[test]
+fn new_syn_in_passive_syn_received_returns_to_listen() {
+    let mut h = H::new(base_config());
+    h.to_syn_received(mss_opts(MSS));
+    h.send(Seg::new(SYN, h.peer(100), 0).mss(MSS));
+    for o in h.drain() {
+        assert!(!o.flags.syn(), "no new handshake on this TCB: {o}");
+    }
+    assert_eq!(h.stack.connection_count(), 0, "the SYN-RECEIVED TCB is gone");
+    // The listener still answers fresh SYNs.
+    h.send(Seg::new(SYN, PEER_ISS + 5000, 0));
+    let o = h.recv().unwrap();
+    assert_eq!((o.flags, o.ack), (SYN | ACK, PEER_ISS + 5001));
+}
+
+/// §3.8.6.2.2 / §3.10.7.4: "the right window edge ... A TCP receiver SHOULD NOT shrink the
+/// window, i.e., move the right window edge to the left (SHLD-14)". Across a series of
+/// segments that fill the buffer and reads that drain part of it, RCV.NXT + RCV.WND never
+/// moves left.
+#[test]
+fn right_window_edge_never_moves_left() {
+    let cfg = Config { recv_buffer: 5000, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(MSS));
+    let mut edge = h.peer(0).wrapping_add(5000);
+    let mut off = 0u32;
+    for round in 0..12 {
+        let n = [700u32, 1200, 300, 1460][round % 4];
+        h.send(Seg::new(ACK, h.peer(off), h.our(0)).data(&payload(n as usize)));
+        for o in h.drain() {
+            let right = o.ack.wrapping_add(o.window as u32);
+            assert!(SeqNum(right).ge(SeqNum(edge)), "edge moved left: {o} (edge {edge})");
+            edge = right;
+            off = o.ack.wrapping_sub(h.peer(0));
+        }
+        if round % 3 == 2 {
+            let _ = h.read(1500);
+            for o in h.drain() {
+                let right = o.ack.wrapping_add(o.window as u32);
+                assert!(SeqNum(right).ge(SeqNum(edge)), "edge moved left: {o}");
+                edge = right;
+            }
+        }
+    }
+}
+
+/// §3.10.2 SEND: "If there is insufficient space to remember this buffer, simply return
+/// 'error: insufficient resources'" — here WouldBlock once the send buffer is full; data
+/// accepted is what fits.
+#[test]
+fn send_buffer_full_would_block() {
+    let cfg = Config { send_buffer: 4000, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(MSS));
+    let c = h.c();
+    assert_eq!(h.stack.send(h.now, c, &payload(10_000)).unwrap(), 4000);
+    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert!(!h.stack.can_send(c));
+    h.drain();
+    h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
+    assert!(h.stack.can_send(c));
+    assert!(h.events().contains(&Event::Writable(c)));
+    assert_eq!(h.stack.send(h.now, c, &payload(2000)).unwrap(), 1000);
+}
+
+/// §3.10.7.4 seventh, FIN-WAIT-1: text is still delivered while our FIN is unacknowledged.
+#[test]
+fn text_in_fin_wait_1_is_delivered() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"still"));
+    h.expect(ACK, h.our(1), h.peer(5));
+    assert_eq!(h.state(), Some(State::FinWait1));
+    assert_eq!(h.read_all(), b"still");
+}

@@ -439,3 +439,55 @@ fn keepalive_not_sent_while_traffic_flows() {
     }
     h.expect_nothing();
 }
+
+/// RFC 6298 (5.1): "Every time a packet containing data is sent (including a
+/// retransmission), if the timer is not running, start it" — a second segment sent while
+/// the timer runs does not restart it.
+#[test]
+fn rto_timer_not_restarted_by_later_segments() {
+    let mut h = established_with_rtt(base_config(), RTT);
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(b"one");
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    h.now += Duration::from_millis(100);
+    h.write(b"two");
+    h.expect(ACK | PSH, h.our(3), h.peer(0));
+    expect_after(&mut h, Duration::from_millis(200));
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+}
+
+/// RFC 6298 (5.3): "When an ACK is received that acknowledges new data, restart the
+/// retransmission timer so that it will expire after RTO seconds (for the current value of
+/// RTO)."
+#[test]
+fn rto_timer_restarted_by_new_ack() {
+    let mut h = established_with_rtt(base_config(), RTT);
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(b"one");
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    h.write(b"two");
+    h.expect(ACK | PSH, h.our(3), h.peer(0));
+    h.now += Duration::from_millis(250);
+    h.send(Seg::new(ACK, h.peer(0), h.our(3)));
+    let rto = rto_of(&h);
+    expect_after(&mut h, rto);
+    h.expect(ACK | PSH, h.our(3), h.peer(0)).data(b"two");
+}
+
+/// RFC 9293 §3.10.7.4 / RFC 6298: the FIN in LAST-ACK is retransmitted until acknowledged.
+#[test]
+fn fin_in_last_ack_is_retransmitted() {
+    let mut h = established_with_rtt(base_config(), RTT);
+    let c = h.c();
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    h.stack.close(h.now, c);
+    h.expect(FIN | ACK, h.our(0), h.peer(1));
+    let rto = rto_of(&h);
+    expect_after(&mut h, rto);
+    h.expect(FIN | ACK, h.our(0), h.peer(1));
+    h.send(Seg::new(ACK, h.peer(1), h.our(1)));
+    assert_eq!(h.stack.connection_count(), 0);
+}
