@@ -373,3 +373,22 @@ fn shutdown_read_discards_incoming() {
     assert_eq!((o.flags, o.ack), (ACK, h.peer(7)));
     assert_eq!(h.read(10).unwrap(), b"");
 }
+
+/// RFC 2525 §2.17 ("Failure to RST on close with data pending", the receive side) and
+/// RFC 9293 §3.10.4: once the user has CLOSEd (released the socket), new data from the peer
+/// can never be read, so it is answered with a RST <SEQ=SND.NXT> and the TCB is deleted.
+#[test]
+fn data_after_close_draws_rst() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.close(h.now, c);
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(ACK, h.peer(0), h.our(1)));
+    assert_eq!(h.stack.connection_count(), 1, "FIN-WAIT-2 orphan");
+    h.send(Seg::new(ACK, h.peer(0), h.our(1)).data(b"too late"));
+    let o = h.recv().expect("RST");
+    assert!(o.flags.rst(), "expected RST, got {o}");
+    assert_eq!(o.seq, h.our(1));
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}

@@ -353,3 +353,86 @@ fn sack_with_timestamps_at_most_three_blocks() {
     assert_eq!(o.sack_blocks().len(), 3);
     assert_eq!(o.sack_blocks()[0], (h.peer(100), h.peer(102)));
 }
+
+/// RFC 7323 §2.2: an active opener that offered window scaling but got a SYN-ACK without it
+/// must not scale in either direction; its window field saturates at 65535.
+#[test]
+fn window_scale_dropped_when_syn_ack_lacks_it() {
+    let cfg = Config { window_scale: true, recv_buffer: 200_000, ..base_config() };
+    let mut h = H::new(cfg);
+    let syn = h.to_syn_sent();
+    assert!(syn.options.window_scale.is_some());
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS).win(4000));
+    h.expect(ACK, h.our(0), h.peer(0)).win(65535);
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(4000));
+    let st = h.stack.status(h.c()).unwrap();
+    assert_eq!((st.snd_wnd, st.snd_wscale, st.rcv_wscale, st.options & 4), (4000, 0, 0, 0));
+}
+
+/// RFC 7323 §2.2–2.3, active side: the shift we offered applies to every window we send
+/// after the SYN.
+#[test]
+fn window_scale_active_side_scales_our_window() {
+    let cfg =
+        Config { window_scale: true, window_scale_shift: Some(3), recv_buffer: 200_000, ..base_config() };
+    let mut h = H::new(cfg);
+    let syn = h.to_syn_sent();
+    assert_eq!(syn.options.window_scale, Some(3));
+    assert_eq!(syn.window, 65535);
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS).wscale(1));
+    h.expect(ACK, h.our(0), h.peer(0)).win((200_000 >> 3) as u16);
+}
+
+/// RFC 7323 §3.2: an active opener whose SYN offered TSopt but whose SYN-ACK had none sends
+/// no TSopt afterwards (and its segments use the full MSS).
+#[test]
+fn timestamps_off_when_syn_ack_lacks_them() {
+    let mut h = H::new(cfg_all());
+    let syn = h.to_syn_sent();
+    assert!(syn.options.timestamps.is_some());
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS));
+    h.expect(ACK, h.our(0), h.peer(0)).no_opts();
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(&payload(MSS as usize));
+    h.expect(ACK | PSH, h.our(0), h.peer(0)).len(MSS as usize).no_opts();
+}
+
+/// RFC 7323 §5.2/§5.3: the PAWS comparison is modulo 2^32 — a TSval that wrapped past zero
+/// is newer, not older, than TS.Recent near 2^32.
+#[test]
+fn paws_timestamp_comparison_wraps() {
+    let mut h = H::new(cfg_all());
+    h.establish_passive(full_syn_opts(0, u32::MAX - 10));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).ts(5, 0).data(b"after wrap"));
+    let o = h.expect(ACK, h.our(0), h.peer(10));
+    assert_eq!(o.options.timestamps.unwrap().1, 5);
+    assert_eq!(h.read_all(), b"after wrap");
+}
+
+/// RFC 5681 §4.1: "a TCP SHOULD set cwnd to no more than RW before beginning transmission if
+/// the TCP has not sent data in an interval exceeding the retransmission timeout", RW =
+/// min(IW, cwnd).
+#[test]
+fn idle_restart_resets_cwnd() {
+    let mut h = H::new(base_config());
+    h.establish_passive(mss_opts(1000));
+    // Grow cwnd beyond IW with two ACKed flights.
+    for _ in 0..2 {
+        h.write(&payload(10_000));
+        let segs = h.drain();
+        let end = segs.last().unwrap();
+        let acked = end.seq.wrapping_add(end.payload.len() as u32);
+        h.send(Seg::new(ACK, h.peer(0), acked));
+        h.drain();
+    }
+    let grown = h.stack.status(h.c()).unwrap().cwnd;
+    assert!(grown > 10_000, "cwnd grew to {grown}");
+    let una = h.stack.status(h.c()).unwrap().snd_nxt;
+    h.send(Seg::new(ACK, h.peer(0), una));
+    h.drain();
+    h.advance(Duration::from_secs(30));
+    h.write(&payload(30_000));
+    let bytes: usize = h.drain().iter().map(|s| s.payload.len()).sum();
+    assert_eq!(bytes, 10_000, "restart window = IW after idle");
+}

@@ -256,3 +256,21 @@ fn old_segment_across_wrap_draws_ack() {
     h.expect(ACK, h.our(0), h.peer(100));
     assert_eq!(h.read_all(), payload(100));
 }
+
+/// RFC 9293 §3.4.1 / RFC 6528 §3: ISN = M + F(4-tuple, secret) where M "is a 4 microsecond
+/// timer": for the same socket pair the ISN advances by 250000 per second, and a different
+/// socket pair gets an unrelated offset.
+#[test]
+fn isn_clock_and_per_quad_offset() {
+    let mut h = H::new(base_config());
+    let iss1 = h.to_syn_sent().seq;
+    let c = h.c();
+    h.stack.abort(h.now, c);
+    h.advance(Duration::from_secs(1));
+    let iss2 = h.to_syn_sent().seq;
+    assert_eq!(iss2.wrapping_sub(iss1), 250_000);
+    let other = SocketAddr::new(IpAddr::V4(REMOTE_IP), REMOTE_PORT + 1);
+    h.stack.connect(h.now, local_addr(), other).unwrap();
+    let iss3 = h.recv().unwrap().seq;
+    assert_ne!(iss3, iss2, "F depends on the socket pair");
+}
