@@ -247,3 +247,44 @@ fn segment_to_foreign_address_is_dropped_silently() {
     h.expect_nothing();
     assert_eq!(h.stack.counters().dropped(DropReason::NotOurAddress), 1);
 }
+
+/// RFC 9293 §3.1 (MUST-2/MUST-3 checksum): a segment with a bad checksum is discarded
+/// silently — no RST, no TCB.
+#[test]
+fn bad_checksum_is_dropped_silently() {
+    let mut h = H::new(base_config());
+    h.listen();
+    let mut p = Seg::new(SYN, 5000, 0).mss(MSS).packet();
+    let last = p.len() - 1;
+    p[last] ^= 0x55; // last option byte: only the TCP checksum catches it
+    h.send_raw(&p);
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+    assert_eq!(h.stack.counters().dropped(DropReason::BadTcpChecksum), 1);
+}
+
+/// RFC 1122 §4.2.3.10: "A TCP implementation MUST silently discard an incoming SYN segment
+/// that is addressed to a broadcast or multicast address", and no RST may go to a broadcast
+/// or multicast source (RFC 1122 §3.2.1.3: such source addresses are invalid).
+#[test]
+fn syn_from_or_to_multicast_is_dropped_silently() {
+    let mut h = H::new(base_config());
+    h.listen();
+    let mcast = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 5)), 40000);
+    h.send(Seg::new(SYN, 5000, 0).from(mcast));
+    let bcast = SocketAddr::new(IpAddr::V4(Ipv4Addr::BROADCAST), 80);
+    h.send(Seg::new(SYN, 5000, 0).to(bcast));
+    h.send(Seg::new(ACK, 5000, 7).from(mcast).to(SocketAddr::new(IpAddr::V4(LOCAL_IP), 81)));
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// RFC 9293 §3.7.1: the MSS option we send is the MTU less the fixed IP and TCP headers
+/// ("MSS = MTU - 40" for IPv4 without options); `Config::mss` overrides it.
+#[test]
+fn advertised_mss_follows_mtu() {
+    let mut h = H::new(Config { mtu: 1280, ..base_config() });
+    assert_eq!(h.to_syn_sent().options.mss, Some(1240));
+    let mut h = H::new(Config { mss: Some(900), ..base_config() });
+    assert_eq!(h.to_syn_sent().options.mss, Some(900));
+}

@@ -649,3 +649,19 @@ fn text_in_fin_wait_1_is_delivered() {
     assert_eq!(h.state(), Some(State::FinWait1));
     assert_eq!(h.read_all(), b"still");
 }
+
+/// §3.10.7.4 fifth, SYN-RECEIVED: "if the ACK bit is off, drop the segment and return" —
+/// text without ACK does not complete the handshake and is not delivered.
+#[test]
+fn text_without_ack_in_syn_received_is_dropped() {
+    let mut h = H::new(base_config());
+    h.to_syn_received(mss_opts(MSS));
+    h.send(Seg::new(PSH, h.peer(0), 0).data(b"no ack"));
+    h.expect_nothing();
+    let l = h.listener.unwrap();
+    assert_eq!(h.stack.accept(l).unwrap_err().kind(), ErrorKind::WouldBlock);
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    let (c, _) = h.stack.accept(l).unwrap();
+    h.conn = Some(c);
+    assert_eq!(h.read(10).unwrap_err().kind(), ErrorKind::WouldBlock);
+}

@@ -491,3 +491,25 @@ fn fin_in_last_ack_is_retransmitted() {
     h.send(Seg::new(ACK, h.peer(1), h.our(1)));
     assert_eq!(h.stack.connection_count(), 0);
 }
+
+/// RFC 6298 (5.4) with §3.10.4: the FIN is in the retransmission queue with the data before
+/// it; a timeout resends the data and the FIN (go-back-N from SND.UNA).
+#[test]
+fn retransmission_includes_fin() {
+    let mut h = established_with_rtt(base_config(), RTT);
+    let c = h.c();
+    h.write(b"abc");
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    let segs = h.drain();
+    let stream: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
+    assert_eq!(stream, b"abc");
+    assert!(segs.last().unwrap().flags.fin());
+    h.fire_timer();
+    let segs = h.drain();
+    assert_eq!(segs[0].seq, h.our(0), "{}", segs[0]);
+    let stream: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
+    assert_eq!(stream, b"abc");
+    assert!(segs.last().unwrap().flags.fin(), "FIN resent: {:?}", segs.last());
+    h.send(Seg::new(ACK, h.peer(0), h.our(4)));
+    assert_eq!(h.state(), Some(State::FinWait2));
+}
