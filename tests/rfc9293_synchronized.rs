@@ -665,3 +665,41 @@ fn text_without_ack_in_syn_received_is_dropped() {
     h.conn = Some(c);
     assert_eq!(h.read(10).unwrap_err().kind(), ErrorKind::WouldBlock);
 }
+
+/// RFC 5961 §4.2 (challenge ACK for any SYN in a synchronized state): when our ACK of the
+/// SYN-ACK was lost the peer retransmits its SYN-ACK; the challenge ACK <SEQ=SND.NXT>
+/// <ACK=RCV.NXT> is exactly the ACK it needs, and our connection is unaffected.
+#[test]
+fn retransmitted_syn_ack_in_established_is_reacknowledged() {
+    let mut h = H::new(base_config());
+    h.establish_active(mss_opts(MSS));
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS));
+    h.expect(ACK, h.our(0), h.peer(0)).len(0);
+    h.expect_nothing();
+    assert_eq!(h.state(), Some(State::Established));
+}
+
+/// RFC 9293 §3.10.7.2: text on a SYN "will be processed in the SYN-RECEIVED state" or may be
+/// dropped (to be retransmitted by the peer) as most stacks do without TCP Fast Open. Either
+/// way the SYN-ACK acknowledges only what was kept, and the data reaches the user exactly once.
+#[test]
+fn text_on_syn_is_delivered_once() {
+    let mut h = H::new(base_config());
+    h.listen();
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(MSS).data(b"early"));
+    let synack = h.recv().unwrap();
+    assert_eq!(synack.flags, SYN | ACK);
+    h.iss = synack.seq;
+    let kept = synack.ack.wrapping_sub(h.peer(0));
+    assert!(kept == 0 || kept == 5, "SYN-ACK acknowledges {kept} bytes of text");
+    if kept == 0 {
+        // Dropped: the peer retransmits it with the handshake ACK.
+        h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"early"));
+        h.expect(ACK, h.our(0), h.peer(5));
+    } else {
+        h.send(Seg::new(ACK, h.peer(5), h.our(0)));
+    }
+    let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
+    h.conn = Some(c);
+    assert_eq!(h.read_all(), b"early");
+}
