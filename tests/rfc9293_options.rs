@@ -436,3 +436,49 @@ fn idle_restart_resets_cwnd() {
     let bytes: usize = h.drain().iter().map(|s| s.payload.len()).sum();
     assert_eq!(bytes, 10_000, "restart window = IW after idle");
 }
+
+/// RFC 5681 §3.2 step 4–5: "For each additional duplicate ACK received (after the third),
+/// cwnd MUST be incremented by SMSS ... Transmit a segment, if allowed by the new value of
+/// cwnd". With the whole initial window (10 × 1000) in flight and segment 0 lost: ssthresh =
+/// 5000, cwnd = 8000 after the third duplicate; the sixth makes cwnd 11000 and releases
+/// exactly one new segment.
+#[test]
+fn fast_recovery_inflation_releases_new_data() {
+    let mut h = in_flight(10);
+    h.write(&payload(4000));
+    h.expect_nothing();
+    for _ in 0..3 {
+        h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    }
+    h.expect(ACK, h.our(0), h.peer(0)).len(1000);
+    h.expect_nothing();
+    assert_eq!(h.stack.status(h.c()).unwrap().ssthresh, 5000);
+    for _ in 0..2 {
+        h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+        h.expect_nothing();
+    }
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(10_000), h.peer(0)).len(1000);
+    h.expect_nothing();
+}
+
+/// RFC 6582 §3.2 step 4 and §4: after a retransmission timeout, recover = highest sequence
+/// sent; three duplicate ACKs that do not cover more than recover do not start a second fast
+/// retransmit (they are caused by the go-back-N retransmissions themselves).
+#[test]
+fn no_fast_retransmit_for_duplicates_below_recover_after_rto() {
+    let mut h = in_flight(8);
+    h.fire_timer();
+    h.expect(ACK, h.our(0), h.peer(0)).len(1000);
+    h.expect_nothing();
+    h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
+    let resent = h.drain();
+    assert_eq!(resent.len(), 2, "slow start after RTO: cwnd 2 segments");
+    for _ in 0..3 {
+        h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
+    }
+    for o in h.drain() {
+        assert_ne!(o.seq, h.our(1000), "no fast retransmit below recover: {o}");
+    }
+    assert_eq!(h.stack.status(h.c()).unwrap().fast_retransmits, 0);
+}
