@@ -392,3 +392,83 @@ fn data_after_close_draws_rst() {
     h.expect_nothing();
     assert_eq!(h.stack.connection_count(), 0);
 }
+
+/// §3.10.7.4 eighth: "CLOSE-WAIT STATE: Remain in the CLOSE-WAIT state. CLOSING STATE: Remain
+/// in the CLOSING state. LAST-ACK STATE: Remain in the LAST-ACK state." A retransmitted FIN
+/// is acknowledged again (first check: it is an old duplicate) and changes nothing.
+#[test]
+fn retransmitted_fin_is_reacked_in_close_wait_and_last_ack() {
+    let mut h = established();
+    let c = h.c();
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    assert_eq!(h.state(), Some(State::CloseWait));
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(0), h.peer(1));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    assert_eq!(h.state(), Some(State::LastAck));
+}
+
+/// §3.10.7.4 eighth, CLOSING: a retransmitted FIN in CLOSING leaves it in CLOSING.
+#[test]
+fn retransmitted_fin_in_closing_is_reacked() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    assert_eq!(h.state(), Some(State::Closing));
+}
+
+/// §3.10.5 ABORT in CLOSE-WAIT: "Send a reset segment: <SEQ=SND.NXT><CTL=RST>".
+#[test]
+fn abort_in_close_wait_sends_rst() {
+    let mut h = established();
+    let c = h.c();
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    h.stack.abort(h.now, c);
+    let o = h.recv().expect("RST");
+    assert!(o.flags.rst(), "{o}");
+    assert_eq!(o.seq, h.our(0));
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// §3.10.5 ABORT in SYN-RECEIVED (simultaneous open): "Send a reset segment:
+/// <SEQ=SND.NXT><CTL=RST>".
+#[test]
+fn abort_in_syn_received_sends_rst() {
+    let mut h = H::new(base_config());
+    h.to_syn_sent();
+    h.send(Seg::new(SYN, PEER_ISS, 0));
+    h.expect(SYN | ACK, h.iss, h.peer(0));
+    let c = h.c();
+    h.stack.abort(h.now, c);
+    let o = h.recv().expect("RST");
+    assert!(o.flags.rst(), "{o}");
+    assert_eq!(o.seq, h.our(0), "SND.NXT = ISS + 1");
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// §3.10.6 STATUS / §3.10.3 RECEIVE on a connection that no longer exists: "error:
+/// connection does not exist" once the handle is released.
+#[test]
+fn calls_on_released_connection_fail() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.abort(h.now, c);
+    h.drain();
+    assert!(h.stack.status(c).is_err());
+    assert_eq!(h.stack.state(c), None);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap_err().kind(), ErrorKind::NotConnected);
+    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::NotConnected);
+}
