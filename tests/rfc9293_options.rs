@@ -482,3 +482,17 @@ fn no_fast_retransmit_for_duplicates_below_recover_after_rto() {
     }
     assert_eq!(h.stack.status(h.c()).unwrap().fast_retransmits, 0);
 }
+
+/// RFC 7323 §5.4: the timestamp clock "must be at least approximately proportional to real
+/// time" with a tick between 1 ms and 1 s: TSval advances by at most 100 (and at least 1)
+/// over 100 ms, and never goes backwards.
+#[test]
+fn tsval_follows_the_clock() {
+    let (mut h, synack) = ts_established();
+    let (t0, _) = synack.options.timestamps.unwrap();
+    h.now += Duration::from_millis(100);
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).ts(PEER_TS + 1, t0).data(b"a"));
+    let (t1, _) = h.expect(ACK, h.our(0), h.peer(1)).options.timestamps.unwrap();
+    let d = t1.wrapping_sub(t0);
+    assert!((1..=100).contains(&d), "TSval advanced by {d} in 100 ms");
+}

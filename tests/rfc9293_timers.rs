@@ -513,3 +513,17 @@ fn retransmission_includes_fin() {
     h.send(Seg::new(ACK, h.peer(0), h.our(4)));
     assert_eq!(h.state(), Some(State::FinWait2));
 }
+
+/// RFC 1122 §4.2.3.6: a peer's keep-alive (SEG.SEQ = RCV.NXT-1, no data or one garbage
+/// byte) is outside the window, so §3.10.7.4 first check answers it with
+/// <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK>; the connection is unaffected.
+#[test]
+fn peer_keepalive_is_acknowledged() {
+    let mut h = established_with_rtt(base_config(), RTT);
+    h.send(Seg::new(ACK, h.peer(0).wrapping_sub(1), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(0)).len(0).win(WIN);
+    h.send(Seg::new(ACK, h.peer(0).wrapping_sub(1), h.our(0)).data(b"\0"));
+    h.expect(ACK, h.our(0), h.peer(0)).len(0);
+    h.expect_nothing();
+    assert_eq!(h.read(4).unwrap_err().kind(), ErrorKind::WouldBlock);
+}
