@@ -472,3 +472,31 @@ fn calls_on_released_connection_fail() {
     assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap_err().kind(), ErrorKind::NotConnected);
     assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::NotConnected);
 }
+
+/// RFC 1122 §4.2.2.13 (and RFC 6191): a SYN for a connection in TIME-WAIT may reopen it if
+/// its sequence number is above the old RCV.NXT; the new ISS "must be larger than the largest
+/// sequence number it used on the previous connection incarnation". An old SYN (at or below
+/// RCV.NXT) does not reopen it.
+#[test]
+fn new_syn_reopens_time_wait() {
+    let mut h = established();
+    fin_wait_2(&mut h);
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(1)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    assert_eq!(h.state(), Some(State::TimeWait));
+    // An old SYN (below RCV.NXT): no new connection, answered with an ACK.
+    h.send(Seg::new(SYN, h.peer(0).wrapping_sub(5), 0));
+    let o = h.recv().expect("ACK for the old SYN");
+    assert_eq!((o.flags, o.ack), (ACK, h.peer(1)), "{o}");
+    assert_eq!(h.state(), Some(State::TimeWait));
+    // A new SYN, above RCV.NXT.
+    let new_irs = h.peer(100_000);
+    h.send(Seg::new(SYN, new_irs, 0).mss(MSS));
+    let o = h.recv().expect("SYN-ACK for the new incarnation");
+    assert_eq!((o.flags, o.ack), (SYN | ACK, new_irs.wrapping_add(1)), "{o}");
+    assert!(SeqNum(o.seq).gt(SeqNum(h.our(1))), "new ISS {} above old SND.MAX {}", o.seq, h.our(1));
+    h.send(Seg::new(ACK, new_irs.wrapping_add(1), o.seq.wrapping_add(1)));
+    h.expect_nothing();
+    let (c2, _) = h.stack.accept(h.listener.unwrap()).unwrap();
+    assert_eq!(h.stack.state(c2), Some(State::Established));
+}
