@@ -495,6 +495,7 @@ fn new_syn_reopens_time_wait() {
     let o = h.recv().expect("SYN-ACK for the new incarnation");
     assert_eq!((o.flags, o.ack), (SYN | ACK, new_irs.wrapping_add(1)), "{o}");
     assert!(SeqNum(o.seq).gt(SeqNum(h.our(1))), "new ISS {} above old SND.MAX {}", o.seq, h.our(1));
+    assert_eq!(h.stack.connection_count(), 1, "the new incarnation is in the table");
     h.send(Seg::new(ACK, new_irs.wrapping_add(1), o.seq.wrapping_add(1)));
     h.expect_nothing();
     let (c2, _) = h.stack.accept(h.listener.unwrap()).unwrap();
