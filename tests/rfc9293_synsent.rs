@@ -285,3 +285,26 @@ fn peer_mss_bounds_segment_size() {
     h.expect(ACK | PSH, h.our(2000), h.peer(0)).len(500);
     h.expect_nothing();
 }
+
+/// RFC 9293 §3.10.1: after a connection is reset (CLOSED, TCB deleted) the same socket pair
+/// can be OPENed again at once — even before the stack was polled — and the new handshake
+/// completes on the new TCB.
+#[test]
+fn reopen_same_socket_pair_right_after_reset() {
+    let mut h = H::new(base_config());
+    h.establish_active(mss_opts(MSS));
+    let old = h.c();
+    h.send(Seg::new(RST, h.peer(0), 0));
+    assert_eq!(h.stack.state(old), Some(State::Closed));
+    h.now += Duration::from_secs(1);
+    let c = h.stack.connect(h.now, local_addr(), remote_addr()).expect("reopen");
+    h.conn = Some(c);
+    let syn = h.recv().expect("SYN");
+    assert_eq!(syn.flags, SYN);
+    h.iss = syn.seq;
+    assert_eq!(h.stack.connection_count(), 1);
+    h.send(Seg::new(SYN | ACK, PEER_ISS + 777, h.our(0)).mss(MSS));
+    let o = h.recv().expect("ACK of the new SYN-ACK");
+    assert_eq!((o.flags, o.seq, o.ack), (ACK, h.our(0), PEER_ISS + 778), "{o}");
+    assert_eq!(h.state(), Some(State::Established));
+}
