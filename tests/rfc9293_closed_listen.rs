@@ -288,3 +288,38 @@ fn advertised_mss_follows_mtu() {
     let mut h = H::new(Config { mss: Some(900), ..base_config() });
     assert_eq!(h.to_syn_sent().options.mss, Some(900));
 }
+
+/// RFC 9293 §3.10.7.4 (RST in SYN-RECEIVED "return this connection to LISTEN") and
+/// §3.10.7.2: a listener regains the capacity of a half-open connection that was reset or
+/// timed out, and of a queued connection once it is accepted.
+#[test]
+fn listener_backlog_recovers_after_reset_timeout_and_accept() {
+    let mut h = H::new(Config { syn_retries: 1, ..base_config() });
+    let l = h.stack.listen(local_addr(), 1).unwrap();
+    h.listener = Some(l);
+    let port = |p: u16| SocketAddr::new(IpAddr::V4(REMOTE_IP), p);
+    // A: reset in SYN-RECEIVED.
+    h.send(Seg::new(SYN, 1000, 0).from(port(41000)));
+    assert_eq!(h.recv().unwrap().flags, SYN | ACK);
+    h.send(Seg::new(RST, 1001, 0).from(port(41000)));
+    assert_eq!(h.stack.connection_count(), 0);
+    // B: SYN-ACK retransmissions exhausted.
+    h.send(Seg::new(SYN, 2000, 0).from(port(41001)));
+    assert_eq!(h.recv().unwrap().flags, SYN | ACK, "capacity regained after A's reset");
+    h.advance(Duration::from_secs(1));
+    h.drain();
+    h.advance(Duration::from_secs(2));
+    h.drain();
+    assert_eq!(h.stack.connection_count(), 0, "B given up");
+    // C: completes and waits in the accept queue; D is refused while C waits.
+    h.send(Seg::new(SYN, 3000, 0).from(port(41002)));
+    let c_synack = h.recv().expect("capacity regained after B's timeout");
+    h.send(Seg::new(ACK, 3001, c_synack.seq.wrapping_add(1)).from(port(41002)));
+    assert_eq!(h.stack.accept_queue_len(l), 1);
+    h.send(Seg::new(SYN, 4000, 0).from(port(41003)));
+    h.expect_nothing();
+    let _ = h.stack.accept(l).unwrap();
+    h.send(Seg::new(SYN, 4000, 0).from(port(41003)));
+    let d = h.recv().expect("capacity regained after accept");
+    assert_eq!((d.flags, d.ack), (SYN | ACK, 4001));
+}
