@@ -446,7 +446,7 @@ fn abort_in_close_wait_sends_rst() {
 #[test]
 fn abort_in_syn_received_sends_rst() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN, PEER_ISS, 0));
     h.expect(SYN | ACK, h.iss, h.peer(0));
     let c = h.c();

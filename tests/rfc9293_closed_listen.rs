@@ -20,7 +20,7 @@ fn open_passive_twice_is_addr_in_use() {
 #[test]
 fn open_active_sends_syn_and_enters_syn_sent() {
     let mut h = H::new(base_config());
-    let syn = h.to_syn_sent();
+    let syn = h.open_to_syn_sent();
     assert_eq!(syn.dst, remote_addr());
     assert_eq!(syn.src, local_addr());
     let syn = syn.win(WIN).len(0).opts(mss_opts(MSS));
@@ -45,7 +45,7 @@ fn open_active_offers_enabled_options() {
         ..base_config()
     };
     let mut h = H::new(cfg);
-    let syn = h.to_syn_sent();
+    let syn = h.open_to_syn_sent();
     assert_eq!(syn.options.mss, Some(MSS));
     assert_eq!(syn.options.window_scale, Some(7));
     assert!(syn.options.sack_permitted);
@@ -143,7 +143,7 @@ fn listen_ack_draws_rst() {
 #[test]
 fn listen_syn_draws_syn_ack_and_enters_syn_received() {
     let mut h = H::new(base_config());
-    let synack = h.to_syn_received(mss_opts(1400));
+    let synack = h.open_to_syn_received(mss_opts(1400));
     synack.win(WIN).len(0).opts(mss_opts(MSS));
     assert_eq!(h.stack.connection_count(), 1);
     h.expect_nothing();
@@ -157,7 +157,7 @@ fn listen_syn_draws_syn_ack_and_enters_syn_received() {
 fn listen_syn_without_options_gets_syn_ack_without_options() {
     let cfg = Config { window_scale: true, sack: true, timestamps: true, ..base_config() };
     let mut h = H::new(cfg);
-    let synack = h.to_syn_received(TcpOptions::default());
+    let synack = h.open_to_syn_received(TcpOptions::default());
     assert_eq!(synack.options, mss_opts(MSS));
 }
 
@@ -224,7 +224,7 @@ fn listen_backlog_full_drops_syn() {
 #[test]
 fn close_listener_resets_queued_connection() {
     let mut h = H::new(base_config());
-    h.to_syn_received(TcpOptions::default());
+    h.open_to_syn_received(TcpOptions::default());
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
     let l = h.listener.unwrap();
     assert_eq!(h.stack.accept_queue_len(l), 1);
@@ -284,9 +284,9 @@ fn syn_from_or_to_multicast_is_dropped_silently() {
 #[test]
 fn advertised_mss_follows_mtu() {
     let mut h = H::new(Config { mtu: 1280, ..base_config() });
-    assert_eq!(h.to_syn_sent().options.mss, Some(1240));
+    assert_eq!(h.open_to_syn_sent().options.mss, Some(1240));
     let mut h = H::new(Config { mss: Some(900), ..base_config() });
-    assert_eq!(h.to_syn_sent().options.mss, Some(900));
+    assert_eq!(h.open_to_syn_sent().options.mss, Some(900));
 }
 
 /// RFC 9293 §3.10.7.4 (RST in SYN-RECEIVED "return this connection to LISTEN") and

@@ -20,7 +20,7 @@ fn window_scale_negotiated_both_ways() {
     let cfg =
         Config { window_scale: true, window_scale_shift: Some(2), recv_buffer: 200_000, ..base_config() };
     let mut h = H::new(cfg);
-    let synack = h.to_syn_received(TcpOptions { window_scale: Some(3), ..mss_opts(MSS) });
+    let synack = h.open_to_syn_received(TcpOptions { window_scale: Some(3), ..mss_opts(MSS) });
     assert_eq!(synack.options.window_scale, Some(2));
     assert_eq!(synack.window, 65535, "SYN windows are never scaled (capped at 65535)");
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(1000));
@@ -41,7 +41,7 @@ fn window_scale_negotiated_both_ways() {
 fn window_scale_off_unless_peer_offers() {
     let cfg = Config { window_scale: true, recv_buffer: 200_000, ..base_config() };
     let mut h = H::new(cfg);
-    let synack = h.to_syn_received(mss_opts(MSS));
+    let synack = h.open_to_syn_received(mss_opts(MSS));
     assert_eq!(synack.options.window_scale, None);
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(1000));
     let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
@@ -57,7 +57,7 @@ fn window_scale_off_unless_peer_offers() {
 fn window_scale_shift_capped_at_14() {
     let cfg = Config { window_scale: true, ..base_config() };
     let mut h = H::new(cfg);
-    h.to_syn_received(TcpOptions { window_scale: Some(15), ..mss_opts(MSS) });
+    h.open_to_syn_received(TcpOptions { window_scale: Some(15), ..mss_opts(MSS) });
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(1));
     let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
     assert_eq!(h.stack.status(c).unwrap().snd_wscale, 14);
@@ -68,7 +68,7 @@ fn window_scale_shift_capped_at_14() {
 #[test]
 fn window_in_syn_ack_is_unscaled() {
     let mut h = H::new(Config { window_scale: true, ..base_config() });
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS).wscale(4).win(5000));
     h.expect(ACK, h.our(0), h.peer(0));
     assert_eq!(h.stack.status(h.c()).unwrap().snd_wnd, 5000);
@@ -360,7 +360,7 @@ fn sack_with_timestamps_at_most_three_blocks() {
 fn window_scale_dropped_when_syn_ack_lacks_it() {
     let cfg = Config { window_scale: true, recv_buffer: 200_000, ..base_config() };
     let mut h = H::new(cfg);
-    let syn = h.to_syn_sent();
+    let syn = h.open_to_syn_sent();
     assert!(syn.options.window_scale.is_some());
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS).win(4000));
     h.expect(ACK, h.our(0), h.peer(0)).win(65535);
@@ -376,7 +376,7 @@ fn window_scale_active_side_scales_our_window() {
     let cfg =
         Config { window_scale: true, window_scale_shift: Some(3), recv_buffer: 200_000, ..base_config() };
     let mut h = H::new(cfg);
-    let syn = h.to_syn_sent();
+    let syn = h.open_to_syn_sent();
     assert_eq!(syn.options.window_scale, Some(3));
     assert_eq!(syn.window, 65535);
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS).wscale(1));
@@ -388,7 +388,7 @@ fn window_scale_active_side_scales_our_window() {
 #[test]
 fn timestamps_off_when_syn_ack_lacks_them() {
     let mut h = H::new(cfg_all());
-    let syn = h.to_syn_sent();
+    let syn = h.open_to_syn_sent();
     assert!(syn.options.timestamps.is_some());
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS));
     h.expect(ACK, h.our(0), h.peer(0)).no_opts();

@@ -134,7 +134,7 @@ fn all_eleven_states_are_reached_through_legal_transitions() {
 #[test]
 fn simultaneous_open_transitions() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN, PEER_ISS, 0));
     h.expect(SYN | ACK, h.iss, h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
@@ -147,7 +147,7 @@ fn simultaneous_open_transitions() {
 #[test]
 fn close_in_syn_received_sends_fin() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN, PEER_ISS, 0));
     h.expect(SYN | ACK, h.iss, h.peer(0));
     let c = h.c();
@@ -263,11 +263,11 @@ fn old_segment_across_wrap_draws_ack() {
 #[test]
 fn isn_clock_and_per_quad_offset() {
     let mut h = H::new(base_config());
-    let iss1 = h.to_syn_sent().seq;
+    let iss1 = h.open_to_syn_sent().seq;
     let c = h.c();
     h.stack.abort(h.now, c);
     h.advance(Duration::from_secs(1));
-    let iss2 = h.to_syn_sent().seq;
+    let iss2 = h.open_to_syn_sent().seq;
     assert_eq!(iss2.wrapping_sub(iss1), 250_000);
     let other = SocketAddr::new(IpAddr::V4(REMOTE_IP), REMOTE_PORT + 1);
     h.stack.connect(h.now, local_addr(), other).unwrap();

@@ -150,7 +150,7 @@ fn challenge_acks_are_rate_limited() {
 #[test]
 fn rst_in_syn_received_returns_to_listen() {
     let mut h = H::new(base_config());
-    h.to_syn_received(TcpOptions::default());
+    h.open_to_syn_received(TcpOptions::default());
     h.send(Seg::new(RST, h.peer(0), 0));
     h.expect_nothing();
     assert_eq!(h.stack.connection_count(), 0);
@@ -167,7 +167,7 @@ fn rst_in_syn_received_returns_to_listen() {
 #[test]
 fn rst_in_syn_received_after_active_open_refuses() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN, PEER_ISS, 0));
     h.expect(SYN | ACK, h.iss, h.peer(0));
     h.send(Seg::new(RST, h.peer(0), 0));
@@ -213,7 +213,7 @@ fn syn_outside_window_draws_ack() {
 #[test]
 fn retransmitted_syn_in_syn_received_is_answered() {
     let mut h = H::new(base_config());
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.send(Seg::new(SYN, PEER_ISS, 0).mss(MSS));
     let o = h.recv().expect("an answer to the retransmitted SYN");
     if o.flags == SYN | ACK {
@@ -247,7 +247,7 @@ fn segment_without_ack_is_dropped() {
 #[test]
 fn ack_in_syn_received_establishes() {
     let mut h = H::new(base_config());
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(5000).data(b"first"));
     h.expect(ACK, h.our(0), h.peer(5)).win(WIN - 5);
     let l = h.listener.unwrap();
@@ -264,7 +264,7 @@ fn ack_in_syn_received_establishes() {
 #[test]
 fn bad_ack_in_syn_received_draws_rst() {
     let mut h = H::new(base_config());
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(10)));
     h.expect(RST, h.our(10), 0).len(0);
     h.expect_nothing();
@@ -376,7 +376,7 @@ fn send_window_limits_flight() {
 #[test]
 fn sws_override_timeout_sends_small_window() {
     let mut h = H::new(base_config());
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(1000));
     let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
     h.conn = Some(c);
@@ -490,7 +490,7 @@ fn fin_after_hole_waits_for_hole() {
 #[test]
 fn fin_on_handshake_ack_enters_close_wait() {
     let mut h = H::new(base_config());
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
     let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
@@ -575,7 +575,7 @@ fn demux_by_quad() {
 #[test]
 fn new_syn_in_passive_syn_received_returns_to_listen() {
     let mut h = H::new(base_config());
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.send(Seg::new(SYN, h.peer(100), 0).mss(MSS));
     for o in h.drain() {
         assert!(!o.flags.syn(), "no new handshake on this TCB: {o}");
@@ -655,7 +655,7 @@ fn text_in_fin_wait_1_is_delivered() {
 #[test]
 fn text_without_ack_in_syn_received_is_dropped() {
     let mut h = H::new(base_config());
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.send(Seg::new(PSH, h.peer(0), 0).data(b"no ack"));
     h.expect_nothing();
     let l = h.listener.unwrap();

@@ -11,7 +11,7 @@ const RTT: Duration = Duration::from_millis(100);
 /// sample is `rtt` (RFC 6298 §2.2: SRTT = R, RTTVAR = R/2, RTO = SRTT + 4*RTTVAR = 3R).
 fn established_with_rtt(cfg: Config, rtt: Duration) -> H {
     let mut h = H::new(cfg);
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     h.now += rtt;
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
     let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
@@ -123,7 +123,7 @@ fn karn_backed_off_rto_kept_until_valid_sample() {
 #[test]
 fn syn_timeout_reinitialises_rto_to_3s() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.fire_timer();
     h.expect(SYN, h.iss, 0);
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS));
@@ -179,7 +179,7 @@ fn rto_collapses_cwnd_to_one_segment() {
 fn syn_ack_retransmitted_then_dropped() {
     let cfg = Config { syn_retries: 2, ..base_config() };
     let mut h = H::new(cfg);
-    h.to_syn_received(mss_opts(MSS));
+    h.open_to_syn_received(mss_opts(MSS));
     expect_after(&mut h, Duration::from_secs(1));
     h.expect(SYN | ACK, h.iss, h.peer(0)).opts(mss_opts(MSS));
     expect_after(&mut h, Duration::from_secs(2));

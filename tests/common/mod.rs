@@ -411,7 +411,7 @@ impl H {
     /// Passive OPEN up to SYN-RECEIVED: listen, peer SYN (with `syn_opts`), our SYN-ACK
     /// (checked, returned). Learns our ISS.
     #[track_caller]
-    pub fn to_syn_received(&mut self, syn_opts: TcpOptions) -> Out {
+    pub fn open_to_syn_received(&mut self, syn_opts: TcpOptions) -> Out {
         self.listen();
         self.send(Seg::new(SYN, PEER_ISS, 0).opts(syn_opts));
         let o = self.recv().expect("no SYN-ACK");
@@ -433,7 +433,7 @@ impl H {
     /// [`H::establish_passive`] without draining the events.
     #[track_caller]
     pub fn establish_passive_keep_events(&mut self, syn_opts: TcpOptions) -> Out {
-        let synack = self.to_syn_received(syn_opts);
+        let synack = self.open_to_syn_received(syn_opts);
         let mut ack = Seg::new(ACK, self.peer(0), self.our(0));
         if let Some((val, _)) = syn_opts.timestamps {
             ack = ack.ts(val + 1, synack.options.timestamps.map(|t| t.0).unwrap_or(0));
@@ -450,7 +450,7 @@ impl H {
 
     /// Active OPEN up to SYN-SENT: connect and check our SYN. Learns our ISS.
     #[track_caller]
-    pub fn to_syn_sent(&mut self) -> Out {
+    pub fn open_to_syn_sent(&mut self) -> Out {
         let c = self.stack.connect(self.now, local_addr(), remote_addr()).expect("connect");
         self.conn = Some(c);
         let o = self.recv().expect("no SYN");
@@ -463,7 +463,7 @@ impl H {
     /// Returns our SYN.
     #[track_caller]
     pub fn establish_active(&mut self, synack_opts: TcpOptions) -> Out {
-        let syn = self.to_syn_sent();
+        let syn = self.open_to_syn_sent();
         self.send(Seg::new(SYN | ACK, PEER_ISS, self.our(0)).opts(synack_opts));
         let o = self.expect(ACK, self.our(0), self.peer(0));
         assert!(o.payload.is_empty());
