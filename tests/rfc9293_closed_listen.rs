@@ -323,3 +323,43 @@ fn listener_backlog_recovers_after_reset_timeout_and_accept() {
     let d = h.recv().expect("capacity regained after accept");
     assert_eq!((d.flags, d.ack), (SYN | ACK, 4001));
 }
+
+/// RFC 9293 §3.1 (MUST-6): "A TCP implementation MUST ignore without error any TCP option it
+/// does not implement, assuming that the option has a length field." A SYN carrying an
+/// unknown option (kind 253, length 4) is answered normally; without an MSS option the
+/// default send MSS is 536 (MUST-15).
+#[test]
+fn unknown_option_is_ignored() {
+    let mut h = H::new(base_config());
+    h.listen();
+    let p = rewrite_options(Seg::new(SYN, 5000, 0).mss(MSS).packet(), |o| {
+        o.copy_from_slice(&[253, 4, 0xab, 0xcd]);
+    });
+    h.send_raw(&p);
+    let o = h.recv().expect("SYN-ACK");
+    assert_eq!((o.flags, o.ack), (SYN | ACK, 5001));
+    h.iss = o.seq;
+    h.irs = 5000;
+    h.send(Seg::new(ACK, 5001, h.our(0)));
+    let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
+    assert_eq!(h.stack.status(c).unwrap().mss, 536);
+}
+
+/// RFC 9293 §3.1 (MUST-7): "TCP implementations MUST be prepared to handle an illegal option
+/// length (e.g., zero)". A SYN whose option has length 0 must not create a connection (and
+/// must not crash the stack); the listener keeps working.
+#[test]
+fn illegal_option_length_is_handled() {
+    let mut h = H::new(base_config());
+    h.listen();
+    for bad in [[2u8, 0, 5, 180], [2, 40, 5, 180], [8, 2, 0, 0], [3, 1, 1, 1]] {
+        let p = rewrite_options(Seg::new(SYN, 5000, 0).mss(MSS).packet(), |o| o.copy_from_slice(&bad));
+        h.send_raw(&p);
+        for o in h.drain() {
+            assert!(!o.flags.syn(), "no handshake for options {bad:?}: {o}");
+        }
+    }
+    assert_eq!(h.stack.connection_count(), 0);
+    h.send(Seg::new(SYN, 6000, 0).mss(MSS));
+    assert_eq!(h.recv().unwrap().flags, SYN | ACK);
+}

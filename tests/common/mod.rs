@@ -524,3 +524,20 @@ pub fn full_syn_opts(wscale: u8, tsval: u32) -> TcpOptions {
 pub fn mss_opts(m: u16) -> TcpOptions {
     TcpOptions { mss: Some(m), ..TcpOptions::default() }
 }
+
+/// Rewrite the TCP options area of an IPv4/TCP `packet` (as built by [`Seg::packet`]) with
+/// `f`, then fix the TCP checksum. The area keeps its length.
+pub fn rewrite_options(mut packet: Vec<u8>, f: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    use utcp::wire::checksum::{finish, pseudo_header_ipv4, sum};
+    let ihl = (packet[0] & 0x0f) as usize * 4;
+    let doff = (packet[ihl + 12] >> 4) as usize * 4;
+    f(&mut packet[ihl + 20..ihl + doff]);
+    packet[ihl + 16] = 0;
+    packet[ihl + 17] = 0;
+    let src = [packet[12], packet[13], packet[14], packet[15]];
+    let dst = [packet[16], packet[17], packet[18], packet[19]];
+    let tcp_len = (packet.len() - ihl) as u16;
+    let c = finish(sum(&packet[ihl..], pseudo_header_ipv4(src, dst, 6, tcp_len)));
+    packet[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+    packet
+}
