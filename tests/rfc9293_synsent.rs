@@ -302,9 +302,32 @@ fn reopen_same_socket_pair_right_after_reset() {
     let syn = h.recv().expect("SYN");
     assert_eq!(syn.flags, SYN);
     h.iss = syn.seq;
-    assert_eq!(h.stack.connection_count(), 1);
+    assert_eq!(h.stack.connection_count(), 1, "the new TCB is in the connection table");
     h.send(Seg::new(SYN | ACK, PEER_ISS + 777, h.our(0)).mss(MSS));
     let o = h.recv().expect("ACK of the new SYN-ACK");
     assert_eq!((o.flags, o.seq, o.ack), (ACK, h.our(0), PEER_ISS + 778), "{o}");
     assert_eq!(h.state(), Some(State::Established));
+}
+
+/// RFC 9293 §3.7.1 (MUST-16): "Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize -
+/// IPoptionsize": a peer MSS above what our MTU can carry is limited by MMS_S (1500 - 20), a
+/// small one is honoured.
+#[test]
+fn effective_send_mss_is_min_of_peer_mss_and_mms_s() {
+    let mut h = H::new(base_config());
+    h.establish_active(mss_opts(9000));
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(&payload(2000));
+    h.expect(ACK, h.our(0), h.peer(0)).len(1460);
+    h.expect(ACK | PSH, h.our(1460), h.peer(0)).len(540);
+
+    let mut h = H::new(base_config());
+    h.establish_active(mss_opts(100));
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(&payload(250));
+    h.expect(ACK, h.our(0), h.peer(0)).len(100);
+    h.expect(ACK, h.our(100), h.peer(0)).len(100);
+    h.expect(ACK | PSH, h.our(200), h.peer(0)).len(50);
 }
