@@ -527,3 +527,37 @@ fn peer_keepalive_is_acknowledged() {
     h.expect_nothing();
     assert_eq!(h.read(4).unwrap_err().kind(), ErrorKind::WouldBlock);
 }
+
+/// RFC 5681 §3.1 (and RFC 3390): "if the SYN or SYN/ACK is lost, the initial window used by
+/// a sender after a correctly transmitted SYN MUST be one segment"; RFC 6928 §2 recommends
+/// applying this only after more than one SYN (or SYN/ACK) retransmission. After two SYN
+/// retransmissions the first flight is one segment.
+#[test]
+fn initial_window_is_one_segment_after_repeated_syn_loss() {
+    let mut h = H::new(base_config());
+    h.open_to_syn_sent();
+    for _ in 0..2 {
+        h.fire_timer();
+        h.expect(SYN, h.iss, 0);
+    }
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(1000));
+    h.expect(ACK, h.our(0), h.peer(0));
+    h.write(&payload(5000));
+    h.expect(ACK, h.our(0), h.peer(0)).len(1000);
+    h.expect_nothing();
+}
+
+/// RFC 6928 §2: after a single SYN retransmission implementations should "refrain from
+/// resetting the initial window to 1 segment": the full IW (here 10 × 1000) is used.
+#[test]
+fn initial_window_kept_after_single_syn_loss() {
+    let mut h = H::new(base_config());
+    h.open_to_syn_sent();
+    h.fire_timer();
+    h.expect(SYN, h.iss, 0);
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(1000));
+    h.expect(ACK, h.our(0), h.peer(0));
+    h.write(&payload(20_000));
+    let bytes: usize = h.drain().iter().map(|s| s.payload.len()).sum();
+    assert_eq!(bytes, 10_000);
+}
