@@ -561,3 +561,31 @@ fn initial_window_kept_after_single_syn_loss() {
     let bytes: usize = h.drain().iter().map(|s| s.payload.len()).sum();
     assert_eq!(bytes, 10_000);
 }
+
+/// RFC 9293 §3.8.3 (MUST-23) / RFC 1122 §4.2.3.5: "R2 for a SYN segment MUST be set large
+/// enough to provide retransmission of the segment for at least 3 minutes" — with the
+/// default configuration an unanswered active OPEN is still retrying after 179 s.
+#[test]
+fn syn_retransmitted_for_at_least_three_minutes() {
+    let defaults = Config::default();
+    let cfg = Config {
+        syn_retries: defaults.syn_retries,
+        initial_rto: defaults.initial_rto,
+        max_rto: defaults.max_rto,
+        ..base_config()
+    };
+    let mut h = H::new(cfg);
+    h.open_to_syn_sent();
+    let start = h.now;
+    let mut sent = 1;
+    while h.now - start < Duration::from_secs(179) {
+        let Some(next) = h.next_timer() else { break };
+        if h.now + next - start >= Duration::from_secs(179) {
+            break;
+        }
+        h.fire_timer();
+        sent += h.drain().iter().filter(|o| o.flags == SYN).count();
+    }
+    h.advance_to(start + Duration::from_secs(179));
+    assert_eq!(h.state(), Some(State::SynSent), "gave up after {sent} SYNs");
+}
