@@ -589,3 +589,39 @@ fn syn_retransmitted_for_at_least_three_minutes() {
     h.advance_to(start + Duration::from_secs(179));
     assert_eq!(h.state(), Some(State::SynSent), "gave up after {sent} SYNs");
 }
+
+/// RFC 9293 §3.8.3: "The value of R2 SHOULD correspond to at least 100 seconds" for data —
+/// with the default retry count and RTO bounds, unacknowledged data is still being
+/// retransmitted 100 s later.
+#[test]
+fn data_retransmitted_for_at_least_100_seconds() {
+    let d = Config::default();
+    let cfg =
+        Config { data_retries: d.data_retries, min_rto: d.min_rto, max_rto: d.max_rto, ..base_config() };
+    let mut h = established_with_rtt(cfg, Duration::from_millis(1));
+    h.write(b"x");
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    let start = h.now;
+    while let Some(next) = h.next_timer() {
+        if h.now + next - start > Duration::from_secs(100) {
+            break;
+        }
+        h.fire_timer();
+        h.drain();
+    }
+    h.advance_to(start + Duration::from_secs(100));
+    assert_eq!(h.state(), Some(State::Established));
+}
+
+/// RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: keep-alives "MUST default to off" and the idle
+/// interval "MUST default to no less than two hours" — a default connection sends nothing
+/// for hours of silence.
+#[test]
+fn keepalive_defaults_off_and_two_hours() {
+    assert!(Config::default().keepalive.is_none());
+    assert!(Keepalive::default().idle >= Duration::from_secs(7200));
+    let mut h = established_with_rtt(Config { keepalive: None, ..base_config() }, RTT);
+    h.advance(Duration::from_secs(5 * 3600));
+    h.expect_nothing();
+    assert_eq!(h.state(), Some(State::Established));
+}
