@@ -496,3 +496,17 @@ fn tsval_follows_the_clock() {
     let d = t1.wrapping_sub(t0);
     assert!((1..=100).contains(&d), "TSval advanced by {d} in 100 ms");
 }
+
+/// RFC 9293 §3.1 (MUST-5: options may appear in any segment) and RFC 7323 §2.2: "The Window
+/// Scale option ... in a segment without a SYN bit ... should be ignored"; likewise an MSS
+/// option after the handshake changes nothing.
+#[test]
+fn syn_only_options_on_later_segments_are_ignored() {
+    let mut h = H::new(Config { window_scale: true, ..base_config() });
+    h.establish_passive(mss_opts(1000));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"data").wscale(5).mss(100).win(2000));
+    h.expect(ACK, h.our(0), h.peer(4));
+    let st = h.stack.status(h.c()).unwrap();
+    assert_eq!((st.snd_wnd, st.snd_wscale, st.mss), (2000, 0, 1000));
+    assert_eq!(h.read_all(), b"data");
+}
