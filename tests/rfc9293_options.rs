@@ -510,3 +510,17 @@ fn syn_only_options_on_later_segments_are_ignored() {
     assert_eq!((st.snd_wnd, st.snd_wscale, st.mss), (2000, 0, 1000));
     assert_eq!(h.read_all(), b"data");
 }
+
+/// RFC 7323 §5.5: "If a connection remains idle for more than 24 days ... TS.Recent
+/// [is] invalid" — after 25 idle days a segment with an older TSval is accepted, not
+/// dropped by PAWS.
+#[test]
+fn paws_ts_recent_expires_after_24_days() {
+    let (mut h, _) = ts_established();
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).ts(PEER_TS + 1000, 0).data(b"a"));
+    h.expect(ACK, h.our(0), h.peer(1));
+    h.advance(Duration::from_secs(25 * 24 * 3600));
+    h.send(Seg::new(ACK, h.peer(1), h.our(0)).ts(PEER_TS + 10, 0).data(b"b"));
+    h.expect(ACK, h.our(0), h.peer(2));
+    assert_eq!(h.read_all(), b"ab");
+}
