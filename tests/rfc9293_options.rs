@@ -524,3 +524,18 @@ fn paws_ts_recent_expires_after_24_days() {
     h.expect(ACK, h.our(0), h.peer(2));
     assert_eq!(h.read_all(), b"ab");
 }
+
+/// RFC 2883 §4.2 (example 4.2.2 style): a duplicate of out-of-order data is reported as a
+/// D-SACK block first, followed by the SACK block that contains it.
+#[test]
+fn dsack_for_duplicate_out_of_order_data() {
+    let cfg = Config { sack: true, dsack: true, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
+    h.send(Seg::new(ACK, h.peer(10), h.our(0)).data(b"abcdefghij"));
+    let o = h.expect(ACK, h.our(0), h.peer(0));
+    assert_eq!(o.sack_blocks(), [(h.peer(10), h.peer(20))]);
+    h.send(Seg::new(ACK, h.peer(12), h.our(0)).data(b"cdef"));
+    let o = h.expect(ACK, h.our(0), h.peer(0));
+    assert_eq!(o.sack_blocks(), [(h.peer(12), h.peer(16)), (h.peer(10), h.peer(20))]);
+}
