@@ -274,3 +274,177 @@ fn isn_clock_and_per_quad_offset() {
     let iss3 = h.recv().unwrap().seq;
     assert_ne!(iss3, iss2, "F depends on the socket pair");
 }
+
+/// A connection driven into `state` (passive open, base config), with the SND.NXT and
+/// RCV.NXT it has there.
+fn in_state(state: State) -> (H, u32, u32) {
+    let mut h = H::new(base_config());
+    h.establish_passive(mss_opts(MSS));
+    let c = h.c();
+    let (p0, p1, o0, o1) = (h.peer(0), h.peer(1), h.our(0), h.our(1));
+    let fin = |h: &mut H| {
+        h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+        let o = h.recv().expect("FIN");
+        assert!(o.flags.fin(), "{o}");
+    };
+    let (snd, rcv) = match state {
+        State::Established => (o0, p0),
+        State::FinWait1 => {
+            fin(&mut h);
+            (o1, p0)
+        }
+        State::FinWait2 => {
+            fin(&mut h);
+            h.send(Seg::new(ACK, p0, o1));
+            (o1, p0)
+        }
+        State::CloseWait => {
+            h.send(Seg::new(FIN | ACK, p0, o0));
+            h.drain();
+            (o0, p1)
+        }
+        State::Closing => {
+            fin(&mut h);
+            h.send(Seg::new(FIN | ACK, p0, o0));
+            h.drain();
+            (o1, p1)
+        }
+        State::LastAck => {
+            h.send(Seg::new(FIN | ACK, p0, o0));
+            h.drain();
+            fin(&mut h);
+            (o1, p1)
+        }
+        State::TimeWait => {
+            fin(&mut h);
+            h.send(Seg::new(FIN | ACK, p0, o1));
+            h.drain();
+            (o1, p1)
+        }
+        other => panic!("not a synchronized state: {other}"),
+    };
+    assert_eq!(h.state(), Some(state));
+    h.expect_nothing();
+    h.events();
+    (h, snd, rcv)
+}
+
+const SYNCHRONIZED: [State; 7] = [
+    State::Established,
+    State::FinWait1,
+    State::FinWait2,
+    State::CloseWait,
+    State::Closing,
+    State::LastAck,
+    State::TimeWait,
+];
+
+/// RFC 9293 §3.10.7.4 first check, in every synchronized state: an unacceptable segment
+/// draws <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and is dropped.
+#[test]
+fn every_synchronized_state_acks_unacceptable_segment() {
+    for st in SYNCHRONIZED {
+        let (mut h, snd, rcv) = in_state(st);
+        h.send(Seg::new(ACK, rcv.wrapping_add(WIN as u32 + 100), snd).data(b"far"));
+        let o = h.recv().unwrap_or_else(|| panic!("{st}: no ACK"));
+        assert_eq!((o.flags, o.seq, o.ack), (ACK, snd, rcv), "{st}: {o}");
+        h.expect_nothing();
+        assert_eq!(h.state(), Some(st));
+    }
+}
+
+/// RFC 5961 §3.2 in every synchronized state: an in-window RST that is not exactly at
+/// RCV.NXT draws a challenge ACK and changes nothing.
+#[test]
+fn every_synchronized_state_challenges_inexact_rst() {
+    for st in SYNCHRONIZED {
+        let (mut h, snd, rcv) = in_state(st);
+        h.send(Seg::new(RST, rcv.wrapping_add(10), 0));
+        let o = h.recv().unwrap_or_else(|| panic!("{st}: no challenge ACK"));
+        assert_eq!((o.flags, o.seq, o.ack), (ACK, snd, rcv), "{st}: {o}");
+        h.expect_nothing();
+        assert_eq!(h.state(), Some(st));
+    }
+}
+
+/// RFC 9293 §3.10.7.4 second check with RFC 5961 §3.2, in every synchronized state: a RST
+/// exactly at RCV.NXT closes the connection and deletes the TCB, sending nothing.
+#[test]
+fn every_synchronized_state_closes_on_exact_rst() {
+    for st in SYNCHRONIZED {
+        let (mut h, _, rcv) = in_state(st);
+        h.send(Seg::new(RST, rcv, 0));
+        h.expect_nothing();
+        assert_eq!(h.state(), Some(State::Closed), "{st}");
+        assert_eq!(h.stack.connection_count(), 0, "{st}");
+    }
+}
+
+/// RFC 5961 §4.2 in every synchronized state: a SYN draws a challenge ACK and changes
+/// nothing.
+#[test]
+fn every_synchronized_state_challenges_syn() {
+    for st in SYNCHRONIZED {
+        let (mut h, snd, rcv) = in_state(st);
+        // At RCV.NXT: a SYN above it may legitimately reopen TIME-WAIT (RFC 1122 §4.2.2.13).
+        h.send(Seg::new(SYN, rcv, 0));
+        let o = h.recv().unwrap_or_else(|| panic!("{st}: no challenge ACK"));
+        assert_eq!((o.flags, o.seq, o.ack), (ACK, snd, rcv), "{st}: {o}");
+        h.expect_nothing();
+        assert_eq!(h.state(), Some(st));
+    }
+}
+
+/// RFC 9293 §3.10.7.4 fifth check in every synchronized state: "If the ACK acks something not
+/// yet sent (SEG.ACK > SND.NXT), then send an ACK, drop the segment, and return."
+#[test]
+fn every_synchronized_state_acks_ack_of_unsent_data() {
+    for st in SYNCHRONIZED {
+        let (mut h, snd, rcv) = in_state(st);
+        h.send(Seg::new(ACK, rcv, snd.wrapping_add(100)));
+        let o = h.recv().unwrap_or_else(|| panic!("{st}: no ACK"));
+        assert_eq!((o.flags, o.seq, o.ack), (ACK, snd, rcv), "{st}: {o}");
+        h.expect_nothing();
+        assert_eq!(h.state(), Some(st));
+    }
+}
+
+/// RFC 9293 §3.10.7.4 fifth check in every synchronized state: "if the ACK bit is off, drop
+/// the segment and return" — and a pure duplicate ACK is not answered (no ACK for an ACK).
+#[test]
+fn every_synchronized_state_drops_segment_without_ack() {
+    for st in SYNCHRONIZED {
+        let (mut h, snd, rcv) = in_state(st);
+        // SND.UNA: our FIN is still unacknowledged in FIN-WAIT-1, CLOSING and LAST-ACK.
+        let fin_outstanding = matches!(st, State::FinWait1 | State::Closing | State::LastAck);
+        let una = if fin_outstanding { snd.wrapping_sub(1) } else { snd };
+        h.send(Seg::new(NONE, rcv, 0));
+        h.send(Seg::new(ACK, rcv, una));
+        h.expect_nothing();
+        assert_eq!(h.state(), Some(st), "{st}");
+    }
+}
+
+/// RFC 9293 §3.10.7.4 seventh check per state: ESTABLISHED, FIN-WAIT-1 and FIN-WAIT-2
+/// deliver and acknowledge text; CLOSE-WAIT, CLOSING, LAST-ACK and TIME-WAIT "Ignore the
+/// segment text" (the peer already sent its FIN).
+#[test]
+fn text_is_taken_only_before_the_peers_fin() {
+    for st in SYNCHRONIZED {
+        let (mut h, snd, rcv) = in_state(st);
+        let fin_outstanding = matches!(st, State::FinWait1 | State::Closing | State::LastAck);
+        let una = if fin_outstanding { snd.wrapping_sub(1) } else { snd };
+        h.send(Seg::new(ACK | PSH, rcv, una).data(b"text"));
+        let takes_text = matches!(st, State::Established | State::FinWait1 | State::FinWait2);
+        if takes_text {
+            h.expect(ACK, snd, rcv.wrapping_add(4));
+            assert_eq!(h.read_all(), b"text", "{st}");
+        } else {
+            for o in h.drain() {
+                assert_eq!((o.flags, o.ack), (ACK, rcv), "{st}: text must not be acknowledged: {o}");
+            }
+            assert_eq!(h.stack.status(h.c()).unwrap().rcv_nxt, rcv, "{st}");
+        }
+        assert_eq!(h.state(), Some(st), "{st}");
+    }
+}
