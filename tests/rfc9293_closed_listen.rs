@@ -363,3 +363,16 @@ fn illegal_option_length_is_handled() {
     h.send(Seg::new(SYN, 6000, 0).mss(MSS));
     assert_eq!(h.recv().unwrap().flags, SYN | ACK);
 }
+
+/// RFC 9293 §3.10.1 passive OPEN with an unspecified local address (0.0.0.0): a SYN to any
+/// of our addresses on that port is accepted and answered from the address it was sent to.
+#[test]
+fn listen_on_unspecified_address() {
+    let mut h = H::new(base_config());
+    let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), LOCAL_PORT);
+    let l = h.stack.listen(any, 4).unwrap();
+    h.listener = Some(l);
+    h.send(Seg::new(SYN, 5000, 0).mss(MSS));
+    let o = h.recv().expect("SYN-ACK");
+    assert_eq!((o.flags, o.ack, o.src), (SYN | ACK, 5001, local_addr()));
+}

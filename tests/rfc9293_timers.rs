@@ -625,3 +625,18 @@ fn keepalive_defaults_off_and_two_hours() {
     h.expect_nothing();
     assert_eq!(h.state(), Some(State::Established));
 }
+
+/// RFC 6298 (5.4): "Retransmit the earliest segment that has not been acknowledged by the
+/// TCP receiver" — after a partial ACK inside a segment, the retransmission starts at
+/// SND.UNA, not at the original segment boundary.
+#[test]
+fn retransmission_starts_at_snd_una_after_partial_ack() {
+    let mut h = established_with_rtt(base_config(), RTT);
+    let data = payload(1000);
+    h.write(&data);
+    h.expect(ACK | PSH, h.our(0), h.peer(0)).len(1000);
+    h.send(Seg::new(ACK, h.peer(0), h.our(400)));
+    h.fire_timer();
+    h.expect(ACK | PSH, h.our(400), h.peer(0)).data(&data[400..]);
+    h.expect_nothing();
+}
