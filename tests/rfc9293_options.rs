@@ -539,3 +539,34 @@ fn dsack_for_duplicate_out_of_order_data() {
     let o = h.expect(ACK, h.our(0), h.peer(0));
     assert_eq!(o.sack_blocks(), [(h.peer(12), h.peer(16)), (h.peer(10), h.peer(20))]);
 }
+
+/// RFC 9293 §3.10.7.4 ("Segments with higher beginning sequence numbers may be held") with a
+/// bounded reassembly queue (2 ranges), and RFC 2018 §4: a segment the receiver could not
+/// hold is never reported in a SACK block and never acknowledged until it is resent.
+#[test]
+fn unheld_out_of_order_data_is_not_sacked_or_acked() {
+    let cfg = Config { sack: true, max_ooo_ranges: 2, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
+    let d = payload(60);
+    let seg = |h: &H, a: usize, b: usize| Seg::new(ACK, h.peer(a as u32), h.our(0)).data(&d[a..b]);
+    h.send(seg(&h, 10, 20));
+    h.recv().unwrap();
+    h.send(seg(&h, 30, 40));
+    h.recv().unwrap();
+    h.send(seg(&h, 50, 60));
+    let o = h.expect(ACK, h.our(0), h.peer(0));
+    for (s, e) in o.sack_blocks() {
+        assert!(!(s == h.peer(50) && e == h.peer(60)), "phantom SACK block {s}-{e}");
+        assert!(SeqNum(e).le(SeqNum(h.peer(40))), "SACK beyond held data: {o}");
+    }
+    h.send(seg(&h, 0, 10));
+    h.expect(ACK, h.our(0), h.peer(20));
+    h.send(seg(&h, 20, 30));
+    h.expect(ACK, h.our(0), h.peer(40));
+    h.send(seg(&h, 40, 50));
+    h.expect(ACK, h.our(0), h.peer(50));
+    h.send(seg(&h, 50, 60));
+    h.expect(ACK, h.our(0), h.peer(60));
+    assert_eq!(h.read_all(), d);
+}
