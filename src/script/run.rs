@@ -207,7 +207,16 @@ impl<'a> Runner<'a> {
                 self.queue.push_back((self.now, bytes));
                 guard += 1;
                 if guard > 100_000 {
-                    return fail(self.line, "the stack emits packets without end");
+                    let last = match packet::parse_outbound(&buf[..n.min(buf.len())]) {
+                        Ok(o) => packet::outbound_to_string(&o),
+                        Err(e) => e,
+                    };
+                    return fail(
+                        self.line,
+                        format!(
+                            "the stack emits packets without end (100000 in one instant, last: {last} in live space)"
+                        ),
+                    );
                 }
             }
             while stack.poll_event().is_some() {}
@@ -435,16 +444,7 @@ impl<'a> Runner<'a> {
                     self.advance_to(hi.max(self.now))?;
                     match self.queue.pop_front() {
                         Some(x) => break x,
-                        None => {
-                            return fail(
-                                self.line,
-                                format!(
-                                    "expected outbound packet {} by {:.6}, but the stack sent nothing",
-                                    packet::script_packet_to_string(p),
-                                    hi as f64 / 1e6
-                                ),
-                            );
-                        }
+                        None => return self.nothing_sent(p, hi),
                     }
                 }
             }
@@ -503,6 +503,37 @@ impl<'a> Runner<'a> {
         // The next relative time counts from when this packet left.
         self.now = self.now.max(tp);
         Ok(())
+    }
+
+    /// Nothing came by `hi`: say so, and for the diagnosis look ahead (up to 60 s of
+    /// virtual time) for the packet the stack sends next.
+    fn nothing_sent(&mut self, p: &Packet, hi: i64) -> Res<()> {
+        let mut later = String::new();
+        let horizon = hi + 60_000_000;
+        while self.queue.is_empty() {
+            let next = self.stack.as_mut().and_then(|s| s.poll_timeout()).map(|d| d.micros() as i64);
+            match next {
+                Some(d) if d <= horizon => self.advance_to(d.max(self.now))?,
+                _ => break,
+            }
+        }
+        if let Some((tp, bytes)) = self.queue.front()
+            && let Ok(o) = packet::parse_outbound(bytes)
+        {
+            later = format!(
+                " (timing error: its next packet, {}, left at {:.6})",
+                packet::outbound_to_string(&self.to_script_space(&o, None)),
+                *tp as f64 / 1e6
+            );
+        }
+        fail(
+            self.line,
+            format!(
+                "expected outbound packet {} by {:.6}, but the stack sent nothing{later}",
+                packet::script_packet_to_string(p),
+                hi as f64 / 1e6
+            ),
+        )
     }
 
     /// Field-by-field comparison in script space, as packetdrill does it.

@@ -285,6 +285,13 @@ impl<'a> Runner<'a> {
     }
 
     fn check_result(&mut self, line: usize, sc: &Syscall, got: Result<i64, &'static str>) -> Res<()> {
+        if self.verbose {
+            let shown = match got {
+                Ok(v) => v.to_string(),
+                Err(e) => format!("-1 {e}"),
+            };
+            self.trace.push(format!("{:>10.6} {}() = {shown}", self.now as f64 / 1e6, sc.name));
+        }
         let Expr::Int(want) = sc.ret else {
             return unsupported(line, "non-numeric expected result");
         };
