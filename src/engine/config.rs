@@ -27,8 +27,13 @@ pub struct Config {
     pub mss: Option<u16>,
     /// Receive buffer per connection, bytes. The advertised window comes from its free space.
     pub recv_buffer: usize,
-    /// Round the receive buffer down to a multiple of the MSS (FreeBSD does).
+    /// Round the receive buffer up to a multiple of the MSS (FreeBSD's tcp_mss() does).
     pub recv_buffer_round_to_mss: bool,
+    /// Put all free receive space in every segment's window field, and apply receiver SWS
+    /// avoidance (RFC 9293 §3.8.6.2.2) only to the decision to send a window update
+    /// (FreeBSD). When false the advertised right edge moves only in steps of
+    /// min(RCV.BUFF/2, MSS), as the RFC describes.
+    pub window_full_space: bool,
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
     /// Offer window scaling (RFC 7323 §2). The shift is derived from `recv_buffer` unless set.
@@ -59,12 +64,20 @@ pub struct Config {
     pub delayed_ack: Option<Duration>,
     /// ACK at least every this many full-sized segments (RFC 5681 §4.2: 2).
     pub ack_every: u32,
+    /// Count every in-order data segment toward `ack_every`, whatever its size (FreeBSD
+    /// acknowledges every second segment); otherwise only full-sized segments' worth of
+    /// bytes count (Linux-like).
+    pub ack_every_counts_segments: bool,
     /// Nagle's algorithm for new connections (RFC 9293 §3.7.4).
     pub nagle: bool,
     /// Keepalive for new connections; off by default.
     pub keepalive: Option<Keepalive>,
-    /// RFC 5961 challenge ACKs for in-window RST/SYN and the ACK-validity test.
+    /// RFC 5961 §3 (challenge ACK for an in-window RST that is not exact) and §5 (ACK
+    /// validity). Off gives RFC 793 behaviour (FreeBSD's net.inet.tcp.insecure_rst=1).
     pub rfc5961: bool,
+    /// RFC 5961 §4: challenge ACK for a SYN in a synchronized state. Off gives RFC 793
+    /// behaviour, a RST for an in-window SYN (FreeBSD's net.inet.tcp.insecure_syn=1).
+    pub rfc5961_syn: bool,
     /// Challenge ACKs allowed per second (RFC 5961 §7); 0 = unlimited.
     pub challenge_ack_limit: u32,
     /// Initial congestion window in segments; `None` uses RFC 6928 (min(10*MSS, max(2*MSS, 14600))).
@@ -90,6 +103,7 @@ impl Default for Config {
             mss: None,
             recv_buffer: 256 * 1024,
             recv_buffer_round_to_mss: false,
+            window_full_space: false,
             send_buffer: 256 * 1024,
             window_scale: true,
             window_scale_shift: None,
@@ -105,9 +119,11 @@ impl Default for Config {
             msl: Duration::from_secs(30),
             delayed_ack: Some(Duration::from_millis(40)),
             ack_every: 2,
+            ack_every_counts_segments: false,
             nagle: true,
             keepalive: None,
             rfc5961: true,
+            rfc5961_syn: true,
             challenge_ack_limit: 1000,
             initial_window_segments: None,
             isn_secret: *b"utcp-isn-secret!",

@@ -476,9 +476,20 @@ impl Stack {
     /// The earliest instant at which `handle_timeout` has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
-            let slot = &self.slots[idx as usize];
-            if slot.tcb.is_some() && slot.scheduled == Some(t) {
-                return Some(t);
+            let slot = &mut self.slots[idx as usize];
+            if slot.scheduled == Some(t) {
+                // The entry is live; make sure the TCB still wants that instant (a deadline
+                // that moved later leaves an early entry behind).
+                let actual = slot.tcb.as_ref().and_then(|t| t.next_deadline());
+                if actual == Some(t) {
+                    return Some(t);
+                }
+                self.timers.pop();
+                slot.scheduled = actual;
+                if let Some(a) = actual {
+                    self.timers.push(Reverse((a, idx)));
+                }
+                continue;
             }
             self.timers.pop();
         }

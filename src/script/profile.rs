@@ -59,8 +59,12 @@ impl Profile {
             // net.inet.tcp.delacktime = 40 ms; ACK every second full segment.
             delayed_ack: Some(Duration::from_millis(40)),
             ack_every: 2,
+            ack_every_counts_segments: true,
             // net.inet.tcp.insecure_rst = 0 / insecure_syn = 0.
             rfc5961: true,
+            rfc5961_syn: true,
+            // FreeBSD puts all free space in every window field.
+            window_full_space: true,
             // TCPTV_RTOBASE / net.inet.tcp.rexmit_initial: 1 s; TCPTV_REXMTMAX: 64 s.
             initial_rto: Duration::from_secs(1),
             max_rto: Duration::from_secs(64),
@@ -176,23 +180,17 @@ pub fn apply_sysctl(
             cfg.min_rto = Duration::from_millis(v.max(1));
             Applied(format!("min_rto = {v} ms"))
         }
-        "net.inet.tcp.insecure_rst" | "net.inet.tcp.insecure_syn" => {
-            let insecure_now = v != 0;
-            if name.ends_with("rst") {
-                insecure.0 = Some(insecure_now);
-            } else {
-                insecure.1 = Some(insecure_now);
-            }
-            if let (Some(a), Some(b)) = *insecure
-                && a != b
-            {
-                return Unsupported(
-                    "insecure_rst and insecure_syn differ; the engine has one RFC 5961 switch (Config::rfc5961)"
-                        .into(),
-                );
-            }
-            cfg.rfc5961 = !insecure_now;
-            Applied(format!("rfc5961 = {}", !insecure_now))
+        "net.inet.tcp.insecure_rst" => {
+            // RFC 5961 §3 and §5 on (0) or off (1).
+            insecure.0 = Some(v != 0);
+            cfg.rfc5961 = v == 0;
+            Applied(format!("rfc5961 = {}", v == 0))
+        }
+        "net.inet.tcp.insecure_syn" => {
+            // RFC 5961 §4 on (0) or off (1).
+            insecure.1 = Some(v != 0);
+            cfg.rfc5961_syn = v == 0;
+            Applied(format!("rfc5961_syn = {}", v == 0))
         }
         "net.inet.tcp.hostcache.purgenow" => Ignored("host cache flush: a fresh stack has none".into()),
         "net.inet.tcp.blackhole" if v == 0 => {
@@ -249,10 +247,8 @@ mod tests {
         assert!(!cfg.timestamps && !cfg.window_scale);
         apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_rst", "1");
         assert!(!cfg.rfc5961);
-        assert!(matches!(
-            apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_syn", "0"),
-            SysctlEffect::Unsupported(_)
-        ));
+        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_syn", "0");
+        assert!(cfg.rfc5961_syn);
         assert!(matches!(
             apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.drop_synfin", "1"),
             SysctlEffect::Unsupported(_)

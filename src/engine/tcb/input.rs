@@ -145,12 +145,12 @@ impl Tcb {
             self.set_state(cx, State::Established);
             self.send_syn = false;
             self.ack_now = true;
-            cx.counters.in_segs += 0;
             // "Data or controls that were queued for transmission may be included." Data
             // in the SYN-ACK itself is processed at the sixth step and later.
+            // The window we offered in our SYN is what the peer may fill.
+            self.rcv_adv = self.rcv.nxt + self.rcv.wnd;
             if !seg.payload.is_empty() || f.fin() {
-                let seg2 = TcpSegment { seq: seg.seq + 1, flags: f, ..*seg };
-                self.process_text_and_fin(cx, now, &seg2);
+                self.process_text_and_fin(cx, now, seg);
             }
         } else {
             // Simultaneous open: "enter SYN-RECEIVED, form a SYN,ACK segment
@@ -222,7 +222,7 @@ impl Tcb {
                 self.snd.nxt = self.snd.iss;
                 return None;
             }
-            if cx.cfg.rfc5961 {
+            if cx.cfg.rfc5961_syn {
                 // RFC 5961 §4.2: any SYN in a synchronized state draws a challenge ACK.
                 self.challenge_ack(cx);
                 return None;
@@ -527,21 +527,25 @@ impl Tcb {
         if f.syn() {
             seq += 1;
         }
-        // Trim what we already have from the front.
+        // Trim what we already have from the front. The first duplicate part of a segment
+        // is reported as a D-SACK block (RFC 2883 §4), and a duplicate is acknowledged at once.
+        let want_dsack = cx.cfg.dsack && self.sack_ok;
         if seq.lt(self.rcv.nxt) {
             let skip = self.rcv.nxt.since(seq) as usize;
-            if skip >= data.len() {
-                if !data.is_empty() && cx.cfg.dsack && self.sack_ok {
-                    self.dsack = Some((seq, seq + data.len() as u32));
-                }
-                data = &[];
-            } else {
-                if cx.cfg.dsack && self.sack_ok {
-                    self.dsack = Some((seq, self.rcv.nxt));
-                }
-                data = &data[skip..];
+            if want_dsack && !data.is_empty() {
+                self.dsack = Some((seq, seq + skip.min(data.len()) as u32));
+                self.ack_now = true;
             }
+            data = &data[skip.min(data.len())..];
             seq = self.rcv.nxt;
+        } else if want_dsack && !data.is_empty() {
+            let off = seq.since(self.rcv.nxt) as usize;
+            let end = off + data.len();
+            if let Some((s, e)) = self.recvbuf.ooo_ranges().find(|&(s, e)| s < end && off < e) {
+                let (s, e) = (s.max(off), e.min(end));
+                self.dsack = Some((self.rcv.nxt + s as u32, self.rcv.nxt + e as u32));
+                self.ack_now = true;
+            }
         }
         let fin_seq = seg.seq + f.syn() as u32 + seg.payload.len() as u32;
         // Text beyond the window is not accepted (RFC 9293 §3.10.7.4 "trimmed ... to discard
@@ -549,7 +553,10 @@ impl Tcb {
         let room = self.rcv_wnd_now().saturating_sub(seq.since(self.rcv.nxt)) as usize;
         let fin_in_window = data.len() <= room;
         if data.len() > room {
+            // Text beyond the window (e.g. a zero-window probe) still deserves an ACK showing
+            // RCV.NXT and the current window (RFC 9293 §3.8.6.1).
             data = &data[..room];
+            self.ack_now = true;
         }
 
         if !data.is_empty() {
@@ -626,11 +633,18 @@ impl Tcb {
         // In order: delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): at least every second
         // full-sized segment, and within the configured bound (< 0.5 s).
         self.unacked_bytes += advanced as u32;
+        self.unacked_segs += 1;
         match cx.cfg.delayed_ack {
             None => self.ack_now = true,
             Some(delay) => {
                 let full = self.rcv_mss as u32 - if self.ts_ok { 12 } else { 0 };
-                if self.unacked_bytes >= cx.cfg.ack_every.max(1) * full {
+                let every = cx.cfg.ack_every.max(1);
+                let due = if cx.cfg.ack_every_counts_segments {
+                    self.unacked_segs >= every
+                } else {
+                    self.unacked_bytes >= every * full
+                };
+                if due {
                     self.ack_now = true;
                 } else if self.delack_deadline.is_none() {
                     self.delack_deadline = Some(now + delay);

@@ -214,6 +214,8 @@ pub struct Tcb {
     pub(crate) ack_now: bool,
     /// Bytes of in-order data received since the last ACK we sent.
     pub(crate) unacked_bytes: u32,
+    /// In-order data segments received since the last ACK we sent.
+    pub(crate) unacked_segs: u32,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
     /// Send one byte past the window (zero-window probe, §3.8.6.1).
@@ -228,6 +230,8 @@ pub struct Tcb {
     pub(crate) last_ooo: Option<(SeqNum, SeqNum)>,
     /// A duplicate range to report as D-SACK in the next ACK (RFC 2883).
     pub(crate) dsack: Option<(SeqNum, SeqNum)>,
+    /// SACK blocks in the order last reported, most recent first (RFC 2018 §4).
+    pub(crate) sack_reported: crate::wire::SackBlocks,
 
     // Congestion control (RFC 5681, RFC 6582).
     pub(crate) cc: Box<dyn CongestionControl>,
@@ -248,8 +252,8 @@ impl Tcb {
     fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
         let mut recv_cap = cfg.recv_buffer.max(1);
         let rcv_mss = cfg.effective_mss();
-        if cfg.recv_buffer_round_to_mss && recv_cap > rcv_mss as usize {
-            recv_cap -= recv_cap % rcv_mss as usize;
+        if cfg.recv_buffer_round_to_mss {
+            recv_cap = recv_cap.div_ceil(rcv_mss as usize) * rcv_mss as usize;
         }
         let smss = 536usize;
         Tcb {
@@ -297,6 +301,7 @@ impl Tcb {
             last_snd_time: now,
             ack_now: false,
             unacked_bytes: 0,
+            unacked_segs: 0,
             rtx_una: false,
             force_probe: false,
             send_keepalive: false,
@@ -304,6 +309,7 @@ impl Tcb {
             send_rst: false,
             last_ooo: None,
             dsack: None,
+            sack_reported: crate::wire::SackBlocks::new(),
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
