@@ -29,11 +29,15 @@ pub struct Config {
     pub recv_buffer: usize,
     /// Round the receive buffer up to a multiple of the MSS (FreeBSD's tcp_mss() does).
     pub recv_buffer_round_to_mss: bool,
-    /// Put all free receive space in every segment's window field, and apply receiver SWS
-    /// avoidance (RFC 9293 §3.8.6.2.2) only to the decision to send a window update
-    /// (FreeBSD). When false the advertised right edge moves only in steps of
+    /// RCV.WND is all free receive-buffer space (FreeBSD): it goes in every segment's
+    /// window field and bounds the acceptability test, and receiver SWS avoidance
+    /// (RFC 9293 §3.8.6.2.2) only decides when a pure window update is sent. When false,
+    /// RCV.WND is what was last advertised and its right edge moves in steps of
     /// min(RCV.BUFF/2, MSS), as the RFC describes.
     pub window_full_space: bool,
+    /// While our FIN is unacknowledged, every ACK we send carries the FIN again
+    /// (FreeBSD's tcp_output); otherwise the FIN is only retransmitted by the timer.
+    pub resend_fin_with_ack: bool,
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
     /// Offer window scaling (RFC 7323 §2). The shift is derived from `recv_buffer` unless set.
@@ -104,6 +108,7 @@ impl Default for Config {
             recv_buffer: 256 * 1024,
             recv_buffer_round_to_mss: false,
             window_full_space: false,
+            resend_fin_with_ack: false,
             send_buffer: 256 * 1024,
             window_scale: true,
             window_scale_shift: None,

@@ -56,6 +56,13 @@ impl Tcb {
             self.rcv_wscale = 0;
         }
         self.sack_ok = cfg.sack && o.sack_permitted;
+        if cfg.recv_buffer_round_to_mss {
+            // FreeBSD's tcp_mss(): once the MSS is known, round the receive buffer up to a
+            // multiple of it.
+            let mss = (self.snd_mss as usize).min(cfg.effective_mss() as usize).max(1);
+            let cap = self.recvbuf.capacity().div_ceil(mss) * mss;
+            self.recvbuf.set_capacity(cap);
+        }
         if cfg.timestamps
             && let Some((tsval, _)) = o.timestamps
         {
@@ -270,7 +277,7 @@ impl Tcb {
 
     /// The four cases of RFC 9293 §3.10.7.4 "first, check sequence number".
     fn acceptable(&self, seq: SeqNum, seg_len: u32) -> bool {
-        let wnd = self.rcv_wnd_now();
+        let wnd = self.acceptance_window();
         let nxt = self.rcv.nxt;
         match (seg_len, wnd) {
             (0, 0) => seq == nxt,
@@ -289,6 +296,13 @@ impl Tcb {
     pub(crate) fn rcv_wnd_now(&self) -> u32 {
         let w = self.rcv_adv.since(self.rcv.nxt);
         if (w as i32) < 0 { 0 } else { w }
+    }
+
+    /// The window the acceptability test and text trimming use: what we advertised, or
+    /// with `Config::window_full_space` all free buffer space if that is more.
+    fn acceptance_window(&self) -> u32 {
+        let adv = self.rcv_wnd_now();
+        if self.full_space { adv.max(self.recvbuf.window() as u32) } else { adv }
     }
 
     fn on_rst(&mut self, cx: &mut Cx) {
@@ -550,7 +564,7 @@ impl Tcb {
         let fin_seq = seg.seq + f.syn() as u32 + seg.payload.len() as u32;
         // Text beyond the window is not accepted (RFC 9293 §3.10.7.4 "trimmed ... to discard
         // any data beyond the window"); a FIN beyond it is not seen either.
-        let room = self.rcv_wnd_now().saturating_sub(seq.since(self.rcv.nxt)) as usize;
+        let room = self.acceptance_window().saturating_sub(seq.since(self.rcv.nxt)) as usize;
         let fin_in_window = data.len() <= room;
         if data.len() > room {
             // Text beyond the window (e.g. a zero-window probe) still deserves an ACK showing

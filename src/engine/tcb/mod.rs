@@ -238,6 +238,8 @@ pub struct Tcb {
     pub(crate) recovery: Recovery,
 
     pub(crate) nodelay: bool,
+    /// RCV.WND is all free buffer space (`Config::window_full_space`).
+    pub(crate) full_space: bool,
     pub(crate) error: Option<CloseReason>,
     /// Pending notification bits (see [`notify`]).
     pub(crate) notify: u8,
@@ -250,11 +252,8 @@ pub struct Tcb {
 
 impl Tcb {
     fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
-        let mut recv_cap = cfg.recv_buffer.max(1);
+        let recv_cap = cfg.recv_buffer.max(1);
         let rcv_mss = cfg.effective_mss();
-        if cfg.recv_buffer_round_to_mss {
-            recv_cap = recv_cap.div_ceil(rcv_mss as usize) * rcv_mss as usize;
-        }
         let smss = 536usize;
         Tcb {
             id,
@@ -313,6 +312,7 @@ impl Tcb {
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
+            full_space: cfg.window_full_space,
             error: None,
             notify: 0,
             retransmits: 0,

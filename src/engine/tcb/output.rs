@@ -60,6 +60,14 @@ impl Tcb {
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         if self.ack_now || self.window_update_due() {
+            if cx.cfg.resend_fin_with_ack
+                && let Some(fs) = self.fin_seq()
+                && !self.fin_acked()
+                && self.snd_max.gt(fs)
+            {
+                let plan = Plan { seq: fs, flags: TcpFlags::FIN | TcpFlags::ACK, off: 0, len: 0 };
+                return self.emit(cx, now, buf, plan);
+            }
             let seq = self.snd_max;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
