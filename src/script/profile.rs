@@ -130,14 +130,8 @@ pub fn parse_sysctl(cmd: &str) -> Option<(String, String)> {
     Some((n.to_string(), v.to_string()))
 }
 
-/// Apply one sysctl to `cfg`. `insecure` tracks the RFC 5961 pair so that conflicting
-/// values for RST and SYN are detected (the engine has one switch for both).
-pub fn apply_sysctl(
-    cfg: &mut Config,
-    insecure: &mut (Option<bool>, Option<bool>),
-    name: &str,
-    value: &str,
-) -> SysctlEffect {
+/// Apply one sysctl to `cfg`.
+pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
     use SysctlEffect::*;
     let Ok(v) = value.parse::<u64>() else {
         return Unsupported(format!("sysctl {name}={value}: non-numeric value"));
@@ -183,13 +177,11 @@ pub fn apply_sysctl(
         }
         "net.inet.tcp.insecure_rst" => {
             // RFC 5961 §3 and §5 on (0) or off (1).
-            insecure.0 = Some(v != 0);
             cfg.rfc5961 = v == 0;
             Applied(format!("rfc5961 = {}", v == 0))
         }
         "net.inet.tcp.insecure_syn" => {
             // RFC 5961 §4 on (0) or off (1).
-            insecure.1 = Some(v != 0);
             cfg.rfc5961_syn = v == 0;
             Applied(format!("rfc5961_syn = {}", v == 0))
         }
@@ -236,25 +228,21 @@ mod tests {
     #[test]
     fn sysctls_map_to_config() {
         let mut cfg = Config::default();
-        let mut ins = (None, None);
         assert_eq!(
             parse_sysctl("sysctl -w net.inet.tcp.rfc1323=0"),
             Some(("net.inet.tcp.rfc1323".into(), "0".into()))
         );
-        assert!(matches!(
-            apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.rfc1323", "0"),
-            SysctlEffect::Applied(_)
-        ));
+        assert!(matches!(apply_sysctl(&mut cfg, "net.inet.tcp.rfc1323", "0"), SysctlEffect::Applied(_)));
         assert!(!cfg.timestamps && !cfg.window_scale);
-        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_rst", "1");
+        apply_sysctl(&mut cfg, "net.inet.tcp.insecure_rst", "1");
         assert!(!cfg.rfc5961);
-        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_syn", "0");
+        apply_sysctl(&mut cfg, "net.inet.tcp.insecure_syn", "0");
         assert!(cfg.rfc5961_syn);
         assert!(matches!(
-            apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.drop_synfin", "1"),
+            apply_sysctl(&mut cfg, "net.inet.tcp.drop_synfin", "1"),
             SysctlEffect::Unsupported(_)
         ));
-        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.delacktime", "100");
+        apply_sysctl(&mut cfg, "net.inet.tcp.delacktime", "100");
         assert_eq!(cfg.delayed_ack, Some(Duration::from_millis(100)));
     }
 }

@@ -69,7 +69,6 @@ pub(super) struct Runner<'a> {
     /// Configuration for the stack; frozen into it at first use.
     pub(super) cfg: Config,
     pub(super) stack: Option<Stack>,
-    pub(super) insecure: (Option<bool>, Option<bool>),
     pub(super) keep: KeepDefaults,
     pub(super) tolerance: i64,
     pub(super) ts_tick_us: Option<i64>,
@@ -107,7 +106,6 @@ impl<'a> Runner<'a> {
             profile,
             cfg: profile.config.clone(),
             stack: None,
-            insecure: (None, None),
             keep: KeepDefaults { idle_ms: 7_200_000, intvl_ms: 75_000, cnt: 8 },
             tolerance: 4_000,
             ts_tick_us: None,
@@ -665,7 +663,7 @@ impl<'a> Runner<'a> {
             Some(s) => s.config().clone(),
             None => self.cfg.clone(),
         };
-        let effect = apply_sysctl(&mut cfg, &mut self.insecure, name, value);
+        let effect = apply_sysctl(&mut cfg, name, value);
         match effect {
             SysctlEffect::Applied(what) => {
                 if self.verbose {
@@ -889,7 +887,6 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
         }
     }
     let mut cfg = profile.config.clone();
-    let mut insecure = (None, None);
     for (i, ev) in script.events.iter().enumerate() {
         let rest_needs_stack = script.events[i + 1..].iter().any(|e| {
             matches!(&e.action, Action::Packet(_))
@@ -910,7 +907,7 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
                 .map(|stmt| format!("Python code `{stmt}`")),
             Action::Command(cmd) => {
                 if let Some((n, v)) = parse_sysctl(cmd) {
-                    match apply_sysctl(&mut cfg, &mut insecure, &n, &v) {
+                    match apply_sysctl(&mut cfg, &n, &v) {
                         SysctlEffect::Unsupported(why) if rest_needs_stack => Some(why),
                         _ => None,
                     }

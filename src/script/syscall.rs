@@ -290,7 +290,7 @@ impl<'a> Runner<'a> {
                 Ok(v) => v.to_string(),
                 Err(e) => format!("-1 {e}"),
             };
-            self.trace.push(format!("{:>10.6} {}() = {shown}", self.now as f64 / 1e6, sc.name));
+            self.trace.push(format!("{:>10.6} {} = {shown}", self.now as f64 / 1e6, sc.call_string()));
         }
         let Expr::Int(want) = sc.ret else {
             return unsupported(line, "non-numeric expected result");
