@@ -82,6 +82,12 @@ pub struct Config {
     /// RFC 5961 §4: challenge ACK for a SYN in a synchronized state. Off gives RFC 793
     /// behaviour, a RST for an in-window SYN (FreeBSD's net.inet.tcp.insecure_syn=1).
     pub rfc5961_syn: bool,
+    /// Ignore RST segments in TIME-WAIT (RFC 1337 §3, hazard H1). Off by default: RFC 9293
+    /// §3.10.7.4 and Linux (net.ipv4.tcp_rfc1337=0) close on such a RST.
+    pub rfc1337: bool,
+    /// Handle TIME-WAIT as FreeBSD's tcp_twcheck() does (no acceptability test; ACK
+    /// anything but an exact duplicate ACK; drop RSTs and segments without ACK).
+    pub time_wait_bsd: bool,
     /// Challenge ACKs allowed per second (RFC 5961 §7); 0 = unlimited.
     pub challenge_ack_limit: u32,
     /// Initial congestion window in segments; `None` uses RFC 6928 (min(10*MSS, max(2*MSS, 14600))).
@@ -129,6 +135,8 @@ impl Default for Config {
             keepalive: None,
             rfc5961: true,
             rfc5961_syn: true,
+            rfc1337: false,
+            time_wait_bsd: false,
             challenge_ack_limit: 1000,
             initial_window_segments: None,
             isn_secret: *b"utcp-isn-secret!",

@@ -66,6 +66,7 @@ impl Profile {
             // FreeBSD puts all free space in every window field.
             window_full_space: true,
             resend_fin_with_ack: true,
+            time_wait_bsd: true,
             // TCPTV_RTOBASE / net.inet.tcp.rexmit_initial: 1 s; TCPTV_REXMTMAX: 64 s.
             initial_rto: Duration::from_secs(1),
             max_rto: Duration::from_secs(64),

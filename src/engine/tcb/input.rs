@@ -187,6 +187,22 @@ impl Tcb {
             return None;
         }
 
+        if self.state == State::TimeWait && cx.cfg.time_wait_bsd {
+            return self.on_segment_time_wait_bsd(cx, now, seg);
+        }
+        if self.state == State::TimeWait && f.rst() && cx.cfg.rfc1337 {
+            // RFC 1337 §3 (TIME-WAIT assassination, hazard H1): ignore RST in TIME-WAIT.
+            cx.counters.drop(DropReason::BadRst);
+            return None;
+        }
+
+        // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the sequence number, TCP
+        // MUST send an ACK (also referred to as challenge ACK) to the remote peer".
+        if f.syn() && cx.cfg.rfc5961_syn && !self.is_retransmitted_syn(seg) {
+            self.challenge_ack(cx);
+            return None;
+        }
+
         // First, check sequence number: the four-case acceptability test.
         if !self.acceptable(seg.seq, seg_len) {
             cx.counters.drop(DropReason::NotAcceptable);
@@ -199,6 +215,8 @@ impl Tcb {
                     self.dsack = Some((seg.seq, end.min(self.rcv.nxt)));
                 }
                 self.ack_now = true;
+                // An unacceptable SYN is answered like a challenge: a bare ACK.
+                self.challenge_pending |= f.syn();
                 if self.state == State::TimeWait && f.fin() {
                     // A retransmitted FIN: restart the 2 MSL timeout (RFC 9293 §3.10.7.4).
                     self.timewait_deadline = Some(now + cx.cfg.msl * 2);
@@ -222,7 +240,7 @@ impl Tcb {
 
         // Fourth, check the SYN bit.
         if f.syn() {
-            if self.state == State::SynReceived && self.passive.is_some() && seg.seq == self.rcv.irs {
+            if self.is_retransmitted_syn(seg) {
                 // Retransmitted SYN: answer with the SYN-ACK again (RFC 9293 §3.10.7.4 via the
                 // acceptability test's allowance; Linux and FreeBSD do the same).
                 self.send_syn = true;
@@ -237,7 +255,7 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply { seq: self.snd_max, ack: None });
+            return Some(RstReply { seq: self.snd_max, ack: Some(self.rcv.nxt) });
         }
 
         // Fifth, check the ACK field.
@@ -272,6 +290,40 @@ impl Tcb {
 
         // Seventh and eighth: segment text and FIN.
         self.process_text_and_fin(cx, now, seg);
+        None
+    }
+
+    /// The peer's SYN again, while we are in SYN-RECEIVED after a passive open.
+    fn is_retransmitted_syn(&self, seg: &TcpSegment) -> bool {
+        self.state == State::SynReceived
+            && self.passive.is_some()
+            && seg.seq == self.rcv.irs
+            && !seg.flags.ack()
+    }
+
+    /// TIME-WAIT as FreeBSD's tcp_twcheck() handles it (`Config::time_wait_bsd`): no
+    /// acceptability test; RSTs (RFC 1337) and segments without ACK are dropped; a
+    /// retransmitted FIN restarts the 2 MSL timer; anything but an exact duplicate ACK
+    /// is answered with an ACK.
+    fn on_segment_time_wait_bsd(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
+        let f = seg.flags;
+        if f.rst() || !f.ack() {
+            cx.counters.drop(if f.rst() { DropReason::BadRst } else { DropReason::Ignored });
+            return None;
+        }
+        if f.fin() {
+            let end = seg.seq + seg.payload.len() as u32 + f.syn() as u32;
+            if end + 1 == self.rcv.nxt {
+                self.timewait_deadline = Some(now + cx.cfg.msl * 2);
+            }
+        }
+        let duplicate_ack = f == crate::wire::TcpFlags::ACK
+            && seg.payload.is_empty()
+            && seg.seq == self.rcv.nxt
+            && seg.ack == self.snd_max;
+        if !duplicate_ack {
+            self.ack_now = true;
+        }
         None
     }
 
@@ -322,9 +374,12 @@ impl Tcb {
                 cx.counters.estab_resets += 1;
                 self.close_with(cx, CloseReason::Reset);
             }
-            State::Closing | State::LastAck | State::TimeWait => {
-                self.close_with(cx, CloseReason::Normal);
+            State::Closing | State::LastAck => {
+                // "enter the CLOSED state, delete the TCB": a user still holding the
+                // connection learns of the reset, as on Linux and FreeBSD.
+                self.close_with(cx, CloseReason::Reset);
             }
+            State::TimeWait => self.close_with(cx, CloseReason::Normal),
             _ => {}
         }
     }
@@ -339,6 +394,7 @@ impl Tcb {
         }
         cx.counters.challenge_acks += 1;
         self.ack_now = true;
+        self.challenge_pending = true;
     }
 
     /// RFC 9293 §3.10.7.4 "fifth, check the ACK field". Returns Some(reply) to stop

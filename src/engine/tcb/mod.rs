@@ -212,6 +212,8 @@ pub struct Tcb {
     // Output requests.
     /// Send an ACK at the next poll (RFC 9293 §3.10.7.4: "send an acknowledgment").
     pub(crate) ack_now: bool,
+    /// The pending ACK is a challenge ACK (RFC 5961 §3.2): a bare <SEQ=SND.NXT><ACK=RCV.NXT>.
+    pub(crate) challenge_pending: bool,
     /// Bytes of in-order data received since the last ACK we sent.
     pub(crate) unacked_bytes: u32,
     /// In-order data segments received since the last ACK we sent.
@@ -299,6 +301,7 @@ impl Tcb {
             last_rcv_time: now,
             last_snd_time: now,
             ack_now: false,
+            challenge_pending: false,
             unacked_bytes: 0,
             unacked_segs: 0,
             rtx_una: false,

@@ -61,6 +61,7 @@ impl Tcb {
         }
         if self.ack_now || self.window_update_due() {
             if cx.cfg.resend_fin_with_ack
+                && !self.challenge_pending
                 && let Some(fs) = self.fin_seq()
                 && !self.fin_acked()
                 && self.snd_max.gt(fs)
@@ -398,6 +399,7 @@ impl Tcb {
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {
             self.ack_now = false;
+            self.challenge_pending = false;
             self.delack_deadline = None;
             self.unacked_bytes = 0;
             self.unacked_segs = 0;
