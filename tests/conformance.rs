@@ -222,3 +222,72 @@ fn unsupported_features_are_named_not_skipped() {
     let v = mutated(s, "--tolerance_usecs=10000", "--tolerance_usecs=10000\n--ip_version=ipv6");
     assert!(matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("ipv6")), "{v:?}");
 }
+
+/// A small deterministic PRNG (xorshift64*) for the mutation test.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+/// Mutated scripts (lines dropped or duplicated, numbers and flags changed) must give a
+/// verdict, never a panic of the runner or of the engine.
+#[test]
+fn mutated_scripts_never_panic() {
+    let mut rng = Rng(0x5eed_1234_abcd_0042);
+    let tokens =
+        ["0", "1", "65535", "4294967295", "S", "R.", "F.", ".", "...", "<...>", "<nop>", "-1", "+0.3", "*"];
+    let mut verdicts = std::collections::BTreeMap::<&'static str, usize>::new();
+    for f in own_scripts() {
+        let text = std::fs::read_to_string(&f).expect("readable");
+        let lines: Vec<&str> = text.lines().collect();
+        for _ in 0..100 {
+            let mut out: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+            for _ in 0..1 + rng.below(3) {
+                let i = rng.below(out.len());
+                match rng.below(4) {
+                    0 => {
+                        out.remove(i);
+                    }
+                    1 => {
+                        let l = out[i].clone();
+                        out.insert(i, l);
+                    }
+                    _ => {
+                        let words: Vec<String> = out[i].split(' ').map(str::to_string).collect();
+                        if words.is_empty() {
+                            continue;
+                        }
+                        let mut words = words;
+                        let w = rng.below(words.len());
+                        words[w] = tokens[rng.below(tokens.len())].to_string();
+                        out[i] = words.join(" ");
+                    }
+                }
+                if out.is_empty() {
+                    break;
+                }
+            }
+            let r = script::run_text(&f, &out.join("\n"), &Profile::utcp(), false);
+            if let Verdict::Fail { reason, .. } = &r.verdict {
+                assert!(
+                    !reason.contains("panicked"),
+                    "{}: {reason}\n--- script ---\n{}",
+                    f.display(),
+                    out.join("\n")
+                );
+            }
+            *verdicts.entry(r.verdict.label()).or_default() += 1;
+        }
+    }
+    println!("{verdicts:?}");
+    assert!(verdicts.get("FAIL").copied().unwrap_or(0) > 0, "mutations should make scripts fail");
+}
