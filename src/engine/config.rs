@@ -58,6 +58,8 @@ pub struct Config {
     pub min_rto: Duration,
     /// RFC 6298 (2.5) upper bound on the RTO.
     pub max_rto: Duration,
+    /// Added to every RTO except the initial one (FreeBSD's net.inet.tcp.rexmit_slop).
+    pub rto_slop: Duration,
     /// SYN (and SYN-ACK) retransmissions before giving up (RFC 1122 §4.2.3.5 R2 for SYN).
     pub syn_retries: u32,
     /// Data/FIN retransmissions before giving up (R2).
@@ -82,6 +84,10 @@ pub struct Config {
     /// RFC 5961 §4: challenge ACK for a SYN in a synchronized state. Off gives RFC 793
     /// behaviour, a RST for an in-window SYN (FreeBSD's net.inet.tcp.insecure_syn=1).
     pub rfc5961_syn: bool,
+    /// Process the ACK field of a segment wholly left of the window (its text is dropped
+    /// and an ACK sent), as FreeBSD's tcp_input does; RFC 9293 drops such a segment after
+    /// sending an ACK.
+    pub ack_old_segments: bool,
     /// Ignore RST segments in TIME-WAIT (RFC 1337 §3, hazard H1). Off by default: RFC 9293
     /// §3.10.7.4 and Linux (net.ipv4.tcp_rfc1337=0) close on such a RST.
     pub rfc1337: bool,
@@ -125,6 +131,7 @@ impl Default for Config {
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
+            rto_slop: Duration::ZERO,
             syn_retries: 6,
             data_retries: 15,
             msl: Duration::from_secs(30),
@@ -137,6 +144,7 @@ impl Default for Config {
             rfc5961_syn: true,
             rfc1337: false,
             time_wait_bsd: false,
+            ack_old_segments: false,
             challenge_ack_limit: 1000,
             initial_window_segments: None,
             isn_secret: *b"utcp-isn-secret!",
@@ -152,7 +160,7 @@ impl Default for Config {
 impl Config {
     /// The MSS we advertise on our SYN (RFC 9293 §3.7.1: MTU minus fixed IP and TCP headers).
     pub fn effective_mss(&self) -> u16 {
-        self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(88, 65495) as u16)
+        self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(16, 65495) as u16)
     }
 
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets

@@ -67,6 +67,9 @@ impl Profile {
             window_full_space: true,
             resend_fin_with_ack: true,
             time_wait_bsd: true,
+            ack_old_segments: true,
+            // net.inet.tcp.rexmit_slop = 200 ms.
+            rto_slop: Duration::from_millis(200),
             // TCPTV_RTOBASE / net.inet.tcp.rexmit_initial: 1 s; TCPTV_REXMTMAX: 64 s.
             initial_rto: Duration::from_secs(1),
             max_rto: Duration::from_secs(64),

@@ -166,6 +166,12 @@ impl Tcb {
             self.snd.nxt = self.snd.iss;
             self.send_syn = true;
             self.rtx_deadline = None;
+            // "If there are other controls or text in the segment, queue them for
+            // processing after the ESTABLISHED state has been reached."
+            if !seg.payload.is_empty() {
+                let n = seg.payload.len().min(self.recvbuf.capacity());
+                self.syn_text = Some(seg.payload[..n].to_vec());
+            }
         }
         None
     }
@@ -202,6 +208,33 @@ impl Tcb {
             self.challenge_ack(cx);
             return None;
         }
+
+        // A segment wholly left of the window: with `Config::ack_old_segments` its text is
+        // dropped and an ACK scheduled, but its ACK field is still processed (FreeBSD).
+        let trimmed;
+        let seg = if cx.cfg.ack_old_segments
+            && !f.rst()
+            && !f.syn()
+            && (seg.seq + seg_len).le(self.rcv.nxt)
+            && seg.seq != self.rcv.nxt
+        {
+            cx.counters.drop(DropReason::NotAcceptable);
+            self.ack_now = true;
+            if !seg.payload.is_empty() && cx.cfg.dsack && self.sack_ok {
+                self.dsack = Some((seg.seq, seg.seq + seg.payload.len() as u32));
+            }
+            trimmed = TcpSegment {
+                payload: &[],
+                flags: crate::wire::TcpFlags(f.0 & !0x01),
+                seq: self.rcv.nxt,
+                ..*seg
+            };
+            &trimmed
+        } else {
+            seg
+        };
+        let f = seg.flags;
+        let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
 
         // First, check sequence number: the four-case acceptability test.
         if !self.acceptable(seg.seq, seg_len) {
@@ -291,6 +324,19 @@ impl Tcb {
         // Seventh and eighth: segment text and FIN.
         self.process_text_and_fin(cx, now, seg);
         None
+    }
+
+    /// A SYN that may reopen this connection from TIME-WAIT (RFC 1122 §4.2.2.13, RFC 6191):
+    /// above RCV.NXT, and with a newer timestamp when timestamps are in use.
+    pub(crate) fn accepts_reincarnation(&self, seg: &TcpSegment) -> bool {
+        let f = seg.flags;
+        if self.state != State::TimeWait || !f.syn() || f.ack() || f.rst() || !seg.seq.gt(self.rcv.nxt) {
+            return false;
+        }
+        match (self.ts_ok, seg.options.timestamps) {
+            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+            _ => true,
+        }
     }
 
     /// The peer's SYN again, while we are in SYN-RECEIVED after a passive open.
@@ -405,6 +451,17 @@ impl Tcb {
             if self.snd.una.lt(seg.ack) && seg.ack.le(self.snd_max) {
                 self.set_state(cx, State::Established);
                 self.send_syn = false;
+                if let Some(text) = self.syn_text.take() {
+                    // Text queued from a SYN in SYN-SENT (RFC 9293 §3.10.7.3).
+                    let n = self.recvbuf.write(0, &text);
+                    self.rcv.nxt += n as u32;
+                    self.notify |= notify::READABLE;
+                    self.unacked_segs += 1;
+                    match cx.cfg.delayed_ack {
+                        Some(d) => self.delack_deadline = Some(now + d),
+                        None => self.ack_now = true,
+                    }
+                }
                 // Window from the handshake-completing ACK (RFC 9293 §3.10.7.4).
                 self.snd.wnd = (seg.window as u32) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd.wnd);
@@ -541,7 +598,7 @@ impl Tcb {
         if self.snd.una == self.snd_max {
             self.rtx_deadline = None;
         } else {
-            self.rtx_deadline = Some(now + self.rtt.rto());
+            self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
         }
     }
 

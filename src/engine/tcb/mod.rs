@@ -230,6 +230,8 @@ pub struct Tcb {
     pub(crate) send_rst: bool,
     /// The most recently received out-of-order segment, reported first in SACK (RFC 2018 §4).
     pub(crate) last_ooo: Option<(SeqNum, SeqNum)>,
+    /// Text that arrived on a SYN in SYN-SENT, delivered once ESTABLISHED (RFC 9293 §3.10.7.3).
+    pub(crate) syn_text: Option<Vec<u8>>,
     /// A duplicate range to report as D-SACK in the next ACK (RFC 2883).
     pub(crate) dsack: Option<(SeqNum, SeqNum)>,
     /// SACK blocks in the order last reported, most recent first (RFC 2018 §4).
@@ -311,6 +313,7 @@ impl Tcb {
             send_rst: false,
             last_ooo: None,
             dsack: None,
+            syn_text: None,
             sack_reported: crate::wire::SackBlocks::new(),
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
@@ -411,6 +414,18 @@ impl Tcb {
             mss -= 12;
         }
         mss.max(1)
+    }
+
+    /// The RTO to arm now: RFC 6298 plus `Config::rto_slop` once a sample or a backoff
+    /// replaced the initial value.
+    #[inline]
+    pub(crate) fn rto_timer(&self, cfg: &Config) -> crate::time::Duration {
+        let rto = self.rtt.rto();
+        if self.rtt.srtt().is_some() || self.rtt.backoff_count() > 0 {
+            (rto + cfg.rto_slop).min(cfg.max_rto)
+        } else {
+            rto
+        }
     }
 
     /// Bytes sent and not yet acknowledged.

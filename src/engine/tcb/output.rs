@@ -148,7 +148,7 @@ impl Tcb {
             self.rtt_timed = Some((self.snd.iss, now));
         }
         if self.rtx_deadline.is_none() {
-            self.rtx_deadline = Some(now + self.rtt.rto());
+            self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
         }
         self.last_snd_time = now;
         cx.counters.out_segs += 1;
@@ -420,7 +420,7 @@ impl Tcb {
             }
             if self.rtx_deadline.is_none() {
                 // RFC 6298 §5.1: start the timer when data is sent and it is not running.
-                self.rtx_deadline = Some(now + self.rtt.rto());
+                self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
             }
             self.persist_deadline = None;
             self.last_snd_time = now;
