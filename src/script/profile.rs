@@ -200,7 +200,8 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
             "rexmit_drop_options=0: SYN retransmissions keep their options, as the engine does".into(),
         ),
         "net.inet.tcp.rexmit_slop" => {
-            Ignored(format!("rexmit_slop={v} ms: no engine counterpart (RTO is RFC 6298 with min_rto)"))
+            cfg.rto_slop = Duration::from_millis(v);
+            Applied(format!("rto_slop = {v} ms"))
         }
         "net.inet.tcp.drop_synfin" if v == 0 => {
             Ignored("drop_synfin=0: SYN+FIN is processed, as the engine does".into())
