@@ -854,24 +854,6 @@ fn sockstat_name(s: State) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn asserts_and_or_expressions() {
-        assert_eq!(
-            parse_assert("assert tcpi_state == TCPI_CLOSED"),
-            Some(("tcpi_state".into(), "TCPI_CLOSED".into()))
-        );
-        assert_eq!(parse_assert("x = 1"), None);
-        assert_eq!(eval_or("(TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)", tcpi_opt), Some(7));
-        assert_eq!(eval_or("0", tcpi_opt), Some(0));
-        assert_eq!(eval_or("FOO", tcpi_opt), None);
-        assert_eq!(tcpi_state("TCPI_SYN_RECEIVED"), Some(State::SynReceived));
-    }
-}
-
 /// Features known to be unsupported before running: the first one, with its line.
 pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, String)> {
     for f in &script.flags {
@@ -938,4 +920,22 @@ fn sockstat_supported(cmd: &str) -> bool {
     stages.iter().any(|s| *s == "grep packetdril" || *s == "grep packetdrill")
         && stages.iter().any(|s| s.starts_with("grep -c "))
         && stages.last().is_some_and(|s| s.starts_with("grep ") && !s.starts_with("grep -c"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asserts_and_or_expressions() {
+        assert_eq!(
+            parse_assert("assert tcpi_state == TCPI_CLOSED"),
+            Some(("tcpi_state".into(), "TCPI_CLOSED".into()))
+        );
+        assert_eq!(parse_assert("x = 1"), None);
+        assert_eq!(eval_or("(TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)", tcpi_opt), Some(7));
+        assert_eq!(eval_or("0", tcpi_opt), Some(0));
+        assert_eq!(eval_or("FOO", tcpi_opt), None);
+        assert_eq!(tcpi_state("TCPI_SYN_RECEIVED"), Some(State::SynReceived));
+    }
 }
