@@ -122,6 +122,15 @@ impl Stack {
         &self.counters
     }
 
+    /// Every connection in the table with its state (what `netstat`/`sockstat` show).
+    pub fn connections(&self) -> impl Iterator<Item = (Quad, State)> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|s| s.tcb.as_ref())
+            .filter(|t| t.state != State::Closed)
+            .map(|t| (t.quad, t.state))
+    }
+
     /// Number of TCBs in the connection table.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -141,6 +150,10 @@ impl Stack {
         };
         if !self.local_addrs.is_empty() && !self.local_addrs.contains(&seg.dst) {
             self.counters.drop(DropReason::NotOurAddress);
+            return;
+        }
+        if self.config.drop_synfin && seg.flags.syn() && seg.flags.fin() {
+            self.counters.drop(DropReason::Ignored);
             return;
         }
         self.refresh_challenge_budget(now);

@@ -692,37 +692,49 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// `sockstat -4 -P tcp -s | grep packetdril | grep -c STATE | grep N`: count the
-    /// sockets this script holds open in STATE.
+    /// `sockstat -4 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N`.
+    /// With `grep packetdril` the sockets this script holds open are counted (sockstat
+    /// lists sockets by owning process); without it every connection of the stack
+    /// (`Stack::connections`, including a listener's embryonic ones) and every open socket.
     fn sockstat(&mut self, line: usize, cmd: &str) -> Res<()> {
-        let stages: Vec<&str> = cmd.split('|').map(str::trim).collect();
-        let owned = stages.iter().any(|s| *s == "grep packetdril" || *s == "grep packetdrill");
-        let count_stage = stages.iter().find_map(|s| s.strip_prefix("grep -c "));
-        let last = stages.last().and_then(|s| s.strip_prefix("grep "));
-        let (Some(state_name), Some(want), true) = (count_stage, last, owned) else {
-            return unsupported(
-                line,
-                format!(
-                    "sockstat assertion `{cmd}` (only `grep packetdril | grep -c STATE | grep N` maps to utcp state)"
-                ),
-            );
+        let Some(q) = parse_sockstat(cmd) else {
+            return unsupported(line, format!("sockstat assertion `{cmd}`"));
         };
-        let mut count = 0;
+        // (local port, remote port, state) of everything sockstat would list.
+        let mut rows: Vec<(u16, u16, &'static str)> = Vec::new();
+        let stack = self.stack.as_ref();
+        let mut held: Vec<(u16, u16)> = Vec::new();
         for s in self.fds.values() {
-            let name = match (s.conn(), &self.stack) {
-                (Some(c), Some(st)) if !s.dropped => st.state(c).map(sockstat_name).unwrap_or("CLOSED"),
-                (Some(_), _) => "CLOSED",
-                (None, _) if s.listener().is_some() => "LISTEN",
-                (None, _) => "CLOSED",
+            let (lport, rport, name) = match (s.conn(), stack) {
+                (Some(c), Some(st)) => {
+                    let l = st.local_addr(c).map(|a| a.port()).unwrap_or(0);
+                    let r = st.peer_addr(c).map(|a| a.port()).unwrap_or(0);
+                    held.push((l, r));
+                    (l, r, st.state(c).map(sockstat_name).unwrap_or("CLOSED"))
+                }
+                (None, _) if s.listener().is_some() => (s.bound.map(|b| b.port()).unwrap_or(0), 0, "LISTEN"),
+                _ => (s.bound.map(|b| b.port()).unwrap_or(0), 0, "CLOSED"),
             };
-            if name == state_name.trim() {
-                count += 1;
+            rows.push((lport, rport, name));
+        }
+        if !q.owned
+            && let Some(st) = stack
+        {
+            for (quad, state) in st.connections() {
+                let key = (quad.local.port(), quad.remote.port());
+                if !held.contains(&key) {
+                    rows.push((key.0, key.1, sockstat_name(state)));
+                }
             }
         }
-        if count.to_string().contains(want.trim()) {
+        let count = rows
+            .iter()
+            .filter(|(l, r, name)| q.port.is_none_or(|p| *l == p || *r == p) && *name == q.state)
+            .count();
+        if count.to_string().contains(&q.want) {
             Ok(())
         } else {
-            fail(line, format!("`{cmd}`: {count} socket(s) in {state_name}, expected {want}"))
+            fail(line, format!("`{cmd}`: {count} socket(s) in {}, expected {}", q.state, q.want))
         }
     }
 
@@ -894,9 +906,7 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
                         _ => None,
                     }
                 } else if cmd.starts_with("sockstat") {
-                    (!sockstat_supported(cmd)).then(|| {
-                        format!("sockstat assertion `{cmd}` (only `grep packetdril | grep -c STATE | grep N` maps to utcp state)")
-                    })
+                    parse_sockstat(cmd).is_none().then(|| format!("sockstat assertion `{cmd}`"))
                 } else if cmd.starts_with("tcpdrop") {
                     (cmd.split_whitespace().collect::<Vec<_>>() != ["tcpdrop", "-s", "TIME_WAIT"])
                         .then(|| format!("command `{cmd}`"))
@@ -915,11 +925,55 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
     None
 }
 
-fn sockstat_supported(cmd: &str) -> bool {
+/// A `sockstat` assertion the runner can evaluate.
+pub(super) struct SockstatQuery {
+    /// `grep packetdril`: only sockets of this process (the script's open descriptors).
+    owned: bool,
+    /// `-p PORT`: local or foreign port.
+    port: Option<u16>,
+    /// The state counted by `grep -c STATE`.
+    state: String,
+    /// The final `grep N` pattern.
+    want: String,
+}
+
+/// Parse `sockstat -4 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N`.
+pub(super) fn parse_sockstat(cmd: &str) -> Option<SockstatQuery> {
     let stages: Vec<&str> = cmd.split('|').map(str::trim).collect();
-    stages.iter().any(|s| *s == "grep packetdril" || *s == "grep packetdrill")
-        && stages.iter().any(|s| s.starts_with("grep -c "))
-        && stages.last().is_some_and(|s| s.starts_with("grep ") && !s.starts_with("grep -c"))
+    let (first, rest) = stages.split_first()?;
+    let mut words = first.split_whitespace();
+    if words.next()? != "sockstat" {
+        return None;
+    }
+    let mut port = None;
+    let mut tcp = false;
+    while let Some(w) = words.next() {
+        match w {
+            "-4" | "-s" | "-c" | "-l" => {}
+            "-P" => tcp = words.next()? == "tcp",
+            "-p" => port = Some(words.next()?.parse().ok()?),
+            _ => return None,
+        }
+    }
+    let [filters @ .., count, last] = rest else {
+        return None;
+    };
+    let mut owned = false;
+    for f in filters {
+        match *f {
+            "grep packetdril" | "grep packetdrill" => owned = true,
+            _ => return None,
+        }
+    }
+    let state = count.strip_prefix("grep -c ")?.trim().to_string();
+    let want = last.strip_prefix("grep ")?.trim().to_string();
+    let valid_state = State::ALL.iter().any(|s| sockstat_name(*s) == state);
+    (tcp && valid_state && !want.is_empty() && !want.starts_with('-')).then_some(SockstatQuery {
+        owned,
+        port,
+        state,
+        want,
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench.
 
 mod args;
+mod connect;
+mod demo;
+mod serve;
 mod script;
 mod sim;
 
@@ -30,6 +33,9 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "demo" => demo::run(rest),
+        "serve" => serve::run(rest),
+        "connect" => connect::run(rest),
         "script" => script::run(rest),
         "sim" => sim::run_cli(rest),
         other => {

@@ -523,6 +523,11 @@ impl Tcb {
             State::Closing if fin_acked => {
                 // "if the ACK acknowledges our FIN, then enter the TIME-WAIT state"
                 self.enter_time_wait(cx, now);
+                if cx.cfg.time_wait_bsd {
+                    // FreeBSD's tcp_twstart() ends input processing: no ACK is owed.
+                    self.ack_now = false;
+                    self.challenge_pending = false;
+                }
             }
             State::LastAck if fin_acked => {
                 // "If our FIN is now acknowledged, delete the TCB, enter the CLOSED state"
