@@ -207,9 +207,12 @@ fn unsupported_features_are_named_not_skipped() {
     let v = mutated(
         s,
         "+0    listen(3, 1) = 0",
-        "+0    listen(3, 1) = 0\n+0    `sysctl -w net.inet.tcp.drop_synfin=1`",
+        "+0    listen(3, 1) = 0\n+0    `sysctl -w net.inet.tcp.syncookies_only=1`",
     );
-    assert!(matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("drop_synfin")), "{v:?}");
+    assert!(
+        matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("syncookies_only")),
+        "{v:?}"
+    );
     let v = mutated(
         s,
         "+0    listen(3, 1) = 0",

@@ -314,11 +314,7 @@ impl<'a> Runner<'a> {
                             self.syscall(ev.line, sc, end_time)?;
                         }
                         Action::Command(cmd) => {
-                            let rest_needs_stack = events[i + 1..].iter().any(|e| {
-                                matches!(&e.action, Action::Packet(_))
-                                    || matches!(&e.action, Action::Syscall(s) if s.name != "close")
-                            });
-                            self.command(ev.line, cmd, rest_needs_stack)?;
+                            self.command(ev.line, cmd, stack_used_after(events, i))?;
                         }
                         Action::Code(code) => self.code(ev.line, code)?,
                         Action::Unsupported(_) => {}
@@ -866,6 +862,14 @@ fn sockstat_name(s: State) -> &'static str {
     }
 }
 
+/// Whether a packet or a system call other than `close` follows event `i`: a setting
+/// without an engine knob only matters if something still uses the stack.
+fn stack_used_after(events: &[Event], i: usize) -> bool {
+    events.get(i + 1..).unwrap_or_default().iter().any(|e| {
+        matches!(&e.action, Action::Packet(_)) || matches!(&e.action, Action::Syscall(s) if s.name != "close")
+    })
+}
+
 /// Features known to be unsupported before running: the first one, with its line.
 pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, String)> {
     for f in &script.flags {
@@ -882,10 +886,7 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
     }
     let mut cfg = profile.config.clone();
     for (i, ev) in script.events.iter().enumerate() {
-        let rest_needs_stack = script.events[i + 1..].iter().any(|e| {
-            matches!(&e.action, Action::Packet(_))
-                || matches!(&e.action, Action::Syscall(s) if s.name != "close")
-        });
+        let rest_needs_stack = stack_used_after(&script.events, i);
         let why = match &ev.action {
             Action::Unsupported(what) => Some(what.clone()),
             Action::Syscall(sc) => super::syscall::static_check(sc),
