@@ -13,7 +13,8 @@ utcp stack on a virtual clock. Local address 192.168.0.1, remote 192.0.2.1.
   --profile NAME   engine settings: utcp (Config::default(), the default) or freebsd
   --define NAME    names defined for #ifdef in scripts, instead of the profile's own
                    (utcp: STANDARD; freebsd: FreeBSD); may be repeated
-  --json           one JSON object per script instead of the table
+  --json           one JSON object per line per script instead of the table
+                   (the closing summary line follows them)
   --verbose        print notes and the packet trace of every script
 Exit status: 0 if no script failed, 1 otherwise, 2 on usage errors.
 ";
@@ -87,12 +88,8 @@ pub fn run(argv: &[String]) -> i32 {
     if !json {
         print!("{}", script::table(&reports));
     }
-    let summary = script::summary_line(&reports);
-    if json {
-        eprintln!("{summary}");
-    } else {
-        println!("{summary}");
-    }
+    // The closing line, also after JSON objects (it is not JSON: skip it when parsing).
+    println!("{}", script::summary_line(&reports));
     let failed = reports
         .iter()
         .any(|r| matches!(r.verdict, script::Verdict::Fail { .. } | script::Verdict::Error { .. }));
