@@ -3,8 +3,8 @@
 mod args;
 mod connect;
 mod demo;
-mod serve;
 mod script;
+mod serve;
 mod sim;
 
 const USAGE: &str = "\
