@@ -993,4 +993,17 @@ mod tests {
         assert_eq!(eval_or("FOO", tcpi_opt), None);
         assert_eq!(tcpi_state("TCPI_SYN_RECEIVED"), Some(State::SynReceived));
     }
+
+    #[test]
+    fn sockstat_assertions_parse() {
+        let q = parse_sockstat("sockstat -4 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1")
+            .expect("ok");
+        assert!(q.owned && q.port.is_none() && q.state == "TIME_WAIT" && q.want == "1");
+        let q = parse_sockstat("sockstat -4 -P tcp -p 8080 -s | grep -c SYN_RCVD | grep 0").expect("ok");
+        assert!(!q.owned && q.port == Some(8080) && q.state == "SYN_RCVD" && q.want == "0");
+        assert!(parse_sockstat("sockstat -4 -P udp -s | grep -c LISTEN | grep 1").is_none());
+        assert!(parse_sockstat("sockstat -4 -P tcp -s | grep -c BOGUS | grep 1").is_none());
+        assert!(parse_sockstat("sockstat -4 -P tcp -s | wc -l").is_none());
+        assert!(parse_sockstat("sockstat -4 -P tcp -s | grep foo | grep -c LISTEN | grep 1").is_none());
+    }
 }
