@@ -207,7 +207,11 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
             cfg.drop_synfin = v != 0;
             Applied(format!("drop_synfin = {}", v != 0))
         }
-        "net.inet.tcp.syncookies" if v == 0 => Ignored("syncookies=0: the engine has no SYN cookies".into()),
+        // FreeBSD answers with SYN cookies only when the syncache overflows; a script whose
+        // listener overflows will show utcp's different answer (it drops the SYN).
+        "net.inet.tcp.syncookies" => Ignored(format!(
+            "syncookies={v}: the engine has no SYN cookies (FreeBSD uses them only when the syncache overflows)"
+        )),
         "net.inet.tcp.syncookies_only" if v == 0 => Ignored("syncookies_only=0".into()),
         "net.inet.tcp.keepinit" if v == 75_000 => Ignored(
             "keepinit=75000 (default): connection establishment is bounded by Config::syn_retries".into(),
