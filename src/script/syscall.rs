@@ -704,7 +704,10 @@ impl<'a> Runner<'a> {
                         _ => None,
                     })
                 };
-                let (Some(on), Some(secs)) = (get("l_onoff"), get("l_linger")) else {
+                // nplab packetdrill writes `{l_onoff=1, l_linger=0}`, Google's `{onoff=1, linger=0}`.
+                let (Some(on), Some(secs)) =
+                    (get("l_onoff").or(get("onoff")), get("l_linger").or(get("linger")))
+                else {
                     return self.bad_args(line, sc);
                 };
                 if on != 0 && secs != 0 {
