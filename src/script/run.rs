@@ -276,8 +276,11 @@ impl<'a> Runner<'a> {
 
     pub(super) fn run(&mut self) -> Res<()> {
         self.apply_header_flags()?;
+        // packetdrill's init command runs before the first event, like a command at time 0.
         for (line, cmd) in &self.script.init_commands {
-            self.note(format!("line {line}: init command ignored: `{cmd}`"));
+            self.line = *line;
+            let used = !self.script.events.is_empty();
+            self.command(*line, cmd, used)?;
         }
         let events = &self.script.events;
         for (i, ev) in events.iter().enumerate() {
@@ -885,6 +888,17 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
         }
     }
     let mut cfg = profile.config.clone();
+    for (line, cmd) in &script.init_commands {
+        if let Some((n, v)) = parse_sysctl(cmd)
+            && let SysctlEffect::Unsupported(why) = apply_sysctl(&mut cfg, &n, &v)
+            && !script.events.is_empty()
+        {
+            return Some((*line, why));
+        }
+        if cmd.contains("grep") {
+            return Some((*line, format!("assertion command `{cmd}`")));
+        }
+    }
     for (i, ev) in script.events.iter().enumerate() {
         let rest_needs_stack = stack_used_after(&script.events, i);
         let why = match &ev.action {
