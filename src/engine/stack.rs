@@ -418,7 +418,10 @@ impl Stack {
             }
         }
         if state == State::Closed {
-            self.conns.remove(&quad);
+            // A new incarnation may already own the quad (TIME-WAIT reuse, reconnect).
+            if self.conns.get(&quad) == Some(&idx) {
+                self.conns.remove(&quad);
+            }
             match stage {
                 Stage::User => {
                     if bits & notify::CLOSED != 0 {
