@@ -10,6 +10,11 @@
 //! are shifted so that its ISN appears as the script's (normally 0); outbound TS values are
 //! shifted relative to the first one seen, and an inbound TS echo reply is replaced by the
 //! stack's real TS value that the script wrote with that number.
+//!
+//! A segment the stack sends that no `>` line consumes fails the script once a later
+//! event is due more than the tolerance after it (packetdrill only notices such a
+//! segment when a later `>` line reads it); segments still coming after the last line
+//! are ignored, as in packetdrill.
 
 use super::ast::*;
 use super::packet::{self, InboundSegment, Outbound};
