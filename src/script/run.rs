@@ -152,15 +152,12 @@ impl<'a> Runner<'a> {
 
     /// The stack, created from the configuration so far on first use.
     pub(super) fn stack(&mut self) -> &mut Stack {
-        if self.stack.is_none() {
-            let mut s = Stack::new(self.cfg.clone());
-            s.add_local_addr(self.local_ip.into());
-            self.stack = Some(s);
-        }
-        match self.stack.as_mut() {
-            Some(s) => s,
-            None => unreachable!("stack created above"),
-        }
+        let (cfg, ip) = (&self.cfg, self.local_ip);
+        self.stack.get_or_insert_with(|| {
+            let mut s = Stack::new(cfg.clone());
+            s.add_local_addr(ip.into());
+            s
+        })
     }
 
     /// Header flags: `--tolerance_usecs`, `--ip_version`, ... Others are noted and ignored.
