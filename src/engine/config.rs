@@ -135,7 +135,8 @@ impl Default for Config {
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
             rto_slop: Duration::ZERO,
-            syn_retries: 6,
+            // RFC 9293 §3.8.3 (MUST-23): SYNs retransmitted for at least 3 minutes (255 s).
+            syn_retries: 7,
             data_retries: 15,
             msl: Duration::from_secs(30),
             delayed_ack: Some(Duration::from_millis(40)),
