@@ -45,14 +45,20 @@ mod utcp_engine {
 
     /// An established connection; the sender may have many segments in flight.
     pub fn conn(ack_each_segment: bool) -> Conn {
-        let mut ca_cfg = Config::default();
-        ca_cfg.initial_window_segments = Some(4 * SAMPLE_SIZE);
-        ca_cfg.send_buffer = 4 << 20;
-        let mut cb_cfg = Config::default();
-        if ack_each_segment {
-            cb_cfg.delayed_ack = None;
-            cb_cfg.ack_every = 1;
-        }
+        let ca_cfg = Config {
+            initial_window_segments: Some(4 * SAMPLE_SIZE),
+            send_buffer: 4 << 20,
+            ..Config::default()
+        };
+        let cb_cfg = if ack_each_segment {
+            Config {
+                delayed_ack: None,
+                ack_every: 1,
+                ..Config::default()
+            }
+        } else {
+            Config::default()
+        };
         let payload = utcp::bench::engine::segment_payload(&ca_cfg);
         let mut pair = Pair::new(ca_cfg, cb_cfg);
         let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 4).expect("listen");
@@ -79,7 +85,7 @@ mod utcp_engine {
         /// A sends one full segment; returns it (the data packet) without delivering it.
         pub fn next_data_segment(&mut self) -> Vec<u8> {
             let p = &mut self.pair;
-            p.now = p.now + Duration::from_micros(1);
+            p.now += Duration::from_micros(1);
             for (ack, n) in self.acks.drain(..) {
                 p.a.handle_packet(p.now, &ack[..n]);
             }
