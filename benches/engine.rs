@@ -51,11 +51,7 @@ mod utcp_engine {
             ..Config::default()
         };
         let cb_cfg = if ack_each_segment {
-            Config {
-                delayed_ack: None,
-                ack_every: 1,
-                ..Config::default()
-            }
+            Config { delayed_ack: None, ack_every: 1, ..Config::default() }
         } else {
             Config::default()
         };
