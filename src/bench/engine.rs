@@ -262,3 +262,30 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
         elapsed,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn engine_run_delivers_every_segment() {
+        let r = run(500).expect("in-memory run");
+        let payload = segment_payload(&Config::default());
+        assert_eq!(r.segments, 500);
+        assert_eq!(r.bytes, 500 * payload as u64);
+        // Every segment full-sized: the handshake ACK plus 500 data segments, give or take.
+        assert!((500..=520).contains(&r.packets_a_to_b), "{r:?}");
+        // Roughly one ACK per two segments (RFC 5681 §4.2), never none.
+        assert!(r.packets_b_to_a >= 200 && r.packets_b_to_a <= 520, "{r:?}");
+        let j = r.json();
+        assert!(j.starts_with("{\"segments\":500,"), "{j}");
+    }
+
+    #[test]
+    fn step_reports_quiet_pair() {
+        let mut pair = Pair::new(Config::default(), Config::default());
+        assert_eq!(pair.step(), 0);
+        assert!(!pair.tick(), "no timers armed on idle stacks");
+        assert!(pair.check().is_ok());
+    }
+}

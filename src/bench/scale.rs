@@ -297,4 +297,17 @@ mod tests {
         assert_eq!(gcd(12, 18), 6);
         assert_eq!(gcd(7919, 1000), 1);
     }
+
+    #[test]
+    fn point_establishes_every_connection_and_times_probes() {
+        let p = point(300).expect("scale point");
+        assert_eq!(p.requested, 300);
+        assert_eq!(p.established, 300, "{p:?}");
+        assert_eq!(p.probes, 300 * PASSES, "{p:?}");
+        assert!(p.ns_per_segment > 0.0, "{p:?}");
+        assert!(p.note.is_none(), "{p:?}");
+        let r = ScaleReport { points: vec![p] };
+        assert!(r.json().starts_with("{\"scale\":[{\"n\":300,\"established\":300,"), "{}", r.json());
+        assert!(r.text().contains("300"));
+    }
 }
