@@ -1,8 +1,9 @@
 //! The reference system: kernel ↔ kernel over a veth pair between two private namespaces.
 //!
 //! Namespace `client` holds `vc` (10.88.1.1/24), namespace `server` holds `vs` (10.88.1.2/24)
-//! and one std listener thread per [`Port`]. The veth keeps its default offloads (TSO/GRO), as
-//! a kernel-to-kernel path on one host has them; the TUN systems move 1500-byte packets.
+//! and one std listener thread per [`Port`]. By default the veth keeps its offloads (TSO/GSO),
+//! as a kernel-to-kernel path on one host has them; the TUN systems move 1500-byte packets.
+//! `--kernel-no-offload` turns them off for a per-packet reference.
 
 use super::harness::{is_timeout, serve_stream};
 use super::{Port, System, SystemKind};
@@ -30,7 +31,10 @@ pub struct KernelSystem {
 }
 
 impl KernelSystem {
-    pub fn start() -> io::Result<KernelSystem> {
+    /// `offload`: keep the veth's offloads (64 KB TSO/GSO super-segments). Without them
+    /// (`ethtool -K .. tso off gso off gro off`, needs ethtool) the kernel moves one MSS per
+    /// packet, like the TUN systems.
+    pub fn start(offload: bool) -> io::Result<KernelSystem> {
         let client = NetNs::create(&NetNs::unique_name("utcpb-kc"))?;
         let server = NetNs::create(&NetNs::unique_name("utcpb-ks"))?;
         let mut sys = KernelSystem {
@@ -63,6 +67,10 @@ impl KernelSystem {
         c.exec("ip", &["link", "set", "vc", "up"])?;
         s.exec("ip", &["addr", "add", "10.88.1.2/24", "dev", "vs"])?;
         s.exec("ip", &["link", "set", "vs", "up"])?;
+        if !offload {
+            c.exec("ethtool", &["-K", "vc", "tso", "off", "gso", "off", "gro", "off"])?;
+            s.exec("ethtool", &["-K", "vs", "tso", "off", "gso", "off", "gro", "off"])?;
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         for port in Port::ALL {
             let stop = sys.stop.clone();

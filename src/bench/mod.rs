@@ -99,6 +99,8 @@ pub struct Options {
     pub systems: Vec<SystemKind>,
     /// Print progress on stderr.
     pub progress: bool,
+    /// Keep TSO/GSO on the kernel reference's veth (default); off moves one MSS per packet.
+    pub kernel_offload: bool,
 }
 
 impl Options {
@@ -110,6 +112,7 @@ impl Options {
             workloads: Workload::ALL.to_vec(),
             systems: SystemKind::ALL.to_vec(),
             progress: true,
+            kernel_offload: true,
         }
     }
 
@@ -136,7 +139,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             eprintln!("bench: setting up {}", k.name());
         }
         let s: Box<dyn System> = match k {
-            SystemKind::Kernel => Box::new(kernel::KernelSystem::start()?),
+            SystemKind::Kernel => Box::new(kernel::KernelSystem::start(opts.kernel_offload)?),
             SystemKind::Smoltcp => Box::new(smoltcp_sys::SmoltcpSystem::start()?),
             SystemKind::Utcp => Box::new(utcp_sys::UtcpSystem::start()?),
         };

@@ -17,6 +17,7 @@ options:
   --only W[,W..]      workloads: bulk_to_stack, bulk_from_stack, rr, connect
   --systems S[,S..]   systems: kernel, smoltcp, utcp
   --json              print one JSON object instead of the table
+  --kernel-no-offload turn TSO/GSO/GRO off on the kernel reference's veth (needs ethtool)
   --segments N        segments of the --engine run (default 100000)
 ";
 
@@ -34,7 +35,7 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
     let a = Args::parse(argv, &["only", "systems", "rounds", "duration", "max-bytes", "segments", "scale"])?;
-    a.check_switches(&["json", "quick", "engine", "help"])?;
+    a.check_switches(&["json", "quick", "engine", "help", "kernel-no-offload"])?;
     if a.has("help") {
         print!("{USAGE}");
         return Ok(());
@@ -64,6 +65,7 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
         return Ok(());
     }
     let mut opts = if a.has("quick") { Options::quick() } else { Options::full() };
+    opts.kernel_offload = !a.has("kernel-no-offload");
     if let Some(r) = a.get("rounds") {
         opts.rounds = r.parse().ok().filter(|&r| r >= 1).ok_or(format!("--rounds: bad count {r:?}"))?;
     }
