@@ -195,7 +195,6 @@ impl Tcb {
     /// RFC 9293 §3.10.7.4: SYN-RECEIVED through TIME-WAIT.
     fn on_segment_synchronized(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
         let f = seg.flags;
-        let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
 
         // RFC 7323 §5.3: PAWS runs before the sequence-number check.
         if self.ts_ok
@@ -208,6 +207,24 @@ impl Tcb {
             self.ack_now = true;
             return None;
         }
+
+        // Simultaneous open (RFC 9293 §3.5 figure 8, line 6): the peer's SYN-ACK repeats
+        // the SYN we already have; trim it off ("including SYN", §3.10.7.4) and process
+        // the rest, whose ACK completes the handshake.
+        let syn_trimmed;
+        let seg = if self.state == State::SynReceived
+            && self.passive.is_none()
+            && f.syn()
+            && f.ack()
+            && seg.seq == self.rcv.irs
+        {
+            syn_trimmed = TcpSegment { seq: seg.seq + 1, flags: crate::wire::TcpFlags(f.0 & !0x02), ..*seg };
+            &syn_trimmed
+        } else {
+            seg
+        };
+        let f = seg.flags;
+        let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
 
         if self.state == State::TimeWait && cx.cfg.time_wait_bsd {
             return self.on_segment_time_wait_bsd(cx, now, seg);
@@ -326,8 +343,12 @@ impl Tcb {
             return None;
         }
 
-        // RFC 7323 §4.3: update TS.Recent when the segment covers Last.ACK.sent.
+        // RFC 7323 §4.3: update TS.Recent when the segment covers Last.ACK.sent — not for
+        // text a zero window refused (RFC 9293 §3.10.7.4: such a segment is not acceptable,
+        // only its ACK is processed).
+        let refused_text = !seg.payload.is_empty() && self.acceptance_window() == 0;
         if self.ts_ok
+            && !refused_text
             && let Some((tsval, _)) = seg.options.timestamps
             && seg.seq.le(self.last_ack_sent)
             && self.last_ack_sent.lt(seg.seq + seg_len.max(1))
@@ -422,7 +443,10 @@ impl Tcb {
     /// with `Config::window_full_space` all free buffer space if that is more.
     fn acceptance_window(&self) -> u32 {
         let adv = self.rcv_wnd_now();
-        if self.full_space { adv.max(self.recvbuf.window() as u32) } else { adv }
+        // (A FreeBSD passive SYN-RECEIVED connection lives in the syncache, whose window is
+        // the one its SYN-ACK advertised.)
+        let syncache = self.state == State::SynReceived && self.passive.is_some();
+        if self.full_space && !syncache { adv.max(self.recvbuf.window() as u32) } else { adv }
     }
 
     fn on_rst(&mut self, cx: &mut Cx) {

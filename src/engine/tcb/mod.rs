@@ -437,7 +437,7 @@ impl Tcb {
     /// Our TSval clock: milliseconds plus a per-connection offset (RFC 7323 §5.4).
     #[inline]
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
-        (now.micros() / 1000) as u32 + self.ts_offset
+        ((now.micros() / 1000) as u32).wrapping_add(self.ts_offset)
     }
 
     pub(crate) fn status(&self) -> Status {

@@ -283,7 +283,8 @@ impl Tcb {
             return false;
         }
         let cur = self.rcv_wnd_now() as usize;
-        let free = self.recvbuf.window();
+        // What the window field can carry at most (RFC 7323 §2.3).
+        let free = self.recvbuf.window().min(65535 << self.rcv_wscale);
         let step = (self.recvbuf.capacity() / 2).min(self.rcv_mss as usize);
         free >= cur + step.max(1 << self.rcv_wscale)
     }
