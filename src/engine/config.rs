@@ -40,6 +40,9 @@ pub struct Config {
     pub resend_fin_with_ack: bool,
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
+    /// Send the MSS option on our SYN (RFC 9293 §3.7.1: SHOULD when the MSS differs from
+    /// 536; off only to emulate TCP_NOOPT).
+    pub send_mss_option: bool,
     /// Offer window scaling (RFC 7323 §2). The shift is derived from `recv_buffer` unless set.
     pub window_scale: bool,
     /// Fixed window-scale shift to offer, instead of the derived one.
@@ -125,6 +128,7 @@ impl Default for Config {
             window_full_space: false,
             resend_fin_with_ack: false,
             send_buffer: 256 * 1024,
+            send_mss_option: true,
             window_scale: true,
             window_scale_shift: None,
             sack: true,

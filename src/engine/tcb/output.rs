@@ -98,7 +98,8 @@ impl Tcb {
     fn emit_syn(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let cfg = cx.cfg;
         let active = self.state == State::SynSent;
-        let mut opts = TcpOptions { mss: Some(self.rcv_mss), ..TcpOptions::default() };
+        let mss = cfg.send_mss_option.then_some(self.rcv_mss);
+        let mut opts = TcpOptions { mss, ..TcpOptions::default() };
         // Offer only what the peer offered, when answering (RFC 7323 §2.2, RFC 2018 §2).
         if cfg.window_scale && (active || self.wscale_ok) {
             opts.window_scale = Some(cfg.wscale_for(self.recvbuf.capacity()));
