@@ -79,6 +79,10 @@ pub struct Config {
     pub ack_every_counts_segments: bool,
     /// Nagle's algorithm for new connections (RFC 9293 §3.7.4).
     pub nagle: bool,
+    /// Minshall's variant of Nagle (Linux): a small segment waits only while an earlier
+    /// small segment is unacknowledged, not behind full-sized ones. Avoids the stall of
+    /// Nagle with a delayed-ACK peer on write sizes that are not MSS multiples.
+    pub nagle_minshall: bool,
     /// Keepalive for new connections; off by default.
     pub keepalive: Option<Keepalive>,
     /// RFC 5961 §3 (challenge ACK for an in-window RST that is not exact) and §5 (ACK
@@ -147,6 +151,7 @@ impl Default for Config {
             ack_every: 2,
             ack_every_counts_segments: false,
             nagle: true,
+            nagle_minshall: true,
             keepalive: None,
             rfc5961: true,
             rfc5961_syn: true,

@@ -242,6 +242,8 @@ pub struct Tcb {
     pub(crate) recovery: Recovery,
 
     pub(crate) nodelay: bool,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
+    pub(crate) snd_sml: SeqNum,
     /// RCV.WND is all free buffer space (`Config::window_full_space`).
     pub(crate) full_space: bool,
     pub(crate) error: Option<CloseReason>,
@@ -318,6 +320,7 @@ impl Tcb {
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
+            snd_sml: iss,
             full_space: cfg.window_full_space,
             error: None,
             notify: 0,

@@ -234,8 +234,12 @@ impl Tcb {
                 return None;
             }
             if all_queued {
-                // Nagle (RFC 9293 §3.7.4, MUST-?): hold a small segment while data is unacked.
-                if len > 0 && in_flight > 0 && !self.nodelay && !with_fin {
+                // Nagle (RFC 9293 §3.7.4, SHLD-7/MUST-17 via RFC 1122 §4.2.3.4): hold a small
+                // segment while data is unacknowledged — with Minshall's variant (Linux), only
+                // while an earlier small segment is.
+                let waiting_on =
+                    if cx.cfg.nagle_minshall { self.snd_sml.gt(self.snd.una) } else { in_flight > 0 };
+                if len > 0 && waiting_on && !self.nodelay && !with_fin {
                     return None;
                 }
             } else if (len as u32) < self.max_snd_wnd / 2 {
@@ -263,6 +267,10 @@ impl Tcb {
         if retransmission {
             self.retransmits += 1;
             cx.counters.retrans_segs += 1;
+        }
+        if len < mss {
+            // Minshall's Nagle tracks the end of the last small segment.
+            self.snd_sml = self.snd.nxt + len as u32;
         }
         Some(Plan { seq: self.snd.nxt, flags, off, len })
     }
