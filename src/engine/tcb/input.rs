@@ -537,6 +537,10 @@ impl Tcb {
         }
 
         let fin_was_acked = self.fin_acked();
+        if self.sack_ok && !seg.options.sack.is_empty() {
+            // RFC 2018 §5 / RFC 6675 §5: remember what the receiver holds.
+            self.scoreboard.update(seg.ack.max(self.snd.una), self.snd_max, seg.options.sack.as_slice());
+        }
         if self.snd.una.lt(seg.ack) {
             self.on_new_ack(cx, now, seg);
         } else if seg.ack == self.snd.una {
@@ -614,6 +618,7 @@ impl Tcb {
         let data_acked = data_acked.min(self.sendbuf.len());
         self.sendbuf.drain(data_acked);
         self.snd.una = seg.ack;
+        self.scoreboard.prune(seg.ack);
         if self.snd.nxt.lt(self.snd.una) {
             self.snd.nxt = self.snd.una;
         }
@@ -639,6 +644,7 @@ impl Tcb {
         // `RttEstimator::sample` clears the backoff); the R2 counter restarts.
         self.retries = 0;
 
+        self.limited_transmit = 0;
         // Congestion control (RFC 5681 §3, RFC 6582 §3.2).
         let smss = self.eff_mss(cx.cfg);
         use super::congestion::AckKind;
@@ -648,6 +654,7 @@ impl Tcb {
                 // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment.
                 self.cc.on_partial_ack(acked_seq, smss);
                 self.rtx_una = true;
+                self.rtx_hole = !self.scoreboard.is_empty();
             }
             AckKind::Full => {
                 let flight = self.flight_size();
@@ -680,7 +687,14 @@ impl Tcb {
         let smss = self.eff_mss(cx.cfg);
         use super::congestion::DupAckAction;
         match self.recovery.on_dup_ack(self.snd.una, self.snd_max) {
-            DupAckAction::None => {}
+            DupAckAction::None => {
+                // RFC 3042 limited transmit: the first two duplicate ACKs each let one new
+                // segment out beyond the congestion window, so that small windows still
+                // produce the duplicates fast retransmit needs.
+                if !self.recovery.in_recovery() && self.recovery.dup_acks() <= 2 {
+                    self.limited_transmit = self.recovery.dup_acks();
+                }
+            }
             DupAckAction::FastRetransmit => {
                 // RFC 5681 §3.2 steps 2-3 / RFC 6582 §3.2 step 2.
                 let flight = self.flight_size();
@@ -690,7 +704,12 @@ impl Tcb {
                 cx.counters.fast_retransmits += 1;
                 self.rtt_timed = None;
             }
-            DupAckAction::Inflate => self.cc.on_dup_ack_in_recovery(smss),
+            DupAckAction::Inflate => {
+                self.cc.on_dup_ack_in_recovery(smss);
+                // With SACK, each further duplicate ACK lets one presumed-lost segment be
+                // retransmitted (RFC 6675 §5 (C)) instead of waiting a round trip per loss.
+                self.rtx_hole = self.sack_ok;
+            }
         }
     }
 

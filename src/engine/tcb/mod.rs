@@ -65,6 +65,7 @@ mod input;
 mod output;
 pub mod reassembly;
 pub mod rtt;
+mod sack;
 pub mod sendbuf;
 mod timers;
 mod user;
@@ -220,6 +221,12 @@ pub struct Tcb {
     pub(crate) unacked_segs: u32,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
+    /// Retransmit the next SACK hole (RFC 6675 §5 step (C)).
+    pub(crate) rtx_hole: bool,
+    /// Segments RFC 3042 limited transmit lets out beyond the congestion window.
+    pub(crate) limited_transmit: u32,
+    /// What the peer SACKed above SND.UNA (RFC 6675 §3).
+    pub(crate) scoreboard: sack::Scoreboard,
     /// Send one byte past the window (zero-window probe, §3.8.6.1).
     pub(crate) force_probe: bool,
     /// Send a keepalive probe.
@@ -309,6 +316,9 @@ impl Tcb {
             unacked_bytes: 0,
             unacked_segs: 0,
             rtx_una: false,
+            rtx_hole: false,
+            limited_transmit: 0,
+            scoreboard: sack::Scoreboard::new(iss),
             force_probe: false,
             send_keepalive: false,
             send_syn: false,

@@ -48,6 +48,9 @@ impl Tcb {
             if let Some(plan) = self.plan_retransmit_una(cx) {
                 return self.emit(cx, now, buf, plan);
             }
+            if let Some(plan) = self.plan_retransmit_hole(cx) {
+                return self.emit(cx, now, buf, plan);
+            }
             if let Some(plan) = self.plan_data(cx, now) {
                 return self.emit(cx, now, buf, plan);
             }
@@ -184,7 +187,28 @@ impl Tcb {
         }
         self.retransmits += 1;
         cx.counters.retrans_segs += 1;
+        self.scoreboard.high_rxt = self.snd.una + len as u32;
         Some(Plan { seq: self.snd.una, flags, off, len })
+    }
+
+    /// The next hole below SACKed data, above what was already retransmitted in this
+    /// recovery (RFC 6675 §4 NextSeg, rule 1).
+    fn plan_retransmit_hole(&mut self, cx: &mut Cx) -> Option<Plan> {
+        if !self.rtx_hole {
+            return None;
+        }
+        self.rtx_hole = false;
+        let from = self.scoreboard.high_rxt.max(self.snd.una);
+        let (seq, len) = self.scoreboard.next_hole(from, self.eff_mss(cx.cfg) as u32)?;
+        let off = seq.since(self.buf_seq()) as usize;
+        let len = (len as usize).min(self.sendbuf.len().saturating_sub(off));
+        if len == 0 {
+            return None;
+        }
+        self.scoreboard.high_rxt = seq + len as u32;
+        self.retransmits += 1;
+        cx.counters.retrans_segs += 1;
+        Some(Plan { seq, flags: TcpFlags::ACK, off, len })
     }
 
     /// New (or go-back-N re-sent) data and FIN, under the windows, with Nagle and
@@ -195,6 +219,12 @@ impl Tcb {
             State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
         ) {
             return None;
+        }
+        // Going back N after a timeout: skip what the receiver SACKed (RFC 6675 §5.1).
+        if self.snd.nxt.lt(self.snd_max)
+            && let Some(end) = self.scoreboard.sacked_end_at(self.snd.nxt)
+        {
+            self.snd.nxt = end.min(self.snd_max);
         }
         let buf_seq = self.buf_seq();
         if self.snd.nxt.lt(buf_seq) {
@@ -213,10 +243,14 @@ impl Tcb {
         }
         let mss = self.eff_mss(cx.cfg);
         let in_flight = self.snd.nxt.since(self.snd.una) as usize;
-        let wnd = (self.snd.wnd as usize).min(self.cc.cwnd());
+        let cwnd = self.cc.cwnd() + self.limited_transmit as usize * mss;
+        let wnd = (self.snd.wnd as usize).min(cwnd);
         let usable = wnd.saturating_sub(in_flight);
         let mut len = unsent.min(usable).min(mss);
         let retransmission = self.snd.nxt.lt(self.snd_max);
+        if retransmission && let Some(s) = self.scoreboard.next_sacked_after(self.snd.nxt) {
+            len = len.min(s.since(self.snd.nxt) as usize);
+        }
 
         if self.force_probe && len == 0 && unsent > 0 && self.snd.wnd == 0 {
             // Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
