@@ -60,6 +60,8 @@ impl Profile {
             delayed_ack: Some(Duration::from_millis(40)),
             ack_every: 2,
             ack_every_counts_segments: true,
+            // FreeBSD's tcp_output applies RFC 1122 Nagle as written.
+            nagle_minshall: false,
             // net.inet.tcp.insecure_rst = 0 / insecure_syn = 0.
             rfc5961: true,
             rfc5961_syn: true,

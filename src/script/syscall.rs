@@ -729,7 +729,10 @@ impl<'a> Runner<'a> {
                     self.cfg.timestamps = false;
                     self.cfg.sack = false;
                     self.cfg.dsack = false;
-                    self.note(format!("line {line}: TCP_NOOPT -> Config window_scale, timestamps, sack off"));
+                    self.cfg.send_mss_option = false;
+                    self.note(format!(
+                        "line {line}: TCP_NOOPT -> Config window_scale, timestamps, sack, send_mss_option off"
+                    ));
                 }
             }
             other => return unsupported(line, format!("setsockopt({other})")),
