@@ -232,6 +232,10 @@ pub fn json_num(v: f64) -> String {
     if !v.is_finite() {
         return "0".into();
     }
+    if v != 0.0 && v.abs() < 1e-3 {
+        // Keep tiny values positive: `1.5e-7` is a JSON number too.
+        return format!("{v:e}");
+    }
     let s = format!("{v:.6}");
     let s = s.trim_end_matches('0').trim_end_matches('.');
     if s.is_empty() || s == "-" { "0".into() } else { s.to_string() }
@@ -280,6 +284,7 @@ mod tests {
         assert_eq!(json_num(0.0), "0");
         assert_eq!(json_num(f64::NAN), "0");
         assert_eq!(json_num(-0.25), "-0.25");
+        assert_eq!(json_num(1.5e-7), "1.5e-7");
         assert_eq!(json_str("a\"b\\c\n"), "\"a\\\"b\\\\c\\u000a\"");
     }
 
