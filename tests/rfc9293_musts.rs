@@ -168,6 +168,21 @@ fn must_34_shrunk_window_sends_no_new_data() {
     assert_eq!(o.seq, h.our(14600));
 }
 
+/// MUST-66 (§3.4): RST (and URG) are processed even when our receive window is zero. The
+/// window is full (nothing read), and a RST at RCV.NXT still resets the connection.
+#[test]
+fn must_66_rst_processed_with_zero_window() {
+    let mut h = H::new(Config { recv_buffer: 1000, ..base_config() });
+    h.establish_passive(mss_opts(MSS));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(1000)));
+    h.expect(ACK, h.our(0), h.peer(1000)).win(0);
+    h.send(Seg::new(RST, h.peer(1000), 0));
+    h.expect_nothing();
+    assert_eq!(h.state(), Some(State::Closed));
+    let c = h.c();
+    assert!(h.events().contains(&Event::Closed(c, CloseReason::Reset)));
+}
+
 /// MUST-41 (§3.9.1.1): a passive OPEN that fails does not affect the existing listener.
 #[test]
 fn must_41_failed_passive_open_leaves_listener_alone() {
