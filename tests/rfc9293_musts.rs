@@ -301,6 +301,55 @@ fn must_25_28_keepalive_off_by_default() {
     assert_eq!(h.state(), Some(State::Established));
 }
 
+/// MUST-17 (§3.7.4): the application can turn the Nagle algorithm off on one connection.
+/// With Nagle on, a small write waits while data is unacknowledged; TCP_NODELAY releases it.
+#[test]
+fn must_17_nagle_can_be_disabled_per_connection() {
+    let mut h = established();
+    h.write(b"a");
+    h.expect(ACK | PSH, h.our(0), h.peer(0)).data(b"a");
+    h.write(b"b");
+    h.expect_nothing();
+    h.stack.set_nodelay(h.c(), true).expect("set_nodelay");
+    h.expect(ACK | PSH, h.our(1), h.peer(0)).data(b"b");
+    h.write(b"c");
+    h.expect(ACK | PSH, h.our(2), h.peer(0)).data(b"c");
+}
+
+/// MUST-40 (§3.8.6.3): a delayed ACK is sent within 0.5 s (the default delay is 40 ms).
+#[test]
+fn must_40_delayed_ack_within_half_a_second() {
+    let delay = Config::default().delayed_ack.expect("delayed ACKs are on by default");
+    assert!(delay < Duration::from_millis(500));
+    let mut h = H::new(Config { delayed_ack: Some(delay), ..base_config() });
+    h.establish_passive(mss_opts(MSS));
+    h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"one small segment"));
+    h.expect_nothing();
+    let waited = h.fire_timer();
+    assert!(waited < Duration::from_millis(500), "{waited:?}");
+    h.expect(ACK, h.our(0), h.peer(17));
+}
+
+/// MUST-24, MUST-27, MUST-29 (§3.8.4): keep-alive is turned on for one connection with its
+/// own idle time; a probe (SEG.SEQ = SND.NXT - 1, no data: SHLD-12) that gets no answer does
+/// not kill the connection; a later answer keeps it; turning keep-alive off stops it.
+#[test]
+fn must_24_27_29_keepalive_per_connection() {
+    let mut h = established();
+    let ka = Keepalive { idle: Duration::from_secs(60), interval: Duration::from_secs(10), probes: 3 };
+    h.stack.set_keepalive(h.c(), Some(ka)).expect("set_keepalive");
+    assert_eq!(h.fire_timer(), Duration::from_secs(60));
+    h.expect(ACK, h.iss, h.peer(0)).len(0);
+    assert_eq!(h.fire_timer(), Duration::from_secs(10));
+    h.expect(ACK, h.iss, h.peer(0)).len(0);
+    assert_eq!(h.state(), Some(State::Established), "one unanswered probe is no proof of death");
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)));
+    h.expect_nothing();
+    assert_eq!(h.state(), Some(State::Established));
+    h.stack.set_keepalive(h.c(), None).expect("set_keepalive");
+    assert_eq!(h.next_timer(), None);
+}
+
 /// MUST-26 (§3.8.4): keep-alive probes are sent only when no sent data is outstanding.
 /// Here the idle time is short (1.5 s) and our data stays unacknowledged.
 #[test]
