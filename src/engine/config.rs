@@ -27,8 +27,17 @@ pub struct Config {
     pub mss: Option<u16>,
     /// Receive buffer per connection, bytes. The advertised window comes from its free space.
     pub recv_buffer: usize,
-    /// Round the receive buffer down to a multiple of the MSS (FreeBSD does).
+    /// Round the receive buffer up to a multiple of the MSS (FreeBSD's tcp_mss() does).
     pub recv_buffer_round_to_mss: bool,
+    /// RCV.WND is all free receive-buffer space (FreeBSD): it goes in every segment's
+    /// window field and bounds the acceptability test, and receiver SWS avoidance
+    /// (RFC 9293 §3.8.6.2.2) only decides when a pure window update is sent. When false,
+    /// RCV.WND is what was last advertised and its right edge moves in steps of
+    /// min(RCV.BUFF/2, MSS), as the RFC describes.
+    pub window_full_space: bool,
+    /// While our FIN is unacknowledged, every ACK we send carries the FIN again
+    /// (FreeBSD's tcp_output); otherwise the FIN is only retransmitted by the timer.
+    pub resend_fin_with_ack: bool,
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
     /// Offer window scaling (RFC 7323 §2). The shift is derived from `recv_buffer` unless set.
@@ -49,6 +58,8 @@ pub struct Config {
     pub min_rto: Duration,
     /// RFC 6298 (2.5) upper bound on the RTO.
     pub max_rto: Duration,
+    /// Added to every RTO except the initial one (FreeBSD's net.inet.tcp.rexmit_slop).
+    pub rto_slop: Duration,
     /// SYN (and SYN-ACK) retransmissions before giving up (RFC 1122 §4.2.3.5 R2 for SYN).
     pub syn_retries: u32,
     /// Data/FIN retransmissions before giving up (R2).
@@ -59,12 +70,30 @@ pub struct Config {
     pub delayed_ack: Option<Duration>,
     /// ACK at least every this many full-sized segments (RFC 5681 §4.2: 2).
     pub ack_every: u32,
+    /// Count every in-order data segment toward `ack_every`, whatever its size (FreeBSD
+    /// acknowledges every second segment); otherwise only full-sized segments' worth of
+    /// bytes count (Linux-like).
+    pub ack_every_counts_segments: bool,
     /// Nagle's algorithm for new connections (RFC 9293 §3.7.4).
     pub nagle: bool,
     /// Keepalive for new connections; off by default.
     pub keepalive: Option<Keepalive>,
-    /// RFC 5961 challenge ACKs for in-window RST/SYN and the ACK-validity test.
+    /// RFC 5961 §3 (challenge ACK for an in-window RST that is not exact) and §5 (ACK
+    /// validity). Off gives RFC 793 behaviour (FreeBSD's net.inet.tcp.insecure_rst=1).
     pub rfc5961: bool,
+    /// RFC 5961 §4: challenge ACK for a SYN in a synchronized state. Off gives RFC 793
+    /// behaviour, a RST for an in-window SYN (FreeBSD's net.inet.tcp.insecure_syn=1).
+    pub rfc5961_syn: bool,
+    /// Process the ACK field of a segment wholly left of the window (its text is dropped
+    /// and an ACK sent), as FreeBSD's tcp_input does; RFC 9293 drops such a segment after
+    /// sending an ACK.
+    pub ack_old_segments: bool,
+    /// Ignore RST segments in TIME-WAIT (RFC 1337 §3, hazard H1). Off by default: RFC 9293
+    /// §3.10.7.4 and Linux (net.ipv4.tcp_rfc1337=0) close on such a RST.
+    pub rfc1337: bool,
+    /// Handle TIME-WAIT as FreeBSD's tcp_twcheck() does (no acceptability test; ACK
+    /// anything but an exact duplicate ACK; drop RSTs and segments without ACK).
+    pub time_wait_bsd: bool,
     /// Challenge ACKs allowed per second (RFC 5961 §7); 0 = unlimited.
     pub challenge_ack_limit: u32,
     /// Initial congestion window in segments; `None` uses RFC 6928 (min(10*MSS, max(2*MSS, 14600))).
@@ -90,6 +119,8 @@ impl Default for Config {
             mss: None,
             recv_buffer: 256 * 1024,
             recv_buffer_round_to_mss: false,
+            window_full_space: false,
+            resend_fin_with_ack: false,
             send_buffer: 256 * 1024,
             window_scale: true,
             window_scale_shift: None,
@@ -100,14 +131,20 @@ impl Default for Config {
             initial_rto: Duration::from_secs(1),
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
+            rto_slop: Duration::ZERO,
             syn_retries: 6,
             data_retries: 15,
             msl: Duration::from_secs(30),
             delayed_ack: Some(Duration::from_millis(40)),
             ack_every: 2,
+            ack_every_counts_segments: false,
             nagle: true,
             keepalive: None,
             rfc5961: true,
+            rfc5961_syn: true,
+            rfc1337: false,
+            time_wait_bsd: false,
+            ack_old_segments: false,
             challenge_ack_limit: 1000,
             initial_window_segments: None,
             isn_secret: *b"utcp-isn-secret!",
@@ -123,7 +160,7 @@ impl Default for Config {
 impl Config {
     /// The MSS we advertise on our SYN (RFC 9293 §3.7.1: MTU minus fixed IP and TCP headers).
     pub fn effective_mss(&self) -> u16 {
-        self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(88, 65495) as u16)
+        self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(16, 65495) as u16)
     }
 
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets

@@ -149,6 +149,15 @@ impl Stack {
             remote: SocketAddr::new(seg.src, seg.src_port),
         };
         if let Some(&idx) = self.conns.get(&quad) {
+            if let Some(old_snd_max) = self.time_wait_reincarnation(idx, &seg) {
+                // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN may reopen a connection from
+                // TIME-WAIT, with an ISS above everything the old incarnation used.
+                if let Some(lid) = self.find_listener(quad.local) {
+                    self.with_tcb(idx, now, |t, cx| t.close_with(cx, CloseReason::Normal));
+                    self.listen_segment(now, lid, quad, &seg, Some(old_snd_max + (1 << 17)));
+                    return;
+                }
+            }
             let reply = {
                 let slot = &mut self.slots[idx as usize];
                 let Some(tcb) = slot.tcb.as_mut() else { return };
@@ -168,7 +177,7 @@ impl Stack {
             return;
         }
         match self.find_listener(quad.local) {
-            Some(lid) => self.listen_segment(now, lid, quad, &seg),
+            Some(lid) => self.listen_segment(now, lid, quad, &seg, None),
             None => self.closed_segment(quad, &seg),
         }
     }
@@ -213,8 +222,21 @@ impl Stack {
         self.queue_reply(quad, reply);
     }
 
-    /// RFC 9293 §3.10.7.2: LISTEN.
-    fn listen_segment(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) {
+    /// If the TCB at `idx` is in TIME-WAIT and `seg` may reopen it, the old SND.MAX.
+    fn time_wait_reincarnation(&self, idx: u32, seg: &TcpSegment) -> Option<SeqNum> {
+        let tcb = self.slots[idx as usize].tcb.as_ref()?;
+        tcb.accepts_reincarnation(seg).then_some(tcb.snd_max)
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN. `iss` overrides the RFC 6528 choice (TIME-WAIT reuse).
+    fn listen_segment(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        quad: Quad,
+        seg: &TcpSegment,
+        iss: Option<SeqNum>,
+    ) {
         let f = seg.flags;
         // First, check for a RST: "An incoming RST should be ignored."
         if f.rst() {
@@ -245,7 +267,7 @@ impl Stack {
         self.counters.in_segs += 1;
         self.counters.passive_opens += 1;
         // RFC 6528 ISN.
-        let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
+        let iss = iss.unwrap_or_else(|| isn::initial_sequence_number(&self.config.isn_secret, &quad, now));
         let idx = self.alloc_slot(Stage::Embryonic(lid));
         let id = self.conn_id(idx);
         let mut cfg_local;

@@ -1,6 +1,7 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench.
 
 mod args;
+mod script;
 mod sim;
 
 const USAGE: &str = "\
@@ -29,9 +30,9 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "script" => script::run(rest),
         "sim" => sim::run_cli(rest),
         other => {
-            let _ = rest;
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
             2
         }

@@ -56,6 +56,13 @@ impl Tcb {
             self.rcv_wscale = 0;
         }
         self.sack_ok = cfg.sack && o.sack_permitted;
+        if cfg.recv_buffer_round_to_mss {
+            // FreeBSD's tcp_mss(): once the MSS is known, round the receive buffer up to a
+            // multiple of it.
+            let mss = (self.snd_mss as usize).min(cfg.effective_mss() as usize).max(1);
+            let cap = self.recvbuf.capacity().div_ceil(mss) * mss;
+            self.recvbuf.set_capacity(cap);
+        }
         if cfg.timestamps
             && let Some((tsval, _)) = o.timestamps
         {
@@ -159,6 +166,12 @@ impl Tcb {
             self.snd.nxt = self.snd.iss;
             self.send_syn = true;
             self.rtx_deadline = None;
+            // "If there are other controls or text in the segment, queue them for
+            // processing after the ESTABLISHED state has been reached."
+            if !seg.payload.is_empty() {
+                let n = seg.payload.len().min(self.recvbuf.capacity());
+                self.syn_text = Some(seg.payload[..n].to_vec());
+            }
         }
         None
     }
@@ -180,6 +193,49 @@ impl Tcb {
             return None;
         }
 
+        if self.state == State::TimeWait && cx.cfg.time_wait_bsd {
+            return self.on_segment_time_wait_bsd(cx, now, seg);
+        }
+        if self.state == State::TimeWait && f.rst() && cx.cfg.rfc1337 {
+            // RFC 1337 §3 (TIME-WAIT assassination, hazard H1): ignore RST in TIME-WAIT.
+            cx.counters.drop(DropReason::BadRst);
+            return None;
+        }
+
+        // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the sequence number, TCP
+        // MUST send an ACK (also referred to as challenge ACK) to the remote peer".
+        if f.syn() && cx.cfg.rfc5961_syn && !self.is_retransmitted_syn(seg) {
+            self.challenge_ack(cx);
+            return None;
+        }
+
+        // A segment wholly left of the window: with `Config::ack_old_segments` its text is
+        // dropped and an ACK scheduled, but its ACK field is still processed (FreeBSD).
+        let trimmed;
+        let seg = if cx.cfg.ack_old_segments
+            && !f.rst()
+            && !f.syn()
+            && (seg.seq + seg_len).le(self.rcv.nxt)
+            && seg.seq != self.rcv.nxt
+        {
+            cx.counters.drop(DropReason::NotAcceptable);
+            self.ack_now = true;
+            if !seg.payload.is_empty() && cx.cfg.dsack && self.sack_ok {
+                self.dsack = Some((seg.seq, seg.seq + seg.payload.len() as u32));
+            }
+            trimmed = TcpSegment {
+                payload: &[],
+                flags: crate::wire::TcpFlags(f.0 & !0x01),
+                seq: self.rcv.nxt,
+                ..*seg
+            };
+            &trimmed
+        } else {
+            seg
+        };
+        let f = seg.flags;
+        let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
+
         // First, check sequence number: the four-case acceptability test.
         if !self.acceptable(seg.seq, seg_len) {
             cx.counters.drop(DropReason::NotAcceptable);
@@ -192,6 +248,8 @@ impl Tcb {
                     self.dsack = Some((seg.seq, end.min(self.rcv.nxt)));
                 }
                 self.ack_now = true;
+                // An unacceptable SYN is answered like a challenge: a bare ACK.
+                self.challenge_pending |= f.syn();
                 if self.state == State::TimeWait && f.fin() {
                     // A retransmitted FIN: restart the 2 MSL timeout (RFC 9293 §3.10.7.4).
                     self.timewait_deadline = Some(now + cx.cfg.msl * 2);
@@ -215,14 +273,14 @@ impl Tcb {
 
         // Fourth, check the SYN bit.
         if f.syn() {
-            if self.state == State::SynReceived && self.passive.is_some() && seg.seq == self.rcv.irs {
+            if self.is_retransmitted_syn(seg) {
                 // Retransmitted SYN: answer with the SYN-ACK again (RFC 9293 §3.10.7.4 via the
                 // acceptability test's allowance; Linux and FreeBSD do the same).
                 self.send_syn = true;
                 self.snd.nxt = self.snd.iss;
                 return None;
             }
-            if cx.cfg.rfc5961 {
+            if cx.cfg.rfc5961_syn {
                 // RFC 5961 §4.2: any SYN in a synchronized state draws a challenge ACK.
                 self.challenge_ack(cx);
                 return None;
@@ -230,7 +288,7 @@ impl Tcb {
             // RFC 793: a SYN in the window is an error; send a reset and close.
             cx.counters.estab_resets += self.state.is_synchronized() as u64;
             self.close_with(cx, CloseReason::Reset);
-            return Some(RstReply { seq: self.snd_max, ack: None });
+            return Some(RstReply { seq: self.snd_max, ack: Some(self.rcv.nxt) });
         }
 
         // Fifth, check the ACK field.
@@ -268,9 +326,56 @@ impl Tcb {
         None
     }
 
+    /// A SYN that may reopen this connection from TIME-WAIT (RFC 1122 §4.2.2.13, RFC 6191):
+    /// above RCV.NXT, and with a newer timestamp when timestamps are in use.
+    pub(crate) fn accepts_reincarnation(&self, seg: &TcpSegment) -> bool {
+        let f = seg.flags;
+        if self.state != State::TimeWait || !f.syn() || f.ack() || f.rst() || !seg.seq.gt(self.rcv.nxt) {
+            return false;
+        }
+        match (self.ts_ok, seg.options.timestamps) {
+            (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
+            _ => true,
+        }
+    }
+
+    /// The peer's SYN again, while we are in SYN-RECEIVED after a passive open.
+    fn is_retransmitted_syn(&self, seg: &TcpSegment) -> bool {
+        self.state == State::SynReceived
+            && self.passive.is_some()
+            && seg.seq == self.rcv.irs
+            && !seg.flags.ack()
+    }
+
+    /// TIME-WAIT as FreeBSD's tcp_twcheck() handles it (`Config::time_wait_bsd`): no
+    /// acceptability test; RSTs (RFC 1337) and segments without ACK are dropped; a
+    /// retransmitted FIN restarts the 2 MSL timer; anything but an exact duplicate ACK
+    /// is answered with an ACK.
+    fn on_segment_time_wait_bsd(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
+        let f = seg.flags;
+        if f.rst() || !f.ack() {
+            cx.counters.drop(if f.rst() { DropReason::BadRst } else { DropReason::Ignored });
+            return None;
+        }
+        if f.fin() {
+            let end = seg.seq + seg.payload.len() as u32 + f.syn() as u32;
+            if end + 1 == self.rcv.nxt {
+                self.timewait_deadline = Some(now + cx.cfg.msl * 2);
+            }
+        }
+        let duplicate_ack = f == crate::wire::TcpFlags::ACK
+            && seg.payload.is_empty()
+            && seg.seq == self.rcv.nxt
+            && seg.ack == self.snd_max;
+        if !duplicate_ack {
+            self.ack_now = true;
+        }
+        None
+    }
+
     /// The four cases of RFC 9293 §3.10.7.4 "first, check sequence number".
     fn acceptable(&self, seq: SeqNum, seg_len: u32) -> bool {
-        let wnd = self.rcv_wnd_now();
+        let wnd = self.acceptance_window();
         let nxt = self.rcv.nxt;
         match (seg_len, wnd) {
             (0, 0) => seq == nxt,
@@ -291,6 +396,13 @@ impl Tcb {
         if (w as i32) < 0 { 0 } else { w }
     }
 
+    /// The window the acceptability test and text trimming use: what we advertised, or
+    /// with `Config::window_full_space` all free buffer space if that is more.
+    fn acceptance_window(&self) -> u32 {
+        let adv = self.rcv_wnd_now();
+        if self.full_space { adv.max(self.recvbuf.window() as u32) } else { adv }
+    }
+
     fn on_rst(&mut self, cx: &mut Cx) {
         match self.state {
             State::SynReceived if self.passive.is_some() => {
@@ -308,9 +420,12 @@ impl Tcb {
                 cx.counters.estab_resets += 1;
                 self.close_with(cx, CloseReason::Reset);
             }
-            State::Closing | State::LastAck | State::TimeWait => {
-                self.close_with(cx, CloseReason::Normal);
+            State::Closing | State::LastAck => {
+                // "enter the CLOSED state, delete the TCB": a user still holding the
+                // connection learns of the reset, as on Linux and FreeBSD.
+                self.close_with(cx, CloseReason::Reset);
             }
+            State::TimeWait => self.close_with(cx, CloseReason::Normal),
             _ => {}
         }
     }
@@ -325,6 +440,7 @@ impl Tcb {
         }
         cx.counters.challenge_acks += 1;
         self.ack_now = true;
+        self.challenge_pending = true;
     }
 
     /// RFC 9293 §3.10.7.4 "fifth, check the ACK field". Returns Some(reply) to stop
@@ -335,6 +451,17 @@ impl Tcb {
             if self.snd.una.lt(seg.ack) && seg.ack.le(self.snd_max) {
                 self.set_state(cx, State::Established);
                 self.send_syn = false;
+                if let Some(text) = self.syn_text.take() {
+                    // Text queued from a SYN in SYN-SENT (RFC 9293 §3.10.7.3).
+                    let n = self.recvbuf.write(0, &text);
+                    self.rcv.nxt += n as u32;
+                    self.notify |= notify::READABLE;
+                    self.unacked_segs += 1;
+                    match cx.cfg.delayed_ack {
+                        Some(d) => self.delack_deadline = Some(now + d),
+                        None => self.ack_now = true,
+                    }
+                }
                 // Window from the handshake-completing ACK (RFC 9293 §3.10.7.4).
                 self.snd.wnd = (seg.window as u32) << self.snd_wscale;
                 self.max_snd_wnd = self.max_snd_wnd.max(self.snd.wnd);
@@ -471,7 +598,7 @@ impl Tcb {
         if self.snd.una == self.snd_max {
             self.rtx_deadline = None;
         } else {
-            self.rtx_deadline = Some(now + self.rtt.rto());
+            self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
         }
     }
 
@@ -527,26 +654,30 @@ impl Tcb {
         if f.syn() {
             seq += 1;
         }
-        // Trim what we already have from the front.
+        // Trim what we already have from the front. The first duplicate part of a segment
+        // is reported as a D-SACK block (RFC 2883 §4), and a duplicate is acknowledged at once.
+        let want_dsack = cx.cfg.dsack && self.sack_ok;
         if seq.lt(self.rcv.nxt) {
             let skip = self.rcv.nxt.since(seq) as usize;
-            if skip >= data.len() {
-                if !data.is_empty() && cx.cfg.dsack && self.sack_ok {
-                    self.dsack = Some((seq, seq + data.len() as u32));
-                }
-                data = &[];
-            } else {
-                if cx.cfg.dsack && self.sack_ok {
-                    self.dsack = Some((seq, self.rcv.nxt));
-                }
-                data = &data[skip..];
+            if want_dsack && !data.is_empty() {
+                self.dsack = Some((seq, seq + skip.min(data.len()) as u32));
+                self.ack_now = true;
             }
+            data = &data[skip.min(data.len())..];
             seq = self.rcv.nxt;
+        } else if want_dsack && !data.is_empty() {
+            let off = seq.since(self.rcv.nxt) as usize;
+            let end = off + data.len();
+            if let Some((s, e)) = self.recvbuf.ooo_ranges().find(|&(s, e)| s < end && off < e) {
+                let (s, e) = (s.max(off), e.min(end));
+                self.dsack = Some((self.rcv.nxt + s as u32, self.rcv.nxt + e as u32));
+                self.ack_now = true;
+            }
         }
         let fin_seq = seg.seq + f.syn() as u32 + seg.payload.len() as u32;
         // Text beyond the window is not accepted (RFC 9293 §3.10.7.4 "trimmed ... to discard
         // any data beyond the window"); a FIN beyond it is not seen either.
-        let room = self.rcv_wnd_now().saturating_sub(seq.since(self.rcv.nxt)) as usize;
+        let room = self.acceptance_window().saturating_sub(seq.since(self.rcv.nxt)) as usize;
         let fin_in_window = data.len() <= room;
         if data.len() > room {
             // Text beyond the window (e.g. a zero-window probe) still deserves an ACK showing
@@ -629,11 +760,18 @@ impl Tcb {
         // In order: delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): at least every second
         // full-sized segment, and within the configured bound (< 0.5 s).
         self.unacked_bytes += advanced as u32;
+        self.unacked_segs += 1;
         match cx.cfg.delayed_ack {
             None => self.ack_now = true,
             Some(delay) => {
                 let full = self.rcv_mss as u32 - if self.ts_ok { 12 } else { 0 };
-                if self.unacked_bytes >= cx.cfg.ack_every.max(1) * full {
+                let every = cx.cfg.ack_every.max(1);
+                let due = if cx.cfg.ack_every_counts_segments {
+                    self.unacked_segs >= every
+                } else {
+                    self.unacked_bytes >= every * full
+                };
+                if due {
                     self.ack_now = true;
                 } else if self.delack_deadline.is_none() {
                     self.delack_deadline = Some(now + delay);

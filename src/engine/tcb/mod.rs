@@ -212,8 +212,12 @@ pub struct Tcb {
     // Output requests.
     /// Send an ACK at the next poll (RFC 9293 §3.10.7.4: "send an acknowledgment").
     pub(crate) ack_now: bool,
+    /// The pending ACK is a challenge ACK (RFC 5961 §3.2): a bare <SEQ=SND.NXT><ACK=RCV.NXT>.
+    pub(crate) challenge_pending: bool,
     /// Bytes of in-order data received since the last ACK we sent.
     pub(crate) unacked_bytes: u32,
+    /// In-order data segments received since the last ACK we sent.
+    pub(crate) unacked_segs: u32,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
     /// Send one byte past the window (zero-window probe, §3.8.6.1).
@@ -226,14 +230,20 @@ pub struct Tcb {
     pub(crate) send_rst: bool,
     /// The most recently received out-of-order segment, reported first in SACK (RFC 2018 §4).
     pub(crate) last_ooo: Option<(SeqNum, SeqNum)>,
+    /// Text that arrived on a SYN in SYN-SENT, delivered once ESTABLISHED (RFC 9293 §3.10.7.3).
+    pub(crate) syn_text: Option<Vec<u8>>,
     /// A duplicate range to report as D-SACK in the next ACK (RFC 2883).
     pub(crate) dsack: Option<(SeqNum, SeqNum)>,
+    /// SACK blocks in the order last reported, most recent first (RFC 2018 §4).
+    pub(crate) sack_reported: crate::wire::SackBlocks,
 
     // Congestion control (RFC 5681, RFC 6582).
     pub(crate) cc: Box<dyn CongestionControl>,
     pub(crate) recovery: Recovery,
 
     pub(crate) nodelay: bool,
+    /// RCV.WND is all free buffer space (`Config::window_full_space`).
+    pub(crate) full_space: bool,
     pub(crate) error: Option<CloseReason>,
     /// Pending notification bits (see [`notify`]).
     pub(crate) notify: u8,
@@ -246,11 +256,8 @@ pub struct Tcb {
 
 impl Tcb {
     fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
-        let mut recv_cap = cfg.recv_buffer.max(1);
+        let recv_cap = cfg.recv_buffer.max(1);
         let rcv_mss = cfg.effective_mss();
-        if cfg.recv_buffer_round_to_mss && recv_cap > rcv_mss as usize {
-            recv_cap -= recv_cap % rcv_mss as usize;
-        }
         let smss = 536usize;
         Tcb {
             id,
@@ -296,7 +303,9 @@ impl Tcb {
             last_rcv_time: now,
             last_snd_time: now,
             ack_now: false,
+            challenge_pending: false,
             unacked_bytes: 0,
+            unacked_segs: 0,
             rtx_una: false,
             force_probe: false,
             send_keepalive: false,
@@ -304,9 +313,12 @@ impl Tcb {
             send_rst: false,
             last_ooo: None,
             dsack: None,
+            syn_text: None,
+            sack_reported: crate::wire::SackBlocks::new(),
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
+            full_space: cfg.window_full_space,
             error: None,
             notify: 0,
             retransmits: 0,
@@ -402,6 +414,18 @@ impl Tcb {
             mss -= 12;
         }
         mss.max(1)
+    }
+
+    /// The RTO to arm now: RFC 6298 plus `Config::rto_slop` once a sample or a backoff
+    /// replaced the initial value.
+    #[inline]
+    pub(crate) fn rto_timer(&self, cfg: &Config) -> crate::time::Duration {
+        let rto = self.rtt.rto();
+        if self.rtt.srtt().is_some() || self.rtt.backoff_count() > 0 {
+            (rto + cfg.rto_slop).min(cfg.max_rto)
+        } else {
+            rto
+        }
     }
 
     /// Bytes sent and not yet acknowledged.

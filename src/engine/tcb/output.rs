@@ -60,6 +60,15 @@ impl Tcb {
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         if self.ack_now || self.window_update_due() {
+            if cx.cfg.resend_fin_with_ack
+                && !self.challenge_pending
+                && let Some(fs) = self.fin_seq()
+                && !self.fin_acked()
+                && self.snd_max.gt(fs)
+            {
+                let plan = Plan { seq: fs, flags: TcpFlags::FIN | TcpFlags::ACK, off: 0, len: 0 };
+                return self.emit(cx, now, buf, plan);
+            }
             let seq = self.snd_max;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
@@ -139,7 +148,7 @@ impl Tcb {
             self.rtt_timed = Some((self.snd.iss, now));
         }
         if self.rtx_deadline.is_none() {
-            self.rtx_deadline = Some(now + self.rtt.rto());
+            self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
         }
         self.last_snd_time = now;
         cx.counters.out_segs += 1;
@@ -279,12 +288,13 @@ impl Tcb {
     }
 
     /// The window field for a non-SYN segment, and the bookkeeping of what we advertised.
-    fn advertise_window(&mut self) -> u16 {
+    fn advertise_window(&mut self, cx_full_space: bool) -> u16 {
         let cur = self.rcv_wnd_now() as usize;
         let free = if self.read_shut { self.recvbuf.capacity() } else { self.recvbuf.window() };
         let step = (self.recvbuf.capacity() / 2).min(self.rcv_mss as usize);
         // Receiver SWS avoidance: grow only by useful amounts; never shrink the right edge.
-        let wnd = if free >= cur + step || free == self.recvbuf.capacity() { free } else { cur };
+        let grow = cx_full_space || free >= cur + step || free == self.recvbuf.capacity();
+        let wnd = if grow { free.max(cur) } else { cur };
         let field = (wnd >> self.rcv_wscale).min(65535) as u32;
         let adv = self.rcv.nxt + (field << self.rcv_wscale);
         if adv.gt(self.rcv_adv) {
@@ -295,7 +305,8 @@ impl Tcb {
     }
 
     /// SACK blocks for an ACK (RFC 2018 §4): a D-SACK first (RFC 2883 §4), then the block
-    /// holding the most recent out-of-order segment, then the others.
+    /// holding the most recently received out-of-order segment, then the blocks reported
+    /// before, most recent first, then any others.
     fn sack_blocks(&mut self, max: usize) -> SackBlocks {
         let mut blocks = SackBlocks::new();
         if !self.sack_ok {
@@ -305,29 +316,43 @@ impl Tcb {
             blocks.push(s, e);
         }
         let nxt = self.rcv.nxt;
-        let mut first: Option<(SeqNum, SeqNum)> = None;
-        if let Some((ls, le)) = self.last_ooo {
-            for (s, e) in self.recvbuf.ooo_ranges() {
-                let (bs, be) = (nxt + s as u32, nxt + e as u32);
-                if bs.le(ls) && le.le(be) {
-                    first = Some((bs, be));
-                    break;
-                }
+        // The held out-of-order ranges, as sequence numbers.
+        let mut held: [(SeqNum, SeqNum); 64] = [(SeqNum(0), SeqNum(0)); 64];
+        let mut n = 0;
+        for (s, e) in self.recvbuf.ooo_ranges() {
+            if n == held.len() {
+                break;
+            }
+            held[n] = (nxt + s as u32, nxt + e as u32);
+            n += 1;
+        }
+        let held = &held[..n];
+        let containing = |seq: SeqNum| held.iter().copied().find(|(s, e)| s.le(seq) && seq.lt(*e));
+        let mut order = SackBlocks::new();
+        let add = |b: (SeqNum, SeqNum), order: &mut SackBlocks| {
+            if !order.as_slice().contains(&b) {
+                order.push(b.0, b.1);
+            }
+        };
+        if let Some((ls, _)) = self.last_ooo
+            && let Some(b) = containing(ls)
+        {
+            add(b, &mut order);
+        }
+        for &(s, _) in self.sack_reported.as_slice() {
+            if let Some(b) = containing(s) {
+                add(b, &mut order);
             }
         }
-        if let Some((s, e)) = first
-            && blocks.len() < max
-        {
-            blocks.push(s, e);
+        for &b in held.iter().rev() {
+            add(b, &mut order);
         }
-        for (s, e) in self.recvbuf.ooo_ranges() {
+        self.sack_reported = order;
+        for &(s, e) in order.as_slice() {
             if blocks.len() >= max {
                 break;
             }
-            let b = (nxt + s as u32, nxt + e as u32);
-            if Some(b) != first {
-                blocks.push(b.0, b.1);
-            }
+            blocks.push(s, e);
         }
         blocks
     }
@@ -340,7 +365,7 @@ impl Tcb {
     /// Fill the header for `plan`, emit it, and account for what was sent.
     fn emit(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8], plan: Plan) -> Option<usize> {
         let cfg = cx.cfg;
-        let window = self.advertise_window();
+        let window = self.advertise_window(cfg.window_full_space);
         let mut options = TcpOptions::default();
         if self.ts_ok {
             options.timestamps = Some((self.ts_now(now), self.ts_recent));
@@ -374,8 +399,10 @@ impl Tcb {
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {
             self.ack_now = false;
+            self.challenge_pending = false;
             self.delack_deadline = None;
             self.unacked_bytes = 0;
+            self.unacked_segs = 0;
             self.last_ack_sent = self.rcv.nxt;
         }
         let seg_len = plan.len as u32 + plan.flags.fin() as u32;
@@ -393,7 +420,7 @@ impl Tcb {
             }
             if self.rtx_deadline.is_none() {
                 // RFC 6298 §5.1: start the timer when data is sent and it is not running.
-                self.rtx_deadline = Some(now + self.rtt.rto());
+                self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
             }
             self.persist_deadline = None;
             self.last_snd_time = now;
