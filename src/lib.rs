@@ -3,6 +3,7 @@
 //! The path of a segment: [`device`] (TUN or in-memory link) → [`wire`] (parse, checksum)
 //! → [`engine`] (`Stack` demux → TCB state machine) → [`wire`] (emit) → [`device`].
 //! [`runtime`] drives the engine on a thread and offers std::net-shaped sockets.
+#![doc = include_str!("../README.md")]
 
 pub mod bench;
 pub mod device;

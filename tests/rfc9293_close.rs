@@ -373,3 +373,131 @@ fn shutdown_read_discards_incoming() {
     assert_eq!((o.flags, o.ack), (ACK, h.peer(7)));
     assert_eq!(h.read(10).unwrap(), b"");
 }
+
+/// RFC 2525 §2.17 ("Failure to RST on close with data pending", the receive side) and
+/// RFC 9293 §3.10.4: once the user has CLOSEd (released the socket), new data from the peer
+/// can never be read, so it is answered with a RST <SEQ=SND.NXT> and the TCB is deleted.
+#[test]
+fn data_after_close_draws_rst() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.close(h.now, c);
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(ACK, h.peer(0), h.our(1)));
+    assert_eq!(h.stack.connection_count(), 1, "FIN-WAIT-2 orphan");
+    h.send(Seg::new(ACK, h.peer(0), h.our(1)).data(b"too late"));
+    let o = h.recv().expect("RST");
+    assert!(o.flags.rst(), "expected RST, got {o}");
+    assert_eq!(o.seq, h.our(1));
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// §3.10.7.4 eighth: "CLOSE-WAIT STATE: Remain in the CLOSE-WAIT state. CLOSING STATE: Remain
+/// in the CLOSING state. LAST-ACK STATE: Remain in the LAST-ACK state." A retransmitted FIN
+/// is acknowledged again (first check: it is an old duplicate) and changes nothing.
+#[test]
+fn retransmitted_fin_is_reacked_in_close_wait_and_last_ack() {
+    let mut h = established();
+    let c = h.c();
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    assert_eq!(h.state(), Some(State::CloseWait));
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(0), h.peer(1));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    assert_eq!(h.state(), Some(State::LastAck));
+}
+
+/// §3.10.7.4 eighth, CLOSING: a retransmitted FIN in CLOSING leaves it in CLOSING.
+#[test]
+fn retransmitted_fin_in_closing_is_reacked() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(FIN | ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    assert_eq!(h.state(), Some(State::Closing));
+}
+
+/// §3.10.5 ABORT in CLOSE-WAIT: "Send a reset segment: <SEQ=SND.NXT><CTL=RST>".
+#[test]
+fn abort_in_close_wait_sends_rst() {
+    let mut h = established();
+    let c = h.c();
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(1));
+    h.stack.abort(h.now, c);
+    let o = h.recv().expect("RST");
+    assert!(o.flags.rst(), "{o}");
+    assert_eq!(o.seq, h.our(0));
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// §3.10.5 ABORT in SYN-RECEIVED (simultaneous open): "Send a reset segment:
+/// <SEQ=SND.NXT><CTL=RST>".
+#[test]
+fn abort_in_syn_received_sends_rst() {
+    let mut h = H::new(base_config());
+    h.open_to_syn_sent();
+    h.send(Seg::new(SYN, PEER_ISS, 0));
+    h.expect(SYN | ACK, h.iss, h.peer(0));
+    let c = h.c();
+    h.stack.abort(h.now, c);
+    let o = h.recv().expect("RST");
+    assert!(o.flags.rst(), "{o}");
+    assert_eq!(o.seq, h.our(0), "SND.NXT = ISS + 1");
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// §3.10.6 STATUS / §3.10.3 RECEIVE on a connection that no longer exists: "error:
+/// connection does not exist" once the handle is released.
+#[test]
+fn calls_on_released_connection_fail() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.abort(h.now, c);
+    h.drain();
+    assert!(h.stack.status(c).is_err());
+    assert_eq!(h.stack.state(c), None);
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap_err().kind(), ErrorKind::NotConnected);
+    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::NotConnected);
+}
+
+/// RFC 1122 §4.2.2.13 (and RFC 6191): a SYN for a connection in TIME-WAIT may reopen it if
+/// its sequence number is above the old RCV.NXT; the new ISS "must be larger than the largest
+/// sequence number it used on the previous connection incarnation". An old SYN (at or below
+/// RCV.NXT) does not reopen it.
+#[test]
+fn new_syn_reopens_time_wait() {
+    let mut h = established();
+    fin_wait_2(&mut h);
+    h.send(Seg::new(FIN | ACK, h.peer(0), h.our(1)));
+    h.expect(ACK, h.our(1), h.peer(1));
+    assert_eq!(h.state(), Some(State::TimeWait));
+    // An old SYN (below RCV.NXT): no new connection, answered with an ACK.
+    h.send(Seg::new(SYN, h.peer(0).wrapping_sub(5), 0));
+    let o = h.recv().expect("ACK for the old SYN");
+    assert_eq!((o.flags, o.ack), (ACK, h.peer(1)), "{o}");
+    assert_eq!(h.state(), Some(State::TimeWait));
+    // A new SYN, above RCV.NXT.
+    let new_irs = h.peer(100_000);
+    h.send(Seg::new(SYN, new_irs, 0).mss(MSS));
+    let o = h.recv().expect("SYN-ACK for the new incarnation");
+    assert_eq!((o.flags, o.ack), (SYN | ACK, new_irs.wrapping_add(1)), "{o}");
+    assert!(SeqNum(o.seq).gt(SeqNum(h.our(1))), "new ISS {} above old SND.MAX {}", o.seq, h.our(1));
+    assert_eq!(h.stack.connection_count(), 1, "the new incarnation is in the table");
+    h.send(Seg::new(ACK, new_irs.wrapping_add(1), o.seq.wrapping_add(1)));
+    h.expect_nothing();
+    let (c2, _) = h.stack.accept(h.listener.unwrap()).unwrap();
+    assert_eq!(h.stack.state(c2), Some(State::Established));
+}

@@ -20,7 +20,7 @@ fn open_passive_twice_is_addr_in_use() {
 #[test]
 fn open_active_sends_syn_and_enters_syn_sent() {
     let mut h = H::new(base_config());
-    let syn = h.to_syn_sent();
+    let syn = h.open_to_syn_sent();
     assert_eq!(syn.dst, remote_addr());
     assert_eq!(syn.src, local_addr());
     let syn = syn.win(WIN).len(0).opts(mss_opts(MSS));
@@ -45,7 +45,7 @@ fn open_active_offers_enabled_options() {
         ..base_config()
     };
     let mut h = H::new(cfg);
-    let syn = h.to_syn_sent();
+    let syn = h.open_to_syn_sent();
     assert_eq!(syn.options.mss, Some(MSS));
     assert_eq!(syn.options.window_scale, Some(7));
     assert!(syn.options.sack_permitted);
@@ -143,7 +143,7 @@ fn listen_ack_draws_rst() {
 #[test]
 fn listen_syn_draws_syn_ack_and_enters_syn_received() {
     let mut h = H::new(base_config());
-    let synack = h.to_syn_received(mss_opts(1400));
+    let synack = h.open_to_syn_received(mss_opts(1400));
     synack.win(WIN).len(0).opts(mss_opts(MSS));
     assert_eq!(h.stack.connection_count(), 1);
     h.expect_nothing();
@@ -157,7 +157,7 @@ fn listen_syn_draws_syn_ack_and_enters_syn_received() {
 fn listen_syn_without_options_gets_syn_ack_without_options() {
     let cfg = Config { window_scale: true, sack: true, timestamps: true, ..base_config() };
     let mut h = H::new(cfg);
-    let synack = h.to_syn_received(TcpOptions::default());
+    let synack = h.open_to_syn_received(TcpOptions::default());
     assert_eq!(synack.options, mss_opts(MSS));
 }
 
@@ -224,7 +224,7 @@ fn listen_backlog_full_drops_syn() {
 #[test]
 fn close_listener_resets_queued_connection() {
     let mut h = H::new(base_config());
-    h.to_syn_received(TcpOptions::default());
+    h.open_to_syn_received(TcpOptions::default());
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
     let l = h.listener.unwrap();
     assert_eq!(h.stack.accept_queue_len(l), 1);
@@ -246,4 +246,133 @@ fn segment_to_foreign_address_is_dropped_silently() {
     h.send(Seg::new(SYN, 5000, 0).to(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)), 80)));
     h.expect_nothing();
     assert_eq!(h.stack.counters().dropped(DropReason::NotOurAddress), 1);
+}
+
+/// RFC 9293 §3.1 (MUST-2/MUST-3 checksum): a segment with a bad checksum is discarded
+/// silently — no RST, no TCB.
+#[test]
+fn bad_checksum_is_dropped_silently() {
+    let mut h = H::new(base_config());
+    h.listen();
+    let mut p = Seg::new(SYN, 5000, 0).mss(MSS).packet();
+    let last = p.len() - 1;
+    p[last] ^= 0x55; // last option byte: only the TCP checksum catches it
+    h.send_raw(&p);
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+    assert_eq!(h.stack.counters().dropped(DropReason::BadTcpChecksum), 1);
+}
+
+/// RFC 1122 §4.2.3.10: "A TCP implementation MUST silently discard an incoming SYN segment
+/// that is addressed to a broadcast or multicast address", and no RST may go to a broadcast
+/// or multicast source (RFC 1122 §3.2.1.3: such source addresses are invalid).
+#[test]
+fn syn_from_or_to_multicast_is_dropped_silently() {
+    let mut h = H::new(base_config());
+    h.listen();
+    let mcast = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(224, 0, 0, 5)), 40000);
+    h.send(Seg::new(SYN, 5000, 0).from(mcast));
+    let bcast = SocketAddr::new(IpAddr::V4(Ipv4Addr::BROADCAST), 80);
+    h.send(Seg::new(SYN, 5000, 0).to(bcast));
+    h.send(Seg::new(ACK, 5000, 7).from(mcast).to(SocketAddr::new(IpAddr::V4(LOCAL_IP), 81)));
+    h.expect_nothing();
+    assert_eq!(h.stack.connection_count(), 0);
+}
+
+/// RFC 9293 §3.7.1: the MSS option we send is the MTU less the fixed IP and TCP headers
+/// ("MSS = MTU - 40" for IPv4 without options); `Config::mss` overrides it.
+#[test]
+fn advertised_mss_follows_mtu() {
+    let mut h = H::new(Config { mtu: 1280, ..base_config() });
+    assert_eq!(h.open_to_syn_sent().options.mss, Some(1240));
+    let mut h = H::new(Config { mss: Some(900), ..base_config() });
+    assert_eq!(h.open_to_syn_sent().options.mss, Some(900));
+}
+
+/// RFC 9293 §3.10.7.4 (RST in SYN-RECEIVED "return this connection to LISTEN") and
+/// §3.10.7.2: a listener regains the capacity of a half-open connection that was reset or
+/// timed out, and of a queued connection once it is accepted.
+#[test]
+fn listener_backlog_recovers_after_reset_timeout_and_accept() {
+    let mut h = H::new(Config { syn_retries: 1, ..base_config() });
+    let l = h.stack.listen(local_addr(), 1).unwrap();
+    h.listener = Some(l);
+    let port = |p: u16| SocketAddr::new(IpAddr::V4(REMOTE_IP), p);
+    // A: reset in SYN-RECEIVED.
+    h.send(Seg::new(SYN, 1000, 0).from(port(41000)));
+    assert_eq!(h.recv().unwrap().flags, SYN | ACK);
+    h.send(Seg::new(RST, 1001, 0).from(port(41000)));
+    assert_eq!(h.stack.connection_count(), 0);
+    // B: SYN-ACK retransmissions exhausted.
+    h.send(Seg::new(SYN, 2000, 0).from(port(41001)));
+    assert_eq!(h.recv().unwrap().flags, SYN | ACK, "capacity regained after A's reset");
+    h.advance(Duration::from_secs(1));
+    h.drain();
+    h.advance(Duration::from_secs(2));
+    h.drain();
+    assert_eq!(h.stack.connection_count(), 0, "B given up");
+    // C: completes and waits in the accept queue; D is refused while C waits.
+    h.send(Seg::new(SYN, 3000, 0).from(port(41002)));
+    let c_synack = h.recv().expect("capacity regained after B's timeout");
+    h.send(Seg::new(ACK, 3001, c_synack.seq.wrapping_add(1)).from(port(41002)));
+    assert_eq!(h.stack.accept_queue_len(l), 1);
+    h.send(Seg::new(SYN, 4000, 0).from(port(41003)));
+    h.expect_nothing();
+    let _ = h.stack.accept(l).unwrap();
+    h.send(Seg::new(SYN, 4000, 0).from(port(41003)));
+    let d = h.recv().expect("capacity regained after accept");
+    assert_eq!((d.flags, d.ack), (SYN | ACK, 4001));
+}
+
+/// RFC 9293 §3.1 (MUST-6): "A TCP implementation MUST ignore without error any TCP option it
+/// does not implement, assuming that the option has a length field." A SYN carrying an
+/// unknown option (kind 253, length 4) is answered normally; without an MSS option the
+/// default send MSS is 536 (MUST-15).
+#[test]
+fn unknown_option_is_ignored() {
+    let mut h = H::new(base_config());
+    h.listen();
+    let p = rewrite_options(Seg::new(SYN, 5000, 0).mss(MSS).packet(), |o| {
+        o.copy_from_slice(&[253, 4, 0xab, 0xcd]);
+    });
+    h.send_raw(&p);
+    let o = h.recv().expect("SYN-ACK");
+    assert_eq!((o.flags, o.ack), (SYN | ACK, 5001));
+    h.iss = o.seq;
+    h.irs = 5000;
+    h.send(Seg::new(ACK, 5001, h.our(0)));
+    let (c, _) = h.stack.accept(h.listener.unwrap()).unwrap();
+    assert_eq!(h.stack.status(c).unwrap().mss, 536);
+}
+
+/// RFC 9293 §3.1 (MUST-7): "TCP implementations MUST be prepared to handle an illegal option
+/// length (e.g., zero)". A SYN whose option has length 0 must not create a connection (and
+/// must not crash the stack); the listener keeps working.
+#[test]
+fn illegal_option_length_is_handled() {
+    let mut h = H::new(base_config());
+    h.listen();
+    for bad in [[2u8, 0, 5, 180], [2, 40, 5, 180], [8, 2, 0, 0], [3, 1, 1, 1]] {
+        let p = rewrite_options(Seg::new(SYN, 5000, 0).mss(MSS).packet(), |o| o.copy_from_slice(&bad));
+        h.send_raw(&p);
+        for o in h.drain() {
+            assert!(!o.flags.syn(), "no handshake for options {bad:?}: {o}");
+        }
+    }
+    assert_eq!(h.stack.connection_count(), 0);
+    h.send(Seg::new(SYN, 6000, 0).mss(MSS));
+    assert_eq!(h.recv().unwrap().flags, SYN | ACK);
+}
+
+/// RFC 9293 §3.10.1 passive OPEN with an unspecified local address (0.0.0.0): a SYN to any
+/// of our addresses on that port is accepted and answered from the address it was sent to.
+#[test]
+fn listen_on_unspecified_address() {
+    let mut h = H::new(base_config());
+    let any = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), LOCAL_PORT);
+    let l = h.stack.listen(any, 4).unwrap();
+    h.listener = Some(l);
+    h.send(Seg::new(SYN, 5000, 0).mss(MSS));
+    let o = h.recv().expect("SYN-ACK");
+    assert_eq!((o.flags, o.ack, o.src), (SYN | ACK, 5001, local_addr()));
 }

@@ -9,7 +9,7 @@ use common::*;
 #[test]
 fn ack_at_or_below_iss_draws_rst() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.iss));
     h.expect(RST, h.iss, 0).len(0);
     h.send(Seg::new(ACK, PEER_ISS, h.iss.wrapping_sub(1000)));
@@ -22,7 +22,7 @@ fn ack_at_or_below_iss_draws_rst() {
 #[test]
 fn ack_beyond_snd_nxt_draws_rst() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(1)));
     h.expect(RST, h.our(1), 0);
     h.expect_nothing();
@@ -33,7 +33,7 @@ fn ack_beyond_snd_nxt_draws_rst() {
 #[test]
 fn unacceptable_ack_with_rst_is_dropped() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(RST | ACK, PEER_ISS, h.iss));
     h.expect_nothing();
     assert_eq!(h.state(), Some(State::SynSent));
@@ -44,7 +44,7 @@ fn unacceptable_ack_with_rst_is_dropped() {
 #[test]
 fn rst_with_acceptable_ack_refuses_the_connection() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(RST | ACK, 0, h.our(0)));
     h.expect_nothing();
     assert_eq!(h.state(), Some(State::Closed));
@@ -59,7 +59,7 @@ fn rst_with_acceptable_ack_refuses_the_connection() {
 #[test]
 fn rst_without_ack_is_dropped() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(RST, 0, 0));
     h.expect_nothing();
     assert_eq!(h.state(), Some(State::SynSent));
@@ -72,7 +72,7 @@ fn rst_without_ack_is_dropped() {
 #[test]
 fn syn_ack_establishes_and_is_acknowledged() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(1200).win(12345));
     h.expect(ACK, h.our(0), h.peer(0)).win(WIN).len(0).no_opts();
     h.expect_nothing();
@@ -98,7 +98,7 @@ fn syn_ack_establishes_and_is_acknowledged() {
 #[test]
 fn syn_ack_with_data_delivers_it() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).data(b"hello"));
     h.expect(ACK, h.our(0), h.peer(5)).win(WIN - 5).len(0);
     h.expect_nothing();
@@ -112,7 +112,7 @@ fn syn_ack_with_data_delivers_it() {
 #[test]
 fn syn_ack_with_fin_enters_close_wait() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK | FIN, PEER_ISS, h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
     h.expect_nothing();
@@ -125,7 +125,7 @@ fn syn_ack_with_fin_enters_close_wait() {
 #[test]
 fn segment_without_syn_or_rst_is_dropped() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(ACK, PEER_ISS + 1, h.our(0)).data(b"early"));
     h.send(Seg::new(FIN | ACK, PEER_ISS + 1, h.our(0)));
     h.expect_nothing();
@@ -138,7 +138,7 @@ fn segment_without_syn_or_rst_is_dropped() {
 #[test]
 fn simultaneous_open_crossing_syn_acks() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN, PEER_ISS, 0).mss(MSS));
     h.expect(SYN | ACK, h.iss, h.peer(0)).len(0).opts(mss_opts(MSS));
     h.expect_nothing();
@@ -162,7 +162,7 @@ fn simultaneous_open_crossing_syn_acks() {
 #[test]
 fn simultaneous_open_via_peer_ack() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN, PEER_ISS, 0));
     h.expect(SYN | ACK, h.iss, h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
@@ -181,7 +181,7 @@ fn simultaneous_open_via_peer_ack() {
 fn syn_retransmission_backs_off_then_gives_up() {
     let cfg = Config { syn_retries: 3, ..base_config() };
     let mut h = H::new(cfg);
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     let mut waits = Vec::new();
     for _ in 0..3 {
         waits.push(h.fire_timer());
@@ -202,7 +202,7 @@ fn syn_retransmission_backs_off_then_gives_up() {
 #[test]
 fn send_in_syn_sent_is_queued_until_established() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.write(b"queued");
     h.expect_nothing();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)));
@@ -223,7 +223,7 @@ fn send_in_syn_sent_is_queued_until_established() {
 #[test]
 fn receive_in_syn_sent_would_block() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     assert_eq!(h.read(10).unwrap_err().kind(), ErrorKind::WouldBlock);
 }
 
@@ -232,7 +232,7 @@ fn receive_in_syn_sent_would_block() {
 #[test]
 fn close_in_syn_sent_deletes_tcb_silently() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     let c = h.c();
     h.stack.close(h.now, c);
     h.expect_nothing();
@@ -248,7 +248,7 @@ fn close_in_syn_sent_deletes_tcb_silently() {
 #[test]
 fn abort_in_syn_sent_deletes_tcb_silently() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.write(b"lost");
     let c = h.c();
     h.stack.abort(h.now, c);
@@ -261,7 +261,7 @@ fn abort_in_syn_sent_deletes_tcb_silently() {
 #[test]
 fn missing_mss_option_means_536() {
     let mut h = H::new(base_config());
-    h.to_syn_sent();
+    h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)));
     h.expect(ACK, h.our(0), h.peer(0));
     let c = h.c();
@@ -284,4 +284,50 @@ fn peer_mss_bounds_segment_size() {
     h.expect(ACK, h.our(1000), h.peer(0)).len(1000);
     h.expect(ACK | PSH, h.our(2000), h.peer(0)).len(500);
     h.expect_nothing();
+}
+
+/// RFC 9293 §3.10.1: after a connection is reset (CLOSED, TCB deleted) the same socket pair
+/// can be OPENed again at once — even before the stack was polled — and the new handshake
+/// completes on the new TCB.
+#[test]
+fn reopen_same_socket_pair_right_after_reset() {
+    let mut h = H::new(base_config());
+    h.establish_active(mss_opts(MSS));
+    let old = h.c();
+    h.send(Seg::new(RST, h.peer(0), 0));
+    assert_eq!(h.stack.state(old), Some(State::Closed));
+    h.now += Duration::from_secs(1);
+    let c = h.stack.connect(h.now, local_addr(), remote_addr()).expect("reopen");
+    h.conn = Some(c);
+    let syn = h.recv().expect("SYN");
+    assert_eq!(syn.flags, SYN);
+    h.iss = syn.seq;
+    assert_eq!(h.stack.connection_count(), 1, "the new TCB is in the connection table");
+    h.send(Seg::new(SYN | ACK, PEER_ISS + 777, h.our(0)).mss(MSS));
+    let o = h.recv().expect("ACK of the new SYN-ACK");
+    assert_eq!((o.flags, o.seq, o.ack), (ACK, h.our(0), PEER_ISS + 778), "{o}");
+    assert_eq!(h.state(), Some(State::Established));
+}
+
+/// RFC 9293 §3.7.1 (MUST-16): "Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize -
+/// IPoptionsize": a peer MSS above what our MTU can carry is limited by MMS_S (1500 - 20), a
+/// small one is honoured.
+#[test]
+fn effective_send_mss_is_min_of_peer_mss_and_mms_s() {
+    let mut h = H::new(base_config());
+    h.establish_active(mss_opts(9000));
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(&payload(2000));
+    h.expect(ACK, h.our(0), h.peer(0)).len(1460);
+    h.expect(ACK | PSH, h.our(1460), h.peer(0)).len(540);
+
+    let mut h = H::new(base_config());
+    h.establish_active(mss_opts(100));
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(&payload(250));
+    h.expect(ACK, h.our(0), h.peer(0)).len(100);
+    h.expect(ACK, h.our(100), h.peer(0)).len(100);
+    h.expect(ACK | PSH, h.our(200), h.peer(0)).len(50);
 }

@@ -4,3 +4,4 @@ pub mod link;
 pub mod netns;
 pub mod pcap;
 pub mod rng;
+pub mod tun;

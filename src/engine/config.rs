@@ -88,6 +88,9 @@ pub struct Config {
     /// and an ACK sent), as FreeBSD's tcp_input does; RFC 9293 drops such a segment after
     /// sending an ACK.
     pub ack_old_segments: bool,
+    /// Drop every segment with both SYN and FIN set, in any state (FreeBSD's
+    /// net.inet.tcp.drop_synfin; RFC 9293 gives such segments no special meaning).
+    pub drop_synfin: bool,
     /// Ignore RST segments in TIME-WAIT (RFC 1337 §3, hazard H1). Off by default: RFC 9293
     /// §3.10.7.4 and Linux (net.ipv4.tcp_rfc1337=0) close on such a RST.
     pub rfc1337: bool,
@@ -132,7 +135,8 @@ impl Default for Config {
             min_rto: Duration::from_millis(200),
             max_rto: Duration::from_secs(60),
             rto_slop: Duration::ZERO,
-            syn_retries: 6,
+            // RFC 9293 §3.8.3 (MUST-23): SYNs retransmitted for at least 3 minutes (255 s).
+            syn_retries: 7,
             data_retries: 15,
             msl: Duration::from_secs(30),
             delayed_ack: Some(Duration::from_millis(40)),
@@ -145,6 +149,7 @@ impl Default for Config {
             rfc1337: false,
             time_wait_bsd: false,
             ack_old_segments: false,
+            drop_synfin: false,
             challenge_ack_limit: 1000,
             initial_window_segments: None,
             isn_secret: *b"utcp-isn-secret!",

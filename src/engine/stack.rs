@@ -60,7 +60,7 @@ pub struct Stack {
     config: Config,
     counters: Counters,
     local_addrs: Vec<IpAddr>,
-    conns: HashMap<Quad, u32>,
+    conns: HashMap<Quad, u32, QuadHasherBuilder>,
     slots: Vec<Slot>,
     free: Vec<u32>,
     listeners: Vec<Option<Listener>>,
@@ -77,6 +77,7 @@ pub struct Stack {
 
 impl Stack {
     pub fn new(config: Config) -> Stack {
+        let hasher = QuadHasherBuilder::new(&config.isn_secret);
         let (lo, hi) = config.ephemeral_ports;
         let span = hi.saturating_sub(lo).max(1) as u32;
         let start =
@@ -86,7 +87,7 @@ impl Stack {
             config,
             counters: Counters::default(),
             local_addrs: Vec::new(),
-            conns: HashMap::new(),
+            conns: HashMap::with_hasher(hasher),
             slots: Vec::new(),
             free: Vec::new(),
             listeners: Vec::new(),
@@ -122,6 +123,15 @@ impl Stack {
         &self.counters
     }
 
+    /// Every connection in the table with its state (what `netstat`/`sockstat` show).
+    pub fn connections(&self) -> impl Iterator<Item = (Quad, State)> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|s| s.tcb.as_ref())
+            .filter(|t| t.state != State::Closed)
+            .map(|t| (t.quad, t.state))
+    }
+
     /// Number of TCBs in the connection table.
     pub fn connection_count(&self) -> usize {
         self.conns.len()
@@ -141,6 +151,10 @@ impl Stack {
         };
         if !self.local_addrs.is_empty() && !self.local_addrs.contains(&seg.dst) {
             self.counters.drop(DropReason::NotOurAddress);
+            return;
+        }
+        if self.config.drop_synfin && seg.flags.syn() && seg.flags.fin() {
+            self.counters.drop(DropReason::Ignored);
             return;
         }
         self.refresh_challenge_budget(now);
@@ -405,7 +419,10 @@ impl Stack {
             }
         }
         if state == State::Closed {
-            self.conns.remove(&quad);
+            // A new incarnation may already own the quad (TIME-WAIT reuse, reconnect).
+            if self.conns.get(&quad) == Some(&idx) {
+                self.conns.remove(&quad);
+            }
             match stage {
                 Stage::User => {
                     if bits & notify::CLOSED != 0 {
@@ -930,5 +947,79 @@ impl Stack {
 
     pub fn peer_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
         Ok(self.tcb(c)?.quad.remote)
+    }
+}
+
+/// Hashes a [`Quad`] for the connection table: one keyed folded multiply per 64-bit word
+/// (the foldhash/wyhash construction), several times cheaper than SipHash on the
+/// per-segment path, and keyed with the stack's secret so an attacker cannot aim
+/// colliding ports at the table.
+#[derive(Clone)]
+pub(crate) struct QuadHasherBuilder {
+    seed: u64,
+    key: u64,
+}
+
+impl QuadHasherBuilder {
+    fn new(secret: &[u8; 16]) -> QuadHasherBuilder {
+        let mut k = [0u8; 8];
+        k.copy_from_slice(&secret[..8]);
+        let mut j = [0u8; 8];
+        j.copy_from_slice(&secret[8..]);
+        let (k, j) = (u64::from_le_bytes(k), u64::from_le_bytes(j));
+        QuadHasherBuilder { seed: k ^ 0x9E37_79B9_7F4A_7C15, key: (j ^ 0x5851_F42D_4C95_7F2D) | 1 }
+    }
+}
+
+impl std::hash::BuildHasher for QuadHasherBuilder {
+    type Hasher = QuadHasher;
+    fn build_hasher(&self) -> QuadHasher {
+        QuadHasher { state: self.seed, key: self.key }
+    }
+}
+
+pub(crate) struct QuadHasher {
+    state: u64,
+    key: u64,
+}
+
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = (a as u128).wrapping_mul(b as u128);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl std::hash::Hasher for QuadHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.state = folded_multiply(self.state ^ i, self.key);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        folded_multiply(self.state ^ self.key.rotate_left(32), 0x2D35_8DCC_AA6C_78A5)
     }
 }

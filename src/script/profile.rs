@@ -208,10 +208,12 @@ pub fn apply_sysctl(
             "rexmit_drop_options=0: SYN retransmissions keep their options, as the engine does".into(),
         ),
         "net.inet.tcp.rexmit_slop" => {
-            Ignored(format!("rexmit_slop={v} ms: no engine counterpart (RTO is RFC 6298 with min_rto)"))
+            cfg.rto_slop = Duration::from_millis(v);
+            Applied(format!("rto_slop = {v} ms"))
         }
-        "net.inet.tcp.drop_synfin" if v == 0 => {
-            Ignored("drop_synfin=0: SYN+FIN is processed, as the engine does".into())
+        "net.inet.tcp.drop_synfin" => {
+            cfg.drop_synfin = v != 0;
+            Applied(format!("drop_synfin = {}", v != 0))
         }
         "net.inet.tcp.syncookies" if v == 0 => Ignored("syncookies=0: the engine has no SYN cookies".into()),
         "net.inet.tcp.syncookies_only" if v == 0 => Ignored("syncookies_only=0".into()),
@@ -254,10 +256,8 @@ mod tests {
         assert!(!cfg.rfc5961);
         apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_syn", "0");
         assert!(cfg.rfc5961_syn);
-        assert!(matches!(
-            apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.drop_synfin", "1"),
-            SysctlEffect::Unsupported(_)
-        ));
+        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.drop_synfin", "1");
+        assert!(cfg.drop_synfin);
         apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.delacktime", "100");
         assert_eq!(cfg.delayed_ack, Some(Duration::from_millis(100)));
     }

@@ -17,39 +17,31 @@
 /// is padded with a zero byte on the right (RFC 1071 §1).
 #[inline]
 pub fn sum(data: &[u8], acc: u64) -> u64 {
-    // Four independent accumulators over 32-byte blocks break the carry dependency chain
-    // (one add-with-carry chain per accumulator); they are combined at the end.
-    let mut lanes = [acc, 0, 0, 0];
+    // RFC 1071 §2(B): the sum is independent of byte order. Sum native-endian 32-bit words
+    // into 64-bit lanes (no carry to propagate until 2^32 words, far beyond any packet),
+    // which the compiler vectorizes; fold to 16 bits and swap into network order once.
+    let mut lanes = [0u64; 8];
     let mut blocks = data.chunks_exact(32);
     for b in &mut blocks {
-        for (lane, c) in lanes.iter_mut().zip(b.chunks_exact(8)) {
-            let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-            *lane = add_carry(*lane, w);
+        for (lane, c) in lanes.iter_mut().zip(b.chunks_exact(4)) {
+            *lane += u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64;
         }
     }
-    let mut acc = add_carry(add_carry(lanes[0], lanes[1]), add_carry(lanes[2], lanes[3]));
-    let mut chunks = blocks.remainder().chunks_exact(8);
-    for c in &mut chunks {
-        let w = u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
-        acc = add_carry(acc, w);
+    let mut native: u64 = lanes.iter().sum();
+    let mut words = blocks.remainder().chunks_exact(4);
+    for c in &mut words {
+        native += u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64;
     }
-    // At most 7 bytes left: add them as a 4-, 2- and 1-byte piece, each placed at its
-    // big-endian position within a 64-bit word (no variable-length copy).
-    let rest = chunks.remainder();
-    let mut tail: u64 = 0;
-    let mut i = 0;
-    if rest.len() >= 4 {
-        tail |= (u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as u64) << 32;
-        i = 4;
+    // 0 to 3 bytes left: zero-pad on the right (RFC 1071 §1), in stream order.
+    let rest = words.remainder();
+    if !rest.is_empty() {
+        let mut w = [0u8; 4];
+        w[..rest.len()].copy_from_slice(rest);
+        native += u32::from_ne_bytes(w) as u64;
     }
-    if rest.len() - i >= 2 {
-        tail |= (u16::from_be_bytes([rest[i], rest[i + 1]]) as u64) << (48 - 8 * i);
-        i += 2;
-    }
-    if rest.len() > i {
-        tail |= (rest[i] as u64) << (56 - 8 * i);
-    }
-    add_carry(acc, tail)
+    let folded = fold(native);
+    let be = if cfg!(target_endian = "little") { folded.swap_bytes() } else { folded };
+    add_carry(acc, be as u64)
 }
 
 /// One's complement 64-bit addition (end-around carry).

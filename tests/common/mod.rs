@@ -411,7 +411,7 @@ impl H {
     /// Passive OPEN up to SYN-RECEIVED: listen, peer SYN (with `syn_opts`), our SYN-ACK
     /// (checked, returned). Learns our ISS.
     #[track_caller]
-    pub fn to_syn_received(&mut self, syn_opts: TcpOptions) -> Out {
+    pub fn open_to_syn_received(&mut self, syn_opts: TcpOptions) -> Out {
         self.listen();
         self.send(Seg::new(SYN, PEER_ISS, 0).opts(syn_opts));
         let o = self.recv().expect("no SYN-ACK");
@@ -422,9 +422,18 @@ impl H {
     }
 
     /// Passive OPEN to ESTABLISHED: SYN, SYN-ACK, ACK, accept. Returns our SYN-ACK.
+    /// Pending events are discarded.
     #[track_caller]
     pub fn establish_passive(&mut self, syn_opts: TcpOptions) -> Out {
-        let synack = self.to_syn_received(syn_opts);
+        let synack = self.establish_passive_keep_events(syn_opts);
+        self.events();
+        synack
+    }
+
+    /// [`H::establish_passive`] without draining the events.
+    #[track_caller]
+    pub fn establish_passive_keep_events(&mut self, syn_opts: TcpOptions) -> Out {
+        let synack = self.open_to_syn_received(syn_opts);
         let mut ack = Seg::new(ACK, self.peer(0), self.our(0));
         if let Some((val, _)) = syn_opts.timestamps {
             ack = ack.ts(val + 1, synack.options.timestamps.map(|t| t.0).unwrap_or(0));
@@ -436,13 +445,12 @@ impl H {
         self.conn = Some(c);
         assert_eq!(self.state(), Some(State::Established));
         self.expect_nothing();
-        self.events();
         synack
     }
 
     /// Active OPEN up to SYN-SENT: connect and check our SYN. Learns our ISS.
     #[track_caller]
-    pub fn to_syn_sent(&mut self) -> Out {
+    pub fn open_to_syn_sent(&mut self) -> Out {
         let c = self.stack.connect(self.now, local_addr(), remote_addr()).expect("connect");
         self.conn = Some(c);
         let o = self.recv().expect("no SYN");
@@ -455,7 +463,7 @@ impl H {
     /// Returns our SYN.
     #[track_caller]
     pub fn establish_active(&mut self, synack_opts: TcpOptions) -> Out {
-        let syn = self.to_syn_sent();
+        let syn = self.open_to_syn_sent();
         self.send(Seg::new(SYN | ACK, PEER_ISS, self.our(0)).opts(synack_opts));
         let o = self.expect(ACK, self.our(0), self.peer(0));
         assert!(o.payload.is_empty());
@@ -515,4 +523,21 @@ pub fn full_syn_opts(wscale: u8, tsval: u32) -> TcpOptions {
 /// Options with only an MSS.
 pub fn mss_opts(m: u16) -> TcpOptions {
     TcpOptions { mss: Some(m), ..TcpOptions::default() }
+}
+
+/// Rewrite the TCP options area of an IPv4/TCP `packet` (as built by [`Seg::packet`]) with
+/// `f`, then fix the TCP checksum. The area keeps its length.
+pub fn rewrite_options(mut packet: Vec<u8>, f: impl FnOnce(&mut [u8])) -> Vec<u8> {
+    use utcp::wire::checksum::{finish, pseudo_header_ipv4, sum};
+    let ihl = (packet[0] & 0x0f) as usize * 4;
+    let doff = (packet[ihl + 12] >> 4) as usize * 4;
+    f(&mut packet[ihl + 20..ihl + doff]);
+    packet[ihl + 16] = 0;
+    packet[ihl + 17] = 0;
+    let src = [packet[12], packet[13], packet[14], packet[15]];
+    let dst = [packet[16], packet[17], packet[18], packet[19]];
+    let tcp_len = (packet.len() - ihl) as u16;
+    let c = finish(sum(&packet[ihl..], pseudo_header_ipv4(src, dst, 6, tcp_len)));
+    packet[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
+    packet
 }

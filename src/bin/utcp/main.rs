@@ -1,8 +1,16 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench.
 
 mod args;
+mod bench;
+mod connect;
+mod demo;
 mod script;
+mod serve;
 mod sim;
+
+/// Counts allocations only while `utcp bench --scale` measures (one relaxed load otherwise).
+#[global_allocator]
+static ALLOC: utcp::bench::alloc::Counting = utcp::bench::alloc::Counting;
 
 const USAGE: &str = "\
 utcp: a user-space TCP/IP stack on a Linux TUN device
@@ -30,7 +38,11 @@ fn main() {
             print!("{USAGE}");
             0
         }
+        "demo" => demo::run(rest),
+        "serve" => serve::run(rest),
+        "connect" => connect::run(rest),
         "script" => script::run(rest),
+        "bench" => bench::run(rest),
         "sim" => sim::run_cli(rest),
         other => {
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");

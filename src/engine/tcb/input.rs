@@ -79,6 +79,21 @@ impl Tcb {
         )));
     }
 
+    /// The three-way handshake just completed.
+    fn on_handshake_complete(&mut self, cfg: &Config) {
+        if self.timeouts > 0 {
+            // RFC 6298 §5.7: after a SYN timeout, data transmission starts with a 3 s RTO.
+            self.rtt.reinit_after_syn_timeout();
+        }
+        if self.timeouts > 1 {
+            // RFC 5681 §3.1 / RFC 6928 §2: after repeated SYN or SYN-ACK loss the initial
+            // window is one segment.
+            let smss = self.eff_mss(cfg);
+            self.cc =
+                Box::new(super::congestion::NewReno::new(super::congestion::initial_window(smss, Some(1))));
+        }
+    }
+
     /// Process one segment. Returns a RST to send statelessly, if the RFC asks for one.
     pub(crate) fn on_segment(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
         cx.counters.in_segs += 1;
@@ -150,6 +165,7 @@ impl Tcb {
             // "our SYN has been ACKed ... change the connection state to ESTABLISHED,
             //  form an ACK segment <SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> and send it."
             self.set_state(cx, State::Established);
+            self.on_handshake_complete(cx.cfg);
             self.send_syn = false;
             self.ack_now = true;
             // "Data or controls that were queued for transmission may be included." Data
@@ -204,7 +220,7 @@ impl Tcb {
 
         // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the sequence number, TCP
         // MUST send an ACK (also referred to as challenge ACK) to the remote peer".
-        if f.syn() && cx.cfg.rfc5961_syn && !self.is_retransmitted_syn(seg) {
+        if f.syn() && cx.cfg.rfc5961_syn && self.state != State::SynReceived {
             self.challenge_ack(cx);
             return None;
         }
@@ -278,6 +294,12 @@ impl Tcb {
                 // acceptability test's allowance; Linux and FreeBSD do the same).
                 self.send_syn = true;
                 self.snd.nxt = self.snd.iss;
+                return None;
+            }
+            if self.state == State::SynReceived && self.passive.is_some() {
+                // "If the connection was initiated with a passive OPEN, then return this
+                //  connection to the LISTEN state and return."
+                self.close_with(cx, CloseReason::Reset);
                 return None;
             }
             if cx.cfg.rfc5961_syn {
@@ -450,6 +472,7 @@ impl Tcb {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"
             if self.snd.una.lt(seg.ack) && seg.ack.le(self.snd_max) {
                 self.set_state(cx, State::Established);
+                self.on_handshake_complete(cx.cfg);
                 self.send_syn = false;
                 if let Some(text) = self.syn_text.take() {
                     // Text queued from a SYN in SYN-SENT (RFC 9293 §3.10.7.3).
@@ -504,6 +527,11 @@ impl Tcb {
             if wnd > self.snd.wnd {
                 self.notify |= notify::WRITABLE;
             }
+            if self.snd.wnd == 0 && wnd > 0 && seg.ack == self.snd.una && self.snd.nxt.gt(self.snd.una) {
+                // The window opened without accepting the probe byte: send it again with
+                // the rest, from SND.UNA.
+                self.snd.nxt = self.snd.una;
+            }
             self.snd.wnd = wnd;
             self.max_snd_wnd = self.max_snd_wnd.max(wnd);
             self.snd.wl1 = seg.seq;
@@ -511,6 +539,10 @@ impl Tcb {
             if wnd > 0 {
                 self.persist_deadline = None;
                 self.persist_backoff = 0;
+            } else {
+                // The receiver answers our probes: a zero window never times the
+                // connection out (RFC 9293 §3.8.6.1, MUST-67).
+                self.retries = 0;
             }
         }
 
@@ -523,6 +555,11 @@ impl Tcb {
             State::Closing if fin_acked => {
                 // "if the ACK acknowledges our FIN, then enter the TIME-WAIT state"
                 self.enter_time_wait(cx, now);
+                if cx.cfg.time_wait_bsd {
+                    // FreeBSD's tcp_twstart() ends input processing: no ACK is owed.
+                    self.ack_now = false;
+                    self.challenge_pending = false;
+                }
             }
             State::LastAck if fin_acked => {
                 // "If our FIN is now acknowledged, delete the TCB, enter the CLOSED state"
@@ -574,8 +611,8 @@ impl Tcb {
             self.rtt.sample(now - sent);
             self.rtt_timed = None;
         }
-        // RFC 6298 §5.7 (after backoff, a new RTT sample resets the RTO) and R2 counter.
-        self.rtt.reset_backoff();
+        // The backed-off RTO stays until a valid RTT sample replaces it (RFC 6298 §5, Karn:
+        // `RttEstimator::sample` clears the backoff); the R2 counter restarts.
         self.retries = 0;
 
         // Congestion control (RFC 5681 §3, RFC 6582 §3.2).
@@ -611,6 +648,7 @@ impl Tcb {
             || f.syn()
             || f.fin()
             || wnd != self.snd.wnd
+            || wnd == 0 // a zero window is flow control, not a loss signal (§3.8.6.1)
             || self.snd.una == self.snd_max
         {
             return;
@@ -689,7 +727,7 @@ impl Tcb {
         if !data.is_empty() {
             match self.state {
                 State::Established | State::FinWait1 | State::FinWait2 => {
-                    if self.user_closed || self.read_shut && self.user_closed {
+                    if self.user_closed {
                         // RFC 2525 §2.17 / RFC 9293 §3.10.4: data for a closed user → reset.
                         self.send_rst = true;
                         return;

@@ -59,7 +59,8 @@ impl Tcb {
             let seq = self.snd_max - 1;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
-        if self.ack_now || self.window_update_due() {
+        // Window updates are requested by the user's reads (`after_user_read`), as on Linux.
+        if self.ack_now {
             if cx.cfg.resend_fin_with_ack
                 && !self.challenge_pending
                 && let Some(fs) = self.fin_seq()

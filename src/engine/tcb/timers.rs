@@ -7,17 +7,19 @@ use crate::time::Instant;
 
 impl Tcb {
     /// The earliest instant at which `on_timeout` has work to do.
+    #[inline]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.rtx_deadline,
-            self.persist_deadline,
-            self.delack_deadline,
-            self.timewait_deadline,
-            self.keepalive_deadline,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        #[inline(always)]
+        fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+            match (a, b) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, None) => x,
+                (None, y) => y,
+            }
+        }
+        let d = earliest(self.rtx_deadline, self.delack_deadline);
+        let d = earliest(d, self.persist_deadline);
+        earliest(earliest(d, self.timewait_deadline), self.keepalive_deadline)
     }
 
     /// Fire every timer due at `now`.

@@ -7,9 +7,11 @@ use std::io;
 
 impl Tcb {
     /// The error a call should report once the connection died.
-    fn dead_error(&self) -> io::Error {
-        match self.error.and_then(CloseReason::error_kind) {
-            Some(kind) => io::Error::new(kind, format!("connection {}", describe(self.error))),
+    /// Like SO_ERROR on Linux, the error is reported once; later calls see end of stream
+    /// (reads) or a broken pipe (writes).
+    fn dead_error(&mut self) -> io::Error {
+        match self.error.take().and_then(CloseReason::error_kind) {
+            Some(kind) => io::Error::new(kind, describe(kind)),
             None => io::Error::new(io::ErrorKind::NotConnected, "connection closed"),
         }
     }
@@ -143,12 +145,12 @@ impl Tcb {
     }
 }
 
-fn describe(reason: Option<CloseReason>) -> &'static str {
-    match reason {
-        Some(CloseReason::Reset) => "reset by peer",
-        Some(CloseReason::Refused) => "refused",
-        Some(CloseReason::TimedOut) => "timed out",
-        Some(CloseReason::Aborted) => "aborted",
-        _ => "closed",
+fn describe(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::ConnectionReset => "connection reset by peer",
+        io::ErrorKind::ConnectionRefused => "connection refused",
+        io::ErrorKind::TimedOut => "connection timed out",
+        io::ErrorKind::ConnectionAborted => "connection aborted",
+        _ => "connection closed",
     }
 }
