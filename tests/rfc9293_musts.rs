@@ -388,3 +388,73 @@ fn must_23_syn_retransmitted_for_three_minutes() {
     let gave_up_after = h.now - start;
     assert!(gave_up_after >= Duration::from_secs(180), "gave up after {gave_up_after:?}");
 }
+
+/// docs/rfc9293.md stays true to the tree: every file, function and test its tables name
+/// exists (tests as `#[test]` functions). Statuses and behaviour are checked by the tests
+/// the document cites; this only catches renames and deletions.
+#[test]
+fn rfc9293_doc_names_only_existing_code_and_tests() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let doc = std::fs::read_to_string(format!("{root}/docs/rfc9293.md")).expect("read docs/rfc9293.md");
+    let mut missing = Vec::new();
+    let mut checked = 0;
+    for line in doc.lines().filter(|l| l.starts_with('|')) {
+        for cell in line.split('|') {
+            // The file named last in this cell, for the `Type::item` spans that follow it.
+            let mut file: Option<String> = None;
+            for span in cell.split('`').skip(1).step_by(2) {
+                if (span.starts_with("src/") || span.starts_with("tests/")) && span.contains(".rs") {
+                    let (path, item) = match span.find(".rs::") {
+                        Some(i) => (&span[..i + 3], Some(&span[i + 5..])),
+                        None => (span, None),
+                    };
+                    checked += 1;
+                    let Ok(text) = std::fs::read_to_string(format!("{root}/{path}")) else {
+                        missing.push(span.to_string());
+                        file = None;
+                        continue;
+                    };
+                    match item {
+                        Some(item) => {
+                            let name = item.rsplit("::").next().unwrap_or(item);
+                            let is_test = item.contains("tests::") || path.starts_with("tests/rfc9293");
+                            if !defines(&text, name, is_test) {
+                                missing.push(span.to_string());
+                            }
+                            file = None;
+                        }
+                        None => file = Some(text),
+                    }
+                } else if let Some(text) = &file
+                    && !span.is_empty()
+                    && span.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+                {
+                    checked += 1;
+                    let name = span.rsplit("::").next().unwrap_or(span);
+                    if !defines(text, name, false) {
+                        missing.push(span.to_string());
+                    }
+                }
+            }
+        }
+    }
+    assert!(checked > 200, "only {checked} references found: has the table format changed?");
+    assert!(missing.is_empty(), "docs/rfc9293.md names what does not exist: {missing:?}");
+}
+
+/// `text` defines `name`: a function (a `#[test]` one if `test`), type, constant or field.
+fn defines(text: &str, name: &str, test: bool) -> bool {
+    let ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let followed_by_non_ident =
+        |pat: &str| text.match_indices(pat).any(|(i, _)| !text[i + pat.len()..].starts_with(ident));
+    if test {
+        let pat = format!("fn {name}()");
+        return text
+            .match_indices(&pat)
+            .any(|(i, _)| text[..i].rfind("#[test]").is_some_and(|j| i - j < 200));
+    }
+    ["fn ", "struct ", "enum ", "const ", "trait ", "type ", "mod "]
+        .iter()
+        .any(|kw| followed_by_non_ident(&format!("{kw}{name}")))
+        || text.match_indices(&format!("{name}:")).any(|(i, _)| !text[..i].ends_with(ident))
+}
