@@ -55,10 +55,7 @@ mod utcp_engine {
         }
         let mss = usize::from(ca_cfg.effective_mss());
         let mut pair = Pair::new(ca_cfg, cb_cfg);
-        let l = pair
-            .b
-            .listen(SocketAddr::from((B_IP, B_PORT)), 4)
-            .expect("listen");
+        let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 4).expect("listen");
         let (ca, cb) = pair.establish(l, 40_000).expect("in-memory handshake");
         let mut c = Conn {
             pair,
@@ -91,9 +88,7 @@ mod utcp_engine {
                 Ok(n) if n == self.data.len() => {}
                 r => panic!("sender refused a segment: {r:?}"),
             }
-            let n =
-                p.a.poll_transmit(p.now, &mut self.out)
-                    .expect("a full segment is sendable");
+            let n = p.a.poll_transmit(p.now, &mut self.out).expect("a full segment is sendable");
             self.out[..n].to_vec()
         }
 
@@ -186,13 +181,7 @@ mod smoltcp_engine {
         type TxToken<'a> = Tx;
         fn receive(&mut self, _: Instant) -> Option<(Rx, Tx)> {
             let buf = self.rx.borrow_mut().packets.pop_front()?;
-            Some((
-                Rx {
-                    buf,
-                    pool: self.rx.clone(),
-                },
-                Tx { q: self.tx.clone() },
-            ))
+            Some((Rx { buf, pool: self.rx.clone() }, Tx { q: self.tx.clone() }))
         }
         fn transmit(&mut self, _: Instant) -> Option<Tx> {
             Some(Tx { q: self.tx.clone() })
@@ -224,11 +213,7 @@ mod smoltcp_engine {
 
     fn side(ip: Ipv4Address, rx: Rc<RefCell<Queue>>, tx: Rc<RefCell<Queue>>) -> Side {
         let mut dev = MemDevice { rx, tx };
-        let mut iface = Interface::new(
-            Config::new(HardwareAddress::Ip),
-            &mut dev,
-            Instant::from_micros(0),
-        );
+        let mut iface = Interface::new(Config::new(HardwareAddress::Ip), &mut dev, Instant::from_micros(0));
         iface.update_ip_addrs(|a| {
             let _ = a.push(IpCidr::new(IpAddress::Ipv4(ip), 24));
         });
@@ -239,21 +224,12 @@ mod smoltcp_engine {
             tcp::SocketBuffer::new(vec![0u8; 256 * 1024]),
             tcp::SocketBuffer::new(vec![0u8; 1460 * 2048]),
         ));
-        Side {
-            iface,
-            dev,
-            set,
-            sock,
-        }
+        Side { iface, dev, set, sock }
     }
 
     impl Side {
         fn poll(&mut self, now: u64) {
-            self.iface.poll(
-                Instant::from_micros(now as i64),
-                &mut self.dev,
-                &mut self.set,
-            );
+            self.iface.poll(Instant::from_micros(now as i64), &mut self.dev, &mut self.set);
         }
         fn socket(&mut self) -> &mut tcp::Socket<'static> {
             self.set.get_mut::<tcp::Socket>(self.sock)
@@ -276,8 +252,7 @@ mod smoltcp_engine {
             s.listen(80).expect("listen");
         }
         // The sender is not what is measured: no congestion window limits the input supply.
-        a.socket()
-            .set_congestion_control(tcp::CongestionControl::None);
+        a.socket().set_congestion_control(tcp::CongestionControl::None);
         let cx = a.iface.context();
         a.set
             .get_mut::<tcp::Socket>(a.sock)
@@ -291,15 +266,7 @@ mod smoltcp_engine {
         }
         assert_eq!(a.socket().state(), tcp::State::Established);
         assert_eq!(b.socket().state(), tcp::State::Established);
-        let mut c = Conn {
-            a,
-            b,
-            ab,
-            ba,
-            now,
-            data: vec![0x5a; 1460],
-            sink: vec![0; 64 * 1024],
-        };
+        let mut c = Conn { a, b, ab, ba, now, data: vec![0x5a; 1460], sink: vec![0; 64 * 1024] };
         // Warm up: the SYN-ACK's window is unscaled (RFC 7323 §2.2); later ACKs open it.
         for _ in 0..WARMUP_SEGMENTS {
             let pkt = c.next_data_segment();
@@ -363,13 +330,11 @@ fn utcp_data_in_ack_out(bencher: divan::Bencher) {
 #[divan::bench(sample_size = SAMPLE_SIZE, sample_count = SAMPLE_COUNT)]
 fn utcp_ack_in(bencher: divan::Bencher) {
     let c = RefCell::new(utcp_engine::conn(true));
-    bencher
-        .with_inputs(|| c.borrow_mut().next_ack())
-        .bench_local_values(|ack| {
-            let mut c = c.borrow_mut();
-            let now = c.pair.now;
-            c.pair.a.handle_packet(now, &ack);
-        });
+    bencher.with_inputs(|| c.borrow_mut().next_ack()).bench_local_values(|ack| {
+        let mut c = c.borrow_mut();
+        let now = c.pair.now;
+        c.pair.a.handle_packet(now, &ack);
+    });
 }
 
 #[divan::bench(sample_size = SAMPLE_SIZE, sample_count = SAMPLE_COUNT)]
@@ -384,7 +349,5 @@ fn smoltcp_data_in_ack_out(bencher: divan::Bencher) {
 #[divan::bench(sample_size = SAMPLE_SIZE, sample_count = SAMPLE_COUNT)]
 fn smoltcp_ack_in(bencher: divan::Bencher) {
     let c = RefCell::new(smoltcp_engine::conn(true));
-    bencher
-        .with_inputs(|| c.borrow_mut().next_ack())
-        .bench_local_values(|ack| c.borrow_mut().ack_in(ack));
+    bencher.with_inputs(|| c.borrow_mut().next_ack()).bench_local_values(|ack| c.borrow_mut().ack_in(ack));
 }

@@ -7,14 +7,7 @@ use std::time::{Duration, Instant};
 use utcp::device::netns::require_root;
 
 const SYSTEMS: [&str; 3] = ["kernel", "smoltcp", "utcp"];
-const ROWS: [&str; 6] = [
-    "bulk_to_stack",
-    "bulk_from_stack",
-    "rr",
-    "rr_p50",
-    "rr_p99",
-    "connect",
-];
+const ROWS: [&str; 6] = ["bulk_to_stack", "bulk_from_stack", "rr", "rr_p50", "rr_p99", "connect"];
 
 /// The number after `"key":` in `obj`.
 fn number(obj: &str, key: &str) -> Option<f64> {
@@ -59,16 +52,8 @@ fn bench_quick_json_has_every_system_and_workload() {
         std::thread::sleep(Duration::from_millis(50));
     };
     let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .expect("stdout")
-        .read_to_string(&mut out)
-        .expect("read stdout");
-    assert!(
-        status.success(),
-        "utcp bench failed: {status}; stdout: {out}"
-    );
+    child.stdout.take().expect("stdout").read_to_string(&mut out).expect("read stdout");
+    assert!(status.success(), "utcp bench failed: {status}; stdout: {out}");
     let out = out.trim();
     assert!(
         out.starts_with("{\"rounds\":1,\"results\":[") && out.ends_with('}'),

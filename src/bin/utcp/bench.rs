@@ -33,28 +33,14 @@ pub fn run(argv: &[String]) -> i32 {
 fn run_inner(argv: &[String]) -> Result<(), String> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
-    let a = Args::parse(
-        argv,
-        &[
-            "only",
-            "systems",
-            "rounds",
-            "duration",
-            "max-bytes",
-            "segments",
-            "scale",
-        ],
-    )?;
+    let a = Args::parse(argv, &["only", "systems", "rounds", "duration", "max-bytes", "segments", "scale"])?;
     a.check_switches(&["json", "quick", "engine", "help"])?;
     if a.has("help") {
         print!("{USAGE}");
         return Ok(());
     }
     if !a.positional.is_empty() {
-        return Err(format!(
-            "unexpected argument {:?}\n{USAGE}",
-            a.positional[0]
-        ));
+        return Err(format!("unexpected argument {:?}\n{USAGE}", a.positional[0]));
     }
     let json = a.has("json");
     if a.has("engine") {
@@ -68,10 +54,7 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
         return Ok(());
     }
     if let Some(list) = a.get("scale") {
-        let ns = list
-            .split(',')
-            .map(|s| parse_count(s.trim()))
-            .collect::<Result<Vec<usize>, String>>()?;
+        let ns = list.split(',').map(|s| parse_count(s.trim())).collect::<Result<Vec<usize>, String>>()?;
         let r = bench::scale::run(&ns, !json).map_err(|e| e.to_string())?;
         if json {
             println!("{}", r.json());
@@ -80,17 +63,9 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
         }
         return Ok(());
     }
-    let mut opts = if a.has("quick") {
-        Options::quick()
-    } else {
-        Options::full()
-    };
+    let mut opts = if a.has("quick") { Options::quick() } else { Options::full() };
     if let Some(r) = a.get("rounds") {
-        opts.rounds = r
-            .parse()
-            .ok()
-            .filter(|&r| r >= 1)
-            .ok_or(format!("--rounds: bad count {r:?}"))?;
+        opts.rounds = r.parse().ok().filter(|&r| r >= 1).ok_or(format!("--rounds: bad count {r:?}"))?;
     }
     if let Some(d) = a.get("duration") {
         let secs: f64 = d
@@ -119,11 +94,7 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
 }
 
 /// A comma-separated list, deduplicated, in canonical order.
-fn parse_list<T: Ord + Copy>(
-    list: &str,
-    parse: fn(&str) -> Option<T>,
-    what: &str,
-) -> Result<Vec<T>, String> {
+fn parse_list<T: Ord + Copy>(list: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<Vec<T>, String> {
     let mut v = Vec::new();
     for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         v.push(parse(s).ok_or(format!("unknown {what} {s:?}"))?);
