@@ -40,6 +40,9 @@ pub struct Config {
     pub resend_fin_with_ack: bool,
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
+    /// Send the MSS option on our SYN (RFC 9293 §3.7.1: SHOULD when the MSS differs from
+    /// 536; off only to emulate TCP_NOOPT).
+    pub send_mss_option: bool,
     /// Offer window scaling (RFC 7323 §2). The shift is derived from `recv_buffer` unless set.
     pub window_scale: bool,
     /// Fixed window-scale shift to offer, instead of the derived one.
@@ -76,6 +79,10 @@ pub struct Config {
     pub ack_every_counts_segments: bool,
     /// Nagle's algorithm for new connections (RFC 9293 §3.7.4).
     pub nagle: bool,
+    /// Minshall's variant of Nagle (Linux): a small segment waits only while an earlier
+    /// small segment is unacknowledged, not behind full-sized ones. Avoids the stall of
+    /// Nagle with a delayed-ACK peer on write sizes that are not MSS multiples.
+    pub nagle_minshall: bool,
     /// Keepalive for new connections; off by default.
     pub keepalive: Option<Keepalive>,
     /// RFC 5961 §3 (challenge ACK for an in-window RST that is not exact) and §5 (ACK
@@ -125,6 +132,7 @@ impl Default for Config {
             window_full_space: false,
             resend_fin_with_ack: false,
             send_buffer: 256 * 1024,
+            send_mss_option: true,
             window_scale: true,
             window_scale_shift: None,
             sack: true,
@@ -143,6 +151,7 @@ impl Default for Config {
             ack_every: 2,
             ack_every_counts_segments: false,
             nagle: true,
+            nagle_minshall: true,
             keepalive: None,
             rfc5961: true,
             rfc5961_syn: true,

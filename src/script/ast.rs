@@ -144,3 +144,51 @@ impl Script {
         self.flags.iter().rev().find(|f| f.name == name).and_then(|f| f.value.as_deref())
     }
 }
+
+impl std::fmt::Display for Expr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |f: &mut std::fmt::Formatter<'_>, items: &[Expr], sep: &str| -> std::fmt::Result {
+            for (i, e) in items.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(sep)?;
+                }
+                write!(f, "{e}")?;
+            }
+            Ok(())
+        };
+        match self {
+            Expr::Ellipsis => f.write_str("..."),
+            Expr::Int(v) => write!(f, "{v}"),
+            Expr::Ident(s) => f.write_str(s),
+            Expr::Str(s) => write!(f, "{s:?}"),
+            Expr::List(items) => {
+                f.write_str("[")?;
+                list(f, items, ", ")?;
+                f.write_str("]")
+            }
+            Expr::Struct(fields) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    if k.is_empty() {
+                        write!(f, "{v}")?;
+                    } else {
+                        write!(f, "{k}={v}")?;
+                    }
+                }
+                f.write_str("}")
+            }
+            Expr::Or(items) => list(f, items, " | "),
+        }
+    }
+}
+
+impl Syscall {
+    /// `name(arg, arg, ...)` as written in scripts.
+    pub fn call_string(&self) -> String {
+        let args: Vec<String> = self.args.iter().map(|a| a.to_string()).collect();
+        format!("{}({})", self.name, args.join(", "))
+    }
+}

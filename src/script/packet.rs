@@ -195,7 +195,7 @@ pub struct InboundSegment<'a> {
 /// Build an IPv4 + TCP packet with correct checksums. The payload is zero bytes.
 pub fn build_ipv4_tcp(s: &InboundSegment<'_>) -> Vec<u8> {
     let mut opts = s.options.to_vec();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(OPT_EOL);
     }
     let tcp_len = 20 + opts.len() + s.payload_len;

@@ -60,6 +60,8 @@ impl Profile {
             delayed_ack: Some(Duration::from_millis(40)),
             ack_every: 2,
             ack_every_counts_segments: true,
+            // FreeBSD's tcp_output applies RFC 1122 Nagle as written.
+            nagle_minshall: false,
             // net.inet.tcp.insecure_rst = 0 / insecure_syn = 0.
             rfc5961: true,
             rfc5961_syn: true,
@@ -117,16 +119,14 @@ pub enum KeepaliveField {
     Count,
 }
 
-/// Parse `sysctl -w a.b.c=N` (also without `-w`). Returns (name, value).
+/// Parse `sysctl [-w] [-q] a.b.c=N`. Returns (name, value).
 pub fn parse_sysctl(cmd: &str) -> Option<(String, String)> {
     let mut words = cmd.split_whitespace();
     if words.next()? != "sysctl" {
         return None;
     }
-    let mut rest: Vec<&str> = words.collect();
-    if rest.first() == Some(&"-w") {
-        rest.remove(0);
-    }
+    // `-w` (write) and `-q` (quiet) change nothing here.
+    let rest: Vec<&str> = words.filter(|w| *w != "-w" && *w != "-q").collect();
     if rest.len() != 1 {
         return None;
     }
@@ -134,14 +134,8 @@ pub fn parse_sysctl(cmd: &str) -> Option<(String, String)> {
     Some((n.to_string(), v.to_string()))
 }
 
-/// Apply one sysctl to `cfg`. `insecure` tracks the RFC 5961 pair so that conflicting
-/// values for RST and SYN are detected (the engine has one switch for both).
-pub fn apply_sysctl(
-    cfg: &mut Config,
-    insecure: &mut (Option<bool>, Option<bool>),
-    name: &str,
-    value: &str,
-) -> SysctlEffect {
+/// Apply one sysctl to `cfg`.
+pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
     use SysctlEffect::*;
     let Ok(v) = value.parse::<u64>() else {
         return Unsupported(format!("sysctl {name}={value}: non-numeric value"));
@@ -187,13 +181,11 @@ pub fn apply_sysctl(
         }
         "net.inet.tcp.insecure_rst" => {
             // RFC 5961 §3 and §5 on (0) or off (1).
-            insecure.0 = Some(v != 0);
             cfg.rfc5961 = v == 0;
             Applied(format!("rfc5961 = {}", v == 0))
         }
         "net.inet.tcp.insecure_syn" => {
             // RFC 5961 §4 on (0) or off (1).
-            insecure.1 = Some(v != 0);
             cfg.rfc5961_syn = v == 0;
             Applied(format!("rfc5961_syn = {}", v == 0))
         }
@@ -215,11 +207,51 @@ pub fn apply_sysctl(
             cfg.drop_synfin = v != 0;
             Applied(format!("drop_synfin = {}", v != 0))
         }
-        "net.inet.tcp.syncookies" if v == 0 => Ignored("syncookies=0: the engine has no SYN cookies".into()),
+        // FreeBSD answers with SYN cookies only when the syncache overflows; a script whose
+        // listener overflows will show utcp's different answer (it drops the SYN).
+        "net.inet.tcp.syncookies" => Ignored(format!(
+            "syncookies={v}: the engine has no SYN cookies (FreeBSD uses them only when the syncache overflows)"
+        )),
         "net.inet.tcp.syncookies_only" if v == 0 => Ignored("syncookies_only=0".into()),
         "net.inet.tcp.keepinit" if v == 75_000 => Ignored(
             "keepinit=75000 (default): connection establishment is bounded by Config::syn_retries".into(),
         ),
+        // Linux names (Google's packetdrill scripts).
+        "net.ipv4.tcp_timestamps" => {
+            cfg.timestamps = v != 0;
+            Applied(format!("timestamps = {}", v != 0))
+        }
+        "net.ipv4.tcp_window_scaling" => {
+            cfg.window_scale = v != 0;
+            Applied(format!("window_scale = {}", v != 0))
+        }
+        "net.ipv4.tcp_sack" => {
+            cfg.sack = v != 0;
+            Applied(format!("sack = {}", v != 0))
+        }
+        "net.ipv4.tcp_dsack" => {
+            cfg.dsack = v != 0;
+            Applied(format!("dsack = {}", v != 0))
+        }
+        "net.ipv4.tcp_rfc1337" => {
+            cfg.rfc1337 = v != 0;
+            Applied(format!("rfc1337 = {}", v != 0))
+        }
+        "net.ipv4.tcp_syn_retries" => {
+            cfg.syn_retries = v as u32;
+            Applied(format!("syn_retries = {v}"))
+        }
+        "net.ipv4.tcp_retries2" => {
+            cfg.data_retries = v as u32;
+            Applied(format!("data_retries = {v}"))
+        }
+        "net.ipv4.tcp_challenge_ack_limit" => {
+            cfg.challenge_ack_limit = v.min(u32::MAX as u64) as u32;
+            Applied(format!("challenge_ack_limit = {v}"))
+        }
+        "net.ipv4.tcp_keepalive_time" => Keepalive(KeepaliveField::IdleMs, v.saturating_mul(1000)),
+        "net.ipv4.tcp_keepalive_intvl" => Keepalive(KeepaliveField::IntervalMs, v.saturating_mul(1000)),
+        "net.ipv4.tcp_keepalive_probes" => Keepalive(KeepaliveField::Count, v),
         "net.inet.tcp.keepidle" => Keepalive(KeepaliveField::IdleMs, v),
         "net.inet.tcp.keepintvl" => Keepalive(KeepaliveField::IntervalMs, v),
         "net.inet.tcp.keepcnt" => Keepalive(KeepaliveField::Count, v),
@@ -242,23 +274,29 @@ mod tests {
     #[test]
     fn sysctls_map_to_config() {
         let mut cfg = Config::default();
-        let mut ins = (None, None);
         assert_eq!(
             parse_sysctl("sysctl -w net.inet.tcp.rfc1323=0"),
             Some(("net.inet.tcp.rfc1323".into(), "0".into()))
         );
-        assert!(matches!(
-            apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.rfc1323", "0"),
-            SysctlEffect::Applied(_)
-        ));
+        assert!(matches!(apply_sysctl(&mut cfg, "net.inet.tcp.rfc1323", "0"), SysctlEffect::Applied(_)));
         assert!(!cfg.timestamps && !cfg.window_scale);
-        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_rst", "1");
+        apply_sysctl(&mut cfg, "net.inet.tcp.insecure_rst", "1");
         assert!(!cfg.rfc5961);
-        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.insecure_syn", "0");
+        apply_sysctl(&mut cfg, "net.inet.tcp.insecure_syn", "0");
         assert!(cfg.rfc5961_syn);
-        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.drop_synfin", "1");
+        apply_sysctl(&mut cfg, "net.inet.tcp.drop_synfin", "1");
         assert!(cfg.drop_synfin);
-        apply_sysctl(&mut cfg, &mut ins, "net.inet.tcp.delacktime", "100");
+        apply_sysctl(&mut cfg, "net.inet.tcp.delacktime", "100");
+        assert_eq!(
+            parse_sysctl("sysctl -q net.ipv4.tcp_sack=0"),
+            Some(("net.ipv4.tcp_sack".into(), "0".into()))
+        );
+        apply_sysctl(&mut cfg, "net.ipv4.tcp_sack", "0");
+        assert!(!cfg.sack);
+        assert!(matches!(
+            apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "4096 87380 6291456"),
+            SysctlEffect::Unsupported(_)
+        ));
         assert_eq!(cfg.delayed_ack, Some(Duration::from_millis(100)));
     }
 }

@@ -10,6 +10,11 @@
 //! are shifted so that its ISN appears as the script's (normally 0); outbound TS values are
 //! shifted relative to the first one seen, and an inbound TS echo reply is replaced by the
 //! stack's real TS value that the script wrote with that number.
+//!
+//! A segment the stack sends that no `>` line consumes fails the script once a later
+//! event is due more than the tolerance after it (packetdrill only notices such a
+//! segment when a later `>` line reads it); segments still coming after the last line
+//! are ignored, as in packetdrill.
 
 use super::ast::*;
 use super::packet::{self, InboundSegment, Outbound};
@@ -69,7 +74,6 @@ pub(super) struct Runner<'a> {
     /// Configuration for the stack; frozen into it at first use.
     pub(super) cfg: Config,
     pub(super) stack: Option<Stack>,
-    pub(super) insecure: (Option<bool>, Option<bool>),
     pub(super) keep: KeepDefaults,
     pub(super) tolerance: i64,
     pub(super) ts_tick_us: Option<i64>,
@@ -107,7 +111,6 @@ impl<'a> Runner<'a> {
             profile,
             cfg: profile.config.clone(),
             stack: None,
-            insecure: (None, None),
             keep: KeepDefaults { idle_ms: 7_200_000, intvl_ms: 75_000, cnt: 8 },
             tolerance: 4_000,
             ts_tick_us: None,
@@ -149,15 +152,12 @@ impl<'a> Runner<'a> {
 
     /// The stack, created from the configuration so far on first use.
     pub(super) fn stack(&mut self) -> &mut Stack {
-        if self.stack.is_none() {
-            let mut s = Stack::new(self.cfg.clone());
-            s.add_local_addr(self.local_ip.into());
-            self.stack = Some(s);
-        }
-        match self.stack.as_mut() {
-            Some(s) => s,
-            None => unreachable!("stack created above"),
-        }
+        let (cfg, ip) = (&self.cfg, self.local_ip);
+        self.stack.get_or_insert_with(|| {
+            let mut s = Stack::new(cfg.clone());
+            s.add_local_addr(ip.into());
+            s
+        })
     }
 
     /// Header flags: `--tolerance_usecs`, `--ip_version`, ... Others are noted and ignored.
@@ -207,7 +207,16 @@ impl<'a> Runner<'a> {
                 self.queue.push_back((self.now, bytes));
                 guard += 1;
                 if guard > 100_000 {
-                    return fail(self.line, "the stack emits packets without end");
+                    let last = match packet::parse_outbound(&buf[..n.min(buf.len())]) {
+                        Ok(o) => packet::outbound_to_string(&o),
+                        Err(e) => e,
+                    };
+                    return fail(
+                        self.line,
+                        format!(
+                            "the stack emits packets without end (100000 in one instant, last: {last} in live space)"
+                        ),
+                    );
                 }
             }
             while stack.poll_event().is_some() {}
@@ -269,8 +278,11 @@ impl<'a> Runner<'a> {
 
     pub(super) fn run(&mut self) -> Res<()> {
         self.apply_header_flags()?;
+        // packetdrill's init command runs before the first event, like a command at time 0.
         for (line, cmd) in &self.script.init_commands {
-            self.note(format!("line {line}: init command ignored: `{cmd}`"));
+            self.line = *line;
+            let used = !self.script.events.is_empty();
+            self.command(*line, cmd, used)?;
         }
         let events = &self.script.events;
         for (i, ev) in events.iter().enumerate() {
@@ -307,11 +319,7 @@ impl<'a> Runner<'a> {
                             self.syscall(ev.line, sc, end_time)?;
                         }
                         Action::Command(cmd) => {
-                            let rest_needs_stack = events[i + 1..].iter().any(|e| {
-                                matches!(&e.action, Action::Packet(_))
-                                    || matches!(&e.action, Action::Syscall(s) if s.name != "close")
-                            });
-                            self.command(ev.line, cmd, rest_needs_stack)?;
+                            self.command(ev.line, cmd, stack_used_after(events, i))?;
                         }
                         Action::Code(code) => self.code(ev.line, code)?,
                         Action::Unsupported(_) => {}
@@ -435,16 +443,7 @@ impl<'a> Runner<'a> {
                     self.advance_to(hi.max(self.now))?;
                     match self.queue.pop_front() {
                         Some(x) => break x,
-                        None => {
-                            return fail(
-                                self.line,
-                                format!(
-                                    "expected outbound packet {} by {:.6}, but the stack sent nothing",
-                                    packet::script_packet_to_string(p),
-                                    hi as f64 / 1e6
-                                ),
-                            );
-                        }
+                        None => return self.nothing_sent(p, hi),
                     }
                 }
             }
@@ -503,6 +502,37 @@ impl<'a> Runner<'a> {
         // The next relative time counts from when this packet left.
         self.now = self.now.max(tp);
         Ok(())
+    }
+
+    /// Nothing came by `hi`: say so, and for the diagnosis look ahead (up to 60 s of
+    /// virtual time) for the packet the stack sends next.
+    fn nothing_sent(&mut self, p: &Packet, hi: i64) -> Res<()> {
+        let mut later = String::new();
+        let horizon = hi + 60_000_000;
+        while self.queue.is_empty() {
+            let next = self.stack.as_mut().and_then(|s| s.poll_timeout()).map(|d| d.micros() as i64);
+            match next {
+                Some(d) if d <= horizon => self.advance_to(d.max(self.now))?,
+                _ => break,
+            }
+        }
+        if let Some((tp, bytes)) = self.queue.front()
+            && let Ok(o) = packet::parse_outbound(bytes)
+        {
+            later = format!(
+                " (timing error: its next packet, {}, left at {:.6})",
+                packet::outbound_to_string(&self.to_script_space(&o, None)),
+                *tp as f64 / 1e6
+            );
+        }
+        fail(
+            self.line,
+            format!(
+                "expected outbound packet {} by {:.6}, but the stack sent nothing{later}",
+                packet::script_packet_to_string(p),
+                hi as f64 / 1e6
+            ),
+        )
     }
 
     /// Field-by-field comparison in script space, as packetdrill does it.
@@ -634,7 +664,7 @@ impl<'a> Runner<'a> {
             Some(s) => s.config().clone(),
             None => self.cfg.clone(),
         };
-        let effect = apply_sysctl(&mut cfg, &mut self.insecure, name, value);
+        let effect = apply_sysctl(&mut cfg, name, value);
         match effect {
             SysctlEffect::Applied(what) => {
                 if self.verbose {
@@ -663,37 +693,49 @@ impl<'a> Runner<'a> {
         Ok(())
     }
 
-    /// `sockstat -4 -P tcp -s | grep packetdril | grep -c STATE | grep N`: count the
-    /// sockets this script holds open in STATE.
+    /// `sockstat -4 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N`.
+    /// With `grep packetdril` the sockets this script holds open are counted (sockstat
+    /// lists sockets by owning process); without it every connection of the stack
+    /// (`Stack::connections`, including a listener's embryonic ones) and every open socket.
     fn sockstat(&mut self, line: usize, cmd: &str) -> Res<()> {
-        let stages: Vec<&str> = cmd.split('|').map(str::trim).collect();
-        let owned = stages.iter().any(|s| *s == "grep packetdril" || *s == "grep packetdrill");
-        let count_stage = stages.iter().find_map(|s| s.strip_prefix("grep -c "));
-        let last = stages.last().and_then(|s| s.strip_prefix("grep "));
-        let (Some(state_name), Some(want), true) = (count_stage, last, owned) else {
-            return unsupported(
-                line,
-                format!(
-                    "sockstat assertion `{cmd}` (only `grep packetdril | grep -c STATE | grep N` maps to utcp state)"
-                ),
-            );
+        let Some(q) = parse_sockstat(cmd) else {
+            return unsupported(line, format!("sockstat assertion `{cmd}`"));
         };
-        let mut count = 0;
+        // (local port, remote port, state) of everything sockstat would list.
+        let mut rows: Vec<(u16, u16, &'static str)> = Vec::new();
+        let stack = self.stack.as_ref();
+        let mut held: Vec<(u16, u16)> = Vec::new();
         for s in self.fds.values() {
-            let name = match (s.conn(), &self.stack) {
-                (Some(c), Some(st)) if !s.dropped => st.state(c).map(sockstat_name).unwrap_or("CLOSED"),
-                (Some(_), _) => "CLOSED",
-                (None, _) if s.listener().is_some() => "LISTEN",
-                (None, _) => "CLOSED",
+            let (lport, rport, name) = match (s.conn(), stack) {
+                (Some(c), Some(st)) => {
+                    let l = st.local_addr(c).map(|a| a.port()).unwrap_or(0);
+                    let r = st.peer_addr(c).map(|a| a.port()).unwrap_or(0);
+                    held.push((l, r));
+                    (l, r, st.state(c).map(sockstat_name).unwrap_or("CLOSED"))
+                }
+                (None, _) if s.listener().is_some() => (s.bound.map(|b| b.port()).unwrap_or(0), 0, "LISTEN"),
+                _ => (s.bound.map(|b| b.port()).unwrap_or(0), 0, "CLOSED"),
             };
-            if name == state_name.trim() {
-                count += 1;
+            rows.push((lport, rport, name));
+        }
+        if !q.owned
+            && let Some(st) = stack
+        {
+            for (quad, state) in st.connections() {
+                let key = (quad.local.port(), quad.remote.port());
+                if !held.contains(&key) {
+                    rows.push((key.0, key.1, sockstat_name(state)));
+                }
             }
         }
-        if count.to_string().contains(want.trim()) {
+        let count = rows
+            .iter()
+            .filter(|(l, r, name)| q.port.is_none_or(|p| *l == p || *r == p) && *name == q.state)
+            .count();
+        if count.to_string().contains(&q.want) {
             Ok(())
         } else {
-            fail(line, format!("`{cmd}`: {count} socket(s) in {state_name}, expected {want}"))
+            fail(line, format!("`{cmd}`: {count} socket(s) in {}, expected {}", q.state, q.want))
         }
     }
 
@@ -825,22 +867,12 @@ fn sockstat_name(s: State) -> &'static str {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn asserts_and_or_expressions() {
-        assert_eq!(
-            parse_assert("assert tcpi_state == TCPI_CLOSED"),
-            Some(("tcpi_state".into(), "TCPI_CLOSED".into()))
-        );
-        assert_eq!(parse_assert("x = 1"), None);
-        assert_eq!(eval_or("(TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)", tcpi_opt), Some(7));
-        assert_eq!(eval_or("0", tcpi_opt), Some(0));
-        assert_eq!(eval_or("FOO", tcpi_opt), None);
-        assert_eq!(tcpi_state("TCPI_SYN_RECEIVED"), Some(State::SynReceived));
-    }
+/// Whether a packet or a system call other than `close` follows event `i`: a setting
+/// without an engine knob only matters if something still uses the stack.
+fn stack_used_after(events: &[Event], i: usize) -> bool {
+    events.get(i + 1..).unwrap_or_default().iter().any(|e| {
+        matches!(&e.action, Action::Packet(_)) || matches!(&e.action, Action::Syscall(s) if s.name != "close")
+    })
 }
 
 /// Features known to be unsupported before running: the first one, with its line.
@@ -858,12 +890,19 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
         }
     }
     let mut cfg = profile.config.clone();
-    let mut insecure = (None, None);
+    for (line, cmd) in &script.init_commands {
+        if let Some((n, v)) = parse_sysctl(cmd)
+            && let SysctlEffect::Unsupported(why) = apply_sysctl(&mut cfg, &n, &v)
+            && !script.events.is_empty()
+        {
+            return Some((*line, why));
+        }
+        if cmd.contains("grep") {
+            return Some((*line, format!("assertion command `{cmd}`")));
+        }
+    }
     for (i, ev) in script.events.iter().enumerate() {
-        let rest_needs_stack = script.events[i + 1..].iter().any(|e| {
-            matches!(&e.action, Action::Packet(_))
-                || matches!(&e.action, Action::Syscall(s) if s.name != "close")
-        });
+        let rest_needs_stack = stack_used_after(&script.events, i);
         let why = match &ev.action {
             Action::Unsupported(what) => Some(what.clone()),
             Action::Syscall(sc) => super::syscall::static_check(sc),
@@ -879,14 +918,12 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
                 .map(|stmt| format!("Python code `{stmt}`")),
             Action::Command(cmd) => {
                 if let Some((n, v)) = parse_sysctl(cmd) {
-                    match apply_sysctl(&mut cfg, &mut insecure, &n, &v) {
+                    match apply_sysctl(&mut cfg, &n, &v) {
                         SysctlEffect::Unsupported(why) if rest_needs_stack => Some(why),
                         _ => None,
                     }
                 } else if cmd.starts_with("sockstat") {
-                    (!sockstat_supported(cmd)).then(|| {
-                        format!("sockstat assertion `{cmd}` (only `grep packetdril | grep -c STATE | grep N` maps to utcp state)")
-                    })
+                    parse_sockstat(cmd).is_none().then(|| format!("sockstat assertion `{cmd}`"))
                 } else if cmd.starts_with("tcpdrop") {
                     (cmd.split_whitespace().collect::<Vec<_>>() != ["tcpdrop", "-s", "TIME_WAIT"])
                         .then(|| format!("command `{cmd}`"))
@@ -905,9 +942,84 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
     None
 }
 
-fn sockstat_supported(cmd: &str) -> bool {
+/// A `sockstat` assertion the runner can evaluate.
+pub(super) struct SockstatQuery {
+    /// `grep packetdril`: only sockets of this process (the script's open descriptors).
+    owned: bool,
+    /// `-p PORT`: local or foreign port.
+    port: Option<u16>,
+    /// The state counted by `grep -c STATE`.
+    state: String,
+    /// The final `grep N` pattern.
+    want: String,
+}
+
+/// Parse `sockstat -4 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N`.
+pub(super) fn parse_sockstat(cmd: &str) -> Option<SockstatQuery> {
     let stages: Vec<&str> = cmd.split('|').map(str::trim).collect();
-    stages.iter().any(|s| *s == "grep packetdril" || *s == "grep packetdrill")
-        && stages.iter().any(|s| s.starts_with("grep -c "))
-        && stages.last().is_some_and(|s| s.starts_with("grep ") && !s.starts_with("grep -c"))
+    let (first, rest) = stages.split_first()?;
+    let mut words = first.split_whitespace();
+    if words.next()? != "sockstat" {
+        return None;
+    }
+    let mut port = None;
+    let mut tcp = false;
+    while let Some(w) = words.next() {
+        match w {
+            "-4" | "-s" | "-c" | "-l" => {}
+            "-P" => tcp = words.next()? == "tcp",
+            "-p" => port = Some(words.next()?.parse().ok()?),
+            _ => return None,
+        }
+    }
+    let [filters @ .., count, last] = rest else {
+        return None;
+    };
+    let mut owned = false;
+    for f in filters {
+        match *f {
+            "grep packetdril" | "grep packetdrill" => owned = true,
+            _ => return None,
+        }
+    }
+    let state = count.strip_prefix("grep -c ")?.trim().to_string();
+    let want = last.strip_prefix("grep ")?.trim().to_string();
+    let valid_state = State::ALL.iter().any(|s| sockstat_name(*s) == state);
+    (tcp && valid_state && !want.is_empty() && !want.starts_with('-')).then_some(SockstatQuery {
+        owned,
+        port,
+        state,
+        want,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asserts_and_or_expressions() {
+        assert_eq!(
+            parse_assert("assert tcpi_state == TCPI_CLOSED"),
+            Some(("tcpi_state".into(), "TCPI_CLOSED".into()))
+        );
+        assert_eq!(parse_assert("x = 1"), None);
+        assert_eq!(eval_or("(TCPI_OPT_TIMESTAMPS | TCPI_OPT_SACK | TCPI_OPT_WSCALE)", tcpi_opt), Some(7));
+        assert_eq!(eval_or("0", tcpi_opt), Some(0));
+        assert_eq!(eval_or("FOO", tcpi_opt), None);
+        assert_eq!(tcpi_state("TCPI_SYN_RECEIVED"), Some(State::SynReceived));
+    }
+
+    #[test]
+    fn sockstat_assertions_parse() {
+        let q = parse_sockstat("sockstat -4 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1")
+            .expect("ok");
+        assert!(q.owned && q.port.is_none() && q.state == "TIME_WAIT" && q.want == "1");
+        let q = parse_sockstat("sockstat -4 -P tcp -p 8080 -s | grep -c SYN_RCVD | grep 0").expect("ok");
+        assert!(!q.owned && q.port == Some(8080) && q.state == "SYN_RCVD" && q.want == "0");
+        assert!(parse_sockstat("sockstat -4 -P udp -s | grep -c LISTEN | grep 1").is_none());
+        assert!(parse_sockstat("sockstat -4 -P tcp -s | grep -c BOGUS | grep 1").is_none());
+        assert!(parse_sockstat("sockstat -4 -P tcp -s | wc -l").is_none());
+        assert!(parse_sockstat("sockstat -4 -P tcp -s | grep foo | grep -c LISTEN | grep 1").is_none());
+    }
 }

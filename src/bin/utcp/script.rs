@@ -11,8 +11,10 @@ usage: utcp script [--profile utcp|freebsd] [--define NAME]... [--json] [--verbo
 Runs each packetdrill script (a file, or every *.pkt under a directory) against a fresh
 utcp stack on a virtual clock. Local address 192.168.0.1, remote 192.0.2.1.
   --profile NAME   engine settings: utcp (Config::default(), the default) or freebsd
-  --define NAME    define NAME for #ifdef in scripts (the profile defines its own)
-  --json           one JSON object per script instead of the table
+  --define NAME    names defined for #ifdef in scripts, instead of the profile's own
+                   (utcp: STANDARD; freebsd: FreeBSD); may be repeated
+  --json           one JSON object per line per script instead of the table
+                   (the closing summary line follows them)
   --verbose        print notes and the packet trace of every script
 Exit status: 0 if no script failed, 1 otherwise, 2 on usage errors.
 ";
@@ -42,9 +44,10 @@ pub fn run(argv: &[String]) -> i32 {
         );
         return 2;
     };
-    for d in args.flags.get("define").into_iter().flatten() {
-        // Profiles hold &'static str names; a command-line define lives for the process.
-        profile.defines.push(Box::leak(d.clone().into_boxed_str()));
+    if let Some(defs) = args.flags.get("define") {
+        // Replace the profile's names (e.g. `--define STANDARD` runs the RFC branches of
+        // FreeBSD scripts). Profiles hold &'static str; these live for the process anyway.
+        profile.defines = defs.iter().map(|d| &*Box::leak(d.clone().into_boxed_str())).collect();
     }
     if args.positional.is_empty() {
         eprintln!("utcp script: no script given\n\n{USAGE}");
@@ -85,12 +88,8 @@ pub fn run(argv: &[String]) -> i32 {
     if !json {
         print!("{}", script::table(&reports));
     }
-    let summary = script::summary_line(&reports);
-    if json {
-        eprintln!("{summary}");
-    } else {
-        println!("{summary}");
-    }
+    // The closing line, also after JSON objects (it is not JSON: skip it when parsing).
+    println!("{}", script::summary_line(&reports));
     let failed = reports
         .iter()
         .any(|r| matches!(r.verdict, script::Verdict::Fail { .. } | script::Verdict::Error { .. }));

@@ -195,7 +195,6 @@ impl Tcb {
     /// RFC 9293 §3.10.7.4: SYN-RECEIVED through TIME-WAIT.
     fn on_segment_synchronized(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
         let f = seg.flags;
-        let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
 
         // RFC 7323 §5.3: PAWS runs before the sequence-number check.
         if self.ts_ok
@@ -208,6 +207,24 @@ impl Tcb {
             self.ack_now = true;
             return None;
         }
+
+        // Simultaneous open (RFC 9293 §3.5 figure 8, line 6): the peer's SYN-ACK repeats
+        // the SYN we already have; trim it off ("including SYN", §3.10.7.4) and process
+        // the rest, whose ACK completes the handshake.
+        let syn_trimmed;
+        let seg = if self.state == State::SynReceived
+            && self.passive.is_none()
+            && f.syn()
+            && f.ack()
+            && seg.seq == self.rcv.irs
+        {
+            syn_trimmed = TcpSegment { seq: seg.seq + 1, flags: crate::wire::TcpFlags(f.0 & !0x02), ..*seg };
+            &syn_trimmed
+        } else {
+            seg
+        };
+        let f = seg.flags;
+        let seg_len = seg.payload.len() as u32 + f.syn() as u32 + f.fin() as u32;
 
         if self.state == State::TimeWait && cx.cfg.time_wait_bsd {
             return self.on_segment_time_wait_bsd(cx, now, seg);
@@ -326,8 +343,12 @@ impl Tcb {
             return None;
         }
 
-        // RFC 7323 §4.3: update TS.Recent when the segment covers Last.ACK.sent.
+        // RFC 7323 §4.3: update TS.Recent when the segment covers Last.ACK.sent — not for
+        // text a zero window refused (RFC 9293 §3.10.7.4: such a segment is not acceptable,
+        // only its ACK is processed).
+        let refused_text = !seg.payload.is_empty() && self.acceptance_window() == 0;
         if self.ts_ok
+            && !refused_text
             && let Some((tsval, _)) = seg.options.timestamps
             && seg.seq.le(self.last_ack_sent)
             && self.last_ack_sent.lt(seg.seq + seg_len.max(1))
@@ -422,7 +443,10 @@ impl Tcb {
     /// with `Config::window_full_space` all free buffer space if that is more.
     fn acceptance_window(&self) -> u32 {
         let adv = self.rcv_wnd_now();
-        if self.full_space { adv.max(self.recvbuf.window() as u32) } else { adv }
+        // (A FreeBSD passive SYN-RECEIVED connection lives in the syncache, whose window is
+        // the one its SYN-ACK advertised.)
+        let syncache = self.state == State::SynReceived && self.passive.is_some();
+        if self.full_space && !syncache { adv.max(self.recvbuf.window() as u32) } else { adv }
     }
 
     fn on_rst(&mut self, cx: &mut Cx) {
@@ -513,6 +537,10 @@ impl Tcb {
         }
 
         let fin_was_acked = self.fin_acked();
+        if self.sack_ok && !seg.options.sack.is_empty() {
+            // RFC 2018 §5 / RFC 6675 §5: remember what the receiver holds.
+            self.scoreboard.update(seg.ack.max(self.snd.una), self.snd_max, seg.options.sack.as_slice());
+        }
         if self.snd.una.lt(seg.ack) {
             self.on_new_ack(cx, now, seg);
         } else if seg.ack == self.snd.una {
@@ -590,6 +618,7 @@ impl Tcb {
         let data_acked = data_acked.min(self.sendbuf.len());
         self.sendbuf.drain(data_acked);
         self.snd.una = seg.ack;
+        self.scoreboard.prune(seg.ack);
         if self.snd.nxt.lt(self.snd.una) {
             self.snd.nxt = self.snd.una;
         }
@@ -615,6 +644,7 @@ impl Tcb {
         // `RttEstimator::sample` clears the backoff); the R2 counter restarts.
         self.retries = 0;
 
+        self.limited_transmit = 0;
         // Congestion control (RFC 5681 §3, RFC 6582 §3.2).
         let smss = self.eff_mss(cx.cfg);
         use super::congestion::AckKind;
@@ -624,6 +654,7 @@ impl Tcb {
                 // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment.
                 self.cc.on_partial_ack(acked_seq, smss);
                 self.rtx_una = true;
+                self.rtx_hole = !self.scoreboard.is_empty();
             }
             AckKind::Full => {
                 let flight = self.flight_size();
@@ -656,7 +687,14 @@ impl Tcb {
         let smss = self.eff_mss(cx.cfg);
         use super::congestion::DupAckAction;
         match self.recovery.on_dup_ack(self.snd.una, self.snd_max) {
-            DupAckAction::None => {}
+            DupAckAction::None => {
+                // RFC 3042 limited transmit: the first two duplicate ACKs each let one new
+                // segment out beyond the congestion window, so that small windows still
+                // produce the duplicates fast retransmit needs.
+                if !self.recovery.in_recovery() && self.recovery.dup_acks() <= 2 {
+                    self.limited_transmit = self.recovery.dup_acks();
+                }
+            }
             DupAckAction::FastRetransmit => {
                 // RFC 5681 §3.2 steps 2-3 / RFC 6582 §3.2 step 2.
                 let flight = self.flight_size();
@@ -666,7 +704,12 @@ impl Tcb {
                 cx.counters.fast_retransmits += 1;
                 self.rtt_timed = None;
             }
-            DupAckAction::Inflate => self.cc.on_dup_ack_in_recovery(smss),
+            DupAckAction::Inflate => {
+                self.cc.on_dup_ack_in_recovery(smss);
+                // With SACK, each further duplicate ACK lets one presumed-lost segment be
+                // retransmitted (RFC 6675 §5 (C)) instead of waiting a round trip per loss.
+                self.rtx_hole = self.sack_ok;
+            }
         }
     }
 

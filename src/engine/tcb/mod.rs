@@ -65,6 +65,7 @@ mod input;
 mod output;
 pub mod reassembly;
 pub mod rtt;
+mod sack;
 pub mod sendbuf;
 mod timers;
 mod user;
@@ -220,6 +221,12 @@ pub struct Tcb {
     pub(crate) unacked_segs: u32,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
+    /// Retransmit the next SACK hole (RFC 6675 §5 step (C)).
+    pub(crate) rtx_hole: bool,
+    /// Segments RFC 3042 limited transmit lets out beyond the congestion window.
+    pub(crate) limited_transmit: u32,
+    /// What the peer SACKed above SND.UNA (RFC 6675 §3).
+    pub(crate) scoreboard: sack::Scoreboard,
     /// Send one byte past the window (zero-window probe, §3.8.6.1).
     pub(crate) force_probe: bool,
     /// Send a keepalive probe.
@@ -242,6 +249,8 @@ pub struct Tcb {
     pub(crate) recovery: Recovery,
 
     pub(crate) nodelay: bool,
+    /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
+    pub(crate) snd_sml: SeqNum,
     /// RCV.WND is all free buffer space (`Config::window_full_space`).
     pub(crate) full_space: bool,
     pub(crate) error: Option<CloseReason>,
@@ -307,6 +316,9 @@ impl Tcb {
             unacked_bytes: 0,
             unacked_segs: 0,
             rtx_una: false,
+            rtx_hole: false,
+            limited_transmit: 0,
+            scoreboard: sack::Scoreboard::new(iss),
             force_probe: false,
             send_keepalive: false,
             send_syn: false,
@@ -318,6 +330,7 @@ impl Tcb {
             cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
             recovery: Recovery::new(iss),
             nodelay: !cfg.nagle,
+            snd_sml: iss,
             full_space: cfg.window_full_space,
             error: None,
             notify: 0,
@@ -437,7 +450,7 @@ impl Tcb {
     /// Our TSval clock: milliseconds plus a per-connection offset (RFC 7323 §5.4).
     #[inline]
     pub(crate) fn ts_now(&self, now: Instant) -> u32 {
-        (now.micros() / 1000) as u32 + self.ts_offset
+        ((now.micros() / 1000) as u32).wrapping_add(self.ts_offset)
     }
 
     pub(crate) fn status(&self) -> Status {

@@ -48,6 +48,9 @@ impl Tcb {
             if let Some(plan) = self.plan_retransmit_una(cx) {
                 return self.emit(cx, now, buf, plan);
             }
+            if let Some(plan) = self.plan_retransmit_hole(cx) {
+                return self.emit(cx, now, buf, plan);
+            }
             if let Some(plan) = self.plan_data(cx, now) {
                 return self.emit(cx, now, buf, plan);
             }
@@ -98,7 +101,8 @@ impl Tcb {
     fn emit_syn(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let cfg = cx.cfg;
         let active = self.state == State::SynSent;
-        let mut opts = TcpOptions { mss: Some(self.rcv_mss), ..TcpOptions::default() };
+        let mss = cfg.send_mss_option.then_some(self.rcv_mss);
+        let mut opts = TcpOptions { mss, ..TcpOptions::default() };
         // Offer only what the peer offered, when answering (RFC 7323 §2.2, RFC 2018 §2).
         if cfg.window_scale && (active || self.wscale_ok) {
             opts.window_scale = Some(cfg.wscale_for(self.recvbuf.capacity()));
@@ -183,7 +187,28 @@ impl Tcb {
         }
         self.retransmits += 1;
         cx.counters.retrans_segs += 1;
+        self.scoreboard.high_rxt = self.snd.una + len as u32;
         Some(Plan { seq: self.snd.una, flags, off, len })
+    }
+
+    /// The next hole below SACKed data, above what was already retransmitted in this
+    /// recovery (RFC 6675 §4 NextSeg, rule 1).
+    fn plan_retransmit_hole(&mut self, cx: &mut Cx) -> Option<Plan> {
+        if !self.rtx_hole {
+            return None;
+        }
+        self.rtx_hole = false;
+        let from = self.scoreboard.high_rxt.max(self.snd.una);
+        let (seq, len) = self.scoreboard.next_hole(from, self.eff_mss(cx.cfg) as u32)?;
+        let off = seq.since(self.buf_seq()) as usize;
+        let len = (len as usize).min(self.sendbuf.len().saturating_sub(off));
+        if len == 0 {
+            return None;
+        }
+        self.scoreboard.high_rxt = seq + len as u32;
+        self.retransmits += 1;
+        cx.counters.retrans_segs += 1;
+        Some(Plan { seq, flags: TcpFlags::ACK, off, len })
     }
 
     /// New (or go-back-N re-sent) data and FIN, under the windows, with Nagle and
@@ -194,6 +219,12 @@ impl Tcb {
             State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
         ) {
             return None;
+        }
+        // Going back N after a timeout: skip what the receiver SACKed (RFC 6675 §5.1).
+        if self.snd.nxt.lt(self.snd_max)
+            && let Some(end) = self.scoreboard.sacked_end_at(self.snd.nxt)
+        {
+            self.snd.nxt = end.min(self.snd_max);
         }
         let buf_seq = self.buf_seq();
         if self.snd.nxt.lt(buf_seq) {
@@ -212,10 +243,14 @@ impl Tcb {
         }
         let mss = self.eff_mss(cx.cfg);
         let in_flight = self.snd.nxt.since(self.snd.una) as usize;
-        let wnd = (self.snd.wnd as usize).min(self.cc.cwnd());
+        let cwnd = self.cc.cwnd() + self.limited_transmit as usize * mss;
+        let wnd = (self.snd.wnd as usize).min(cwnd);
         let usable = wnd.saturating_sub(in_flight);
         let mut len = unsent.min(usable).min(mss);
         let retransmission = self.snd.nxt.lt(self.snd_max);
+        if retransmission && let Some(s) = self.scoreboard.next_sacked_after(self.snd.nxt) {
+            len = len.min(s.since(self.snd.nxt) as usize);
+        }
 
         if self.force_probe && len == 0 && unsent > 0 && self.snd.wnd == 0 {
             // Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
@@ -233,8 +268,12 @@ impl Tcb {
                 return None;
             }
             if all_queued {
-                // Nagle (RFC 9293 §3.7.4, MUST-?): hold a small segment while data is unacked.
-                if len > 0 && in_flight > 0 && !self.nodelay && !with_fin {
+                // Nagle (RFC 9293 §3.7.4, SHLD-7/MUST-17 via RFC 1122 §4.2.3.4): hold a small
+                // segment while data is unacknowledged — with Minshall's variant (Linux), only
+                // while an earlier small segment is.
+                let waiting_on =
+                    if cx.cfg.nagle_minshall { self.snd_sml.gt(self.snd.una) } else { in_flight > 0 };
+                if len > 0 && waiting_on && !self.nodelay && !with_fin {
                     return None;
                 }
             } else if (len as u32) < self.max_snd_wnd / 2 {
@@ -263,6 +302,10 @@ impl Tcb {
             self.retransmits += 1;
             cx.counters.retrans_segs += 1;
         }
+        if len < mss {
+            // Minshall's Nagle tracks the end of the last small segment.
+            self.snd_sml = self.snd.nxt + len as u32;
+        }
         Some(Plan { seq: self.snd.nxt, flags, off, len })
     }
 
@@ -283,7 +326,8 @@ impl Tcb {
             return false;
         }
         let cur = self.rcv_wnd_now() as usize;
-        let free = self.recvbuf.window();
+        // What the window field can carry at most (RFC 7323 §2.3).
+        let free = self.recvbuf.window().min(65535 << self.rcv_wscale);
         let step = (self.recvbuf.capacity() / 2).min(self.rcv_mss as usize);
         free >= cur + step.max(1 << self.rcv_wscale)
     }

@@ -101,6 +101,12 @@ impl Tcb {
         // Go back N: resend from SND.UNA.
         self.snd.nxt = self.snd.una;
         self.rtx_una = false;
+        self.rtx_hole = false;
+        // SACKed data is not resent after a first timeout (as Linux does); from the second
+        // one on, the receiver may have reneged (RFC 2018 §8): forget the SACK information.
+        if self.retries >= 2 {
+            self.scoreboard.clear();
+        }
         let _ = now;
     }
 
