@@ -37,7 +37,8 @@ fn with_raw_options(pkt: &[u8], opts: &[u8]) -> Vec<u8> {
 }
 
 /// MUST-1 (§3.1): the window is an unsigned number. A 60000-byte window (above 2^15) lets
-/// 50000 bytes fly at once (all full segments; the 360-byte tail waits for an ACK, Nagle).
+/// 50000 bytes fly at once (at least every full segment; whether the 360-byte tail waits
+/// depends on the Nagle variant).
 #[test]
 fn must_1_window_field_is_unsigned() {
     let mut h = H::new(Config { initial_window_segments: Some(100), ..base_config() });
@@ -47,7 +48,7 @@ fn must_1_window_field_is_unsigned() {
     h.write(&payload(50000));
     let sent: usize = h.drain().iter().map(|o| o.payload.len()).sum();
     assert!(sent > 32767, "{sent}");
-    assert_eq!(sent, 50000 / MSS as usize * MSS as usize);
+    assert!(sent >= 50000 / MSS as usize * MSS as usize, "{sent}");
 }
 
 /// MUST-3 (§3.1): the receiver checks the checksum. A segment with one payload bit flipped
