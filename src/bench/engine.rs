@@ -86,7 +86,7 @@ impl Pair {
     /// Returns false when both stacks are idle with no timer.
     pub fn tick(&mut self) -> bool {
         let moved = self.step();
-        self.now = self.now + Duration::from_micros(1);
+        self.now += Duration::from_micros(1);
         if moved > 0 {
             return true;
         }
@@ -127,7 +127,7 @@ impl Pair {
         let ca = self.a.connect(self.now, local, remote)?;
         for _ in 0..64 {
             self.step();
-            self.now = self.now + Duration::from_micros(1);
+            self.now += Duration::from_micros(1);
             let mut connected = false;
             while let Some(e) = self.a.poll_event() {
                 if e == Event::Connected(ca) {

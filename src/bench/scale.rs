@@ -165,7 +165,7 @@ pub fn point(n: usize) -> io::Result<ScalePoint> {
             if pair.step() == 0 {
                 break;
             }
-            pair.now = pair.now + Duration::from_micros(1);
+            pair.now += Duration::from_micros(1);
         }
         pair.drain_events();
         pair.check()?;
@@ -261,7 +261,7 @@ fn lookup_cost(pair: &mut Pair, conns: &[ConnId]) -> io::Result<(f64, usize)> {
         }
         // Untimed: B's ACKs back to A; let delayed ACKs fire so the next pass starts clean.
         let _ = pair.step();
-        pair.now = pair.now + Duration::from_millis(500);
+        pair.now += Duration::from_millis(500);
         pair.a.handle_timeout(pair.now);
         pair.b.handle_timeout(pair.now);
         let _ = pair.step();

@@ -117,6 +117,6 @@ fn parse_count(s: &str) -> Result<usize, String> {
     num.parse::<usize>()
         .ok()
         .and_then(|n| n.checked_mul(mult))
-        .filter(|&n| n >= 1 && n <= 1_000_000)
+        .filter(|&n| (1..=1_000_000).contains(&n))
         .ok_or(format!("--scale: bad count {s:?} (1..=1m)"))
 }

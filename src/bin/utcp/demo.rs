@@ -162,13 +162,13 @@ impl Tap for TraceTap {
     }
 
     fn event(&mut self, now: utcp::time::Instant, event: &Event) {
-        if let Event::StateChange { quad, from, to, .. } = event {
-            if self.first == Some((quad.remote, quad.local)) {
-                let line = format!("{:>9.3} ms      state  {from} -> {to}", now.micros() as f64 / 1000.0);
-                let tail = if self.tail_at == now.micros() { self.out_tail } else { 0 };
-                let at = self.len().saturating_sub(tail);
-                self.push(at, line);
-            }
+        if let Event::StateChange { quad, from, to, .. } = event
+            && self.first == Some((quad.remote, quad.local))
+        {
+            let line = format!("{:>9.3} ms      state  {from} -> {to}", now.micros() as f64 / 1000.0);
+            let tail = if self.tail_at == now.micros() { self.out_tail } else { 0 };
+            let at = self.len().saturating_sub(tail);
+            self.push(at, line);
         }
     }
 }

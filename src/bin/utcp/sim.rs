@@ -85,7 +85,7 @@ fn build(args: &Args) -> Result<SimConfig, String> {
     let prob = |name: &str| args.get(name).map(parse_prob).transpose().map(|v| v.unwrap_or(0.0));
     let ms = |name: &str, d: u64| -> Result<Duration, String> {
         let v: f64 = args.parse_or(name, d as f64)?;
-        if !(v >= 0.0) {
+        if v.is_nan() || v < 0.0 || !v.is_finite() {
             return Err(format!("--{name} must be >= 0"));
         }
         Ok(Duration::from_micros((v * 1000.0) as u64))

@@ -699,6 +699,8 @@ impl Tcb {
                 // RFC 5681 §3.2 steps 2-3 / RFC 6582 §3.2 step 2.
                 let flight = self.flight_size();
                 self.cc.on_fast_retransmit(flight, smss);
+                // Limited transmit ends where fast recovery's own window accounting begins.
+                self.limited_transmit = 0;
                 self.rtx_una = true;
                 self.fast_retransmits += 1;
                 cx.counters.fast_retransmits += 1;
