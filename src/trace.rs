@@ -48,7 +48,15 @@ impl Tracer {
             let _ = write!(s, " ack {}", rel(self.isn.get(&dst), seg.ack));
         }
         let _ = write!(s, " win {} len {}", seg.window, seg.payload.len());
-        let opts = seg.options.to_string();
+        // SACK blocks name the other direction's bytes: show them relative like the ACK.
+        let mut options = seg.options;
+        if let Some(isn) = self.isn.get(&dst) {
+            options.sack.clear();
+            for &(a, b) in seg.options.sack.as_slice() {
+                options.sack.push(SeqNum(a.since(*isn)), SeqNum(b.since(*isn)));
+            }
+        }
+        let opts = options.to_string();
         if !opts.is_empty() {
             let _ = write!(s, " {opts}");
         }

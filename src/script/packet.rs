@@ -299,27 +299,9 @@ pub fn parse_outbound(p: &[u8]) -> Result<Outbound, String> {
     })
 }
 
-/// tcpdump-style flag letters in packetdrill's order.
+/// tcpdump-style flag letters in packetdrill's order (`-` for none).
 pub fn flags_to_string(flags: u8) -> String {
-    let mut s = String::new();
-    for (bit, c) in [
-        (0x02, 'S'),
-        (0x01, 'F'),
-        (0x04, 'R'),
-        (0x08, 'P'),
-        (0x20, 'U'),
-        (0x40, 'E'),
-        (0x80, 'W'),
-        (0x10, '.'),
-    ] {
-        if flags & bit != 0 {
-            s.push(c);
-        }
-    }
-    if s.is_empty() {
-        s.push('-');
-    }
-    s
+    if flags == 0 { "-".into() } else { crate::wire::TcpFlags(flags).to_string() }
 }
 
 /// Render an outbound packet in script space, in script syntax.
