@@ -243,7 +243,7 @@ fn zero_window_probes_back_off_until_window_opens() {
     h.expect_nothing();
 }
 
-/// RFC 9293 §3.8.6.1 (MUST-67): "a TCP implementation MUST NOT close a connection for a
+/// RFC 9293 §3.8.6.1 (MUST-37): "a TCP implementation MUST NOT close a connection for a
 /// zero window as long as the receiver keeps responding" (here 20 probes, far more than
 /// `data_retries`).
 #[test]

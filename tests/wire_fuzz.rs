@@ -28,8 +28,10 @@ fn arb_options() -> impl Strategy<Value = TcpOptions> {
 }
 
 fn arb_unicast() -> impl Strategy<Value = Ipv4Addr> {
-    // 1.0.0.0 ..= 223.255.255.255: never unspecified, multicast or broadcast.
-    (1u8..=223, any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, b, c, d)| Ipv4Addr::new(a, b, c, d))
+    // 1.0.0.0 ..= 223.255.255.255 less 127/8: never unspecified, loopback, multicast,
+    // broadcast or class E.
+    (1u8..=222, any::<u8>(), any::<u8>(), any::<u8>())
+        .prop_map(|(a, b, c, d)| Ipv4Addr::new(if a >= 127 { a + 1 } else { a }, b, c, d))
 }
 
 fn arb_header() -> impl Strategy<Value = TcpHeaderOut> {

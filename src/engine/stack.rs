@@ -719,6 +719,18 @@ impl Stack {
                 "cannot connect to an unspecified address",
             ));
         }
+        // MUST-46 (RFC 9293 §3.9.1.3 / RFC 1122 §4.2.3.10): no connection to a broadcast or
+        // multicast address.
+        let group = match remote.ip() {
+            IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+            IpAddr::V6(a) => a.is_multicast(),
+        };
+        if group {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect to a broadcast or multicast address",
+            ));
+        }
         self.check_local_ip(local.ip())?;
         let mut local = local;
         if local.ip().is_unspecified() {

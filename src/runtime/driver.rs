@@ -360,6 +360,12 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>, Poll)> {
 
     let mut engine = config.engine;
     engine.mtu = config.mtu as usize;
+    if engine.isn_secret == utcp_default_secret() {
+        // RFC 6528 / MUST-9: the ISN secret must not be guessable; the engine's default is a
+        // fixed value for deterministic tests, so a real interface draws its own.
+        let mut f = std::fs::File::open("/dev/urandom")?;
+        std::io::Read::read_exact(&mut f, &mut engine.isn_secret)?;
+    }
     let mut stack = Stack::new(engine);
     stack.add_local_addr(IpAddr::V4(config.addr));
 
@@ -498,4 +504,8 @@ fn rx_batch(
     g.receive_batch(now, arena, lens);
     g.after_op_inner(shared, now, false);
     Ok(more)
+}
+
+fn utcp_default_secret() -> [u8; 16] {
+    crate::engine::Config::default().isn_secret
 }

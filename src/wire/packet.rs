@@ -72,6 +72,13 @@ fn bad_address(a: Ipv4Addr) -> bool {
     a.is_broadcast() || a.is_multicast() || a.is_unspecified()
 }
 
+/// A source no segment can legitimately come from on a link: loopback (127/8) or the
+/// reserved class E (240/4) (RFC 1122 §3.2.1.3, MUST-63 of RFC 9293).
+#[inline]
+fn martian_source(a: Ipv4Addr) -> bool {
+    a.is_loopback() || a.octets()[0] >= 240
+}
+
 /// Parse and verify one IPv4 packet carrying a TCP segment.
 ///
 /// Checks, in order (the first failure is returned): length ≥ 20 (`Truncated`), version
@@ -144,7 +151,7 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
     };
     // Filled in place: avoids building the options on the stack and copying them.
     options::parse_into(&tcp[TCP_HEADER_LEN..doff], &mut seg.options)?;
-    if bad_address(src4) || bad_address(dst4) {
+    if bad_address(src4) || bad_address(dst4) || martian_source(src4) {
         return Err(DropReason::BadAddress);
     }
     Ok(seg)
@@ -423,5 +430,28 @@ mod tests {
         fix_ip(&mut p);
         let s = parse_ipv4_tcp(&p).expect("valid with IP options");
         assert_eq!(s.payload, b"zz");
+    }
+
+    #[test]
+    fn martian_sources_are_dropped() {
+        for src in [[127, 0, 0, 1], [240, 0, 0, 1], [250, 1, 2, 3]] {
+            let h = TcpHeaderOut {
+                src: std::net::IpAddr::V4(Ipv4Addr::from(src)),
+                dst: std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+                src_port: 1,
+                dst_port: 2,
+                seq: SeqNum(1),
+                ack: SeqNum(0),
+                flags: TcpFlags::SYN,
+                window: 100,
+                urgent: 0,
+                options: TcpOptions::default(),
+                ttl: 64,
+                ip_id: 0,
+            };
+            let mut buf = [0u8; 100];
+            let n = emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[]).unwrap();
+            assert_eq!(parse_ipv4_tcp(&buf[..n]).err(), Some(DropReason::BadAddress), "{src:?}");
+        }
     }
 }

@@ -99,11 +99,15 @@ impl Tcb {
         cx.counters.in_segs += 1;
         self.last_rcv_time = now;
         self.keepalive_sent = 0;
-        match self.state {
+        let reply = match self.state {
             State::SynSent => self.on_segment_syn_sent(cx, now, seg),
             State::Closed | State::Listen => None,
             _ => self.on_segment_synchronized(cx, now, seg),
+        };
+        if self.keepalive.is_some() {
+            self.update_keepalive(cx, now);
         }
+        reply
     }
 
     /// RFC 9293 §3.10.7.3: SYN-SENT.
@@ -569,7 +573,7 @@ impl Tcb {
                 self.persist_backoff = 0;
             } else {
                 // The receiver answers our probes: a zero window never times the
-                // connection out (RFC 9293 §3.8.6.1, MUST-67).
+                // connection out (RFC 9293 §3.8.6.1, MUST-37).
                 self.retries = 0;
             }
         }

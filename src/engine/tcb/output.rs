@@ -416,8 +416,15 @@ impl Tcb {
             options.timestamps = Some((self.ts_now(now), self.ts_recent));
         }
         if plan.flags.ack() && !plan.flags.rst() {
-            let max = if self.ts_ok { 3 } else { 4 };
-            options.sack = self.sack_blocks(max);
+            // MUST-16 (RFC 9293 §3.7.1): payload plus options stay within the send MSS, so
+            // a full-sized segment carries only the SACK blocks that fit.
+            let mss = (self.snd_mss as usize).min(cfg.effective_mss() as usize);
+            let room = mss.saturating_sub(plan.len + if self.ts_ok { 12 } else { 0 });
+            let fit = if room >= 12 { (room - 4) / 8 } else { 0 };
+            let max = fit.min(if self.ts_ok { 3 } else { 4 });
+            if max > 0 {
+                options.sack = self.sack_blocks(max);
+            }
         }
         let h = TcpHeaderOut {
             src: self.quad.local.ip(),

@@ -117,7 +117,9 @@ impl Tcb {
             self.keepalive_deadline = None;
             return;
         };
-        if !matches!(self.state, State::Established | State::CloseWait) {
+        // MUST-26 (RFC 9293 §3.8.4): probe only an idle connection with nothing outstanding
+        // (the retransmission timer watches the peer otherwise).
+        if !matches!(self.state, State::Established | State::CloseWait) || self.snd.una != self.snd_max {
             self.keepalive_deadline = None;
             return;
         }
