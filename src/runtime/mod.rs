@@ -14,8 +14,10 @@
 
 mod driver;
 mod impair;
+mod lead;
 mod pcap;
 mod socket;
+mod sys;
 mod tap;
 
 pub mod apps;
@@ -87,8 +89,20 @@ pub struct LinkStats {
     pub impaired_drops: u64,
     pub impaired_dups: u64,
     pub impaired_reorders: u64,
-    /// Times an application thread woke the driver because it armed an earlier timer.
+    /// Times the driver thread woke up (TUN readable, timer, stop).
     pub driver_wakeups: u64,
+    /// Times a thread moved the driver's timer (timerfd) to an earlier deadline.
+    pub timer_arms: u64,
+    /// Times a blocked application thread took over reading the TUN (became the leader).
+    pub leads: u64,
+    /// Times a leading application thread woke up from its poll of the TUN.
+    pub leader_wakeups: u64,
+    /// Times another thread had to wake the leader (an event for its socket).
+    pub leader_kicks: u64,
+    /// Times a leader handed the TUN straight back to the driver (others were waiting).
+    pub handoffs: u64,
+    /// Times the driver took back a TUN parked by a leader that stayed away.
+    pub handbacks: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.

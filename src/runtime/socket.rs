@@ -6,7 +6,7 @@
 //! nonblocking socket or an expired read/write timeout `WouldBlock`.
 
 use super::Interface;
-use super::driver::{Key, Shared};
+use super::driver::{Interest, Key, Shared};
 use crate::engine::{ConnId, Keepalive, ListenerId, Status};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
@@ -124,7 +124,7 @@ impl TcpListener {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(timed_out_would_block());
                     }
-                    g = self.shared.wait(g, Key::Listener(self.id), deadline)?;
+                    g = self.shared.wait(g, Key::Listener(self.id), Interest::Any, deadline)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -269,7 +269,7 @@ impl TcpStream {
                 stream.abort();
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
             }
-            g = shared.wait(g, Key::Conn(id), deadline)?;
+            g = shared.wait(g, Key::Conn(id), Interest::Any, deadline)?;
         }
     }
 
@@ -308,7 +308,7 @@ impl TcpStream {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(timed_out_would_block());
                     }
-                    g = self.shared.wait(g, self.key(), deadline)?;
+                    g = self.shared.wait(g, self.key(), Interest::Read, deadline)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -340,7 +340,7 @@ impl TcpStream {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(timed_out_would_block());
                     }
-                    g = self.shared.wait(g, self.key(), deadline)?;
+                    g = self.shared.wait(g, self.key(), Interest::Write, deadline)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -356,7 +356,7 @@ impl TcpStream {
         let r = g.stack.shutdown(now, self.id, how);
         g.after_op(&self.shared, now);
         // Blocked readers/writers of this socket must re-check.
-        self.shared.notify(&g, self.key());
+        self.shared.notify(&mut g, self.key());
         r
     }
 
@@ -365,7 +365,7 @@ impl TcpStream {
         let mut g = self.shared.lock();
         let now = self.shared.now();
         g.stack.abort(now, self.id);
-        self.shared.notify(&g, self.key());
+        self.shared.notify(&mut g, self.key());
         g.waiters.remove(&self.key());
         g.after_op(&self.shared, now);
         self.released.store(true, Ordering::Relaxed);

@@ -1,0 +1,168 @@
+//! Blocking waits, leader/follower style (run to completion).
+//!
+//! A thread whose socket call must block first tries to become the *leader*: if nobody
+//! else reads the TUN, it disarms the TUN in the driver's epoll and polls the TUN itself
+//! (plus a kick eventfd, with its own timeout), reads a burst, feeds the engine,
+//! transmits, dispatches events, and returns as soon as an event concerns its own
+//! socket. A request/response then costs one wake-up of one thread, the one that
+//! consumes the data. Threads that block while someone else leads are *followers*: they
+//! sleep on their socket's condvar and are signalled by whoever processes their events.
+//!
+//! When a leader returns to its application and no other thread waits on a connection,
+//! the TUN stays *parked* (disarmed in the driver's epoll): the typical application
+//! calls back into a blocking read or write within microseconds and leads again without
+//! any syscall. If it does not within [`HANDBACK`], the driver's timerfd fires and the
+//! driver re-arms the TUN for itself. If other threads wait on connections, the leader
+//! hands the TUN straight back to the driver instead, so their packets are not delayed.
+//! A leader that keeps processing packets for other connections' waiting threads and
+//! none for its own steps down, so leadership follows the traffic.
+//!
+//! Timers stay with the driver thread (timerfd), so they fire with no application
+//! thread inside; a leader also fires timers that are due whenever it holds the lock.
+
+use super::driver::{HANDBACK, Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
+use super::sys::{Ready, ppoll2};
+use std::io;
+use std::sync::MutexGuard;
+
+/// Step down after this many bursts that woke other connections' threads but not ours.
+const STEP_DOWN_AFTER: u32 = 2;
+
+/// How a leadership stint ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum End {
+    /// An event for our socket, our deadline, or the interface stopping: the caller
+    /// re-checks its condition.
+    Return,
+    /// Others' traffic only: go on waiting as a follower.
+    StepDown,
+}
+
+impl Shared {
+    /// Block until an event may let the caller's operation on `key` proceed (the caller
+    /// re-checks its condition and the deadline afterwards), leading if nobody does.
+    pub(crate) fn wait<'a>(
+        &'a self,
+        g: MutexGuard<'a, Inner>,
+        key: Key,
+        interest: Interest,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<MutexGuard<'a, Inner>> {
+        if !g.waiters.contains_key(&key) {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        }
+        if !g.can_lead() {
+            return self.follow(g, key, deadline);
+        }
+        let (g, end) = self.lead(g, key, interest, deadline);
+        match end {
+            End::Return => Ok(g),
+            End::StepDown => self.follow(g, key, deadline),
+        }
+    }
+
+    /// One leadership stint. Precondition: `g.can_lead()` and `key` is registered.
+    fn lead<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        key: Key,
+        interest: Interest,
+        deadline: Option<std::time::Instant>,
+    ) -> (MutexGuard<'a, Inner>, End) {
+        let Some(tun) = g.tun.clone() else {
+            return (g, End::Return);
+        };
+        if g.rx == RxOwner::Driver {
+            self.arm_tun(false);
+        }
+        g.rx = RxOwner::Leader;
+        g.leader = Some((key, interest));
+        g.stats.leads += 1;
+        let mut rx = g.leader_rx.take().unwrap_or_else(RxBuf::new);
+        let start = g.waiters.get(&key).map(|w| w.seq(interest));
+        let mut foreign = 0;
+        let mut more = false;
+        let end = loop {
+            drop(g);
+            let mut err = None;
+            let polled = !more;
+            let ready = if more {
+                // The last burst filled up: read on without asking.
+                Ready { a: true, b: false }
+            } else {
+                let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                match ppoll2(self.tun_fd, self.kick.fd(), timeout) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        err = Some(io::Error::new(e.kind(), format!("TUN poll: {e}")));
+                        Ready::default()
+                    }
+                }
+            };
+            if ready.b {
+                self.kick.drain();
+            }
+            more = false;
+            rx.clear();
+            if ready.a {
+                let (m, e) = rx.read_batch(&tun);
+                more = m;
+                err = err.or(e);
+            }
+            g = self.lock();
+            if polled {
+                g.stats.leader_wakeups += 1;
+            }
+            let now = self.now();
+            g.woke_other_conn = false;
+            let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if !g.stop && !rx.is_empty() {
+                    g.receive_batch(self, now, &rx, Who::Leader);
+                    g.after_op_by(self, now, Who::Leader);
+                }
+                if !g.stop {
+                    g.fire_due_timers(self, now, Who::Leader);
+                }
+            }));
+            if let Err(p) = fed {
+                err =
+                    err.or(Some(io::Error::other(format!("engine panicked: {}", panic_message(p.as_ref())))));
+            }
+            if let Some(e) = err {
+                g.fail(self, e);
+            }
+            if g.stop {
+                break End::Return;
+            }
+            match g.waiters.get(&key) {
+                Some(w) if Some(w.seq(interest)) == start => {}
+                _ => break End::Return,
+            }
+            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                break End::Return;
+            }
+            if g.woke_other_conn {
+                foreign += 1;
+                if foreign >= STEP_DOWN_AFTER {
+                    break End::StepDown;
+                }
+            }
+        };
+        g.leader = None;
+        g.leader_rx = Some(rx);
+        let now = self.now();
+        if g.stop || g.tun.is_none() {
+            // The driver is on its way out; nothing to hand back.
+            g.rx = RxOwner::Driver;
+        } else if g.conn_followers > 0 || end == End::StepDown {
+            // Others wait on connections: the driver reads for them from now on.
+            self.arm_tun(true);
+            g.rx = RxOwner::Driver;
+            g.stats.handoffs += 1;
+        } else {
+            g.rx = RxOwner::Parked { since: now };
+            g.arm_earlier(self, now + HANDBACK);
+        }
+        (g, end)
+    }
+}
