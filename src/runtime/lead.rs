@@ -28,6 +28,10 @@ use std::sync::MutexGuard;
 /// Step down after this many bursts that woke other connections' threads but not ours.
 const STEP_DOWN_AFTER: u32 = 2;
 
+/// A socket call that does not block reads a parked TUN once it has been parked this
+/// long (a request/response loop comes back sooner and never pays the extra read).
+const PUMP_AFTER: std::time::Duration = std::time::Duration::from_micros(50);
+
 /// How a leadership stint ended.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum End {
@@ -151,10 +155,17 @@ impl Shared {
         g.leader = None;
         g.leader_rx = Some(rx);
         let now = self.now();
+        self.release_rx(&mut g, now, end == End::StepDown);
+        (g, end)
+    }
+
+    /// Give up reading the TUN: to the driver if other threads wait on connections (or
+    /// `to_driver`), else park it for the next blocking call.
+    fn release_rx(&self, g: &mut Inner, now: crate::time::Instant, to_driver: bool) {
         if g.stop || g.tun.is_none() {
             // The driver is on its way out; nothing to hand back.
             g.rx = RxOwner::Driver;
-        } else if g.conn_followers > 0 || end == End::StepDown {
+        } else if g.conn_followers > 0 || to_driver {
             // Others wait on connections: the driver reads for them from now on.
             self.arm_tun(true);
             g.rx = RxOwner::Driver;
@@ -163,6 +174,45 @@ impl Shared {
             g.rx = RxOwner::Parked { since: now };
             g.arm_earlier(self, now + HANDBACK);
         }
-        (g, end)
+    }
+
+    /// Called by socket calls that do not block. If the TUN has been parked for a while
+    /// (its last leader is busy in its application, e.g. a sender that never fills its
+    /// buffer), read one burst of what queued up (ACKs, data) on this thread, before the
+    /// driver takes the TUN back and then wakes for every burst.
+    pub(crate) fn pump_parked<'a>(&'a self, mut g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+        let RxOwner::Parked { since } = g.rx else {
+            return g;
+        };
+        if g.stop || self.now() < since + PUMP_AFTER {
+            return g;
+        }
+        let Some(tun) = g.tun.clone() else {
+            return g;
+        };
+        let mut rx = g.leader_rx.take().unwrap_or_else(RxBuf::new);
+        // Keeps everybody else off the TUN while we read it without the lock.
+        g.rx = RxOwner::Leader;
+        drop(g);
+        let (_, mut err) = rx.read_batch(&tun);
+        let mut g = self.lock();
+        let now = self.now();
+        g.stats.pumps += 1;
+        if !g.stop && !rx.is_empty() {
+            let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                g.receive_batch(self, now, &rx, Who::App);
+                g.after_op_by(self, now, Who::App);
+            }));
+            if let Err(p) = fed {
+                err =
+                    err.or(Some(io::Error::other(format!("engine panicked: {}", panic_message(p.as_ref())))));
+            }
+        }
+        if let Some(e) = err {
+            g.fail(self, e);
+        }
+        g.leader_rx = Some(rx);
+        self.release_rx(&mut g, now, false);
+        g
     }
 }

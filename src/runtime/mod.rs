@@ -103,6 +103,8 @@ pub struct LinkStats {
     pub handoffs: u64,
     /// Times the driver took back a TUN parked by a leader that stayed away.
     pub handbacks: u64,
+    /// Bursts read from a parked TUN by a socket call that did not block.
+    pub pumps: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.
@@ -190,6 +192,9 @@ impl Interface {
 
 impl Drop for Interface {
     fn drop(&mut self) {
+        if std::env::var_os("UTCP_DEBUG_STATS").is_some() {
+            eprintln!("{:?}", self.link_stats());
+        }
         self.shared.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();

@@ -291,6 +291,7 @@ impl TcpStream {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
+            g = self.shared.pump_parked(g);
             let now = self.shared.now();
             match g.stack.recv(now, self.id, buf) {
                 Ok(n) => {
@@ -323,6 +324,7 @@ impl TcpStream {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
+            g = self.shared.pump_parked(g);
             let now = self.shared.now();
             match g.stack.send(now, self.id, buf) {
                 Ok(n) => {
