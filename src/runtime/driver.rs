@@ -38,9 +38,13 @@ const RX_BATCH: usize = 128;
 /// packets (about 130 at MTU 1500) and at least one of 64 KiB.
 const RX_ARENA: usize = 256 * 1024;
 /// How long the TUN may stay parked with a leader that went back to its application
-/// before the driver takes it back (the longest a packet nobody waits for can sit in
-/// the TUN queue).
+/// before the driver takes it back.
 pub(crate) const HANDBACK: Duration = Duration::from_millis(1);
+/// The driver checks a parked TUN `HANDBACK` after parking at first; every check that
+/// finds an application thread back in charge doubles the check interval up to this, so
+/// that a tight request/response or bulk loop wakes the driver ~125 times a second, not
+/// 1000. The longest a packet nobody waits for can sit in the TUN queue is this.
+const HANDBACK_CHECK_MAX: Duration = Duration::from_millis(8);
 /// A deadline the engine did not consume when fired is retried after this, not at once.
 const RETRY_UNCONSUMED: Duration = Duration::from_millis(1);
 
@@ -167,6 +171,8 @@ pub(crate) struct Inner {
     pub(crate) woke_other_conn: bool,
     /// What the timerfd is armed to (it may already have fired).
     timer_at: Option<Instant>,
+    /// Current interval of the driver's checks of a parked TUN.
+    handback_check: Duration,
     pub(crate) stats: LinkStats,
 }
 
@@ -340,6 +346,13 @@ impl Inner {
         }
     }
 
+    /// A leader returns to its application and nobody else waits on a connection: keep
+    /// the TUN disarmed for its next blocking call, and have the driver check on it.
+    pub(crate) fn park(&mut self, shared: &Shared, now: Instant) {
+        self.rx = RxOwner::Parked { since: now };
+        self.arm_earlier(shared, now + self.handback_check);
+    }
+
     /// Make the timerfd fire no later than `t`.
     pub(crate) fn arm_earlier(&mut self, shared: &Shared, t: Instant) {
         if self.timer_at.is_none_or(|a| t < a) {
@@ -486,13 +499,18 @@ impl Inner {
             return false;
         }
         let mut took_back = false;
-        if let RxOwner::Parked { since } = self.rx
-            && now >= since + HANDBACK
-        {
-            self.rx = RxOwner::Driver;
-            shared.arm_tun(true);
-            self.stats.handbacks += 1;
-            took_back = true;
+        match self.rx {
+            RxOwner::Parked { since } if now >= since + HANDBACK => {
+                self.rx = RxOwner::Driver;
+                shared.arm_tun(true);
+                self.stats.handbacks += 1;
+                self.handback_check = HANDBACK;
+                took_back = true;
+            }
+            RxOwner::Parked { .. } | RxOwner::Leader => {
+                self.handback_check = (self.handback_check * 2).min(HANDBACK_CHECK_MAX);
+            }
+            RxOwner::Driver => {}
         }
         let mut want = self.stack.poll_timeout();
         if want.is_some_and(|t| t <= now) {
@@ -626,6 +644,7 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         conn_followers: 0,
         woke_other_conn: false,
         timer_at: None,
+        handback_check: HANDBACK,
         stats: LinkStats::default(),
     };
     let shared = Arc::new(Shared {

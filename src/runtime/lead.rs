@@ -11,8 +11,8 @@
 //! When a leader returns to its application and no other thread waits on a connection,
 //! the TUN stays *parked* (disarmed in the driver's epoll): the typical application
 //! calls back into a blocking read or write within microseconds and leads again without
-//! any syscall. If it does not within [`HANDBACK`], the driver's timerfd fires and the
-//! driver re-arms the TUN for itself. If other threads wait on connections, the leader
+//! any syscall. If it does not within `HANDBACK` (1 ms), the driver re-arms the TUN for itself
+//! at its next check (its timerfd; at most 8 ms later). If other threads wait on connections, the leader
 //! hands the TUN straight back to the driver instead, so their packets are not delayed.
 //! A leader that keeps processing packets for other connections' waiting threads and
 //! none for its own steps down, so leadership follows the traffic.
@@ -20,7 +20,7 @@
 //! Timers stay with the driver thread (timerfd), so they fire with no application
 //! thread inside; a leader also fires timers that are due whenever it holds the lock.
 
-use super::driver::{HANDBACK, Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
+use super::driver::{Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
 use super::sys::{Ready, ppoll2};
 use std::io;
 use std::sync::MutexGuard;
@@ -171,8 +171,7 @@ impl Shared {
             g.rx = RxOwner::Driver;
             g.stats.handoffs += 1;
         } else {
-            g.rx = RxOwner::Parked { since: now };
-            g.arm_earlier(self, now + HANDBACK);
+            g.park(self, now);
         }
     }
 
