@@ -19,6 +19,8 @@ mod pcap;
 mod socket;
 mod sys;
 mod tap;
+#[cfg(test)]
+mod tests;
 
 pub mod apps;
 
