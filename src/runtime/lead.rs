@@ -92,7 +92,7 @@ impl Shared {
             let polled = !more;
             let ready = if more {
                 // The last burst filled up: read on without asking.
-                Ready { a: true, b: false }
+                Ready { a: true, a_err: false, b: false }
             } else {
                 let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
                 match ppoll2(self.tun_fd, self.kick.fd(), timeout) {
@@ -112,6 +112,10 @@ impl Shared {
                 let (m, e) = rx.read_batch(&tun);
                 more = m;
                 err = err.or(e);
+                if ready.a_err && rx.is_empty() && err.is_none() {
+                    // An error the read does not report: do not spin on it.
+                    err = Some(io::Error::other("TUN poll reports an error condition"));
+                }
             }
             g = self.lock();
             if polled {

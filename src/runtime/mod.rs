@@ -1,16 +1,21 @@
-//! The runtime: drives a [`Stack`](crate::engine::Stack) on a TUN device with one thread
-//! per [`Interface`], and offers blocking sockets shaped like `std::net`
-//! ([`TcpListener`], [`TcpStream`]).
+//! The runtime: drives a [`Stack`](crate::engine::Stack) on a TUN device and offers
+//! blocking sockets shaped like `std::net` ([`TcpListener`], [`TcpStream`]).
 //!
-//! The driver thread waits with epoll (mio) on three things only: the TUN descriptor, the
-//! engine's next timer deadline (`Stack::poll_timeout`) and a waker. There is no polling
-//! tick, so an idle interface costs no CPU. Application threads call into the engine under
-//! the interface lock and transmit what the call produced themselves before returning, so
-//! a `write` reaches the wire without waiting for the driver; they wake the driver only
-//! when the call moved the earliest timer deadline forward in time.
+//! Each [`Interface`] has a driver thread that waits with epoll on the TUN descriptor, a
+//! timerfd holding the engine's next deadline (`Stack::poll_timeout`) and a stop eventfd.
+//! There is no polling tick, so an idle interface costs no CPU. Application threads call
+//! into the engine under the interface lock and transmit what the call produced
+//! themselves before returning, so a `write` reaches the wire without waiting for the
+//! driver; a call that moves the engine's deadline earlier re-programs the timerfd
+//! (one syscall, no wake-up).
 //!
-//! Blocking socket calls sleep on a per-socket `Condvar` that is signalled when the engine
-//! reports `Readable`, `Writable`, `Connected`, `Incoming` or `Closed` for that socket.
+//! A socket call that must block is caller-driven (leader/follower, see `lead.rs`): if no
+//! other thread reads the TUN, the blocked thread takes the TUN from the driver and polls
+//! it itself, feeds the engine and returns as soon as its own socket can proceed, so a
+//! request/response costs one wake-up of the thread that consumes it, with the driver
+//! asleep. Threads that block while another thread leads sleep on their socket's
+//! `Condvar`, signalled when the engine reports `Readable`, `Writable`, `Connected`,
+//! `Incoming` or `Closed` for that socket.
 
 mod driver;
 mod impair;

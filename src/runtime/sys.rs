@@ -142,6 +142,8 @@ impl TimerFd {
 pub(crate) struct Ready {
     /// The first descriptor is readable, or in error (a read will say which).
     pub(crate) a: bool,
+    /// The first descriptor reported an error or hang-up.
+    pub(crate) a_err: bool,
     /// The second descriptor is readable.
     pub(crate) b: bool,
 }
@@ -163,5 +165,6 @@ pub(crate) fn ppoll2(a: RawFd, b: RawFd, timeout: Option<Duration>) -> io::Resul
         Err(e) => return Err(e),
     }
     let bad = libc::POLLIN | libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
-    Ok(Ready { a: fds[0].revents & bad != 0, b: fds[1].revents & bad != 0 })
+    let err = libc::POLLERR | libc::POLLHUP | libc::POLLNVAL;
+    Ok(Ready { a: fds[0].revents & bad != 0, a_err: fds[0].revents & err != 0, b: fds[1].revents & bad != 0 })
 }
