@@ -22,6 +22,7 @@
 
 use super::driver::{Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
 use super::sys::{Ready, ppoll2};
+use crate::time::Instant;
 use std::io;
 use std::sync::MutexGuard;
 
@@ -86,6 +87,11 @@ impl Shared {
         let start = g.waiters.get(&key).map(|w| w.seq(interest));
         let mut foreign = 0;
         let mut more = false;
+        // One clock read per wake-up: the deadline in engine time (rounded up).
+        let mut now = self.now();
+        let deadline = deadline.map(|d| {
+            now + d.saturating_duration_since(std::time::Instant::now()) + std::time::Duration::from_micros(1)
+        });
         let end = loop {
             drop(g);
             let mut err = None;
@@ -94,7 +100,7 @@ impl Shared {
                 // The last burst filled up: read on without asking.
                 Ready { a: true, a_err: false, b: false }
             } else {
-                let timeout = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+                let timeout = deadline.map(|d| d.saturating_since(now));
                 match ppoll2(self.tun_fd, self.kick.fd(), timeout) {
                     Ok(r) => r,
                     Err(e) => {
@@ -121,7 +127,7 @@ impl Shared {
             if polled {
                 g.stats.leader_wakeups += 1;
             }
-            let now = self.now();
+            now = self.now();
             g.woke_other_conn = false;
             let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if !g.stop && !rx.is_empty() {
@@ -146,7 +152,7 @@ impl Shared {
                 Some(w) if Some(w.seq(interest)) == start => {}
                 _ => break End::Return,
             }
-            if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            if deadline.is_some_and(|d| now >= d) {
                 break End::Return;
             }
             if g.woke_other_conn {
@@ -158,14 +164,13 @@ impl Shared {
         };
         g.leader = None;
         g.leader_rx = Some(rx);
-        let now = self.now();
         self.release_rx(&mut g, now, end == End::StepDown);
         (g, end)
     }
 
     /// Give up reading the TUN: to the driver if other threads wait on connections (or
     /// `to_driver`), else park it for the next blocking call.
-    fn release_rx(&self, g: &mut Inner, now: crate::time::Instant, to_driver: bool) {
+    fn release_rx(&self, g: &mut Inner, now: Instant, to_driver: bool) {
         if g.stop || g.tun.is_none() {
             // The driver is on its way out; nothing to hand back.
             g.rx = RxOwner::Driver;
@@ -183,15 +188,20 @@ impl Shared {
     /// (its last leader is busy in its application, e.g. a sender that never fills its
     /// buffer), read one burst of what queued up (ACKs, data) on this thread, before the
     /// driver takes the TUN back and then wakes for every burst.
-    pub(crate) fn pump_parked<'a>(&'a self, mut g: MutexGuard<'a, Inner>) -> MutexGuard<'a, Inner> {
+    /// Returns the guard and the time to use from now on.
+    pub(crate) fn pump_parked<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        now: Instant,
+    ) -> (MutexGuard<'a, Inner>, Instant) {
         let RxOwner::Parked { since } = g.rx else {
-            return g;
+            return (g, now);
         };
-        if g.stop || self.now() < since + PUMP_AFTER {
-            return g;
+        if g.stop || now < since + PUMP_AFTER {
+            return (g, now);
         }
         let Some(tun) = g.tun.clone() else {
-            return g;
+            return (g, now);
         };
         let mut rx = g.leader_rx.take().unwrap_or_else(RxBuf::new);
         // Keeps everybody else off the TUN while we read it without the lock.
@@ -216,6 +226,6 @@ impl Shared {
         }
         g.leader_rx = Some(rx);
         self.release_rx(&mut g, now, false);
-        g
+        (g, now)
     }
 }

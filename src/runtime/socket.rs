@@ -291,8 +291,8 @@ impl TcpStream {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
-            g = self.shared.pump_parked(g);
-            let now = self.shared.now();
+            let now;
+            (g, now) = self.shared.pump_parked(g, self.shared.now());
             match g.stack.recv(now, self.id, buf) {
                 Ok(n) => {
                     // Reading opens the window: a window update may be due now.
@@ -324,8 +324,8 @@ impl TcpStream {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
-            g = self.shared.pump_parked(g);
-            let now = self.shared.now();
+            let now;
+            (g, now) = self.shared.pump_parked(g, self.shared.now());
             match g.stack.send(now, self.id, buf) {
                 Ok(n) => {
                     // Transmit on this thread, now: no wait for the driver.
