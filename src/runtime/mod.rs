@@ -199,9 +199,6 @@ impl Interface {
 
 impl Drop for Interface {
     fn drop(&mut self) {
-        if std::env::var_os("UTCP_DEBUG_STATS").is_some() {
-            eprintln!("{:?}", self.link_stats());
-        }
         self.shared.stop();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
