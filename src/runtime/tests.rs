@@ -113,3 +113,59 @@ fn a_parked_tun_goes_back_to_the_driver() {
     (&s).write_all(b"y").unwrap();
     client.join().expect("client panicked").expect("setns");
 }
+
+/// A thread leading on an idle connection hands leadership over to the thread whose
+/// connection carries the traffic, which then serves it with one wake-up per request.
+#[test]
+fn leadership_follows_the_traffic() {
+    if !require_root("leadership_follows_the_traffic") {
+        return;
+    }
+    const N: u64 = 500;
+    let (iface, ns) = setup("utcp-rtfollow");
+    let l = TcpListener::bind(&iface, (STACK, 7003)).unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let client = ns
+        .spawn(move || {
+            let mut idle = kernel_connect(7003);
+            let mut busy = kernel_connect(7003);
+            let mut b = [0u8; 1];
+            for i in 0..N {
+                busy.write_all(&[i as u8]).unwrap();
+                busy.read_exact(&mut b).unwrap();
+            }
+            release_rx.recv_timeout(STEP).unwrap();
+            idle.write_all(b"z").unwrap();
+        })
+        .unwrap();
+    let (idle, _) = l.accept().unwrap();
+    let (mut busy, _) = l.accept().unwrap();
+    busy.set_nodelay(true).unwrap();
+    let idle_reader = std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        (&idle).read_exact(&mut b).map(|()| b[0])
+    });
+    // Let the idle reader block (and lead) first.
+    std::thread::sleep(Duration::from_millis(50));
+    let before = iface.link_stats();
+    let mut b = [0u8; 1];
+    for _ in 0..N {
+        busy.read_exact(&mut b).unwrap();
+        busy.write_all(&b).unwrap();
+    }
+    let after = iface.link_stats();
+    release_tx.send(()).unwrap();
+    assert_eq!(idle_reader.join().unwrap().unwrap(), b'z');
+    client.join().expect("client panicked").expect("setns");
+    let leads = after.leads - before.leads;
+    let led = after.leader_wakeups - before.leader_wakeups;
+    let driver = after.driver_wakeups - before.driver_wakeups;
+    eprintln!("{N} transactions: {leads} leads, {led} leader wake-ups, {driver} driver wake-ups");
+    // Had the idle reader kept leading, it would have led once, for the whole run, and
+    // every request would have cost it a wake-up plus one of the busy thread.
+    assert!(leads >= N / 2, "busy thread led {leads} times: {before:?} -> {after:?}");
+    assert!(led >= N / 2, "{before:?} -> {after:?}");
+    // With the idle reader waiting too, a released TUN goes back to the driver, which
+    // wakes only when a request races the busy thread's return to `read`.
+    assert!(driver <= N / 2, "{before:?} -> {after:?}");
+}
