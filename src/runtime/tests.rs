@@ -78,10 +78,12 @@ fn a_parked_tun_goes_back_to_the_driver() {
     }
     let (iface, ns) = setup("utcp-rtpark");
     let l = TcpListener::bind(&iface, (STACK, 7002)).unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
     let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
     let client = ns
         .spawn(move || {
             let mut s = kernel_connect(7002);
+            first_rx.recv_timeout(STEP).unwrap();
             s.write_all(b"x").unwrap();
             go_rx.recv_timeout(STEP).unwrap();
             s.write_all(&[5u8; 1000]).unwrap();
@@ -91,8 +93,15 @@ fn a_parked_tun_goes_back_to_the_driver() {
         })
         .unwrap();
     let (s, _) = l.accept().unwrap();
+    // The byte is sent only once this thread is blocked in `read`, so this thread reads
+    // it from the TUN itself and parks the TUN on its way back.
+    let nudge = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        first_tx.send(()).unwrap();
+    });
     let mut b = [0u8; 1];
     (&s).read_exact(&mut b).unwrap();
+    nudge.join().unwrap();
     let before = iface.link_stats();
     // The application now does something else; the kernel sends meanwhile.
     go_tx.send(()).unwrap();
