@@ -1,33 +1,94 @@
 //! The driver thread and the state it shares with application threads.
 //!
 //! Locking: one mutex ([`Shared::lock`]) guards the engine and everything that goes with
-//! it. The driver reads a burst of packets from the TUN *without* the lock (into a reused
+//! it. Whoever reads the TUN reads a burst of packets *without* the lock (into a reused
 //! arena), then takes the lock once to feed the whole burst to the engine, transmit what
 //! the engine produced, and signal the sockets the engine's events concern.
+//!
+//! Who reads the TUN ([`RxOwner`]): the driver thread, or an application thread that
+//! blocks in a socket call and polls the TUN itself (the "leader", see `lead.rs`). Only
+//! one of them at a time: the TUN is armed in the driver's epoll only while the driver
+//! owns it, so a packet wakes exactly one thread.
+//!
+//! Timers: the engine's next deadline is programmed into a timerfd that sits in the
+//! driver's epoll. Any thread may move it earlier with one `timerfd_settime` and no
+//! wake-up; the driver fires due timers whoever owns the TUN.
 
 use super::impair::{Impairer, Impairment};
+use super::sys::{Epoll, EventFd, TimerFd, mono_ns};
 use super::tap::{Direction, Tap, Taps};
 use super::{InterfaceConfig, LinkStats};
 use crate::device::tun::{MAX_PACKET, Tun, TunConfig};
 use crate::engine::{CloseReason, ConnId, Event, ListenerId, Stack};
 use crate::time::Instant;
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token, Waker};
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-const TUN_TOKEN: Token = Token(0);
-const WAKE_TOKEN: Token = Token(1);
+const TUN_TOKEN: u64 = 0;
+const WAKE_TOKEN: u64 = 1;
+const TIMER_TOKEN: u64 = 2;
 /// Packets read per lock acquisition, at most.
 const RX_BATCH: usize = 128;
 /// Receive arena: a read needs `MAX_PACKET` free bytes, so this holds many MTU-sized
 /// packets (about 130 at MTU 1500) and at least one of 64 KiB.
 const RX_ARENA: usize = 256 * 1024;
+/// How long the TUN may stay parked with a leader that went back to its application
+/// before the driver takes it back.
+pub(crate) const HANDBACK: Duration = Duration::from_millis(1);
+/// The driver checks a parked TUN `HANDBACK` after parking at first; every check that
+/// finds an application thread back in charge doubles the check interval up to this, so
+/// that a tight request/response or bulk loop wakes the driver ~125 times a second, not
+/// 1000. The longest a packet nobody waits for can sit in the TUN queue is this.
+const HANDBACK_CHECK_MAX: Duration = Duration::from_millis(8);
+/// A deadline the engine did not consume when fired is retried after this, not at once.
+const RETRY_UNCONSUMED: Duration = Duration::from_millis(1);
+
+/// A cheap hasher for [`Key`]s: they are handed out by the engine, not chosen by peers,
+/// so flooding resistance (std's SipHash) buys nothing on this per-event path.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl KeyHasher {
+    #[inline]
+    fn mix(&mut self, v: u64) {
+        // Rotate-xor-multiply by an odd constant (2^64 / golden ratio): the high bits,
+        // which the table uses for its control bytes, depend on every input bit.
+        self.0 = (self.0.rotate_left(23) ^ v).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.mix(b as u64);
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.mix(v as u64);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.mix(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.mix(v);
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.mix(v as u64);
+    }
+    fn write_isize(&mut self, v: isize) {
+        self.mix(v as u64);
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
 
 /// What a blocked socket waits on.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
@@ -36,35 +97,139 @@ pub(crate) enum Key {
     Listener(ListenerId),
 }
 
+/// Which events end a wait: a reader does not care that send space opened up.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Interest {
+    Read,
+    Write,
+    Any,
+}
+
 /// A socket's wait slot: its condvar, how many threads sleep on it (so that events for
-/// sockets nobody waits on cost no futex syscall), and the close reason once known.
+/// sockets nobody waits on cost no futex syscall), event sequence numbers (so that a
+/// leading thread knows an event concerned it) and the close reason once known.
 pub(crate) struct Waiter {
     cv: Arc<Condvar>,
     waiting: u32,
+    /// Bumped on every event that may let a blocked read (resp. write) proceed.
+    read_seq: u32,
+    write_seq: u32,
     pub(crate) closed: Option<CloseReason>,
+}
+
+impl Waiter {
+    pub(crate) fn seq(&self, i: Interest) -> (u32, u32) {
+        match i {
+            Interest::Read => (self.read_seq, 0),
+            Interest::Write => (0, self.write_seq),
+            Interest::Any => (self.read_seq, self.write_seq),
+        }
+    }
+}
+
+/// Who reads the TUN.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum RxOwner {
+    /// The driver thread: the TUN is armed in its epoll.
+    Driver,
+    /// An application thread blocked in a socket call polls the TUN itself.
+    Leader,
+    /// The last leader went back to its application and no other thread waits on a
+    /// connection. The TUN stays disarmed in the driver's epoll, so the next blocking call
+    /// takes over without a syscall; the driver takes it back `HANDBACK` after `since`.
+    Parked { since: Instant },
+}
+
+/// A reusable receive arena: packets back to back, with their (offset, length).
+pub(crate) struct RxBuf {
+    arena: Box<[u8]>,
+    lens: Vec<(usize, usize)>,
+}
+
+impl RxBuf {
+    pub(crate) fn new() -> RxBuf {
+        RxBuf { arena: vec![0u8; RX_ARENA].into_boxed_slice(), lens: Vec::with_capacity(RX_BATCH) }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.lens.clear();
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.lens.is_empty()
+    }
+
+    /// Read up to a batch of packets (no lock needed). Returns whether the TUN may hold
+    /// more (the batch filled up) and a fatal read error, if any; packets read before an
+    /// error are kept.
+    pub(crate) fn read_batch(&mut self, tun: &Tun) -> (bool, Option<io::Error>) {
+        self.lens.clear();
+        let mut off = 0;
+        while self.lens.len() < RX_BATCH && off + MAX_PACKET <= self.arena.len() {
+            match tun.recv(&mut self.arena[off..off + MAX_PACKET]) {
+                Ok(n) => {
+                    self.lens.push((off, n));
+                    off += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (false, None),
+                Err(e) => return (false, Some(io::Error::new(e.kind(), format!("TUN read: {e}")))),
+            }
+        }
+        (true, None)
+    }
+}
+
+/// Which kind of thread runs an engine call (decides who must be told about events).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Who {
+    /// An application thread in an ordinary socket call.
+    App,
+    /// The application thread currently leading (polling the TUN).
+    Leader,
+    Driver,
 }
 
 /// Everything the interface lock protects.
 pub(crate) struct Inner {
     pub(crate) stack: Stack,
-    tun: Option<Arc<Tun>>,
+    pub(crate) tun: Option<Arc<Tun>>,
     txbuf: Box<[u8]>,
     tap: Option<Taps>,
     /// (receive direction, transmit direction)
     impair: Option<(Impairer, Impairer)>,
-    pub(crate) waiters: HashMap<Key, Waiter>,
+    pub(crate) waiters: KeyMap<Waiter>,
     down: Option<(io::ErrorKind, String)>,
-    stop: bool,
-    /// The deadline the driver sleeps until; application threads wake it if they make
-    /// the engine's earliest deadline earlier than this.
-    driver_deadline: Option<Instant>,
+    pub(crate) stop: bool,
+    pub(crate) rx: RxOwner,
+    /// The driver is reading a burst (without the lock); nobody may take the TUN meanwhile.
+    driver_reading: bool,
+    /// The leading thread's socket and what it waits for.
+    pub(crate) leader: Option<(Key, Interest)>,
+    /// The leader's receive arena while nobody leads.
+    pub(crate) leader_rx: Option<RxBuf>,
+    /// Threads asleep on a connection's condvar (they need someone to read the TUN).
+    pub(crate) conn_followers: u32,
+    /// Set when a dispatch woke a thread blocked on a connection other than the leader's.
+    pub(crate) woke_other_conn: bool,
+    /// What the timerfd is armed to (it may already have fired).
+    timer_at: Option<Instant>,
+    /// Current interval of the driver's checks of a parked TUN.
+    handback_check: Duration,
     pub(crate) stats: LinkStats,
 }
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
-    waker: Waker,
-    epoch: std::time::Instant,
+    epoll: Epoll,
+    /// Wakes the driver (stop, fatal error).
+    waker: EventFd,
+    /// The engine's next deadline.
+    timer: TimerFd,
+    /// Wakes the leading application thread.
+    pub(crate) kick: EventFd,
+    pub(crate) tun_fd: RawFd,
+    /// `CLOCK_MONOTONIC` nanoseconds at engine time zero.
+    epoch_ns: u64,
     pub(crate) addr: Ipv4Addr,
 }
 
@@ -76,15 +241,20 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// `std::time::Instant` mapped onto engine time (microseconds since interface start).
+    /// The monotonic clock mapped onto engine time (microseconds since interface start).
     #[inline]
     pub(crate) fn now(&self) -> Instant {
-        Instant::from_micros(self.epoch.elapsed().as_micros() as u64)
+        Instant::from_micros(mono_ns().saturating_sub(self.epoch_ns) / 1000)
+    }
+
+    fn mono_of(&self, t: Instant) -> u64 {
+        self.epoch_ns.saturating_add(t.micros().saturating_mul(1000))
     }
 
     pub(crate) fn stop(&self) {
         self.lock().stop = true;
-        let _ = self.waker.wake();
+        self.waker.signal();
+        self.kick.signal();
     }
 
     /// After the driver thread has exited: close the TUN and fail every blocked call.
@@ -94,7 +264,7 @@ impl Shared {
         if g.down.is_none() {
             g.down = Some((io::ErrorKind::NotConnected, "interface closed".into()));
         }
-        g.notify_all();
+        g.notify_all(self);
         if let Some(t) = g.tap.as_mut() {
             t.finish();
         }
@@ -102,12 +272,14 @@ impl Shared {
 
     /// Register a wait slot for a new socket.
     pub(crate) fn register(&self, g: &mut Inner, key: Key) {
-        g.waiters.insert(key, Waiter { cv: Arc::new(Condvar::new()), waiting: 0, closed: None });
+        g.waiters.insert(
+            key,
+            Waiter { cv: Arc::new(Condvar::new()), waiting: 0, read_seq: 0, write_seq: 0, closed: None },
+        );
     }
 
-    /// Sleep until the socket's condvar is signalled or `deadline` passes. The caller
-    /// re-checks its condition (and the deadline) afterwards.
-    pub(crate) fn wait<'a>(
+    /// Sleep on the socket's condvar until it is signalled or `deadline` passes.
+    pub(crate) fn follow<'a>(
         &'a self,
         mut g: MutexGuard<'a, Inner>,
         key: Key,
@@ -120,6 +292,10 @@ impl Shared {
             }
             None => return Err(io::Error::from(io::ErrorKind::NotConnected)),
         };
+        let conn = matches!(key, Key::Conn(_));
+        if conn {
+            g.conn_followers += 1;
+        }
         let mut g = match deadline {
             None => cv.wait(g).unwrap_or_else(|e| e.into_inner()),
             Some(d) => {
@@ -127,6 +303,9 @@ impl Shared {
                 cv.wait_timeout(g, left).unwrap_or_else(|e| e.into_inner()).0
             }
         };
+        if conn {
+            g.conn_followers = g.conn_followers.saturating_sub(1);
+        }
         if let Some(w) = g.waiters.get_mut(&key) {
             w.waiting = w.waiting.saturating_sub(1);
         }
@@ -134,10 +313,21 @@ impl Shared {
     }
 
     /// Wake every thread blocked on `key` (e.g. after a local shutdown).
-    pub(crate) fn notify(&self, g: &Inner, key: Key) {
-        if let Some(w) = g.waiters.get(&key) {
+    pub(crate) fn notify(&self, g: &mut Inner, key: Key) {
+        if let Some(w) = g.waiters.get_mut(&key) {
+            w.read_seq = w.read_seq.wrapping_add(1);
+            w.write_seq = w.write_seq.wrapping_add(1);
             w.cv.notify_all();
         }
+        if g.leader.is_some_and(|(k, _)| k == key) {
+            self.kick.signal();
+        }
+    }
+
+    /// Turn the driver's interest in the TUN on or off. Errors are impossible for a
+    /// registered descriptor; if the TUN is gone, nobody needs the interest anyway.
+    pub(crate) fn arm_tun(&self, on: bool) {
+        let _ = self.epoll.set_input(self.tun_fd, TUN_TOKEN, on);
     }
 }
 
@@ -166,31 +356,55 @@ impl Inner {
         self.impair = imp.map(|c| (Impairer::new(c, 1), Impairer::new(c, 2)));
     }
 
-    /// After any engine call: transmit what it produced, signal sockets, and (from an
-    /// application thread) wake the driver if its sleep would overrun a new deadline.
+    /// May a thread about to block take over reading the TUN?
+    pub(crate) fn can_lead(&self) -> bool {
+        !self.stop
+            && self.tun.is_some()
+            && match self.rx {
+                RxOwner::Driver => !self.driver_reading,
+                RxOwner::Parked { .. } => true,
+                RxOwner::Leader => false,
+            }
+    }
+
+    /// After any engine call from an application thread: transmit what it produced,
+    /// signal sockets, and make sure the timerfd fires by the engine's next deadline.
     pub(crate) fn after_op(&mut self, shared: &Shared, now: Instant) {
-        self.after_op_inner(shared, now, true);
+        self.after_op_by(shared, now, Who::App);
     }
 
-    fn after_op_inner(&mut self, shared: &Shared, now: Instant, from_app: bool) {
-        self.flush_tx(now);
-        self.dispatch_events(now);
-        if from_app
-            && !self.stop
-            && let Some(t) = self.stack.poll_timeout()
-            && self.driver_deadline.is_none_or(|d| t < d)
-        {
-            self.driver_deadline = Some(t);
-            self.stats.driver_wakeups += 1;
-            let _ = shared.waker.wake();
+    pub(crate) fn after_op_by(&mut self, shared: &Shared, now: Instant, who: Who) {
+        self.flush_tx(shared, now);
+        self.dispatch_events(shared, now, who);
+        if self.stop {
+            if who != Who::Driver {
+                // A fatal TUN error on this thread: make the driver notice and exit.
+                shared.waker.signal();
+            }
+            return;
         }
-        if from_app && self.stop {
-            // A fatal TUN error on this thread: make the driver notice and exit.
-            let _ = shared.waker.wake();
+        if let Some(t) = self.stack.poll_timeout() {
+            self.arm_earlier(shared, t);
         }
     }
 
-    fn flush_tx(&mut self, now: Instant) {
+    /// A leader returns to its application and nobody else waits on a connection: keep
+    /// the TUN disarmed for its next blocking call, and have the driver check on it.
+    pub(crate) fn park(&mut self, shared: &Shared, now: Instant) {
+        self.rx = RxOwner::Parked { since: now };
+        self.arm_earlier(shared, now + self.handback_check);
+    }
+
+    /// Make the timerfd fire no later than `t`.
+    pub(crate) fn arm_earlier(&mut self, shared: &Shared, t: Instant) {
+        if self.timer_at.is_none_or(|a| t < a) {
+            self.timer_at = Some(t);
+            shared.timer.set(Some(shared.mono_of(t)));
+            self.stats.timer_arms += 1;
+        }
+    }
+
+    fn flush_tx(&mut self, shared: &Shared, now: Instant) {
         let Inner { stack, tun, txbuf, tap, impair, stats, .. } = self;
         let Some(tun) = tun.as_deref() else {
             return;
@@ -208,53 +422,87 @@ impl Inner {
             tx.release(&mut emit);
         }
         if let Some(e) = fatal {
-            self.fail(e);
+            self.fail(shared, e);
         }
     }
 
-    fn dispatch_events(&mut self, now: Instant) {
+    fn dispatch_events(&mut self, shared: &Shared, now: Instant, who: Who) {
+        let mut kick = false;
         while let Some(ev) = self.stack.poll_event() {
-            let key = match ev {
-                Event::Connected(c) | Event::Readable(c) | Event::Writable(c) => Some(Key::Conn(c)),
+            // (socket, may unblock a reader, may unblock a writer)
+            let target = match ev {
+                Event::Readable(c) => Some((Key::Conn(c), true, false)),
+                Event::Writable(c) => Some((Key::Conn(c), false, true)),
+                Event::Connected(c) => Some((Key::Conn(c), true, true)),
                 Event::Closed(c, reason) => {
                     if let Some(w) = self.waiters.get_mut(&Key::Conn(c)) {
                         w.closed = Some(reason);
                     }
-                    Some(Key::Conn(c))
+                    Some((Key::Conn(c), true, true))
                 }
-                Event::Incoming(l) => Some(Key::Listener(l)),
+                Event::Incoming(l) => Some((Key::Listener(l), true, true)),
                 Event::StateChange { .. } => None,
             };
-            if let Some(w) = key.and_then(|k| self.waiters.get(&k))
-                && w.waiting > 0
+            if let Some((key, read, write)) = target
+                && let Some(w) = self.waiters.get_mut(&key)
             {
-                w.cv.notify_all();
+                if read {
+                    w.read_seq = w.read_seq.wrapping_add(1);
+                }
+                if write {
+                    w.write_seq = w.write_seq.wrapping_add(1);
+                }
+                let leader = self.leader.filter(|(k, _)| *k == key);
+                if w.waiting > 0 {
+                    w.cv.notify_all();
+                    if leader.is_none() && matches!(key, Key::Conn(_)) {
+                        self.woke_other_conn = true;
+                    }
+                }
+                if who != Who::Leader
+                    && let Some((_, interest)) = leader
+                    && match interest {
+                        Interest::Read => read,
+                        Interest::Write => write,
+                        Interest::Any => true,
+                    }
+                {
+                    kick = true;
+                }
             }
             if let Some(t) = self.tap.as_mut() {
                 t.event(now, &ev);
             }
         }
-    }
-
-    fn notify_all(&self) {
-        for w in self.waiters.values() {
-            w.cv.notify_all();
+        if kick {
+            self.stats.leader_kicks += 1;
+            shared.kick.signal();
         }
     }
 
+    fn notify_all(&mut self, shared: &Shared) {
+        for w in self.waiters.values_mut() {
+            w.read_seq = w.read_seq.wrapping_add(1);
+            w.write_seq = w.write_seq.wrapping_add(1);
+            w.cv.notify_all();
+        }
+        shared.kick.signal();
+    }
+
     /// Shut the interface down with `err`, stored for every later socket call.
-    fn fail(&mut self, err: io::Error) {
+    pub(crate) fn fail(&mut self, shared: &Shared, err: io::Error) {
         if self.down.is_none() {
             self.down = Some((err.kind(), format!("utcp interface down: {err}")));
         }
         self.stop = true;
         self.tun = None;
-        self.notify_all();
+        self.notify_all(shared);
+        shared.waker.signal();
     }
 
-    fn receive_batch(&mut self, now: Instant, arena: &[u8], lens: &[(usize, usize)]) {
-        for &(off, len) in lens {
-            let pkt = &arena[off..off + len];
+    pub(crate) fn receive_batch(&mut self, shared: &Shared, now: Instant, rx: &RxBuf, who: Who) {
+        for &(off, len) in &rx.lens {
+            let pkt = &rx.arena[off..off + len];
             self.stats.rx_packets += 1;
             self.stats.rx_bytes += len as u64;
             if let Some(t) = self.tap.as_mut() {
@@ -267,13 +515,59 @@ impl Inner {
             }
             if self.tap.is_some() {
                 // A tap sees each packet's events right after it, in causal order.
-                self.dispatch_events(now);
+                self.dispatch_events(shared, now, who);
             }
         }
         if let Some((rx, _)) = &mut self.impair {
             let stack = &mut self.stack;
             rx.release(|p| stack.handle_packet(now, p));
         }
+    }
+
+    /// Fire due timers (any thread holding the lock may).
+    pub(crate) fn fire_due_timers(&mut self, shared: &Shared, now: Instant, who: Who) {
+        if self.stack.poll_timeout().is_some_and(|t| t <= now) {
+            self.stack.handle_timeout(now);
+            self.after_op_by(shared, now, who);
+        }
+    }
+
+    /// The driver's housekeeping after any wake-up: fire timers, take the TUN back from
+    /// a leader that has been away too long, and program the timerfd for what is next.
+    /// Returns true if the driver took the TUN back.
+    fn driver_timers(&mut self, shared: &Shared, now: Instant) -> bool {
+        self.fire_due_timers(shared, now, Who::Driver);
+        if self.stop {
+            return false;
+        }
+        let mut took_back = false;
+        match self.rx {
+            RxOwner::Parked { since } if now >= since + HANDBACK => {
+                self.rx = RxOwner::Driver;
+                shared.arm_tun(true);
+                self.stats.handbacks += 1;
+                self.handback_check = HANDBACK;
+                took_back = true;
+            }
+            RxOwner::Parked { .. } | RxOwner::Leader => {
+                self.handback_check = (self.handback_check * 2).min(HANDBACK_CHECK_MAX);
+            }
+            RxOwner::Driver => {}
+        }
+        let mut want = self.stack.poll_timeout();
+        if want.is_some_and(|t| t <= now) {
+            // A deadline the engine did not consume: do not spin on it.
+            want = Some(now + RETRY_UNCONSUMED);
+        }
+        if let RxOwner::Parked { since } = self.rx {
+            let back = since + HANDBACK;
+            want = Some(want.map_or(back, |t| t.min(back)));
+        }
+        if want != self.timer_at {
+            self.timer_at = want;
+            shared.timer.set(want.map(|t| shared.mono_of(t)));
+        }
+        took_back
     }
 }
 
@@ -313,9 +607,9 @@ pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHan
     let (tx, rx) = std::sync::mpsc::channel::<io::Result<Arc<Shared>>>();
     let thread = std::thread::Builder::new().name(format!("utcp-{}", config.tun_name)).spawn(move || {
         match setup(config) {
-            Ok((shared, tun, poll)) => {
+            Ok((shared, tun)) => {
                 let _ = tx.send(Ok(shared.clone()));
-                run(&shared, &tun, poll);
+                run(&shared, &tun);
             }
             Err(e) => {
                 let _ = tx.send(Err(e));
@@ -338,7 +632,7 @@ pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHan
     }
 }
 
-fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>, Poll)> {
+fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     if let Some(ns) = &config.netns {
         let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
             .map_err(|e| io::Error::new(e.kind(), format!("network namespace {ns:?}: {e}")))?;
@@ -354,9 +648,14 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>, Poll)> {
         prefix: config.prefix,
         mtu: config.mtu,
     })?);
-    let poll = Poll::new()?;
-    poll.registry().register(&mut SourceFd(&tun.as_raw_fd()), TUN_TOKEN, Interest::READABLE)?;
-    let waker = Waker::new(poll.registry(), WAKE_TOKEN)?;
+    let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
+    let epoll = Epoll::new().map_err(|e| ctx("epoll_create", e))?;
+    let waker = EventFd::new().map_err(|e| ctx("eventfd", e))?;
+    let kick = EventFd::new().map_err(|e| ctx("eventfd", e))?;
+    let timer = TimerFd::new().map_err(|e| ctx("timerfd_create", e))?;
+    epoll.add(tun.as_raw_fd(), TUN_TOKEN).map_err(|e| ctx("epoll_ctl TUN", e))?;
+    epoll.add(waker.fd(), WAKE_TOKEN).map_err(|e| ctx("epoll_ctl eventfd", e))?;
+    epoll.add(timer.fd(), TIMER_TOKEN).map_err(|e| ctx("epoll_ctl timerfd", e))?;
 
     let mut engine = config.engine;
     engine.mtu = config.mtu as usize;
@@ -383,25 +682,36 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>, Poll)> {
         txbuf: vec![0u8; MAX_PACKET].into_boxed_slice(),
         tap: if taps.is_empty() { None } else { Some(Taps(taps)) },
         impair,
-        waiters: HashMap::new(),
+        waiters: KeyMap::default(),
         down: None,
         stop: false,
-        driver_deadline: None,
+        rx: RxOwner::Driver,
+        driver_reading: false,
+        leader: None,
+        leader_rx: Some(RxBuf::new()),
+        conn_followers: 0,
+        woke_other_conn: false,
+        timer_at: None,
+        handback_check: HANDBACK,
         stats: LinkStats::default(),
     };
     let shared = Arc::new(Shared {
         inner: Mutex::new(inner),
+        epoll,
         waker,
-        epoch: std::time::Instant::now(),
+        timer,
+        kick,
+        tun_fd: tun.as_raw_fd(),
+        epoch_ns: mono_ns(),
         addr: config.addr,
     });
-    Ok((shared, tun, poll))
+    Ok((shared, tun))
 }
 
 /// The driver thread's body: never exits silently. A TUN error or an engine panic is
 /// stored as the interface's error and every blocked socket call is woken to return it.
-fn run(shared: &Shared, tun: &Tun, poll: Poll) {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(shared, tun, poll)));
+fn run(shared: &Shared, tun: &Tun) {
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drive(shared, tun)));
     let err = match result {
         Ok(Ok(())) => return,
         Ok(Err(e)) => e,
@@ -409,10 +719,10 @@ fn run(shared: &Shared, tun: &Tun, poll: Poll) {
             io::Error::other(format!("driver thread panicked: {}", panic_message(payload.as_ref())))
         }
     };
-    shared.lock().fail(err);
+    shared.lock().fail(shared, err);
 }
 
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     payload
         .downcast_ref::<&str>()
         .map(|s| s.to_string())
@@ -420,90 +730,62 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn drive(shared: &Shared, tun: &Tun, mut poll: Poll) -> io::Result<()> {
-    let mut events = Events::with_capacity(8);
-    let mut arena = vec![0u8; RX_ARENA].into_boxed_slice();
-    let mut lens: Vec<(usize, usize)> = Vec::with_capacity(RX_BATCH);
-    // mio is edge-triggered: drain whatever is already queued before the first wait.
-    let mut rx_ready = true;
+fn drive(shared: &Shared, tun: &Tun) -> io::Result<()> {
+    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    let mut rx = RxBuf::new();
+    // Edge-triggered: drain whatever is already queued before the first wait.
+    let mut tun_ready = true;
+    let mut woke = 0;
     loop {
-        if rx_ready {
-            rx_ready = rx_batch(shared, tun, &mut arena, &mut lens)?;
-        }
-        let timeout = {
+        let read = {
             let mut g = shared.lock();
             if g.stop {
                 return Ok(());
             }
+            g.stats.driver_wakeups += woke;
             let now = shared.now();
-            let mut fired = false;
-            if g.stack.poll_timeout().is_some_and(|t| t <= now) {
-                g.stack.handle_timeout(now);
-                g.after_op_inner(shared, now, false);
-                fired = true;
-                if g.stop {
-                    return Ok(());
-                }
+            tun_ready |= g.driver_timers(shared, now);
+            if g.stop {
+                return Ok(());
             }
-            let next = g.stack.poll_timeout();
-            g.driver_deadline = next;
-            if rx_ready {
-                Some(Duration::ZERO)
-            } else {
-                match next {
-                    None => None,
-                    // A deadline the engine did not consume: do not spin on it.
-                    Some(t) if fired && t <= now => Some(Duration::from_millis(1)),
-                    Some(t) => Some(t.saturating_since(shared.now())),
-                }
-            }
+            let read = tun_ready && g.rx == RxOwner::Driver && !g.driver_reading;
+            g.driver_reading |= read;
+            read
         };
-        match poll.poll(&mut events, timeout) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(io::Error::new(e.kind(), format!("epoll: {e}"))),
+        tun_ready = false;
+        if read {
+            rx_burst(shared, tun, &mut rx)?;
         }
-        if events.iter().any(|e| e.token() == TUN_TOKEN) {
-            rx_ready = true;
+        let n =
+            shared.epoll.wait(&mut events).map_err(|e| io::Error::new(e.kind(), format!("epoll: {e}")))?;
+        woke = 1;
+        for ev in &events[..n] {
+            match ev.u64 {
+                TUN_TOKEN => tun_ready = true,
+                WAKE_TOKEN => shared.waker.drain(),
+                _ => shared.timer.drain(),
+            }
         }
     }
 }
 
-/// Read up to a batch of packets without the lock, then feed them to the engine under
-/// it. Returns true if the TUN may hold more (the batch filled up).
-fn rx_batch(
-    shared: &Shared,
-    tun: &Tun,
-    arena: &mut [u8],
-    lens: &mut Vec<(usize, usize)>,
-) -> io::Result<bool> {
-    lens.clear();
-    let mut off = 0;
-    let mut more = true;
-    while lens.len() < RX_BATCH && off + MAX_PACKET <= arena.len() {
-        match tun.recv(&mut arena[off..off + MAX_PACKET]) {
-            Ok(n) => {
-                lens.push((off, n));
-                off += n;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                more = false;
-                break;
-            }
-            Err(e) => return Err(io::Error::new(e.kind(), format!("TUN read: {e}"))),
+/// Read bursts until the TUN is empty, feeding each to the engine under the lock.
+/// `driver_reading` is set on entry and cleared on every way out.
+fn rx_burst(shared: &Shared, tun: &Tun, rx: &mut RxBuf) -> io::Result<()> {
+    loop {
+        let (more, err) = rx.read_batch(tun);
+        let mut g = shared.lock();
+        let done = !more || err.is_some() || g.stop;
+        if !g.stop && !rx.is_empty() {
+            let now = shared.now();
+            g.receive_batch(shared, now, rx, Who::Driver);
+            g.after_op_by(shared, now, Who::Driver);
+        }
+        if done {
+            g.driver_reading = false;
+            return err.map_or(Ok(()), Err);
         }
     }
-    if lens.is_empty() {
-        return Ok(more);
-    }
-    let mut g = shared.lock();
-    if g.stop {
-        return Ok(false);
-    }
-    let now = shared.now();
-    g.receive_batch(now, arena, lens);
-    g.after_op_inner(shared, now, false);
-    Ok(more)
 }
 
 fn utcp_default_secret() -> [u8; 16] {

@@ -1,22 +1,31 @@
-//! The runtime: drives a [`Stack`](crate::engine::Stack) on a TUN device with one thread
-//! per [`Interface`], and offers blocking sockets shaped like `std::net`
-//! ([`TcpListener`], [`TcpStream`]).
+//! The runtime: drives a [`Stack`](crate::engine::Stack) on a TUN device and offers
+//! blocking sockets shaped like `std::net` ([`TcpListener`], [`TcpStream`]).
 //!
-//! The driver thread waits with epoll (mio) on three things only: the TUN descriptor, the
-//! engine's next timer deadline (`Stack::poll_timeout`) and a waker. There is no polling
-//! tick, so an idle interface costs no CPU. Application threads call into the engine under
-//! the interface lock and transmit what the call produced themselves before returning, so
-//! a `write` reaches the wire without waiting for the driver; they wake the driver only
-//! when the call moved the earliest timer deadline forward in time.
+//! Each [`Interface`] has a driver thread that waits with epoll on the TUN descriptor, a
+//! timerfd holding the engine's next deadline (`Stack::poll_timeout`) and a stop eventfd.
+//! There is no polling tick, so an idle interface costs no CPU. Application threads call
+//! into the engine under the interface lock and transmit what the call produced
+//! themselves before returning, so a `write` reaches the wire without waiting for the
+//! driver; a call that moves the engine's deadline earlier re-programs the timerfd
+//! (one syscall, no wake-up).
 //!
-//! Blocking socket calls sleep on a per-socket `Condvar` that is signalled when the engine
-//! reports `Readable`, `Writable`, `Connected`, `Incoming` or `Closed` for that socket.
+//! A socket call that must block is caller-driven (leader/follower, see `lead.rs`): if no
+//! other thread reads the TUN, the blocked thread takes the TUN from the driver and polls
+//! it itself, feeds the engine and returns as soon as its own socket can proceed, so a
+//! request/response costs one wake-up of the thread that consumes it, with the driver
+//! asleep. Threads that block while another thread leads sleep on their socket's
+//! `Condvar`, signalled when the engine reports `Readable`, `Writable`, `Connected`,
+//! `Incoming` or `Closed` for that socket.
 
 mod driver;
 mod impair;
+mod lead;
 mod pcap;
 mod socket;
+mod sys;
 mod tap;
+#[cfg(test)]
+mod tests;
 
 pub mod apps;
 
@@ -87,8 +96,22 @@ pub struct LinkStats {
     pub impaired_drops: u64,
     pub impaired_dups: u64,
     pub impaired_reorders: u64,
-    /// Times an application thread woke the driver because it armed an earlier timer.
+    /// Times the driver thread woke up (TUN readable, timer, stop).
     pub driver_wakeups: u64,
+    /// Times a thread moved the driver's timer (timerfd) to an earlier deadline.
+    pub timer_arms: u64,
+    /// Times a blocked application thread took over reading the TUN (became the leader).
+    pub leads: u64,
+    /// Times a leading application thread woke up from its poll of the TUN.
+    pub leader_wakeups: u64,
+    /// Times another thread had to wake the leader (an event for its socket).
+    pub leader_kicks: u64,
+    /// Times a leader handed the TUN straight back to the driver (others were waiting).
+    pub handoffs: u64,
+    /// Times the driver took back a TUN parked by a leader that stayed away.
+    pub handbacks: u64,
+    /// Bursts read from a parked TUN by a socket call that did not block.
+    pub pumps: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.

@@ -6,7 +6,7 @@
 //! nonblocking socket or an expired read/write timeout `WouldBlock`.
 
 use super::Interface;
-use super::driver::{Key, Shared};
+use super::driver::{Interest, Key, Shared};
 use crate::engine::{ConnId, Keepalive, ListenerId, Status};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, ToSocketAddrs};
@@ -124,7 +124,7 @@ impl TcpListener {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(timed_out_would_block());
                     }
-                    g = self.shared.wait(g, Key::Listener(self.id), deadline)?;
+                    g = self.shared.wait(g, Key::Listener(self.id), Interest::Any, deadline)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -269,7 +269,7 @@ impl TcpStream {
                 stream.abort();
                 return Err(io::Error::new(io::ErrorKind::TimedOut, "connection timed out"));
             }
-            g = shared.wait(g, Key::Conn(id), deadline)?;
+            g = shared.wait(g, Key::Conn(id), Interest::Any, deadline)?;
         }
     }
 
@@ -291,7 +291,8 @@ impl TcpStream {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
-            let now = self.shared.now();
+            let now;
+            (g, now) = self.shared.pump_parked(g, self.shared.now());
             match g.stack.recv(now, self.id, buf) {
                 Ok(n) => {
                     // Reading opens the window: a window update may be due now.
@@ -308,7 +309,7 @@ impl TcpStream {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(timed_out_would_block());
                     }
-                    g = self.shared.wait(g, self.key(), deadline)?;
+                    g = self.shared.wait(g, self.key(), Interest::Read, deadline)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -323,7 +324,8 @@ impl TcpStream {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
-            let now = self.shared.now();
+            let now;
+            (g, now) = self.shared.pump_parked(g, self.shared.now());
             match g.stack.send(now, self.id, buf) {
                 Ok(n) => {
                     // Transmit on this thread, now: no wait for the driver.
@@ -340,7 +342,7 @@ impl TcpStream {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(timed_out_would_block());
                     }
-                    g = self.shared.wait(g, self.key(), deadline)?;
+                    g = self.shared.wait(g, self.key(), Interest::Write, deadline)?;
                 }
                 Err(e) => return Err(e),
             }
@@ -356,7 +358,7 @@ impl TcpStream {
         let r = g.stack.shutdown(now, self.id, how);
         g.after_op(&self.shared, now);
         // Blocked readers/writers of this socket must re-check.
-        self.shared.notify(&g, self.key());
+        self.shared.notify(&mut g, self.key());
         r
     }
 
@@ -365,7 +367,7 @@ impl TcpStream {
         let mut g = self.shared.lock();
         let now = self.shared.now();
         g.stack.abort(now, self.id);
-        self.shared.notify(&g, self.key());
+        self.shared.notify(&mut g, self.key());
         g.waiters.remove(&self.key());
         g.after_op(&self.shared, now);
         self.released.store(true, Ordering::Relaxed);

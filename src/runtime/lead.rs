@@ -1,0 +1,231 @@
+//! Blocking waits, leader/follower style (run to completion).
+//!
+//! A thread whose socket call must block first tries to become the *leader*: if nobody
+//! else reads the TUN, it disarms the TUN in the driver's epoll and polls the TUN itself
+//! (plus a kick eventfd, with its own timeout), reads a burst, feeds the engine,
+//! transmits, dispatches events, and returns as soon as an event concerns its own
+//! socket. A request/response then costs one wake-up of one thread, the one that
+//! consumes the data. Threads that block while someone else leads are *followers*: they
+//! sleep on their socket's condvar and are signalled by whoever processes their events.
+//!
+//! When a leader returns to its application and no other thread waits on a connection,
+//! the TUN stays *parked* (disarmed in the driver's epoll): the typical application
+//! calls back into a blocking read or write within microseconds and leads again without
+//! any syscall. If it does not within `HANDBACK` (1 ms), the driver re-arms the TUN for itself
+//! at its next check (its timerfd; at most 8 ms later). If other threads wait on connections, the leader
+//! hands the TUN straight back to the driver instead, so their packets are not delayed.
+//! A leader that keeps processing packets for other connections' waiting threads and
+//! none for its own steps down, so leadership follows the traffic.
+//!
+//! Timers stay with the driver thread (timerfd), so they fire with no application
+//! thread inside; a leader also fires timers that are due whenever it holds the lock.
+
+use super::driver::{Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
+use super::sys::{Ready, ppoll2};
+use crate::time::Instant;
+use std::io;
+use std::sync::MutexGuard;
+
+/// Step down after this many bursts that woke other connections' threads but not ours.
+const STEP_DOWN_AFTER: u32 = 2;
+
+/// A socket call that does not block reads a parked TUN once it has been parked this
+/// long (a request/response loop comes back sooner and never pays the extra read).
+const PUMP_AFTER: std::time::Duration = std::time::Duration::from_micros(50);
+
+/// How a leadership stint ended.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum End {
+    /// An event for our socket, our deadline, or the interface stopping: the caller
+    /// re-checks its condition.
+    Return,
+    /// Others' traffic only: go on waiting as a follower.
+    StepDown,
+}
+
+impl Shared {
+    /// Block until an event may let the caller's operation on `key` proceed (the caller
+    /// re-checks its condition and the deadline afterwards), leading if nobody does.
+    pub(crate) fn wait<'a>(
+        &'a self,
+        g: MutexGuard<'a, Inner>,
+        key: Key,
+        interest: Interest,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<MutexGuard<'a, Inner>> {
+        if !g.waiters.contains_key(&key) {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        }
+        if !g.can_lead() {
+            return self.follow(g, key, deadline);
+        }
+        let (g, end) = self.lead(g, key, interest, deadline);
+        match end {
+            End::Return => Ok(g),
+            End::StepDown => self.follow(g, key, deadline),
+        }
+    }
+
+    /// One leadership stint. Precondition: `g.can_lead()` and `key` is registered.
+    fn lead<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        key: Key,
+        interest: Interest,
+        deadline: Option<std::time::Instant>,
+    ) -> (MutexGuard<'a, Inner>, End) {
+        let Some(tun) = g.tun.clone() else {
+            return (g, End::Return);
+        };
+        if g.rx == RxOwner::Driver {
+            self.arm_tun(false);
+        }
+        g.rx = RxOwner::Leader;
+        g.leader = Some((key, interest));
+        g.stats.leads += 1;
+        let mut rx = g.leader_rx.take().unwrap_or_else(RxBuf::new);
+        let start = g.waiters.get(&key).map(|w| w.seq(interest));
+        let mut foreign = 0;
+        let mut more = false;
+        // One clock read per wake-up: the deadline in engine time (rounded up).
+        let mut now = self.now();
+        let deadline = deadline.map(|d| {
+            now + d.saturating_duration_since(std::time::Instant::now()) + std::time::Duration::from_micros(1)
+        });
+        let end = loop {
+            drop(g);
+            let mut err = None;
+            let polled = !more;
+            let ready = if more {
+                // The last burst filled up: read on without asking.
+                Ready { a: true, a_err: false, b: false }
+            } else {
+                let timeout = deadline.map(|d| d.saturating_since(now));
+                match ppoll2(self.tun_fd, self.kick.fd(), timeout) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        err = Some(io::Error::new(e.kind(), format!("TUN poll: {e}")));
+                        Ready::default()
+                    }
+                }
+            };
+            if ready.b {
+                self.kick.drain();
+            }
+            more = false;
+            rx.clear();
+            if ready.a {
+                let (m, e) = rx.read_batch(&tun);
+                more = m;
+                err = err.or(e);
+                if ready.a_err && rx.is_empty() && err.is_none() {
+                    // An error the read does not report: do not spin on it.
+                    err = Some(io::Error::other("TUN poll reports an error condition"));
+                }
+            }
+            g = self.lock();
+            if polled {
+                g.stats.leader_wakeups += 1;
+            }
+            now = self.now();
+            g.woke_other_conn = false;
+            let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if !g.stop && !rx.is_empty() {
+                    g.receive_batch(self, now, &rx, Who::Leader);
+                    g.after_op_by(self, now, Who::Leader);
+                }
+                if !g.stop {
+                    g.fire_due_timers(self, now, Who::Leader);
+                }
+            }));
+            if let Err(p) = fed {
+                err =
+                    err.or(Some(io::Error::other(format!("engine panicked: {}", panic_message(p.as_ref())))));
+            }
+            if let Some(e) = err {
+                g.fail(self, e);
+            }
+            if g.stop {
+                break End::Return;
+            }
+            match g.waiters.get(&key) {
+                Some(w) if Some(w.seq(interest)) == start => {}
+                _ => break End::Return,
+            }
+            if deadline.is_some_and(|d| now >= d) {
+                break End::Return;
+            }
+            if g.woke_other_conn {
+                foreign += 1;
+                if foreign >= STEP_DOWN_AFTER {
+                    break End::StepDown;
+                }
+            }
+        };
+        g.leader = None;
+        g.leader_rx = Some(rx);
+        self.release_rx(&mut g, now, end == End::StepDown);
+        (g, end)
+    }
+
+    /// Give up reading the TUN: to the driver if other threads wait on connections (or
+    /// `to_driver`), else park it for the next blocking call.
+    fn release_rx(&self, g: &mut Inner, now: Instant, to_driver: bool) {
+        if g.stop || g.tun.is_none() {
+            // The driver is on its way out; nothing to hand back.
+            g.rx = RxOwner::Driver;
+        } else if g.conn_followers > 0 || to_driver {
+            // Others wait on connections: the driver reads for them from now on.
+            self.arm_tun(true);
+            g.rx = RxOwner::Driver;
+            g.stats.handoffs += 1;
+        } else {
+            g.park(self, now);
+        }
+    }
+
+    /// Called by socket calls that do not block. If the TUN has been parked for a while
+    /// (its last leader is busy in its application, e.g. a sender that never fills its
+    /// buffer), read one burst of what queued up (ACKs, data) on this thread, before the
+    /// driver takes the TUN back and then wakes for every burst.
+    /// Returns the guard and the time to use from now on.
+    pub(crate) fn pump_parked<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        now: Instant,
+    ) -> (MutexGuard<'a, Inner>, Instant) {
+        let RxOwner::Parked { since } = g.rx else {
+            return (g, now);
+        };
+        if g.stop || now < since + PUMP_AFTER {
+            return (g, now);
+        }
+        let Some(tun) = g.tun.clone() else {
+            return (g, now);
+        };
+        let mut rx = g.leader_rx.take().unwrap_or_else(RxBuf::new);
+        // Keeps everybody else off the TUN while we read it without the lock.
+        g.rx = RxOwner::Leader;
+        drop(g);
+        let (_, mut err) = rx.read_batch(&tun);
+        let mut g = self.lock();
+        let now = self.now();
+        g.stats.pumps += 1;
+        if !g.stop && !rx.is_empty() {
+            let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                g.receive_batch(self, now, &rx, Who::App);
+                g.after_op_by(self, now, Who::App);
+            }));
+            if let Err(p) = fed {
+                err =
+                    err.or(Some(io::Error::other(format!("engine panicked: {}", panic_message(p.as_ref())))));
+            }
+        }
+        if let Some(e) = err {
+            g.fail(self, e);
+        }
+        g.leader_rx = Some(rx);
+        self.release_rx(&mut g, now, false);
+        (g, now)
+    }
+}
