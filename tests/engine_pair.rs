@@ -126,3 +126,51 @@ fn dump(dir: &str, p: &[u8]) {
         s.options
     );
 }
+
+/// Regression (found by `utcp bench --scale`): a passive side whose ISS is just under 2^31
+/// (0x7FFFFBEE) once made the active side emit empty segments forever. The exchange must
+/// settle, move data and close.
+#[test]
+fn peer_iss_just_under_2_pow_31() {
+    use utcp::engine::{Quad, isn};
+    let cfg_b = Config { isn_secret: *b"another secret!!", ..Config::default() };
+    let a_addr = SocketAddr::new(A, 40000);
+    let b_addr = SocketAddr::new(B, 80);
+    // Pick the virtual time at which B's RFC 6528 ISN for this quad is 0x7FFFFBEE.
+    let quad = Quad { local: b_addr, remote: a_addr };
+    let f = isn::initial_sequence_number(&cfg_b.isn_secret, &quad, Instant::ZERO).0;
+    let ticks = 0x7FFF_FBEEu32.wrapping_sub(f) as u64;
+    let mut now = Instant::from_micros(ticks * 4);
+    assert_eq!(isn::initial_sequence_number(&cfg_b.isn_secret, &quad, now).0, 0x7FFF_FBEE);
+
+    let mut a = Stack::new(Config::default());
+    a.add_local_addr(A);
+    let mut b = Stack::new(cfg_b);
+    b.add_local_addr(B);
+    let l = b.listen(b_addr, 4).unwrap();
+    let c = a.connect(now, a_addr, b_addr).unwrap();
+    let moved = pump(&mut a, &mut b, now);
+    assert!(moved < 10, "handshake took {moved} packets");
+    let (s, _) = b.accept(l).unwrap();
+    assert_eq!(b.status(s).unwrap().snd_una, 0x7FFF_FBEF);
+    let data = vec![9u8; 100_000];
+    let mut sent = 0;
+    let mut got = 0;
+    let mut buf = vec![0u8; 65536];
+    for _ in 0..10_000 {
+        if sent < data.len() {
+            sent += b.send(now, s, &data[sent..]).unwrap_or(0);
+        }
+        while let Ok(n) = a.recv(now, c, &mut buf) {
+            if n == 0 {
+                break;
+            }
+            got += n;
+        }
+        if got == data.len() {
+            break;
+        }
+        step(&mut a, &mut b, &mut now);
+    }
+    assert_eq!(got, data.len());
+}

@@ -196,24 +196,9 @@ pub fn table(reports: &[ScriptReport]) -> String {
     s
 }
 
+/// A JSON string literal (RFC 8259 §7), shared with `utcp bench --json`.
 fn json_escape(s: &str) -> String {
-    let mut o = String::with_capacity(s.len() + 2);
-    o.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            '\n' => o.push_str("\\n"),
-            '\r' => o.push_str("\\r"),
-            '\t' => o.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
+    crate::bench::report::json_str(s)
 }
 
 /// One JSON object (one line) for a script.
