@@ -65,6 +65,10 @@ pub struct Config {
     pub rto_slop: Duration,
     /// SYN (and SYN-ACK) retransmissions before giving up (RFC 1122 §4.2.3.5 R2 for SYN).
     pub syn_retries: u32,
+    /// Give up on a connection still not synchronized after this long (FreeBSD's
+    /// TCP_KEEPINIT / net.inet.tcp.keepinit); `None` bounds the handshake by
+    /// `syn_retries` alone.
+    pub connect_timeout: Option<Duration>,
     /// Data/FIN retransmissions before giving up (R2).
     pub data_retries: u32,
     /// Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2).
@@ -145,6 +149,7 @@ impl Default for Config {
             rto_slop: Duration::ZERO,
             // RFC 9293 §3.8.3 (MUST-23): SYNs retransmitted for at least 3 minutes (255 s).
             syn_retries: 7,
+            connect_timeout: None,
             data_retries: 15,
             msl: Duration::from_secs(30),
             delayed_ack: Some(Duration::from_millis(40)),

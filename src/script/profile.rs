@@ -75,6 +75,10 @@ impl Profile {
             // TCPTV_RTOBASE / net.inet.tcp.rexmit_initial: 1 s; TCPTV_REXMTMAX: 64 s.
             initial_rto: Duration::from_secs(1),
             max_rto: Duration::from_secs(64),
+            // net.inet.tcp.keepinit = 75 s bounds the handshake; SYNs are retransmitted up
+            // to 10 times within it.
+            connect_timeout: Some(Duration::from_secs(75)),
+            syn_retries: 10,
             // TCPTV_MSL = 30 s.
             msl: Duration::from_secs(30),
             ..Config::default()
@@ -213,9 +217,10 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
             "syncookies={v}: the engine has no SYN cookies (FreeBSD uses them only when the syncache overflows)"
         )),
         "net.inet.tcp.syncookies_only" if v == 0 => Ignored("syncookies_only=0".into()),
-        "net.inet.tcp.keepinit" if v == 75_000 => Ignored(
-            "keepinit=75000 (default): connection establishment is bounded by Config::syn_retries".into(),
-        ),
+        "net.inet.tcp.keepinit" => {
+            cfg.connect_timeout = (v > 0).then(|| Duration::from_millis(v));
+            Applied(format!("connect_timeout = {v} ms"))
+        }
         // Linux names (Google's packetdrill scripts).
         "net.ipv4.tcp_timestamps" => {
             cfg.timestamps = v != 0;

@@ -151,7 +151,7 @@ pub(super) const SYSCALLS: [&str; 14] = [
     "getsockopt",
     "setsockopt",
 ];
-pub(super) const SOCKOPTS: [&str; 12] = [
+pub(super) const SOCKOPTS: [&str; 13] = [
     "SO_REUSEADDR",
     "SO_REUSEPORT",
     "SO_RCVBUF",
@@ -161,6 +161,7 @@ pub(super) const SOCKOPTS: [&str; 12] = [
     "SO_LINGER",
     "TCP_NODELAY",
     "TCP_NOOPT",
+    "TCP_KEEPINIT",
     "TCP_KEEPIDLE",
     "TCP_KEEPINTVL",
     "TCP_KEEPCNT",
@@ -617,6 +618,7 @@ impl<'a> Runner<'a> {
             "TCP_KEEPIDLE" => s.keep_idle_s.unwrap_or(self.keep.idle_ms / 1000) as i64,
             "TCP_KEEPINTVL" => s.keep_intvl_s.unwrap_or(self.keep.intvl_ms / 1000) as i64,
             "TCP_KEEPCNT" => s.keep_cnt.unwrap_or(self.keep.cnt) as i64,
+            "TCP_KEEPINIT" => self.cfg.connect_timeout.map(|d| d.as_secs() as i64).unwrap_or(0),
             other => return unsupported(line, format!("getsockopt({other})")),
         };
         match sc.args.get(3) {
@@ -714,6 +716,15 @@ impl<'a> Runner<'a> {
                     return unsupported(line, "SO_LINGER with a non-zero timeout");
                 }
                 self.sock_mut(line, fd)?.linger_zero = on != 0;
+            }
+            "TCP_KEEPINIT" => {
+                // Seconds to complete the handshake (FreeBSD); the script's single stack takes
+                // it as Config::connect_timeout, which new connections use.
+                let secs = int(line)?;
+                if self.stack.is_some() {
+                    return unsupported(line, "TCP_KEEPINIT after the stack started");
+                }
+                self.cfg.connect_timeout = (secs > 0).then(|| Duration::from_secs(secs as u64));
             }
             "TCP_NOOPT" => {
                 if int(line)? != 0 {

@@ -204,6 +204,8 @@ pub struct Tcb {
     pub(crate) persist_backoff: u32,
     pub(crate) delack_deadline: Option<Instant>,
     pub(crate) timewait_deadline: Option<Instant>,
+    /// The handshake must complete by then (`Config::connect_timeout`).
+    pub(crate) handshake_deadline: Option<Instant>,
     pub(crate) keepalive: Option<Keepalive>,
     pub(crate) keepalive_deadline: Option<Instant>,
     pub(crate) keepalive_sent: u32,
@@ -306,6 +308,7 @@ impl Tcb {
             persist_backoff: 0,
             delack_deadline: None,
             timewait_deadline: None,
+            handshake_deadline: cfg.connect_timeout.map(|d| now + d),
             keepalive: cfg.keepalive,
             keepalive_deadline: None,
             keepalive_sent: 0,
@@ -368,6 +371,7 @@ impl Tcb {
         }
         match to {
             State::Established if from == State::SynSent || from == State::SynReceived => {
+                self.handshake_deadline = None;
                 if self.passive.is_some() {
                     self.notify |= notify::ACCEPTABLE;
                 } else {
@@ -382,6 +386,7 @@ impl Tcb {
                 self.delack_deadline = None;
                 self.timewait_deadline = None;
                 self.keepalive_deadline = None;
+                self.handshake_deadline = None;
             }
             _ => {}
         }

@@ -19,7 +19,8 @@ impl Tcb {
         }
         let d = earliest(self.rtx_deadline, self.delack_deadline);
         let d = earliest(d, self.persist_deadline);
-        earliest(earliest(d, self.timewait_deadline), self.keepalive_deadline)
+        let d = earliest(earliest(d, self.timewait_deadline), self.keepalive_deadline);
+        earliest(d, self.handshake_deadline)
     }
 
     /// Fire every timer due at `now`.
@@ -31,6 +32,17 @@ impl Tcb {
             self.timewait_deadline = None;
             self.close_with(cx, CloseReason::Normal);
             return;
+        }
+        if let Some(t) = self.handshake_deadline
+            && t <= now
+        {
+            // The connection did not synchronize in time (Config::connect_timeout).
+            self.handshake_deadline = None;
+            if matches!(self.state, State::SynSent | State::SynReceived) {
+                cx.counters.attempt_fails += 1;
+                self.close_with(cx, CloseReason::TimedOut);
+                return;
+            }
         }
         if let Some(t) = self.rtx_deadline
             && t <= now
