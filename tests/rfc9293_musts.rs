@@ -329,6 +329,18 @@ fn must_40_delayed_ack_within_half_a_second() {
     h.expect(ACK, h.our(0), h.peer(17));
 }
 
+/// MUST-40 (§3.8.6.3) whatever the configuration: a 2 s `delayed_ack` is capped below 0.5 s.
+#[test]
+fn must_40_delayed_ack_capped_below_half_a_second() {
+    let mut h = H::new(Config { delayed_ack: Some(Duration::from_secs(2)), ..base_config() });
+    h.establish_passive(mss_opts(MSS));
+    h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"one small segment"));
+    h.expect_nothing();
+    let waited = h.fire_timer();
+    assert!(waited < Duration::from_millis(500), "{waited:?}");
+    h.expect(ACK, h.our(0), h.peer(17));
+}
+
 /// MUST-24, MUST-27, MUST-29 (§3.8.4): keep-alive is turned on for one connection with its
 /// own idle time; a probe (SEG.SEQ = SND.NXT - 1, no data: SHLD-12) that gets no answer does
 /// not kill the connection; a later answer keeps it; turning keep-alive off stops it.

@@ -7,6 +7,10 @@ use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use crate::wire::{DropReason, TcpSegment};
 
+/// RFC 9293 §3.8.6.3 (MUST-40): an ACK is never delayed by 0.5 s or more, whatever
+/// `Config::delayed_ack` says.
+const MAX_ACK_DELAY: Duration = Duration::from_millis(499);
+
 /// PAWS idle limit: TS.Recent is invalid after 24 days of silence (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);
 
@@ -509,7 +513,7 @@ impl Tcb {
                     self.notify |= notify::READABLE;
                     self.unacked_segs += 1;
                     match cx.cfg.delayed_ack {
-                        Some(d) => self.delack_deadline = Some(now + d),
+                        Some(d) => self.delack_deadline = Some(now + d.min(MAX_ACK_DELAY)),
                         None => self.ack_now = true,
                     }
                 }
@@ -861,7 +865,7 @@ impl Tcb {
                 if due {
                     self.ack_now = true;
                 } else if self.delack_deadline.is_none() {
-                    self.delack_deadline = Some(now + delay);
+                    self.delack_deadline = Some(now + delay.min(MAX_ACK_DELAY));
                 }
             }
         }
