@@ -468,3 +468,23 @@ fn defines(text: &str, name: &str, test: bool) -> bool {
         .any(|kw| followed_by_non_ident(&format!("{kw}{name}")))
         || text.match_indices(&format!("{name}:")).any(|(i, _)| !text[..i].ends_with(ident))
 }
+
+/// MUST-21 (§3.8.3): the application sets R2 for one connection. The stack allows 15 data
+/// retransmissions; this connection is given 2, and is closed with TimedOut after them.
+#[test]
+fn must_21_r2_per_connection() {
+    let mut h = established();
+    assert_eq!(h.stack.config().data_retries, 15);
+    h.stack.set_data_retries(h.c(), 2).expect("set_data_retries");
+    h.write(b"lost");
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    for _ in 0..2 {
+        h.fire_timer();
+        h.expect(ACK | PSH, h.our(0), h.peer(0));
+    }
+    h.fire_timer();
+    h.drain();
+    assert_eq!(h.state(), Some(State::Closed));
+    let c = h.c();
+    assert!(h.events().contains(&Event::Closed(c, CloseReason::TimedOut)));
+}

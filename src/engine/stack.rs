@@ -876,6 +876,16 @@ impl Stack {
         Ok(())
     }
 
+    /// R2 for one connection (RFC 9293 §3.8.3, MUST-21): data retransmissions before the
+    /// connection is given up with `TimedOut`.
+    pub fn set_data_retries(&mut self, c: ConnId, retries: u32) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.data_retries = retries;
+        }
+        Ok(())
+    }
+
     pub fn nodelay(&self, c: ConnId) -> io::Result<bool> {
         Ok(self.tcb(c)?.nodelay)
     }

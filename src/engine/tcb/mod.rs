@@ -195,6 +195,8 @@ pub struct Tcb {
     pub(crate) rtx_deadline: Option<Instant>,
     /// Consecutive retransmissions of the same data (RFC 1122 R2 give-up).
     pub(crate) retries: u32,
+    /// R2 for this connection: retransmissions of data before giving up (MUST-21).
+    pub(crate) data_retries: u32,
     /// One timed segment for RTT without timestamps (Karn: never a retransmitted one).
     pub(crate) rtt_timed: Option<(SeqNum, Instant)>,
     /// TSval of our latest retransmission: an echo older than it may come from the original
@@ -302,6 +304,7 @@ impl Tcb {
             rtt: RttEstimator::new(cfg.initial_rto, cfg.min_rto, cfg.max_rto),
             rtx_deadline: None,
             retries: 0,
+            data_retries: cfg.data_retries,
             rtt_timed: None,
             rtx_tsval: None,
             persist_deadline: None,

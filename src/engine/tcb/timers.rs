@@ -79,7 +79,7 @@ impl Tcb {
         self.retries += 1;
         self.timeouts += 1;
         cx.counters.timeouts += 1;
-        let limit = if handshake { cx.cfg.syn_retries } else { cx.cfg.data_retries };
+        let limit = if handshake { cx.cfg.syn_retries } else { self.data_retries };
         if self.retries > limit {
             // RFC 1122 §4.2.3.5: R2 reached, close the connection and tell the user.
             if handshake {
