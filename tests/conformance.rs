@@ -107,7 +107,7 @@ fn whole_corpus_parses() {
         println!("tcp-testsuite corpus not found (set UTCP_TCP_TESTSUITE); skipping");
         return;
     };
-    let files = script::collect_scripts(&[root.clone()]).expect("corpus readable");
+    let files = script::collect_scripts(std::slice::from_ref(&root)).expect("corpus readable");
     let mut errors = Vec::new();
     for f in &files {
         let text = std::fs::read_to_string(f).expect("readable");

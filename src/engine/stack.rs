@@ -167,7 +167,7 @@ impl Stack {
                 // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN may reopen a connection from
                 // TIME-WAIT, with an ISS above everything the old incarnation used.
                 if let Some(lid) = self.find_listener(quad.local) {
-                    self.with_tcb(idx, now, |t, cx| t.close_with(cx, CloseReason::Normal));
+                    self.with_tcb(idx, |t, cx| t.close_with(cx, CloseReason::Normal));
                     self.listen_segment(now, lid, quad, &seg, Some(old_snd_max + (1 << 17)));
                     return;
                 }
@@ -186,7 +186,7 @@ impl Stack {
             if let Some(r) = reply {
                 self.queue_reply(quad, r);
             }
-            self.settle(idx, now);
+            self.settle(idx);
             self.mark_dirty(idx);
             return;
         }
@@ -311,7 +311,7 @@ impl Stack {
                 to: State::SynReceived,
             });
         }
-        self.settle(idx, now);
+        self.settle(idx);
         self.mark_dirty(idx);
     }
 
@@ -379,8 +379,7 @@ impl Stack {
 
     /// After any TCB activity: turn notification bits into events, move connections
     /// between listener queues, free dead TCBs and (re)schedule the timer.
-    fn settle(&mut self, idx: u32, now: Instant) {
-        let _ = now;
+    fn settle(&mut self, idx: u32) {
         let slot = &mut self.slots[idx as usize];
         let Some(tcb) = slot.tcb.as_mut() else { return };
         let bits = std::mem::take(&mut tcb.notify);
@@ -476,7 +475,7 @@ impl Stack {
                 self.dirty.pop_front();
                 self.slots[idx as usize].in_dirty = false;
             }
-            self.settle(idx, now);
+            self.settle(idx);
             if out.is_some() {
                 return out;
             }
@@ -557,7 +556,7 @@ impl Stack {
                 challenge_budget: &mut self.challenge_budget,
             };
             tcb.on_timeout(&mut cx, now);
-            self.settle(idx, now);
+            self.settle(idx);
             self.mark_dirty(idx);
         }
     }
@@ -662,7 +661,7 @@ impl Stack {
     }
 
     /// Stop listening; connections not yet accepted are reset.
-    pub fn close_listener(&mut self, now: Instant, l: ListenerId) {
+    pub fn close_listener(&mut self, _now: Instant, l: ListenerId) {
         let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
             return;
         };
@@ -675,7 +674,7 @@ impl Stack {
         }
         for idx in victims {
             self.slots[idx as usize].stage = Stage::Orphan;
-            self.with_tcb(idx, now, |tcb, cx| tcb.user_abort(cx));
+            self.with_tcb(idx, |tcb, cx| tcb.user_abort(cx));
         }
     }
 
@@ -764,13 +763,13 @@ impl Stack {
                 to: State::SynSent,
             });
         }
-        self.settle(idx, now);
+        self.settle(idx);
         self.mark_dirty(idx);
         Ok(id)
     }
 
     /// Run `f` on a live TCB with a context, then settle and mark it for output.
-    fn with_tcb<R>(&mut self, idx: u32, now: Instant, f: impl FnOnce(&mut Tcb, &mut Cx) -> R) -> Option<R> {
+    fn with_tcb<R>(&mut self, idx: u32, f: impl FnOnce(&mut Tcb, &mut Cx) -> R) -> Option<R> {
         let r = {
             let slot = &mut self.slots[idx as usize];
             let tcb = slot.tcb.as_mut()?;
@@ -782,15 +781,15 @@ impl Stack {
             };
             f(tcb, &mut cx)
         };
-        self.settle(idx, now);
+        self.settle(idx);
         self.mark_dirty(idx);
         Some(r)
     }
 
     /// SEND (RFC 9293 §3.10.2): queue bytes; `WouldBlock` when the buffer is full.
-    pub fn send(&mut self, now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+    pub fn send(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;
-        self.with_tcb(idx, now, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+        self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
     }
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
@@ -817,13 +816,13 @@ impl Stack {
 
     /// Half or full shutdown. `Write` sends a FIN after queued data; `Read` makes reads
     /// return end of stream.
-    pub fn shutdown(&mut self, now: Instant, c: ConnId, how: Shutdown) -> io::Result<()> {
+    pub fn shutdown(&mut self, _now: Instant, c: ConnId, how: Shutdown) -> io::Result<()> {
         let idx = self.slot_index(c)?;
         let state = self.tcb(c)?.state;
         if state == State::Closed {
             return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"));
         }
-        self.with_tcb(idx, now, |t, cx| {
+        self.with_tcb(idx, |t, cx| {
             if matches!(how, Shutdown::Read | Shutdown::Both) {
                 t.user_shutdown_read();
             }
@@ -836,25 +835,25 @@ impl Stack {
 
     /// CLOSE (RFC 9293 §3.10.4) and release the handle. The connection finishes in the
     /// background (FIN, TIME-WAIT); unread data turns it into a RST (RFC 2525 §2.17).
-    pub fn close(&mut self, now: Instant, c: ConnId) {
+    pub fn close(&mut self, _now: Instant, c: ConnId) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
         if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
             self.free_slot(idx);
             return;
         }
-        self.with_tcb(idx, now, |t, cx| t.user_close(cx));
+        self.with_tcb(idx, |t, cx| t.user_close(cx));
     }
 
     /// ABORT (RFC 9293 §3.10.5): RST and release the handle.
-    pub fn abort(&mut self, now: Instant, c: ConnId) {
+    pub fn abort(&mut self, _now: Instant, c: ConnId) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
         if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
             self.free_slot(idx);
             return;
         }
-        self.with_tcb(idx, now, |t, cx| t.user_abort(cx));
+        self.with_tcb(idx, |t, cx| t.user_abort(cx));
     }
 
     /// STATUS (RFC 9293 §3.10.6).
@@ -894,7 +893,7 @@ impl Stack {
     pub fn set_keepalive(&mut self, c: ConnId, ka: Option<Keepalive>) -> io::Result<()> {
         let idx = self.slot_index(c)?;
         let now = self.slots[idx as usize].tcb.as_ref().map(|t| t.last_rcv_time).unwrap_or_default();
-        self.with_tcb(idx, now, |t, cx| {
+        self.with_tcb(idx, |t, cx| {
             t.keepalive = ka;
             t.keepalive_sent = 0;
             t.update_keepalive(cx, now);

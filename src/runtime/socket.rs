@@ -287,48 +287,33 @@ impl TcpStream {
         if buf.is_empty() {
             return Ok(0);
         }
-        let deadline = self.read_timeout.deadline();
-        let mut g = self.shared.lock();
-        loop {
-            g.check_up()?;
-            let now;
-            (g, now) = self.shared.pump_parked(g, self.shared.now());
-            match g.stack.recv(now, self.id, buf) {
-                Ok(n) => {
-                    // Reading opens the window: a window update may be due now.
-                    g.after_op(&self.shared, now);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    if let Some(e) = self.closed_error(&g) {
-                        return Err(e);
-                    }
-                    if self.nonblocking.load(Ordering::Relaxed) {
-                        return Err(e);
-                    }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(timed_out_would_block());
-                    }
-                    g = self.shared.wait(g, self.key(), Interest::Read, deadline)?;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // Reading opens the window: a window update may be due at once.
+        self.blocking(Interest::Read, self.read_timeout.deadline(), |st, now, id| st.recv(now, id, buf))
     }
 
     fn do_write(&self, buf: &[u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
-        let deadline = self.write_timeout.deadline();
+        // Transmit on this thread, now: no wait for the driver.
+        self.blocking(Interest::Write, self.write_timeout.deadline(), |st, now, id| st.send(now, id, buf))
+    }
+
+    /// Run `op` until it stops answering WouldBlock, waiting (or leading the TUN) for
+    /// `interest` in between, unless the socket is non-blocking or `deadline` passed.
+    fn blocking(
+        &self,
+        interest: Interest,
+        deadline: Option<Instant>,
+        mut op: impl FnMut(&mut crate::engine::Stack, crate::time::Instant, ConnId) -> io::Result<usize>,
+    ) -> io::Result<usize> {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
             let now;
             (g, now) = self.shared.pump_parked(g, self.shared.now());
-            match g.stack.send(now, self.id, buf) {
+            match op(&mut g.stack, now, self.id) {
                 Ok(n) => {
-                    // Transmit on this thread, now: no wait for the driver.
                     g.after_op(&self.shared, now);
                     return Ok(n);
                 }
@@ -342,7 +327,7 @@ impl TcpStream {
                     if deadline.is_some_and(|d| Instant::now() >= d) {
                         return Err(timed_out_would_block());
                     }
-                    g = self.shared.wait(g, self.key(), Interest::Write, deadline)?;
+                    g = self.shared.wait(g, self.key(), interest, deadline)?;
                 }
                 Err(e) => return Err(e),
             }

@@ -263,7 +263,7 @@ impl Tcb {
         } else if len < mss && !retransmission {
             let all_queued = len == unsent;
             let with_fin = all_queued && fin_pending;
-            if len == 0 && !(with_fin && usable_for_fin(unsent)) {
+            if len == 0 && !with_fin {
                 self.arm_persist(now, unsent);
                 return None;
             }
@@ -479,10 +479,4 @@ impl Tcb {
         }
         Some(n)
     }
-}
-
-/// A FIN may go out with no window left: it carries no data (RFC 9293 §3.10.4).
-#[inline]
-fn usable_for_fin(unsent: usize) -> bool {
-    unsent == 0
 }

@@ -48,7 +48,7 @@ impl Tcb {
             && t <= now
         {
             self.rtx_deadline = None;
-            self.on_rto(cx, now);
+            self.on_rto(cx);
             if self.state == State::Closed {
                 return;
             }
@@ -71,7 +71,7 @@ impl Tcb {
     }
 
     /// Retransmission timeout (RFC 6298 §5.4–5.7, RFC 5681 §3.1, RFC 1122 §4.2.3.5).
-    fn on_rto(&mut self, cx: &mut Cx, now: Instant) {
+    fn on_rto(&mut self, cx: &mut Cx) {
         let handshake = matches!(self.state, State::SynSent | State::SynReceived);
         if !handshake && self.snd.una == self.snd_max {
             return; // Nothing outstanding: a stale deadline.
@@ -119,7 +119,6 @@ impl Tcb {
         if self.retries >= 2 {
             self.scoreboard.clear();
         }
-        let _ = now;
     }
 
     /// Keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6): probe after `idle`, then every
