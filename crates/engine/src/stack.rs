@@ -1,0 +1,1046 @@
+//! The Stack: demultiplexes segments to TCBs by [`Quad`] (one hash lookup per segment),
+//! runs listeners, answers segments for no connection (RFC 9293 §3.10.7.1), picks ISNs
+//! (RFC 6528) and turns TCB activity into packets, timer deadlines and events.
+
+use crate::tcb::{Cx, RstReply, Tcb, notify};
+use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
+use crate::seq::SeqNum;
+use crate::time::Instant;
+use crate::wire::{
+    DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
+};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::io;
+use std::net::{IpAddr, Shutdown, SocketAddr};
+
+/// Who holds a connection.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Stage {
+    /// A passive open still in SYN-RECEIVED, counted against its listener's backlog.
+    Embryonic(ListenerId),
+    /// Established (or died) and waiting in its listener's accept queue.
+    Queued(ListenerId),
+    /// The user holds the handle.
+    User,
+    /// The user released the handle; the TCB lives until CLOSED (e.g. through TIME-WAIT).
+    Orphan,
+}
+
+struct Slot {
+    generation: u32,
+    tcb: Option<Box<Tcb>>,
+    stage: Stage,
+    in_dirty: bool,
+    /// Deadline of this slot's live entry in the timer heap.
+    scheduled: Option<Instant>,
+    /// Readable/Writable events queued and not yet polled (coalescing).
+    pending_ev: u8,
+}
+
+struct Listener {
+    addr: SocketAddr,
+    backlog: usize,
+    embryonic: usize,
+    accept_queue: VecDeque<ConnId>,
+    recv_buffer: Option<usize>,
+    send_buffer: Option<usize>,
+}
+
+/// A stateless RST owed to a segment that has no TCB (or that a TCB refused).
+struct Reply {
+    local: SocketAddr,
+    remote: SocketAddr,
+    seq: SeqNum,
+    ack: Option<SeqNum>,
+}
+
+/// A TCP endpoint: every connection and listener of one host (or interface).
+pub struct Stack {
+    config: Config,
+    counters: Counters,
+    local_addrs: Vec<IpAddr>,
+    conns: HashMap<Quad, u32, QuadHasherBuilder>,
+    slots: Vec<Slot>,
+    free: Vec<u32>,
+    listeners: Vec<Option<Listener>>,
+    listen_map: HashMap<SocketAddr, ListenerId>,
+    events: VecDeque<Event>,
+    dirty: VecDeque<u32>,
+    timers: BinaryHeap<Reverse<(Instant, u32)>>,
+    replies: VecDeque<Reply>,
+    challenge_budget: u32,
+    challenge_epoch: u64,
+    next_port: u16,
+    reply_ip_id: u16,
+}
+
+impl Stack {
+    pub fn new(config: Config) -> Stack {
+        let hasher = QuadHasherBuilder::new(&config.isn_secret);
+        let (lo, hi) = config.ephemeral_ports;
+        let span = hi.saturating_sub(lo).max(1) as u32;
+        let start =
+            lo + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span) as u16;
+        Stack {
+            challenge_budget: config.challenge_ack_limit,
+            config,
+            counters: Counters::default(),
+            local_addrs: Vec::new(),
+            conns: HashMap::with_hasher(hasher),
+            slots: Vec::new(),
+            free: Vec::new(),
+            listeners: Vec::new(),
+            listen_map: HashMap::new(),
+            events: VecDeque::new(),
+            dirty: VecDeque::new(),
+            timers: BinaryHeap::new(),
+            replies: VecDeque::new(),
+            challenge_epoch: 0,
+            next_port: start,
+            reply_ip_id: 0,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Mutable configuration: changes apply to connections created afterwards.
+    pub fn config_mut(&mut self) -> &mut Config {
+        &mut self.config
+    }
+
+    /// Claim an address. Packets to other addresses are dropped (`NotOurAddress`); with no
+    /// address claimed, every destination is accepted.
+    pub fn add_local_addr(&mut self, ip: IpAddr) {
+        if !self.local_addrs.contains(&ip) {
+            self.local_addrs.push(ip);
+        }
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Every connection in the table with its state (what `netstat`/`sockstat` show).
+    pub fn connections(&self) -> impl Iterator<Item = (Quad, State)> + '_ {
+        self.slots
+            .iter()
+            .filter_map(|s| s.tcb.as_ref())
+            .filter(|t| t.state != State::Closed)
+            .map(|t| (t.quad, t.state))
+    }
+
+    /// Number of TCBs in the connection table.
+    pub fn connection_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    // ---------------------------------------------------------------- input
+
+    /// Feed one received IPv4 packet.
+    pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
+        self.counters.in_packets += 1;
+        let seg = match parse_ipv4_tcp(packet) {
+            Ok(s) => s,
+            Err(reason) => {
+                self.counters.drop(reason);
+                return;
+            }
+        };
+        if !self.local_addrs.is_empty() && !self.local_addrs.contains(&seg.dst) {
+            self.counters.drop(DropReason::NotOurAddress);
+            return;
+        }
+        if self.config.drop_synfin && seg.flags.syn() && seg.flags.fin() {
+            self.counters.drop(DropReason::Ignored);
+            return;
+        }
+        self.refresh_challenge_budget(now);
+        let quad = Quad {
+            local: SocketAddr::new(seg.dst, seg.dst_port),
+            remote: SocketAddr::new(seg.src, seg.src_port),
+        };
+        if let Some(&idx) = self.conns.get(&quad) {
+            if let Some(old_snd_max) = self.time_wait_reincarnation(idx, &seg) {
+                // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN may reopen a connection from
+                // TIME-WAIT, with an ISS above everything the old incarnation used.
+                if let Some(lid) = self.find_listener(quad.local) {
+                    self.with_tcb(idx, |t, cx| t.close_with(cx, CloseReason::Normal));
+                    self.listen_segment(now, lid, quad, &seg, Some(old_snd_max + (1 << 17)));
+                    return;
+                }
+            }
+            let reply = {
+                let slot = &mut self.slots[idx as usize];
+                let Some(tcb) = slot.tcb.as_mut() else { return };
+                let mut cx = Cx {
+                    cfg: &self.config,
+                    counters: &mut self.counters,
+                    events: &mut self.events,
+                    challenge_budget: &mut self.challenge_budget,
+                };
+                tcb.on_segment(&mut cx, now, &seg)
+            };
+            if let Some(r) = reply {
+                self.queue_reply(quad, r);
+            }
+            self.settle(idx);
+            self.mark_dirty(idx);
+            return;
+        }
+        match self.find_listener(quad.local) {
+            Some(lid) => self.listen_segment(now, lid, quad, &seg, None),
+            None => self.closed_segment(quad, &seg),
+        }
+    }
+
+    fn refresh_challenge_budget(&mut self, now: Instant) {
+        let epoch = now.micros() / 1_000_000;
+        if epoch != self.challenge_epoch {
+            self.challenge_epoch = epoch;
+            self.challenge_budget = self.config.challenge_ack_limit;
+        }
+    }
+
+    fn find_listener(&self, local: SocketAddr) -> Option<ListenerId> {
+        if self.listen_map.is_empty() {
+            return None;
+        }
+        if let Some(&l) = self.listen_map.get(&local) {
+            return Some(l);
+        }
+        let any: IpAddr = match local.ip() {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+        };
+        self.listen_map.get(&SocketAddr::new(any, local.port())).copied()
+    }
+
+    /// RFC 9293 §3.10.7.1: CLOSED (no TCB). "An incoming segment containing a RST is
+    /// discarded. An incoming segment not containing a RST causes a RST to be sent."
+    fn closed_segment(&mut self, quad: Quad, seg: &TcpSegment) {
+        self.counters.drop(DropReason::NoSocket);
+        if seg.flags.rst() {
+            return;
+        }
+        let reply = if seg.flags.ack() {
+            // <SEQ=SEG.ACK><CTL=RST>
+            RstReply { seq: seg.ack, ack: None }
+        } else {
+            // <SEQ=0><ACK=SEG.SEQ+SEG.LEN><CTL=RST,ACK>
+            let len = seg.payload.len() as u32 + seg.flags.syn() as u32 + seg.flags.fin() as u32;
+            RstReply { seq: SeqNum(0), ack: Some(seg.seq + len) }
+        };
+        self.queue_reply(quad, reply);
+    }
+
+    /// If the TCB at `idx` is in TIME-WAIT and `seg` may reopen it, the old SND.MAX.
+    fn time_wait_reincarnation(&self, idx: u32, seg: &TcpSegment) -> Option<SeqNum> {
+        let tcb = self.slots[idx as usize].tcb.as_ref()?;
+        tcb.accepts_reincarnation(seg).then_some(tcb.snd_max)
+    }
+
+    /// RFC 9293 §3.10.7.2, LISTEN. `iss` overrides the RFC 6528 choice (TIME-WAIT reuse).
+    fn listen_segment(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        quad: Quad,
+        seg: &TcpSegment,
+        iss: Option<SeqNum>,
+    ) {
+        let f = seg.flags;
+        // First, check for a RST: "An incoming RST should be ignored."
+        if f.rst() {
+            self.counters.drop(DropReason::BadRst);
+            return;
+        }
+        // Second, check for an ACK: "form a reset segment <SEQ=SEG.ACK><CTL=RST>".
+        if f.ack() {
+            self.counters.drop(DropReason::BadAck);
+            self.queue_reply(quad, RstReply { seq: seg.ack, ack: None });
+            return;
+        }
+        // Third, check for a SYN.
+        if !f.syn() {
+            // Fourth, other control or text: "drop the segment and return".
+            self.counters.drop(DropReason::Ignored);
+            return;
+        }
+        let Some(listener) = self.listeners.get(lid.0 as usize).and_then(|l| l.as_ref()) else {
+            return;
+        };
+        if listener.embryonic + listener.accept_queue.len() >= listener.backlog {
+            // Backlog full: drop the SYN silently, as Linux does; the peer retransmits.
+            self.counters.drop(DropReason::ListenOverflow);
+            return;
+        }
+        let (rbuf, sbuf) = (listener.recv_buffer, listener.send_buffer);
+        self.counters.in_segs += 1;
+        self.counters.passive_opens += 1;
+        // RFC 6528 ISN.
+        let iss = iss.unwrap_or_else(|| isn::initial_sequence_number(&self.config.isn_secret, &quad, now));
+        let idx = self.alloc_slot(Stage::Embryonic(lid));
+        let id = self.conn_id(idx);
+        let mut cfg_local;
+        let cfg = if rbuf.is_some() || sbuf.is_some() {
+            cfg_local = self.config.clone();
+            if let Some(r) = rbuf {
+                cfg_local.recv_buffer = r;
+            }
+            if let Some(s) = sbuf {
+                cfg_local.send_buffer = s;
+            }
+            &cfg_local
+        } else {
+            &self.config
+        };
+        let tcb = Tcb::new_passive(cfg, id, quad, iss, seg, now, lid);
+        self.slots[idx as usize].tcb = Some(Box::new(tcb));
+        if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
+            l.embryonic += 1;
+        }
+        self.conns.insert(quad, idx);
+        if self.config.trace_states {
+            self.events.push_back(Event::StateChange {
+                conn: id,
+                quad,
+                from: State::Listen,
+                to: State::SynReceived,
+            });
+        }
+        self.settle(idx);
+        self.mark_dirty(idx);
+    }
+
+    fn queue_reply(&mut self, quad: Quad, r: RstReply) {
+        self.replies.push_back(Reply { local: quad.local, remote: quad.remote, seq: r.seq, ack: r.ack });
+    }
+
+    // ---------------------------------------------------------------- slots
+
+    fn alloc_slot(&mut self, stage: Stage) -> u32 {
+        if let Some(idx) = self.free.pop() {
+            let s = &mut self.slots[idx as usize];
+            s.stage = stage;
+            s.in_dirty = false;
+            s.scheduled = None;
+            s.pending_ev = 0;
+            return idx;
+        }
+        self.slots.push(Slot {
+            generation: 0,
+            tcb: None,
+            stage,
+            in_dirty: false,
+            scheduled: None,
+            pending_ev: 0,
+        });
+        (self.slots.len() - 1) as u32
+    }
+
+    fn conn_id(&self, idx: u32) -> ConnId {
+        ConnId { index: idx, generation: self.slots[idx as usize].generation }
+    }
+
+    fn free_slot(&mut self, idx: u32) {
+        let s = &mut self.slots[idx as usize];
+        s.tcb = None;
+        s.generation = s.generation.wrapping_add(1);
+        s.scheduled = None;
+        s.pending_ev = 0;
+        self.free.push(idx);
+    }
+
+    fn slot_index(&self, c: ConnId) -> io::Result<u32> {
+        match self.slots.get(c.index as usize) {
+            Some(s) if s.generation == c.generation && s.tcb.is_some() => Ok(c.index),
+            _ => Err(io::Error::new(io::ErrorKind::NotConnected, "no such connection (handle released)")),
+        }
+    }
+
+    fn tcb(&self, c: ConnId) -> io::Result<&Tcb> {
+        let idx = self.slot_index(c)?;
+        self.slots[idx as usize]
+            .tcb
+            .as_deref()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::NotConnected, "no such connection"))
+    }
+
+    fn mark_dirty(&mut self, idx: u32) {
+        let s = &mut self.slots[idx as usize];
+        if !s.in_dirty && s.tcb.is_some() {
+            s.in_dirty = true;
+            self.dirty.push_back(idx);
+        }
+    }
+
+    /// After any TCB activity: turn notification bits into events, move connections
+    /// between listener queues, free dead TCBs and (re)schedule the timer.
+    fn settle(&mut self, idx: u32) {
+        let slot = &mut self.slots[idx as usize];
+        let Some(tcb) = slot.tcb.as_mut() else { return };
+        let bits = std::mem::take(&mut tcb.notify);
+        let id = ConnId { index: idx, generation: slot.generation };
+        let state = tcb.state;
+        let quad = tcb.quad;
+        let error = tcb.error;
+        let deadline = tcb.next_deadline();
+        let mut stage = slot.stage;
+
+        if bits & notify::ACCEPTABLE != 0
+            && let Stage::Embryonic(lid) = stage
+        {
+            match self.listeners.get_mut(lid.0 as usize).and_then(|l| l.as_mut()) {
+                Some(l) => {
+                    l.embryonic = l.embryonic.saturating_sub(1);
+                    l.accept_queue.push_back(id);
+                    stage = Stage::Queued(lid);
+                    self.events.push_back(Event::Incoming(lid));
+                }
+                None => stage = Stage::Orphan,
+            }
+            slot.stage = stage;
+        }
+        if stage == Stage::User {
+            if bits & notify::CONNECTED != 0 {
+                self.events.push_back(Event::Connected(id));
+            }
+            if bits & notify::READABLE != 0 && slot.pending_ev & notify::READABLE == 0 {
+                slot.pending_ev |= notify::READABLE;
+                self.events.push_back(Event::Readable(id));
+            }
+            if bits & notify::WRITABLE != 0 && slot.pending_ev & notify::WRITABLE == 0 {
+                slot.pending_ev |= notify::WRITABLE;
+                self.events.push_back(Event::Writable(id));
+            }
+        }
+        if state == State::Closed {
+            // A new incarnation may already own the quad (TIME-WAIT reuse, reconnect).
+            if self.conns.get(&quad) == Some(&idx) {
+                self.conns.remove(&quad);
+            }
+            match stage {
+                Stage::User => {
+                    if bits & notify::CLOSED != 0 {
+                        self.events.push_back(Event::Closed(id, error.unwrap_or(CloseReason::Normal)));
+                    }
+                }
+                Stage::Queued(_) => {} // accept() hands it out; the user then sees the error.
+                Stage::Embryonic(lid) => {
+                    if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
+                        l.embryonic = l.embryonic.saturating_sub(1);
+                    }
+                    self.free_slot(idx);
+                }
+                Stage::Orphan => self.free_slot(idx),
+            }
+            return;
+        }
+        if let Some(d) = deadline {
+            let slot = &mut self.slots[idx as usize];
+            if slot.scheduled.is_none_or(|s| d < s) {
+                slot.scheduled = Some(d);
+                self.timers.push(Reverse((d, idx)));
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- output
+
+    /// Write the next packet to send into `buf` (which should hold `mtu` bytes).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if let Some(r) = self.replies.pop_front() {
+            return self.emit_reply(&r, buf);
+        }
+        while let Some(&idx) = self.dirty.front() {
+            let out = {
+                let slot = &mut self.slots[idx as usize];
+                match slot.tcb.as_mut() {
+                    None => None,
+                    Some(tcb) => {
+                        let mut cx = Cx {
+                            cfg: &self.config,
+                            counters: &mut self.counters,
+                            events: &mut self.events,
+                            challenge_budget: &mut self.challenge_budget,
+                        };
+                        tcb.poll_transmit(&mut cx, now, buf)
+                    }
+                }
+            };
+            if out.is_none() {
+                self.dirty.pop_front();
+                self.slots[idx as usize].in_dirty = false;
+            }
+            self.settle(idx);
+            if out.is_some() {
+                return out;
+            }
+        }
+        None
+    }
+
+    fn emit_reply(&mut self, r: &Reply, buf: &mut [u8]) -> Option<usize> {
+        let mut flags = TcpFlags::RST;
+        if r.ack.is_some() {
+            flags |= TcpFlags::ACK;
+        }
+        self.reply_ip_id = self.reply_ip_id.wrapping_add(1);
+        let h = TcpHeaderOut {
+            src: r.local.ip(),
+            dst: r.remote.ip(),
+            src_port: r.local.port(),
+            dst_port: r.remote.port(),
+            seq: r.seq,
+            ack: r.ack.unwrap_or(SeqNum(0)),
+            flags,
+            window: 0,
+            urgent: 0,
+            options: TcpOptions::default(),
+            ttl: self.config.ttl,
+            ip_id: self.reply_ip_id,
+        };
+        let n = emit_ipv4_tcp(buf, &h, self.config.option_layout, &[])?;
+        self.counters.out_segs += 1;
+        self.counters.out_rsts += 1;
+        Some(n)
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    /// The earliest instant at which `handle_timeout` has work to do.
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((t, idx))) = self.timers.peek() {
+            let slot = &mut self.slots[idx as usize];
+            if slot.scheduled == Some(t) {
+                // The entry is live; make sure the TCB still wants that instant (a deadline
+                // that moved later leaves an early entry behind).
+                let actual = slot.tcb.as_ref().and_then(|t| t.next_deadline());
+                if actual == Some(t) {
+                    return Some(t);
+                }
+                self.timers.pop();
+                slot.scheduled = actual;
+                if let Some(a) = actual {
+                    self.timers.push(Reverse((a, idx)));
+                }
+                continue;
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Fire every timer due at or before `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some(&Reverse((t, idx))) = self.timers.peek() {
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let slot = &mut self.slots[idx as usize];
+            if slot.scheduled != Some(t) {
+                continue;
+            }
+            slot.scheduled = None;
+            let Some(tcb) = slot.tcb.as_mut() else {
+                continue;
+            };
+            let mut cx = Cx {
+                cfg: &self.config,
+                counters: &mut self.counters,
+                events: &mut self.events,
+                challenge_budget: &mut self.challenge_budget,
+            };
+            tcb.on_timeout(&mut cx, now);
+            self.settle(idx);
+            self.mark_dirty(idx);
+        }
+    }
+
+    // ---------------------------------------------------------------- events
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let ev = self.events.pop_front()?;
+        let (c, bit) = match ev {
+            Event::Readable(c) => (c, notify::READABLE),
+            Event::Writable(c) => (c, notify::WRITABLE),
+            _ => return Some(ev),
+        };
+        if let Some(s) = self.slots.get_mut(c.index as usize)
+            && s.generation == c.generation
+        {
+            s.pending_ev &= !bit;
+        }
+        Some(ev)
+    }
+
+    // ---------------------------------------------------------------- user calls
+
+    /// OPEN, passive (RFC 9293 §3.10.1). Port 0 picks an ephemeral port.
+    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> io::Result<ListenerId> {
+        self.check_local_ip(local.ip())?;
+        let mut local = local;
+        if local.port() == 0 {
+            local.set_port(self.pick_port(local, None)?);
+        }
+        if self.listen_map.contains_key(&local) {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{local} is already listening")));
+        }
+        let backlog = if backlog == 0 { self.config.default_backlog } else { backlog };
+        let l = Listener {
+            addr: local,
+            backlog,
+            embryonic: 0,
+            accept_queue: VecDeque::new(),
+            recv_buffer: None,
+            send_buffer: None,
+        };
+        let id = match self.listeners.iter().position(|l| l.is_none()) {
+            Some(i) => {
+                self.listeners[i] = Some(l);
+                ListenerId(i as u32)
+            }
+            None => {
+                self.listeners.push(Some(l));
+                ListenerId((self.listeners.len() - 1) as u32)
+            }
+        };
+        self.listen_map.insert(local, id);
+        Ok(id)
+    }
+
+    fn listener(&self, l: ListenerId) -> io::Result<&Listener> {
+        self.listeners
+            .get(l.0 as usize)
+            .and_then(|l| l.as_ref())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such listener"))
+    }
+
+    /// The address a listener is bound to.
+    pub fn listener_addr(&self, l: ListenerId) -> io::Result<SocketAddr> {
+        Ok(self.listener(l)?.addr)
+    }
+
+    /// Buffer sizes for connections this listener accepts from now on (SO_RCVBUF/SO_SNDBUF).
+    pub fn set_listener_buffer_sizes(
+        &mut self,
+        l: ListenerId,
+        recv: Option<usize>,
+        send: Option<usize>,
+    ) -> io::Result<()> {
+        self.listener(l)?;
+        if let Some(Some(li)) = self.listeners.get_mut(l.0 as usize) {
+            li.recv_buffer = recv.or(li.recv_buffer);
+            li.send_buffer = send.or(li.send_buffer);
+        }
+        Ok(())
+    }
+
+    /// Take an established connection from the listener's queue (`WouldBlock` if none).
+    pub fn accept(&mut self, l: ListenerId) -> io::Result<(ConnId, SocketAddr)> {
+        let li = self
+            .listeners
+            .get_mut(l.0 as usize)
+            .and_then(|l| l.as_mut())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such listener"))?;
+        let c = li.accept_queue.pop_front().ok_or(io::ErrorKind::WouldBlock)?;
+        let idx = self.slot_index(c)?;
+        let slot = &mut self.slots[idx as usize];
+        slot.stage = Stage::User;
+        let remote = slot.tcb.as_ref().map(|t| t.quad.remote).ok_or(io::ErrorKind::NotConnected)?;
+        Ok((c, remote))
+    }
+
+    /// Number of connections waiting in `accept`.
+    pub fn accept_queue_len(&self, l: ListenerId) -> usize {
+        self.listener(l).map(|l| l.accept_queue.len()).unwrap_or(0)
+    }
+
+    /// Stop listening; connections not yet accepted are reset.
+    pub fn close_listener(&mut self, _now: Instant, l: ListenerId) {
+        let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
+            return;
+        };
+        self.listen_map.remove(&li.addr);
+        let mut victims: Vec<u32> = li.accept_queue.iter().map(|c| c.index).collect();
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.stage == Stage::Embryonic(l) && s.tcb.is_some() {
+                victims.push(i as u32);
+            }
+        }
+        for idx in victims {
+            self.slots[idx as usize].stage = Stage::Orphan;
+            self.with_tcb(idx, |tcb, cx| tcb.user_abort(cx));
+        }
+    }
+
+    fn check_local_ip(&self, ip: IpAddr) -> io::Result<()> {
+        if ip.is_unspecified() || self.local_addrs.is_empty() || self.local_addrs.contains(&ip) {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::AddrNotAvailable, format!("{ip} is not a local address")))
+        }
+    }
+
+    fn pick_port(&mut self, local: SocketAddr, remote: Option<SocketAddr>) -> io::Result<u16> {
+        let (lo, hi) = self.config.ephemeral_ports;
+        let span = (hi.saturating_sub(lo) as u32 + 1).max(1);
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= hi || p < lo { lo } else { p + 1 };
+            let cand = SocketAddr::new(local.ip(), p);
+            if self.find_listener(cand).is_some() {
+                continue;
+            }
+            if let Some(r) = remote
+                && self.conns.contains_key(&Quad { local: cand, remote: r })
+            {
+                continue;
+            }
+            if remote.is_none() && self.conns.keys().any(|q| q.local.port() == p) {
+                continue;
+            }
+            return Ok(p);
+        }
+        Err(io::Error::new(io::ErrorKind::AddrInUse, "no free ephemeral port"))
+    }
+
+    /// OPEN, active (RFC 9293 §3.10.1): send a SYN. Port 0 picks an ephemeral port and an
+    /// unspecified local address picks the first local address.
+    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> io::Result<ConnId> {
+        if remote.ip().is_unspecified() || remote.port() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect to an unspecified address",
+            ));
+        }
+        // MUST-46 (RFC 9293 §3.9.1.3 / RFC 1122 §4.2.3.10): no connection to a broadcast or
+        // multicast address.
+        let group = match remote.ip() {
+            IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+            IpAddr::V6(a) => a.is_multicast(),
+        };
+        if group {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect to a broadcast or multicast address",
+            ));
+        }
+        self.check_local_ip(local.ip())?;
+        let mut local = local;
+        if local.ip().is_unspecified() {
+            let ip = self.local_addrs.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied().ok_or_else(
+                || io::Error::new(io::ErrorKind::AddrNotAvailable, "no local address to connect from"),
+            )?;
+            local.set_ip(ip);
+        }
+        if local.port() == 0 {
+            local.set_port(self.pick_port(local, Some(remote))?);
+        }
+        let quad = Quad { local, remote };
+        if self.conns.contains_key(&quad) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{local} -> {remote} already exists"),
+            ));
+        }
+        let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
+        let idx = self.alloc_slot(Stage::User);
+        let id = self.conn_id(idx);
+        let tcb = Tcb::new_active(&self.config, id, quad, iss, now);
+        self.slots[idx as usize].tcb = Some(Box::new(tcb));
+        self.conns.insert(quad, idx);
+        self.counters.active_opens += 1;
+        if self.config.trace_states {
+            self.events.push_back(Event::StateChange {
+                conn: id,
+                quad,
+                from: State::Closed,
+                to: State::SynSent,
+            });
+        }
+        self.settle(idx);
+        self.mark_dirty(idx);
+        Ok(id)
+    }
+
+    /// Run `f` on a live TCB with a context, then settle and mark it for output.
+    fn with_tcb<R>(&mut self, idx: u32, f: impl FnOnce(&mut Tcb, &mut Cx) -> R) -> Option<R> {
+        let r = {
+            let slot = &mut self.slots[idx as usize];
+            let tcb = slot.tcb.as_mut()?;
+            let mut cx = Cx {
+                cfg: &self.config,
+                counters: &mut self.counters,
+                events: &mut self.events,
+                challenge_budget: &mut self.challenge_budget,
+            };
+            f(tcb, &mut cx)
+        };
+        self.settle(idx);
+        self.mark_dirty(idx);
+        Some(r)
+    }
+
+    /// SEND (RFC 9293 §3.10.2): queue bytes; `WouldBlock` when the buffer is full.
+    pub fn send(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    }
+
+    /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
+    pub fn recv(&mut self, _now: Instant, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        let slot = &mut self.slots[idx as usize];
+        let tcb = slot.tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+        let r = tcb.user_recv(buf, false);
+        if matches!(r, Ok(n) if n > 0) {
+            tcb.after_user_read();
+            if tcb.ack_now {
+                self.mark_dirty(idx);
+            }
+        }
+        r
+    }
+
+    /// RECEIVE without consuming (MSG_PEEK).
+    pub fn peek(&mut self, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        let tcb = self.slots[idx as usize].tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+        tcb.user_recv(buf, true)
+    }
+
+    /// Half or full shutdown. `Write` sends a FIN after queued data; `Read` makes reads
+    /// return end of stream.
+    pub fn shutdown(&mut self, _now: Instant, c: ConnId, how: Shutdown) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        let state = self.tcb(c)?.state;
+        if state == State::Closed {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"));
+        }
+        self.with_tcb(idx, |t, cx| {
+            if matches!(how, Shutdown::Read | Shutdown::Both) {
+                t.user_shutdown_read();
+            }
+            if matches!(how, Shutdown::Write | Shutdown::Both) {
+                t.user_shutdown_write(cx);
+            }
+        });
+        Ok(())
+    }
+
+    /// CLOSE (RFC 9293 §3.10.4) and release the handle. The connection finishes in the
+    /// background (FIN, TIME-WAIT); unread data turns it into a RST (RFC 2525 §2.17).
+    pub fn close(&mut self, _now: Instant, c: ConnId) {
+        let Ok(idx) = self.slot_index(c) else { return };
+        self.slots[idx as usize].stage = Stage::Orphan;
+        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
+            self.free_slot(idx);
+            return;
+        }
+        self.with_tcb(idx, |t, cx| t.user_close(cx));
+    }
+
+    /// ABORT (RFC 9293 §3.10.5): RST and release the handle.
+    pub fn abort(&mut self, _now: Instant, c: ConnId) {
+        let Ok(idx) = self.slot_index(c) else { return };
+        self.slots[idx as usize].stage = Stage::Orphan;
+        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
+            self.free_slot(idx);
+            return;
+        }
+        self.with_tcb(idx, |t, cx| t.user_abort(cx));
+    }
+
+    /// STATUS (RFC 9293 §3.10.6).
+    pub fn status(&self, c: ConnId) -> io::Result<Status> {
+        Ok(self.tcb(c)?.status())
+    }
+
+    pub fn state(&self, c: ConnId) -> Option<State> {
+        self.tcb(c).ok().map(|t| t.state)
+    }
+
+    /// TCP_NODELAY: turn Nagle's algorithm off (true) or on.
+    pub fn set_nodelay(&mut self, c: ConnId, on: bool) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.nodelay = on;
+        }
+        self.mark_dirty(idx);
+        Ok(())
+    }
+
+    /// R2 for one connection (RFC 9293 §3.8.3, MUST-21): data retransmissions before the
+    /// connection is given up with `TimedOut`.
+    pub fn set_data_retries(&mut self, c: ConnId, retries: u32) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.data_retries = retries;
+        }
+        Ok(())
+    }
+
+    pub fn nodelay(&self, c: ConnId) -> io::Result<bool> {
+        Ok(self.tcb(c)?.nodelay)
+    }
+
+    /// SO_KEEPALIVE with its timing; `None` turns keepalive off.
+    pub fn set_keepalive(&mut self, c: ConnId, ka: Option<Keepalive>) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        let now = self.slots[idx as usize].tcb.as_ref().map(|t| t.last_rcv_time).unwrap_or_default();
+        self.with_tcb(idx, |t, cx| {
+            t.keepalive = ka;
+            t.keepalive_sent = 0;
+            t.update_keepalive(cx, now);
+        });
+        Ok(())
+    }
+
+    /// SO_RCVBUF / SO_SNDBUF. Before the handshake the receive size also decides the
+    /// window scale we offer.
+    pub fn set_buffer_sizes(
+        &mut self,
+        c: ConnId,
+        recv: Option<usize>,
+        send: Option<usize>,
+    ) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            if let Some(r) = recv {
+                t.recvbuf.set_capacity(r.max(1));
+            }
+            if let Some(s) = send {
+                t.sendbuf.set_capacity(s.max(1));
+            }
+        }
+        self.mark_dirty(idx);
+        Ok(())
+    }
+
+    /// (receive, send) buffer capacities.
+    pub fn buffer_sizes(&self, c: ConnId) -> io::Result<(usize, usize)> {
+        let t = self.tcb(c)?;
+        Ok((t.recvbuf.capacity(), t.sendbuf.capacity()))
+    }
+
+    /// SO_ERROR: the pending error, cleared by reading it.
+    pub fn take_error(&mut self, c: ConnId) -> Option<io::Error> {
+        let idx = self.slot_index(c).ok()?;
+        let t = self.slots[idx as usize].tcb.as_mut()?;
+        let reason = t.error.take()?;
+        let kind = reason.error_kind()?;
+        Some(io::Error::from(kind))
+    }
+
+    /// A read would not block: data, end of stream or an error.
+    pub fn can_recv(&self, c: ConnId) -> bool {
+        match self.tcb(c) {
+            Ok(t) => t.recvbuf.readable() > 0 || t.fin_rcvd || t.read_shut || t.state == State::Closed,
+            Err(_) => true,
+        }
+    }
+
+    /// A write would not block: buffer space, or an error to report.
+    pub fn can_send(&self, c: ConnId) -> bool {
+        match self.tcb(c) {
+            Ok(t) => match t.state {
+                State::SynSent | State::SynReceived => false,
+                State::Established | State::CloseWait => t.fin_queued || t.sendbuf.free() > 0,
+                _ => true,
+            },
+            Err(_) => true,
+        }
+    }
+
+    /// The connection finished its handshake (or failed): `connect` can return.
+    pub fn is_connecting(&self, c: ConnId) -> bool {
+        matches!(self.state(c), Some(State::SynSent | State::SynReceived))
+    }
+
+    pub fn local_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
+        Ok(self.tcb(c)?.quad.local)
+    }
+
+    pub fn peer_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
+        Ok(self.tcb(c)?.quad.remote)
+    }
+}
+
+/// Hashes a [`Quad`] for the connection table: one keyed folded multiply per 64-bit word
+/// (the foldhash/wyhash construction), several times cheaper than SipHash on the
+/// per-segment path, and keyed with the stack's secret so an attacker cannot aim
+/// colliding ports at the table.
+#[derive(Clone)]
+pub(crate) struct QuadHasherBuilder {
+    seed: u64,
+    key: u64,
+}
+
+impl QuadHasherBuilder {
+    fn new(secret: &[u8; 16]) -> QuadHasherBuilder {
+        let mut k = [0u8; 8];
+        k.copy_from_slice(&secret[..8]);
+        let mut j = [0u8; 8];
+        j.copy_from_slice(&secret[8..]);
+        let (k, j) = (u64::from_le_bytes(k), u64::from_le_bytes(j));
+        QuadHasherBuilder { seed: k ^ 0x9E37_79B9_7F4A_7C15, key: (j ^ 0x5851_F42D_4C95_7F2D) | 1 }
+    }
+}
+
+impl std::hash::BuildHasher for QuadHasherBuilder {
+    type Hasher = QuadHasher;
+    fn build_hasher(&self) -> QuadHasher {
+        QuadHasher { state: self.seed, key: self.key }
+    }
+}
+
+pub(crate) struct QuadHasher {
+    state: u64,
+    key: u64,
+}
+
+#[inline(always)]
+fn folded_multiply(a: u64, b: u64) -> u64 {
+    let full = (a as u128).wrapping_mul(b as u128);
+    (full as u64) ^ ((full >> 64) as u64)
+}
+
+impl std::hash::Hasher for QuadHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        for c in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..c.len()].copy_from_slice(c);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.state = folded_multiply(self.state ^ i, self.key);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.write_u64(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        folded_multiply(self.state ^ self.key.rotate_left(32), 0x2D35_8DCC_AA6C_78A5)
+    }
+}

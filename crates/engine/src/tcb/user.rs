@@ -1,0 +1,156 @@
+//! User calls on a TCB (RFC 9293 §3.10.2–3.10.6): SEND, RECEIVE, CLOSE (and half-close),
+//! ABORT. Errors are the `io::ErrorKind`s std reports for the same situations.
+
+use super::{Cx, State, Tcb, notify};
+use crate::CloseReason;
+use std::io;
+
+impl Tcb {
+    /// The error a call should report once the connection died.
+    /// Like SO_ERROR on Linux, the error is reported once; later calls see end of stream
+    /// (reads) or a broken pipe (writes).
+    fn dead_error(&mut self) -> io::Error {
+        match self.error.take().and_then(CloseReason::error_kind) {
+            Some(kind) => io::Error::new(kind, describe(kind)),
+            None => io::Error::new(io::ErrorKind::NotConnected, "connection closed"),
+        }
+    }
+
+    /// SEND (RFC 9293 §3.10.2).
+    pub(crate) fn user_send(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.fin_queued || self.user_closed {
+            // "error: connection closing" — std reports EPIPE.
+            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown"));
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
+            State::Closed => {
+                return Err(match self.error {
+                    Some(_) => self.dead_error(),
+                    None => io::Error::new(io::ErrorKind::BrokenPipe, "connection closed"),
+                });
+            }
+            _ => {
+                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection closing"));
+            }
+        }
+        if data.is_empty() {
+            return Ok(0);
+        }
+        let n = self.sendbuf.push(data);
+        if n == 0 {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        Ok(n)
+    }
+
+    /// RECEIVE (RFC 9293 §3.10.3). `Ok(0)` is end of stream.
+    pub(crate) fn user_recv(&mut self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+        if self.read_shut {
+            return Ok(0);
+        }
+        if self.recvbuf.readable() > 0 {
+            if buf.is_empty() {
+                return Ok(0);
+            }
+            let n = if peek { self.recvbuf.peek(buf) } else { self.recvbuf.read(buf) };
+            return Ok(n);
+        }
+        if self.fin_rcvd {
+            return Ok(0);
+        }
+        match self.state {
+            State::Closed => match self.error {
+                Some(CloseReason::Aborted) | None => Ok(0),
+                Some(_) => Err(self.dead_error()),
+            },
+            State::Closing | State::LastAck | State::TimeWait | State::CloseWait => Ok(0),
+            _ => Err(io::ErrorKind::WouldBlock.into()),
+        }
+    }
+
+    /// After the user read: announce the opened window if it grew enough.
+    pub(crate) fn after_user_read(&mut self) {
+        if self.window_update_due() {
+            self.ack_now = true;
+        }
+    }
+
+    /// shutdown(Write), i.e. CLOSE of the sending side (RFC 9293 §3.10.4): queue a FIN after
+    /// the data. Returns true if the TCB is gone (SYN-SENT).
+    pub(crate) fn user_shutdown_write(&mut self, cx: &mut Cx) -> bool {
+        if self.fin_queued {
+            return false;
+        }
+        match self.state {
+            State::SynSent => {
+                // "Delete the TCB and return 'error: closing' responses to any queued SENDs"
+                self.close_with(cx, CloseReason::Normal);
+                return true;
+            }
+            State::SynReceived | State::Established => {
+                // "Queue this until all preceding SENDs have been segmentized, then form a FIN
+                //  segment and send it. In any case, enter FIN-WAIT-1 state."
+                self.fin_queued = true;
+                self.set_state(cx, State::FinWait1);
+            }
+            State::CloseWait => {
+                // "Queue this request until all preceding SENDs have been segmentized; then
+                //  send a FIN segment, enter LAST-ACK state."
+                self.fin_queued = true;
+                self.set_state(cx, State::LastAck);
+            }
+            _ => {}
+        }
+        false
+    }
+
+    /// shutdown(Read): further reads see end of stream; queued data is discarded.
+    pub(crate) fn user_shutdown_read(&mut self) {
+        self.read_shut = true;
+        let n = self.recvbuf.readable();
+        self.recvbuf.consume(n);
+        self.notify |= notify::READABLE;
+    }
+
+    /// CLOSE (RFC 9293 §3.10.4). With unread data, RFC 2525 §2.17 asks for a RST instead.
+    pub(crate) fn user_close(&mut self, cx: &mut Cx) {
+        self.user_closed = true;
+        if self.state == State::Closed {
+            return;
+        }
+        if self.recvbuf.readable() > 0 && !self.read_shut {
+            self.user_abort(cx);
+            return;
+        }
+        self.user_shutdown_write(cx);
+    }
+
+    /// ABORT (RFC 9293 §3.10.5): RST in synchronized states, then CLOSED.
+    pub(crate) fn user_abort(&mut self, cx: &mut Cx) {
+        self.user_closed = true;
+        match self.state {
+            State::Closed => {}
+            State::SynSent | State::Listen => self.close_with(cx, CloseReason::Aborted),
+            State::Closing | State::LastAck | State::TimeWait => {
+                // "Respond with 'ok' and delete the TCB"
+                self.close_with(cx, CloseReason::Aborted);
+            }
+            _ => {
+                // "Send a reset segment: <SEQ=SND.NXT><CTL=RST>"
+                self.send_rst = true;
+                self.sendbuf.clear();
+            }
+        }
+    }
+}
+
+fn describe(kind: io::ErrorKind) -> &'static str {
+    match kind {
+        io::ErrorKind::ConnectionReset => "connection reset by peer",
+        io::ErrorKind::ConnectionRefused => "connection refused",
+        io::ErrorKind::TimedOut => "connection timed out",
+        io::ErrorKind::ConnectionAborted => "connection aborted",
+        _ => "connection closed",
+    }
+}

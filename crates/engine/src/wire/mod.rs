@@ -1,0 +1,202 @@
+//! Wire layer: IPv4/TCP header views and builders, options, checksums.
+//!
+//! Parsing ([`parse_ipv4_tcp`]) verifies the IPv4 header checksum and the TCP checksum and
+//! returns a zero-copy [`TcpSegment`] view; emitting ([`emit_ipv4_tcp`]) writes a complete
+//! IPv4+TCP packet into a caller-supplied buffer. Neither allocates.
+
+pub mod checksum;
+pub mod options;
+pub mod packet;
+
+pub use options::{OptionLayout, SackBlocks, TcpOptions};
+pub use packet::{TcpHeaderOut, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp};
+
+use core::fmt;
+
+/// TCP control bits (RFC 9293 §3.1).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct TcpFlags(pub u8);
+
+impl TcpFlags {
+    pub const FIN: TcpFlags = TcpFlags(0x01);
+    pub const SYN: TcpFlags = TcpFlags(0x02);
+    pub const RST: TcpFlags = TcpFlags(0x04);
+    pub const PSH: TcpFlags = TcpFlags(0x08);
+    pub const ACK: TcpFlags = TcpFlags(0x10);
+    pub const URG: TcpFlags = TcpFlags(0x20);
+    pub const ECE: TcpFlags = TcpFlags(0x40);
+    pub const CWR: TcpFlags = TcpFlags(0x80);
+    pub const NONE: TcpFlags = TcpFlags(0);
+
+    #[inline]
+    pub fn contains(self, other: TcpFlags) -> bool {
+        self.0 & other.0 == other.0
+    }
+    #[inline]
+    pub fn syn(self) -> bool {
+        self.0 & 0x02 != 0
+    }
+    #[inline]
+    pub fn ack(self) -> bool {
+        self.0 & 0x10 != 0
+    }
+    #[inline]
+    pub fn rst(self) -> bool {
+        self.0 & 0x04 != 0
+    }
+    #[inline]
+    pub fn fin(self) -> bool {
+        self.0 & 0x01 != 0
+    }
+    #[inline]
+    pub fn psh(self) -> bool {
+        self.0 & 0x08 != 0
+    }
+    #[inline]
+    pub fn urg(self) -> bool {
+        self.0 & 0x20 != 0
+    }
+}
+
+impl core::ops::BitOr for TcpFlags {
+    type Output = TcpFlags;
+    fn bitor(self, rhs: TcpFlags) -> TcpFlags {
+        TcpFlags(self.0 | rhs.0)
+    }
+}
+
+impl core::ops::BitOrAssign for TcpFlags {
+    fn bitor_assign(&mut self, rhs: TcpFlags) {
+        self.0 |= rhs.0;
+    }
+}
+
+impl fmt::Debug for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// tcpdump-style flag letters: `S`, `F`, `R`, `P`, `U`, `E`, `W`, and `.` for ACK.
+impl fmt::Display for TcpFlags {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut any = false;
+        for (bit, c) in [
+            (0x02, 'S'),
+            (0x01, 'F'),
+            (0x04, 'R'),
+            (0x08, 'P'),
+            (0x20, 'U'),
+            (0x40, 'E'),
+            (0x80, 'W'),
+            (0x10, '.'),
+        ] {
+            if self.0 & bit != 0 {
+                write!(f, "{c}")?;
+                any = true;
+            }
+        }
+        if !any {
+            write!(f, "none")?;
+        }
+        Ok(())
+    }
+}
+
+/// Why a received packet was dropped before reaching a TCB, or by one. Counted in
+/// [`crate::Counters`] the way `nstat` counts.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum DropReason {
+    /// Shorter than the headers it claims.
+    Truncated,
+    /// IP version 6.
+    Ipv6,
+    /// IP version neither 4 nor 6.
+    BadIpVersion,
+    /// IHL < 5 or beyond the packet.
+    BadIhl,
+    /// IPv4 total length smaller than the header or beyond the buffer.
+    BadTotalLength,
+    /// IPv4 header checksum mismatch.
+    BadIpChecksum,
+    /// MF set or fragment offset non-zero (reassembly is not supported).
+    Fragment,
+    /// Protocol other than TCP (ICMP, UDP, ...).
+    NotTcp,
+    /// TCP data offset < 5 or beyond the segment.
+    BadDataOffset,
+    /// TCP checksum mismatch.
+    BadTcpChecksum,
+    /// An option whose length is malformed or overflows the header.
+    BadOption,
+    /// Source or destination address is broadcast/multicast/unspecified.
+    BadAddress,
+    /// Destination address is not one of ours.
+    NotOurAddress,
+    /// Failed the RFC 9293 §3.10.7.4 acceptability test (an ACK was sent if required).
+    NotAcceptable,
+    /// RST that did not match (RFC 5961 §3) or for no connection.
+    BadRst,
+    /// ACK acknowledging something not yet sent, or too old (RFC 5961 §5).
+    BadAck,
+    /// Timestamp older than TS.Recent (RFC 7323 §5 PAWS).
+    Paws,
+    /// Listener backlog full.
+    ListenOverflow,
+    /// No connection and no listener: answered with a RST (RFC 9293 §3.10.7.1).
+    NoSocket,
+    /// Segment in a state that discards it (e.g. data in CLOSE-WAIT, no SYN/RST/ACK in LISTEN).
+    Ignored,
+}
+
+impl DropReason {
+    pub const ALL: [DropReason; 20] = [
+        DropReason::Truncated,
+        DropReason::Ipv6,
+        DropReason::BadIpVersion,
+        DropReason::BadIhl,
+        DropReason::BadTotalLength,
+        DropReason::BadIpChecksum,
+        DropReason::Fragment,
+        DropReason::NotTcp,
+        DropReason::BadDataOffset,
+        DropReason::BadTcpChecksum,
+        DropReason::BadOption,
+        DropReason::BadAddress,
+        DropReason::NotOurAddress,
+        DropReason::NotAcceptable,
+        DropReason::BadRst,
+        DropReason::BadAck,
+        DropReason::Paws,
+        DropReason::ListenOverflow,
+        DropReason::NoSocket,
+        DropReason::Ignored,
+    ];
+    pub fn index(self) -> usize {
+        self as usize
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Truncated => "Truncated",
+            DropReason::Ipv6 => "Ipv6",
+            DropReason::BadIpVersion => "BadIpVersion",
+            DropReason::BadIhl => "BadIhl",
+            DropReason::BadTotalLength => "BadTotalLength",
+            DropReason::BadIpChecksum => "BadIpChecksum",
+            DropReason::Fragment => "Fragment",
+            DropReason::NotTcp => "NotTcp",
+            DropReason::BadDataOffset => "BadDataOffset",
+            DropReason::BadTcpChecksum => "BadTcpChecksum",
+            DropReason::BadOption => "BadOption",
+            DropReason::BadAddress => "BadAddress",
+            DropReason::NotOurAddress => "NotOurAddress",
+            DropReason::NotAcceptable => "NotAcceptable",
+            DropReason::BadRst => "BadRst",
+            DropReason::BadAck => "BadAck",
+            DropReason::Paws => "Paws",
+            DropReason::ListenOverflow => "ListenOverflow",
+            DropReason::NoSocket => "NoSocket",
+            DropReason::Ignored => "Ignored",
+        }
+    }
+}

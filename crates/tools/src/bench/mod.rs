@@ -1,0 +1,242 @@
+//! `utcp bench`: utcp beside the Linux kernel's TCP and smoltcp, plus in-memory engine runs.
+//!
+//! Three systems are measured in one invocation, each inside private network namespaces the
+//! bench creates and removes ([`crate::netns`]):
+//! - `kernel`: kernel ↔ kernel over a veth pair between two namespaces (the reference),
+//! - `smoltcp`: kernel ↔ smoltcp over a TUN (MTU 1500) in one namespace,
+//! - `utcp`: kernel ↔ utcp over a TUN (MTU 1500) via [`utcp`].
+//!
+//! The load generator is always the kernel's TCP ([`harness`]): std sockets on a thread that
+//! entered the namespace. Every system serves the same four ports ([`Port`]); the client picks
+//! the workload by the port it connects to, so no workload header perturbs the numbers.
+//!
+//! The in-memory modes need no root: [`engine`] (two Stacks exchanging N full segments, for
+//! callgrind) and [`scale`] (memory per connection and demux cost as N grows).
+
+pub mod alloc;
+pub mod engine;
+pub mod harness;
+pub mod kernel;
+pub mod report;
+pub mod scale;
+pub mod smoltcp_sys;
+pub mod utcp_sys;
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+pub use harness::{Sample, Workload};
+pub use report::Report;
+
+/// The systems under test, in the order they are interleaved.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash, PartialOrd, Ord)]
+pub enum SystemKind {
+    Kernel,
+    Smoltcp,
+    Utcp,
+}
+
+impl SystemKind {
+    pub const ALL: [SystemKind; 3] = [SystemKind::Kernel, SystemKind::Smoltcp, SystemKind::Utcp];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            SystemKind::Kernel => "kernel",
+            SystemKind::Smoltcp => "smoltcp",
+            SystemKind::Utcp => "utcp",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SystemKind> {
+        SystemKind::ALL.into_iter().find(|k| k.name() == s)
+    }
+}
+
+/// The server ports every system listens on; the port selects the server's behaviour.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Port {
+    /// Read until EOF, then write one byte and close (`bulk_to_stack`).
+    Sink = 5001,
+    /// Write until the peer resets the connection (`bulk_from_stack`).
+    Source = 5002,
+    /// Echo every byte back until EOF (`rr`).
+    Echo = 5003,
+    /// Read one byte, write one byte, close (`connect`).
+    Connect = 5004,
+}
+
+impl Port {
+    pub const ALL: [Port; 4] = [Port::Sink, Port::Source, Port::Echo, Port::Connect];
+
+    pub fn number(self) -> u16 {
+        self as u16
+    }
+
+    pub fn from_number(n: u16) -> Option<Port> {
+        Port::ALL.into_iter().find(|p| p.number() == n)
+    }
+}
+
+/// What a running system offers the load generator.
+pub trait System {
+    fn kind(&self) -> SystemKind;
+    /// Where the kernel client thread runs.
+    fn client_ns(&self) -> &crate::netns::NetNs;
+    /// The address the system's servers listen on.
+    fn server_ip(&self) -> Ipv4Addr;
+}
+
+/// Options of a network run (`utcp bench` without `--engine`/`--scale`).
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub rounds: usize,
+    /// Length of one sample of one workload.
+    pub duration: Duration,
+    /// Upper bound on the bytes of one bulk sample (1 GiB by default).
+    pub max_bytes: u64,
+    pub workloads: Vec<Workload>,
+    pub systems: Vec<SystemKind>,
+    /// Print progress on stderr.
+    pub progress: bool,
+    /// Keep TSO/GSO on the kernel reference's veth (default); off moves one MSS per packet.
+    pub kernel_offload: bool,
+}
+
+impl Options {
+    pub fn full() -> Options {
+        Options {
+            rounds: 3,
+            duration: Duration::from_secs(5),
+            max_bytes: 1 << 30,
+            workloads: Workload::ALL.to_vec(),
+            systems: SystemKind::ALL.to_vec(),
+            progress: true,
+            kernel_offload: true,
+        }
+    }
+
+    /// A smoke run for CI: one round, 0.3 s per workload.
+    pub fn quick() -> Options {
+        Options { rounds: 1, duration: Duration::from_millis(300), max_bytes: 256 << 20, ..Options::full() }
+    }
+}
+
+/// Bring up every selected system, run the rounds interleaving the systems (A B C A B C ...),
+/// tear everything down (also on error, by `Drop`), and return the medians.
+pub fn run(opts: &Options) -> io::Result<Report> {
+    if !crate::netns::is_root() || !std::path::Path::new("/dev/net/tun").exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "utcp bench needs root and /dev/net/tun: it creates network namespaces, a veth pair \
+             and TUN devices (run it with sudo; the in-memory --engine and --scale modes need no root)",
+        ));
+    }
+    let _guard = interrupt::Guard::install();
+    let mut systems: Vec<Box<dyn System>> = Vec::new();
+    for &k in &opts.systems {
+        if opts.progress {
+            eprintln!("bench: setting up {}", k.name());
+        }
+        let s: Box<dyn System> = match k {
+            SystemKind::Kernel => Box::new(kernel::KernelSystem::start(opts.kernel_offload)?),
+            SystemKind::Smoltcp => Box::new(smoltcp_sys::SmoltcpSystem::start()?),
+            SystemKind::Utcp => Box::new(utcp_sys::UtcpSystem::start()?),
+        };
+        systems.push(s);
+    }
+    let mut report = Report::new(opts.rounds);
+    for round in 0..opts.rounds {
+        for &w in &opts.workloads {
+            for s in &systems {
+                if interrupt::requested() {
+                    // Returning unwinds `systems`: threads joined, namespaces deleted.
+                    return Err(io::Error::new(
+                        io::ErrorKind::Interrupted,
+                        "interrupted; namespaces removed",
+                    ));
+                }
+                let res = harness::run_sample(s.as_ref(), w, opts);
+                match res {
+                    Ok(sample) => {
+                        if opts.progress {
+                            eprintln!(
+                                "bench: round {}/{} {:<15} {:<8} {}",
+                                round + 1,
+                                opts.rounds,
+                                w.name(),
+                                s.kind().name(),
+                                sample.describe()
+                            );
+                        }
+                        report.add(w, s.kind(), sample);
+                    }
+                    Err(e) => {
+                        eprintln!(
+                            "bench: round {}/{} {} {} FAILED: {e}",
+                            round + 1,
+                            opts.rounds,
+                            w.name(),
+                            s.kind().name()
+                        );
+                        report.add_failure(w, s.kind());
+                    }
+                }
+            }
+        }
+    }
+    if opts.progress {
+        eprintln!("bench: tearing down");
+    }
+    drop(systems);
+    Ok(report)
+}
+
+/// Ctrl-C during a network run: the first SIGINT/SIGTERM only sets a flag, the run stops
+/// after the current sample and unwinds, so every namespace is deleted. A second one
+/// terminates at once (the handler resets itself to the default).
+mod interrupt {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static REQUESTED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn on_signal(sig: libc::c_int) {
+        // An atomic store and signal(2), both async-signal-safe; the next one kills.
+        REQUESTED.store(true, Ordering::SeqCst);
+        // SAFETY: resetting a disposition to the default is allowed in a handler.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+
+    pub fn requested() -> bool {
+        REQUESTED.load(Ordering::SeqCst)
+    }
+
+    pub struct Guard {
+        previous: [(libc::c_int, libc::sighandler_t); 2],
+    }
+
+    impl Guard {
+        pub fn install() -> Guard {
+            REQUESTED.store(false, Ordering::SeqCst);
+            let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            let mut previous = [(libc::SIGINT, libc::SIG_DFL), (libc::SIGTERM, libc::SIG_DFL)];
+            for (sig, prev) in previous.iter_mut() {
+                // SAFETY: installs a handler that only stores to an atomic.
+                let old = unsafe { libc::signal(*sig, handler) };
+                if old != libc::SIG_ERR {
+                    *prev = old;
+                }
+            }
+            Guard { previous }
+        }
+    }
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            for (sig, prev) in self.previous {
+                // SAFETY: restores the handler that was installed before.
+                unsafe { libc::signal(sig, prev) };
+            }
+        }
+    }
+}

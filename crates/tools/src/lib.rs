@@ -1,0 +1,15 @@
+//! utcp-tools: what the `utcp` command needs and a library user does not.
+//!
+//! - [`sim`]: two engines over an impaired in-memory link (`utcp sim`);
+//! - [`script`]: the packetdrill-format script runner and its profiles (`utcp script`);
+//! - [`bench`]: kernel, smoltcp and utcp systems side by side (`utcp bench`);
+//! - [`trace`]: one line per segment, tshark style;
+//! - [`apps`]: echo, discard and a small HTTP file server over utcp sockets;
+//! - [`netns`]: private network namespaces for the demo, the bench and the tests.
+
+pub mod apps;
+pub mod bench;
+pub mod netns;
+pub mod script;
+pub mod sim;
+pub mod trace;

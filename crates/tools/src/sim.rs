@@ -1,0 +1,411 @@
+//! The simulator: two engines over an impaired in-memory link on virtual time.
+//!
+//! Side A (10.0.0.1) and side B (10.0.0.2) each send `bytes` of seeded pseudo-random data
+//! to the other, then close, and the run checks that what each side received hashes to
+//! what the other sent. `utcp sim` is a thin CLI over [`run`].
+
+use utcp::device::link::{Impairments, Link, LinkStats, Side};
+use utcp::device::pcap::PcapWriter;
+use utcp::device::rng::Rng;
+use utcp::engine::{CloseReason, Config, ConnId, Counters, Event, Stack, State};
+use utcp::time::{Duration, Instant};
+use crate::trace::Tracer;
+use sha2::{Digest, Sha256};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+
+pub const ADDR_A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+pub const ADDR_B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+
+/// Who closes first.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum CloseMode {
+    /// A (the client) sends its FIN first.
+    Active,
+    /// B (the server) sends its FIN first.
+    Passive,
+    /// Both send FINs at the same instant, so they cross (RFC 9293 §3.6, figure 13).
+    Simultaneous,
+}
+
+/// How the connection opens.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum OpenMode {
+    /// B listens, A connects.
+    Normal,
+    /// Both connect to each other at the same instant (RFC 9293 §3.5, figure 8).
+    Simultaneous,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimConfig {
+    /// Bytes each side sends.
+    pub bytes: u64,
+    pub a_to_b: Impairments,
+    pub b_to_a: Impairments,
+    pub seed: u64,
+    pub close: CloseMode,
+    pub open: OpenMode,
+    pub engine: Config,
+    /// Give up after this much virtual time.
+    pub time_limit: Duration,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        let link = Impairments { delay: Duration::from_millis(5), ..Impairments::none() };
+        SimConfig {
+            bytes: 1 << 20,
+            a_to_b: link.clone(),
+            b_to_a: link,
+            seed: 1,
+            close: CloseMode::Active,
+            open: OpenMode::Normal,
+            engine: Config::default(),
+            time_limit: Duration::from_secs(3600),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct SideReport {
+    pub sent: u64,
+    pub received: u64,
+    pub sha_sent: [u8; 32],
+    pub sha_received: [u8; 32],
+    pub final_state: State,
+    pub close_reason: Option<CloseReason>,
+    pub retransmits: u64,
+    pub fast_retransmits: u64,
+    pub timeouts: u64,
+    pub counters: Counters,
+    /// Every state this side's connection went through, in order.
+    pub states: Vec<State>,
+}
+
+#[derive(Clone, Debug)]
+pub struct SimReport {
+    pub a: SideReport,
+    pub b: SideReport,
+    pub duration: Duration,
+    pub link: LinkStats,
+    /// None on success, else what went wrong.
+    pub failure: Option<String>,
+}
+
+impl SimReport {
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+}
+
+/// One side's application: a seeded byte source, a sink that hashes, and close logic.
+struct App {
+    stack: Stack,
+    conn: Option<ConnId>,
+    listener: Option<utcp::engine::ListenerId>,
+    source: Rng,
+    chunk: Vec<u8>,
+    chunk_off: usize,
+    to_send: u64,
+    sent: u64,
+    received: u64,
+    hash_sent: Sha256,
+    hash_recv: Sha256,
+    eof: bool,
+    shut: bool,
+    states: Vec<State>,
+    close_reason: Option<CloseReason>,
+    last: (u64, u64, u64, u64),
+}
+
+impl App {
+    fn new(engine: Config, addr: IpAddr, seed: u64, bytes: u64) -> App {
+        let mut stack = Stack::new(engine);
+        stack.add_local_addr(addr);
+        App {
+            stack,
+            conn: None,
+            listener: None,
+            source: Rng::new(seed),
+            chunk: vec![0; 16384],
+            chunk_off: 16384,
+            to_send: bytes,
+            sent: 0,
+            received: 0,
+            hash_sent: Sha256::new(),
+            hash_recv: Sha256::new(),
+            eof: false,
+            shut: false,
+            states: vec![State::Closed],
+            close_reason: None,
+            last: (0, 0, 0, 0),
+        }
+    }
+
+    /// Write as much as the send buffer takes; read everything available.
+    fn run_app(&mut self, now: Instant) -> io::Result<()> {
+        let Some(c) = self.conn else { return Ok(()) };
+        while self.sent < self.to_send {
+            if self.chunk_off == self.chunk.len() {
+                self.source.fill_bytes(&mut self.chunk);
+                self.chunk_off = 0;
+            }
+            let left = (self.to_send - self.sent).min((self.chunk.len() - self.chunk_off) as u64) as usize;
+            let piece = &self.chunk[self.chunk_off..self.chunk_off + left];
+            match self.stack.send(now, c, piece) {
+                Ok(n) => {
+                    self.hash_sent.update(&piece[..n]);
+                    self.sent += n as u64;
+                    self.chunk_off += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        let mut buf = [0u8; 16384];
+        while !self.eof {
+            match self.stack.recv(now, c, &mut buf) {
+                Ok(0) => self.eof = true,
+                Ok(n) => {
+                    self.hash_recv.update(&buf[..n]);
+                    self.received += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// All our data is acknowledged by the peer.
+    fn all_acked(&self) -> bool {
+        let Some(c) = self.conn else { return false };
+        self.sent == self.to_send
+            && self.stack.state(c).is_some_and(|s| s.is_synchronized())
+            && self.stack.status(c).map(|s| s.bytes_in_flight == 0 && s.bytes_unsent == 0).unwrap_or(false)
+    }
+
+    fn shutdown(&mut self, now: Instant) -> io::Result<()> {
+        if let (false, Some(c)) = (self.shut, self.conn) {
+            self.shut = true;
+            self.stack.shutdown(now, c, Shutdown::Write)?;
+        }
+        Ok(())
+    }
+
+    fn drain_events(&mut self, now: Instant, name: &str, trace: &mut Option<&mut dyn Write>) {
+        while let Some(ev) = self.stack.poll_event() {
+            match ev {
+                Event::Incoming(l) => {
+                    if let Ok((c, _)) = self.stack.accept(l) {
+                        self.conn = Some(c);
+                    }
+                }
+                Event::StateChange { from, to, .. } => {
+                    self.states.push(to);
+                    if let Some(t) = trace.as_deref_mut() {
+                        let _ = writeln!(
+                            t,
+                            "{:>11} {name}  state {} -> {}",
+                            crate::trace::fmt_time(now),
+                            from,
+                            to
+                        );
+                    }
+                }
+                Event::Closed(_, reason) => self.close_reason = Some(reason),
+                _ => {}
+            }
+        }
+    }
+
+    fn report(&self) -> SideReport {
+        let st = self.conn.and_then(|c| self.stack.status(c).ok());
+        SideReport {
+            sent: self.sent,
+            received: self.received,
+            sha_sent: self.hash_sent.clone().finalize().into(),
+            sha_received: self.hash_recv.clone().finalize().into(),
+            final_state: self.conn.and_then(|c| self.stack.state(c)).unwrap_or(State::Closed),
+            close_reason: self.close_reason,
+            retransmits: st.map(|s| s.retransmits).unwrap_or(self.last.0),
+            fast_retransmits: st.map(|s| s.fast_retransmits).unwrap_or(self.last.1),
+            timeouts: st.map(|s| s.timeouts).unwrap_or(self.last.2),
+            counters: self.stack.counters().clone(),
+            states: self.states.clone(),
+        }
+    }
+}
+
+/// Run one simulation. With `trace`, one line per segment and per state transition.
+pub fn run(
+    cfg: &SimConfig,
+    mut trace: Option<&mut dyn Write>,
+    mut pcap: Option<&mut PcapWriter<Box<dyn Write>>>,
+) -> SimReport {
+    let mut engine_a = cfg.engine.clone();
+    engine_a.trace_states = true;
+    let mut secret = cfg.seed.to_le_bytes().to_vec();
+    secret.extend_from_slice(b"sideA-\0\0");
+    engine_a.isn_secret.copy_from_slice(&secret[..16]);
+    let mut engine_b = engine_a.clone();
+    engine_b.isn_secret[8..14].copy_from_slice(b"sideB-");
+    let mut a = App::new(engine_a, ADDR_A, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA, cfg.bytes);
+    let mut b = App::new(engine_b, ADDR_B, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB, cfg.bytes);
+    let mut link = Link::new(cfg.seed, cfg.a_to_b.clone(), cfg.b_to_a.clone());
+    let mut tracer = Tracer::new();
+    let mut now = Instant::ZERO;
+    let mut failure = None;
+    let mut buf = vec![0u8; 65536];
+
+    let start = (|| -> io::Result<()> {
+        match cfg.open {
+            OpenMode::Normal => {
+                b.listener = Some(b.stack.listen(SocketAddr::new(ADDR_B, 80), 8)?);
+                a.conn =
+                    Some(a.stack.connect(now, SocketAddr::new(ADDR_A, 0), SocketAddr::new(ADDR_B, 80))?);
+            }
+            OpenMode::Simultaneous => {
+                let (pa, pb) = (SocketAddr::new(ADDR_A, 5000), SocketAddr::new(ADDR_B, 6000));
+                a.conn = Some(a.stack.connect(now, pa, pb)?);
+                b.conn = Some(b.stack.connect(now, pb, pa)?);
+            }
+        }
+        Ok(())
+    })();
+    if let Err(e) = start {
+        failure = Some(format!("setup: {e}"));
+    }
+
+    let deadline = Instant::ZERO + cfg.time_limit;
+    let mut idle_rounds = 0u32;
+    while failure.is_none() {
+        // Applications.
+        for (app, name) in [(&mut a, "A"), (&mut b, "B")] {
+            if let Err(e) = app.run_app(now) {
+                failure = Some(format!("{name}: {e}"));
+            }
+        }
+        // Closing, per mode.
+        let res = match cfg.close {
+            CloseMode::Active => {
+                let mut r = Ok(());
+                if a.all_acked() {
+                    r = a.shutdown(now);
+                }
+                if r.is_ok() && b.eof && b.all_acked() {
+                    r = b.shutdown(now);
+                }
+                r
+            }
+            CloseMode::Passive => {
+                let mut r = Ok(());
+                if b.all_acked() {
+                    r = b.shutdown(now);
+                }
+                if r.is_ok() && a.eof && a.all_acked() {
+                    r = a.shutdown(now);
+                }
+                r
+            }
+            CloseMode::Simultaneous => {
+                if a.all_acked() && b.all_acked() && a.received == cfg.bytes && b.received == cfg.bytes {
+                    a.shutdown(now).and_then(|_| b.shutdown(now))
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        if let Err(e) = res {
+            failure = Some(format!("shutdown: {e}"));
+            break;
+        }
+        // Transmit.
+        let mut moved = false;
+        for (app, side, dir) in [(&mut a, Side::A, "A>B"), (&mut b, Side::B, "B>A")] {
+            while let Some(n) = app.stack.poll_transmit(now, &mut buf) {
+                let pkt = &buf[..n];
+                if let Some(t) = trace.as_deref_mut() {
+                    let _ = writeln!(t, "{}", tracer.line(now, dir, pkt));
+                }
+                if let Some(p) = pcap.as_deref_mut() {
+                    let _ = p.write_packet(now, pkt);
+                }
+                link.send(now, side, pkt);
+                moved = true;
+            }
+        }
+        // Deliver.
+        while let Some((to, pkt)) = link.recv(now) {
+            match to {
+                Side::A => a.stack.handle_packet(now, &pkt),
+                Side::B => b.stack.handle_packet(now, &pkt),
+            }
+            link.recycle(pkt);
+            moved = true;
+        }
+        a.drain_events(now, "A", &mut trace);
+        b.drain_events(now, "B", &mut trace);
+        if b.conn.is_none() && a.conn.is_some() && cfg.open == OpenMode::Normal {
+            // Not accepted yet.
+        }
+
+        // Done?
+        let closed = |app: &App| app.conn.and_then(|c| app.stack.state(c)) == Some(State::Closed);
+        if closed(&a) && closed(&b) && link.in_flight() == 0 {
+            break;
+        }
+        if moved {
+            idle_rounds = 0;
+            continue;
+        }
+        // Advance virtual time to the next thing that happens.
+        let next = [a.stack.poll_timeout(), b.stack.poll_timeout(), link.next_delivery()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) if t <= deadline => {
+                if t > now {
+                    now = t;
+                }
+                a.stack.handle_timeout(now);
+                b.stack.handle_timeout(now);
+                idle_rounds += 1;
+                if idle_rounds > 1_000_000 {
+                    failure = Some("livelock: timers fire but nothing moves".into());
+                }
+            }
+            Some(_) => failure = Some(format!("time limit of {:?} reached", cfg.time_limit)),
+            None => {
+                if closed(&a) && closed(&b) {
+                    break;
+                }
+                failure = Some(format!(
+                    "deadlock: no timer and no packet in flight (A {:?}, B {:?})",
+                    a.conn.and_then(|c| a.stack.state(c)),
+                    b.conn.and_then(|c| b.stack.state(c))
+                ));
+            }
+        }
+    }
+
+    let ra = a.report();
+    let rb = b.report();
+    if failure.is_none() {
+        if ra.sha_sent != rb.sha_received || ra.sent != rb.received {
+            failure = Some("data A→B differs".into());
+        } else if rb.sha_sent != ra.sha_received || rb.sent != ra.received {
+            failure = Some("data B→A differs".into());
+        } else if ra.sent != cfg.bytes || rb.sent != cfg.bytes {
+            failure = Some("not all data was sent".into());
+        } else if ra.final_state != State::Closed || rb.final_state != State::Closed {
+            failure = Some(format!("final states {} / {}", ra.final_state, rb.final_state));
+        } else if ra.close_reason != Some(CloseReason::Normal) || rb.close_reason != Some(CloseReason::Normal)
+        {
+            failure = Some(format!("close reasons {:?} / {:?}", ra.close_reason, rb.close_reason));
+        }
+    }
+    SimReport { a: ra, b: rb, duration: now - Instant::ZERO, link: link.stats(), failure }
+}

@@ -1,0 +1,239 @@
+//! Who does the work: these tests watch the runtime's own counters ([`LinkStats`]) while
+//! the Linux kernel, in a namespace each test creates, talks to the stack over the TUN.
+
+use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener};
+use utcp_tools::netns::{NetNs, require_root};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::time::Duration;
+
+const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
+const STACK: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);
+const STEP: Duration = Duration::from_secs(20);
+
+fn setup(tag: &str) -> (Interface, NetNs) {
+    let ns = NetNs::create(&NetNs::unique_name(tag)).expect("create netns");
+    let mut cfg = InterfaceConfig::new("rt0", STACK, KERNEL, 24);
+    cfg.netns = Some(ns.name().to_string());
+    let iface = Interface::new(cfg).expect("interface");
+    (iface, ns)
+}
+
+fn kernel_connect(port: u16) -> TcpStream {
+    let s = TcpStream::connect_timeout(&SocketAddr::from((STACK, port)), STEP).expect("connect");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    s.set_write_timeout(Some(STEP)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
+
+/// 1-byte request/response: the application thread blocked in `read` polls the TUN
+/// itself, so each request wakes that thread and the driver thread sleeps.
+#[test]
+fn request_response_is_served_by_the_blocked_application_thread() {
+    if !require_root("request_response_is_served_by_the_blocked_application_thread") {
+        return;
+    }
+    const N: u64 = 2000;
+    let (iface, ns) = setup("utcp-rtlead");
+    let l = TcpListener::bind(&iface, (STACK, 7001)).unwrap();
+    let client = ns
+        .spawn(|| {
+            let mut s = kernel_connect(7001);
+            let mut b = [0u8; 1];
+            for i in 0..N {
+                s.write_all(&[i as u8]).unwrap();
+                s.read_exact(&mut b).unwrap();
+                assert_eq!(b[0], (i as u8).wrapping_add(1));
+            }
+        })
+        .unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    s.set_nodelay(true).unwrap();
+    let before: LinkStats = iface.link_stats();
+    let mut b = [0u8; 1];
+    for _ in 0..N {
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&[b[0].wrapping_add(1)]).unwrap();
+    }
+    let after = iface.link_stats();
+    client.join().expect("client panicked").expect("setns");
+    let led = after.leader_wakeups - before.leader_wakeups;
+    // A slow application thread may find a request already queued and read it inline.
+    let pumped = after.pumps - before.pumps;
+    let driver = after.driver_wakeups - before.driver_wakeups;
+    eprintln!("{N} transactions: {led} leader wake-ups, {pumped} pumps, {driver} driver wake-ups");
+    // Every request is read by the application thread that waits for it.
+    assert!(led + pumped >= N * 9 / 10, "leader woke {led} times for {N} requests");
+    // The driver only checks on the parked TUN now and then, and fires timers.
+    assert!(driver <= N / 4, "driver woke {driver} times for {N} requests");
+}
+
+/// After the leader returns to its application and stays away, the driver takes the TUN
+/// back and processes arriving data, with no socket call from the application.
+#[test]
+fn a_parked_tun_goes_back_to_the_driver() {
+    if !require_root("a_parked_tun_goes_back_to_the_driver") {
+        return;
+    }
+    let (iface, ns) = setup("utcp-rtpark");
+    let l = TcpListener::bind(&iface, (STACK, 7002)).unwrap();
+    let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+    let client = ns
+        .spawn(move || {
+            let mut s = kernel_connect(7002);
+            first_rx.recv_timeout(STEP).unwrap();
+            s.write_all(b"x").unwrap();
+            go_rx.recv_timeout(STEP).unwrap();
+            s.write_all(&[5u8; 1000]).unwrap();
+            // Hold the connection until the server has looked.
+            let mut b = [0u8; 1];
+            let _ = s.read(&mut b);
+        })
+        .unwrap();
+    let (s, _) = l.accept().unwrap();
+    // The byte is sent only once this thread is blocked in `read`, so this thread reads
+    // it from the TUN itself and parks the TUN on its way back.
+    let nudge = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        first_tx.send(()).unwrap();
+    });
+    let mut b = [0u8; 1];
+    (&s).read_exact(&mut b).unwrap();
+    nudge.join().unwrap();
+    let before = iface.link_stats();
+    // The application now does something else; the kernel sends meanwhile.
+    go_tx.send(()).unwrap();
+    let mut seen = 0;
+    for _ in 0..200 {
+        std::thread::sleep(Duration::from_millis(10));
+        let mut peek = [0u8; 2000];
+        seen = s.peek(&mut peek).unwrap_or(0);
+        if seen == 1000 {
+            break;
+        }
+    }
+    assert_eq!(seen, 1000, "data arriving while the application is away is processed");
+    // Only the driver can have read it, after taking back the TUN the reader parked.
+    let after = iface.link_stats();
+    assert!(after.handbacks >= 1, "{after:?}");
+    assert!(after.driver_wakeups > before.driver_wakeups, "{before:?} -> {after:?}");
+    (&s).write_all(b"y").unwrap();
+    client.join().expect("client panicked").expect("setns");
+}
+
+/// A thread leading on an idle connection hands leadership over to the thread whose
+/// connection carries the traffic, which then serves it with one wake-up per request.
+#[test]
+fn leadership_follows_the_traffic() {
+    if !require_root("leadership_follows_the_traffic") {
+        return;
+    }
+    const N: u64 = 500;
+    let (iface, ns) = setup("utcp-rtfollow");
+    let l = TcpListener::bind(&iface, (STACK, 7003)).unwrap();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let client = ns
+        .spawn(move || {
+            let mut idle = kernel_connect(7003);
+            let mut busy = kernel_connect(7003);
+            let mut b = [0u8; 1];
+            for i in 0..N {
+                busy.write_all(&[i as u8]).unwrap();
+                busy.read_exact(&mut b).unwrap();
+            }
+            release_rx.recv_timeout(STEP).unwrap();
+            idle.write_all(b"z").unwrap();
+        })
+        .unwrap();
+    let (idle, _) = l.accept().unwrap();
+    let (mut busy, _) = l.accept().unwrap();
+    busy.set_nodelay(true).unwrap();
+    let idle_reader = std::thread::spawn(move || {
+        let mut b = [0u8; 1];
+        (&idle).read_exact(&mut b).map(|()| b[0])
+    });
+    // Let the idle reader block (and lead) first.
+    std::thread::sleep(Duration::from_millis(50));
+    let before = iface.link_stats();
+    let mut b = [0u8; 1];
+    for _ in 0..N {
+        busy.read_exact(&mut b).unwrap();
+        busy.write_all(&b).unwrap();
+    }
+    let after = iface.link_stats();
+    release_tx.send(()).unwrap();
+    assert_eq!(idle_reader.join().unwrap().unwrap(), b'z');
+    client.join().expect("client panicked").expect("setns");
+    let leads = after.leads - before.leads;
+    let led = after.leader_wakeups - before.leader_wakeups;
+    let driver = after.driver_wakeups - before.driver_wakeups;
+    eprintln!("{N} transactions: {leads} leads, {led} leader wake-ups, {driver} driver wake-ups");
+    // Had the idle reader kept leading, it would have led once, for the whole run, and
+    // every request would have cost it a wake-up plus one of the busy thread.
+    assert!(leads >= N / 2, "busy thread led {leads} times: {before:?} -> {after:?}");
+    assert!(led >= N / 2, "{before:?} -> {after:?}");
+    // With the idle reader waiting too, a released TUN goes back to the driver, which
+    // wakes only when a request races the busy thread's return to `read`.
+    assert!(driver <= N / 2, "{before:?} -> {after:?}");
+}
+
+/// The kernel, inside a private namespace, sends a TCP SYN to an address behind the
+/// TUN; we read it raw: IPv4, protocol 6, right addresses and port.
+#[test]
+fn kernel_syn_arrives_as_raw_ipv4() {
+    if !require_root("kernel_syn_arrives_as_raw_ipv4") {
+        return;
+    }
+    let ns = NetNs::create(&NetNs::unique_name("utcp-tun")).expect("netns");
+    let h = ns
+        .spawn(|| -> std::io::Result<(Vec<u8>, u16)> {
+            let tun = utcp::device::tun::Tun::open(&utcp::device::tun::TunConfig {
+                name: "utcp0".into(),
+                peer: Ipv4Addr::new(10, 77, 0, 1),
+                prefix: 24,
+                mtu: 1400,
+            })?;
+            // Nonblocking: nothing queued yet (or only IPv6 chatter).
+            let mut buf = vec![0u8; utcp::device::tun::MAX_PACKET];
+            let addr = std::net::SocketAddr::from(([10, 77, 0, 2], 4242));
+            let c = std::thread::scope(|s| {
+                // A new thread starts in the process's namespace: move it into ours.
+                let ns_fd = std::fs::File::open("/proc/thread-self/ns/net")?;
+                let j = s.spawn(move || {
+                    // SAFETY: setns on a valid namespace fd affects only this thread.
+                    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns_fd), libc::CLONE_NEWNET) };
+                    assert_eq!(rc, 0);
+                    std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(600))
+                });
+                let start = std::time::Instant::now();
+                let mut syn = None;
+                while start.elapsed() < Duration::from_secs(5) {
+                    match tun.recv(&mut buf) {
+                        Ok(n) if n >= 20 && buf[0] >> 4 == 4 && buf[9] == 6 => {
+                            syn = Some(buf[..n].to_vec());
+                            break;
+                        }
+                        Ok(_) => continue, // IPv6 or other chatter
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                            std::thread::sleep(Duration::from_millis(5))
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                let _ = j.join();
+                syn.ok_or_else(|| std::io::Error::other("no SYN seen"))
+            })?;
+            Ok((c, tun.mtu()?))
+        })
+        .expect("spawn");
+    let (syn, mtu) = h.join().expect("join").expect("ns").expect("tun");
+    assert_eq!(syn[0] >> 4, 4, "IPv4");
+    assert_eq!(&syn[12..16], &[10, 77, 0, 1], "source is the kernel side");
+    assert_eq!(&syn[16..20], &[10, 77, 0, 2], "destination behind the TUN");
+    let ihl = (syn[0] & 0xf) as usize * 4;
+    assert_eq!(u16::from_be_bytes([syn[ihl + 2], syn[ihl + 3]]), 4242);
+    assert_eq!(syn[ihl + 13] & 0x02, 0x02, "SYN flag");
+    assert_eq!(mtu, 1400);
+}

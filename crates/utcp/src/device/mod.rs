@@ -1,0 +1,6 @@
+//! Devices: where packets come from and go to.
+
+pub mod link;
+pub mod pcap;
+pub mod rng;
+pub mod tun;

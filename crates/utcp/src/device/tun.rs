@@ -1,0 +1,151 @@
+//! A Linux TUN device carrying raw IPv4 packets (`IFF_TUN | IFF_NO_PI`).
+//!
+//! [`Tun::open`] creates the device in the network namespace of the *calling thread*
+//! (the runtime's driver thread `setns`es first), gives the kernel side its address and
+//! prefix, sets the MTU and brings the link up, all in-process through `tun-rs`
+//! (ioctls and netlink, no `ip` subprocess). The descriptor is nonblocking: [`Tun::recv`]
+//! returns `WouldBlock` when the queue is empty, and both directions retry `EINTR`.
+//!
+//! Everything the kernel routes into the device is handed up unfiltered (IPv6 router
+//! solicitations, ICMP, UDP included): the engine classifies and counts what is not
+//! TCP for us, so this layer never logs per packet.
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// The largest packet a TUN read or write can carry (an IPv4 datagram is at most 64 KiB).
+pub const MAX_PACKET: usize = 65536;
+
+/// What [`Tun::open`] configures.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TunConfig {
+    /// Interface name, at most 15 bytes (IFNAMSIZ - 1).
+    pub name: String,
+    /// The kernel side's own address on the link.
+    pub peer: Ipv4Addr,
+    /// Prefix length of the kernel side's address (the connected route).
+    pub prefix: u8,
+    /// Link MTU, bytes.
+    pub mtu: u16,
+}
+
+/// An open, configured, up TUN device.
+pub struct Tun {
+    dev: tun_rs::SyncDevice,
+    name: String,
+}
+
+impl Tun {
+    /// Create and configure the device in the calling thread's network namespace.
+    pub fn open(cfg: &TunConfig) -> io::Result<Tun> {
+        if cfg.name.is_empty() || cfg.name.len() > 15 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("TUN name {:?} must be 1 to 15 bytes", cfg.name),
+            ));
+        }
+        if cfg.prefix > 32 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("prefix /{} is longer than 32", cfg.prefix),
+            ));
+        }
+        if (cfg.mtu as usize) < 576 {
+            // RFC 791: every host must accept 576-byte datagrams.
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("MTU {} is below the IPv4 minimum of 576", cfg.mtu),
+            ));
+        }
+        let ctx =
+            |what: &str, e: io::Error| io::Error::new(e.kind(), format!("TUN {}: {what}: {e}", cfg.name));
+        let dev = tun_rs::DeviceBuilder::new()
+            .name(cfg.name.clone())
+            .layer(tun_rs::Layer::L3)
+            .packet_information(false)
+            .mtu(cfg.mtu)
+            .ipv4(cfg.peer, cfg.prefix, None)
+            .enable(true)
+            .build_sync()
+            .map_err(|e| ctx("create (needs CAP_NET_ADMIN and /dev/net/tun)", e))?;
+        dev.set_nonblocking(true).map_err(|e| ctx("set nonblocking", e))?;
+        let name = dev.name().unwrap_or_else(|_| cfg.name.clone());
+        Ok(Tun { dev, name })
+    }
+
+    /// The interface name the kernel gave the device.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The device MTU as the kernel reports it.
+    pub fn mtu(&self) -> io::Result<u16> {
+        self.dev.mtu()
+    }
+
+    /// Read one packet. `WouldBlock` when none is queued; `EINTR` is retried.
+    /// A packet longer than `buf` is truncated by the kernel, so pass [`MAX_PACKET`] bytes.
+    #[inline]
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.dev.recv(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Write one packet. `EINTR` is retried; `WouldBlock` (queue full) is returned to the
+    /// caller, which treats it as a loss on the link (TCP retransmits).
+    #[inline]
+    pub fn send(&self, packet: &[u8]) -> io::Result<()> {
+        loop {
+            match self.dev.send(packet) {
+                Ok(n) if n == packet.len() => return Ok(()),
+                Ok(n) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("short TUN write: {n} of {} bytes", packet.len()),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl AsRawFd for Tun {
+    fn as_raw_fd(&self) -> RawFd {
+        self.dev.as_raw_fd()
+    }
+}
+
+impl std::fmt::Debug for Tun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tun").field("name", &self.name).field("fd", &self.as_raw_fd()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_bad_config_without_touching_the_system() {
+        let mut cfg = TunConfig {
+            name: "a-name-that-is-far-too-long".into(),
+            peer: Ipv4Addr::new(10, 77, 0, 1),
+            prefix: 24,
+            mtu: 1500,
+        };
+        assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        cfg.name = "utcp0".into();
+        cfg.prefix = 33;
+        assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        cfg.prefix = 24;
+        cfg.mtu = 100;
+        assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+    }
+}

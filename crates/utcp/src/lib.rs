@@ -1,0 +1,216 @@
+//! utcp: a user-space TCP/IP stack (RFC 9293) that terminates TCP on a Linux TUN device.
+//!
+//! This crate is the runtime: it drives the sans-IO engine ([`engine`], the
+//! `utcp-engine` crate, re-exported here) on a TUN device and offers sockets.
+//! The path of a segment: [`device`] (TUN or in-memory link) → [`wire`] (parse, checksum)
+//! → [`engine`] (`Stack` demux → TCB state machine) → [`wire`] (emit) → [`device`].
+//!
+//! The runtime drives a [`Stack`](crate::engine::Stack) on a TUN device and offers
+//! blocking sockets shaped like `std::net` ([`TcpListener`], [`TcpStream`]).
+//!
+//! Each [`Interface`] has a driver thread that waits with epoll on the TUN descriptor, a
+//! timerfd holding the engine's next deadline (`Stack::poll_timeout`) and a stop eventfd.
+//! There is no polling tick, so an idle interface costs no CPU. Application threads call
+//! into the engine under the interface lock and transmit what the call produced
+//! themselves before returning, so a `write` reaches the wire without waiting for the
+//! driver; a call that moves the engine's deadline earlier re-programs the timerfd
+//! (one syscall, no wake-up).
+//!
+//! A socket call that must block is caller-driven (leader/follower, see `lead.rs`): if no
+//! other thread reads the TUN, the blocked thread takes the TUN from the driver and polls
+//! it itself, feeds the engine and returns as soon as its own socket can proceed, so a
+//! request/response costs one wake-up of the thread that consumes it, with the driver
+//! asleep. Threads that block while another thread leads sleep on their socket's
+//! `Condvar`, signalled when the engine reports `Readable`, `Writable`, `Connected`,
+//! `Incoming` or `Closed` for that socket.
+
+pub use utcp_engine as engine;
+pub use utcp_engine::{seq, time, wire};
+
+pub mod device;
+mod driver;
+mod impair;
+mod lead;
+mod pcap;
+mod socket;
+mod sys;
+mod tap;
+
+
+pub use impair::Impairment;
+pub use socket::{Incoming, TcpListener, TcpStream};
+pub use tap::{Direction, Tap};
+
+use crate::engine::{Config, Counters};
+use std::io;
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+/// How to build an [`Interface`].
+pub struct InterfaceConfig {
+    /// TUN interface name (at most 15 bytes).
+    pub tun_name: String,
+    /// The stack's own IPv4 address (it lives behind the TUN, not on it).
+    pub addr: Ipv4Addr,
+    /// The kernel side's address on the TUN.
+    pub peer: Ipv4Addr,
+    /// Prefix length of `peer`; the kernel routes that subnet into the TUN.
+    pub prefix: u8,
+    /// Link MTU; also written into `engine.mtu`.
+    pub mtu: u16,
+    /// Engine configuration.
+    pub engine: Config,
+    /// Network namespace (as named by `ip netns`) the driver thread enters before it
+    /// creates the TUN, so that the TUN lives there. `None`: the process's namespace.
+    pub netns: Option<String>,
+    /// Write every packet crossing the TUN, both directions, to this pcap file.
+    pub pcap: Option<PathBuf>,
+    /// Loss, reordering and duplication injected between the TUN and the engine.
+    pub impairment: Option<Impairment>,
+    /// Observer for every packet crossing the TUN and every engine event.
+    pub tap: Option<Box<dyn Tap>>,
+}
+
+impl InterfaceConfig {
+    /// A configuration with MTU 1500, the default engine profile and no extras.
+    pub fn new(tun_name: &str, addr: Ipv4Addr, peer: Ipv4Addr, prefix: u8) -> InterfaceConfig {
+        InterfaceConfig {
+            tun_name: tun_name.to_string(),
+            addr,
+            peer,
+            prefix,
+            mtu: 1500,
+            engine: Config::default(),
+            netns: None,
+            pcap: None,
+            impairment: None,
+            tap: None,
+        }
+    }
+}
+
+/// Traffic seen by the device layer (not by the engine).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    /// Packets the kernel refused to take (`EAGAIN`/`ENOBUFS` on the TUN write).
+    pub tx_dropped: u64,
+    /// Packets the impairment hook dropped, duplicated or reordered.
+    pub impaired_drops: u64,
+    pub impaired_dups: u64,
+    pub impaired_reorders: u64,
+    /// Times the driver thread woke up (TUN readable, timer, stop).
+    pub driver_wakeups: u64,
+    /// Times a thread moved the driver's timer (timerfd) to an earlier deadline.
+    pub timer_arms: u64,
+    /// Times a blocked application thread took over reading the TUN (became the leader).
+    pub leads: u64,
+    /// Times a leading application thread woke up from its poll of the TUN.
+    pub leader_wakeups: u64,
+    /// Times another thread had to wake the leader (an event for its socket).
+    pub leader_kicks: u64,
+    /// Times a leader handed the TUN straight back to the driver (others were waiting).
+    pub handoffs: u64,
+    /// Times the driver took back a TUN parked by a leader that stayed away.
+    pub handbacks: u64,
+    /// Bursts read from a parked TUN by a socket call that did not block.
+    pub pumps: u64,
+}
+
+/// A TUN device with a stack behind it, driven by its own thread.
+///
+/// Dropping it stops and joins the thread and closes the TUN; sockets still alive
+/// afterwards fail with `NotConnected`.
+pub struct Interface {
+    shared: Arc<driver::Shared>,
+    thread: Option<JoinHandle<()>>,
+    tun_name: String,
+    peer: Ipv4Addr,
+    prefix: u8,
+}
+
+impl Interface {
+    /// Create the TUN (in `config.netns` if set), configure it and start the driver.
+    pub fn new(config: InterfaceConfig) -> io::Result<Interface> {
+        let tun_name = config.tun_name.clone();
+        let (peer, prefix) = (config.peer, config.prefix);
+        let (shared, thread) = driver::start(config)?;
+        Ok(Interface { shared, thread: Some(thread), tun_name, peer, prefix })
+    }
+
+    /// The stack's own address.
+    pub fn addr(&self) -> Ipv4Addr {
+        self.shared.addr
+    }
+
+    /// The kernel side's address and prefix.
+    pub fn peer(&self) -> (Ipv4Addr, u8) {
+        (self.peer, self.prefix)
+    }
+
+    pub fn tun_name(&self) -> &str {
+        &self.tun_name
+    }
+
+    /// A snapshot of the engine counters.
+    pub fn counters(&self) -> Counters {
+        self.shared.lock().stack.counters().clone()
+    }
+
+    /// A snapshot of the device-layer counters.
+    pub fn link_stats(&self) -> LinkStats {
+        self.shared.lock().link_stats()
+    }
+
+    /// The error that shut the interface down, if it is down.
+    pub fn error(&self) -> Option<io::Error> {
+        self.shared.lock().check_up().err()
+    }
+
+    /// Change the loss/duplication/reordering injected between the TUN and the engine
+    /// from now on (`None` turns it off).
+    pub fn set_impairment(&self, impairment: Option<Impairment>) {
+        self.shared.lock().set_impairment(impairment);
+    }
+
+    /// Run `f` on the engine under the interface lock (diagnostics; keep it short).
+    pub fn with_stack<R>(&self, f: impl FnOnce(&mut crate::engine::Stack) -> R) -> R {
+        let mut g = self.shared.lock();
+        let r = f(&mut g.stack);
+        let now = self.shared.now();
+        g.after_op(&self.shared, now);
+        r
+    }
+
+    /// Wait until no packet has crossed the TUN for `quiet`, or `max` elapsed: lets
+    /// FIN exchanges of just-closed connections finish before the interface is dropped.
+    pub fn wait_quiet(&self, quiet: std::time::Duration, max: std::time::Duration) {
+        let start = std::time::Instant::now();
+        let total = |s: &LinkStats| s.rx_packets + s.tx_packets;
+        let mut last = total(&self.link_stats());
+        let mut last_change = std::time::Instant::now();
+        while start.elapsed() < max && last_change.elapsed() < quiet {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            let t = total(&self.link_stats());
+            if t != last {
+                last = t;
+                last_change = std::time::Instant::now();
+            }
+        }
+    }
+}
+
+impl Drop for Interface {
+    fn drop(&mut self) {
+        self.shared.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.shared.closed_after_stop();
+    }
+}

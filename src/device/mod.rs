@@ -1,7 +1,0 @@
-//! Devices: where packets come from and go to.
-
-pub mod link;
-pub mod netns;
-pub mod pcap;
-pub mod rng;
-pub mod tun;
