@@ -185,19 +185,31 @@ impl EngineRun {
         )
     }
 
+    /// One JSON object: the counts, `virtual_us` and `elapsed_ns`.
     pub fn json(&self) -> String {
-        format!(
-            "{{\"segments\":{},\"bytes\":{},\"payload\":{},\"packets_a_to_b\":{},\"packets_b_to_a\":{},\
-             \"virtual_us\":{},\"elapsed_ns\":{}}}",
-            self.segments,
-            self.bytes,
-            self.payload,
-            self.packets_a_to_b,
-            self.packets_b_to_a,
-            self.virtual_time.as_micros(),
-            self.elapsed.as_nanos()
-        )
+        let j = EngineJson {
+            segments: self.segments,
+            bytes: self.bytes,
+            payload: self.payload,
+            packets_a_to_b: self.packets_a_to_b,
+            packets_b_to_a: self.packets_b_to_a,
+            virtual_us: self.virtual_time.as_micros(),
+            elapsed_ns: self.elapsed.as_nanos(),
+        };
+        super::report::to_json(&j)
     }
+}
+
+/// `EngineRun::json`'s object; fields in output order.
+#[derive(serde::Serialize)]
+struct EngineJson {
+    segments: u64,
+    bytes: u64,
+    payload: usize,
+    packets_a_to_b: u64,
+    packets_b_to_a: u64,
+    virtual_us: u128,
+    elapsed_ns: u128,
 }
 
 /// Transfer `segments` full-sized segments from A to B with the default (utcp) profile.
@@ -279,6 +291,8 @@ mod tests {
         assert!(r.packets_b_to_a >= 200 && r.packets_b_to_a <= 520, "{r:?}");
         let j = r.json();
         assert!(j.starts_with("{\"segments\":500,"), "{j}");
+        let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+        assert_eq!(v["packets_a_to_b"], r.packets_a_to_b, "{j}");
     }
 
     #[test]

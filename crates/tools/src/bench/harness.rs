@@ -5,7 +5,7 @@
 use super::{Options, Port, System};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
-use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// Timeout of any single blocking socket call of the client.
@@ -114,17 +114,8 @@ fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
 /// Close with SO_LINGER 0: the kernel sends a RST and keeps no TIME-WAIT state, so thousands
 /// of short connections do not pile up (RFC 9293 §3.10.7 ABORT semantics on the wire).
 pub fn close_with_reset(s: TcpStream) {
-    let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-    // SAFETY: a valid socket fd and a correctly sized option value.
-    unsafe {
-        libc::setsockopt(
-            s.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
+    // Best effort: without the option the close is an ordinary FIN.
+    let _ = rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO));
     drop(s);
 }
 
@@ -247,6 +238,86 @@ fn connect_rate(addr: SocketAddr, duration: Duration) -> io::Result<Sample> {
 /// A 64 KiB pattern the source servers write from (so every system copies real bytes).
 pub fn pattern() -> Vec<u8> {
     (0..CHUNK).map(|i| (i % 251) as u8).collect()
+}
+
+/// How often a server's blocked calls wake up to look at the stop flag.
+pub const WAKE: Duration = Duration::from_millis(100);
+
+/// What the shared serve loop ([`serve_port`]) accepts from: the kernel's listener
+/// ([`KernelListener`]) or utcp's.
+pub trait Listener {
+    type Stream: Stream;
+    /// The next connection, or a timeout error ([`is_timeout`]) after about [`WAKE`].
+    fn accept_or_wake(&self) -> io::Result<Self::Stream>;
+}
+
+/// A connected stream with std's blocking-socket settings.
+pub trait Stream: Read + Write {
+    /// Read and write timeouts, so blocked calls return to look at the stop flag.
+    fn set_timeouts(&self, t: Duration) -> io::Result<()>;
+    fn set_nodelay(&self, nodelay: bool) -> io::Result<()>;
+}
+
+/// A kernel listener whose `accept` returns after [`WAKE`] (SO_RCVTIMEO bounds `accept`
+/// on Linux).
+pub struct KernelListener(std::net::TcpListener);
+
+impl KernelListener {
+    pub fn bind(addr: SocketAddr) -> io::Result<KernelListener> {
+        let l = std::net::TcpListener::bind(addr)?;
+        rustix::net::sockopt::set_socket_timeout(&l, rustix::net::sockopt::Timeout::Recv, Some(WAKE))?;
+        Ok(KernelListener(l))
+    }
+}
+
+impl Listener for KernelListener {
+    type Stream = TcpStream;
+    fn accept_or_wake(&self) -> io::Result<TcpStream> {
+        self.0.accept().map(|(s, _)| s)
+    }
+}
+
+impl Listener for utcp::TcpListener {
+    type Stream = utcp::TcpStream;
+    fn accept_or_wake(&self) -> io::Result<utcp::TcpStream> {
+        self.accept_timeout(WAKE).map(|(s, _)| s)
+    }
+}
+
+/// std's stream and utcp's have the same inherent methods: forward to them.
+macro_rules! impl_stream {
+    ($($t:ty),*) => {$(
+        impl Stream for $t {
+            fn set_timeouts(&self, t: Duration) -> io::Result<()> {
+                <$t>::set_read_timeout(self, Some(t))?;
+                <$t>::set_write_timeout(self, Some(t))
+            }
+            fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+                <$t>::set_nodelay(self, nodelay)
+            }
+        }
+    )*};
+}
+impl_stream!(TcpStream, utcp::TcpStream);
+
+/// A server thread of a system with a std-like stack (the kernel, utcp): accept and serve
+/// connections one at a time (the client runs one at a time per workload) until `stop`.
+pub fn serve_port<L: Listener>(port: Port, l: &L, stop: &AtomicBool) -> io::Result<()> {
+    let stopped = || stop.load(Ordering::Relaxed);
+    while !stopped() {
+        let mut s = match l.accept_or_wake() {
+            Ok(s) => s,
+            Err(e) if is_timeout(&e) => continue,
+            Err(e) => return Err(e),
+        };
+        s.set_timeouts(WAKE)?;
+        if port == Port::Echo || port == Port::Connect {
+            s.set_nodelay(true)?;
+        }
+        // A reset by the client ends Source; other errors end only this connection.
+        let _ = serve_stream(port, &mut s, &stopped);
+    }
+    Ok(())
 }
 
 /// The server side for stacks with a std-like blocking stream (the kernel and utcp): serve

@@ -5,12 +5,11 @@
 //! as a kernel-to-kernel path on one host has them; the TUN systems move 1500-byte packets.
 //! `--kernel-no-offload` turns them off for a per-packet reference.
 
-use super::harness::{is_timeout, serve_stream};
+use super::harness::{KernelListener, serve_port};
 use super::{Port, System, SystemKind};
 use crate::netns::NetNs;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
+use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -18,9 +17,6 @@ use std::time::Duration;
 
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 1, 1);
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 1, 2);
-
-/// How often blocked server calls wake up to look at the stop flag.
-const WAKE: Duration = Duration::from_millis(100);
 
 pub struct KernelSystem {
     stop: Arc<AtomicBool>,
@@ -76,7 +72,7 @@ impl KernelSystem {
             let stop = sys.stop.clone();
             let tx = tx.clone();
             let h = sys._server.spawn(move || {
-                let l = match bind(port) {
+                let l = match KernelListener::bind(SocketAddr::from((SERVER_IP, port.number()))) {
                     Ok(l) => {
                         let _ = tx.send(Ok(()));
                         l
@@ -86,7 +82,7 @@ impl KernelSystem {
                         return Err(e);
                     }
                 };
-                serve(port, l, &stop)
+                serve_port(port, &l, &stop)
             })?;
             sys.threads.push(h);
         }
@@ -96,54 +92,6 @@ impl KernelSystem {
         }
         Ok(sys)
     }
-}
-
-fn bind(port: Port) -> io::Result<TcpListener> {
-    let l = TcpListener::bind(SocketAddr::from((SERVER_IP, port.number())))?;
-    set_timeout(&l, WAKE)?;
-    Ok(l)
-}
-
-/// SO_RCVTIMEO on a listener bounds `accept` on Linux, so the loop can see the stop flag.
-fn set_timeout(l: &TcpListener, t: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: t.as_secs() as libc::time_t,
-        tv_usec: t.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: valid fd, correctly sized option value.
-    let rc = unsafe {
-        libc::setsockopt(
-            l.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            (&tv as *const libc::timeval).cast(),
-            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    if rc != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// Accept and serve connections one at a time (the client runs one at a time per workload).
-fn serve(port: Port, l: TcpListener, stop: &AtomicBool) -> io::Result<()> {
-    let stopped = || stop.load(Ordering::Relaxed);
-    while !stopped() {
-        let mut s = match l.accept() {
-            Ok((s, _)) => s,
-            Err(e) if is_timeout(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        s.set_read_timeout(Some(WAKE))?;
-        s.set_write_timeout(Some(WAKE))?;
-        if port == Port::Echo || port == Port::Connect {
-            s.set_nodelay(true)?;
-        }
-        // A reset by the client ends Source; other errors end only this connection.
-        let _ = serve_stream(port, &mut s, &stopped);
-    }
-    Ok(())
 }
 
 impl System for KernelSystem {

@@ -132,7 +132,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
              and TUN devices (run it with sudo; the in-memory --engine and --scale modes need no root)",
         ));
     }
-    let _guard = interrupt::Guard::install();
+    let _guard = interrupt::Guard::install()?;
     let mut systems: Vec<Box<dyn System>> = Vec::new();
     for &k in &opts.systems {
         if opts.progress {
@@ -194,49 +194,54 @@ pub fn run(opts: &Options) -> io::Result<Report> {
 
 /// Ctrl-C during a network run: the first SIGINT/SIGTERM only sets a flag, the run stops
 /// after the current sample and unwinds, so every namespace is deleted. A second one
-/// terminates at once (the handler resets itself to the default).
+/// terminates at once (status 130). Outside a run the signals keep their default action.
 mod interrupt {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use signal_hook::flag;
+    use std::sync::OnceLock;
     use std::sync::atomic::{AtomicBool, Ordering};
 
+    /// A stop was asked for during the current run.
     static REQUESTED: AtomicBool = AtomicBool::new(false);
+    /// No run is in progress: a signal does what it does by default.
+    static IDLE: AtomicBool = AtomicBool::new(true);
+    /// The handlers, registered once per process (signal-hook cannot hand a signal back
+    /// to its default disposition, so they stay and `IDLE` emulates it).
+    static INSTALLED: OnceLock<std::io::Result<()>> = OnceLock::new();
 
-    extern "C" fn on_signal(sig: libc::c_int) {
-        // An atomic store and signal(2), both async-signal-safe; the next one kills.
-        REQUESTED.store(true, Ordering::SeqCst);
-        // SAFETY: resetting a disposition to the default is allowed in a handler.
-        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    fn install_once() -> std::io::Result<()> {
+        for sig in [SIGINT, SIGTERM] {
+            // In this order: outside a run, the default action; a second signal in a run
+            // exits; the first one sets the flag.
+            flag::register_conditional_default(sig, &IDLE)?;
+            flag::register_conditional_shutdown(sig, 130, &REQUESTED)?;
+            flag::register(sig, &REQUESTED)?;
+        }
+        Ok(())
     }
 
     pub fn requested() -> bool {
         REQUESTED.load(Ordering::SeqCst)
     }
 
-    pub struct Guard {
-        previous: [(libc::c_int, libc::sighandler_t); 2],
-    }
+    /// Marks a run in progress until dropped.
+    pub struct Guard(());
 
     impl Guard {
-        pub fn install() -> Guard {
-            REQUESTED.store(false, Ordering::SeqCst);
-            let handler = on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            let mut previous = [(libc::SIGINT, libc::SIG_DFL), (libc::SIGTERM, libc::SIG_DFL)];
-            for (sig, prev) in previous.iter_mut() {
-                // SAFETY: installs a handler that only stores to an atomic.
-                let old = unsafe { libc::signal(*sig, handler) };
-                if old != libc::SIG_ERR {
-                    *prev = old;
-                }
+        pub fn install() -> std::io::Result<Guard> {
+            if let Err(e) = INSTALLED.get_or_init(install_once) {
+                return Err(std::io::Error::new(e.kind(), format!("signal handlers: {e}")));
             }
-            Guard { previous }
+            REQUESTED.store(false, Ordering::SeqCst);
+            IDLE.store(false, Ordering::SeqCst);
+            Ok(Guard(()))
         }
     }
 
     impl Drop for Guard {
         fn drop(&mut self) {
-            for (sig, prev) in self.previous {
-                // SAFETY: restores the handler that was installed before.
-                unsafe { libc::signal(sig, prev) };
-            }
+            IDLE.store(true, Ordering::SeqCst);
+            REQUESTED.store(false, Ordering::SeqCst);
         }
     }
 }

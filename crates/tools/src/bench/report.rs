@@ -1,8 +1,8 @@
 //! Results of a network run: medians with min–max per workload × system, ratios, and the
-//! two output formats (a text table and one hand-written JSON object).
+//! two output formats (a text table and one JSON object, written by serde_json).
 
 use super::{Sample, SystemKind, Workload};
-use std::collections::BTreeMap;
+use serde::{Serialize, Serializer};
 use std::fmt::Write as _;
 
 /// All samples of one run, keyed by (row, system); a row is one of `Workload::metrics`.
@@ -108,11 +108,12 @@ impl Report {
         names
     }
 
-    /// utcp's median over `other`'s, for one row.
+    /// utcp's median over `other`'s, for one row (`None` unless both are finite and
+    /// `other`'s is positive).
     pub fn ratio(&self, row: &str, other: SystemKind) -> Option<f64> {
         let u = self.summary(row, SystemKind::Utcp)?;
         let o = self.summary(row, other)?;
-        (o.median > 0.0).then(|| u.median / o.median)
+        Some(u.median / o.median).filter(|r| o.median > 0.0 && r.is_finite())
     }
 
     /// The text table: one line per row × system, then the ratios.
@@ -158,57 +159,37 @@ impl Report {
         out
     }
 
-    /// Exactly one JSON object:
-    /// `{"rounds":N,"results":[{"workload","system","median","min","max","unit"}],"ratios":{..}}`.
-    /// Rows without a successful sample report 0 (JSON has no NaN).
+    /// Exactly one JSON object, on one line:
+    /// `{"rounds":N,"results":[{"workload","system","median","min","max","unit","failures"}],
+    /// "ratios":{ROW:{"utcp/kernel":R,"utcp/smoltcp":R}}}`. A row without a successful
+    /// sample has `null` median, min and max; a ratio that cannot be formed is left out.
     pub fn json(&self) -> String {
-        let mut out = String::new();
-        let _ = write!(out, "{{\"rounds\":{},\"results\":[", self.rounds);
-        for (i, r) in self.sorted_rows().into_iter().enumerate() {
-            let s = Summary::of(&r.values).unwrap_or(Summary { median: 0.0, min: 0.0, max: 0.0 });
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"workload\":{},\"system\":{},\"median\":{},\"min\":{},\"max\":{},\"unit\":{}}}",
-                json_str(r.name),
-                json_str(r.system.name()),
-                json_num(s.median),
-                json_num(s.min),
-                json_num(s.max),
-                json_str(r.unit)
-            );
-        }
-        out.push_str("],\"ratios\":{");
-        let mut first = true;
-        let ratios: BTreeMap<usize, _> = self
+        let results = self
+            .sorted_rows()
+            .into_iter()
+            .map(|r| {
+                let s = Summary::of(&r.values);
+                JsonRow {
+                    workload: r.name,
+                    system: r.system.name(),
+                    median: s.map(|s| s.median),
+                    min: s.map(|s| s.min),
+                    max: s.map(|s| s.max),
+                    unit: r.unit,
+                    failures: r.failures,
+                }
+            })
+            .collect();
+        let ratios = self
             .row_names()
             .into_iter()
-            .enumerate()
-            .map(|(i, n)| (i, (n, self.ratio(n, SystemKind::Kernel), self.ratio(n, SystemKind::Smoltcp))))
+            .map(|n| {
+                (n, JsonRatios { kernel: self.ratio(n, SystemKind::Kernel), smoltcp: self.ratio(n, SystemKind::Smoltcp) })
+            })
+            .filter(|(_, r)| r.kernel.is_some() || r.smoltcp.is_some())
             .collect();
-        for (_, (name, k, s)) in ratios {
-            if k.is_none() && s.is_none() {
-                continue;
-            }
-            if !first {
-                out.push(',');
-            }
-            first = false;
-            let _ = write!(out, "{}:{{", json_str(name));
-            let mut parts = Vec::new();
-            if let Some(k) = k {
-                parts.push(format!("\"utcp/kernel\":{}", json_num(k)));
-            }
-            if let Some(s) = s {
-                parts.push(format!("\"utcp/smoltcp\":{}", json_num(s)));
-            }
-            out.push_str(&parts.join(","));
-            out.push('}');
-        }
-        out.push_str("}}");
-        out
+        let report = JsonReport { rounds: self.rounds, results, ratios: InOrder(ratios) };
+        to_json(&report)
     }
 
     /// Higher-is-better flag of a row (for readers of the table).
@@ -227,39 +208,48 @@ fn fmt_num(v: f64) -> String {
     }
 }
 
-/// A JSON number: finite values only (others become 0).
-pub fn json_num(v: f64) -> String {
-    if !v.is_finite() {
-        return "0".into();
-    }
-    if v != 0.0 && v.abs() < 1e-3 {
-        // Keep tiny values positive: `1.5e-7` is a JSON number too.
-        return format!("{v:e}");
-    }
-    let s = format!("{v:.6}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
-    if s.is_empty() || s == "-" { "0".into() } else { s.to_string() }
+/// `value` as one line of JSON. serde_json fails only on maps with non-string keys or a
+/// `Serialize` that errors, which the bench's and the script runner's types do not have;
+/// the output stays JSON even then.
+pub fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string())
 }
 
-/// A JSON string literal with the escapes RFC 8259 §7 requires.
-pub fn json_str(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
+/// `Report::json`'s object; fields in output order.
+#[derive(Serialize)]
+struct JsonReport {
+    rounds: usize,
+    results: Vec<JsonRow>,
+    ratios: InOrder<&'static str, JsonRatios>,
+}
+
+#[derive(Serialize)]
+struct JsonRow {
+    workload: &'static str,
+    system: &'static str,
+    /// `None` (null) when no sample succeeded; serde_json also writes NaN/inf as null.
+    median: Option<f64>,
+    min: Option<f64>,
+    max: Option<f64>,
+    unit: &'static str,
+    failures: usize,
+}
+
+#[derive(Serialize)]
+struct JsonRatios {
+    #[serde(rename = "utcp/kernel", skip_serializing_if = "Option::is_none")]
+    kernel: Option<f64>,
+    #[serde(rename = "utcp/smoltcp", skip_serializing_if = "Option::is_none")]
+    smoltcp: Option<f64>,
+}
+
+/// A JSON object whose keys keep the order of the pairs (rows in table order).
+struct InOrder<K, V>(Vec<(K, V)>);
+
+impl<K: Serialize, V: Serialize> Serialize for InOrder<K, V> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, v)))
     }
-    out.push('"');
-    out
 }
 
 #[cfg(test)]
@@ -281,14 +271,14 @@ mod tests {
     }
 
     #[test]
-    fn json_numbers_and_strings() {
-        assert_eq!(json_num(1.5), "1.5");
-        assert_eq!(json_num(2.0), "2");
-        assert_eq!(json_num(0.0), "0");
-        assert_eq!(json_num(f64::NAN), "0");
-        assert_eq!(json_num(-0.25), "-0.25");
-        assert_eq!(json_num(1.5e-7), "1.5e-7");
-        assert_eq!(json_str("a\"b\\c\n\u{1}"), "\"a\\\"b\\\\c\\n\\u0001\"");
+    fn json_writes_non_finite_values_as_null() {
+        let mut r = Report::new(1);
+        r.add(Workload::BulkToStack, SystemKind::Utcp, sample(Workload::BulkToStack, vec![f64::NAN]));
+        r.add(Workload::BulkToStack, SystemKind::Kernel, sample(Workload::BulkToStack, vec![f64::INFINITY]));
+        let v: serde_json::Value = serde_json::from_str(&r.json()).expect("valid JSON");
+        for row in v["results"].as_array().unwrap() {
+            assert!(row["median"].is_null() && row["min"].is_null(), "{row}");
+        }
     }
 
     #[test]
@@ -307,12 +297,18 @@ mod tests {
         assert_eq!(r.ratio("rr_p99", SystemKind::Smoltcp), Some(0.5));
         assert_eq!(r.ratio("rr", SystemKind::Kernel), None);
         let j = r.json();
-        assert!(j.starts_with("{\"rounds\":2,\"results\":[{\"workload\":\"bulk_to_stack\",\"system\":\"kernel\",\"median\":15,\"min\":10,\"max\":20,\"unit\":\"Gbit/s\"}"), "{j}");
+        assert!(j.starts_with("{\"rounds\":2,\"results\":[{\"workload\":\"bulk_to_stack\",\"system\":\"kernel\",\"median\":15.0,\"min\":10.0,\"max\":20.0,\"unit\":\"Gbit/s\",\"failures\":0}"), "{j}");
         assert!(j.contains("\"bulk_to_stack\":{\"utcp/kernel\":0.5}"), "{j}");
         assert!(j.contains("\"rr_p50\":{\"utcp/smoltcp\":0.5}"), "{j}");
-        assert!(j.contains("{\"workload\":\"connect\",\"system\":\"utcp\",\"median\":0,"), "{j}");
-        assert!(j.ends_with("}}"));
-        assert_eq!(j.matches('{').count(), j.matches('}').count());
+        // A failed sample is null, never 0.
+        assert!(
+            j.contains("{\"workload\":\"connect\",\"system\":\"utcp\",\"median\":null,\"min\":null,\"max\":null,\"unit\":\"conn/s\",\"failures\":1}"),
+            "{j}"
+        );
+        let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
+        let names: Vec<&str> = v["ratios"].as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["bulk_to_stack", "rr", "rr_p50", "rr_p99"], "table order: {j}");
+        assert!(v["ratios"].get("connect").is_none(), "no ratio without samples: {j}");
         let t = r.table();
         assert!(t.contains("rr_p99"), "{t}");
         assert!(t.contains("utcp/smoltcp"), "{t}");

@@ -79,29 +79,44 @@ impl ScaleReport {
         out
     }
 
+    /// One JSON object: `{"scale":[{"n","established","bytes","bytes_per_conn","method",
+    /// "ns_per_segment","probes","setup_s"}]}` (a non-finite number is null).
     pub fn json(&self) -> String {
-        let mut out = String::from("{\"scale\":[");
-        for (i, p) in self.points.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            let _ = write!(
-                out,
-                "{{\"n\":{},\"established\":{},\"bytes\":{},\"bytes_per_conn\":{},\"method\":\"{}\",\
-                 \"ns_per_segment\":{},\"probes\":{},\"setup_s\":{}}}",
-                p.requested,
-                p.established,
-                p.bytes,
-                super::report::json_num(p.bytes_per_conn()),
-                p.method,
-                super::report::json_num(p.ns_per_segment),
-                p.probes,
-                super::report::json_num(p.setup.as_secs_f64())
-            );
-        }
-        out.push_str("]}");
-        out
+        let points = self
+            .points
+            .iter()
+            .map(|p| ScaleJson {
+                n: p.requested,
+                established: p.established,
+                bytes: p.bytes,
+                bytes_per_conn: p.bytes_per_conn(),
+                method: p.method,
+                ns_per_segment: p.ns_per_segment,
+                probes: p.probes,
+                setup_s: p.setup.as_secs_f64(),
+            })
+            .collect();
+        let j = ScaleReportJson { scale: points };
+        super::report::to_json(&j)
     }
+}
+
+/// `ScaleReport::json`'s object; fields in output order.
+#[derive(serde::Serialize)]
+struct ScaleReportJson {
+    scale: Vec<ScaleJson>,
+}
+
+#[derive(serde::Serialize)]
+struct ScaleJson {
+    n: usize,
+    established: usize,
+    bytes: i64,
+    bytes_per_conn: f64,
+    method: &'static str,
+    ns_per_segment: f64,
+    probes: usize,
+    setup_s: f64,
 }
 
 pub fn run(ns: &[usize], progress: bool) -> io::Result<ScaleReport> {

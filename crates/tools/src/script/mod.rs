@@ -196,29 +196,29 @@ pub fn table(reports: &[ScriptReport]) -> String {
     s
 }
 
-/// A JSON string literal (RFC 8259 §7), shared with `utcp bench --json`.
-fn json_escape(s: &str) -> String {
-    crate::bench::report::json_str(s)
-}
-
-/// One JSON object (one line) for a script.
+/// One JSON object (one line) for a script, as `utcp script --json` prints it:
+/// `{"script","verdict","line","reason","notes"}`; `line` and `reason` are null for PASS.
 pub fn to_json(r: &ScriptReport) -> String {
-    let (line, detail) = match &r.verdict {
+    let (line, reason) = match &r.verdict {
         Verdict::Pass => (None, None),
         Verdict::Fail { line, reason } | Verdict::Error { line, reason } => {
             (Some(*line), Some(reason.as_str()))
         }
         Verdict::Unsupported { line, feature } => (Some(*line), Some(feature.as_str())),
     };
-    let notes: Vec<String> = r.notes.iter().map(|n| json_escape(n)).collect();
-    format!(
-        "{{\"script\":{},\"verdict\":{},\"line\":{},\"reason\":{},\"notes\":[{}]}}",
-        json_escape(&r.path.display().to_string()),
-        json_escape(r.verdict.label()),
-        line.map(|l| l.to_string()).unwrap_or_else(|| "null".into()),
-        detail.map(json_escape).unwrap_or_else(|| "null".into()),
-        notes.join(",")
-    )
+    let script = r.path.display().to_string();
+    let json = ScriptJson { script: &script, verdict: r.verdict.label(), line, reason, notes: &r.notes };
+    crate::bench::report::to_json(&json)
+}
+
+/// `to_json`'s object; fields in output order (tools/conformance_doc.py reads them).
+#[derive(serde::Serialize)]
+struct ScriptJson<'a> {
+    script: &'a str,
+    verdict: &'static str,
+    line: Option<usize>,
+    reason: Option<&'a str>,
+    notes: &'a [String],
 }
 
 /// True if the script only uses IPv4 (the header says so, or says nothing).
@@ -257,6 +257,11 @@ mod tests {
         assert_eq!(
             to_json(&r),
             r#"{"script":"a\"b.pkt","verdict":"FAIL","line":3,"reason":"x\ny","notes":["n\t1"]}"#
+        );
+        let pass = ScriptReport { verdict: Verdict::Pass, notes: vec![], ..r };
+        assert_eq!(
+            to_json(&pass),
+            r#"{"script":"a\"b.pkt","verdict":"PASS","line":null,"reason":null,"notes":[]}"#
         );
     }
 

@@ -1,124 +1,117 @@
 //! `utcp bench`: the command line of [`utcp_tools::bench`].
 
-use crate::args::Args;
+use crate::parsers;
+use clap::Args;
+use std::io::{self, Write};
 use std::time::Duration;
 use utcp_tools::bench::{self, Options, SystemKind, Workload};
 
-const USAGE: &str = "\
-usage: utcp bench [options]            kernel vs smoltcp vs utcp in private namespaces (root)
-       utcp bench --engine [--segments N]   two in-memory Stacks exchange N full segments
-       utcp bench --scale N[,N..]           memory per connection and demux cost (in memory)
+/// Compare utcp with the kernel and smoltcp, as ratios (root; --engine, --scale: no root)
+///
+/// Without --engine or --scale: the kernel's TCP, smoltcp and utcp serve the same workloads
+/// in private network namespaces the bench creates and removes; the table gives medians and
+/// utcp's ratios. A failed sample is counted under "fails" (null in --json), never as 0.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// A smoke run: 1 round, 0.3 s per workload
+    #[arg(long)]
+    quick: bool,
+    /// Rounds, systems interleaved in each [default: 3]
+    #[arg(long, value_name = "N", value_parser = parsers::count)]
+    rounds: Option<usize>,
+    /// Length of one sample in seconds; bulk also stops at --max-bytes [default: 5]
+    #[arg(long, value_name = "SECS", value_parser = parsers::sample_duration)]
+    duration: Option<Duration>,
+    /// Most bytes of one bulk sample [default: 1G]
+    #[arg(long, value_name = "SIZE", value_parser = parsers::size)]
+    max_bytes: Option<u64>,
+    /// Workloads: bulk_to_stack, bulk_from_stack, rr, connect
+    #[arg(long, value_name = "W[,W..]", value_parser = workloads)]
+    only: Option<Workloads>,
+    /// Systems: kernel, smoltcp, utcp
+    #[arg(long, value_name = "S[,S..]", value_parser = systems)]
+    systems: Option<Systems>,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    json: bool,
+    /// Turn TSO/GSO/GRO off on the kernel reference's veth (needs ethtool)
+    #[arg(long)]
+    kernel_no_offload: bool,
+    /// Two in-memory Stacks exchange --segments full segments (no root)
+    #[arg(long, conflicts_with = "scale")]
+    engine: bool,
+    /// Segments of the --engine run
+    #[arg(long, value_name = "N", default_value_t = 100_000, requires = "engine")]
+    segments: u64,
+    /// Memory per connection and demux cost for N connections (in memory, no root)
+    #[arg(long, value_name = "N[,N..]", value_parser = scale)]
+    scale: Option<Counts>,
+}
 
-options:
-  --quick             a smoke run: 1 round, 0.3 s per workload
-  --rounds N          rounds, systems interleaved in each (default 3)
-  --duration SECS     length of one sample (default 5; bulk also stops at --max-bytes)
-  --max-bytes SIZE    most bytes of one bulk sample (default 1G)
-  --only W[,W..]      workloads: bulk_to_stack, bulk_from_stack, rr, connect
-  --systems S[,S..]   systems: kernel, smoltcp, utcp
-  --json              print one JSON object instead of the table
-  --kernel-no-offload turn TSO/GSO/GRO off on the kernel reference's veth (needs ethtool)
-  --segments N        segments of the --engine run (default 100000)
-";
+/// The parsed comma lists (newtypes: clap reads a `Vec` field as a repeatable flag).
+#[derive(Clone, Debug)]
+struct Workloads(Vec<Workload>);
+#[derive(Clone, Debug)]
+struct Systems(Vec<SystemKind>);
+#[derive(Clone, Debug)]
+struct Counts(Vec<usize>);
 
-pub fn run(argv: &[String]) -> i32 {
-    match run_inner(argv) {
+fn workloads(s: &str) -> Result<Workloads, String> {
+    parsers::list(s, |w| Workload::parse(w).ok_or(format!("unknown workload {w:?}"))).map(Workloads)
+}
+
+fn systems(s: &str) -> Result<Systems, String> {
+    parsers::list(s, |k| SystemKind::parse(k).ok_or(format!("unknown system {k:?}"))).map(Systems)
+}
+
+fn scale(s: &str) -> Result<Counts, String> {
+    // In the order given: each point is printed as it is measured.
+    s.split(',').map(|n| parsers::scale_count(n.trim())).collect::<Result<_, _>>().map(Counts)
+}
+
+pub fn run(args: BenchArgs) -> i32 {
+    match run_inner(&args) {
         Ok(()) => 0,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             eprintln!("utcp bench: {e}");
-            if e.contains("needs root") { 77 } else { 1 }
+            if e.kind() == io::ErrorKind::PermissionDenied { 77 } else { 1 }
         }
     }
 }
 
-fn run_inner(argv: &[String]) -> Result<(), String> {
+fn run_inner(a: &BenchArgs) -> io::Result<()> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
-    let a = Args::parse(argv, &["only", "systems", "rounds", "duration", "max-bytes", "segments", "scale"])?;
-    a.check_switches(&["json", "quick", "engine", "help", "kernel-no-offload"])?;
-    if a.has("help") {
-        print!("{USAGE}");
-        return Ok(());
-    }
-    if !a.positional.is_empty() {
-        return Err(format!("unexpected argument {:?}\n{USAGE}", a.positional[0]));
-    }
-    let json = a.has("json");
-    if a.has("engine") {
-        let segments: u64 = a.parse_or("segments", 100_000)?;
-        let r = bench::engine::run(segments).map_err(|e| e.to_string())?;
-        if json {
-            println!("{}", r.json());
-        } else {
-            print!("{}", r.text());
-        }
-        return Ok(());
-    }
-    if let Some(list) = a.get("scale") {
-        let ns = list.split(',').map(|s| parse_count(s.trim())).collect::<Result<Vec<usize>, String>>()?;
-        let r = bench::scale::run(&ns, !json).map_err(|e| e.to_string())?;
-        if json {
-            println!("{}", r.json());
-        } else {
-            print!("{}", r.text());
-        }
-        return Ok(());
-    }
-    let mut opts = if a.has("quick") { Options::quick() } else { Options::full() };
-    opts.kernel_offload = !a.has("kernel-no-offload");
-    if let Some(r) = a.get("rounds") {
-        opts.rounds = r.parse().ok().filter(|&r| r >= 1).ok_or(format!("--rounds: bad count {r:?}"))?;
-    }
-    if let Some(d) = a.get("duration") {
-        let secs: f64 = d
-            .parse()
-            .ok()
-            .filter(|s: &f64| *s > 0.0 && *s <= 600.0)
-            .ok_or(format!("--duration: bad seconds {d:?} (0 < s <= 600)"))?;
-        opts.duration = Duration::from_secs_f64(secs);
-    }
-    if let Some(m) = a.get("max-bytes") {
-        opts.max_bytes = crate::args::parse_size(m)?.max(1);
-    }
-    if let Some(list) = a.get("only") {
-        opts.workloads = parse_list(list, Workload::parse, "workload")?;
-    }
-    if let Some(list) = a.get("systems") {
-        opts.systems = parse_list(list, SystemKind::parse, "system")?;
-    }
-    let report = bench::run(&opts).map_err(|e| e.to_string())?;
-    if json {
-        println!("{}", report.json());
+    let text = if a.engine {
+        let r = bench::engine::run(a.segments)?;
+        if a.json { r.json() } else { r.text() }
+    } else if let Some(Counts(ns)) = &a.scale {
+        let r = bench::scale::run(ns, !a.json)?;
+        if a.json { r.json() } else { r.text() }
     } else {
-        print!("{}", report.table());
-    }
-    Ok(())
-}
-
-/// A comma-separated list, deduplicated, in canonical order.
-fn parse_list<T: Ord + Copy>(list: &str, parse: fn(&str) -> Option<T>, what: &str) -> Result<Vec<T>, String> {
-    let mut v = Vec::new();
-    for s in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        v.push(parse(s).ok_or(format!("unknown {what} {s:?}"))?);
-    }
-    if v.is_empty() {
-        return Err(format!("empty {what} list"));
-    }
-    v.sort();
-    v.dedup();
-    Ok(v)
-}
-
-/// `1000`, `10k`, `100k`, `1m`.
-fn parse_count(s: &str) -> Result<usize, String> {
-    let (num, mult) = match s.chars().last() {
-        Some('k' | 'K') => (&s[..s.len() - 1], 1_000),
-        Some('m' | 'M') => (&s[..s.len() - 1], 1_000_000),
-        _ => (s, 1),
+        let r = bench::run(&options(a))?;
+        if a.json { r.json() } else { r.table() }
     };
-    num.parse::<usize>()
-        .ok()
-        .and_then(|n| n.checked_mul(mult))
-        .filter(|&n| (1..=1_000_000).contains(&n))
-        .ok_or(format!("--scale: bad count {s:?} (1..=1m)"))
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    if a.json {
+        out.write_all(b"\n")?;
+    }
+    out.flush()
+}
+
+fn options(a: &BenchArgs) -> Options {
+    let mut opts = if a.quick { Options::quick() } else { Options::full() };
+    opts.kernel_offload = !a.kernel_no_offload;
+    opts.rounds = a.rounds.unwrap_or(opts.rounds);
+    opts.duration = a.duration.unwrap_or(opts.duration);
+    opts.max_bytes = a.max_bytes.map(|m| m.max(1)).unwrap_or(opts.max_bytes);
+    if let Some(Workloads(w)) = &a.only {
+        opts.workloads = w.clone();
+    }
+    if let Some(Systems(s)) = &a.systems {
+        opts.systems = s.clone();
+    }
+    opts
 }

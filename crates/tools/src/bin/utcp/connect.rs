@@ -1,34 +1,34 @@
 //! `utcp connect HOST:PORT`: netcat on the stack. stdin goes to the connection, the
 //! connection to stdout; stdin EOF half-closes our side; exit 0 once the peer closes.
 
-use crate::args::Args;
-use crate::serve::{NET_FLAGS, NetOpts, StopSignal};
+use crate::serve::NetArgs;
+use crate::signals::Stop;
+use clap::Args;
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use utcp::TcpStream;
 
-const USAGE: &str = "\
-usage: utcp connect HOST:PORT [options]
+/// Netcat on the stack: stdin to HOST:PORT, the connection to stdout (root)
+///
+/// Connects from the stack to HOST:PORT (normally the kernel side of the TUN). EOF on stdin
+/// half-closes our side; the command exits 0 once the peer closes, 130 after SIGINT/SIGTERM.
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    /// The remote end, e.g. 10.77.0.1:7
+    #[arg(value_name = "HOST:PORT")]
+    target: String,
+    /// Give up connecting after SECS seconds
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = crate::parsers::timeout)]
+    timeout: Duration,
+    #[command(flatten)]
+    net: NetArgs,
+}
 
-Connects from the stack to HOST:PORT (normally the kernel side of the TUN) and copies
-stdin to the connection and the connection to stdout.
-  --timeout SECS     give up connecting after SECS seconds (default 10)
-  --netns NAME       network namespace for the TUN (default utcp; created if missing,
-                     removed on exit only if created)
-  --tun NAME         TUN interface name (default utcp0)
-  --addr IP          the stack's own address (default 10.77.0.2)
-  --peer IP/PREFIX   the kernel side's address on the TUN (default 10.77.0.1/24)
-  --pcap FILE        write every packet crossing the TUN to FILE (pcap, raw IP)
-";
-
-pub fn run(argv: &[String]) -> i32 {
-    if argv.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return 0;
-    }
-    match connect(argv) {
+pub fn run(args: ConnectArgs) -> i32 {
+    args.net.validate("connect");
+    match connect(&args) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("utcp connect: {e}");
@@ -37,27 +37,24 @@ pub fn run(argv: &[String]) -> i32 {
     }
 }
 
-fn connect(argv: &[String]) -> Result<i32, String> {
-    let mut flags = vec!["timeout"];
-    flags.extend(NET_FLAGS);
-    let a = Args::parse(argv, &flags)?;
-    a.check_switches(&[])?;
-    let [target] = &a.positional[..] else {
-        return Err(format!("give exactly one HOST:PORT\n{USAGE}"));
-    };
+fn connect(args: &ConnectArgs) -> Result<i32, String> {
+    let target = &args.target;
     let remote: SocketAddr = target
         .to_socket_addrs()
         .map_err(|e| format!("{target}: {e}"))?
         .find(|a| a.is_ipv4())
         .ok_or_else(|| format!("{target}: no IPv4 address"))?;
-    let timeout: f64 = a.parse_or("timeout", 10.0)?;
-    if !(timeout > 0.0 && timeout.is_finite()) {
-        return Err("--timeout must be a positive number of seconds".into());
-    }
-    let net = NetOpts::from_args(&a)?;
-    let stop = StopSignal::install().map_err(|e| format!("signal handlers: {e}"))?;
-    let (ns, iface) = net.open(utcp::engine::Config::default())?;
-    let stream = match TcpStream::connect_timeout(&iface, &remote, Duration::from_secs_f64(timeout)) {
+    // A signal ends the session: shut the connection (once there is one) so the copy returns.
+    let slot: Arc<Mutex<Option<Arc<TcpStream>>>> = Arc::default();
+    let on_stop = slot.clone();
+    let stop = Stop::install(move || {
+        if let Some(s) = on_stop.lock().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+    })
+    .map_err(|e| format!("signal handlers: {e}"))?;
+    let (ns, iface) = args.net.open(utcp::engine::Config::default())?;
+    let stream = match TcpStream::connect_timeout(&iface, &remote, args.timeout) {
         Ok(s) => Arc::new(s),
         Err(e) => {
             let why = match e.kind() {
@@ -71,6 +68,10 @@ fn connect(argv: &[String]) -> Result<i32, String> {
             return Err(format!("{remote}: {why}: {e}"));
         }
     };
+    *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(stream.clone());
+    if stop.requested() {
+        let _ = stream.shutdown(Shutdown::Both);
+    }
 
     // stdin -> connection; EOF half-closes (FIN), the read side stays open.
     let up = stream.clone();
@@ -91,13 +92,6 @@ fn connect(argv: &[String]) -> Result<i32, String> {
         }
         let _ = up.shutdown(Shutdown::Write);
     });
-    // A signal ends the session: shut the connection so the copy below returns.
-    let sig = stream.clone();
-    std::thread::spawn(move || {
-        stop.wait();
-        let _ = sig.shutdown(Shutdown::Both);
-    });
-
     // connection -> stdout, until the peer closes.
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
@@ -123,12 +117,13 @@ fn connect(argv: &[String]) -> Result<i32, String> {
     // Close our side too (the stdin thread may still hold a reference) and let the
     // FIN exchange finish before the TUN goes away.
     let _ = stream.shutdown(Shutdown::Write);
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take();
     drop(stream);
     iface.wait_quiet(Duration::from_millis(200), Duration::from_secs(2));
     drop(iface);
     drop(ns);
     match result {
-        Ok(()) if crate::serve::stop_requested() => Ok(130),
+        Ok(()) if stop.requested() => Ok(130),
         Ok(()) => Ok(0),
         Err(e) => Err(e),
     }

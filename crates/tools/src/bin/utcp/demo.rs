@@ -7,7 +7,7 @@
 //!    kernel-socket HTTP client if curl is missing) downloads a file;
 //! 4. a summary; everything it made is removed.
 
-use crate::args::{Args, parse_size};
+use clap::Args;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -20,28 +20,33 @@ use utcp::{Direction, Interface, InterfaceConfig, Tap, TcpListener};
 use utcp_tools::apps;
 use utcp::wire::{TcpSegment, parse_ipv4_tcp};
 
-const USAGE: &str = "\
-usage: utcp demo [--pcap FILE] [--bulk SIZE] [--bulk-rate BITS] [--http-size SIZE]
-
-Runs the stack in a private network namespace against the kernel's clients, prints a
-trace of the first connection and a summary, and removes everything it created.
-  --pcap FILE        write every packet crossing the TUN to FILE (pcap, raw IP)
-  --bulk SIZE        bytes the kernel pushes through the echo server (default 16M)
-  --bulk-rate BITS   pace the kernel's bulk writes to this many bit/s (default 200M)
-  --http-size SIZE   size of the file curl downloads (default 4M)
-";
+/// The stack in a private namespace against the kernel's clients: trace and summary (root)
+///
+/// Runs the stack in a private network namespace against the kernel's clients, prints a
+/// trace of the first connection and a summary, and removes everything it created.
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// Write every packet crossing the TUN to FILE (pcap, raw IP)
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+    /// Bytes the kernel pushes through the echo server
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = crate::parsers::size)]
+    bulk: u64,
+    /// Pace the kernel's bulk writes to this many bit/s
+    #[arg(long, value_name = "BITS", default_value = "200M", value_parser = crate::parsers::size)]
+    bulk_rate: u64,
+    /// Size of the file curl downloads
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = crate::parsers::size)]
+    http_size: u64,
+}
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 /// Lines of trace kept for the first connection.
 const TRACE_LIMIT: usize = 80;
 
-pub fn run(argv: &[String]) -> i32 {
-    if argv.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{USAGE}");
-        return 0;
-    }
-    match demo(argv) {
+pub fn run(args: DemoArgs) -> i32 {
+    match demo(&args) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("utcp demo: {e}");
@@ -193,15 +198,10 @@ impl Drop for TempDir {
     }
 }
 
-fn demo(argv: &[String]) -> Result<(), String> {
-    let a = Args::parse(argv, &["pcap", "bulk", "bulk-rate", "http-size"])?;
-    a.check_switches(&[])?;
-    if let Some(p) = a.positional.first() {
-        return Err(format!("unexpected argument {p:?}\n{USAGE}"));
-    }
-    let bulk = parse_size(a.get("bulk").unwrap_or("16M"))? as usize;
-    let rate_bps = parse_size(a.get("bulk-rate").unwrap_or("200M"))?.max(1) as f64;
-    let http_size = parse_size(a.get("http-size").unwrap_or("4M"))? as usize;
+fn demo(a: &DemoArgs) -> Result<(), String> {
+    let bulk = usize::try_from(a.bulk).map_err(|_| "--bulk: too large")?;
+    let rate_bps = a.bulk_rate.max(1) as f64;
+    let http_size = usize::try_from(a.http_size).map_err(|_| "--http-size: too large")?;
     if !is_root() || !Path::new("/dev/net/tun").exists() {
         return Err("needs root (CAP_NET_ADMIN) and /dev/net/tun: try `sudo`".into());
     }
@@ -217,7 +217,7 @@ fn demo(argv: &[String]) -> Result<(), String> {
     // A receive buffer well above what one paced burst brings: the capture shows a
     // transfer that flow control never has to stop.
     cfg.engine.recv_buffer = 1 << 20;
-    cfg.pcap = a.get("pcap").map(PathBuf::from);
+    cfg.pcap = a.pcap.clone();
     cfg.tap = Some(Box::new(TraceTap::new(lines.clone())));
     let iface = Interface::new(cfg).map_err(|e| format!("interface: {e}"))?;
 
@@ -372,8 +372,8 @@ fn demo(argv: &[String]) -> Result<(), String> {
     for l in c.to_string().lines() {
         println!("  {l}");
     }
-    if let Some(p) = a.get("pcap") {
-        println!("\npcap written to {p}");
+    if let Some(p) = &a.pcap {
+        println!("\npcap written to {}", p.display());
     }
     drop(iface);
     let name = ns.name().to_string();

@@ -1,53 +1,73 @@
-//! The `utcp` command line: demo, serve, connect, sim, script, bench.
+//! The `utcp` command line: demo, serve, connect, sim, script, bench (clap 4, derive).
+//!
+//! Exit status: 0 on success, 1 when the work failed, 2 on usage errors (clap's), 77 when
+//! `bench` needs root, 130 after SIGINT/SIGTERM (`connect`, or a second signal).
 
-mod args;
 mod bench;
 mod connect;
 mod demo;
+mod parsers;
 mod script;
 mod serve;
+mod signals;
 mod sim;
+
+use clap::{CommandFactory, Parser, Subcommand};
+use std::io;
 
 /// Counts allocations only while `utcp bench --scale` measures (one relaxed load otherwise).
 #[global_allocator]
 static ALLOC: utcp_tools::bench::alloc::Counting = utcp_tools::bench::alloc::Counting;
 
-const USAGE: &str = "\
-utcp: a user-space TCP/IP stack on a Linux TUN device
+/// utcp: a user-space TCP/IP stack on a Linux TUN device.
+#[derive(Parser, Debug)]
+#[command(name = "utcp", version, propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-usage: utcp <command> [options]
-
-commands:
-  demo      run the stack in a private namespace against the kernel's clients (root)
-  serve     serve echo/discard/http on the stack (root)
-  connect   netcat-like client on the stack (root)
-  sim       two engines over an impaired in-memory link (no root)
-  script    run packetdrill scripts against the engine (no root)
-  bench     compare utcp with the kernel and smoltcp (root)
-";
+#[derive(Subcommand, Debug)]
+enum Command {
+    Demo(demo::DemoArgs),
+    Serve(serve::ServeArgs),
+    Connect(connect::ConnectArgs),
+    Sim(sim::SimArgs),
+    Script(script::ScriptArgs),
+    Bench(bench::BenchArgs),
+}
 
 fn main() {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = argv.first() else {
-        eprint!("{USAGE}");
-        std::process::exit(2);
-    };
-    let rest = &argv[1..];
-    let code = match cmd.as_str() {
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-            0
-        }
-        "demo" => demo::run(rest),
-        "serve" => serve::run(rest),
-        "connect" => connect::run(rest),
-        "script" => script::run(rest),
-        "bench" => bench::run(rest),
-        "sim" => sim::run_cli(rest),
-        other => {
-            eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
-            2
-        }
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Serve(a) => serve::run(a),
+        Command::Connect(a) => connect::run(a),
+        Command::Sim(a) => sim::run(a),
+        Command::Script(a) => script::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     std::process::exit(code);
+}
+
+/// A usage error found after parsing (flags that contradict each other): clap's format on
+/// stderr, exit status 2, as for the errors clap finds itself.
+pub fn usage_error(subcommand: &str, msg: impl std::fmt::Display) -> ! {
+    let mut cli = Cli::command();
+    cli.build(); // gives the subcommand its full name, `utcp serve`
+    let mut cmd = cli.find_subcommand(subcommand).cloned().unwrap_or(cli);
+    cmd.error(clap::error::ErrorKind::ArgumentConflict, msg).exit()
+}
+
+/// The exit status of a command that prints its results: a closed stdout (`utcp script |
+/// head`) ends it quietly with 0, any other write error is reported with status 1.
+pub fn output_status(cmd: &str, r: io::Result<i32>) -> i32 {
+    match r {
+        Ok(code) => code,
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("utcp {cmd}: writing the output: {e}");
+            1
+        }
+    }
 }

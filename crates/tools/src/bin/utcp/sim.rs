@@ -1,163 +1,168 @@
 //! `utcp sim`: two engines over an impaired in-memory link, no root needed.
 
-use crate::args::{Args, parse_prob, parse_size};
-use std::io::Write;
+use crate::parsers::{millis, prob, size};
+use clap::{Args, ValueEnum};
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::time::Duration;
 use utcp::device::link::Impairments;
 use utcp::device::pcap::PcapWriter;
-use utcp_tools::sim::{CloseMode, OpenMode, SimConfig, SimReport, run};
-use utcp::time::Duration;
+use utcp_tools::sim::{CloseMode, OpenMode, SimConfig, SimReport};
 
-const HELP: &str = "\
-usage: utcp sim [options]
-  --bytes N          bytes each side sends (K/M/G suffixes)          [1M]
-  --loss P           per-packet loss probability (fraction)           [0]
-  --reorder P        per-packet reordering probability                [0]
-  --dup P            per-packet duplication probability               [0]
-  --corrupt P        per-packet one-bit corruption probability        [0]
-  --delay MS         one-way delay in milliseconds                    [5]
-  --jitter MS        extra uniform delay in milliseconds              [0]
-  --rate BITS        bottleneck rate in bit/s (K/M/G suffixes)        [none]
-  --seed S           PRNG seed                                        [1]
-  --close MODE       active | passive | simultaneous                  [active]
-  --open MODE        normal | simultaneous                            [normal]
-  --trace            one line per segment and per state transition
-  --pcap FILE        write every segment sent to a pcap file
-";
+/// Two engines over an impaired in-memory link (no root)
+///
+/// Each side sends --bytes to the other; the summary compares SHA-256 digests of what was
+/// sent and received. Exit status 1 if they differ or the connection failed.
+#[derive(Args, Debug)]
+pub struct SimArgs {
+    /// Bytes each side sends (K/M/G suffixes)
+    #[arg(long, value_name = "N", default_value = "1M", value_parser = size)]
+    bytes: u64,
+    /// Per-packet loss probability (fraction)
+    #[arg(long, value_name = "P", default_value = "0", value_parser = prob)]
+    loss: f64,
+    /// Per-packet reordering probability
+    #[arg(long, value_name = "P", default_value = "0", value_parser = prob)]
+    reorder: f64,
+    /// Per-packet duplication probability
+    #[arg(long, value_name = "P", default_value = "0", value_parser = prob)]
+    dup: f64,
+    /// Per-packet one-bit corruption probability
+    #[arg(long, value_name = "P", default_value = "0", value_parser = prob)]
+    corrupt: f64,
+    /// One-way delay in milliseconds
+    #[arg(long, value_name = "MS", default_value = "5", value_parser = millis)]
+    delay: Duration,
+    /// Extra uniform delay in milliseconds
+    #[arg(long, value_name = "MS", default_value = "0", value_parser = millis)]
+    jitter: Duration,
+    /// Bottleneck rate in bit/s (K/M/G suffixes) [default: none]
+    #[arg(long, value_name = "BITS", value_parser = size)]
+    rate: Option<u64>,
+    /// PRNG seed
+    #[arg(long, value_name = "S", default_value_t = 1)]
+    seed: u64,
+    /// Which side closes first
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Close::Active)]
+    close: Close,
+    /// How the connection opens
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = Open::Normal)]
+    open: Open,
+    /// One line per segment and per state transition
+    #[arg(long)]
+    trace: bool,
+    /// Write every segment sent to a pcap file
+    #[arg(long, value_name = "FILE")]
+    pcap: Option<PathBuf>,
+}
 
-pub fn run_cli(argv: &[String]) -> i32 {
-    let args = match Args::parse(
-        argv,
-        &[
-            "bytes", "loss", "reorder", "dup", "corrupt", "delay", "jitter", "rate", "seed", "close", "open",
-            "pcap",
-        ],
-    ) {
-        Ok(a) => a,
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Close {
+    Active,
+    Passive,
+    Simultaneous,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Open {
+    Normal,
+    Simultaneous,
+}
+
+pub fn run(args: SimArgs) -> i32 {
+    let cfg = config(&args);
+    let mut pcap = match args.pcap.as_deref().map(open_pcap).transpose() {
+        Ok(p) => p,
         Err(e) => {
-            eprintln!("utcp sim: {e}\n\n{HELP}");
-            return 2;
+            eprintln!("utcp sim: {e}");
+            return 1;
         }
     };
-    if args.has("help") {
-        print!("{HELP}");
-        return 0;
-    }
-    let cfg = match build(&args) {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("utcp sim: {e}\n\n{HELP}");
-            return 2;
-        }
-    };
-    let stdout = std::io::stdout();
+    let stdout = io::stdout();
     let mut out = stdout.lock();
-    let mut pcap = match args.get("pcap") {
-        Some(path) => match std::fs::File::create(path) {
-            Ok(f) => {
-                let w: Box<dyn Write> = Box::new(std::io::BufWriter::new(f));
-                match PcapWriter::new(w) {
-                    Ok(p) => Some(p),
-                    Err(e) => {
-                        eprintln!("utcp sim: {path}: {e}");
-                        return 1;
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("utcp sim: {path}: {e}");
-                return 1;
-            }
-        },
-        None => None,
-    };
-    let trace: Option<&mut dyn Write> = if args.has("trace") { Some(&mut out) } else { None };
-    let report = run(&cfg, trace, pcap.as_mut());
+    let trace: Option<&mut dyn Write> = if args.trace { Some(&mut out) } else { None };
+    let report = utcp_tools::sim::run(&cfg, trace, pcap.as_mut());
     if let Some(mut p) = pcap {
         let _ = p.flush();
     }
-    print_summary(&cfg, &report);
-    if report.ok() { 0 } else { 1 }
+    let printed = print_summary(&mut out, &cfg, &report);
+    crate::output_status("sim", printed.map(|()| if report.ok() { 0 } else { 1 }))
 }
 
-fn build(args: &Args) -> Result<SimConfig, String> {
-    args.check_switches(&["trace", "help"])?;
-    let mut cfg = SimConfig::default();
-    let prob = |name: &str| args.get(name).map(parse_prob).transpose().map(|v| v.unwrap_or(0.0));
-    let ms = |name: &str, d: u64| -> Result<Duration, String> {
-        let v: f64 = args.parse_or(name, d as f64)?;
-        if v.is_nan() || v < 0.0 || !v.is_finite() {
-            return Err(format!("--{name} must be >= 0"));
-        }
-        Ok(Duration::from_micros((v * 1000.0) as u64))
-    };
-    cfg.bytes = args.get("bytes").map(parse_size).transpose()?.unwrap_or(1 << 20);
+fn open_pcap(path: &std::path::Path) -> Result<PcapWriter<Box<dyn Write>>, String> {
+    let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let w: Box<dyn Write> = Box::new(io::BufWriter::new(f));
+    PcapWriter::new(w).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn config(a: &SimArgs) -> SimConfig {
     let imp = Impairments {
-        loss: prob("loss")?,
-        reorder: prob("reorder")?,
-        dup: prob("dup")?,
-        corrupt: prob("corrupt")?,
-        delay: ms("delay", 5)?,
-        jitter: ms("jitter", 0)?,
-        rate_bps: args.get("rate").map(parse_size).transpose()?,
+        loss: a.loss,
+        reorder: a.reorder,
+        dup: a.dup,
+        corrupt: a.corrupt,
+        delay: a.delay,
+        jitter: a.jitter,
+        rate_bps: a.rate,
         queue_limit: 1000,
         ..Impairments::none()
     };
-    cfg.a_to_b = imp.clone();
-    cfg.b_to_a = imp;
-    cfg.seed = args.parse_or("seed", 1u64)?;
-    cfg.close = match args.get("close").unwrap_or("active") {
-        "active" => CloseMode::Active,
-        "passive" => CloseMode::Passive,
-        "simultaneous" => CloseMode::Simultaneous,
-        o => return Err(format!("--close {o}: expected active, passive or simultaneous")),
-    };
-    cfg.open = match args.get("open").unwrap_or("normal") {
-        "normal" => OpenMode::Normal,
-        "simultaneous" => OpenMode::Simultaneous,
-        o => return Err(format!("--open {o}: expected normal or simultaneous")),
-    };
-    Ok(cfg)
+    SimConfig {
+        bytes: a.bytes,
+        a_to_b: imp.clone(),
+        b_to_a: imp,
+        seed: a.seed,
+        close: match a.close {
+            Close::Active => CloseMode::Active,
+            Close::Passive => CloseMode::Passive,
+            Close::Simultaneous => CloseMode::Simultaneous,
+        },
+        open: match a.open {
+            Open::Normal => OpenMode::Normal,
+            Open::Simultaneous => OpenMode::Simultaneous,
+        },
+        ..SimConfig::default()
+    }
 }
 
 fn hex(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn print_summary(cfg: &SimConfig, r: &SimReport) {
-    println!();
-    println!("utcp sim: seed {} bytes {} close {:?} open {:?}", cfg.seed, cfg.bytes, cfg.close, cfg.open);
-    println!("  simulated time   {:.3} s", r.duration.as_secs_f64());
+fn print_summary(out: &mut impl Write, cfg: &SimConfig, r: &SimReport) -> io::Result<()> {
+    writeln!(out)?;
+    writeln!(out, "utcp sim: seed {} bytes {} close {:?} open {:?}", cfg.seed, cfg.bytes, cfg.close, cfg.open)?;
+    writeln!(out, "  simulated time   {:.3} s", r.duration.as_secs_f64())?;
     for (name, s, peer) in [("A→B", &r.a, &r.b), ("B→A", &r.b, &r.a)] {
         let ok = if s.sha_sent == peer.sha_received && s.sent == peer.received { "match" } else { "DIFFER" };
-        println!("  {name}  sent {} received {}  {ok}", s.sent, peer.received);
-        println!("        sha256 sent     {}", hex(&s.sha_sent));
-        println!("        sha256 received {}", hex(&peer.sha_received));
+        writeln!(out, "  {name}  sent {} received {}  {ok}", s.sent, peer.received)?;
+        writeln!(out, "        sha256 sent     {}", hex(&s.sha_sent))?;
+        writeln!(out, "        sha256 received {}", hex(&peer.sha_received))?;
     }
     for (name, s) in [("A", &r.a), ("B", &r.b)] {
-        println!(
+        writeln!(
+            out,
             "  {name}: retransmits {} fast retransmits {} timeouts {} final state {} ({:?})",
             s.retransmits, s.fast_retransmits, s.timeouts, s.final_state, s.close_reason
-        );
+        )?;
         let drops: Vec<String> = utcp::wire::DropReason::ALL
             .iter()
             .filter(|d| s.counters.dropped(**d) > 0)
             .map(|d| format!("{}={}", d.name(), s.counters.dropped(*d)))
             .collect();
         if !drops.is_empty() {
-            println!("     drops: {}", drops.join(" "));
+            writeln!(out, "     drops: {}", drops.join(" "))?;
         }
     }
-    let l = &r.link;
-    println!(
-        "  link A→B: sent {} lost {} dup {} reordered {} corrupted {}",
-        l.a_to_b.sent, l.a_to_b.dropped_loss, l.a_to_b.duplicated, l.a_to_b.reordered, l.a_to_b.corrupted
-    );
-    println!(
-        "  link B→A: sent {} lost {} dup {} reordered {} corrupted {}",
-        l.b_to_a.sent, l.b_to_a.dropped_loss, l.b_to_a.duplicated, l.b_to_a.reordered, l.b_to_a.corrupted
-    );
+    for (name, l) in [("A→B", &r.link.a_to_b), ("B→A", &r.link.b_to_a)] {
+        writeln!(
+            out,
+            "  link {name}: sent {} lost {} dup {} reordered {} corrupted {}",
+            l.sent, l.dropped_loss, l.duplicated, l.reordered, l.corrupted
+        )?;
+    }
     match &r.failure {
-        None => println!("  result: OK"),
-        Some(f) => println!("  result: FAILED: {f}"),
+        None => writeln!(out, "  result: OK"),
+        Some(f) => writeln!(out, "  result: FAILED: {f}"),
     }
 }
