@@ -11,15 +11,20 @@ const SUBCOMMANDS: [&str; 6] = ["demo", "serve", "connect", "sim", "script", "be
 /// A guard against a hang (a help that starts the work), not a timing assertion.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 
+/// Run `utcp args` to the end (bounded by [`HANG_GUARD`]).
 fn utcp(args: &[&str]) -> Output {
-    let child = Command::new(env!("CARGO_BIN_EXE_utcp"))
+    wait_bounded(start(args), args)
+}
+
+/// Start `utcp args` with stdout and stderr piped.
+fn start(args: &[&str]) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_utcp"))
         .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn utcp");
-    wait_bounded(child, args)
+        .expect("spawn utcp")
 }
 
 /// Wait for `child`, killing it (and failing) if it runs past [`HANG_GUARD`].
@@ -186,13 +191,7 @@ fn closed_stdout_is_not_a_panic() {
     let dir = scripts_dir();
     let dir = dir.to_str().expect("utf-8 path");
     for args in [&["script", dir][..], &["script", "--json", dir][..], &["sim", "--bytes", "20K"][..]] {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_utcp"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn utcp");
+        let mut child = start(args);
         drop(child.stdout.take()); // the reader is gone before the first line
         let o = wait_bounded(child, args);
         let err = text(&o.stderr);

@@ -5,7 +5,9 @@
 use super::{Options, Port, System};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 /// Timeout of any single blocking socket call of the client.
@@ -299,6 +301,38 @@ macro_rules! impl_stream {
     )*};
 }
 impl_stream!(TcpStream, utcp::TcpStream);
+
+/// The server threads of a system and their stop flag. Dropping it sets the flag and joins
+/// them, so a system declares it before the interface and namespaces the threads use.
+pub struct Servers<T> {
+    pub stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<T>>,
+}
+
+impl<T> Servers<T> {
+    pub fn new() -> Servers<T> {
+        Servers { stop: Arc::new(AtomicBool::new(false)), threads: Vec::new() }
+    }
+
+    pub fn push(&mut self, thread: JoinHandle<T>) {
+        self.threads.push(thread);
+    }
+}
+
+impl<T> Default for Servers<T> {
+    fn default() -> Self {
+        Servers::new()
+    }
+}
+
+impl<T> Drop for Servers<T> {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for h in self.threads.drain(..) {
+            let _ = h.join();
+        }
+    }
+}
 
 /// A server thread of a system with a std-like stack (the kernel, utcp): accept and serve
 /// connections one at a time (the client runs one at a time per workload) until `stop`.

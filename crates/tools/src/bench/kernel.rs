@@ -5,23 +5,19 @@
 //! as a kernel-to-kernel path on one host has them; the TUN systems move 1500-byte packets.
 //! `--kernel-no-offload` turns them off for a per-packet reference.
 
-use super::harness::{KernelListener, serve_port};
+use super::harness::{KernelListener, Servers, serve_port};
 use super::{Port, System, SystemKind};
 use crate::netns::NetNs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 pub const CLIENT_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 1, 1);
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 1, 2);
 
 pub struct KernelSystem {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<io::Result<io::Result<()>>>>,
-    // Dropped after the threads are joined (see Drop): namespaces go last.
+    // Dropped in this order: the server threads are stopped and joined, then the namespaces.
+    servers: Servers<io::Result<io::Result<()>>>,
     client: NetNs,
     _server: NetNs,
 }
@@ -33,12 +29,7 @@ impl KernelSystem {
     pub fn start(offload: bool) -> io::Result<KernelSystem> {
         let client = NetNs::create(&NetNs::unique_name("utcpb-kc"))?;
         let server = NetNs::create(&NetNs::unique_name("utcpb-ks"))?;
-        let mut sys = KernelSystem {
-            stop: Arc::new(AtomicBool::new(false)),
-            threads: Vec::new(),
-            client,
-            _server: server,
-        };
+        let mut sys = KernelSystem { servers: Servers::new(), client, _server: server };
         let (c, s) = (&sys.client, &sys._server);
         c.exec(
             "ip",
@@ -69,7 +60,7 @@ impl KernelSystem {
         }
         let (tx, rx) = std::sync::mpsc::channel();
         for port in Port::ALL {
-            let stop = sys.stop.clone();
+            let stop = sys.servers.stop.clone();
             let tx = tx.clone();
             let h = sys._server.spawn(move || {
                 let l = match KernelListener::bind(SocketAddr::from((SERVER_IP, port.number()))) {
@@ -84,7 +75,7 @@ impl KernelSystem {
                 };
                 serve_port(port, &l, &stop)
             })?;
-            sys.threads.push(h);
+            sys.servers.push(h);
         }
         for _ in Port::ALL {
             rx.recv_timeout(Duration::from_secs(5))
@@ -103,14 +94,5 @@ impl System for KernelSystem {
     }
     fn server_ip(&self) -> Ipv4Addr {
         SERVER_IP
-    }
-}
-
-impl Drop for KernelSystem {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for h in self.threads.drain(..) {
-            let _ = h.join();
-        }
     }
 }

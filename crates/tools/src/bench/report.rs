@@ -184,7 +184,9 @@ impl Report {
             .row_names()
             .into_iter()
             .map(|n| {
-                (n, JsonRatios { kernel: self.ratio(n, SystemKind::Kernel), smoltcp: self.ratio(n, SystemKind::Smoltcp) })
+                let (kernel, smoltcp) =
+                    (self.ratio(n, SystemKind::Kernel), self.ratio(n, SystemKind::Smoltcp));
+                (n, JsonRatios { kernel, smoltcp })
             })
             .filter(|(_, r)| r.kernel.is_some() || r.smoltcp.is_some())
             .collect();

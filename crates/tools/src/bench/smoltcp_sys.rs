@@ -265,6 +265,10 @@ fn run_stack(mut device: TunTapInterface, stop: &AtomicBool) -> io::Result<()> {
 }
 
 /// Sleep until `fd` is readable or `timeout` passes (ppoll: microsecond resolution).
+/// Hand-written: smoltcp's own `phy::wait` rounds the timeout down to whole milliseconds
+/// (select with `millis() * 1000`), which would spin at sub-millisecond `poll_delay`s, and
+/// its `TunTapInterface` offers only a raw fd, so a safe `rustix::event::poll` would still
+/// need an unsafe `BorrowedFd::borrow_raw`.
 pub fn wait_readable(fd: i32, timeout: Duration) -> io::Result<()> {
     let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
     let ts = libc::timespec {

@@ -6,25 +6,22 @@
 //! runs the same serve loop as the kernel system ([`serve_port`]), so the two differ only in
 //! the TCP underneath.
 
-use super::harness::serve_port;
+use super::harness::{Servers, serve_port};
 use super::{Port, System, SystemKind};
 use crate::netns::NetNs;
 use utcp::{Interface, InterfaceConfig, TcpListener};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::thread::JoinHandle;
 
 pub const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 1);
 pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 2);
 const TUN_NAME: &str = "tun-utcp";
 
 pub struct UtcpSystem {
-    stop: Arc<AtomicBool>,
-    threads: Vec<JoinHandle<io::Result<()>>>,
-    // Torn down in this order by Drop: threads, then the interface, then the namespace.
-    iface: Option<Interface>,
+    // Dropped in this order: the server threads are stopped and joined, then the interface,
+    // then the namespace.
+    _servers: Servers<io::Result<()>>,
+    _iface: Interface,
     ns: NetNs,
 }
 
@@ -36,18 +33,16 @@ impl UtcpSystem {
         config.netns = Some(ns.name().to_string());
         // If this fails, `ns` is dropped (and deleted) on the way out.
         let iface = Interface::new(config)?;
-        let mut sys =
-            UtcpSystem { stop: Arc::new(AtomicBool::new(false)), threads: Vec::new(), iface: None, ns };
         let mut listeners = Vec::new();
         for port in Port::ALL {
             listeners.push((port, TcpListener::bind(&iface, SocketAddr::from((STACK_IP, port.number())))?));
         }
-        sys.iface = Some(iface);
+        let mut servers = Servers::new();
         for (port, l) in listeners {
-            let stop = sys.stop.clone();
-            sys.threads.push(std::thread::spawn(move || serve_port(port, &l, &stop)));
+            let stop = servers.stop.clone();
+            servers.push(std::thread::spawn(move || serve_port(port, &l, &stop)));
         }
-        Ok(sys)
+        Ok(UtcpSystem { _servers: servers, _iface: iface, ns })
     }
 }
 
@@ -60,15 +55,5 @@ impl System for UtcpSystem {
     }
     fn server_ip(&self) -> Ipv4Addr {
         STACK_IP
-    }
-}
-
-impl Drop for UtcpSystem {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        for h in self.threads.drain(..) {
-            let _ = h.join();
-        }
-        drop(self.iface.take());
     }
 }

@@ -75,7 +75,11 @@ pub fn run(args: BenchArgs) -> i32 {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => 0,
         Err(e) => {
             eprintln!("utcp bench: {e}");
-            if e.kind() == io::ErrorKind::PermissionDenied { 77 } else { 1 }
+            match e.kind() {
+                io::ErrorKind::PermissionDenied => 77,
+                io::ErrorKind::Interrupted => 130,
+                _ => 1,
+            }
         }
     }
 }

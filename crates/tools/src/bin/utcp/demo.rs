@@ -256,24 +256,14 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
         });
 
         // 1. Hello, traced.
-        let hello = ns
-            .spawn(|| -> io::Result<Vec<u8>> {
-                let mut s = std::net::TcpStream::connect_timeout(
-                    &SocketAddr::new(IpAddr::V4(STACK), 7),
-                    Duration::from_secs(5),
-                )?;
-                s.set_read_timeout(Some(Duration::from_secs(10)))?;
-                s.write_all(b"hello, utcp\n")?;
-                s.shutdown(Shutdown::Write)?;
-                let mut back = Vec::new();
-                s.read_to_end(&mut back)?;
-                Ok(back)
-            })
-            .map_err(|e| e.to_string())?
-            .join()
-            .map_err(|_| "echo client panicked".to_string())?
-            .and_then(|r| r)
-            .map_err(|e| format!("kernel echo client: {e}"))?;
+        let hello = in_ns(&ns, "kernel echo client", || {
+            let mut s = kernel_connect(7, Duration::from_secs(10))?;
+            s.write_all(b"hello, utcp\n")?;
+            s.shutdown(Shutdown::Write)?;
+            let mut back = Vec::new();
+            s.read_to_end(&mut back)?;
+            Ok(back)
+        })?;
         if hello != b"hello, utcp\n" {
             return Err(format!("echo returned {:?}", String::from_utf8_lossy(&hello)));
         }
@@ -291,39 +281,29 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
         let data = Arc::new(pattern(bulk, 7));
         let d2 = data.clone();
         let t0 = Instant::now();
-        let ok = ns
-            .spawn(move || -> io::Result<bool> {
-                let s = std::net::TcpStream::connect_timeout(
-                    &SocketAddr::new(IpAddr::V4(STACK), 7),
-                    Duration::from_secs(5),
-                )?;
-                s.set_read_timeout(Some(Duration::from_secs(30)))?;
-                let mut w = s.try_clone()?;
-                let d3 = d2.clone();
-                let writer = std::thread::spawn(move || -> io::Result<()> {
-                    // Paced in 64 KiB bursts so that flow control never has to stop the
-                    // sender: the capture then shows a clean transfer (no zero windows);
-                    // `utcp bench` is where line rate is measured.
-                    let start = Instant::now();
-                    for (i, chunk) in d3.chunks(64 << 10).enumerate() {
-                        w.write_all(chunk)?;
-                        let due = Duration::from_secs_f64(((i + 1) * (64 << 10)) as f64 * 8.0 / rate_bps);
-                        if let Some(wait) = due.checked_sub(start.elapsed()) {
-                            std::thread::sleep(wait);
-                        }
+        let ok = in_ns(&ns, "kernel bulk client", move || {
+            let s = kernel_connect(7, Duration::from_secs(30))?;
+            let mut w = s.try_clone()?;
+            let d3 = d2.clone();
+            let writer = std::thread::spawn(move || -> io::Result<()> {
+                // Paced in 64 KiB bursts so that flow control never has to stop the
+                // sender: the capture then shows a clean transfer (no zero windows);
+                // `utcp bench` is where line rate is measured.
+                let start = Instant::now();
+                for (i, chunk) in d3.chunks(64 << 10).enumerate() {
+                    w.write_all(chunk)?;
+                    let due = Duration::from_secs_f64(((i + 1) * (64 << 10)) as f64 * 8.0 / rate_bps);
+                    if let Some(wait) = due.checked_sub(start.elapsed()) {
+                        std::thread::sleep(wait);
                     }
-                    w.shutdown(Shutdown::Write)
-                });
-                let mut back = Vec::with_capacity(d2.len());
-                (&s).read_to_end(&mut back)?;
-                writer.join().map_err(|_| io::Error::other("writer panicked"))??;
-                Ok(back[..] == d2[..])
-            })
-            .map_err(|e| e.to_string())?
-            .join()
-            .map_err(|_| "bulk client panicked".to_string())?
-            .and_then(|r| r)
-            .map_err(|e| format!("kernel bulk client: {e}"))?;
+                }
+                w.shutdown(Shutdown::Write)
+            });
+            let mut back = Vec::with_capacity(d2.len());
+            (&s).read_to_end(&mut back)?;
+            writer.join().map_err(|_| io::Error::other("writer panicked"))??;
+            Ok(back[..] == d2[..])
+        })?;
         let bulk_time = t0.elapsed();
         if !ok {
             return Err("bulk echo returned different bytes".into());
@@ -401,12 +381,8 @@ fn http_download(ns: &NetNs, expect: usize) -> Result<u64, String> {
         }
         Err(e) if which("curl").is_none() => {
             println!("\ncurl not installed ({e}); fetching with a kernel socket instead");
-            ns.spawn(move || -> io::Result<u64> {
-                let mut s = std::net::TcpStream::connect_timeout(
-                    &SocketAddr::new(IpAddr::V4(STACK), 80),
-                    Duration::from_secs(5),
-                )?;
-                s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            in_ns(ns, "kernel HTTP client", move || {
+                let mut s = kernel_connect(80, Duration::from_secs(30))?;
                 s.write_all(b"GET /file.bin HTTP/1.1\r\nHost: utcp\r\n\r\n")?;
                 let mut resp = Vec::with_capacity(expect + 512);
                 s.read_to_end(&mut resp)?;
@@ -414,14 +390,27 @@ fn http_download(ns: &NetNs, expect: usize) -> Result<u64, String> {
                     resp.windows(4).position(|w| w == b"\r\n\r\n").map(|p| resp.len() - p - 4).unwrap_or(0);
                 Ok(body as u64)
             })
-            .map_err(|e| e.to_string())?
-            .join()
-            .map_err(|_| "http client panicked".to_string())?
-            .and_then(|r| r)
-            .map_err(|e| format!("kernel HTTP client: {e}"))
         }
         Err(e) => Err(format!("curl: {e}")),
     }
+}
+
+/// Run `f` on a thread inside `ns` and wait for it; `what` names it in errors.
+fn in_ns<T: Send + 'static>(
+    ns: &NetNs,
+    what: &str,
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    let thread = ns.spawn(f).map_err(|e| format!("{what}: {e}"))?;
+    thread.join().map_err(|_| format!("{what} panicked"))?.and_then(|r| r).map_err(|e| format!("{what}: {e}"))
+}
+
+/// A kernel socket connected to the stack's `port`, with a read timeout.
+fn kernel_connect(port: u16, read_timeout: Duration) -> io::Result<std::net::TcpStream> {
+    let addr = SocketAddr::new(IpAddr::V4(STACK), port);
+    let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
+    s.set_read_timeout(Some(read_timeout))?;
+    Ok(s)
 }
 
 fn which(prog: &str) -> Option<PathBuf> {

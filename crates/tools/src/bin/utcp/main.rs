@@ -1,7 +1,7 @@
 //! The `utcp` command line: demo, serve, connect, sim, script, bench (clap 4, derive).
 //!
 //! Exit status: 0 on success, 1 when the work failed, 2 on usage errors (clap's), 77 when
-//! `bench` needs root, 130 after SIGINT/SIGTERM (`connect`, or a second signal).
+//! `bench` needs root, 130 after SIGINT/SIGTERM (`connect`, `bench`, or a second signal).
 
 mod bench;
 mod connect;

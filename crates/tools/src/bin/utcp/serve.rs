@@ -71,7 +71,10 @@ impl NetArgs {
     /// The checks clap cannot express; a usage error names the subcommand.
     pub fn validate(&self, subcommand: &str) {
         if self.addr == self.peer.0 {
-            crate::usage_error(subcommand, format!("--addr {} must differ from the kernel side --peer", self.addr));
+            crate::usage_error(
+                subcommand,
+                format!("--addr {} must differ from the kernel side --peer", self.addr),
+            );
         }
     }
 
@@ -134,7 +137,8 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         Mode::Discard => 9,
         Mode::Http => 80,
     });
-    let stop = Stop::install(|| eprintln!("utcp serve: stopping")).map_err(|e| format!("signal handlers: {e}"))?;
+    let stop =
+        Stop::install(|| eprintln!("utcp serve: stopping")).map_err(|e| format!("signal handlers: {e}"))?;
     let (ns, iface) = net.open(utcp::engine::Config::default())?;
     let listener = TcpListener::bind(&iface, (net.addr, port))
         .map_err(|e| format!("listen on {}:{port}: {e}", net.addr))?;

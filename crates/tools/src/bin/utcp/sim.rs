@@ -131,7 +131,11 @@ fn hex(h: &[u8; 32]) -> String {
 
 fn print_summary(out: &mut impl Write, cfg: &SimConfig, r: &SimReport) -> io::Result<()> {
     writeln!(out)?;
-    writeln!(out, "utcp sim: seed {} bytes {} close {:?} open {:?}", cfg.seed, cfg.bytes, cfg.close, cfg.open)?;
+    writeln!(
+        out,
+        "utcp sim: seed {} bytes {} close {:?} open {:?}",
+        cfg.seed, cfg.bytes, cfg.close, cfg.open
+    )?;
     writeln!(out, "  simulated time   {:.3} s", r.duration.as_secs_f64())?;
     for (name, s, peer) in [("A→B", &r.a, &r.b), ("B→A", &r.b, &r.a)] {
         let ok = if s.sha_sent == peer.sha_received && s.sent == peer.received { "match" } else { "DIFFER" };
