@@ -244,4 +244,21 @@ mod interrupt {
             REQUESTED.store(false, Ordering::SeqCst);
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn first_signal_in_a_run_only_sets_the_flag() {
+            let guard = Guard::install().expect("handlers");
+            assert!(!requested());
+            // raise(3) delivers the signal before it returns; a default action would end
+            // the test process here.
+            signal_hook::low_level::raise(SIGTERM).expect("raise");
+            assert!(requested());
+            drop(guard);
+            assert!(!requested(), "the next run starts clean");
+        }
+    }
 }

@@ -73,8 +73,25 @@ fn connect(args: &ConnectArgs) -> Result<i32, String> {
         let _ = stream.shutdown(Shutdown::Both);
     }
 
-    // stdin -> connection; EOF half-closes (FIN), the read side stays open.
-    let up = stream.clone();
+    spawn_stdin_copy(stream.clone());
+    let result = copy_to_stdout(&stream, remote);
+    // Close our side too (the stdin thread may still hold a reference) and let the
+    // FIN exchange finish before the TUN goes away.
+    let _ = stream.shutdown(Shutdown::Write);
+    slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+    drop(stream);
+    iface.wait_quiet(Duration::from_millis(200), Duration::from_secs(2));
+    drop(iface);
+    drop(ns);
+    match result {
+        Ok(()) if stop.requested() => Ok(130),
+        Ok(()) => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+/// stdin -> connection on a thread; EOF half-closes (FIN), the read side stays open.
+fn spawn_stdin_copy(up: Arc<TcpStream>) {
     std::thread::spawn(move || {
         let mut stdin = io::stdin().lock();
         let mut buf = vec![0u8; 64 * 1024];
@@ -92,16 +109,17 @@ fn connect(args: &ConnectArgs) -> Result<i32, String> {
         }
         let _ = up.shutdown(Shutdown::Write);
     });
-    // connection -> stdout, until the peer closes.
+}
+
+/// connection -> stdout, until the peer closes.
+fn copy_to_stdout(stream: &TcpStream, remote: SocketAddr) -> Result<(), String> {
     let mut out = io::stdout().lock();
     let mut buf = vec![0u8; 64 * 1024];
-    let result = loop {
+    loop {
         match (&*stream).read(&mut buf) {
-            Ok(0) => break Ok(()),
+            Ok(0) => return Ok(()),
             Ok(n) => {
-                if let Err(e) = out.write_all(&buf[..n]).and_then(|()| out.flush()) {
-                    break Err(format!("stdout: {e}"));
-                }
+                out.write_all(&buf[..n]).and_then(|()| out.flush()).map_err(|e| format!("stdout: {e}"))?
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => {
@@ -110,21 +128,8 @@ fn connect(args: &ConnectArgs) -> Result<i32, String> {
                     io::ErrorKind::TimedOut => "connection timed out",
                     _ => "receive failed",
                 };
-                break Err(format!("{remote}: {why}: {e}"));
+                return Err(format!("{remote}: {why}: {e}"));
             }
         }
-    };
-    // Close our side too (the stdin thread may still hold a reference) and let the
-    // FIN exchange finish before the TUN goes away.
-    let _ = stream.shutdown(Shutdown::Write);
-    slot.lock().unwrap_or_else(|e| e.into_inner()).take();
-    drop(stream);
-    iface.wait_quiet(Duration::from_millis(200), Duration::from_secs(2));
-    drop(iface);
-    drop(ns);
-    match result {
-        Ok(()) if stop.requested() => Ok(130),
-        Ok(()) => Ok(0),
-        Err(e) => Err(e),
     }
 }
