@@ -152,6 +152,7 @@ fn bad_values_and_repeated_flags_exit_2() {
     assert_usage_error(&["connect"], "HOST:PORT");
     assert_usage_error(&["connect", "10.77.0.1:7", "--peer", "10.77.0.1/31"], "--peer");
     assert_usage_error(&["demo", "--bulk", "lots"], "--bulk");
+    assert_usage_error(&["demo", "--http-size", "2G"], "more than 1G");
 }
 
 #[test]

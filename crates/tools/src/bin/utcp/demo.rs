@@ -29,15 +29,20 @@ pub struct DemoArgs {
     /// Write every packet crossing the TUN to FILE (pcap, raw IP)
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
-    /// Bytes the kernel pushes through the echo server
-    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = crate::parsers::size)]
+    /// Bytes the kernel pushes through the echo server (at most 1G)
+    #[arg(long, value_name = "SIZE", default_value = "16M", value_parser = buffer_size)]
     bulk: u64,
     /// Pace the kernel's bulk writes to this many bit/s
     #[arg(long, value_name = "BITS", default_value = "200M", value_parser = crate::parsers::size)]
     bulk_rate: u64,
-    /// Size of the file curl downloads
-    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = crate::parsers::size)]
+    /// Size of the file curl downloads (at most 1G)
+    #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = buffer_size)]
     http_size: u64,
+}
+
+/// A size the demo holds in memory (twice, for the echo): capped at 1 GiB.
+fn buffer_size(s: &str) -> Result<u64, String> {
+    crate::parsers::size(s).and_then(|n| if n <= 1 << 30 { Ok(n) } else { Err("more than 1G".into()) })
 }
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -199,9 +204,9 @@ impl Drop for TempDir {
 }
 
 fn demo(a: &DemoArgs) -> Result<(), String> {
-    let bulk = usize::try_from(a.bulk).map_err(|_| "--bulk: too large")?;
+    // Both at most 1 GiB (`buffer_size`), so they fit a usize.
+    let (bulk, http_size) = (a.bulk as usize, a.http_size as usize);
     let rate_bps = a.bulk_rate.max(1) as f64;
-    let http_size = usize::try_from(a.http_size).map_err(|_| "--http-size: too large")?;
     if !is_root() || !Path::new("/dev/net/tun").exists() {
         return Err("needs root (CAP_NET_ADMIN) and /dev/net/tun: try `sudo`".into());
     }
