@@ -35,6 +35,8 @@ mod pcap;
 mod socket;
 mod sys;
 mod tap;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 
 pub use impair::Impairment;
