@@ -12,12 +12,14 @@
 pub mod wire;
 pub mod seq;
 pub mod time;
+pub mod anyip;
 pub mod config;
 pub mod counters;
 pub mod isn;
 pub mod stack;
 pub mod tcb;
 
+pub use anyip::AnyIpFilter;
 pub use config::{Config, Keepalive};
 pub use counters::Counters;
 pub use stack::Stack;

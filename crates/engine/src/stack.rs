@@ -3,6 +3,7 @@
 //! (RFC 6528) and turns TCB activity into packets, timer deadlines and events.
 
 use crate::tcb::{Cx, RstReply, Tcb, notify};
+use crate::anyip::AnyIpFilter;
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -65,6 +66,8 @@ pub struct Stack {
     free: Vec<u32>,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId>,
+    /// The any-IP listener and its filter, if one listens (see `anyip.rs`).
+    any_ip: Option<(ListenerId, AnyIpFilter)>,
     events: VecDeque<Event>,
     dirty: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
@@ -92,6 +95,7 @@ impl Stack {
             free: Vec::new(),
             listeners: Vec::new(),
             listen_map: HashMap::new(),
+            any_ip: None,
             events: VecDeque::new(),
             dirty: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -149,7 +153,10 @@ impl Stack {
                 return;
             }
         };
-        if !self.local_addrs.is_empty() && !self.local_addrs.contains(&seg.dst) {
+        if !self.local_addrs.is_empty()
+            && !self.local_addrs.contains(&seg.dst)
+            && !self.any_ip.as_ref().is_some_and(|(_, f)| f.matches_ip(seg.dst))
+        {
             self.counters.drop(DropReason::NotOurAddress);
             return;
         }
@@ -204,7 +211,15 @@ impl Stack {
         }
     }
 
+    /// The listener for `local`: exact address, then the wildcard address, then the
+    /// any-IP listener if its filter takes `local`.
     fn find_listener(&self, local: SocketAddr) -> Option<ListenerId> {
+        self.find_bound_listener(local)
+            .or_else(|| self.any_ip.as_ref().filter(|(_, f)| f.matches(local)).map(|(l, _)| *l))
+    }
+
+    /// The listener bound to `local` exactly or by the wildcard address.
+    fn find_bound_listener(&self, local: SocketAddr) -> Option<ListenerId> {
         if self.listen_map.is_empty() {
             return None;
         }
@@ -590,16 +605,37 @@ impl Stack {
         if self.listen_map.contains_key(&local) {
             return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{local} is already listening")));
         }
+        let id = self.add_listener(local, backlog);
+        self.listen_map.insert(local, id);
+        Ok(id)
+    }
+
+    /// OPEN, passive, for any destination address and port that `filter` takes (any-IP
+    /// termination, see `anyip.rs`). Packets to those addresses are accepted even though
+    /// they are not local addresses; each accepted connection's `local_addr` is the
+    /// destination the peer connected to. Exact and wildcard-address listeners win over
+    /// it. At most one any-IP listener per stack (`AddrInUse`).
+    pub fn listen_any(&mut self, filter: AnyIpFilter, backlog: usize) -> io::Result<ListenerId> {
+        if self.any_ip.is_some() {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, "an any-IP listener already exists"));
+        }
+        let unspecified = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+        let id = self.add_listener(unspecified, backlog);
+        self.any_ip = Some((id, filter));
+        Ok(id)
+    }
+
+    fn add_listener(&mut self, addr: SocketAddr, backlog: usize) -> ListenerId {
         let backlog = if backlog == 0 { self.config.default_backlog } else { backlog };
         let l = Listener {
-            addr: local,
+            addr,
             backlog,
             embryonic: 0,
             accept_queue: VecDeque::new(),
             recv_buffer: None,
             send_buffer: None,
         };
-        let id = match self.listeners.iter().position(|l| l.is_none()) {
+        match self.listeners.iter().position(|l| l.is_none()) {
             Some(i) => {
                 self.listeners[i] = Some(l);
                 ListenerId(i as u32)
@@ -608,9 +644,7 @@ impl Stack {
                 self.listeners.push(Some(l));
                 ListenerId((self.listeners.len() - 1) as u32)
             }
-        };
-        self.listen_map.insert(local, id);
-        Ok(id)
+        }
     }
 
     fn listener(&self, l: ListenerId) -> io::Result<&Listener> {
@@ -665,7 +699,11 @@ impl Stack {
         let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
             return;
         };
-        self.listen_map.remove(&li.addr);
+        if self.any_ip.as_ref().is_some_and(|(id, _)| *id == l) {
+            self.any_ip = None;
+        } else {
+            self.listen_map.remove(&li.addr);
+        }
         let mut victims: Vec<u32> = li.accept_queue.iter().map(|c| c.index).collect();
         for (i, s) in self.slots.iter().enumerate() {
             if s.stage == Stage::Embryonic(l) && s.tcb.is_some() {
@@ -693,7 +731,7 @@ impl Stack {
             let p = self.next_port;
             self.next_port = if p >= hi || p < lo { lo } else { p + 1 };
             let cand = SocketAddr::new(local.ip(), p);
-            if self.find_listener(cand).is_some() {
+            if self.find_bound_listener(cand).is_some() {
                 continue;
             }
             if let Some(r) = remote

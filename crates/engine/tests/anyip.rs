@@ -1,0 +1,81 @@
+//! Any-IP termination: `Stack::listen_any` takes SYNs for any destination its filter
+//! allows, each accepted connection keeps the original destination as its local
+//! address, and segments for no connection still follow RFC 9293 §3.10.7.1.
+
+mod common;
+use common::*;
+use utcp_engine::AnyIpFilter;
+
+fn dst(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}
+
+fn any_ip_stack() -> H {
+    let mut h = H::new(base_config());
+    let f = AnyIpFilter::all().prefix("10.99.0.0".parse().unwrap(), 24).ports(1, 9000);
+    h.listener = Some(h.stack.listen_any(f, 0).unwrap());
+    h
+}
+
+#[test]
+fn syn_to_any_address_in_the_filter_is_answered_from_that_address() {
+    let mut h = any_ip_stack();
+    let to = dst([10, 99, 0, 1], 8080);
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1460).to(to));
+    let synack = h.recv().expect("a SYN-ACK");
+    assert_eq!((synack.flags, synack.ack, synack.dst), (SYN | ACK, PEER_ISS + 1, remote_addr()));
+    assert_eq!(synack.src, to, "the SYN-ACK comes from the original destination");
+    let iss = synack.seq;
+    h.send(Seg::new(ACK, PEER_ISS + 1, iss.wrapping_add(1)).to(to));
+    let (c, peer) = h.stack.accept(h.listener.unwrap()).expect("an established connection");
+    assert_eq!(peer, remote_addr());
+    assert_eq!(h.stack.local_addr(c).unwrap(), to, "local_addr is the original destination");
+    // Data flows on it.
+    h.send(Seg::new(ACK | PSH, PEER_ISS + 1, iss.wrapping_add(1)).data(b"hi").to(to));
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap(), 2);
+    assert_eq!(&buf[..2], b"hi");
+}
+
+#[test]
+fn destination_outside_the_prefixes_is_not_ours() {
+    let mut h = any_ip_stack();
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(dst([10, 98, 0, 1], 80)));
+    h.expect_nothing();
+    assert_eq!(h.stack.counters().dropped(DropReason::NotOurAddress), 1);
+}
+
+#[test]
+fn port_outside_the_filter_gets_a_rst_per_3_10_7_1() {
+    let mut h = any_ip_stack();
+    let to = dst([10, 99, 0, 7], 9001);
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(to));
+    let rst = h.expect_to(remote_addr(), RST | ACK, 0, PEER_ISS + 1);
+    assert_eq!(rst.src, to);
+}
+
+#[test]
+fn exact_listener_wins_and_one_any_ip_listener_per_stack() {
+    let mut h = any_ip_stack();
+    assert_eq!(h.stack.listen_any(AnyIpFilter::all(), 0).unwrap_err().kind(), ErrorKind::AddrInUse);
+    let exact = h.stack.listen(local_addr(), 0).unwrap();
+    h.send(Seg::new(SYN, PEER_ISS, 0));
+    let synack = h.recv().expect("a SYN-ACK");
+    assert_eq!((synack.flags, synack.ack, synack.src), (SYN | ACK, PEER_ISS + 1, local_addr()));
+    h.send(Seg::new(ACK, PEER_ISS + 1, synack.seq.wrapping_add(1)));
+    assert!(h.stack.accept(exact).is_ok());
+    assert_eq!(h.stack.accept(h.listener.unwrap()).unwrap_err().kind(), ErrorKind::WouldBlock);
+    // Closing the any-IP listener stops the termination.
+    h.stack.close_listener(h.now, h.listener.unwrap());
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(dst([10, 99, 0, 1], 80)).from(SocketAddr::from(([10, 0, 0, 3], 5000))));
+    h.expect_nothing();
+}
+
+#[test]
+fn active_opens_still_find_ephemeral_ports() {
+    let mut h = H::new(base_config());
+    h.stack.listen_any(AnyIpFilter::all(), 0).unwrap();
+    let c = h.stack.connect(h.now, SocketAddr::new(IpAddr::V4(LOCAL_IP), 0), remote_addr()).unwrap();
+    assert_ne!(h.stack.local_addr(c).unwrap().port(), 0);
+    h.expect(SYN, h.stack.status(c).unwrap().snd_una, 0);
+}
