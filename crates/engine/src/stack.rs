@@ -4,6 +4,7 @@
 
 use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::anyip::AnyIpFilter;
+use crate::gate::{Gate, Held};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -41,6 +42,8 @@ struct Slot {
 
 struct Listener {
     addr: SocketAddr,
+    /// Hold SYNs for the application to accept or refuse (`Stack::set_handshake_gate`).
+    gated: bool,
     backlog: usize,
     embryonic: usize,
     accept_queue: VecDeque<ConnId>,
@@ -68,6 +71,8 @@ pub struct Stack {
     listen_map: HashMap<SocketAddr, ListenerId>,
     /// The any-IP listener and its filter, if one listens (see `anyip.rs`).
     any_ip: Option<(ListenerId, AnyIpFilter)>,
+    /// SYNs held for gated listeners until the application decides (see `gate.rs`).
+    gate: Gate,
     events: VecDeque<Event>,
     dirty: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
@@ -96,6 +101,7 @@ impl Stack {
             listeners: Vec::new(),
             listen_map: HashMap::new(),
             any_ip: None,
+            gate: Gate::default(),
             events: VecDeque::new(),
             dirty: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -287,6 +293,15 @@ impl Stack {
         let Some(listener) = self.listeners.get(lid.0 as usize).and_then(|l| l.as_ref()) else {
             return;
         };
+        if listener.gated && iss.is_none() {
+            let cap = listener.backlog;
+            match self.gate.hold(lid, quad, seg, now, cap) {
+                Held::New => self.events.push_back(Event::SynArrived(lid)),
+                Held::Again => self.counters.drop(DropReason::Ignored),
+                Held::Full => self.counters.drop(DropReason::ListenOverflow),
+            }
+            return;
+        }
         if listener.embryonic + listener.accept_queue.len() >= listener.backlog {
             // Backlog full: drop the SYN silently, as Linux does; the peer retransmits.
             self.counters.drop(DropReason::ListenOverflow);
@@ -629,6 +644,7 @@ impl Stack {
         let backlog = if backlog == 0 { self.config.default_backlog } else { backlog };
         let l = Listener {
             addr,
+            gated: false,
             backlog,
             embryonic: 0,
             accept_queue: VecDeque::new(),
@@ -689,6 +705,50 @@ impl Stack {
         Ok((c, remote))
     }
 
+    /// Gate the handshake of `l`'s connections: a SYN is held, without an answer, and
+    /// reported as `Event::SynArrived(l)` (then `Stack::poll_held_syn`) until [`Stack::accept_syn`] or
+    /// [`Stack::refuse_syn`] decides (see `gate.rs`).
+    pub fn set_handshake_gate(&mut self, l: ListenerId, on: bool) -> io::Result<()> {
+        self.listener(l)?;
+        if let Some(Some(li)) = self.listeners.get_mut(l.0 as usize) {
+            li.gated = on;
+        }
+        Ok(())
+    }
+
+    /// The oldest SYN held for `l` that was not handed out yet, as the connection it
+    /// asks for. Each held SYN is handed out once; it stays held until decided.
+    pub fn poll_held_syn(&mut self, l: ListenerId) -> Option<Quad> {
+        self.gate.poll(l)
+    }
+
+    /// Answer a held SYN: the handshake goes on as for any passive open (RFC 9293
+    /// §3.10.7.2) and the connection reaches `accept` once established. `NotFound` if no
+    /// SYN is held for `quad`.
+    pub fn accept_syn(&mut self, now: Instant, quad: Quad) -> io::Result<()> {
+        let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
+        let seg = h.segment(&quad);
+        self.gated_listen_segment(now, h.listener, quad, &seg);
+        Ok(())
+    }
+
+    /// Refuse a held SYN with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>, as a closed port
+    /// would (RFC 9293 §3.10.7.1): the peer's connect fails with "connection refused".
+    pub fn refuse_syn(&mut self, quad: Quad) -> io::Result<()> {
+        let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
+        self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(h.segment(&quad).seq + 1) });
+        Ok(())
+    }
+
+    /// LISTEN processing of a SYN the gate let through.
+    fn gated_listen_segment(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) {
+        let was = self.listeners.get_mut(lid.0 as usize).and_then(|l| l.as_mut()).map(|l| std::mem::replace(&mut l.gated, false));
+        self.listen_segment(now, lid, quad, seg, None);
+        if let (Some(g), Some(Some(l))) = (was, self.listeners.get_mut(lid.0 as usize)) {
+            l.gated = g;
+        }
+    }
+
     /// Number of connections waiting in `accept`.
     pub fn accept_queue_len(&self, l: ListenerId) -> usize {
         self.listener(l).map(|l| l.accept_queue.len()).unwrap_or(0)
@@ -703,6 +763,9 @@ impl Stack {
             self.any_ip = None;
         } else {
             self.listen_map.remove(&li.addr);
+        }
+        for (quad, seq) in self.gate.drain(l) {
+            self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(seq + 1) });
         }
         let mut victims: Vec<u32> = li.accept_queue.iter().map(|c| c.index).collect();
         for (i, s) in self.slots.iter().enumerate() {

@@ -79,3 +79,65 @@ fn active_opens_still_find_ephemeral_ports() {
     assert_ne!(h.stack.local_addr(c).unwrap().port(), 0);
     h.expect(SYN, h.stack.status(c).unwrap().snd_una, 0);
 }
+
+// ---------------------------------------------------------------- handshake gate
+
+fn gated() -> (H, SocketAddr) {
+    let mut h = any_ip_stack();
+    h.stack.set_handshake_gate(h.listener.unwrap(), true).unwrap();
+    (h, dst([10, 99, 0, 1], 8080))
+}
+
+fn quad_to(to: SocketAddr) -> Quad {
+    Quad { local: to, remote: remote_addr() }
+}
+
+#[test]
+fn gated_syn_is_held_silently_until_accepted() {
+    let (mut h, to) = gated();
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1200).to(to));
+    h.expect_nothing();
+    assert!(h.events().contains(&Event::SynArrived(h.listener.unwrap())));
+    // The peer retransmits: absorbed, no second event.
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1200).to(to));
+    h.expect_nothing();
+    assert!(!h.events().contains(&Event::SynArrived(h.listener.unwrap())));
+    assert_eq!(h.stack.poll_held_syn(h.listener.unwrap()), Some(quad_to(to)));
+    assert_eq!(h.stack.poll_held_syn(h.listener.unwrap()), None, "handed out once");
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let synack = h.recv().expect("the SYN-ACK once accepted");
+    assert_eq!((synack.flags, synack.ack, synack.src), (SYN | ACK, PEER_ISS + 1, to));
+    h.send(Seg::new(ACK, PEER_ISS + 1, synack.seq.wrapping_add(1)).to(to));
+    let (c, _) = h.stack.accept(h.listener.unwrap()).expect("established");
+    assert_eq!(h.stack.local_addr(c).unwrap(), to);
+    // The decision is made once.
+    assert_eq!(h.stack.accept_syn(h.now, quad_to(to)).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn refused_syn_gets_rst_ack_like_a_closed_port() {
+    let (mut h, to) = gated();
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(to));
+    h.expect_nothing();
+    h.stack.refuse_syn(quad_to(to)).unwrap();
+    let rst = h.expect_to(remote_addr(), RST | ACK, 0, PEER_ISS + 1);
+    assert_eq!(rst.src, to);
+    assert_eq!(h.stack.poll_held_syn(h.listener.unwrap()), None);
+}
+
+#[test]
+fn held_syns_are_bounded_by_the_backlog_and_reset_when_the_listener_closes() {
+    let mut h = H::new(base_config());
+    let l = h.stack.listen_any(AnyIpFilter::all(), 4).unwrap();
+    h.stack.set_handshake_gate(l, true).unwrap();
+    for i in 0..10u16 {
+        let from = SocketAddr::from(([10, 0, 0, 2], 40000 + i));
+        h.send(Seg::new(SYN, PEER_ISS, 0).from(from).to(dst([10, 99, 0, 1], 80)));
+    }
+    h.expect_nothing();
+    assert_eq!(h.stack.counters().dropped(DropReason::ListenOverflow), 6);
+    h.stack.close_listener(h.now, l);
+    let rsts = h.drain();
+    assert_eq!(rsts.len(), 4);
+    assert!(rsts.iter().all(|o| o.flags == RST | ACK && o.ack == PEER_ISS + 1));
+}

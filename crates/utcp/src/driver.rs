@@ -469,7 +469,7 @@ impl Inner {
                     }
                     Some((Key::Conn(c), true, true))
                 }
-                Event::Incoming(l) => Some((Key::Listener(l), true, true)),
+                Event::Incoming(l) | Event::SynArrived(l) => Some((Key::Listener(l), true, true)),
                 Event::StateChange { .. } => None,
             };
             if let Some((key, read, write)) = target

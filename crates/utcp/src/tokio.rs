@@ -32,7 +32,7 @@
 
 use crate::Interface;
 use crate::driver::{Inner, Key, Shared};
-use crate::engine::{ConnId, ListenerId, State};
+use crate::engine::{ConnId, ListenerId, Quad, State};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::future::poll_fn;
 use std::io;
@@ -68,6 +68,47 @@ impl TcpListener {
         shared.register(&mut g, Key::Listener(id));
         drop(g);
         Ok(TcpListener { shared, id, local })
+    }
+
+    /// Listen for any destination address and port that `filter` takes (any-IP
+    /// termination): each accepted stream's `local_addr()` is the destination its peer
+    /// connected to. The kernel side must route those destinations into the TUN.
+    pub fn bind_any(iface: &Interface, filter: crate::engine::AnyIpFilter) -> io::Result<TcpListener> {
+        let shared = iface.shared.clone();
+        let mut g = shared.lock();
+        g.check_up()?;
+        let id = g.stack.listen_any(filter, 0)?;
+        shared.register(&mut g, Key::Listener(id));
+        drop(g);
+        Ok(TcpListener { shared, id, local: SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0) })
+    }
+
+    /// Gate the handshake (any-IP gateways): SYNs are held unanswered and handed out by
+    /// [`TcpListener::held_syn`], so the application can connect upstream first and then
+    /// [`HeldSyn::accept`] or [`HeldSyn::refuse`] (the client sees "connection refused").
+    pub fn set_handshake_gate(&self, on: bool) -> io::Result<()> {
+        self.shared.lock().stack.set_handshake_gate(self.id, on)
+    }
+
+    /// Wait for the next held SYN of a gated listener.
+    pub async fn held_syn(&self) -> io::Result<HeldSyn> {
+        poll_fn(|cx| self.poll_held_syn(cx)).await
+    }
+
+    /// Poll for a held SYN. It waits on the listener's second waker slot, so one task
+    /// can wait here while another waits in `accept`.
+    pub fn poll_held_syn(&self, cx: &mut Context<'_>) -> Poll<io::Result<HeldSyn>> {
+        let mut g = self.shared.lock();
+        if let Err(e) = g.check_up() {
+            return Poll::Ready(Err(e));
+        }
+        match g.stack.poll_held_syn(self.id) {
+            Some(quad) => Poll::Ready(Ok(HeldSyn { shared: self.shared.clone(), quad, decided: false })),
+            None => match g.register_waker(Key::Listener(self.id), false, cx.waker()) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(Err(e)),
+            },
+        }
     }
 
     /// Wait for a connection that completed the handshake.
@@ -122,6 +163,61 @@ impl Drop for TcpListener {
         g.stack.close_listener(now, self.id);
         g.unregister(Key::Listener(self.id));
         g.after_op(&self.shared, now);
+    }
+}
+
+/// A SYN held by a gated listener: the connection a client asks for, not answered yet.
+/// Dropping it undecided refuses it.
+pub struct HeldSyn {
+    shared: Arc<Shared>,
+    quad: Quad,
+    decided: bool,
+}
+
+impl HeldSyn {
+    /// The destination the client asked for (its original destination).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.quad.local
+    }
+
+    /// The client.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.quad.remote
+    }
+
+    /// Answer with the SYN-ACK; the stream then arrives through the listener's `accept`,
+    /// with these `local_addr`/`peer_addr`.
+    pub fn accept(mut self) -> io::Result<()> {
+        self.decide(true)
+    }
+
+    /// Answer with a RST, as a closed port would: the client's connect is refused.
+    pub fn refuse(mut self) -> io::Result<()> {
+        self.decide(false)
+    }
+
+    fn decide(&mut self, accept: bool) -> io::Result<()> {
+        self.decided = true;
+        let mut g = self.shared.lock();
+        g.check_up()?;
+        let now = self.shared.now();
+        let r = if accept { g.stack.accept_syn(now, self.quad) } else { g.stack.refuse_syn(self.quad) };
+        g.after_op(&self.shared, now);
+        r
+    }
+}
+
+impl Drop for HeldSyn {
+    fn drop(&mut self) {
+        if !self.decided {
+            let _ = self.decide(false);
+        }
+    }
+}
+
+impl std::fmt::Debug for HeldSyn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeldSyn").field("quad", &self.quad).finish()
     }
 }
 
