@@ -294,3 +294,49 @@ fn hyper_serves_curl_over_utcp() {
     server.abort();
     rt.shutdown_timeout(Duration::from_secs(5));
 }
+
+/// Bring your own device: a TUN made with tun-rs inside the namespace (as a supervisor
+/// or a VPN API would), handed to `Interface::from_fd` as an `OwnedFd`.
+#[test]
+fn interface_from_an_adopted_tun_fd() {
+    if !require_root("interface_from_an_adopted_tun_fd") {
+        return;
+    }
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    let ns = NetNs::create(&NetNs::unique_name("tk-byo")).expect("netns");
+    let fd = ns
+        .spawn(|| {
+            let dev = tun_rs::DeviceBuilder::new()
+                .name("byo0")
+                .ipv4(Ipv4Addr::new(10, 82, 0, 1), 24, None)
+                .mtu(1500)
+                .enable(true)
+                .build_sync()
+                .expect("tun-rs device");
+            // SAFETY: tun-rs gives up the descriptor here; we are its only owner.
+            unsafe { OwnedFd::from_raw_fd(dev.into_raw_fd()) }
+        })
+        .unwrap()
+        .join()
+        .unwrap()
+        .unwrap();
+    let cfg = InterfaceConfig::new("byo0", Ipv4Addr::new(10, 82, 0, 2), Ipv4Addr::new(10, 82, 0, 1), 24);
+    let iface = Interface::from_fd(fd, cfg).expect("adopt the fd");
+    let listener = utcp::TcpListener::bind(&iface, "0.0.0.0:7").unwrap();
+    let client = ns
+        .spawn(|| {
+            let mut s = std::net::TcpStream::connect_timeout(&SocketAddr::from(([10, 82, 0, 2], 7)), STEP).unwrap();
+            s.write_all(b"byo").unwrap();
+            s.shutdown(Shutdown::Write).unwrap();
+            let mut back = Vec::new();
+            s.read_to_end(&mut back).unwrap();
+            back
+        })
+        .unwrap();
+    let (mut s, _) = listener.accept().unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).unwrap();
+    s.write_all(&got).unwrap();
+    drop(s);
+    assert_eq!(client.join().unwrap().unwrap(), b"byo");
+}

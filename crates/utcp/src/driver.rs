@@ -687,7 +687,7 @@ pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHan
     }
 }
 
-fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
+fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     if let Some(ns) = &config.netns {
         let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
             .map_err(|e| io::Error::new(e.kind(), format!("network namespace {ns:?}: {e}")))?;
@@ -697,12 +697,15 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
             return Err(io::Error::new(e.kind(), format!("setns into {ns:?}: {e}")));
         }
     }
-    let tun = Arc::new(Tun::open(&TunConfig {
-        name: config.tun_name.clone(),
-        peer: config.peer,
-        prefix: config.prefix,
-        mtu: config.mtu,
-    })?);
+    let tun = Arc::new(match config.tun_fd.take() {
+        Some(fd) => Tun::from_fd(fd)?,
+        None => Tun::open(&TunConfig {
+            name: config.tun_name.clone(),
+            peer: config.peer,
+            prefix: config.prefix,
+            mtu: config.mtu,
+        })?,
+    });
     let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     let epoll = Epoll::new().map_err(|e| ctx("epoll_create", e))?;
     let waker = EventFd::new().map_err(|e| ctx("eventfd", e))?;
