@@ -12,12 +12,15 @@
 pub mod wire;
 pub mod seq;
 pub mod time;
+pub mod anyip;
 pub mod config;
+mod gate;
 pub mod counters;
 pub mod isn;
 pub mod stack;
 pub mod tcb;
 
+pub use anyip::AnyIpFilter;
 pub use config::{Config, Keepalive};
 pub use counters::Counters;
 pub use stack::Stack;
@@ -79,6 +82,9 @@ pub enum Event {
     Connected(ConnId),
     /// A listener has a connection ready for `accept`.
     Incoming(ListenerId),
+    /// A gated listener holds a new SYN (`Stack::poll_held_syn`, then `accept_syn` or
+    /// `refuse_syn`); see `Stack::set_handshake_gate`.
+    SynArrived(ListenerId),
     /// New data (or EOF) can be read.
     Readable(ConnId),
     /// Send-buffer space became free.

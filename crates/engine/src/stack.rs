@@ -3,6 +3,8 @@
 //! (RFC 6528) and turns TCB activity into packets, timer deadlines and events.
 
 use crate::tcb::{Cx, RstReply, Tcb, notify};
+use crate::anyip::AnyIpFilter;
+use crate::gate::{Gate, Held};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
 use crate::time::Instant;
@@ -40,6 +42,8 @@ struct Slot {
 
 struct Listener {
     addr: SocketAddr,
+    /// Hold SYNs for the application to accept or refuse (`Stack::set_handshake_gate`).
+    gated: bool,
     backlog: usize,
     embryonic: usize,
     accept_queue: VecDeque<ConnId>,
@@ -65,6 +69,10 @@ pub struct Stack {
     free: Vec<u32>,
     listeners: Vec<Option<Listener>>,
     listen_map: HashMap<SocketAddr, ListenerId>,
+    /// The any-IP listener and its filter, if one listens (see `anyip.rs`).
+    any_ip: Option<(ListenerId, AnyIpFilter)>,
+    /// SYNs held for gated listeners until the application decides (see `gate.rs`).
+    gate: Gate,
     events: VecDeque<Event>,
     dirty: VecDeque<u32>,
     timers: BinaryHeap<Reverse<(Instant, u32)>>,
@@ -92,6 +100,8 @@ impl Stack {
             free: Vec::new(),
             listeners: Vec::new(),
             listen_map: HashMap::new(),
+            any_ip: None,
+            gate: Gate::default(),
             events: VecDeque::new(),
             dirty: VecDeque::new(),
             timers: BinaryHeap::new(),
@@ -149,7 +159,10 @@ impl Stack {
                 return;
             }
         };
-        if !self.local_addrs.is_empty() && !self.local_addrs.contains(&seg.dst) {
+        if !self.local_addrs.is_empty()
+            && !self.local_addrs.contains(&seg.dst)
+            && !self.any_ip.as_ref().is_some_and(|(_, f)| f.matches_ip(seg.dst))
+        {
             self.counters.drop(DropReason::NotOurAddress);
             return;
         }
@@ -204,7 +217,15 @@ impl Stack {
         }
     }
 
+    /// The listener for `local`: exact address, then the wildcard address, then the
+    /// any-IP listener if its filter takes `local`.
     fn find_listener(&self, local: SocketAddr) -> Option<ListenerId> {
+        self.find_bound_listener(local)
+            .or_else(|| self.any_ip.as_ref().filter(|(_, f)| f.matches(local)).map(|(l, _)| *l))
+    }
+
+    /// The listener bound to `local` exactly or by the wildcard address.
+    fn find_bound_listener(&self, local: SocketAddr) -> Option<ListenerId> {
         if self.listen_map.is_empty() {
             return None;
         }
@@ -272,6 +293,15 @@ impl Stack {
         let Some(listener) = self.listeners.get(lid.0 as usize).and_then(|l| l.as_ref()) else {
             return;
         };
+        if listener.gated && iss.is_none() {
+            let cap = listener.backlog;
+            match self.gate.hold(lid, quad, seg, now, cap) {
+                Held::New => self.events.push_back(Event::SynArrived(lid)),
+                Held::Again => self.counters.drop(DropReason::Ignored),
+                Held::Full => self.counters.drop(DropReason::ListenOverflow),
+            }
+            return;
+        }
         if listener.embryonic + listener.accept_queue.len() >= listener.backlog {
             // Backlog full: drop the SYN silently, as Linux does; the peer retransmits.
             self.counters.drop(DropReason::ListenOverflow);
@@ -590,16 +620,38 @@ impl Stack {
         if self.listen_map.contains_key(&local) {
             return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{local} is already listening")));
         }
+        let id = self.add_listener(local, backlog);
+        self.listen_map.insert(local, id);
+        Ok(id)
+    }
+
+    /// OPEN, passive, for any destination address and port that `filter` takes (any-IP
+    /// termination, see `anyip.rs`). Packets to those addresses are accepted even though
+    /// they are not local addresses; each accepted connection's `local_addr` is the
+    /// destination the peer connected to. Exact and wildcard-address listeners win over
+    /// it. At most one any-IP listener per stack (`AddrInUse`).
+    pub fn listen_any(&mut self, filter: AnyIpFilter, backlog: usize) -> io::Result<ListenerId> {
+        if self.any_ip.is_some() {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, "an any-IP listener already exists"));
+        }
+        let unspecified = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+        let id = self.add_listener(unspecified, backlog);
+        self.any_ip = Some((id, filter));
+        Ok(id)
+    }
+
+    fn add_listener(&mut self, addr: SocketAddr, backlog: usize) -> ListenerId {
         let backlog = if backlog == 0 { self.config.default_backlog } else { backlog };
         let l = Listener {
-            addr: local,
+            addr,
+            gated: false,
             backlog,
             embryonic: 0,
             accept_queue: VecDeque::new(),
             recv_buffer: None,
             send_buffer: None,
         };
-        let id = match self.listeners.iter().position(|l| l.is_none()) {
+        match self.listeners.iter().position(|l| l.is_none()) {
             Some(i) => {
                 self.listeners[i] = Some(l);
                 ListenerId(i as u32)
@@ -608,9 +660,7 @@ impl Stack {
                 self.listeners.push(Some(l));
                 ListenerId((self.listeners.len() - 1) as u32)
             }
-        };
-        self.listen_map.insert(local, id);
-        Ok(id)
+        }
     }
 
     fn listener(&self, l: ListenerId) -> io::Result<&Listener> {
@@ -655,6 +705,50 @@ impl Stack {
         Ok((c, remote))
     }
 
+    /// Gate the handshake of `l`'s connections: a SYN is held, without an answer, and
+    /// reported as `Event::SynArrived(l)` (then `Stack::poll_held_syn`) until [`Stack::accept_syn`] or
+    /// [`Stack::refuse_syn`] decides (see `gate.rs`).
+    pub fn set_handshake_gate(&mut self, l: ListenerId, on: bool) -> io::Result<()> {
+        self.listener(l)?;
+        if let Some(Some(li)) = self.listeners.get_mut(l.0 as usize) {
+            li.gated = on;
+        }
+        Ok(())
+    }
+
+    /// The oldest SYN held for `l` that was not handed out yet, as the connection it
+    /// asks for. Each held SYN is handed out once; it stays held until decided.
+    pub fn poll_held_syn(&mut self, l: ListenerId) -> Option<Quad> {
+        self.gate.poll(l)
+    }
+
+    /// Answer a held SYN: the handshake goes on as for any passive open (RFC 9293
+    /// §3.10.7.2) and the connection reaches `accept` once established. `NotFound` if no
+    /// SYN is held for `quad`.
+    pub fn accept_syn(&mut self, now: Instant, quad: Quad) -> io::Result<()> {
+        let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
+        let seg = h.segment(&quad);
+        self.gated_listen_segment(now, h.listener, quad, &seg);
+        Ok(())
+    }
+
+    /// Refuse a held SYN with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>, as a closed port
+    /// would (RFC 9293 §3.10.7.1): the peer's connect fails with "connection refused".
+    pub fn refuse_syn(&mut self, quad: Quad) -> io::Result<()> {
+        let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
+        self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(h.segment(&quad).seq + 1) });
+        Ok(())
+    }
+
+    /// LISTEN processing of a SYN the gate let through.
+    fn gated_listen_segment(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) {
+        let was = self.listeners.get_mut(lid.0 as usize).and_then(|l| l.as_mut()).map(|l| std::mem::replace(&mut l.gated, false));
+        self.listen_segment(now, lid, quad, seg, None);
+        if let (Some(g), Some(Some(l))) = (was, self.listeners.get_mut(lid.0 as usize)) {
+            l.gated = g;
+        }
+    }
+
     /// Number of connections waiting in `accept`.
     pub fn accept_queue_len(&self, l: ListenerId) -> usize {
         self.listener(l).map(|l| l.accept_queue.len()).unwrap_or(0)
@@ -665,7 +759,14 @@ impl Stack {
         let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
             return;
         };
-        self.listen_map.remove(&li.addr);
+        if self.any_ip.as_ref().is_some_and(|(id, _)| *id == l) {
+            self.any_ip = None;
+        } else {
+            self.listen_map.remove(&li.addr);
+        }
+        for (quad, seq) in self.gate.drain(l) {
+            self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(seq + 1) });
+        }
         let mut victims: Vec<u32> = li.accept_queue.iter().map(|c| c.index).collect();
         for (i, s) in self.slots.iter().enumerate() {
             if s.stage == Stage::Embryonic(l) && s.tcb.is_some() {
@@ -693,7 +794,7 @@ impl Stack {
             let p = self.next_port;
             self.next_port = if p >= hi || p < lo { lo } else { p + 1 };
             let cand = SocketAddr::new(local.ip(), p);
-            if self.find_listener(cand).is_some() {
+            if self.find_bound_listener(cand).is_some() {
                 continue;
             }
             if let Some(r) = remote

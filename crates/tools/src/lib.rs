@@ -4,11 +4,13 @@
 //! - [`script`]: the packetdrill-format script runner and its profiles (`utcp script`);
 //! - [`bench`]: kernel, smoltcp and utcp systems side by side (`utcp bench`);
 //! - [`trace`]: one line per segment, tshark style;
+//! - [`forward`]: a tun2socks-style gateway (`utcp forward`);
 //! - [`apps`]: echo, discard and a small HTTP file server over utcp sockets;
 //! - [`netns`]: private network namespaces for the demo, the bench and the tests.
 
 pub mod apps;
 pub mod bench;
+pub mod forward;
 pub mod netns;
 pub mod script;
 pub mod sim;

@@ -26,6 +26,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::task::Waker;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -115,9 +116,25 @@ pub(crate) struct Waiter {
     read_seq: u32,
     write_seq: u32,
     pub(crate) closed: Option<CloseReason>,
+    /// The async task waiting to read (or accept), woken with `read_seq` (tokio API).
+    read_waker: Option<Waker>,
+    /// The async task waiting to write, woken with `write_seq`.
+    write_waker: Option<Waker>,
 }
 
 impl Waiter {
+    /// Wake the async tasks waiting for `read` / `write` readiness; returns how many.
+    fn wake(&mut self, read: bool, write: bool) -> u32 {
+        let mut n = 0;
+        for (on, w) in [(read, &mut self.read_waker), (write, &mut self.write_waker)] {
+            if on && let Some(w) = w.take() {
+                w.wake();
+                n += 1;
+            }
+        }
+        n
+    }
+
     pub(crate) fn seq(&self, i: Interest) -> (u32, u32) {
         match i {
             Interest::Read => (self.read_seq, 0),
@@ -209,6 +226,9 @@ pub(crate) struct Inner {
     pub(crate) leader_rx: Option<RxBuf>,
     /// Threads asleep on a connection's condvar (they need someone to read the TUN).
     pub(crate) conn_followers: u32,
+    /// Async tasks with a registered waker: like `conn_followers`, they need the driver
+    /// (or a leader) to keep reading the TUN.
+    pub(crate) async_wakers: u32,
     /// Set when a dispatch woke a thread blocked on a connection other than the leader's.
     pub(crate) woke_other_conn: bool,
     /// What the timerfd is armed to (it may already have fired).
@@ -274,7 +294,15 @@ impl Shared {
     pub(crate) fn register(&self, g: &mut Inner, key: Key) {
         g.waiters.insert(
             key,
-            Waiter { cv: Arc::new(Condvar::new()), waiting: 0, read_seq: 0, write_seq: 0, closed: None },
+            Waiter {
+                cv: Arc::new(Condvar::new()),
+                waiting: 0,
+                read_seq: 0,
+                write_seq: 0,
+                closed: None,
+                read_waker: None,
+                write_waker: None,
+            },
         );
     }
 
@@ -318,6 +346,7 @@ impl Shared {
             w.read_seq = w.read_seq.wrapping_add(1);
             w.write_seq = w.write_seq.wrapping_add(1);
             w.cv.notify_all();
+            g.async_wakers = g.async_wakers.saturating_sub(w.wake(true, true));
         }
         if g.leader.is_some_and(|(k, _)| k == key) {
             self.kick.signal();
@@ -440,7 +469,7 @@ impl Inner {
                     }
                     Some((Key::Conn(c), true, true))
                 }
-                Event::Incoming(l) => Some((Key::Listener(l), true, true)),
+                Event::Incoming(l) | Event::SynArrived(l) => Some((Key::Listener(l), true, true)),
                 Event::StateChange { .. } => None,
             };
             if let Some((key, read, write)) = target
@@ -452,6 +481,7 @@ impl Inner {
                 if write {
                     w.write_seq = w.write_seq.wrapping_add(1);
                 }
+                self.async_wakers = self.async_wakers.saturating_sub(w.wake(read, write));
                 let leader = self.leader.filter(|(k, _)| *k == key);
                 if w.waiting > 0 {
                     w.cv.notify_all();
@@ -480,12 +510,37 @@ impl Inner {
         }
     }
 
+    /// Register the async task to wake when `key` may be readable (`read`) or writable.
+    /// Only the last task registered per direction is woken, as with tokio's own sockets.
+    pub(crate) fn register_waker(&mut self, key: Key, read: bool, waker: &Waker) -> io::Result<()> {
+        let w = self.waiters.get_mut(&key).ok_or_else(|| io::Error::from(io::ErrorKind::NotConnected))?;
+        let slot = if read { &mut w.read_waker } else { &mut w.write_waker };
+        match slot {
+            Some(old) if old.will_wake(waker) => {}
+            Some(old) => old.clone_from(waker),
+            None => {
+                *slot = Some(waker.clone());
+                self.async_wakers += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// Forget a socket's wait slot (its handle is gone), with any waker it held.
+    pub(crate) fn unregister(&mut self, key: Key) {
+        if let Some(mut w) = self.waiters.remove(&key) {
+            self.async_wakers = self.async_wakers.saturating_sub(w.wake(true, true));
+        }
+    }
+
     fn notify_all(&mut self, shared: &Shared) {
         for w in self.waiters.values_mut() {
             w.read_seq = w.read_seq.wrapping_add(1);
             w.write_seq = w.write_seq.wrapping_add(1);
             w.cv.notify_all();
+            w.wake(true, true);
         }
+        self.async_wakers = 0;
         shared.kick.signal();
     }
 
@@ -632,7 +687,7 @@ pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHan
     }
 }
 
-fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
+fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     if let Some(ns) = &config.netns {
         let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
             .map_err(|e| io::Error::new(e.kind(), format!("network namespace {ns:?}: {e}")))?;
@@ -642,12 +697,15 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
             return Err(io::Error::new(e.kind(), format!("setns into {ns:?}: {e}")));
         }
     }
-    let tun = Arc::new(Tun::open(&TunConfig {
-        name: config.tun_name.clone(),
-        peer: config.peer,
-        prefix: config.prefix,
-        mtu: config.mtu,
-    })?);
+    let tun = Arc::new(match config.tun_fd.take() {
+        Some(fd) => Tun::from_fd(fd)?,
+        None => Tun::open(&TunConfig {
+            name: config.tun_name.clone(),
+            peer: config.peer,
+            prefix: config.prefix,
+            mtu: config.mtu,
+        })?,
+    });
     let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     let epoll = Epoll::new().map_err(|e| ctx("epoll_create", e))?;
     let waker = EventFd::new().map_err(|e| ctx("eventfd", e))?;
@@ -690,6 +748,7 @@ fn setup(config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         leader: None,
         leader_rx: Some(RxBuf::new()),
         conn_followers: 0,
+        async_wakers: 0,
         woke_other_conn: false,
         timer_at: None,
         handback_check: HANDBACK,

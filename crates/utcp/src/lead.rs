@@ -168,13 +168,13 @@ impl Shared {
         (g, end)
     }
 
-    /// Give up reading the TUN: to the driver if other threads wait on connections (or
-    /// `to_driver`), else park it for the next blocking call.
+    /// Give up reading the TUN: to the driver if other threads (or async tasks) wait on
+    /// connections (or `to_driver`), else park it for the next blocking call.
     fn release_rx(&self, g: &mut Inner, now: Instant, to_driver: bool) {
         if g.stop || g.tun.is_none() {
             // The driver is on its way out; nothing to hand back.
             g.rx = RxOwner::Driver;
-        } else if g.conn_followers > 0 || to_driver {
+        } else if g.conn_followers > 0 || g.async_wakers > 0 || to_driver {
             // Others wait on connections: the driver reads for them from now on.
             self.arm_tun(true);
             g.rx = RxOwner::Driver;

@@ -35,6 +35,8 @@ mod pcap;
 mod socket;
 mod sys;
 mod tap;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 
 pub use impair::Impairment;
@@ -71,6 +73,8 @@ pub struct InterfaceConfig {
     pub impairment: Option<Impairment>,
     /// Observer for every packet crossing the TUN and every engine event.
     pub tap: Option<Box<dyn Tap>>,
+    /// A TUN descriptor to adopt instead of creating one (see [`Interface::from_fd`]).
+    pub tun_fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl InterfaceConfig {
@@ -87,6 +91,7 @@ impl InterfaceConfig {
             pcap: None,
             impairment: None,
             tap: None,
+            tun_fd: None,
         }
     }
 }
@@ -141,6 +146,29 @@ impl Interface {
         let (peer, prefix) = (config.peer, config.prefix);
         let (shared, thread) = driver::start(config)?;
         Ok(Interface { shared, thread: Some(thread), tun_name, peer, prefix })
+    }
+
+    /// Drive an existing TUN descriptor ("bring your own device"): one handed over by a
+    /// supervisor, made with `tun-rs`, or returned by a VPN API such as Android's
+    /// `VpnService`. The device must be `IFF_TUN | IFF_NO_PI` without `IFF_VNET_HDR`;
+    /// its addresses, routes and MTU are left as the caller set them, so
+    /// `config.peer`, `prefix` and `netns` are not applied to it, and `config.mtu`
+    /// must match the device's. `config.addr` is the stack's address behind the TUN.
+    ///
+    /// ```no_run
+    /// # fn f() -> std::io::Result<()> {
+    /// use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
+    /// let dev = tun_rs::DeviceBuilder::new().name("byo0").ipv4("10.80.0.1", 24, None).build_sync()?;
+    /// // SAFETY: the descriptor was just released by tun-rs; we own it now.
+    /// let fd = unsafe { OwnedFd::from_raw_fd(dev.into_raw_fd()) };
+    /// let cfg = utcp::InterfaceConfig::new("byo0", "10.80.0.2".parse().unwrap(), "10.80.0.1".parse().unwrap(), 24);
+    /// let iface = utcp::Interface::from_fd(fd, cfg)?;
+    /// # Ok(()) }
+    /// ```
+    pub fn from_fd(fd: std::os::fd::OwnedFd, mut config: InterfaceConfig) -> io::Result<Interface> {
+        config.tun_fd = Some(fd);
+        config.netns = None;
+        Interface::new(config)
     }
 
     /// The stack's own address.

@@ -96,6 +96,21 @@ impl TcpListener {
         Err(last.unwrap_or_else(|| io::Error::from(io::ErrorKind::InvalidInput)))
     }
 
+    /// Listen for any destination address and port that `filter` takes (any-IP
+    /// termination, as a tun2socks gateway needs): each accepted stream's `local_addr()`
+    /// is the destination its peer connected to. The kernel side must route those
+    /// destinations into the TUN. At most one per interface (`AddrInUse`).
+    pub fn bind_any(iface: &Interface, filter: crate::engine::AnyIpFilter) -> io::Result<TcpListener> {
+        let shared = iface.shared.clone();
+        let mut g = shared.lock();
+        g.check_up()?;
+        let id = g.stack.listen_any(filter, 0)?;
+        shared.register(&mut g, Key::Listener(id));
+        drop(g);
+        let local = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+        Ok(TcpListener { shared, id, local, nonblocking: AtomicBool::new(false) })
+    }
+
     /// Wait for a connection that completed the handshake.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         self.accept_until(None)

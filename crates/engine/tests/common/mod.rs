@@ -12,7 +12,7 @@
 
 pub use std::io::ErrorKind;
 pub use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
-pub use utcp_engine::{CloseReason, Config, ConnId, Event, Keepalive, ListenerId, Stack, State};
+pub use utcp_engine::{CloseReason, Config, ConnId, Event, Keepalive, ListenerId, Quad, Stack, State};
 pub use utcp_engine::seq::SeqNum;
 pub use utcp_engine::time::{Duration, Instant};
 pub use utcp_engine::wire::{

@@ -74,6 +74,25 @@ impl Tun {
         Ok(Tun { dev, name })
     }
 
+    /// Adopt a TUN descriptor made elsewhere: by a supervisor that passed it in, by
+    /// `tun-rs` (`SyncDevice::into_raw_fd`), or by a VPN API (Android's
+    /// `VpnService.Builder.establish()`). The device must carry raw IP packets without
+    /// packet information (`IFF_TUN | IFF_NO_PI`) and without `IFF_VNET_HDR`; its
+    /// addresses, routes and MTU are the caller's business. The descriptor is made
+    /// nonblocking and closed with the `Tun`.
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> io::Result<Tun> {
+        use std::os::fd::IntoRawFd;
+        let raw = fd.into_raw_fd();
+        // SAFETY: `raw` comes from an `OwnedFd` given up just above, so it is open and
+        // nothing else will close it; `SyncDevice` takes ownership. tun-rs checks that it
+        // is a TUN (TUNGETIFF) and rejects the framing flags it can detect.
+        let dev = unsafe { tun_rs::SyncDevice::from_fd(raw) }
+            .map_err(|e| io::Error::new(e.kind(), format!("adopting TUN fd {raw}: {e}")))?;
+        dev.set_nonblocking(true)?;
+        let name = dev.name().unwrap_or_else(|_| format!("fd{raw}"));
+        Ok(Tun { dev, name })
+    }
+
     /// The interface name the kernel gave the device.
     pub fn name(&self) -> &str {
         &self.name

@@ -1,0 +1,143 @@
+//! Any-IP termination: `Stack::listen_any` takes SYNs for any destination its filter
+//! allows, each accepted connection keeps the original destination as its local
+//! address, and segments for no connection still follow RFC 9293 §3.10.7.1.
+
+mod common;
+use common::*;
+use utcp_engine::AnyIpFilter;
+
+fn dst(ip: [u8; 4], port: u16) -> SocketAddr {
+    SocketAddr::from((ip, port))
+}
+
+fn any_ip_stack() -> H {
+    let mut h = H::new(base_config());
+    let f = AnyIpFilter::all().prefix("10.99.0.0".parse().unwrap(), 24).ports(1, 9000);
+    h.listener = Some(h.stack.listen_any(f, 0).unwrap());
+    h
+}
+
+#[test]
+fn syn_to_any_address_in_the_filter_is_answered_from_that_address() {
+    let mut h = any_ip_stack();
+    let to = dst([10, 99, 0, 1], 8080);
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1460).to(to));
+    let synack = h.recv().expect("a SYN-ACK");
+    assert_eq!((synack.flags, synack.ack, synack.dst), (SYN | ACK, PEER_ISS + 1, remote_addr()));
+    assert_eq!(synack.src, to, "the SYN-ACK comes from the original destination");
+    let iss = synack.seq;
+    h.send(Seg::new(ACK, PEER_ISS + 1, iss.wrapping_add(1)).to(to));
+    let (c, peer) = h.stack.accept(h.listener.unwrap()).expect("an established connection");
+    assert_eq!(peer, remote_addr());
+    assert_eq!(h.stack.local_addr(c).unwrap(), to, "local_addr is the original destination");
+    // Data flows on it.
+    h.send(Seg::new(ACK | PSH, PEER_ISS + 1, iss.wrapping_add(1)).data(b"hi").to(to));
+    let mut buf = [0u8; 8];
+    assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap(), 2);
+    assert_eq!(&buf[..2], b"hi");
+}
+
+#[test]
+fn destination_outside_the_prefixes_is_not_ours() {
+    let mut h = any_ip_stack();
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(dst([10, 98, 0, 1], 80)));
+    h.expect_nothing();
+    assert_eq!(h.stack.counters().dropped(DropReason::NotOurAddress), 1);
+}
+
+#[test]
+fn port_outside_the_filter_gets_a_rst_per_3_10_7_1() {
+    let mut h = any_ip_stack();
+    let to = dst([10, 99, 0, 7], 9001);
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(to));
+    let rst = h.expect_to(remote_addr(), RST | ACK, 0, PEER_ISS + 1);
+    assert_eq!(rst.src, to);
+}
+
+#[test]
+fn exact_listener_wins_and_one_any_ip_listener_per_stack() {
+    let mut h = any_ip_stack();
+    assert_eq!(h.stack.listen_any(AnyIpFilter::all(), 0).unwrap_err().kind(), ErrorKind::AddrInUse);
+    let exact = h.stack.listen(local_addr(), 0).unwrap();
+    h.send(Seg::new(SYN, PEER_ISS, 0));
+    let synack = h.recv().expect("a SYN-ACK");
+    assert_eq!((synack.flags, synack.ack, synack.src), (SYN | ACK, PEER_ISS + 1, local_addr()));
+    h.send(Seg::new(ACK, PEER_ISS + 1, synack.seq.wrapping_add(1)));
+    assert!(h.stack.accept(exact).is_ok());
+    assert_eq!(h.stack.accept(h.listener.unwrap()).unwrap_err().kind(), ErrorKind::WouldBlock);
+    // Closing the any-IP listener stops the termination.
+    h.stack.close_listener(h.now, h.listener.unwrap());
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(dst([10, 99, 0, 1], 80)).from(SocketAddr::from(([10, 0, 0, 3], 5000))));
+    h.expect_nothing();
+}
+
+#[test]
+fn active_opens_still_find_ephemeral_ports() {
+    let mut h = H::new(base_config());
+    h.stack.listen_any(AnyIpFilter::all(), 0).unwrap();
+    let c = h.stack.connect(h.now, SocketAddr::new(IpAddr::V4(LOCAL_IP), 0), remote_addr()).unwrap();
+    assert_ne!(h.stack.local_addr(c).unwrap().port(), 0);
+    h.expect(SYN, h.stack.status(c).unwrap().snd_una, 0);
+}
+
+// ---------------------------------------------------------------- handshake gate
+
+fn gated() -> (H, SocketAddr) {
+    let mut h = any_ip_stack();
+    h.stack.set_handshake_gate(h.listener.unwrap(), true).unwrap();
+    (h, dst([10, 99, 0, 1], 8080))
+}
+
+fn quad_to(to: SocketAddr) -> Quad {
+    Quad { local: to, remote: remote_addr() }
+}
+
+#[test]
+fn gated_syn_is_held_silently_until_accepted() {
+    let (mut h, to) = gated();
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1200).to(to));
+    h.expect_nothing();
+    assert!(h.events().contains(&Event::SynArrived(h.listener.unwrap())));
+    // The peer retransmits: absorbed, no second event.
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1200).to(to));
+    h.expect_nothing();
+    assert!(!h.events().contains(&Event::SynArrived(h.listener.unwrap())));
+    assert_eq!(h.stack.poll_held_syn(h.listener.unwrap()), Some(quad_to(to)));
+    assert_eq!(h.stack.poll_held_syn(h.listener.unwrap()), None, "handed out once");
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let synack = h.recv().expect("the SYN-ACK once accepted");
+    assert_eq!((synack.flags, synack.ack, synack.src), (SYN | ACK, PEER_ISS + 1, to));
+    h.send(Seg::new(ACK, PEER_ISS + 1, synack.seq.wrapping_add(1)).to(to));
+    let (c, _) = h.stack.accept(h.listener.unwrap()).expect("established");
+    assert_eq!(h.stack.local_addr(c).unwrap(), to);
+    // The decision is made once.
+    assert_eq!(h.stack.accept_syn(h.now, quad_to(to)).unwrap_err().kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn refused_syn_gets_rst_ack_like_a_closed_port() {
+    let (mut h, to) = gated();
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(to));
+    h.expect_nothing();
+    h.stack.refuse_syn(quad_to(to)).unwrap();
+    let rst = h.expect_to(remote_addr(), RST | ACK, 0, PEER_ISS + 1);
+    assert_eq!(rst.src, to);
+    assert_eq!(h.stack.poll_held_syn(h.listener.unwrap()), None);
+}
+
+#[test]
+fn held_syns_are_bounded_by_the_backlog_and_reset_when_the_listener_closes() {
+    let mut h = H::new(base_config());
+    let l = h.stack.listen_any(AnyIpFilter::all(), 4).unwrap();
+    h.stack.set_handshake_gate(l, true).unwrap();
+    for i in 0..10u16 {
+        let from = SocketAddr::from(([10, 0, 0, 2], 40000 + i));
+        h.send(Seg::new(SYN, PEER_ISS, 0).from(from).to(dst([10, 99, 0, 1], 80)));
+    }
+    h.expect_nothing();
+    assert_eq!(h.stack.counters().dropped(DropReason::ListenOverflow), 6);
+    h.stack.close_listener(h.now, l);
+    let rsts = h.drain();
+    assert_eq!(rsts.len(), 4);
+    assert!(rsts.iter().all(|o| o.flags == RST | ACK && o.ack == PEER_ISS + 1));
+}

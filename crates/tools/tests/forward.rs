@@ -1,0 +1,118 @@
+//! `utcp forward` end to end, in the topology of the tunnel issue:
+//! - namespace A: the clients (curl), with the TUN `fw0`; 10.99.0.0/24 is routed into it;
+//! - namespace B: a kernel HTTP server at 10.99.0.1:8080 (on a dummy interface, or on
+//!   B's loopback where the kernel lacks `dummy`);
+//! - the gateway terminates in A and connects upstream from B.
+//!
+//! Checks: a 50 MiB file arrives byte-exact; a closed port upstream is "connection
+//! refused" for the client; 200 parallel curls succeed; the totals add up.
+//! Needs root (namespaces, TUN), curl and python3.
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+use utcp_tools::forward::{self, ForwardOptions, Upstream};
+use utcp_tools::netns::{NetNs, require_root};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn sh(ns: &NetNs, script: &str) -> std::process::Output {
+    Command::new("ip").args(["netns", "exec", ns.name(), "sh", "-c", script]).output().expect("sh in netns")
+}
+
+/// Namespace B: dummy interface with 10.99.0.1 and a python HTTP server serving `dir`.
+fn upstream_server(b: &NetNs, dir: &std::path::Path) -> Server {
+    // A dummy interface where the kernel has the module, else the loopback device
+    // (this machine's kernel has no `dummy`): either way 10.99.0.1 is local to B only.
+    let iface = if sh(b, "ip link add d0 type dummy").status.success() { "d0" } else { "lo" };
+    for cmd in [format!("ip addr add 10.99.0.1/24 dev {iface}"), format!("ip link set {iface} up")] {
+        let cmd = cmd.as_str();
+        let out = sh(b, cmd);
+        assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let child = Command::new("ip")
+        .args(["netns", "exec", b.name(), "python3", "-m", "http.server", "8080", "--bind", "10.99.0.1"])
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 http.server");
+    let server = Server(child);
+    let start = Instant::now();
+    while !sh(b, "python3 -c 'import socket; socket.create_connection((\"10.99.0.1\", 8080), 1)'").status.success() {
+        assert!(start.elapsed() < Duration::from_secs(20), "upstream HTTP server did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    server
+}
+
+#[test]
+fn forward_terminates_and_relays_to_the_original_destination() {
+    if !require_root("forward_terminates_and_relays_to_the_original_destination") {
+        return;
+    }
+    let a = NetNs::create(&NetNs::unique_name("fw-a")).expect("netns A");
+    let b = NetNs::create(&NetNs::unique_name("fw-b")).expect("netns B");
+    let dir = std::env::temp_dir().join(format!("utcp-fw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body: Vec<u8> = (0..50u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(dir.join("f.bin"), &body).unwrap();
+    std::fs::write(dir.join("s.txt"), b"small\n").unwrap();
+    let _server = upstream_server(&b, &dir);
+
+    let mut o = ForwardOptions::new(a.name(), "fw0", vec![("10.99.0.0".parse().unwrap(), 24)], Upstream::Netns(b.name().into()));
+    o.verbose = false;
+    let stop = Arc::new(AtomicBool::new(false));
+    let gw = {
+        let stop = stop.clone();
+        std::thread::spawn(move || forward::run(o, stop))
+    };
+    // Wait for the route into the TUN.
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&sh(&a, "ip route show 10.99.0.0/24").stdout).contains("fw0") {
+        assert!(start.elapsed() < Duration::from_secs(20), "gateway did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // 50 MiB byte-exact.
+    let out = sh(&a, "curl -sS --max-time 120 http://10.99.0.1:8080/f.bin | sha256sum");
+    let want = sha256_hex(&body);
+    let got = String::from_utf8_lossy(&out.stdout);
+    assert!(got.starts_with(&want), "sha256 {got} != {want}; stderr {}", String::from_utf8_lossy(&out.stderr));
+
+    // A closed port upstream: the client's connect is refused (curl exit 7).
+    let t = Instant::now();
+    let out = sh(&a, "curl -sS --max-time 10 http://10.99.0.1:9/");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "curl should fail to connect: {err}");
+    assert!(err.contains("refused") || err.contains("Couldn't connect"), "{err}");
+    eprintln!("refused after {:?}", t.elapsed());
+
+    // 200 parallel curls.
+    let out = sh(
+        &a,
+        "for j in $(seq 1 200); do (curl -sS --max-time 60 http://10.99.0.1:8080/s.txt | grep -q small && echo ok) & done; wait",
+    );
+    let ok = String::from_utf8_lossy(&out.stdout).lines().filter(|l| *l == "ok").count();
+    assert_eq!(ok, 200, "parallel curls: {}", String::from_utf8_lossy(&out.stderr));
+
+    stop.store(true, Ordering::Relaxed);
+    let totals = gw.join().unwrap().expect("gateway ran");
+    assert!(totals.refused.load(Ordering::Relaxed) >= 1);
+    assert!(totals.closed.load(Ordering::Relaxed) + totals.reset.load(Ordering::Relaxed) >= 201);
+    assert!(totals.down_bytes.load(Ordering::Relaxed) >= 50 << 20);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn sha256_hex(data: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
