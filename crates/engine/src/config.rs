@@ -108,7 +108,9 @@ pub struct Config {
     /// Handle TIME-WAIT as FreeBSD's tcp_twcheck() does (no acceptability test; ACK
     /// anything but an exact duplicate ACK; drop RSTs and segments without ACK).
     pub time_wait_bsd: bool,
-    /// Challenge ACKs allowed per second (RFC 5961 §7); 0 = unlimited.
+    /// Stack-wide challenge ACKs per second (RFC 5961 §7); 0 = unlimited. The budget of
+    /// each second is drawn as `limit/2 + rand(limit)` (Linux's tcp_challenge_ack_limit)
+    /// so that no connection can read another's use of it (CVE-2016-5696).
     pub challenge_ack_limit: u32,
     /// Initial congestion window in segments; `None` uses RFC 6928 (min(10*MSS, max(2*MSS, 14600))).
     pub initial_window_segments: Option<u32>,
@@ -124,6 +126,15 @@ pub struct Config {
     pub max_ooo_ranges: usize,
     /// Pending-connection limit per listener when `listen` is given 0.
     pub default_backlog: usize,
+
+    // --- Hostile networks (issue 9): RFC 5961 §7 per-connection challenge-ACK limit ---
+    /// Each connection sends at most `challenge_ack_burst` challenge ACKs per
+    /// `challenge_ack_interval` (RFC 5961 §7). Linux: 1 per 500 ms
+    /// (net.ipv4.tcp_invalid_ratelimit); FreeBSD: 5 per 1000 ms
+    /// (net.inet.tcp.ack_war_cnt / ack_war_timewindow). A zero interval turns it off.
+    pub challenge_ack_interval: Duration,
+    /// See `challenge_ack_interval`.
+    pub challenge_ack_burst: u32,
 }
 
 impl Default for Config {
@@ -172,6 +183,8 @@ impl Default for Config {
             trace_states: false,
             max_ooo_ranges: 64,
             default_backlog: 128,
+            challenge_ack_interval: Duration::from_millis(500),
+            challenge_ack_burst: 1,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod counters;
 pub mod isn;
 pub mod stack;
 pub mod tcb;
+mod ack_queue;
 
 pub use config::{Config, Keepalive};
 pub use counters::Counters;

@@ -73,6 +73,8 @@ pub struct Stack {
     challenge_epoch: u64,
     next_port: u16,
     reply_ip_id: u16,
+    /// Hostile networks (issue 9): ACKs owed before the next segment (RFC 5681 §4.2).
+    acks: crate::ack_queue::AckQueue,
 }
 
 impl Stack {
@@ -83,7 +85,7 @@ impl Stack {
         let start =
             lo + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span) as u16;
         Stack {
-            challenge_budget: config.challenge_ack_limit,
+            challenge_budget: crate::tcb::challenge_budget(&config.isn_secret, config.challenge_ack_limit, 0),
             config,
             counters: Counters::default(),
             local_addrs: Vec::new(),
@@ -99,6 +101,7 @@ impl Stack {
             challenge_epoch: 0,
             next_port: start,
             reply_ip_id: 0,
+            acks: Default::default(),
         }
     }
 
@@ -181,6 +184,9 @@ impl Stack {
                     events: &mut self.events,
                     challenge_budget: &mut self.challenge_budget,
                 };
+                if !seg.payload.is_empty() && tcb.owes_data_ack(&self.config) {
+                    owed_ack(tcb, &mut cx, now, &mut self.acks);
+                }
                 tcb.on_segment(&mut cx, now, &seg)
             };
             if let Some(r) = reply {
@@ -200,7 +206,9 @@ impl Stack {
         let epoch = now.micros() / 1_000_000;
         if epoch != self.challenge_epoch {
             self.challenge_epoch = epoch;
-            self.challenge_budget = self.config.challenge_ack_limit;
+            // RFC 5961 §7 without a side channel: a keyed-random budget each second.
+            self.challenge_budget =
+                crate::tcb::challenge_budget(&self.config.isn_secret, self.config.challenge_ack_limit, epoch);
         }
     }
 
@@ -450,10 +458,28 @@ impl Stack {
 
     // ---------------------------------------------------------------- output
 
-    /// Write the next packet to send into `buf` (which should hold `mtu` bytes).
+    /// The smallest `buf` [`Stack::poll_transmit`] works with: 40 bytes of IPv4 and TCP
+    /// headers plus the larger of the MSS we advertise and 40 bytes of options (what a
+    /// SYN may carry). MUST-16 (RFC 9293 §3.7.1) keeps payload plus options of every data
+    /// segment within the MSS, so an `mtu`-sized buffer is enough.
+    pub fn min_transmit_buffer(&self) -> usize {
+        40 + (self.config.effective_mss() as usize).max(40)
+    }
+
+    /// Write the next packet to send into `buf` (at least [`Stack::min_transmit_buffer`]
+    /// bytes). A smaller buffer gets `None` and changes nothing: no state advances and no
+    /// connection leaves the transmit queue, so a later call with a large enough buffer
+    /// sends what is owed.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if buf.len() < self.min_transmit_buffer() {
+            return None;
+        }
         if let Some(r) = self.replies.pop_front() {
             return self.emit_reply(&r, buf);
+        }
+        if let Some(n) = self.acks.pop_into(buf) {
+            self.counters.out_segs += 1;
+            return Some(n);
         }
         while let Some(&idx) = self.dirty.front() {
             let out = {
@@ -968,6 +994,21 @@ impl Stack {
 
     pub fn peer_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
         Ok(self.tcb(c)?.quad.remote)
+    }
+}
+
+/// RFC 5681 §4.2 / RFC 9293 SHLD-19: a data segment arrives while the TCB still owes an
+/// ACK for earlier in-order data; send that ACK first (from the ACK queue) instead of
+/// folding it into the next one.
+fn owed_ack(tcb: &mut Tcb, cx: &mut Cx, now: Instant, acks: &mut crate::ack_queue::AckQueue) {
+    match acks.slot() {
+        Some(slot) => {
+            if let Some(n) = tcb.emit_owed_ack(cx, now, slot) {
+                acks.commit(n);
+                cx.counters.acks_queued += 1;
+            }
+        }
+        None => cx.counters.acks_coalesced += 1,
     }
 }
 
