@@ -135,6 +135,18 @@ pub struct Config {
     pub challenge_ack_interval: Duration,
     /// See `challenge_ack_interval`.
     pub challenge_ack_burst: u32,
+
+    // --- Hostile networks (issue 9): IPv4 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2) ---
+    /// Bytes of reassembly buffers the stack may hold (Linux's net.ipv4.ipfrag_high_thresh,
+    /// 4 MiB). 0 turns reassembly off: fragments are dropped as `Fragment`.
+    pub ipfrag_high_thresh: usize,
+    /// Datagrams reassembled at once.
+    pub ipfrag_max_datagrams: usize,
+    /// Fragments one datagram may have (at most `wire::frag::MAX_FRAGMENTS`, 64).
+    pub ipfrag_max_fragments: usize,
+    /// A datagram not complete this long after its first fragment is dropped (RFC 1122
+    /// §3.3.2; Linux's net.ipv4.ipfrag_time, 30 s).
+    pub ipfrag_time: Duration,
 }
 
 impl Default for Config {
@@ -185,6 +197,10 @@ impl Default for Config {
             default_backlog: 128,
             challenge_ack_interval: Duration::from_millis(500),
             challenge_ack_burst: 1,
+            ipfrag_high_thresh: 4 * 1024 * 1024,
+            ipfrag_max_datagrams: 1024,
+            ipfrag_max_fragments: 64,
+            ipfrag_time: Duration::from_secs(30),
         }
     }
 }

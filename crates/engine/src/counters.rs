@@ -33,6 +33,13 @@ pub struct Counters {
     pub acks_queued: u64,
     /// Such ACKs folded into a later one because the ACK queue was full.
     pub acks_coalesced: u64,
+    // --- IPv4 reassembly (issue 9) ---
+    /// Fragments received (Linux's ReasmReqds).
+    pub reasm_reqds: u64,
+    /// Datagrams reassembled (ReasmOKs).
+    pub reasm_oks: u64,
+    /// Datagrams given up (ReasmFails).
+    pub reasm_fails: u64,
     /// Drops by reason, indexed by `DropReason::index()`.
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -52,7 +59,7 @@ impl Counters {
 
 impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, u64); 18] = [
+        let rows: [(&str, u64); 21] = [
             ("InPackets", self.in_packets),
             ("InSegs", self.in_segs),
             ("OutSegs", self.out_segs),
@@ -71,6 +78,9 @@ impl fmt::Display for Counters {
             ("ChallengeACKsLimited", self.challenge_acks_limited),
             ("AcksQueued", self.acks_queued),
             ("AcksCoalesced", self.acks_coalesced),
+            ("ReasmReqds", self.reasm_reqds),
+            ("ReasmOKs", self.reasm_oks),
+            ("ReasmFails", self.reasm_fails),
         ];
         for (name, v) in rows {
             if v != 0 {

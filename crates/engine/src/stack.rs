@@ -9,6 +9,7 @@ use crate::time::Instant;
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
+use crate::wire::frag::{FragResult, Reassembler};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
@@ -75,6 +76,8 @@ pub struct Stack {
     reply_ip_id: u16,
     /// Hostile networks (issue 9): ACKs owed before the next segment (RFC 5681 §4.2).
     acks: crate::ack_queue::AckQueue,
+    /// Hostile networks (issue 9): IPv4 reassembly.
+    frags: Reassembler,
 }
 
 impl Stack {
@@ -102,6 +105,7 @@ impl Stack {
             next_port: start,
             reply_ip_id: 0,
             acks: Default::default(),
+            frags: Reassembler::default(),
         }
     }
 
@@ -147,11 +151,40 @@ impl Stack {
         self.counters.in_packets += 1;
         let seg = match parse_ipv4_tcp(packet) {
             Ok(s) => s,
+            Err(DropReason::Fragment) if self.config.ipfrag_high_thresh > 0 => {
+                return self.handle_fragment(now, packet);
+            }
             Err(reason) => {
                 self.counters.drop(reason);
                 return;
             }
         };
+        self.handle_segment(now, seg);
+    }
+
+    /// IPv4 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2 MUST; `wire/frag.rs`): a complete
+    /// datagram goes on as one segment.
+    fn handle_fragment(&mut self, now: Instant, packet: &[u8]) {
+        match self.frags.insert(&self.config, now, packet, &mut self.counters) {
+            FragResult::Pending(Some(reason)) => self.counters.drop(reason),
+            FragResult::Pending(None) => {}
+            FragResult::Complete(buf) => {
+                match parse_ipv4_tcp(&buf) {
+                    Ok(seg) => self.handle_segment(now, seg),
+                    Err(reason) => self.counters.drop(reason),
+                }
+                self.frags.recycle(buf);
+            }
+        }
+    }
+
+    /// Bytes held by IPv4 reassembly (at most `Config::ipfrag_high_thresh`).
+    pub fn reassembly_memory(&self) -> usize {
+        self.frags.memory()
+    }
+
+    /// One parsed segment, from a packet or a reassembled datagram.
+    fn handle_segment(&mut self, now: Instant, seg: TcpSegment<'_>) {
         if !self.local_addrs.is_empty() && !self.local_addrs.contains(&seg.dst) {
             self.counters.drop(DropReason::NotOurAddress);
             return;
@@ -539,6 +572,15 @@ impl Stack {
 
     /// The earliest instant at which `handle_timeout` has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let tcb = self.poll_tcb_timeout();
+        // IPv4 reassembly timeouts (RFC 1122 §3.3.2).
+        match (tcb, self.frags.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_tcb_timeout(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             let slot = &mut self.slots[idx as usize];
             if slot.scheduled == Some(t) {
@@ -562,6 +604,9 @@ impl Stack {
 
     /// Fire every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.frags.is_empty() {
+            self.frags.expire(now, &mut self.counters);
+        }
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
                 break;
