@@ -178,9 +178,15 @@ impl Stack {
         }
     }
 
-    /// Bytes held by IPv4 reassembly (at most `Config::ipfrag_high_thresh`).
+    /// Bytes held by IPv4 reassembly, a reusable spare buffer included (at most
+    /// `Config::ipfrag_high_thresh`; 0 once every datagram has completed or timed out).
     pub fn reassembly_memory(&self) -> usize {
         self.frags.memory()
+    }
+
+    /// IPv4 datagrams being reassembled.
+    pub fn reassembly_pending(&self) -> usize {
+        self.frags.len()
     }
 
     /// One parsed segment, from a packet or a reassembled datagram.

@@ -91,8 +91,11 @@ fn frag_of(packet: &[u8]) -> Option<Frag<'_>> {
 #[derive(Default)]
 pub struct Reassembler {
     datagrams: Vec<Datagram>,
-    /// Bytes of buffers held (the sum of their capacities).
+    /// Bytes of buffers held, the spare included (the sum of their capacities).
     memory: usize,
+    /// The buffer of the last finished datagram, reused by the next one so that the
+    /// steady path allocates nothing. Counted in `memory`; given up under pressure.
+    spare: Option<Vec<u8>>,
 }
 
 /// Outcome of one fragment.
@@ -132,6 +135,10 @@ impl Reassembler {
             if self.datagrams[i].deadline <= now {
                 self.remove(i);
                 n += 1;
+                // An idle table holds nothing.
+                if self.datagrams.is_empty() {
+                    self.drop_spare();
+                }
             } else {
                 i += 1;
             }
@@ -143,9 +150,13 @@ impl Reassembler {
         n
     }
 
-    /// A completed datagram's buffer is no longer needed.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
-        drop(buf);
+    /// A completed datagram's buffer is no longer needed: keep it as the spare.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.is_none() && buf.capacity() <= MAX_DATAGRAM {
+            buf.clear();
+            self.memory += buf.capacity();
+            self.spare = Some(buf);
+        }
     }
 
     fn remove(&mut self, i: usize) -> Datagram {
@@ -156,7 +167,8 @@ impl Reassembler {
 
     /// Drop datagram `i` for `reason`.
     fn fail(&mut self, i: usize, reason: DropReason, counters: &mut Counters) -> FragResult {
-        self.remove(i);
+        let d = self.remove(i);
+        self.recycle(d.buf);
         counters.reasm_fails += 1;
         FragResult::Pending(Some(reason))
     }
@@ -209,10 +221,12 @@ impl Reassembler {
         if self.datagrams.len() >= cfg.ipfrag_max_datagrams || self.memory >= cfg.ipfrag_high_thresh {
             return None;
         }
+        // The spare moves to the new datagram: `memory` already counts it.
+        let buf = self.spare.take().unwrap_or_default();
         self.datagrams.push(Datagram {
             key,
             deadline: now + cfg.ipfrag_time,
-            buf: Vec::new(),
+            buf,
             ranges: [(0, 0); MAX_FRAGMENTS],
             nranges: 0,
             total: None,
@@ -256,19 +270,33 @@ impl Reassembler {
             return true;
         }
         let old = d.buf.capacity();
+        if need <= old {
+            d.buf.resize(need, 0);
+            return true;
+        }
         // Known length: allocate it once; otherwise at least double (amortised growth).
         let want = match d.total {
             Some(t) => IPV4_HEADER_LEN + t as usize,
-            None => need.max(old * 2).min(MAX_DATAGRAM),
+            None => need.max(d.buf.len() * 2).min(MAX_DATAGRAM),
         }
         .max(need);
         if self.memory - old + want > cfg.ipfrag_high_thresh {
-            return false;
+            self.drop_spare();
+            if self.memory - old + want > cfg.ipfrag_high_thresh {
+                return false;
+            }
         }
+        let d = &mut self.datagrams[i];
         d.buf.reserve_exact(want - d.buf.len());
         d.buf.resize(need, 0);
         self.memory = self.memory - old + d.buf.capacity();
         true
+    }
+
+    fn drop_spare(&mut self) {
+        if let Some(b) = self.spare.take() {
+            self.memory -= b.capacity();
+        }
     }
 
     /// Copy the fragment in; a complete datagram is taken out of the table.
