@@ -100,6 +100,20 @@ fn ack_every_second_full_segment_in_a_batch_without_reads() {
     assert_eq!(h.stack.counters().acks_queued, 4);
 }
 
+/// A peer behind a smaller path MTU sends 1360-byte segments to our MSS of 1460: those
+/// are its full-sized segments, and every second one is acknowledged.
+#[test]
+fn full_size_follows_what_the_peer_sends() {
+    let mut h = established(delack_config());
+    for k in 0..6u32 {
+        h.send(Seg::new(ACK, h.peer(k * 1360), h.our(0)).data(&payload(1360)));
+    }
+    for k in 1..=3u32 {
+        h.expect(ACK, h.our(0), h.peer(k * 2720));
+    }
+    h.expect_nothing();
+}
+
 /// An odd segment at the end of a batch waits for the delayed-ACK timer (< 0.5 s).
 #[test]
 fn odd_segment_after_batch_is_acked_by_delayed_ack_timer() {
@@ -121,13 +135,14 @@ fn odd_segment_after_batch_is_acked_by_delayed_ack_timer() {
 #[test]
 fn small_segments_in_a_batch_draw_one_ack() {
     let mut h = established(delack_config());
-    for k in 0..6u32 {
-        h.send(Seg::new(ACK, h.peer(k * 400), h.our(0)).data(&payload(400)));
+    for k in 0..5u32 {
+        h.send(Seg::new(ACK, h.peer(k * 200), h.our(0)).data(&payload(200)));
     }
-    // 2400 bytes < 2 * 1460: one delayed ACK for all.
+    // 1000 bytes < 2 * 536 (the smallest "full size", RFC 9293 §3.7.1's default MSS):
+    // one delayed ACK for all.
     h.expect_nothing();
     h.fire_timer();
-    h.expect(ACK, h.our(0), h.peer(2400));
+    h.expect(ACK, h.our(0), h.peer(1000));
     h.expect_nothing();
 }
 

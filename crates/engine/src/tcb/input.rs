@@ -841,6 +841,7 @@ impl Tcb {
         }
         // In order: delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): at least every second
         // full-sized segment, and within the configured bound (< 0.5 s).
+        self.rcv_seg_max = self.rcv_seg_max.max(data.len() as u32);
         self.unacked_bytes += advanced as u32;
         self.unacked_segs += 1;
         match cx.cfg.delayed_ack {
@@ -863,7 +864,10 @@ impl Tcb {
         if cfg.ack_every_counts_segments {
             return self.unacked_segs >= every;
         }
-        let full = self.rcv_mss as u32 - if self.ts_ok { 12 } else { 0 };
+        // "Full-sized" is what the peer actually sends at most (Linux's rcv_mss estimate):
+        // a peer behind a smaller path MTU never fills our MSS.
+        let mss = self.rcv_mss as u32 - if self.ts_ok { 12 } else { 0 };
+        let full = self.rcv_seg_max.clamp(536.min(mss), mss);
         self.unacked_segs > 0 && self.unacked_bytes >= every * full
     }
 
