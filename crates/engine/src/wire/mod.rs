@@ -2,7 +2,8 @@
 //!
 //! Parsing ([`parse_ipv4_tcp`]) verifies the IPv4 header checksum and the TCP checksum and
 //! returns a zero-copy [`TcpSegment`] view; emitting ([`emit_ipv4_tcp`]) writes a complete
-//! IPv4+TCP packet into a caller-supplied buffer. Neither allocates.
+//! IPv4+TCP packet into a caller-supplied buffer. Neither allocates. Fragments, which
+//! parsing refuses, are reassembled by [`frag`] (one reused buffer per datagram).
 
 pub mod checksum;
 pub mod frag;
