@@ -165,6 +165,12 @@ impl Stack {
     /// IPv4 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2 MUST; `wire/frag.rs`): a complete
     /// datagram goes on as one segment.
     fn handle_fragment(&mut self, now: Instant, packet: &[u8]) {
+        // Only datagrams for us may take reassembly memory (the header is validated).
+        let dst = IpAddr::V4(std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]));
+        if !self.local_addrs.is_empty() && !self.local_addrs.contains(&dst) {
+            self.counters.drop(DropReason::NotOurAddress);
+            return;
+        }
         match self.frags.insert(&self.config, now, packet, &mut self.counters) {
             FragResult::Pending(Some(reason)) => self.counters.drop(reason),
             FragResult::Pending(None) => {}

@@ -157,6 +157,17 @@ fn incomplete_datagram_times_out_after_30_s() {
     assert_eq!(h.stack.counters().reasm_fails, 1);
 }
 
+/// Fragments for an address that is not ours take no reassembly memory.
+#[test]
+fn fragments_for_other_addresses_are_not_held() {
+    let mut h = established();
+    let other = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 9)), LOCAL_PORT);
+    let p = Seg::new(ACK, h.peer(0), h.our(0)).to(other).data(&payload(1000)).packet();
+    h.send_raw(&fragment(&p, 5, 0, 512, true));
+    assert_eq!(h.stack.reassembly_pending(), 0);
+    assert_eq!(dropped(&h, DropReason::NotOurAddress), 1);
+}
+
 /// Reassembly off (`ipfrag_high_thresh` = 0): fragments are dropped as before.
 #[test]
 fn reassembly_can_be_turned_off() {

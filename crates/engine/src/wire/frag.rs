@@ -218,7 +218,9 @@ impl Reassembler {
 
     /// A new datagram entry, if the table has room (`ipfrag_max_datagrams`).
     fn create(&mut self, cfg: &Config, now: Instant, key: Key) -> Option<usize> {
-        if self.datagrams.len() >= cfg.ipfrag_max_datagrams || self.memory >= cfg.ipfrag_high_thresh {
+        // The spare is about to be reused: it does not count against a new datagram.
+        let spare = self.spare.as_ref().map_or(0, |b| b.capacity());
+        if self.datagrams.len() >= cfg.ipfrag_max_datagrams || self.memory - spare >= cfg.ipfrag_high_thresh {
             return None;
         }
         // The spare moves to the new datagram: `memory` already counts it.
