@@ -135,6 +135,10 @@ pub struct Config {
     pub challenge_ack_interval: Duration,
     /// See `challenge_ack_interval`.
     pub challenge_ack_burst: u32,
+    /// Least time between two duplicate ACKs a connection sends for unacceptable segments
+    /// without text, FIN or SYN (ACK-loop defence; Linux's tcp_invalid_ratelimit applies
+    /// to these too, 500 ms). Zero answers every one (RFC 9293 §3.10.7.4 as written).
+    pub oow_ack_interval: Duration,
 
     // --- Hostile networks (issue 9): IPv4 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2) ---
     /// Bytes of reassembly buffers the stack may hold (Linux's net.ipv4.ipfrag_high_thresh,
@@ -197,6 +201,7 @@ impl Default for Config {
             default_backlog: 128,
             challenge_ack_interval: Duration::from_millis(500),
             challenge_ack_burst: 1,
+            oow_ack_interval: Duration::from_millis(500),
             ipfrag_high_thresh: 4 * 1024 * 1024,
             ipfrag_max_datagrams: 1024,
             ipfrag_max_fragments: 64,

@@ -28,6 +28,9 @@ pub struct Counters {
     /// Challenge ACKs not sent because a per-connection or the stack-wide RFC 5961 §7
     /// limit held them back (Linux's TCPChallengeACK is what was sent).
     pub challenge_acks_limited: u64,
+    /// Duplicate ACKs for unacceptable pure ACKs held back by `Config::oow_ack_interval`
+    /// (Linux's TCPACKSkipped*).
+    pub oow_acks_limited: u64,
     /// ACKs that fell due between two `poll_transmit` calls and were sent ahead of the
     /// next segment (RFC 5681 §4.2 every second full-sized segment).
     pub acks_queued: u64,
@@ -59,7 +62,7 @@ impl Counters {
 
 impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, u64); 21] = [
+        let rows: [(&str, u64); 22] = [
             ("InPackets", self.in_packets),
             ("InSegs", self.in_segs),
             ("OutSegs", self.out_segs),
@@ -76,6 +79,7 @@ impl fmt::Display for Counters {
             ("ZeroWindowProbes", self.zero_window_probes),
             ("KeepAliveProbes", self.keepalive_probes),
             ("ChallengeACKsLimited", self.challenge_acks_limited),
+            ("OowACKsLimited", self.oow_acks_limited),
             ("AcksQueued", self.acks_queued),
             ("AcksCoalesced", self.acks_coalesced),
             ("ReasmReqds", self.reasm_reqds),

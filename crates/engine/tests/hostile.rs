@@ -170,6 +170,32 @@ fn challenge_acks_limited_per_connection() {
     assert_eq!((c.challenge_acks, c.challenge_acks_limited), (2, 3));
 }
 
+/// ACK-loop defence (Linux's tcp_oow_rate_limited, `Config::oow_ack_interval`): an
+/// unacceptable pure ACK draws a duplicate ACK at most once per 500 ms per connection;
+/// unacceptable data is always answered.
+#[test]
+fn out_of_window_pure_acks_draw_one_dup_ack_per_interval() {
+    let mut h = established(base_config());
+    let beyond = h.peer(WIN as u32 + 100);
+    h.send(Seg::new(ACK, beyond, h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(0));
+    h.send(Seg::new(ACK, beyond, h.our(0)));
+    h.send(Seg::new(ACK, beyond, h.our(0)));
+    h.expect_nothing();
+    h.send(Seg::new(ACK, beyond, h.our(0)).data(b"x"));
+    h.expect(ACK, h.our(0), h.peer(0));
+    h.advance(Duration::from_millis(500));
+    h.send(Seg::new(ACK, beyond, h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(0));
+    assert_eq!(h.stack.counters().oow_acks_limited, 2);
+    // With the interval 0 every one is answered (RFC 9293 §3.10.7.4 as written).
+    let mut h = established(Config { oow_ack_interval: Duration::ZERO, ..base_config() });
+    for _ in 0..3 {
+        h.send(Seg::new(ACK, h.peer(WIN as u32 + 100), h.our(0)));
+        h.expect(ACK, h.our(0), h.peer(0));
+    }
+}
+
 /// The limit is per connection: another connection's challenges are not held back by it.
 #[test]
 fn challenge_ack_limit_of_one_connection_spares_another() {

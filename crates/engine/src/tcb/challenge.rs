@@ -17,6 +17,7 @@
 use super::{Cx, Tcb};
 use crate::isn::siphash24;
 use crate::time::{Duration, Instant};
+use crate::wire::TcpSegment;
 
 /// Per-connection limiter state (RFC 5961 §7 "per-connection" rate limit).
 #[derive(Clone, Copy, Debug, Default)]
@@ -83,6 +84,23 @@ impl Tcb {
         cx.counters.challenge_acks += 1;
         self.ack_now = true;
         self.challenge_pending = true;
+    }
+}
+
+impl Tcb {
+    /// Linux's tcp_oow_rate_limited: the duplicate ACK owed to an unacceptable segment
+    /// without text, FIN or SYN (the kind two confused peers bounce in an ACK loop) goes
+    /// out at most once per `Config::oow_ack_interval`. Data segments are always answered.
+    pub(crate) fn admit_oow_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> bool {
+        let f = seg.flags;
+        if !seg.payload.is_empty() || f.fin() || f.syn() {
+            return true;
+        }
+        if self.oow_limit.admit(now, cx.cfg.oow_ack_interval, 1) {
+            return true;
+        }
+        cx.counters.oow_acks_limited += 1;
+        false
     }
 }
 

@@ -212,7 +212,7 @@ impl Tcb {
             && now.saturating_since(self.ts_recent_stamp) < PAWS_IDLE
         {
             cx.counters.drop(DropReason::Paws);
-            self.ack_now = true;
+            self.ack_now |= self.admit_oow_ack(cx, now, seg);
             return None;
         }
 
@@ -284,6 +284,9 @@ impl Tcb {
             //  reply (unless the RST bit is set)". A duplicate wholly below RCV.NXT is a
             //  D-SACK candidate (RFC 2883 §4).
             if !f.rst() {
+                if !self.admit_oow_ack(cx, now, seg) {
+                    return None;
+                }
                 if !seg.payload.is_empty() && seg.seq.lt(self.rcv.nxt) && cx.cfg.dsack && self.sack_ok {
                     let end = seg.seq + seg.payload.len() as u32;
                     self.dsack = Some((seg.seq, end.min(self.rcv.nxt)));

@@ -269,6 +269,8 @@ pub struct Tcb {
     pub(crate) ip_id: u16,
     /// RFC 5961 §7 per-connection challenge-ACK limit (issue 9, hostile networks).
     pub(crate) challenge_limit: challenge::ChallengeLimit,
+    /// Per-connection limit on duplicate ACKs for unacceptable pure ACKs (issue 9).
+    pub(crate) oow_limit: challenge::ChallengeLimit,
     /// Largest in-order segment received: the "full size" of RFC 5681 §4.2 (issue 9).
     pub(crate) rcv_seg_max: u32,
 }
@@ -351,6 +353,7 @@ impl Tcb {
             timeouts: 0,
             ip_id: iss.0 as u16,
             challenge_limit: challenge::ChallengeLimit::default(),
+            oow_limit: challenge::ChallengeLimit::default(),
             rcv_seg_max: 0,
         }
     }

@@ -84,6 +84,8 @@ impl Profile {
             // net.inet.tcp.ack_war_timewindow = 1000 ms, ack_war_cnt = 5 (RFC 5961 §7).
             challenge_ack_interval: Duration::from_millis(1000),
             challenge_ack_burst: 5,
+            // tcp_input's dropafterack answers every unacceptable segment.
+            oow_ack_interval: Duration::ZERO,
             ..Config::default()
         };
         Profile {
@@ -259,6 +261,7 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
         }
         "net.ipv4.tcp_invalid_ratelimit" => {
             cfg.challenge_ack_interval = Duration::from_millis(v);
+            cfg.oow_ack_interval = Duration::from_millis(v);
             cfg.challenge_ack_burst = 1;
             Applied(format!("challenge_ack_interval = {v} ms"))
         }
