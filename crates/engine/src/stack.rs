@@ -184,8 +184,9 @@ impl Stack {
         }
     }
 
-    /// Bytes held by IPv4 reassembly, a reusable spare buffer included (at most
-    /// `Config::ipfrag_high_thresh`; 0 once every datagram has completed or timed out).
+    /// Bytes held by IPv4 reassembly (at most `Config::ipfrag_high_thresh`), including one
+    /// spare buffer of at most 64 KiB kept after a datagram completes; 0 once the last
+    /// pending datagram timed out.
     pub fn reassembly_memory(&self) -> usize {
         self.frags.memory()
     }
