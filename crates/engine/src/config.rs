@@ -108,7 +108,9 @@ pub struct Config {
     /// Handle TIME-WAIT as FreeBSD's tcp_twcheck() does (no acceptability test; ACK
     /// anything but an exact duplicate ACK; drop RSTs and segments without ACK).
     pub time_wait_bsd: bool,
-    /// Challenge ACKs allowed per second (RFC 5961 §7); 0 = unlimited.
+    /// Stack-wide challenge ACKs per second (RFC 5961 §7); 0 = unlimited. The budget of
+    /// each second is drawn as `limit/2 + rand(limit)` (Linux's tcp_challenge_ack_limit)
+    /// so that no connection can read another's use of it (CVE-2016-5696).
     pub challenge_ack_limit: u32,
     /// Initial congestion window in segments; `None` uses RFC 6928 (min(10*MSS, max(2*MSS, 14600))).
     pub initial_window_segments: Option<u32>,
@@ -124,6 +126,31 @@ pub struct Config {
     pub max_ooo_ranges: usize,
     /// Pending-connection limit per listener when `listen` is given 0.
     pub default_backlog: usize,
+
+    // --- Hostile networks (issue 9): RFC 5961 §7 per-connection challenge-ACK limit ---
+    /// Each connection sends at most `challenge_ack_burst` challenge ACKs per
+    /// `challenge_ack_interval` (RFC 5961 §7). Linux: 1 per 500 ms
+    /// (net.ipv4.tcp_invalid_ratelimit); FreeBSD: 5 per 1000 ms
+    /// (net.inet.tcp.ack_war_cnt / ack_war_timewindow). A zero interval turns it off.
+    pub challenge_ack_interval: Duration,
+    /// See `challenge_ack_interval`.
+    pub challenge_ack_burst: u32,
+    /// Least time between two duplicate ACKs a connection sends for unacceptable segments
+    /// without text, FIN or SYN (ACK-loop defence; Linux's tcp_invalid_ratelimit applies
+    /// to these too, 500 ms). Zero answers every one (RFC 9293 §3.10.7.4 as written).
+    pub oow_ack_interval: Duration,
+
+    // --- Hostile networks (issue 9): IPv4 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2) ---
+    /// Bytes of reassembly buffers the stack may hold (Linux's net.ipv4.ipfrag_high_thresh,
+    /// 4 MiB). 0 turns reassembly off: fragments are dropped as `Fragment`.
+    pub ipfrag_high_thresh: usize,
+    /// Datagrams reassembled at once.
+    pub ipfrag_max_datagrams: usize,
+    /// Fragments one datagram may have (at most `wire::frag::MAX_FRAGMENTS`, 64).
+    pub ipfrag_max_fragments: usize,
+    /// A datagram not complete this long after its first fragment is dropped (RFC 1122
+    /// §3.3.2; Linux's net.ipv4.ipfrag_time, 30 s).
+    pub ipfrag_time: Duration,
 }
 
 impl Default for Config {
@@ -172,6 +199,13 @@ impl Default for Config {
             trace_states: false,
             max_ooo_ranges: 64,
             default_backlog: 128,
+            challenge_ack_interval: Duration::from_millis(500),
+            challenge_ack_burst: 1,
+            oow_ack_interval: Duration::from_millis(500),
+            ipfrag_high_thresh: 4 * 1024 * 1024,
+            ipfrag_max_datagrams: 1024,
+            ipfrag_max_fragments: 64,
+            ipfrag_time: Duration::from_secs(30),
         }
     }
 }

@@ -24,6 +24,25 @@ pub struct Counters {
     pub delayed_acks: u64,
     pub zero_window_probes: u64,
     pub keepalive_probes: u64,
+    // --- Hostile networks (issue 9) ---
+    /// Challenge ACKs not sent because a per-connection or the stack-wide RFC 5961 §7
+    /// limit held them back (Linux's TCPChallengeACK is what was sent).
+    pub challenge_acks_limited: u64,
+    /// Duplicate ACKs for unacceptable pure ACKs held back by `Config::oow_ack_interval`
+    /// (Linux's TCPACKSkipped*).
+    pub oow_acks_limited: u64,
+    /// ACKs that fell due between two `poll_transmit` calls and were sent ahead of the
+    /// next segment (RFC 5681 §4.2 every second full-sized segment).
+    pub acks_queued: u64,
+    /// Such ACKs folded into a later one because the ACK queue was full.
+    pub acks_coalesced: u64,
+    // --- IPv4 reassembly (issue 9) ---
+    /// Fragments received (Linux's ReasmReqds).
+    pub reasm_reqds: u64,
+    /// Datagrams reassembled (ReasmOKs).
+    pub reasm_oks: u64,
+    /// Datagrams given up (ReasmFails).
+    pub reasm_fails: u64,
     /// Drops by reason, indexed by `DropReason::index()`.
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -43,7 +62,7 @@ impl Counters {
 
 impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, u64); 15] = [
+        let rows: [(&str, u64); 22] = [
             ("InPackets", self.in_packets),
             ("InSegs", self.in_segs),
             ("OutSegs", self.out_segs),
@@ -59,6 +78,13 @@ impl fmt::Display for Counters {
             ("DelayedACKs", self.delayed_acks),
             ("ZeroWindowProbes", self.zero_window_probes),
             ("KeepAliveProbes", self.keepalive_probes),
+            ("ChallengeACKsLimited", self.challenge_acks_limited),
+            ("OowACKsLimited", self.oow_acks_limited),
+            ("AcksQueued", self.acks_queued),
+            ("AcksCoalesced", self.acks_coalesced),
+            ("ReasmReqds", self.reasm_reqds),
+            ("ReasmOKs", self.reasm_oks),
+            ("ReasmFails", self.reasm_fails),
         ];
         for (name, v) in rows {
             if v != 0 {

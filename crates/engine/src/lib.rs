@@ -19,6 +19,7 @@ pub mod counters;
 pub mod isn;
 pub mod stack;
 pub mod tcb;
+mod ack_queue;
 
 pub use anyip::AnyIpFilter;
 pub use config::{Config, Keepalive};

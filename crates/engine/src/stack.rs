@@ -11,6 +11,7 @@ use crate::time::Instant;
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
+use crate::wire::frag::{FragResult, Reassembler};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
@@ -81,6 +82,10 @@ pub struct Stack {
     challenge_epoch: u64,
     next_port: u16,
     reply_ip_id: u16,
+    /// Hostile networks (issue 9): ACKs owed before the next segment (RFC 5681 §4.2).
+    acks: crate::ack_queue::AckQueue,
+    /// Hostile networks (issue 9): IPv4 reassembly.
+    frags: Reassembler,
 }
 
 impl Stack {
@@ -91,7 +96,7 @@ impl Stack {
         let start =
             lo + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span) as u16;
         Stack {
-            challenge_budget: config.challenge_ack_limit,
+            challenge_budget: crate::tcb::challenge_budget(&config.isn_secret, config.challenge_ack_limit, 0),
             config,
             counters: Counters::default(),
             local_addrs: Vec::new(),
@@ -109,6 +114,8 @@ impl Stack {
             challenge_epoch: 0,
             next_port: start,
             reply_ip_id: 0,
+            acks: Default::default(),
+            frags: Reassembler::default(),
         }
     }
 
@@ -154,15 +161,62 @@ impl Stack {
         self.counters.in_packets += 1;
         let seg = match parse_ipv4_tcp(packet) {
             Ok(s) => s,
+            Err(DropReason::Fragment) if self.config.ipfrag_high_thresh > 0 => {
+                return self.handle_fragment(now, packet);
+            }
             Err(reason) => {
                 self.counters.drop(reason);
                 return;
             }
         };
-        if !self.local_addrs.is_empty()
-            && !self.local_addrs.contains(&seg.dst)
-            && !self.any_ip.as_ref().is_some_and(|(_, f)| f.matches_ip(seg.dst))
-        {
+        self.handle_segment(now, seg);
+    }
+
+    /// IPv4 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2 MUST; `wire/frag.rs`): a complete
+    /// datagram goes on as one segment.
+    fn handle_fragment(&mut self, now: Instant, packet: &[u8]) {
+        // Only datagrams for us may take reassembly memory (the header is validated).
+        let dst = IpAddr::V4(std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]));
+        if !self.accepts_dst(dst) {
+            self.counters.drop(DropReason::NotOurAddress);
+            return;
+        }
+        match self.frags.insert(&self.config, now, packet, &mut self.counters) {
+            FragResult::Pending(Some(reason)) => self.counters.drop(reason),
+            FragResult::Pending(None) => {}
+            FragResult::Complete(buf) => {
+                match parse_ipv4_tcp(&buf) {
+                    Ok(seg) => self.handle_segment(now, seg),
+                    Err(reason) => self.counters.drop(reason),
+                }
+                self.frags.recycle(buf);
+            }
+        }
+    }
+
+    /// Bytes held by IPv4 reassembly (at most `Config::ipfrag_high_thresh`), including one
+    /// spare buffer of at most 64 KiB kept after a datagram completes; 0 once the last
+    /// pending datagram timed out.
+    pub fn reassembly_memory(&self) -> usize {
+        self.frags.memory()
+    }
+
+    /// IPv4 datagrams being reassembled.
+    pub fn reassembly_pending(&self) -> usize {
+        self.frags.len()
+    }
+
+    /// Packets to `dst` are ours: a claimed address (all, if none is claimed), or one the
+    /// any-IP listener terminates.
+    fn accepts_dst(&self, dst: IpAddr) -> bool {
+        self.local_addrs.is_empty()
+            || self.local_addrs.contains(&dst)
+            || self.any_ip.as_ref().is_some_and(|(_, f)| f.matches_ip(dst))
+    }
+
+    /// One parsed segment, from a packet or a reassembled datagram.
+    fn handle_segment(&mut self, now: Instant, seg: TcpSegment<'_>) {
+        if !self.accepts_dst(seg.dst) {
             self.counters.drop(DropReason::NotOurAddress);
             return;
         }
@@ -194,6 +248,9 @@ impl Stack {
                     events: &mut self.events,
                     challenge_budget: &mut self.challenge_budget,
                 };
+                if !seg.payload.is_empty() && tcb.owes_data_ack(&self.config) {
+                    owed_ack(tcb, &mut cx, now, &mut self.acks);
+                }
                 tcb.on_segment(&mut cx, now, &seg)
             };
             if let Some(r) = reply {
@@ -213,7 +270,9 @@ impl Stack {
         let epoch = now.micros() / 1_000_000;
         if epoch != self.challenge_epoch {
             self.challenge_epoch = epoch;
-            self.challenge_budget = self.config.challenge_ack_limit;
+            // RFC 5961 §7 without a side channel: a keyed-random budget each second.
+            self.challenge_budget =
+                crate::tcb::challenge_budget(&self.config.isn_secret, self.config.challenge_ack_limit, epoch);
         }
     }
 
@@ -480,10 +539,28 @@ impl Stack {
 
     // ---------------------------------------------------------------- output
 
-    /// Write the next packet to send into `buf` (which should hold `mtu` bytes).
+    /// The smallest `buf` [`Stack::poll_transmit`] works with: 40 bytes of IPv4 and TCP
+    /// headers plus the larger of the MSS we advertise and 40 bytes of options (what a
+    /// SYN may carry). MUST-16 (RFC 9293 §3.7.1) keeps payload plus options of every data
+    /// segment within the MSS, so an `mtu`-sized buffer is enough.
+    pub fn min_transmit_buffer(&self) -> usize {
+        40 + (self.config.effective_mss() as usize).max(40)
+    }
+
+    /// Write the next packet to send into `buf` (at least [`Stack::min_transmit_buffer`]
+    /// bytes). A smaller buffer gets `None` and changes nothing: no state advances and no
+    /// connection leaves the transmit queue, so a later call with a large enough buffer
+    /// sends what is owed.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if buf.len() < self.min_transmit_buffer() {
+            return None;
+        }
         if let Some(r) = self.replies.pop_front() {
             return self.emit_reply(&r, buf);
+        }
+        if let Some(n) = self.acks.pop_into(buf) {
+            self.counters.out_segs += 1;
+            return Some(n);
         }
         while let Some(&idx) = self.dirty.front() {
             let out = {
@@ -543,6 +620,15 @@ impl Stack {
 
     /// The earliest instant at which `handle_timeout` has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let tcb = self.poll_tcb_timeout();
+        // IPv4 reassembly timeouts (RFC 1122 §3.3.2).
+        match (tcb, self.frags.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_tcb_timeout(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             let slot = &mut self.slots[idx as usize];
             if slot.scheduled == Some(t) {
@@ -566,6 +652,9 @@ impl Stack {
 
     /// Fire every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        if !self.frags.is_empty() {
+            self.frags.expire(now, &mut self.counters);
+        }
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
                 break;
@@ -1069,6 +1158,21 @@ impl Stack {
 
     pub fn peer_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
         Ok(self.tcb(c)?.quad.remote)
+    }
+}
+
+/// RFC 5681 §4.2 / RFC 9293 SHLD-19: a data segment arrives while the TCB still owes an
+/// ACK for earlier in-order data; send that ACK first (from the ACK queue) instead of
+/// folding it into the next one.
+fn owed_ack(tcb: &mut Tcb, cx: &mut Cx, now: Instant, acks: &mut crate::ack_queue::AckQueue) {
+    match acks.slot() {
+        Some(slot) => {
+            if let Some(n) = tcb.emit_owed_ack(cx, now, slot) {
+                acks.commit(n);
+                cx.counters.acks_queued += 1;
+            }
+        }
+        None => cx.counters.acks_coalesced += 1,
     }
 }
 

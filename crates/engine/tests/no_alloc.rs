@@ -35,8 +35,36 @@ static GLOBAL: Counting = Counting;
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
 
+/// Feed `p` to `b`, as two IPv4 fragments when `fragment` (written into `f`).
+fn deliver(b: &mut Stack, now: Instant, p: &[u8], fragment: bool, f: &mut [u8]) {
+    if !fragment || p.len() <= 600 {
+        b.handle_packet(now, p);
+        return;
+    }
+    for (off, end, more) in [(20usize, 532usize, true), (532, p.len(), false)] {
+        let len = 20 + end - off;
+        f[..20].copy_from_slice(&p[..20]);
+        f[20..len].copy_from_slice(&p[off..end]);
+        f[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        let fo = ((off - 20) / 8) as u16 | if more { 0x2000 } else { 0 };
+        f[6..8].copy_from_slice(&fo.to_be_bytes());
+        f[10..12].fill(0);
+        let c = utcp_engine::wire::checksum::checksum(&f[..20]);
+        f[10..12].copy_from_slice(&c.to_be_bytes());
+        b.handle_packet(now, &f[..len]);
+    }
+}
+
+/// The plain data path, then the same with every data segment cut into two IPv4
+/// fragments (reassembly reuses one buffer: nothing is allocated per fragment or
+/// datagram). One test, so that no other test's allocations are counted.
 #[test]
 fn steady_state_data_path_does_not_allocate() {
+    steady_state(false);
+    steady_state(true);
+}
+
+fn steady_state(fragment: bool) {
     let mut a = Stack::new(Config::default());
     a.add_local_addr(A);
     let mut b = Stack::new(Config { isn_secret: *b"no-alloc-test-k!", ..Config::default() });
@@ -47,13 +75,14 @@ fn steady_state_data_path_does_not_allocate() {
     let mut buf = vec![0u8; 65536];
     let chunk = vec![0x42u8; 16384];
     let mut sink = vec![0u8; 65536];
+    let mut frag = vec![0u8; 65536];
     let mut s = None;
     let mut step = |a: &mut Stack, b: &mut Stack, now: Instant, s: Option<utcp_engine::ConnId>| {
         let _ = a.send(now, c, &chunk);
         for _ in 0..64 {
             let mut moved = false;
             while let Some(n) = a.poll_transmit(now, &mut buf) {
-                b.handle_packet(now, &buf[..n]);
+                deliver(b, now, &buf[..n], fragment, &mut frag);
                 moved = true;
             }
             while let Some(n) = b.poll_transmit(now, &mut buf) {
@@ -91,4 +120,7 @@ fn steady_state_data_path_does_not_allocate() {
     let moved = b.status(s).unwrap().rcv_nxt.wrapping_sub(before_bytes) as u64;
     assert!(moved > 10_000_000, "the test moved too little data: {moved} bytes");
     assert_eq!(allocs, 0, "{allocs} allocations while moving {moved} bytes ({} segments)", moved / 1448);
+    if fragment {
+        assert!(b.counters().reasm_oks > 5000, "segments went through reassembly");
+    }
 }

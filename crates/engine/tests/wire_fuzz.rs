@@ -349,3 +349,46 @@ fn fuzz_options_parser_no_panic() {
     }
     assert!(parsed > 1000, "parsed {parsed}");
 }
+
+/// IPv4 reassembly (`wire/frag.rs`) under garbage: random fragments (random header bytes,
+/// fragment offsets, MF bits, IHL, lengths, a small id and address space so datagrams
+/// collide) into a Stack never panic, and reassembly memory stays under its cap.
+#[test]
+fn fuzz_fragments_into_stack_no_panic() {
+    use utcp_engine::time::{Duration, Instant};
+    use utcp_engine::{Config, Stack};
+    const CAP: usize = 128 * 1024;
+    let cfg = Config { ipfrag_high_thresh: CAP, ipfrag_max_datagrams: 32, ..Config::default() };
+    let mut stack = Stack::new(cfg);
+    let mut rng = Rng(0x0f0f_1234_8765_abcd);
+    let mut buf = [0u8; 1500];
+    let mut now = Instant::from_millis(1000);
+    let mut out = vec![0u8; 1600];
+    for i in 0..100_000u32 {
+        let len = 20 + rng.below(buf.len() - 19);
+        for b in &mut buf[..len] {
+            *b = rng.next() as u8;
+        }
+        buf[0] = 0x45 + if i % 7 == 0 { rng.below(11) as u8 } else { 0 };
+        buf[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        buf[4] = 0;
+        buf[5] = rng.below(8) as u8; // few ids: fragments meet
+        buf[6] &= 0x3f; // MF and a random offset
+        buf[6] |= 0x20 * (rng.below(2) as u8);
+        if rng.below(2) == 0 {
+            buf[6] &= 0x20; // small offsets too
+            buf[7] = rng.below(32) as u8;
+        }
+        buf[9] = if i % 13 == 0 { 17 } else { 6 };
+        buf[12..16].copy_from_slice(&[10, 0, 0, rng.below(4) as u8]);
+        refresh_checksums(&mut buf[..len]);
+        stack.handle_packet(now, &buf[..len]);
+        assert!(stack.reassembly_memory() <= CAP);
+        while stack.poll_transmit(now, &mut out).is_some() {}
+        if i % 1000 == 0 {
+            now += Duration::from_secs(3);
+            stack.handle_timeout(now);
+        }
+    }
+    assert!(stack.counters().reasm_reqds > 50_000, "fragments reached reassembly");
+}

@@ -652,3 +652,69 @@ fn write_blocks_when_the_send_buffer_is_full() {
     s.shutdown(Shutdown::Write).unwrap();
     assert_eq!(server.join().unwrap().unwrap(), total);
 }
+
+/// Count, in a pcap written by the runtime (LINKTYPE_RAW, little-endian), the full-sized
+/// data segments `from` sent and the pure ACKs sent back to it.
+/// Returns (full-sized data segments, pure ACKs, largest payload).
+fn count_acks_in_pcap(cap: &[u8], from: Ipv4Addr) -> (usize, usize, usize) {
+    assert!(cap.len() >= 24 && cap[..4] == 0xa1b2_c3d4u32.to_le_bytes(), "pcap header");
+    // (source is `from`, TCP payload length, flags) per TCP packet.
+    let mut pkts = Vec::new();
+    let mut at = 24;
+    while at + 16 <= cap.len() {
+        let incl = u32::from_le_bytes(cap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let p = &cap[at + 16..(at + 16 + incl).min(cap.len())];
+        at += 16 + incl;
+        if p.len() < 40 || p[0] >> 4 != 4 || p[9] != 6 {
+            continue;
+        }
+        let ihl = (p[0] & 0x0f) as usize * 4;
+        let total = u16::from_be_bytes([p[2], p[3]]) as usize;
+        let Some(tcp) = p.get(ihl..) else { continue };
+        if tcp.len() < 14 {
+            continue;
+        }
+        let doff = (tcp[12] >> 4) as usize * 4;
+        let payload = total.saturating_sub(ihl + doff);
+        pkts.push((p[12..16] == from.octets(), payload, tcp[13]));
+    }
+    let largest = pkts.iter().filter(|p| p.0).map(|p| p.1).max().unwrap_or(0);
+    let full = pkts.iter().filter(|p| p.0 && p.1 == largest && largest > 0).count();
+    // Pure ACKs back: ACK set, no SYN/FIN/RST, no payload.
+    let acks = pkts.iter().filter(|p| !p.0 && p.1 == 0 && p.2 & 0x17 == 0x10).count();
+    (full, acks, largest)
+}
+
+/// RFC 5681 §4.2 / RFC 9293 SHLD-19: during a bulk upload from the kernel, utcp sends at
+/// least one ACK per two full-sized segments (it used to send one per ~25: the driver
+/// feeds a batch of packets before it polls for output, and the ACKs folded together).
+/// Counted in the pcap the runtime writes.
+#[test]
+fn kernel_bulk_upload_is_acked_every_second_segment() {
+    if !require_root("kernel_bulk_upload_is_acked_every_second_segment") {
+        return;
+    }
+    let pcap = std::env::temp_dir().join(format!("utcp-ackfreq-{}.pcap", std::process::id()));
+    let e = env_with("ackfreq", None, |c| c.pcap = Some(pcap.clone()));
+    let len = 16 * MIB;
+    let l = TcpListener::bind(&e.iface, stack_addr(5010)).unwrap();
+    let client = e.kernel(move || -> io::Result<[u8; 32]> {
+        let s = kernel_connect(5010)?;
+        let h = send_stream(&s, 33, len)?;
+        s.shutdown(Shutdown::Write)?;
+        Ok(h)
+    });
+    let (s, _) = l.accept().unwrap();
+    let (n, got) = recv_stream(&s).unwrap();
+    assert_eq!((n, got), (len, expected(33, len)));
+    assert_eq!(client.join().unwrap().unwrap(), expected(33, len));
+    drop(s);
+    drop(l);
+    drop(e); // flushes and closes the pcap
+    let cap = std::fs::read(&pcap).unwrap();
+    let _ = std::fs::remove_file(&pcap);
+    let (full, acks, largest) = count_acks_in_pcap(&cap, KERNEL);
+    eprintln!("bulk upload: {full} full-sized segments of {largest} bytes, {acks} pure ACKs");
+    assert!(largest >= 1400 && full as u64 >= len / 1500, "{full} x {largest}");
+    assert!(2 * acks >= full, "{acks} ACKs for {full} full-sized segments: fewer than one per two");
+}

@@ -212,7 +212,7 @@ impl Tcb {
             && now.saturating_since(self.ts_recent_stamp) < PAWS_IDLE
         {
             cx.counters.drop(DropReason::Paws);
-            self.ack_now = true;
+            self.ack_now |= self.admit_oow_ack(cx, now, seg);
             return None;
         }
 
@@ -246,7 +246,7 @@ impl Tcb {
         // RFC 5961 §4.2: "If the SYN bit is set, irrespective of the sequence number, TCP
         // MUST send an ACK (also referred to as challenge ACK) to the remote peer".
         if f.syn() && cx.cfg.rfc5961_syn && self.state != State::SynReceived {
-            self.challenge_ack(cx);
+            self.challenge_ack(cx, now);
             return None;
         }
 
@@ -284,6 +284,9 @@ impl Tcb {
             //  reply (unless the RST bit is set)". A duplicate wholly below RCV.NXT is a
             //  D-SACK candidate (RFC 2883 §4).
             if !f.rst() {
+                if !self.admit_oow_ack(cx, now, seg) {
+                    return None;
+                }
                 if !seg.payload.is_empty() && seg.seq.lt(self.rcv.nxt) && cx.cfg.dsack && self.sack_ok {
                     let end = seg.seq + seg.payload.len() as u32;
                     self.dsack = Some((seg.seq, end.min(self.rcv.nxt)));
@@ -303,7 +306,7 @@ impl Tcb {
         if f.rst() {
             if cx.cfg.rfc5961 && seg.seq != self.rcv.nxt {
                 // In window but not exact: challenge ACK (RFC 5961 §3.2).
-                self.challenge_ack(cx);
+                self.challenge_ack(cx, now);
                 return None;
             }
             self.on_rst(cx);
@@ -329,7 +332,7 @@ impl Tcb {
             }
             if cx.cfg.rfc5961_syn {
                 // RFC 5961 §4.2: any SYN in a synchronized state draws a challenge ACK.
-                self.challenge_ack(cx);
+                self.challenge_ack(cx, now);
                 return None;
             }
             // RFC 793: a SYN in the window is an error; send a reset and close.
@@ -484,19 +487,6 @@ impl Tcb {
         }
     }
 
-    /// A challenge ACK (RFC 5961 §3.2, §4.2, §5.2), rate-limited per §7.
-    pub(crate) fn challenge_ack(&mut self, cx: &mut Cx) {
-        if cx.cfg.challenge_ack_limit != 0 {
-            if *cx.challenge_budget == 0 {
-                return;
-            }
-            *cx.challenge_budget -= 1;
-        }
-        cx.counters.challenge_acks += 1;
-        self.ack_now = true;
-        self.challenge_pending = true;
-    }
-
     /// RFC 9293 §3.10.7.4 "fifth, check the ACK field". Returns Some(reply) to stop
     /// processing this segment (with an optional RST to send).
     fn process_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<Option<RstReply>> {
@@ -540,7 +530,7 @@ impl Tcb {
         }
         if cx.cfg.rfc5961 && seg.ack.lt(self.snd.una - self.max_snd_wnd.max(1)) {
             cx.counters.drop(DropReason::BadAck);
-            self.challenge_ack(cx);
+            self.challenge_ack(cx, now);
             return Some(None);
         }
 
@@ -656,8 +646,12 @@ impl Tcb {
         // Congestion control (RFC 5681 §3, RFC 6582 §3.2).
         let smss = self.eff_mss(cx.cfg);
         use super::congestion::AckKind;
+        // RFC 5681 §3.1: "the SYN/ACK and the acknowledgment of the SYN/ACK MUST NOT
+        // increase the size of the congestion window": the SYN's sequence number is no
+        // acknowledged data (it made a passive open's IW 14,601 bytes).
+        let cc_acked = acked_seq - syn_acked as usize;
         match self.recovery.on_new_ack(seg.ack) {
-            AckKind::Normal => self.cc.on_ack(acked_seq, smss),
+            AckKind::Normal => self.cc.on_ack(cc_acked, smss),
             AckKind::Partial => {
                 // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment.
                 self.cc.on_partial_ack(acked_seq, smss);
@@ -850,25 +844,34 @@ impl Tcb {
         }
         // In order: delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): at least every second
         // full-sized segment, and within the configured bound (< 0.5 s).
+        self.rcv_seg_max = self.rcv_seg_max.max(data.len() as u32);
         self.unacked_bytes += advanced as u32;
         self.unacked_segs += 1;
         match cx.cfg.delayed_ack {
             None => self.ack_now = true,
             Some(delay) => {
-                let full = self.rcv_mss as u32 - if self.ts_ok { 12 } else { 0 };
-                let every = cx.cfg.ack_every.max(1);
-                let due = if cx.cfg.ack_every_counts_segments {
-                    self.unacked_segs >= every
-                } else {
-                    self.unacked_bytes >= every * full
-                };
-                if due {
+                if self.ack_every_reached(cx.cfg) {
                     self.ack_now = true;
                 } else if self.delack_deadline.is_none() {
                     self.delack_deadline = Some(now + delay.min(MAX_ACK_DELAY));
                 }
             }
         }
+    }
+
+    /// RFC 5681 §4.2 / RFC 9293 SHLD-19: the in-order data not yet acknowledged amounts to
+    /// `Config::ack_every` full-sized segments (or segments, with
+    /// `Config::ack_every_counts_segments`).
+    pub(crate) fn ack_every_reached(&self, cfg: &Config) -> bool {
+        let every = cfg.ack_every.max(1);
+        if cfg.ack_every_counts_segments {
+            return self.unacked_segs >= every;
+        }
+        // "Full-sized" is what the peer actually sends at most (Linux's rcv_mss estimate):
+        // a peer behind a smaller path MTU never fills our MSS.
+        let mss = self.rcv_mss as u32 - if self.ts_ok { 12 } else { 0 };
+        let full = self.rcv_seg_max.clamp(536.min(mss), mss);
+        self.unacked_segs > 0 && self.unacked_bytes >= every * full
     }
 
     /// Eighth step once RCV.NXT reaches the peer's FIN.

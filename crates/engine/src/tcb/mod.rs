@@ -60,6 +60,7 @@ impl core::fmt::Display for State {
     }
 }
 
+mod challenge;
 pub mod congestion;
 mod input;
 mod output;
@@ -70,6 +71,7 @@ pub mod sendbuf;
 mod timers;
 mod user;
 
+pub use self::challenge::challenge_budget;
 use self::congestion::{CongestionControl, NewReno, Recovery, initial_window};
 use self::reassembly::RecvBuffer;
 use self::rtt::RttEstimator;
@@ -265,6 +267,12 @@ pub struct Tcb {
     pub(crate) timeouts: u64,
     /// Counter for the IPv4 identification field.
     pub(crate) ip_id: u16,
+    /// RFC 5961 §7 per-connection challenge-ACK limit (issue 9, hostile networks).
+    pub(crate) challenge_limit: challenge::ChallengeLimit,
+    /// Per-connection limit on duplicate ACKs for unacceptable pure ACKs (issue 9).
+    pub(crate) oow_limit: challenge::ChallengeLimit,
+    /// Largest in-order segment received: the "full size" of RFC 5681 §4.2 (issue 9).
+    pub(crate) rcv_seg_max: u32,
 }
 
 impl Tcb {
@@ -344,6 +352,9 @@ impl Tcb {
             fast_retransmits: 0,
             timeouts: 0,
             ip_id: iss.0 as u16,
+            challenge_limit: challenge::ChallengeLimit::default(),
+            oow_limit: challenge::ChallengeLimit::default(),
+            rcv_seg_max: 0,
         }
     }
 

@@ -79,6 +79,28 @@ impl Tcb {
         None
     }
 
+    /// If an ACK for at least one in-order data segment is due now, write it as a pure
+    /// ACK into `buf` (the Stack calls this before the next segment folds it into a later
+    /// ACK; RFC 5681 §4.2, see `ack_queue.rs`).
+    pub(crate) fn emit_owed_ack(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if !self.owes_data_ack(cx.cfg) {
+            return None;
+        }
+        let seq = self.snd_max;
+        self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 })
+    }
+
+    /// An ACK for at least `Config::ack_every` full-sized segments of in-order data is due
+    /// now (see [`Tcb::emit_owed_ack`]). Smaller amounts are aggregated (MUST-58).
+    pub(crate) fn owes_data_ack(&self, cfg: &crate::Config) -> bool {
+        self.ack_now
+            && self.ack_every_reached(cfg)
+            && !self.challenge_pending
+            && !self.send_rst
+            && self.state.is_synchronized()
+            && self.state != State::TimeWait
+    }
+
     /// ABORT or close with unread data: <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5), then CLOSED.
     fn emit_rst(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.send_rst = false;

@@ -2,9 +2,11 @@
 //!
 //! Parsing ([`parse_ipv4_tcp`]) verifies the IPv4 header checksum and the TCP checksum and
 //! returns a zero-copy [`TcpSegment`] view; emitting ([`emit_ipv4_tcp`]) writes a complete
-//! IPv4+TCP packet into a caller-supplied buffer. Neither allocates.
+//! IPv4+TCP packet into a caller-supplied buffer. Neither allocates. Fragments, which
+//! parsing refuses, are reassembled by [`frag`] (one reused buffer per datagram).
 
 pub mod checksum;
+pub mod frag;
 pub mod options;
 pub mod packet;
 
@@ -119,7 +121,8 @@ pub enum DropReason {
     BadTotalLength,
     /// IPv4 header checksum mismatch.
     BadIpChecksum,
-    /// MF set or fragment offset non-zero (reassembly is not supported).
+    /// MF set or fragment offset non-zero, with reassembly off
+    /// (`Config::ipfrag_high_thresh` = 0).
     Fragment,
     /// Protocol other than TCP (ICMP, UDP, ...).
     NotTcp,
@@ -147,10 +150,27 @@ pub enum DropReason {
     NoSocket,
     /// Segment in a state that discards it (e.g. data in CLOSE-WAIT, no SYN/RST/ACK in LISTEN).
     Ignored,
+
+    // --- IPv4 reassembly (issue 9; `wire/frag.rs`) ---
+    /// A fragment overlapping another of its datagram, or inconsistent with its last
+    /// fragment: the whole datagram is dropped (RFC 5722 policy).
+    FragOverlap,
+    /// An exact duplicate of a fragment already held: that fragment alone is dropped.
+    FragDuplicate,
+    /// The datagram would exceed 65,535 bytes (RFC 791 §3.1).
+    FragTooLarge,
+    /// More fragments than `Config::ipfrag_max_fragments`.
+    FragTooMany,
+    /// Over `Config::ipfrag_high_thresh` bytes or `Config::ipfrag_max_datagrams` datagrams.
+    FragMemory,
+    /// Not complete within `Config::ipfrag_time` (RFC 1122 §3.3.2).
+    FragTimeout,
+    /// Empty, or a non-last fragment whose length is not a multiple of 8 (RFC 791 §3.2).
+    FragMalformed,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 20] = [
+    pub const ALL: [DropReason; 27] = [
         DropReason::Truncated,
         DropReason::Ipv6,
         DropReason::BadIpVersion,
@@ -171,6 +191,14 @@ impl DropReason {
         DropReason::ListenOverflow,
         DropReason::NoSocket,
         DropReason::Ignored,
+        // IPv4 reassembly
+        DropReason::FragOverlap,
+        DropReason::FragDuplicate,
+        DropReason::FragTooLarge,
+        DropReason::FragTooMany,
+        DropReason::FragMemory,
+        DropReason::FragTimeout,
+        DropReason::FragMalformed,
     ];
     pub fn index(self) -> usize {
         self as usize
@@ -197,6 +225,14 @@ impl DropReason {
             DropReason::ListenOverflow => "ListenOverflow",
             DropReason::NoSocket => "NoSocket",
             DropReason::Ignored => "Ignored",
+            // IPv4 reassembly
+            DropReason::FragOverlap => "FragOverlap",
+            DropReason::FragDuplicate => "FragDuplicate",
+            DropReason::FragTooLarge => "FragTooLarge",
+            DropReason::FragTooMany => "FragTooMany",
+            DropReason::FragMemory => "FragMemory",
+            DropReason::FragTimeout => "FragTimeout",
+            DropReason::FragMalformed => "FragMalformed",
         }
     }
 }

@@ -110,7 +110,7 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
     if !checksum::verify(&packet[..ihl], 0) {
         return Err(DropReason::BadIpChecksum);
     }
-    // RFC 791 §3.1: flags bit 2 = MF; 13-bit fragment offset. We do not reassemble.
+    // RFC 791 §3.1: flags bit 2 = MF; 13-bit fragment offset. Fragments go to `frag.rs`.
     if be16(packet, 6) & 0x3fff != 0 {
         return Err(DropReason::Fragment);
     }

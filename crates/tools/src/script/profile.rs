@@ -81,6 +81,11 @@ impl Profile {
             syn_retries: 10,
             // TCPTV_MSL = 30 s.
             msl: Duration::from_secs(30),
+            // net.inet.tcp.ack_war_timewindow = 1000 ms, ack_war_cnt = 5 (RFC 5961 §7).
+            challenge_ack_interval: Duration::from_millis(1000),
+            challenge_ack_burst: 5,
+            // tcp_input's dropafterack answers every unacceptable segment.
+            oow_ack_interval: Duration::ZERO,
             ..Config::default()
         };
         Profile {
@@ -253,6 +258,20 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
         "net.ipv4.tcp_challenge_ack_limit" => {
             cfg.challenge_ack_limit = v.min(u32::MAX as u64) as u32;
             Applied(format!("challenge_ack_limit = {v}"))
+        }
+        "net.ipv4.tcp_invalid_ratelimit" => {
+            cfg.challenge_ack_interval = Duration::from_millis(v);
+            cfg.oow_ack_interval = Duration::from_millis(v);
+            cfg.challenge_ack_burst = 1;
+            Applied(format!("challenge_ack_interval = {v} ms"))
+        }
+        "net.inet.tcp.ack_war_timewindow" => {
+            cfg.challenge_ack_interval = Duration::from_millis(v);
+            Applied(format!("challenge_ack_interval = {v} ms"))
+        }
+        "net.inet.tcp.ack_war_cnt" => {
+            cfg.challenge_ack_burst = v.min(u32::MAX as u64) as u32;
+            Applied(format!("challenge_ack_burst = {v}"))
         }
         "net.ipv4.tcp_keepalive_time" => Keepalive(KeepaliveField::IdleMs, v.saturating_mul(1000)),
         "net.ipv4.tcp_keepalive_intvl" => Keepalive(KeepaliveField::IntervalMs, v.saturating_mul(1000)),

@@ -1,0 +1,344 @@
+//! IPv4 reassembly (RFC 791 §3.2 "reassembly", RFC 1122 §3.3.2: "the IP layer MUST
+//! implement reassembly of IP datagrams").
+//!
+//! Fragments are keyed by (source, destination, protocol, identification) (RFC 791 §3.2).
+//! Policy for a hostile network:
+//!
+//! - every datagram is bounded: at most `Config::ipfrag_max_fragments` fragments and
+//!   65,535 bytes with its header (a longer one, the "ping of death", is dropped);
+//! - the table is bounded: at most `Config::ipfrag_max_datagrams` datagrams and
+//!   `Config::ipfrag_high_thresh` bytes of buffers (Linux's net.ipv4.ipfrag_high_thresh);
+//!   a fragment that would pass either bound is dropped;
+//! - a datagram not complete `Config::ipfrag_time` after its first fragment is dropped
+//!   (RFC 1122 §3.3.2: a reassembly timeout, 30 s as Linux's net.ipv4.ipfrag_time);
+//! - overlapping fragments drop the whole datagram, the policy RFC 5722 sets for IPv6
+//!   (overlaps are an IDS-evasion tool, never produced by an honest sender); an exact
+//!   duplicate fragment is dropped on its own (Linux does the same);
+//! - only TCP is reassembled: other protocols are dropped before they cost memory.
+//!
+//! Each drop is counted by reason (`DropReason::Frag*`). One buffer is allocated per
+//! datagram, never per fragment; no ICMP "fragment reassembly time exceeded" is sent.
+
+use super::DropReason;
+use super::checksum;
+use super::packet::{IPV4_HEADER_LEN, PROTO_TCP};
+use crate::{Config, Counters};
+use crate::time::Instant;
+
+/// Most fragments one datagram may have, whatever `Config::ipfrag_max_fragments` says.
+pub const MAX_FRAGMENTS: usize = 64;
+/// Largest IPv4 datagram, header included (RFC 791 §3.1 total length).
+const MAX_DATAGRAM: usize = 65535;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+struct Key {
+    src: [u8; 4],
+    dst: [u8; 4],
+    id: u16,
+    proto: u8,
+}
+
+/// One datagram being reassembled. `buf` holds a 20-byte header followed by the payload
+/// bytes received so far, each at its fragment offset.
+struct Datagram {
+    key: Key,
+    deadline: Instant,
+    buf: Vec<u8>,
+    /// Payload ranges received, as (start, end) byte offsets; disjoint.
+    ranges: [(u32, u32); MAX_FRAGMENTS],
+    nranges: usize,
+    /// Payload length, once the last fragment (MF = 0) arrived.
+    total: Option<u32>,
+    /// Payload bytes received (the ranges are disjoint, so their sum).
+    received: u32,
+}
+
+/// Fragment header fields of a packet `parse_ipv4_tcp` refused as `Fragment` (its IPv4
+/// header is then already validated: version, IHL, total length, checksum).
+struct Frag<'a> {
+    key: Key,
+    ihl: usize,
+    offset: u32,
+    more: bool,
+    header: &'a [u8],
+    payload: &'a [u8],
+}
+
+fn frag_of(packet: &[u8]) -> Option<Frag<'_>> {
+    let ihl = ((*packet.first()? & 0x0f) as usize) * 4;
+    let total_len = u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]) as usize;
+    if ihl < IPV4_HEADER_LEN || total_len < ihl || total_len > packet.len() {
+        return None;
+    }
+    let fo = u16::from_be_bytes([packet[6], packet[7]]);
+    let key = Key {
+        src: [packet[12], packet[13], packet[14], packet[15]],
+        dst: [packet[16], packet[17], packet[18], packet[19]],
+        id: u16::from_be_bytes([packet[4], packet[5]]),
+        proto: packet[9],
+    };
+    Some(Frag {
+        key,
+        ihl,
+        offset: (fo & 0x1fff) as u32 * 8,
+        more: fo & 0x2000 != 0,
+        header: &packet[..IPV4_HEADER_LEN],
+        payload: &packet[ihl..total_len],
+    })
+}
+
+/// The reassembly table of one Stack.
+#[derive(Default)]
+pub struct Reassembler {
+    datagrams: Vec<Datagram>,
+    /// Bytes of buffers held, the spare included (the sum of their capacities).
+    memory: usize,
+    /// The buffer of the last finished datagram, reused by the next one so that the
+    /// steady path allocates nothing. Counted in `memory`; given up under pressure.
+    spare: Option<Vec<u8>>,
+}
+
+/// Outcome of one fragment.
+pub enum FragResult {
+    /// Held (or dropped, with the reason to count).
+    Pending(Option<DropReason>),
+    /// The datagram is complete: an unfragmented IPv4 packet (20-byte header). Hand it
+    /// back with [`Reassembler::recycle`] when done.
+    Complete(Vec<u8>),
+}
+
+impl Reassembler {
+    /// Bytes of reassembly buffers held now (never above `Config::ipfrag_high_thresh`).
+    pub fn memory(&self) -> usize {
+        self.memory
+    }
+
+    /// Datagrams being reassembled.
+    pub fn len(&self) -> usize {
+        self.datagrams.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.datagrams.is_empty()
+    }
+
+    /// The earliest reassembly timeout.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.datagrams.iter().map(|d| d.deadline).min()
+    }
+
+    /// Drop every datagram whose timeout passed (RFC 1122 §3.3.2); returns how many.
+    pub fn expire(&mut self, now: Instant, counters: &mut Counters) -> u64 {
+        let mut n = 0;
+        let mut i = 0;
+        while i < self.datagrams.len() {
+            if self.datagrams[i].deadline <= now {
+                self.remove(i);
+                n += 1;
+                // An idle table holds nothing.
+                if self.datagrams.is_empty() {
+                    self.drop_spare();
+                }
+            } else {
+                i += 1;
+            }
+        }
+        counters.reasm_fails += n;
+        for _ in 0..n {
+            counters.drop(DropReason::FragTimeout);
+        }
+        n
+    }
+
+    /// A completed datagram's buffer is no longer needed: keep it as the spare.
+    pub fn recycle(&mut self, mut buf: Vec<u8>) {
+        if self.spare.is_none() && buf.capacity() <= MAX_DATAGRAM {
+            buf.clear();
+            self.memory += buf.capacity();
+            self.spare = Some(buf);
+        }
+    }
+
+    fn remove(&mut self, i: usize) -> Datagram {
+        let d = self.datagrams.swap_remove(i);
+        self.memory -= d.buf.capacity();
+        d
+    }
+
+    /// Drop datagram `i` for `reason`.
+    fn fail(&mut self, i: usize, reason: DropReason, counters: &mut Counters) -> FragResult {
+        let d = self.remove(i);
+        self.recycle(d.buf);
+        counters.reasm_fails += 1;
+        FragResult::Pending(Some(reason))
+    }
+
+    /// Take one fragment (a packet `parse_ipv4_tcp` refused as `Fragment`).
+    /// The caller counts the returned drop reason; reassembly counters are kept here.
+    pub fn insert(&mut self, cfg: &Config, now: Instant, packet: &[u8], counters: &mut Counters) -> FragResult {
+        counters.reasm_reqds += 1;
+        let Some(f) = frag_of(packet) else {
+            return FragResult::Pending(Some(DropReason::FragMalformed));
+        };
+        if f.key.proto != PROTO_TCP {
+            return FragResult::Pending(Some(DropReason::NotTcp));
+        }
+        let len = f.payload.len() as u32;
+        // RFC 791 §3.2: every fragment but the last carries a multiple of 8 octets.
+        if len == 0 || (f.more && len % 8 != 0) {
+            return FragResult::Pending(Some(DropReason::FragMalformed));
+        }
+        let end = f.offset + len;
+        let found = self.datagrams.iter().position(|d| d.key == f.key);
+        if f.ihl + end as usize > MAX_DATAGRAM {
+            // Longer than any IPv4 datagram can be (the "ping of death").
+            return match found {
+                Some(i) => self.fail(i, DropReason::FragTooLarge, counters),
+                None => FragResult::Pending(Some(DropReason::FragTooLarge)),
+            };
+        }
+        let i = match found {
+            Some(i) => i,
+            None => match self.create(cfg, now, f.key) {
+                Some(i) => i,
+                None => return FragResult::Pending(Some(DropReason::FragMemory)),
+            },
+        };
+        if let Err(reason) = self.check(cfg, i, &f, end) {
+            return match reason {
+                DropReason::FragDuplicate => FragResult::Pending(Some(reason)),
+                _ => self.fail(i, reason, counters),
+            };
+        }
+        if !self.grow(cfg, i, IPV4_HEADER_LEN + end as usize) {
+            return self.fail(i, DropReason::FragMemory, counters);
+        }
+        self.place(i, &f, end, counters)
+    }
+
+    /// A new datagram entry, if the table has room (`ipfrag_max_datagrams`).
+    fn create(&mut self, cfg: &Config, now: Instant, key: Key) -> Option<usize> {
+        // The spare is about to be reused: it does not count against a new datagram.
+        let spare = self.spare.as_ref().map_or(0, |b| b.capacity());
+        if self.datagrams.len() >= cfg.ipfrag_max_datagrams || self.memory - spare >= cfg.ipfrag_high_thresh {
+            return None;
+        }
+        // The spare moves to the new datagram: `memory` already counts it.
+        let buf = self.spare.take().unwrap_or_default();
+        self.datagrams.push(Datagram {
+            key,
+            deadline: now + cfg.ipfrag_time,
+            buf,
+            ranges: [(0, 0); MAX_FRAGMENTS],
+            nranges: 0,
+            total: None,
+            received: 0,
+        });
+        Some(self.datagrams.len() - 1)
+    }
+
+    /// May fragment `f` (payload [offset, end)) join datagram `i`?
+    fn check(&self, cfg: &Config, i: usize, f: &Frag, end: u32) -> Result<(), DropReason> {
+        let d = &self.datagrams[i];
+        let ranges = &d.ranges[..d.nranges];
+        if ranges.contains(&(f.offset, end)) {
+            return Err(DropReason::FragDuplicate);
+        }
+        if ranges.iter().any(|&(s, e)| f.offset < e && s < end) {
+            // RFC 5722 policy: an overlap discards the whole datagram.
+            return Err(DropReason::FragOverlap);
+        }
+        // The last fragment fixes the length; nothing may lie beyond it.
+        let last_end = ranges.iter().map(|&(_, e)| e).max().unwrap_or(0);
+        let inconsistent = match (d.total, f.more) {
+            (Some(t), true) => end > t,
+            (Some(_), false) => true, // a second, different last fragment
+            (None, false) => last_end > end,
+            (None, true) => false,
+        };
+        if inconsistent {
+            return Err(DropReason::FragOverlap);
+        }
+        if d.nranges >= cfg.ipfrag_max_fragments.min(MAX_FRAGMENTS) {
+            return Err(DropReason::FragTooMany);
+        }
+        Ok(())
+    }
+
+    /// Make datagram `i`'s buffer hold `need` bytes within the memory cap.
+    fn grow(&mut self, cfg: &Config, i: usize, need: usize) -> bool {
+        let d = &mut self.datagrams[i];
+        if d.buf.len() >= need {
+            return true;
+        }
+        let old = d.buf.capacity();
+        if need <= old {
+            d.buf.resize(need, 0);
+            return true;
+        }
+        // Known length: allocate it once; otherwise at least double (amortised growth).
+        let want = match d.total {
+            Some(t) => IPV4_HEADER_LEN + t as usize,
+            None => need.max(d.buf.len() * 2).min(MAX_DATAGRAM),
+        }
+        .max(need);
+        if self.memory - old + want > cfg.ipfrag_high_thresh {
+            self.drop_spare();
+            if self.memory - old + want > cfg.ipfrag_high_thresh {
+                return false;
+            }
+        }
+        let d = &mut self.datagrams[i];
+        d.buf.reserve_exact(want - d.buf.len());
+        d.buf.resize(need, 0);
+        self.memory = self.memory - old + d.buf.capacity();
+        true
+    }
+
+    fn drop_spare(&mut self) {
+        if let Some(b) = self.spare.take() {
+            self.memory -= b.capacity();
+        }
+    }
+
+    /// Copy the fragment in; a complete datagram is taken out of the table.
+    fn place(&mut self, i: usize, f: &Frag, end: u32, counters: &mut Counters) -> FragResult {
+        let d = &mut self.datagrams[i];
+        let at = IPV4_HEADER_LEN + f.offset as usize;
+        d.buf[at..at + f.payload.len()].copy_from_slice(f.payload);
+        if f.offset == 0 {
+            // RFC 791 §3.2: the first fragment's header becomes the datagram's header.
+            d.buf[..IPV4_HEADER_LEN].copy_from_slice(f.header);
+        }
+        d.ranges[d.nranges] = (f.offset, end);
+        d.nranges += 1;
+        d.received += f.payload.len() as u32;
+        if !f.more {
+            d.total = Some(end);
+        }
+        match d.total {
+            Some(t) if d.received == t => {
+                let mut buf = self.remove(i).buf;
+                finish_header(&mut buf, t as usize);
+                counters.reasm_oks += 1;
+                FragResult::Complete(buf)
+            }
+            _ => FragResult::Pending(None),
+        }
+    }
+}
+
+/// Turn the first fragment's header into the header of the whole datagram: IHL 5 (its
+/// options were copied only in part), the full length, no fragment bits, a new checksum.
+fn finish_header(buf: &mut Vec<u8>, payload_len: usize) {
+    let total = IPV4_HEADER_LEN + payload_len;
+    buf.truncate(total);
+    buf[0] = 0x45;
+    buf[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    buf[6] = 0;
+    buf[7] = 0;
+    buf[10] = 0;
+    buf[11] = 0;
+    let c = checksum::checksum(&buf[..IPV4_HEADER_LEN]);
+    buf[10..12].copy_from_slice(&c.to_be_bytes());
+}
