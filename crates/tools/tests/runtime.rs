@@ -2,7 +2,7 @@
 //! the Linux kernel, in a namespace each test creates, talks to the stack over the TUN.
 
 use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener};
-use utcp_tools::netns::{NetNs, require_root};
+use utcp_tools::netns::{NetNs, assert_root};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -30,10 +30,9 @@ fn kernel_connect(port: u16) -> TcpStream {
 /// 1-byte request/response: the application thread blocked in `read` polls the TUN
 /// itself, so each request wakes that thread and the driver thread sleeps.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn request_response_is_served_by_the_blocked_application_thread() {
-    if !require_root("request_response_is_served_by_the_blocked_application_thread") {
-        return;
-    }
+    assert_root("request_response_is_served_by_the_blocked_application_thread");
     const N: u64 = 2000;
     let (iface, ns) = setup("utcp-rtlead");
     let l = TcpListener::bind(&iface, (STACK, 7001)).unwrap();
@@ -72,10 +71,9 @@ fn request_response_is_served_by_the_blocked_application_thread() {
 /// After the leader returns to its application and stays away, the driver takes the TUN
 /// back and processes arriving data, with no socket call from the application.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn a_parked_tun_goes_back_to_the_driver() {
-    if !require_root("a_parked_tun_goes_back_to_the_driver") {
-        return;
-    }
+    assert_root("a_parked_tun_goes_back_to_the_driver");
     let (iface, ns) = setup("utcp-rtpark");
     let l = TcpListener::bind(&iface, (STACK, 7002)).unwrap();
     let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
@@ -126,10 +124,9 @@ fn a_parked_tun_goes_back_to_the_driver() {
 /// A thread leading on an idle connection hands leadership over to the thread whose
 /// connection carries the traffic, which then serves it with one wake-up per request.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn leadership_follows_the_traffic() {
-    if !require_root("leadership_follows_the_traffic") {
-        return;
-    }
+    assert_root("leadership_follows_the_traffic");
     const N: u64 = 500;
     let (iface, ns) = setup("utcp-rtfollow");
     let l = TcpListener::bind(&iface, (STACK, 7003)).unwrap();
@@ -182,10 +179,9 @@ fn leadership_follows_the_traffic() {
 /// The kernel, inside a private namespace, sends a TCP SYN to an address behind the
 /// TUN; we read it raw: IPv4, protocol 6, right addresses and port.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn kernel_syn_arrives_as_raw_ipv4() {
-    if !require_root("kernel_syn_arrives_as_raw_ipv4") {
-        return;
-    }
+    assert_root("kernel_syn_arrives_as_raw_ipv4");
     let ns = NetNs::create(&NetNs::unique_name("utcp-tun")).expect("netns");
     let h = ns
         .spawn(|| -> std::io::Result<(Vec<u8>, u16)> {
@@ -202,9 +198,7 @@ fn kernel_syn_arrives_as_raw_ipv4() {
                 // A new thread starts in the process's namespace: move it into ours.
                 let ns_fd = std::fs::File::open("/proc/thread-self/ns/net")?;
                 let j = s.spawn(move || {
-                    // SAFETY: setns on a valid namespace fd affects only this thread.
-                    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns_fd), libc::CLONE_NEWNET) };
-                    assert_eq!(rc, 0);
+                    utcp_tools::netns::setns_net(&ns_fd).expect("setns");
                     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(600))
                 });
                 let start = std::time::Instant::now();
