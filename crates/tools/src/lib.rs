@@ -5,10 +5,12 @@
 //! - [`bench`]: kernel, smoltcp and utcp systems side by side (`utcp bench`);
 //! - [`trace`]: one line per segment, tshark style;
 //! - [`apps`]: echo, discard and a small HTTP file server over utcp sockets;
+//! - [`fuzz`]: hostile segments against live connections, random and structure-aware;
 //! - [`netns`]: private network namespaces for the demo, the bench and the tests.
 
 pub mod apps;
 pub mod bench;
+pub mod fuzz;
 pub mod netns;
 pub mod script;
 pub mod sim;
