@@ -231,3 +231,14 @@ fn kernel_syn_arrives_as_raw_ipv4() {
     assert_eq!(syn[ihl + 13] & 0x02, 0x02, "SYN flag");
     assert_eq!(mtu, 1400);
 }
+
+#[path = "../../utcp/examples/echo_server.rs"]
+mod echo_server;
+
+/// The README's library example (`crates/utcp/examples/echo_server.rs`), bounded.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn echo_server_example_self_test() {
+    assert_root("echo_server_example_self_test");
+    echo_server::self_test().expect("echo_server self-test");
+}
