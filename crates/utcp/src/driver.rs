@@ -439,6 +439,7 @@ impl Inner {
                 Event::Writable(c) => Some((Key::Conn(c), false, true)),
                 Event::Connected(c) => Some((Key::Conn(c), true, true)),
                 Event::Closed(c, reason) => {
+                    tracing::debug!(conn = ?c, ?reason, "connection closed");
                     if let Some(w) = self.waiters.get_mut(&Key::Conn(c)) {
                         w.closed = Some(reason);
                     }
@@ -496,6 +497,7 @@ impl Inner {
     /// Shut the interface down with `err`, stored for every later socket call.
     pub(crate) fn fail(&mut self, shared: &Shared, err: io::Error) {
         if self.down.is_none() {
+            tracing::warn!(error = %err, "interface down");
             self.down = Some((err.kind(), format!("utcp interface down: {err}")));
         }
         self.stop = true;
@@ -601,6 +603,7 @@ fn emit(
                 || matches!(e.raw_os_error(), Some(ENOBUFS | ENOMEM | EINVAL)) =>
         {
             stats.tx_dropped += 1;
+            tracing::trace!(error = %e, "TUN write refused: counted as a loss");
         }
         Err(e) => *fatal = Some(io::Error::new(e.kind(), format!("TUN write: {e}"))),
     }
@@ -609,9 +612,12 @@ fn emit(
 /// Spawn the driver thread; it enters the namespace, creates the TUN and reports back.
 pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel::<io::Result<Arc<Shared>>>();
+    let span = tracing::info_span!("utcp", tun = %config.tun_name, netns = ?config.netns);
     let thread = std::thread::Builder::new().name(format!("utcp-{}", config.tun_name)).spawn(move || {
+        let _entered = span.enter();
         match setup(config) {
             Ok((shared, tun)) => {
+                tracing::debug!(addr = %shared.addr, "interface up");
                 let _ = tx.send(Ok(shared.clone()));
                 run(&shared, &tun);
             }
