@@ -242,3 +242,74 @@ fn echo_server_example_self_test() {
     assert_root("echo_server_example_self_test");
     echo_server::self_test().expect("echo_server self-test");
 }
+
+/// A minimal `tracing` subscriber that remembers span names and event messages.
+mod capture {
+    use std::sync::Mutex;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    pub static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    struct Capture;
+
+    struct Message<'a>(&'a mut String);
+    impl tracing::field::Visit for Message<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                *self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, a: &Attributes<'_>) -> Id {
+            SEEN.lock().unwrap().push(format!("span {}", a.metadata().name()));
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, e: &Event<'_>) {
+            let mut m = String::new();
+            e.record(&mut Message(&mut m));
+            SEEN.lock().unwrap().push(format!("event {m}"));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    pub fn install() {
+        let _ = tracing::subscriber::set_global_default(Capture);
+    }
+}
+
+/// Logging is through `tracing`: with a subscriber installed, the interface and each
+/// connection get a span, and opening and closing are events.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn tracing_spans_per_interface_and_connection() {
+    assert_root("tracing_spans_per_interface_and_connection");
+    capture::install();
+    let (iface, _ns) = setup("utcp-trace");
+    let l = TcpListener::bind(&iface, (STACK, 9)).unwrap();
+    let ns_fd = std::fs::File::open(format!("/var/run/netns/{}", _ns.name())).unwrap();
+    let client = std::thread::spawn(move || {
+        utcp_tools::netns::setns_net(&ns_fd).expect("setns");
+        let mut c = kernel_connect(9);
+        c.write_all(b"x").unwrap();
+    });
+    let (mut s, _) = l.accept().unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    client.join().unwrap();
+    drop(s);
+    iface.wait_quiet(Duration::from_millis(50), Duration::from_secs(2));
+    drop(iface);
+    let seen = capture::SEEN.lock().unwrap().clone();
+    for want in ["span utcp", "span tcp", "event interface up", "event accepted", "event close"] {
+        assert!(seen.iter().any(|s| s == want), "no {want:?} in {seen:?}");
+    }
+}
