@@ -1,5 +1,6 @@
 //! Interoperability with the Linux kernel's TCP, over a TUN in a private namespace each
-//! test creates (and removes). Needs root; skipped loudly otherwise (failure under CI=true).
+//! test creates (and removes). Needs root and /dev/net/tun: `ignored` otherwise, run (and failing
+//! without them) under CI=true; see `crates/tools/build.rs`.
 //!
 //! Data is generated from seeded PRNG streams in 64 KiB chunks and compared by SHA-256,
 //! so transfers of tens of MiB need no big buffers.
