@@ -61,7 +61,15 @@ impl Pair {
         let mut b = Stack::new(Config { isn_secret: *b"fuzz-target-key!", ..Config::default() });
         b.add_local_addr(B);
         let listener = b.listen(SocketAddr::new(B, PORT), 1024).map_err(|e| e.to_string())?;
-        let mut p = Pair { a, b, now: Instant::from_millis(1), conns: Vec::new(), listener, buf: vec![0; 65536], answers: 0 };
+        let mut p = Pair {
+            a,
+            b,
+            now: Instant::from_millis(1),
+            conns: Vec::new(),
+            listener,
+            buf: vec![0; 65536],
+            answers: 0,
+        };
         for i in 0..n {
             let mut c = p.open()?;
             c.shielded = i % 2 == 0;
@@ -246,7 +254,10 @@ pub fn run_live(cfg: &LiveFuzz) -> Result<LiveReport, String> {
         return Err(format!("B handled {} packets of {}", r.in_packets, cfg.packets));
     }
     if r.drops + r.in_segs < cfg.packets {
-        return Err(format!("unaccounted packets: drops {} + segments {} < {}", r.drops, r.in_segs, cfg.packets));
+        return Err(format!(
+            "unaccounted packets: drops {} + segments {} < {}",
+            r.drops, r.in_segs, cfg.packets
+        ));
     }
     check_survivors(&mut p, &mut r)?;
     Ok(r)
@@ -301,7 +312,8 @@ fn flags(rng: &mut Rng) -> TcpFlags {
         return TcpFlags(rng.next_u64() as u8);
     }
     let mut f = if rng.chance(0.85) { TcpFlags::ACK.0 } else { 0 };
-    for (bit, p) in [(TcpFlags::PSH, 0.3), (TcpFlags::FIN, 0.1), (TcpFlags::RST, 0.1), (TcpFlags::SYN, 0.08)] {
+    for (bit, p) in [(TcpFlags::PSH, 0.3), (TcpFlags::FIN, 0.1), (TcpFlags::RST, 0.1), (TcpFlags::SYN, 0.08)]
+    {
         if rng.chance(p) {
             f |= bit.0;
         }
@@ -418,7 +430,10 @@ fn check_survivors(p: &mut Pair, r: &mut LiveReport) -> Result<(), String> {
         r.shielded += 1;
         if !up {
             let (sa, sb) = (p.a.state(c.a), p.b.state(c.b));
-            return Err(format!("shielded connection from port {} did not survive: A {sa:?}, B {sb:?}", c.port));
+            return Err(format!(
+                "shielded connection from port {} did not survive: A {sa:?}, B {sb:?}",
+                c.port
+            ));
         }
         if !p.transfer(&c, true, 20_000) || !p.transfer(&c, false, 20_000) {
             return Err(format!("shielded connection from port {} no longer delivers byte-exact", c.port));

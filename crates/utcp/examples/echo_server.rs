@@ -63,7 +63,11 @@ fn ip(args: &[&str]) -> std::io::Result<()> {
     if out.status.success() {
         Ok(())
     } else {
-        Err(std::io::Error::other(format!("ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim())))
+        Err(std::io::Error::other(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )))
     }
 }
 
@@ -133,7 +137,10 @@ fn main() -> std::io::Result<()> {
         Some(ns) => serve(&TcpListener::bind(&interface(ns)?, (STACK, PORT))?, None),
         None => {
             let ns = PrivateNs::create()?;
-            println!("echo on {STACK}:{PORT} in namespace {} (try: ip netns exec {} nc {STACK} {PORT})", ns.0, ns.0);
+            println!(
+                "echo on {STACK}:{PORT} in namespace {} (try: ip netns exec {} nc {STACK} {PORT})",
+                ns.0, ns.0
+            );
             serve(&TcpListener::bind(&interface(&ns.0)?, (STACK, PORT))?, None)
         }
     }

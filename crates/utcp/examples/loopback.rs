@@ -143,7 +143,10 @@ fn would_block(e: std::io::Error) -> std::io::Result<usize> {
 #[allow(dead_code)] // `main` is unused when tests/examples.rs includes this file as a module.
 fn main() {
     match run() {
-        Ok(s) => println!("loopback: {} bytes checked, {} packets, {:?} virtual time", s.bytes, s.packets, s.elapsed),
+        Ok(s) => println!(
+            "loopback: {} bytes checked, {} packets, {:?} virtual time",
+            s.bytes, s.packets, s.elapsed
+        ),
         Err(e) => {
             eprintln!("loopback failed: {e}");
             std::process::exit(1);
