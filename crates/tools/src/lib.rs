@@ -6,11 +6,13 @@
 //! - [`trace`]: one line per segment, tshark style;
 //! - [`forward`]: a tun2socks-style gateway (`utcp forward`);
 //! - [`apps`]: echo, discard and a small HTTP file server over utcp sockets;
+//! - [`fuzz`]: hostile segments against live connections, random and structure-aware;
 //! - [`netns`]: private network namespaces for the demo, the bench and the tests.
 
 pub mod apps;
 pub mod bench;
 pub mod forward;
+pub mod fuzz;
 pub mod netns;
 pub mod script;
 pub mod sim;

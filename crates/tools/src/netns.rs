@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::AsRawFd;
+use std::os::fd::AsFd;
 use std::process::Command;
 
 #[derive(Debug)]
@@ -53,12 +53,7 @@ impl NetNs {
     /// Move the calling thread into this namespace. Use it on a dedicated thread: the
     /// thread never returns to the namespace it came from.
     pub fn enter(&self) -> io::Result<()> {
-        // SAFETY: setns on a valid namespace fd affects only the calling thread.
-        let rc = unsafe { libc::setns(self.file.as_raw_fd(), libc::CLONE_NEWNET) };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(())
+        setns_net(&self.file)
     }
 
     /// Run a program inside the namespace (`ip netns exec`), returning its stdout.
@@ -82,11 +77,7 @@ impl NetNs {
     ) -> io::Result<std::thread::JoinHandle<io::Result<T>>> {
         let fd = self.file.try_clone()?;
         Ok(std::thread::spawn(move || {
-            // SAFETY: as in `enter`.
-            let rc = unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
-                return Err(io::Error::last_os_error());
-            }
+            setns_net(&fd)?;
             Ok(f())
         }))
     }
@@ -114,22 +105,35 @@ fn run_ip(args: &[&str]) -> io::Result<()> {
     Ok(())
 }
 
-/// True when running as root (uid 0); TUN and namespace tests need it.
-pub fn is_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    unsafe { libc::geteuid() == 0 }
+/// `setns(fd, CLONE_NEWNET)`: move the calling thread (only) into the namespace `fd` names.
+pub fn setns_net(fd: impl AsFd) -> io::Result<()> {
+    use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+    Ok(move_into_link_name_space(fd.as_fd(), Some(LinkNameSpaceType::Network))?)
 }
 
-/// For tests that need root: returns false (after a loud message) when they should skip.
-/// Under `CI=true` a missing privilege is a failure, not a skip.
+/// True when running as root (uid 0); TUN and namespace tests need it.
+pub fn is_root() -> bool {
+    rustix::process::geteuid().is_root()
+}
+
+/// True when the process can make TUN devices and namespaces: root and `/dev/net/tun`.
+pub fn can_tun() -> bool {
+    is_root() && std::path::Path::new("/dev/net/tun").exists()
+}
+
+/// For tests that need root and TUN. Such tests are `#[ignore]`d unless the build script
+/// set `cfg(utcp_root_tests)` (CI=true, or built as root with /dev/net/tun), so reaching
+/// this without the privilege means CI lacks it, or the test was forced with
+/// `--include-ignored`: either way it fails here rather than passing without running.
+pub fn assert_root(test: &str) {
+    assert!(
+        can_tun(),
+        "{test}: needs root and /dev/net/tun (CAP_NET_ADMIN); refusing to pass without running"
+    );
+}
+
+/// [`assert_root`], returning `true`; kept for callers written as `if !require_root(..) { return }`.
 pub fn require_root(test: &str) -> bool {
-    if is_root() && std::path::Path::new("/dev/net/tun").exists() {
-        return true;
-    }
-    let msg = format!("{test}: needs root and /dev/net/tun (CAP_NET_ADMIN)");
-    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-        panic!("{msg}; CI=true so this is a failure, not a skip");
-    }
-    eprintln!("\n*** SKIPPED *** {msg}\n");
-    false
+    assert_root(test);
+    true
 }

@@ -4,7 +4,7 @@
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use utcp_tools::netns::require_root;
+use utcp_tools::netns::assert_root;
 
 const SYSTEMS: [&str; 3] = ["kernel", "smoltcp", "utcp"];
 const ROWS: [&str; 6] = ["bulk_to_stack", "bulk_from_stack", "rr", "rr_p50", "rr_p99", "connect"];
@@ -29,10 +29,9 @@ fn string<'a>(obj: &'a str, key: &str) -> Option<&'a str> {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn bench_quick_json_has_every_system_and_workload() {
-    if !require_root("bench_quick_json_has_every_system_and_workload") {
-        return;
-    }
+    assert_root("bench_quick_json_has_every_system_and_workload");
     let mut child = Command::new(env!("CARGO_BIN_EXE_utcp"))
         .args(["bench", "--quick", "--json"])
         .stdout(Stdio::piped())

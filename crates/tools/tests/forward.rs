@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use utcp_tools::forward::{self, ForwardOptions, Upstream};
-use utcp_tools::netns::{NetNs, require_root};
+use utcp_tools::netns::{NetNs, assert_root};
 
 struct Server(Child);
 
@@ -55,10 +55,9 @@ fn upstream_server(b: &NetNs, dir: &std::path::Path) -> Server {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn forward_terminates_and_relays_to_the_original_destination() {
-    if !require_root("forward_terminates_and_relays_to_the_original_destination") {
-        return;
-    }
+    assert_root("forward_terminates_and_relays_to_the_original_destination");
     let a = NetNs::create(&NetNs::unique_name("fw-a")).expect("netns A");
     let b = NetNs::create(&NetNs::unique_name("fw-b")).expect("netns B");
     let dir = std::env::temp_dir().join(format!("utcp-fw-{}", std::process::id()));

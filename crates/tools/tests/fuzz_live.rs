@@ -1,199 +1,112 @@
-//! Feed over a million random and mutated packets into a stack that holds live
-//! connections: nothing may panic, every packet must be accounted for, and the live
-//! connections must still deliver data byte-exact afterwards.
+//! Hostile packets against a stack holding live connections (driver: `utcp_tools::fuzz`).
+//! Sequence numbers are drawn near RCV.NXT and acknowledgments near SND.UNA, so a good
+//! share lands in the window; the shielded connections must survive and still deliver
+//! byte-exact. The long run is `cargo run --release -p utcp-tools --example fuzz_live`.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use utcp::device::rng::Rng;
-use utcp::engine::{Config, ConnId, Stack, State};
-use utcp::seq::SeqNum;
-use utcp::time::{Duration, Instant};
-use utcp::wire::{DropReason, OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
-
-const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
-const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
-
-fn pump(a: &mut Stack, b: &mut Stack, now: Instant, buf: &mut [u8]) {
-    for _ in 0..100_000 {
-        let mut any = false;
-        while let Some(n) = a.poll_transmit(now, buf) {
-            b.handle_packet(now, &buf[..n]);
-            any = true;
-        }
-        while let Some(n) = b.poll_transmit(now, buf) {
-            a.handle_packet(now, &buf[..n]);
-            any = true;
-        }
-        if !any {
-            return;
-        }
-    }
-    panic!("runaway exchange");
-}
-
-/// A plausible segment towards B: right addresses and ports, random fields and options.
-fn plausible(rng: &mut Rng, ports: &[(u16, u16)], buf: &mut [u8]) -> usize {
-    let (sport, dport) = ports[rng.gen_range(0, ports.len() as u64) as usize];
-    let mut options = TcpOptions::default();
-    if rng.chance(0.3) {
-        options.mss = Some(rng.next_u64() as u16);
-    }
-    if rng.chance(0.3) {
-        options.window_scale = Some(rng.gen_range(0, 20) as u8);
-    }
-    if rng.chance(0.3) {
-        options.timestamps = Some((rng.next_u64() as u32, rng.next_u64() as u32));
-    }
-    if rng.chance(0.2) {
-        options.sack_permitted = true;
-    }
-    if rng.chance(0.2) {
-        let s = rng.next_u64() as u32;
-        options.sack.push(SeqNum(s), SeqNum(s.wrapping_add(rng.gen_range(0, 5000) as u32)));
-    }
-    let payload_len = if rng.chance(0.5) { 0 } else { rng.gen_range(1, 1400) as usize };
-    let payload = vec![0x5a; payload_len];
-    let h = TcpHeaderOut {
-        src: A,
-        dst: if rng.chance(0.02) { IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)) } else { B },
-        src_port: sport,
-        dst_port: if rng.chance(0.05) { rng.next_u64() as u16 } else { dport },
-        seq: SeqNum(rng.next_u64() as u32),
-        ack: SeqNum(rng.next_u64() as u32),
-        flags: TcpFlags(rng.next_u64() as u8),
-        window: rng.next_u64() as u16,
-        urgent: rng.next_u64() as u16,
-        options,
-        ttl: 64,
-        ip_id: 0,
-    };
-    emit_ipv4_tcp(buf, &h, OptionLayout::Linux, &[&payload]).unwrap_or(0)
-}
+use utcp_tools::fuzz::{LiveFuzz, run_live, run_structured};
 
 #[test]
 fn a_million_hostile_packets_against_live_connections() {
-    let mut a = Stack::new(Config::default());
-    a.add_local_addr(A);
-    let mut b = Stack::new(Config { isn_secret: *b"fuzz-target-key!", ..Config::default() });
-    b.add_local_addr(B);
-    let mut now = Instant::from_millis(1);
+    let cfg = LiveFuzz { packets: 1_050_000, ..LiveFuzz::default() };
+    let r = run_live(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("{r:#?}");
+    assert_eq!(r.packets, 1_050_000);
+    // The draw reaches the window: at least a tenth of the aimed segments are in it,
+    // including RSTs and SYNs that must only draw a challenge ACK (RFC 5961 §3.2, §4).
+    assert!(r.aimed > cfg.packets / 2, "{r:?}");
+    assert!(r.in_window * 10 > r.aimed, "too few in-window segments: {r:?}");
+    assert!(r.in_window_rst > 1_000 && r.in_window_syn > 1_000, "{r:?}");
+    // Every shielded connection survived and delivered both ways.
+    assert_eq!(r.shielded, cfg.conns / 2);
+    assert_eq!(r.shielded_ok, r.shielded);
+    assert_eq!(r.exposed, cfg.conns / 2);
+    // Noise and bit flips were seen and dropped by reason.
+    assert!(r.bad_checksum > 10_000, "{r:?}");
+    assert!(r.in_segs > cfg.packets / 2, "{r:?}");
+    // No amplification: at most one answer per injected packet.
+    assert!(r.answers <= r.packets, "{r:?}");
+}
+
+#[test]
+fn structure_aware_segments_against_live_connections() {
+    let r = run_structured(20_000, 0x5eed).unwrap_or_else(|e| panic!("{e}"));
+    eprintln!("{r:#?}");
+    assert_eq!(r.inputs, 20_000);
+    assert!(r.segments > 2 * r.inputs, "{r:?}");
+    // A good share reaches a TCB or listener; B never answers more than it was sent.
+    assert!(r.in_segs * 4 > r.segments && r.drops > r.segments / 20, "{r:?}");
+    assert!(r.answers <= r.segments, "amplification: {r:?}");
+}
+
+/// Known engine bug, found by the structure-aware run: one blind in-window data segment
+/// desynchronizes a connection between two utcp stacks (B's RCV.NXT passes A's SND.NXT),
+/// and then each side answers the other's ACK with an ACK forever: A because the ACK
+/// acknowledges data it never sent (RFC 9293 §3.10.7.4, "send an ACK, drop the segment"),
+/// B because A's sequence number is below its window ("an acknowledgment should be sent
+/// in reply"). Neither reply is rate-limited, so the two never fall silent: an endless
+/// ACK storm from one forged packet. Linux rate-limits both replies
+/// (`tcp_invalid_ratelimit`, in the spirit of RFC 5961 §7). Un-ignore once that is fixed.
+#[test]
+#[ignore = "known engine bug: unthrottled ACK storm after blind in-window data (see comment)"]
+fn blind_in_window_data_does_not_start_an_ack_storm() {
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+    use utcp::engine::{Config, Stack};
+    use utcp::seq::SeqNum;
+    use utcp::time::Instant;
+    use utcp::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+    let (ia, ib) = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)));
+    let (mut a, mut b) = (Stack::new(Config::default()), Stack::new(Config::default()));
+    a.add_local_addr(ia);
+    b.add_local_addr(ib);
+    let now = Instant::from_millis(1);
     let mut buf = vec![0u8; 65536];
-    let l = b.listen(SocketAddr::new(B, 80), 64).unwrap();
-    let mut conns: Vec<(ConnId, ConnId)> = Vec::new();
-    for _ in 0..8 {
-        let c = a.connect(now, SocketAddr::new(A, 0), SocketAddr::new(B, 80)).unwrap();
-        pump(&mut a, &mut b, now, &mut buf);
-        let (s, _) = b.accept(l).unwrap();
-        conns.push((c, s));
-    }
-    let ports: Vec<(u16, u16)> = conns.iter().map(|(c, _)| (a.local_addr(*c).unwrap().port(), 80)).collect();
-
-    // Valid packets to mutate: real segments captured from a short exchange.
-    let mut samples: Vec<Vec<u8>> = Vec::new();
-    for (c, _) in &conns {
-        a.send(now, *c, &[7u8; 3000]).unwrap();
-    }
-    while let Some(n) = a.poll_transmit(now, &mut buf) {
-        samples.push(buf[..n].to_vec());
-        b.handle_packet(now, &buf[..n]);
-    }
-    pump(&mut a, &mut b, now, &mut buf);
-    let mut sink = vec![0u8; 65536];
-    for (_, s) in &conns {
-        while b.recv(now, *s, &mut sink).map(|n| n > 0).unwrap_or(false) {}
-    }
-
-    let mut rng = Rng::new(0xF022);
-    let before = b.counters().clone();
-    let total = 1_050_000u64;
-    let mut pkt = vec![0u8; 2048];
-    for i in 0..total {
-        let n = match i % 4 {
-            // Pure noise.
-            0 => {
-                let n = rng.gen_range(0, 120) as usize;
-                rng.fill_bytes(&mut pkt[..n]);
-                n
+    let l = b.listen(SocketAddr::new(ib, 80), 8).unwrap();
+    let c = a.connect(now, SocketAddr::new(ia, 0), SocketAddr::new(ib, 80)).unwrap();
+    let mut exchange = |a: &mut Stack, b: &mut Stack, now: Instant, rounds: usize| -> usize {
+        let mut moved = 0;
+        for _ in 0..rounds {
+            let mut any = false;
+            while let Some(n) = a.poll_transmit(now, &mut buf) {
+                b.handle_packet(now, &buf[..n]);
+                any = true;
+                moved += 1;
             }
-            // A valid sample with bit flips, truncation or extension.
-            1 => {
-                let s = &samples[rng.gen_range(0, samples.len() as u64) as usize];
-                let n = s.len();
-                pkt[..n].copy_from_slice(s);
-                for _ in 0..rng.gen_range(1, 4) {
-                    let bit = rng.gen_range(0, (n * 8) as u64) as usize;
-                    pkt[bit / 8] ^= 1 << (bit % 8);
-                }
-                if rng.chance(0.3) { rng.gen_range(0, n as u64 + 40).min(2048) as usize } else { n }
+            while let Some(n) = b.poll_transmit(now, &mut buf) {
+                a.handle_packet(now, &buf[..n]);
+                any = true;
+                moved += 1;
             }
-            // Well-formed segments with random fields to the live quads (checksums valid).
-            _ => plausible(&mut rng, &ports, &mut pkt),
-        };
-        b.handle_packet(now, &pkt[..n]);
-        // Drain whatever B wants to say (RSTs, challenge ACKs) and let A react.
-        while let Some(m) = b.poll_transmit(now, &mut buf) {
-            if rng.chance(0.5) {
-                a.handle_packet(now, &buf[..m]);
-            }
-        }
-        while a.poll_transmit(now, &mut buf).is_some() {}
-        if i % 10_000 == 0 {
-            now += Duration::from_millis(3);
-            a.handle_timeout(now);
-            b.handle_timeout(now);
-            while b.poll_event().is_some() {}
-            while a.poll_event().is_some() {}
-        }
-    }
-    let after = b.counters();
-    // Every packet is either a segment that reached a TCB/listener or a counted drop,
-    // or was answered as a segment for no connection (also counted as a drop).
-    let handled = after.in_packets - before.in_packets;
-    assert_eq!(handled, total);
-    let drops = after.total_drops() - before.total_drops();
-    let segs = after.in_segs - before.in_segs;
-    assert!(drops + segs >= total, "drops {drops} + segments {segs} < packets {total}");
-    assert!(after.dropped(DropReason::BadTcpChecksum) > 0);
-    assert!(after.dropped(DropReason::Truncated) > 0 || after.dropped(DropReason::BadIpVersion) > 0);
-
-    // Connections that survived still carry data byte-exact.
-    let mut alive = 0;
-    for (c, s) in &conns {
-        if a.state(*c) != Some(State::Established) || b.state(*s) != Some(State::Established) {
-            continue;
-        }
-        alive += 1;
-        let msg: Vec<u8> = (0..10_000u32).map(|i| (i % 253) as u8).collect();
-        let mut got = Vec::new();
-        let mut off = 0;
-        for _ in 0..10_000 {
-            if off < msg.len() {
-                off += a.send(now, *c, &msg[off..]).unwrap_or(0);
-            }
-            pump(&mut a, &mut b, now, &mut buf);
-            while let Ok(n) = b.recv(now, *s, &mut sink) {
-                if n == 0 {
-                    break;
-                }
-                got.extend_from_slice(&sink[..n]);
-            }
-            if got.len() >= msg.len() {
+            if !any {
                 break;
             }
-            now += Duration::from_millis(50);
-            a.handle_timeout(now);
-            b.handle_timeout(now);
         }
-        // Blind in-window injection can legitimately alter the byte stream (RFC 5961 §1
-        // explains why it cannot be ruled out), so what matters here is that the connection
-        // still works: every byte we sent arrives and is acknowledged.
-        assert!(got.len() >= msg.len(), "surviving connection stalled: {} of {}", got.len(), msg.len());
-        for _ in 0..20 {
-            now += Duration::from_millis(100);
-            a.handle_timeout(now);
-            b.handle_timeout(now);
-            pump(&mut a, &mut b, now, &mut buf);
-        }
-        assert_eq!(a.status(*c).unwrap().bytes_in_flight, 0);
-    }
-    eprintln!("{alive} of {} connections survived the storm", conns.len());
+        moved
+    };
+    exchange(&mut a, &mut b, now, 100);
+    let (s, _) = b.accept(l).unwrap();
+    let st = b.status(s).unwrap();
+    // The forged segment: A's quad, SEG.SEQ = RCV.NXT, an acceptable ACK, 100 bytes.
+    let h = TcpHeaderOut {
+        src: ia,
+        dst: ib,
+        src_port: a.local_addr(c).unwrap().port(),
+        dst_port: 80,
+        seq: SeqNum(st.rcv_nxt),
+        ack: SeqNum(st.snd_una),
+        flags: TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0),
+        window: 1000,
+        urgent: 0,
+        options: TcpOptions::default(),
+        ttl: 64,
+        ip_id: 0,
+    };
+    let mut pkt = vec![0u8; 2048];
+    let n = emit_ipv4_tcp(&mut pkt, &h, OptionLayout::Linux, &[&[0x41; 100]]).unwrap();
+    b.handle_packet(now, &pkt[..n]);
+    // B acknowledges the forged bytes (at once or when its delayed-ACK timer fires).
+    let later = now + utcp::time::Duration::from_millis(500);
+    b.handle_timeout(later);
+    a.handle_timeout(later);
+    let moved = exchange(&mut a, &mut b, later, 10_000);
+    assert!(moved < 100, "{moved} packets exchanged at one instant after one forged segment");
 }

@@ -1,5 +1,6 @@
 //! Interoperability with the Linux kernel's TCP, over a TUN in a private namespace each
-//! test creates (and removes). Needs root; skipped loudly otherwise (failure under CI=true).
+//! test creates (and removes). Needs root and /dev/net/tun: `ignored` otherwise, run (and failing
+//! without them) under CI=true; see `crates/tools/build.rs`.
 //!
 //! Data is generated from seeded PRNG streams in 64 KiB chunks and compared by SHA-256,
 //! so transfers of tens of MiB need no big buffers.
@@ -7,11 +8,10 @@
 use sha2::{Digest, Sha256};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
-use std::os::fd::AsRawFd;
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use utcp_tools::netns::{NetNs, require_root};
+use utcp_tools::netns::{NetNs, assert_root};
 use utcp::device::rng::Rng;
 use utcp::{Impairment, Interface, InterfaceConfig, TcpListener, TcpStream};
 
@@ -149,20 +149,18 @@ fn exchange_kernel_client(e: &Env, len: u64, client_first: bool) {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn kernel_client_64mib_each_way_client_closes_first() {
-    if !require_root("kernel_client_64mib_each_way_client_closes_first") {
-        return;
-    }
+    assert_root("kernel_client_64mib_each_way_client_closes_first");
     let e = env("cfirst", None);
     exchange_kernel_client(&e, 64 * MIB, true);
     assert!(e.iface.error().is_none());
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn kernel_client_64mib_each_way_server_closes_first() {
-    if !require_root("kernel_client_64mib_each_way_server_closes_first") {
-        return;
-    }
+    assert_root("kernel_client_64mib_each_way_server_closes_first");
     let e = env("sfirst", None);
     exchange_kernel_client(&e, 64 * MIB, false);
 }
@@ -203,19 +201,17 @@ fn exchange_kernel_server(e: &Env, len: u64) {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn utcp_connect_to_kernel_listener_both_directions() {
-    if !require_root("utcp_connect_to_kernel_listener_both_directions") {
-        return;
-    }
+    assert_root("utcp_connect_to_kernel_listener_both_directions");
     let e = env("active", None);
     exchange_kernel_server(&e, 32 * MIB);
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn impaired_link_transfers_stay_byte_exact() {
-    if !require_root("impaired_link_transfers_stay_byte_exact") {
-        return;
-    }
+    assert_root("impaired_link_transfers_stay_byte_exact");
     let imp = Impairment { seed: 0x5eed, drop: 0.01, duplicate: 0.01, reorder: 0.02 };
     let e = env("impair", Some(imp));
     // Smaller than the clean runs: loss recovery makes these slower, and the file's
@@ -228,10 +224,9 @@ fn impaired_link_transfers_stay_byte_exact() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn two_hundred_concurrent_echo_connections() {
-    if !require_root("two_hundred_concurrent_echo_connections") {
-        return;
-    }
+    assert_root("two_hundred_concurrent_echo_connections");
     const N: u64 = 200;
     const LEN: u64 = 256 * 1024;
     let e = env_with("many", None, |c| c.engine.default_backlog = 256);
@@ -271,10 +266,9 @@ fn two_hundred_concurrent_echo_connections() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn closed_ports_are_refused_both_ways() {
-    if !require_root("closed_ports_are_refused_both_ways") {
-        return;
-    }
+    assert_root("closed_ports_are_refused_both_ways");
     let e = env("refused", None);
     // utcp -> kernel port with no listener: the kernel answers RST.
     let err = TcpStream::connect_timeout(&e.iface, &kernel_addr(9), Duration::from_secs(5)).unwrap_err();
@@ -286,10 +280,9 @@ fn closed_ports_are_refused_both_ways() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn kernel_reset_mid_transfer_is_connection_reset() {
-    if !require_root("kernel_reset_mid_transfer_is_connection_reset") {
-        return;
-    }
+    assert_root("kernel_reset_mid_transfer_is_connection_reset");
     let e = env("reset", None);
     let l = TcpListener::bind(&e.iface, stack_addr(5002)).unwrap();
     let (go_tx, go_rx) = mpsc::channel::<()>();
@@ -305,18 +298,8 @@ fn kernel_reset_mid_transfer_is_connection_reset() {
                 return Err(io::Error::other("never told to reset"));
             }
         }
-        let linger = libc::linger { l_onoff: 1, l_linger: 0 };
-        // SAFETY: setsockopt with a valid linger struct on an open socket.
-        let rc = unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_LINGER,
-                (&linger as *const libc::linger).cast(),
-                std::mem::size_of::<libc::linger>() as libc::socklen_t,
-            )
-        };
-        assert_eq!(rc, 0);
+        // SO_LINGER with a zero timeout: close sends RST.
+        rustix::net::sockopt::set_socket_linger(&s, Some(Duration::ZERO)).expect("SO_LINGER");
         // Closing the only descriptor with SO_LINGER 0 sends a RST.
         drop(s);
         Ok(sent)
@@ -345,10 +328,9 @@ fn kernel_reset_mid_transfer_is_connection_reset() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn curl_downloads_20mib_from_utcp_serve_http() {
-    if !require_root("curl_downloads_20mib_from_utcp_serve_http") {
-        return;
-    }
+    assert_root("curl_downloads_20mib_from_utcp_serve_http");
     if std::process::Command::new("curl").arg("--version").output().is_err() {
         panic!("curl is not installed; this test needs it");
     }
@@ -372,8 +354,8 @@ fn curl_downloads_20mib_from_utcp_serve_http() {
     let r = ns.exec("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &url]);
     let head = ns.exec("curl", &["-sS", "--max-time", "10", "-I", &url]);
     let missing = ns.exec("curl", &["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{url}.nope")]);
-    // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    use rustix::process::{Pid, Signal, kill_process};
+    kill_process(Pid::from_child(&child), Signal::TERM).expect("SIGTERM to our child");
     let t0 = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().unwrap() {
@@ -399,10 +381,9 @@ fn curl_downloads_20mib_from_utcp_serve_http() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn socket_api_error_kinds_and_timeouts() {
-    if !require_root("socket_api_error_kinds_and_timeouts") {
-        return;
-    }
+    assert_root("socket_api_error_kinds_and_timeouts");
     let e = env("api", None);
     let l = TcpListener::bind(&e.iface, stack_addr(5003)).unwrap();
     let taken = TcpListener::bind(&e.iface, stack_addr(5003)).unwrap_err();
@@ -469,10 +450,9 @@ fn driver_cpu_ticks() -> Option<u64> {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn idle_interface_uses_no_cpu_and_drop_unblocks_readers() {
-    if !require_root("idle_interface_uses_no_cpu_and_drop_unblocks_readers") {
-        return;
-    }
+    assert_root("idle_interface_uses_no_cpu_and_drop_unblocks_readers");
     let e = env_with("idle", None, |c| c.tun_name = "idle0".into());
     // An established, idle connection: timers off once everything is acknowledged.
     let l = TcpListener::bind(&e.iface, stack_addr(5004)).unwrap();
@@ -503,10 +483,9 @@ fn idle_interface_uses_no_cpu_and_drop_unblocks_readers() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn retransmission_give_up_is_timed_out() {
-    if !require_root("retransmission_give_up_is_timed_out") {
-        return;
-    }
+    assert_root("retransmission_give_up_is_timed_out");
     let e = env_with("giveup", None, |c| {
         c.engine.data_retries = 3;
         c.engine.min_rto = Duration::from_millis(100);
@@ -533,10 +512,9 @@ fn retransmission_give_up_is_timed_out() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn tun_error_shuts_the_interface_down_with_an_error() {
-    if !require_root("tun_error_shuts_the_interface_down_with_an_error") {
-        return;
-    }
+    assert_root("tun_error_shuts_the_interface_down_with_an_error");
     let e = env("tunerr", None);
     let l = TcpListener::bind(&e.iface, stack_addr(5006)).unwrap();
     let l = Arc::new(l);
@@ -554,10 +532,9 @@ fn tun_error_shuts_the_interface_down_with_an_error() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn utcp_connect_cli_half_closes_and_reports_refusal() {
-    if !require_root("utcp_connect_cli_half_closes_and_reports_refusal") {
-        return;
-    }
+    assert_root("utcp_connect_cli_half_closes_and_reports_refusal");
     let ns = NetNs::create(&NetNs::unique_name("utcp-nc")).unwrap();
     let pcap = std::env::temp_dir().join(format!("utcp-nc-{}.pcap", std::process::id()));
     // Kernel listener on the wildcard address (the TUN address appears only once
@@ -609,10 +586,9 @@ fn utcp_connect_cli_half_closes_and_reports_refusal() {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn write_blocks_when_the_send_buffer_is_full() {
-    if !require_root("write_blocks_when_the_send_buffer_is_full") {
-        return;
-    }
+    assert_root("write_blocks_when_the_send_buffer_is_full");
     let e = env("sndbuf", None);
     let (ready_tx, ready_rx) = mpsc::channel();
     let (done_tx, done_rx) = mpsc::channel::<()>();
@@ -690,10 +666,9 @@ fn count_acks_in_pcap(cap: &[u8], from: Ipv4Addr) -> (usize, usize, usize) {
 /// feeds a batch of packets before it polls for output, and the ACKs folded together).
 /// Counted in the pcap the runtime writes.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn kernel_bulk_upload_is_acked_every_second_segment() {
-    if !require_root("kernel_bulk_upload_is_acked_every_second_segment") {
-        return;
-    }
+    assert_root("kernel_bulk_upload_is_acked_every_second_segment");
     let pcap = std::env::temp_dir().join(format!("utcp-ackfreq-{}.pcap", std::process::id()));
     let e = env_with("ackfreq", None, |c| c.pcap = Some(pcap.clone()));
     let len = 16 * MIB;

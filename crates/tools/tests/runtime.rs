@@ -2,7 +2,7 @@
 //! the Linux kernel, in a namespace each test creates, talks to the stack over the TUN.
 
 use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener};
-use utcp_tools::netns::{NetNs, require_root};
+use utcp_tools::netns::{NetNs, assert_root};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -30,10 +30,9 @@ fn kernel_connect(port: u16) -> TcpStream {
 /// 1-byte request/response: the application thread blocked in `read` polls the TUN
 /// itself, so each request wakes that thread and the driver thread sleeps.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn request_response_is_served_by_the_blocked_application_thread() {
-    if !require_root("request_response_is_served_by_the_blocked_application_thread") {
-        return;
-    }
+    assert_root("request_response_is_served_by_the_blocked_application_thread");
     const N: u64 = 2000;
     let (iface, ns) = setup("utcp-rtlead");
     let l = TcpListener::bind(&iface, (STACK, 7001)).unwrap();
@@ -72,10 +71,9 @@ fn request_response_is_served_by_the_blocked_application_thread() {
 /// After the leader returns to its application and stays away, the driver takes the TUN
 /// back and processes arriving data, with no socket call from the application.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn a_parked_tun_goes_back_to_the_driver() {
-    if !require_root("a_parked_tun_goes_back_to_the_driver") {
-        return;
-    }
+    assert_root("a_parked_tun_goes_back_to_the_driver");
     let (iface, ns) = setup("utcp-rtpark");
     let l = TcpListener::bind(&iface, (STACK, 7002)).unwrap();
     let (first_tx, first_rx) = std::sync::mpsc::channel::<()>();
@@ -126,10 +124,9 @@ fn a_parked_tun_goes_back_to_the_driver() {
 /// A thread leading on an idle connection hands leadership over to the thread whose
 /// connection carries the traffic, which then serves it with one wake-up per request.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn leadership_follows_the_traffic() {
-    if !require_root("leadership_follows_the_traffic") {
-        return;
-    }
+    assert_root("leadership_follows_the_traffic");
     const N: u64 = 500;
     let (iface, ns) = setup("utcp-rtfollow");
     let l = TcpListener::bind(&iface, (STACK, 7003)).unwrap();
@@ -182,10 +179,9 @@ fn leadership_follows_the_traffic() {
 /// The kernel, inside a private namespace, sends a TCP SYN to an address behind the
 /// TUN; we read it raw: IPv4, protocol 6, right addresses and port.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn kernel_syn_arrives_as_raw_ipv4() {
-    if !require_root("kernel_syn_arrives_as_raw_ipv4") {
-        return;
-    }
+    assert_root("kernel_syn_arrives_as_raw_ipv4");
     let ns = NetNs::create(&NetNs::unique_name("utcp-tun")).expect("netns");
     let h = ns
         .spawn(|| -> std::io::Result<(Vec<u8>, u16)> {
@@ -202,9 +198,7 @@ fn kernel_syn_arrives_as_raw_ipv4() {
                 // A new thread starts in the process's namespace: move it into ours.
                 let ns_fd = std::fs::File::open("/proc/thread-self/ns/net")?;
                 let j = s.spawn(move || {
-                    // SAFETY: setns on a valid namespace fd affects only this thread.
-                    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&ns_fd), libc::CLONE_NEWNET) };
-                    assert_eq!(rc, 0);
+                    utcp_tools::netns::setns_net(&ns_fd).expect("setns");
                     std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(600))
                 });
                 let start = std::time::Instant::now();
@@ -236,4 +230,86 @@ fn kernel_syn_arrives_as_raw_ipv4() {
     assert_eq!(u16::from_be_bytes([syn[ihl + 2], syn[ihl + 3]]), 4242);
     assert_eq!(syn[ihl + 13] & 0x02, 0x02, "SYN flag");
     assert_eq!(mtu, 1400);
+}
+
+#[path = "../../utcp/examples/echo_server.rs"]
+mod echo_server;
+
+/// The README's library example (`crates/utcp/examples/echo_server.rs`), bounded.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn echo_server_example_self_test() {
+    assert_root("echo_server_example_self_test");
+    echo_server::self_test().expect("echo_server self-test");
+}
+
+/// A minimal `tracing` subscriber that remembers span names and event messages.
+mod capture {
+    use std::sync::Mutex;
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    pub static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    struct Capture;
+
+    struct Message<'a>(&'a mut String);
+    impl tracing::field::Visit for Message<'_> {
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "message" {
+                *self.0 = format!("{value:?}");
+            }
+        }
+    }
+
+    impl Subscriber for Capture {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, a: &Attributes<'_>) -> Id {
+            SEEN.lock().unwrap().push(format!("span {}", a.metadata().name()));
+            Id::from_u64(1)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, e: &Event<'_>) {
+            let mut m = String::new();
+            e.record(&mut Message(&mut m));
+            SEEN.lock().unwrap().push(format!("event {m}"));
+        }
+        fn enter(&self, _: &Id) {}
+        fn exit(&self, _: &Id) {}
+    }
+
+    pub fn install() {
+        let _ = tracing::subscriber::set_global_default(Capture);
+    }
+}
+
+/// Logging is through `tracing`: with a subscriber installed, the interface and each
+/// connection get a span, and opening and closing are events.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn tracing_spans_per_interface_and_connection() {
+    assert_root("tracing_spans_per_interface_and_connection");
+    capture::install();
+    let (iface, _ns) = setup("utcp-trace");
+    let l = TcpListener::bind(&iface, (STACK, 9)).unwrap();
+    let ns_fd = std::fs::File::open(format!("/var/run/netns/{}", _ns.name())).unwrap();
+    let client = std::thread::spawn(move || {
+        utcp_tools::netns::setns_net(&ns_fd).expect("setns");
+        let mut c = kernel_connect(9);
+        c.write_all(b"x").unwrap();
+    });
+    let (mut s, _) = l.accept().unwrap();
+    let mut b = [0u8; 1];
+    s.read_exact(&mut b).unwrap();
+    client.join().unwrap();
+    drop(s);
+    iface.wait_quiet(Duration::from_millis(50), Duration::from_secs(2));
+    drop(iface);
+    let seen = capture::SEEN.lock().unwrap().clone();
+    for want in ["span utcp", "span tcp", "event interface up", "event accepted", "event close"] {
+        assert!(seen.iter().any(|s| s == want), "no {want:?} in {seen:?}");
+    }
 }

@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, Shutdown, SocketAddr};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use utcp::{Interface, InterfaceConfig};
-use utcp_tools::netns::{NetNs, require_root};
+use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 81, 0, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 81, 0, 2);
@@ -78,19 +78,17 @@ fn echo_on(rt: tokio::runtime::Runtime, tag: &str) {
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn echo_8mib_on_current_thread_runtime() {
-    if !require_root("echo_8mib_on_current_thread_runtime") {
-        return;
-    }
+    assert_root("echo_8mib_on_current_thread_runtime");
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     echo_on(rt, "tk-ct");
 }
 
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn echo_8mib_on_multi_thread_runtime() {
-    if !require_root("echo_8mib_on_multi_thread_runtime") {
-        return;
-    }
+    assert_root("echo_8mib_on_multi_thread_runtime");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_time().build().unwrap();
     echo_on(rt, "tk-mt");
 }
@@ -98,10 +96,9 @@ fn echo_8mib_on_multi_thread_runtime() {
 /// Async connect to a kernel server; owned halves on two tasks; the kernel sees our FIN
 /// after the write half is dropped, and we see its FIN as EOF.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn connect_into_split_and_half_close() {
-    if !require_root("connect_into_split_and_half_close") {
-        return;
-    }
+    assert_root("connect_into_split_and_half_close");
     let (iface, ns) = setup("tk-conn");
     let (tx, rx) = std::sync::mpsc::channel();
     let server = ns
@@ -152,10 +149,9 @@ fn connect_into_split_and_half_close() {
 
 /// A refused connect is `ConnectionRefused`; an aborted stream resets the kernel's side.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn refused_connect_and_abort() {
-    if !require_root("refused_connect_and_abort") {
-        return;
-    }
+    assert_root("refused_connect_and_abort");
     let (iface, ns) = setup("tk-rst");
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
@@ -185,10 +181,9 @@ fn refused_connect_and_abort() {
 
 /// `readable()` waits for data without consuming it; `try_read` then gets it.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn readiness_then_try_read() {
-    if !require_root("readiness_then_try_read") {
-        return;
-    }
+    assert_root("readiness_then_try_read");
     let (iface, ns) = setup("tk-ready");
     let listener = utcp::tokio::TcpListener::bind(&iface, "0.0.0.0:8".parse().unwrap()).unwrap();
     let client = kernel_echo_client(&ns, 8, b"ping".to_vec());
@@ -249,10 +244,9 @@ type ReturnBig = http_body_util::StreamBody<
 /// hyper 1.x over utcp streams; curl in the namespace fetches 100 MiB byte-exact, then
 /// 200 requests over 20 concurrent keep-alive connections, then 200 parallel curls.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn hyper_serves_curl_over_utcp() {
-    if !require_root("hyper_serves_curl_over_utcp") {
-        return;
-    }
+    assert_root("hyper_serves_curl_over_utcp");
     let (iface, ns) = setup("tk-hyper");
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let listener = utcp::tokio::TcpListener::bind(&iface, "0.0.0.0:8080".parse().unwrap()).unwrap();
@@ -298,10 +292,9 @@ fn hyper_serves_curl_over_utcp() {
 /// Bring your own device: a TUN made with tun-rs inside the namespace (as a supervisor
 /// or a VPN API would), handed to `Interface::from_fd` as an `OwnedFd`.
 #[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn interface_from_an_adopted_tun_fd() {
-    if !require_root("interface_from_an_adopted_tun_fd") {
-        return;
-    }
+    assert_root("interface_from_an_adopted_tun_fd");
     use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd};
     let ns = NetNs::create(&NetNs::unique_name("tk-byo")).expect("netns");
     let fd = ns

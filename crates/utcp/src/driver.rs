@@ -15,7 +15,7 @@
 //! wake-up; the driver fires due timers whoever owns the TUN.
 
 use super::impair::{Impairer, Impairment};
-use super::sys::{Epoll, EventFd, TimerFd, mono_ns};
+use super::sys::{Epoll, EventFd, TimerFd, mono_ns, token};
 use super::tap::{Direction, Tap, Taps};
 use super::{InterfaceConfig, LinkStats};
 use crate::device::tun::{MAX_PACKET, Tun, TunConfig};
@@ -24,7 +24,6 @@ use crate::time::Instant;
 use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr};
-use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::Waker;
 use std::thread::JoinHandle;
@@ -33,6 +32,10 @@ use std::time::Duration;
 const TUN_TOKEN: u64 = 0;
 const WAKE_TOKEN: u64 = 1;
 const TIMER_TOKEN: u64 = 2;
+/// Errors a TUN write reports for a packet the kernel would not take (a loss, not a failure).
+const ENOBUFS: i32 = rustix::io::Errno::NOBUFS.raw_os_error();
+const ENOMEM: i32 = rustix::io::Errno::NOMEM.raw_os_error();
+const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
 /// Packets read per lock acquisition, at most.
 const RX_BATCH: usize = 128;
 /// Receive arena: a read needs `MAX_PACKET` free bytes, so this holds many MTU-sized
@@ -247,7 +250,8 @@ pub(crate) struct Shared {
     timer: TimerFd,
     /// Wakes the leading application thread.
     pub(crate) kick: EventFd,
-    pub(crate) tun_fd: RawFd,
+    /// The device, for readiness registrations (the driver thread holds another handle).
+    pub(crate) tun_dev: Arc<Tun>,
     /// `CLOCK_MONOTONIC` nanoseconds at engine time zero.
     epoch_ns: u64,
     pub(crate) addr: Ipv4Addr,
@@ -356,7 +360,7 @@ impl Shared {
     /// Turn the driver's interest in the TUN on or off. Errors are impossible for a
     /// registered descriptor; if the TUN is gone, nobody needs the interest anyway.
     pub(crate) fn arm_tun(&self, on: bool) {
-        let _ = self.epoll.set_input(self.tun_fd, TUN_TOKEN, on);
+        let _ = self.epoll.set_input(&*self.tun_dev, TUN_TOKEN, on);
     }
 }
 
@@ -464,6 +468,7 @@ impl Inner {
                 Event::Writable(c) => Some((Key::Conn(c), false, true)),
                 Event::Connected(c) => Some((Key::Conn(c), true, true)),
                 Event::Closed(c, reason) => {
+                    tracing::debug!(conn = ?c, ?reason, "connection closed");
                     if let Some(w) = self.waiters.get_mut(&Key::Conn(c)) {
                         w.closed = Some(reason);
                     }
@@ -547,6 +552,7 @@ impl Inner {
     /// Shut the interface down with `err`, stored for every later socket call.
     pub(crate) fn fail(&mut self, shared: &Shared, err: io::Error) {
         if self.down.is_none() {
+            tracing::warn!(error = %err, "interface down");
             self.down = Some((err.kind(), format!("utcp interface down: {err}")));
         }
         self.stop = true;
@@ -649,9 +655,10 @@ fn emit(
         }
         Err(e)
             if e.kind() == io::ErrorKind::WouldBlock
-                || matches!(e.raw_os_error(), Some(libc::ENOBUFS | libc::ENOMEM | libc::EINVAL)) =>
+                || matches!(e.raw_os_error(), Some(ENOBUFS | ENOMEM | EINVAL)) =>
         {
             stats.tx_dropped += 1;
+            tracing::trace!(error = %e, "TUN write refused: counted as a loss");
         }
         Err(e) => *fatal = Some(io::Error::new(e.kind(), format!("TUN write: {e}"))),
     }
@@ -660,9 +667,12 @@ fn emit(
 /// Spawn the driver thread; it enters the namespace, creates the TUN and reports back.
 pub(crate) fn start(config: InterfaceConfig) -> io::Result<(Arc<Shared>, JoinHandle<()>)> {
     let (tx, rx) = std::sync::mpsc::channel::<io::Result<Arc<Shared>>>();
+    let span = tracing::info_span!("utcp", tun = %config.tun_name, netns = ?config.netns);
     let thread = std::thread::Builder::new().name(format!("utcp-{}", config.tun_name)).spawn(move || {
+        let _entered = span.enter();
         match setup(config) {
             Ok((shared, tun)) => {
+                tracing::debug!(addr = %shared.addr, "interface up");
                 let _ = tx.send(Ok(shared.clone()));
                 run(&shared, &tun);
             }
@@ -691,11 +701,10 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     if let Some(ns) = &config.netns {
         let f = std::fs::File::open(format!("/var/run/netns/{ns}"))
             .map_err(|e| io::Error::new(e.kind(), format!("network namespace {ns:?}: {e}")))?;
-        // SAFETY: setns on a valid namespace fd changes only this (driver) thread.
-        if unsafe { libc::setns(f.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
-            let e = io::Error::last_os_error();
-            return Err(io::Error::new(e.kind(), format!("setns into {ns:?}: {e}")));
-        }
+        // setns(2) changes only this (driver) thread's network namespace.
+        use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
+        move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), Some(LinkNameSpaceType::Network))
+            .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("setns into {ns:?}: {e}")))?;
     }
     let tun = Arc::new(match config.tun_fd.take() {
         Some(fd) => Tun::from_fd(fd)?,
@@ -711,9 +720,9 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     let waker = EventFd::new().map_err(|e| ctx("eventfd", e))?;
     let kick = EventFd::new().map_err(|e| ctx("eventfd", e))?;
     let timer = TimerFd::new().map_err(|e| ctx("timerfd_create", e))?;
-    epoll.add(tun.as_raw_fd(), TUN_TOKEN).map_err(|e| ctx("epoll_ctl TUN", e))?;
-    epoll.add(waker.fd(), WAKE_TOKEN).map_err(|e| ctx("epoll_ctl eventfd", e))?;
-    epoll.add(timer.fd(), TIMER_TOKEN).map_err(|e| ctx("epoll_ctl timerfd", e))?;
+    epoll.add(&*tun, TUN_TOKEN).map_err(|e| ctx("epoll_ctl TUN", e))?;
+    epoll.add(&waker, WAKE_TOKEN).map_err(|e| ctx("epoll_ctl eventfd", e))?;
+    epoll.add(&timer, TIMER_TOKEN).map_err(|e| ctx("epoll_ctl timerfd", e))?;
 
     let mut engine = config.engine;
     engine.mtu = config.mtu as usize;
@@ -760,7 +769,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         waker,
         timer,
         kick,
-        tun_fd: tun.as_raw_fd(),
+        tun_dev: tun.clone(),
         epoch_ns: mono_ns(),
         addr: config.addr,
     });
@@ -790,7 +799,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 fn drive(shared: &Shared, tun: &Tun) -> io::Result<()> {
-    let mut events = [libc::epoll_event { events: 0, u64: 0 }; 8];
+    let mut events = Vec::with_capacity(8);
     let mut rx = RxBuf::new();
     // Edge-triggered: drain whatever is already queued before the first wait.
     let mut tun_ready = true;
@@ -819,7 +828,7 @@ fn drive(shared: &Shared, tun: &Tun) -> io::Result<()> {
             shared.epoll.wait(&mut events).map_err(|e| io::Error::new(e.kind(), format!("epoll: {e}")))?;
         woke = 1;
         for ev in &events[..n] {
-            match ev.u64 {
+            match token(ev) {
                 TUN_TOKEN => tun_ready = true,
                 WAKE_TOKEN => shared.waker.drain(),
                 _ => shared.timer.drain(),

@@ -101,7 +101,7 @@ impl Shared {
                 Ready { a: true, a_err: false, b: false }
             } else {
                 let timeout = deadline.map(|d| d.saturating_since(now));
-                match ppoll2(self.tun_fd, self.kick.fd(), timeout) {
+                match ppoll2(&*self.tun_dev, &self.kick, timeout) {
                     Ok(r) => r,
                     Err(e) => {
                         err = Some(io::Error::new(e.kind(), format!("TUN poll: {e}")));

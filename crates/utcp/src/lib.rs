@@ -23,6 +23,11 @@
 //! asleep. Threads that block while another thread leads sleep on their socket's
 //! `Condvar`, signalled when the engine reports `Readable`, `Writable`, `Connected`,
 //! `Incoming` or `Closed` for that socket.
+//!
+//! Logs go through [`tracing`](https://docs.rs/tracing): a span `utcp{tun, netns}` on each
+//! interface's driver thread, a span `tcp{conn, peer}` per [`TcpStream`], and events for
+//! connections opening and closing, the interface going down and a failed pcap capture.
+//! The library installs no subscriber, so logging is off unless the application sets one.
 
 pub use utcp_engine as engine;
 pub use utcp_engine::{seq, time, wire};

@@ -28,7 +28,7 @@ pub(crate) fn open(path: &Path) -> io::Result<Box<dyn Tap>> {
 impl PcapTap {
     fn fail(&mut self, e: io::Error) {
         // Stop capturing rather than fail the interface; say so once.
-        eprintln!("utcp: pcap {}: {e}; capture stopped", self.path);
+        tracing::warn!(path = %self.path, error = %e, "pcap write failed; capture stopped");
         self.w = None;
     }
 }

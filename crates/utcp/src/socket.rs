@@ -130,7 +130,9 @@ impl TcpListener {
                 Ok((c, peer)) => {
                     self.shared.register(&mut g, Key::Conn(c));
                     drop(g);
-                    return Ok((TcpStream::new(self.shared.clone(), c), peer));
+                    let s = TcpStream::new(self.shared.clone(), c, peer);
+                    s.span.in_scope(|| tracing::debug!("accepted"));
+                    return Ok((s, peer));
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     if self.nonblocking.load(Ordering::Relaxed) {
@@ -210,10 +212,13 @@ pub struct TcpStream {
     write_timeout: AtomicTimeout,
     /// Set once the engine handle was released (aborted); `Drop` then has nothing to do.
     released: AtomicBool,
+    /// Logs: this connection's `tracing` span (disabled unless a subscriber is installed).
+    span: tracing::Span,
 }
 
 impl TcpStream {
-    fn new(shared: Arc<Shared>, id: ConnId) -> TcpStream {
+    fn new(shared: Arc<Shared>, id: ConnId, peer: SocketAddr) -> TcpStream {
+        let span = tracing::debug_span!(parent: None, "tcp", conn = ?id, %peer);
         TcpStream {
             shared,
             id,
@@ -221,6 +226,7 @@ impl TcpStream {
             read_timeout: AtomicTimeout::default(),
             write_timeout: AtomicTimeout::default(),
             released: AtomicBool::new(false),
+            span,
         }
     }
 
@@ -259,7 +265,8 @@ impl TcpStream {
         g.after_op(&shared, now);
         drop(g);
         // From here on, dropping `stream` releases the connection on every error path.
-        let stream = TcpStream::new(shared.clone(), id);
+        let stream = TcpStream::new(shared.clone(), id, remote);
+        stream.span.in_scope(|| tracing::debug!("connecting"));
         let mut g = shared.lock();
         loop {
             g.check_up()?;
@@ -270,6 +277,7 @@ impl TcpStream {
             match g.stack.state(id) {
                 Some(s) if s.is_synchronized() => {
                     drop(g);
+                    stream.span.in_scope(|| tracing::debug!("connected"));
                     return Ok(stream);
                 }
                 Some(_) => {}
@@ -295,6 +303,7 @@ impl TcpStream {
     /// The error a finished connection ended with, if the engine did not report one itself.
     fn closed_error(&self, g: &super::driver::Inner) -> Option<io::Error> {
         let reason = g.waiters.get(&self.key())?.closed?;
+        self.span.in_scope(|| tracing::trace!(?reason, "call on a closed connection"));
         reason.error_kind().map(io::Error::from)
     }
 
@@ -352,6 +361,7 @@ impl TcpStream {
     /// Like std: `Read` stops returning data (EOF), `Write` sends a FIN (later writes
     /// fail with `BrokenPipe`), `Both` does both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.span.in_scope(|| tracing::debug!(?how, "shutdown"));
         let mut g = self.shared.lock();
         g.check_up()?;
         let now = self.shared.now();
@@ -364,6 +374,7 @@ impl TcpStream {
 
     /// Send a RST and release the connection now (a utcp extension; like SO_LINGER 0).
     pub fn abort(self) {
+        self.span.in_scope(|| tracing::debug!("abort"));
         let mut g = self.shared.lock();
         let now = self.shared.now();
         g.stack.abort(now, self.id);
@@ -464,6 +475,7 @@ impl Drop for TcpStream {
         if self.released.load(Ordering::Relaxed) {
             return;
         }
+        self.span.in_scope(|| tracing::debug!("close"));
         let mut g = self.shared.lock();
         let now = self.shared.now();
         g.stack.close(now, self.id);

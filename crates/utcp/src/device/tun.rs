@@ -12,7 +12,7 @@
 
 use std::io;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 /// The largest packet a TUN read or write can carry (an IPv4 datagram is at most 64 KiB).
 pub const MAX_PACKET: usize = 65536;
@@ -138,6 +138,12 @@ impl Tun {
 impl AsRawFd for Tun {
     fn as_raw_fd(&self) -> RawFd {
         self.dev.as_raw_fd()
+    }
+}
+
+impl AsFd for Tun {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.dev.as_fd()
     }
 }
 
