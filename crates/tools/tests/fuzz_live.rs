@@ -38,16 +38,15 @@ fn structure_aware_segments_against_live_connections() {
     assert!(r.answers <= r.segments, "amplification: {r:?}");
 }
 
-/// Known engine bug, found by the structure-aware run: one blind in-window data segment
+/// Regression test for an engine bug found by the structure-aware run: one blind in-window data segment
 /// desynchronizes a connection between two utcp stacks (B's RCV.NXT passes A's SND.NXT),
 /// and then each side answers the other's ACK with an ACK forever: A because the ACK
 /// acknowledges data it never sent (RFC 9293 §3.10.7.4, "send an ACK, drop the segment"),
 /// B because A's sequence number is below its window ("an acknowledgment should be sent
-/// in reply"). Neither reply is rate-limited, so the two never fall silent: an endless
-/// ACK storm from one forged packet. Linux rate-limits both replies
-/// (`tcp_invalid_ratelimit`, in the spirit of RFC 5961 §7). Un-ignore once that is fixed.
+/// in reply"). Neither reply was rate-limited, so the two never fell silent: an endless
+/// ACK storm from one forged packet. Both replies are now limited per connection, as
+/// Linux's `tcp_invalid_ratelimit` does (`Config::oow_ack_interval`, `tcb/challenge.rs`).
 #[test]
-#[ignore = "known engine bug: unthrottled ACK storm after blind in-window data (see comment)"]
 fn blind_in_window_data_does_not_start_an_ack_storm() {
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
     use utcp::engine::{Config, Stack};
