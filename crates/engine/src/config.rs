@@ -124,6 +124,19 @@ pub struct Config {
     pub max_ooo_ranges: usize,
     /// Pending-connection limit per listener when `listen` is given 0.
     pub default_backlog: usize,
+
+    // ---- FreeBSD policies (issue 10: the rest of the FreeBSD corpus) ----
+    /// Drop a SYN-ACK that arrives at a listener without answering (FreeBSD's
+    /// tcp_input); RFC 9293 §3.10.7.2 answers any ACK in LISTEN with <SEQ=SEG.ACK><CTL=RST>.
+    pub listen_drop_syn_ack: bool,
+    /// From this SYN retransmission on (1 = the first), SYNs carry only the MSS option, in
+    /// case a middlebox drops SYNs with unknown options (FreeBSD's
+    /// net.inet.tcp.rexmit_drop_options: from the third). `None` keeps the options.
+    pub syn_rexmit_drop_options: Option<u32>,
+    /// Once timestamps are in use, silently drop a non-RST segment without TSopt
+    /// (RFC 7323 §3.2 SHOULD; FreeBSD's net.inet.tcp.tolerate_missing_ts=0). Off
+    /// accepts such segments (Linux, FreeBSD's default).
+    pub ts_missing_drop: bool,
 }
 
 impl Default for Config {
@@ -172,6 +185,10 @@ impl Default for Config {
             trace_states: false,
             max_ooo_ranges: 64,
             default_backlog: 128,
+            // FreeBSD policies (issue 10).
+            listen_drop_syn_ack: false,
+            syn_rexmit_drop_options: None,
+            ts_missing_drop: false,
         }
     }
 }

@@ -258,6 +258,11 @@ impl Stack {
             return;
         }
         // Second, check for an ACK: "form a reset segment <SEQ=SEG.ACK><CTL=RST>".
+        // `Config::listen_drop_syn_ack`: a SYN-ACK is dropped silently instead (FreeBSD).
+        if f.ack() && f.syn() && self.config.listen_drop_syn_ack {
+            self.counters.drop(DropReason::BadAck);
+            return;
+        }
         if f.ack() {
             self.counters.drop(DropReason::BadAck);
             self.queue_reply(quad, RstReply { seq: seg.ack, ack: None });

@@ -103,14 +103,16 @@ impl Tcb {
         let active = self.state == State::SynSent;
         let mss = cfg.send_mss_option.then_some(self.rcv_mss);
         let mut opts = TcpOptions { mss, ..TcpOptions::default() };
+        // `Config::syn_rexmit_drop_options`: late SYN retransmissions carry the MSS only.
+        let mss_only = self.syn_options_dropped(cfg);
         // Offer only what the peer offered, when answering (RFC 7323 §2.2, RFC 2018 §2).
-        if cfg.window_scale && (active || self.wscale_ok) {
+        if cfg.window_scale && !mss_only && (active || self.wscale_ok) {
             opts.window_scale = Some(cfg.wscale_for(self.recvbuf.capacity()));
         }
-        if cfg.sack && (active || self.sack_ok) {
+        if cfg.sack && !mss_only && (active || self.sack_ok) {
             opts.sack_permitted = true;
         }
-        if cfg.timestamps && (active || self.ts_ok) {
+        if cfg.timestamps && !mss_only && (active || self.ts_ok) {
             let ecr = if active { 0 } else { self.ts_recent };
             opts.timestamps = Some((self.ts_now(now), ecr));
         }

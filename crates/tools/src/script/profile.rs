@@ -81,6 +81,8 @@ impl Profile {
             syn_retries: 10,
             // TCPTV_MSL = 30 s.
             msl: Duration::from_secs(30),
+            // tcp_input drops a SYN-ACK to a listening socket without a RST.
+            listen_drop_syn_ack: true,
             ..Config::default()
         };
         Profile {
@@ -200,9 +202,15 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
         "net.inet.tcp.ecn.enable" if v == 0 || v == 2 => Ignored(format!(
             "ecn.enable={v}: the engine does not initiate ECN (RFC 3168 negotiation is not implemented)"
         )),
-        "net.inet.tcp.rexmit_drop_options" if v == 0 => Ignored(
-            "rexmit_drop_options=0: SYN retransmissions keep their options, as the engine does".into(),
-        ),
+        "net.inet.tcp.rexmit_drop_options" => {
+            // tcp_timer_rexmt() clears the options when t_rxtshift reaches 3.
+            cfg.syn_rexmit_drop_options = (v != 0).then_some(3);
+            Applied(format!("syn_rexmit_drop_options = {:?}", cfg.syn_rexmit_drop_options))
+        }
+        "net.inet.tcp.tolerate_missing_ts" => {
+            cfg.ts_missing_drop = v == 0;
+            Applied(format!("ts_missing_drop = {}", v == 0))
+        }
         "net.inet.tcp.rexmit_slop" => {
             cfg.rto_slop = Duration::from_millis(v);
             Applied(format!("rto_slop = {v} ms"))

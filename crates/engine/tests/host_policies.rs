@@ -1,0 +1,121 @@
+//! Host policies where FreeBSD and Linux differ from the RFC text (issue 10): each is a
+//! `Config` knob, checked here segment by segment on virtual time.
+
+mod common;
+use common::*;
+
+fn counters_drop(h: &H, r: DropReason) -> u64 {
+    h.stack.counters().dropped(r)
+}
+
+/// RFC 9293 §3.10.7.2: an ACK (here a SYN-ACK) in LISTEN draws <SEQ=SEG.ACK><CTL=RST>.
+#[test]
+fn listen_answers_syn_ack_with_rst_by_default() {
+    let mut h = H::new(base_config());
+    h.listen();
+    h.send(Seg::new(SYN | ACK, PEER_ISS, 4242));
+    let o = h.expect(RST, 4242, 0);
+    assert!(o.payload.is_empty());
+    h.expect_nothing();
+}
+
+/// `Config::listen_drop_syn_ack` (FreeBSD): the SYN-ACK is dropped and counted; the
+/// listener still accepts the next SYN.
+#[test]
+fn listen_drops_syn_ack_silently_when_configured() {
+    let mut h = H::new(Config { listen_drop_syn_ack: true, ..base_config() });
+    h.listen();
+    let before = counters_drop(&h, DropReason::BadAck);
+    h.send(Seg::new(SYN | ACK, PEER_ISS, 4242).data(b"hi"));
+    h.expect_nothing();
+    assert_eq!(counters_drop(&h, DropReason::BadAck), before + 1);
+    // A plain ACK still draws the RFC's RST.
+    h.send(Seg::new(ACK, PEER_ISS, 4242));
+    h.expect(RST, 4242, 0);
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(MSS));
+    let o = h.recv().expect("SYN-ACK");
+    assert_eq!(o.flags, SYN | ACK);
+}
+
+/// `Config::syn_rexmit_drop_options = Some(3)` (FreeBSD's rexmit_drop_options): the first
+/// two SYN retransmissions keep every option, the third and later carry the MSS only.
+#[test]
+fn syn_retransmissions_drop_options_from_the_third() {
+    let cfg = Config {
+        window_scale: true,
+        window_scale_shift: Some(6),
+        sack: true,
+        timestamps: true,
+        syn_rexmit_drop_options: Some(3),
+        ..base_config()
+    };
+    let mut h = H::new(cfg);
+    let syn = h.open_to_syn_sent();
+    assert!(syn.options.timestamps.is_some() && syn.options.sack_permitted);
+    for n in 1..=4 {
+        h.fire_timer();
+        let o = h.expect(SYN, h.iss, 0);
+        if n < 3 {
+            assert_eq!(o.options.window_scale, Some(6), "retransmission {n}: {o}");
+            assert!(o.options.sack_permitted && o.options.timestamps.is_some(), "retransmission {n}: {o}");
+        } else {
+            assert_eq!(o.opts(mss_opts(MSS)).seq, h.iss, "retransmission {n}");
+        }
+    }
+    // A SYN-ACK offering everything now gets none of it (RFC 7323 §2.2, §3.2; RFC 2018 §2):
+    // our ACK carries no timestamps and the window is not scaled.
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).opts(full_syn_opts(7, 500)));
+    let o = h.expect(ACK, h.our(0), h.peer(0)).no_opts();
+    assert_eq!(o.window, WIN);
+    let st = h.stack.status(h.c()).unwrap();
+    assert_eq!(st.options, 0, "no option is in use");
+}
+
+/// Without the knob every SYN retransmission keeps its options.
+#[test]
+fn syn_retransmissions_keep_options_by_default() {
+    let cfg = Config { timestamps: true, sack: true, ..base_config() };
+    let mut h = H::new(cfg);
+    h.open_to_syn_sent();
+    for _ in 0..4 {
+        h.fire_timer();
+        let o = h.expect(SYN, h.iss, 0);
+        assert!(o.options.timestamps.is_some() && o.options.sack_permitted, "{o}");
+    }
+}
+
+fn established_with_ts(cfg: Config) -> (H, u32) {
+    let mut h = H::new(Config { timestamps: true, ..cfg });
+    let synack = h.establish_passive(TcpOptions { mss: Some(MSS), timestamps: Some((100, 0)), ..opts() });
+    let our_ts = synack.options.timestamps.expect("TS in use").0;
+    (h, our_ts)
+}
+
+/// `Config::ts_missing_drop` (RFC 7323 §3.2 SHOULD, FreeBSD's tolerate_missing_ts=0): once
+/// timestamps are in use, data without TSopt is dropped silently and counted; a RST
+/// without TSopt is still processed.
+#[test]
+fn segment_without_timestamp_is_dropped_when_configured() {
+    let (mut h, our_ts) = established_with_ts(Config { ts_missing_drop: true, ..base_config() });
+    let before = counters_drop(&h, DropReason::Paws);
+    h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"abc"));
+    h.expect_nothing();
+    assert_eq!(counters_drop(&h, DropReason::Paws), before + 1);
+    assert!(h.read_all().is_empty());
+    // The same data with a timestamp is accepted.
+    h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"abc").ts(102, our_ts));
+    let o = h.expect(ACK, h.our(0), h.peer(3));
+    assert!(o.options.timestamps.is_some());
+    assert_eq!(h.read_all(), b"abc");
+    h.send(Seg::new(RST, h.peer(3), 0));
+    assert_eq!(h.state(), Some(State::Closed));
+}
+
+/// By default (Linux, FreeBSD's default) a segment without TSopt is accepted.
+#[test]
+fn segment_without_timestamp_is_accepted_by_default() {
+    let (mut h, _) = established_with_ts(base_config());
+    h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"abc"));
+    h.expect(ACK, h.our(0), h.peer(3));
+    assert_eq!(h.read_all(), b"abc");
+}
