@@ -137,6 +137,21 @@ pub struct Config {
     /// (RFC 7323 §3.2 SHOULD; FreeBSD's net.inet.tcp.tolerate_missing_ts=0). Off
     /// accepts such segments (Linux, FreeBSD's default).
     pub ts_missing_drop: bool,
+
+    // ---- Linux policies (issue 10: the `linux` profile) ----
+    /// Restart from the initial window after an idle period of one RTO (RFC 5681 §4.1
+    /// SHOULD; Linux's net.ipv4.tcp_slow_start_after_idle, on by default).
+    pub slow_start_after_idle: bool,
+    /// Derive the offered window-scale shift from this much buffer space instead of the
+    /// receive buffer: Linux's tcp_select_initial_window() takes max(tcp_rmem[2],
+    /// rmem_max) and offers ilog2(space) - 15 (8 for the 15 MiB tcp_rmem[2] of the
+    /// `linux` profile). `None`: the smallest shift that fits the receive buffer.
+    pub window_scale_space: Option<usize>,
+    /// Quick-ACK mode (Linux's tcp_incr_quickack, TCP_MAX_QUICKACKS = 16): the first data
+    /// segments of a connection, and again the first after the receiver was idle longer
+    /// than the RTO, are acknowledged at once, up to this many (and at most
+    /// RCV.WND / (2 * MSS), at least 2). 0 turns it off (every ACK may be delayed).
+    pub quickack_segments: u32,
 }
 
 impl Default for Config {
@@ -189,6 +204,10 @@ impl Default for Config {
             listen_drop_syn_ack: false,
             syn_rexmit_drop_options: None,
             ts_missing_drop: false,
+            // Linux policies (issue 10).
+            slow_start_after_idle: true,
+            window_scale_space: None,
+            quickack_segments: 0,
         }
     }
 }
@@ -209,6 +228,11 @@ impl Config {
     pub fn wscale_for(&self, recv_buffer: usize) -> u8 {
         if let Some(s) = self.window_scale_shift {
             return s.min(14);
+        }
+        if let Some(space) = self.window_scale_space {
+            // Linux: ilog2(max(space, the socket's buffer)) - 15, within 0..=14.
+            let space = space.max(recv_buffer).max(1);
+            return (space.ilog2().saturating_sub(15)).min(14) as u8;
         }
         let mut shift = 0u8;
         while shift < 14 && (recv_buffer >> shift) > 65535 {

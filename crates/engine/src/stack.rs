@@ -797,6 +797,13 @@ impl Stack {
         self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
     }
 
+    /// SEND with the URGENT flag (RFC 9293 §3.8.5, §3.10.2; MSG_OOB): queue `data` and
+    /// point SND.UP after it (RFC 6093), so segments carry URG until it is acknowledged.
+    pub fn send_urgent(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    }
+
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
     pub fn recv(&mut self, _now: Instant, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;

@@ -119,3 +119,81 @@ fn segment_without_timestamp_is_accepted_by_default() {
     h.expect(ACK, h.our(0), h.peer(3));
     assert_eq!(h.read_all(), b"abc");
 }
+
+/// `Config::window_scale_space` (Linux's tcp_select_initial_window): the shift comes from
+/// ilog2(max(space, buffer)) − 15, 8 for tcp_rmem[2] = 15 MiB, where the buffer alone
+/// (540000 bytes) gives 4.
+#[test]
+fn window_scale_derived_from_linux_buffer_space() {
+    let base = Config { window_scale: true, recv_buffer: 540_000, ..base_config() };
+    let mut h = H::new(base.clone());
+    assert_eq!(h.open_to_syn_sent().options.window_scale, Some(4));
+    let mut h = H::new(Config { window_scale_space: Some(15_728_640), ..base });
+    assert_eq!(h.open_to_syn_sent().options.window_scale, Some(8));
+}
+
+fn quickack_conn(quick: u32) -> H {
+    let cfg = Config { delayed_ack: Some(Duration::from_millis(40)), quickack_segments: quick, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(MSS));
+    h
+}
+
+/// `Config::quickack_segments` = 16 (Linux): the first 16 data segments are acknowledged at
+/// once, the 17th waits for the delayed-ACK timer; after an idle period longer than the
+/// RTO quick-ACK mode starts again.
+#[test]
+fn quickack_acknowledges_the_first_segments_at_once() {
+    let mut h = quickack_conn(16);
+    for i in 0..16u32 {
+        h.send(Seg::new(ACK, h.peer(i * 100), h.our(0)).data(&[7u8; 100]));
+        h.expect(ACK, h.our(0), h.peer((i + 1) * 100));
+    }
+    h.send(Seg::new(ACK, h.peer(1600), h.our(0)).data(&[7u8; 100]));
+    h.expect_nothing();
+    h.advance(Duration::from_millis(40));
+    h.expect(ACK, h.our(0), h.peer(1700));
+    h.read_all();
+    h.advance(Duration::from_secs(5));
+    h.drain();
+    h.send(Seg::new(ACK, h.peer(1700), h.our(0)).data(&[7u8; 100]));
+    h.expect(ACK, h.our(0), h.peer(1800));
+}
+
+/// Without quick-ACK the first small segment already waits for the delayed-ACK timer.
+#[test]
+fn without_quickack_the_first_segment_is_delayed() {
+    let mut h = quickack_conn(0);
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&[7u8; 100]));
+    h.expect_nothing();
+    h.advance(Duration::from_millis(40));
+    h.expect(ACK, h.our(0), h.peer(100));
+}
+
+/// Sends a window of `n` full segments and acknowledges them all.
+fn send_and_ack(h: &mut H, at: u32, n: u32) {
+    h.write(&payload((n * MSS as u32) as usize));
+    let sent = h.drain();
+    assert_eq!(sent.len() as u32, n, "{sent:?}");
+    h.send(Seg::new(ACK, h.peer(0), h.our(at + n * MSS as u32)).win(60000));
+}
+
+/// `Config::slow_start_after_idle` (RFC 5681 §4.1, Linux's tcp_slow_start_after_idle):
+/// on, a sender idle for more than an RTO restarts from the initial window (10 segments);
+/// off (the `linux` profile), it keeps the grown window.
+#[test]
+fn slow_start_after_idle_is_a_knob() {
+    // One cumulative ACK of 10 segments grows cwnd by one SMSS (RFC 5681 §3.1): 11.
+    for (ssai, want) in [(true, 10u32), (false, 11)] {
+        let cfg = Config { slow_start_after_idle: ssai, ..base_config() };
+        let mut h = H::new(cfg);
+        h.establish_passive(mss_opts(MSS));
+        h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(60000));
+        send_and_ack(&mut h, 0, 10);
+        h.advance(Duration::from_secs(10));
+        h.drain();
+        h.write(&payload(30 * MSS as usize));
+        let sent = h.drain().iter().filter(|o| !o.payload.is_empty()).count() as u32;
+        assert_eq!(sent, want, "slow_start_after_idle = {ssai}");
+    }
+}

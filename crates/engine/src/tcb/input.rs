@@ -866,6 +866,10 @@ impl Tcb {
         // full-sized segment, and within the configured bound (< 0.5 s).
         self.unacked_bytes += advanced as u32;
         self.unacked_segs += 1;
+        if self.quickack_due(cx.cfg, now) {
+            self.ack_now = true;
+            return;
+        }
         match cx.cfg.delayed_ack {
             None => self.ack_now = true,
             Some(delay) => {

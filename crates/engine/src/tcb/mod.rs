@@ -63,11 +63,13 @@ impl core::fmt::Display for State {
 pub mod congestion;
 mod input;
 mod output;
+mod quickack;
 pub mod reassembly;
 pub mod rtt;
 mod sack;
 pub mod sendbuf;
 mod timers;
+mod urgent;
 mod user;
 
 use self::congestion::{CongestionControl, NewReno, Recovery, initial_window};
@@ -223,6 +225,8 @@ pub struct Tcb {
     pub(crate) unacked_bytes: u32,
     /// In-order data segments received since the last ACK we sent.
     pub(crate) unacked_segs: u32,
+    /// Linux's quick-ACK mode (`Config::quickack_segments`).
+    pub(crate) quickack: quickack::QuickAck,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
     /// Retransmit the next SACK hole (RFC 6675 §5 step (C)).
@@ -321,6 +325,7 @@ impl Tcb {
             challenge_pending: false,
             unacked_bytes: 0,
             unacked_segs: 0,
+            quickack: quickack::QuickAck::default(),
             rtx_una: false,
             rtx_hole: false,
             limited_transmit: 0,

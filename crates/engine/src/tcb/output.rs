@@ -240,7 +240,11 @@ impl Tcb {
             return None;
         }
         // RFC 5681 §4.1: restart from the initial window after an idle period of one RTO.
-        if self.snd.una == self.snd_max && now.saturating_since(self.last_snd_time) > self.rtt.rto() {
+        // `Config::slow_start_after_idle` off: Linux's tcp_slow_start_after_idle=0.
+        if cx.cfg.slow_start_after_idle
+            && self.snd.una == self.snd_max
+            && now.saturating_since(self.last_snd_time) > self.rtt.rto()
+        {
             self.cc.on_idle_restart(self.eff_mss(cx.cfg));
         }
         let mss = self.eff_mss(cx.cfg);
@@ -275,7 +279,7 @@ impl Tcb {
                 // while an earlier small segment is.
                 let waiting_on =
                     if cx.cfg.nagle_minshall { self.snd_sml.gt(self.snd.una) } else { in_flight > 0 };
-                if len > 0 && waiting_on && !self.nodelay && !with_fin {
+                if len > 0 && waiting_on && !self.nodelay && !with_fin && !self.urgent_mode() {
                     return None;
                 }
             } else if (len as u32) < self.max_snd_wnd / 2 {
@@ -428,6 +432,9 @@ impl Tcb {
                 options.sack = self.sack_blocks(max);
             }
         }
+        // RFC 9293 §3.8.5: URG and the urgent pointer while SND.UP is ahead (urgent.rs).
+        let urgent = self.urgent_pointer(plan.seq).filter(|_| !plan.flags.rst());
+        let flags = if urgent.is_some() { plan.flags | TcpFlags::URG } else { plan.flags };
         let h = TcpHeaderOut {
             src: self.quad.local.ip(),
             dst: self.quad.remote.ip(),
@@ -435,9 +442,9 @@ impl Tcb {
             dst_port: self.quad.remote.port(),
             seq: plan.seq,
             ack: if plan.flags.ack() { self.rcv.nxt } else { SeqNum(0) },
-            flags: plan.flags,
+            flags,
             window,
-            urgent: 0,
+            urgent: urgent.unwrap_or(0),
             options,
             ttl: cfg.ttl,
             ip_id: self.next_ip_id(),
