@@ -5,7 +5,7 @@
 use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
@@ -893,6 +893,16 @@ impl Stack {
         let idx = self.slot_index(c)?;
         if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
             t.data_retries = retries;
+        }
+        Ok(())
+    }
+
+    /// USER TIMEOUT (RFC 9293 §3.8.3, RFC 5482; TCP_USER_TIMEOUT): abort with `TimedOut`
+    /// when data stays unacknowledged this long; `None` leaves it to R2.
+    pub fn set_user_timeout(&mut self, c: ConnId, timeout: Option<Duration>) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.user_timeout.limit = timeout;
         }
         Ok(())
     }

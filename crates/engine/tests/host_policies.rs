@@ -197,3 +197,49 @@ fn slow_start_after_idle_is_a_knob() {
         assert_eq!(sent, want, "slow_start_after_idle = {ssai}");
     }
 }
+
+/// USER TIMEOUT (RFC 9293 §3.8.3, RFC 5482; `Stack::set_user_timeout`): data unacknowledged
+/// for 1 s aborts the connection at 1 s — the backed-off RTO (200 ms, 400 ms, then 800 ms)
+/// is cut short at the deadline — although R2 would allow 15 retransmissions.
+#[test]
+fn user_timeout_aborts_unacknowledged_data_on_time() {
+    let mut h = H::new(base_config());
+    h.establish_passive(mss_opts(MSS));
+    let c = h.c();
+    h.stack.set_user_timeout(c, Some(Duration::from_millis(1000))).unwrap();
+    let start = h.now;
+    h.write(b"hello");
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    assert_eq!(h.fire_timer(), Duration::from_millis(200));
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    assert_eq!(h.fire_timer(), Duration::from_millis(400));
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    // The next RTO would be 800 ms later (1.4 s); the user timeout cuts it to 1 s.
+    assert_eq!(h.fire_timer(), Duration::from_millis(400));
+    assert_eq!(h.now - start, Duration::from_millis(1000));
+    // Like R2 (RFC 1122 §4.2.3.5), the timeout closes without a RST (Linux's tcp_write_err).
+    h.expect_nothing();
+    assert_eq!(h.state(), Some(State::Closed));
+    assert!(h.events().iter().any(|e| matches!(e, Event::Closed(_, CloseReason::TimedOut))));
+}
+
+/// Forward progress restarts the user-timeout clock: data stays outstanding for 3.6 s in
+/// all, but each partial ACK comes within the 1.5 s timeout.
+#[test]
+fn user_timeout_restarts_on_progress() {
+    let mut h = H::new(base_config());
+    h.establish_passive(mss_opts(MSS));
+    let c = h.c();
+    h.stack.set_user_timeout(c, Some(Duration::from_millis(1500))).unwrap();
+    h.write(b"0123456789");
+    h.expect(ACK | PSH, h.our(0), h.peer(0));
+    for i in 1..=4u32 {
+        h.advance(Duration::from_millis(900));
+        h.drain();
+        h.send(Seg::new(ACK, h.peer(0), h.our(i)));
+        assert_eq!(h.state(), Some(State::Established), "after {i} partial ACKs");
+    }
+    // No progress for 1.5 s: the connection times out.
+    h.advance(Duration::from_millis(1600));
+    assert_eq!(h.state(), Some(State::Closed));
+}

@@ -640,6 +640,7 @@ impl Tcb {
         let data_acked = data_acked.min(self.sendbuf.len());
         self.sendbuf.drain(data_acked);
         self.snd.una = seg.ack;
+        self.user_timeout_on_ack(now);
         self.scoreboard.prune(seg.ack);
         if self.snd.nxt.lt(self.snd.una) {
             self.snd.nxt = self.snd.una;
@@ -688,7 +689,7 @@ impl Tcb {
         if self.snd.una == self.snd_max {
             self.rtx_deadline = None;
         } else {
-            self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
+            self.rtx_deadline = Some(self.clamp_to_user_timeout(now + self.rto_timer(cx.cfg)));
         }
     }
 

@@ -71,6 +71,7 @@ pub mod sendbuf;
 mod timers;
 mod urgent;
 mod user;
+mod user_timeout;
 
 use self::congestion::{CongestionControl, NewReno, Recovery, initial_window};
 use self::reassembly::RecvBuffer;
@@ -227,6 +228,8 @@ pub struct Tcb {
     pub(crate) unacked_segs: u32,
     /// Linux's quick-ACK mode (`Config::quickack_segments`).
     pub(crate) quickack: quickack::QuickAck,
+    /// USER TIMEOUT (RFC 9293 §3.8.3, RFC 5482; TCP_USER_TIMEOUT).
+    pub(crate) user_timeout: user_timeout::UserTimeout,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
     /// Retransmit the next SACK hole (RFC 6675 §5 step (C)).
@@ -326,6 +329,7 @@ impl Tcb {
             unacked_bytes: 0,
             unacked_segs: 0,
             quickack: quickack::QuickAck::default(),
+            user_timeout: user_timeout::UserTimeout::default(),
             rtx_una: false,
             rtx_hole: false,
             limited_transmit: 0,

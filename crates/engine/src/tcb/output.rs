@@ -481,7 +481,8 @@ impl Tcb {
             }
             if self.rtx_deadline.is_none() {
                 // RFC 6298 §5.1: start the timer when data is sent and it is not running.
-                self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
+                self.user_timeout_on_send(now);
+                self.rtx_deadline = Some(self.clamp_to_user_timeout(now + self.rto_timer(cx.cfg)));
             }
             self.persist_deadline = None;
             self.last_snd_time = now;
