@@ -13,9 +13,12 @@
 
 pub mod ast;
 pub mod packet;
+pub mod linux;
+mod nstat;
 pub mod parse;
 pub mod profile;
 mod run;
+pub mod shell;
 mod syscall;
 
 pub use profile::Profile;
