@@ -218,6 +218,12 @@ impl Config {
         self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(16, 65495) as u16)
     }
 
+    /// MMS_S − 20 (RFC 9293 §3.7.1, MUST-16): the largest segment the IP layer lets us
+    /// send, from the MTU alone; `mss` only changes what we advertise (Linux's advmss).
+    pub fn send_mss_cap(&self) -> u16 {
+        self.mtu.saturating_sub(40).clamp(16, 65495) as u16
+    }
+
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets
     /// the receive buffer be advertised, at most 14.
     pub fn offered_wscale(&self) -> u8 {

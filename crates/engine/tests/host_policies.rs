@@ -243,3 +243,19 @@ fn user_timeout_restarts_on_progress() {
     h.advance(Duration::from_millis(1600));
     assert_eq!(h.state(), Some(State::Closed));
 }
+
+/// MUST-16 (RFC 9293 §3.7.1): the effective send MSS is min(the peer's MSS, MTU − 40);
+/// `Config::mss` (Linux's route advmss) only changes the MSS we advertise.
+#[test]
+fn advertised_mss_override_does_not_cap_sending() {
+    let mut h = H::new(Config { mss: Some(900), ..base_config() });
+    let synack = h.establish_passive(mss_opts(MSS));
+    assert_eq!(synack.options.mss, Some(900));
+    h.write(&payload(2000));
+    h.expect(ACK, h.our(0), h.peer(0)).len(MSS as usize);
+    h.expect(ACK | PSH, h.our(MSS as u32), h.peer(0)).len(2000 - MSS as usize);
+    let mut h = H::new(Config { mtu: 1280, ..base_config() });
+    h.establish_passive(mss_opts(MSS));
+    h.write(&payload(2000));
+    h.expect(ACK, h.our(0), h.peer(0)).len(1240);
+}

@@ -438,7 +438,7 @@ impl Tcb {
     /// (RFC 9293 §3.7.1, MUST-16: Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize).
     #[inline]
     pub(crate) fn eff_mss(&self, cfg: &Config) -> usize {
-        let mms = cfg.effective_mss() as usize;
+        let mms = cfg.send_mss_cap() as usize;
         let mut mss = (self.snd_mss as usize).min(mms);
         if self.ts_ok {
             mss -= 12;

@@ -736,7 +736,7 @@ impl<'a> Runner<'a> {
         let mut rows: Vec<(u16, u16, &'static str)> = Vec::new();
         let stack = self.stack.as_ref();
         let mut held: Vec<(u16, u16)> = Vec::new();
-        for s in self.fds.values() {
+        for s in self.fds.values().filter(|s| s.kind != super::syscall::SockKind::File) {
             let (lport, rport, name) = match (s.conn(), stack) {
                 (Some(c), Some(st)) => {
                     let l = st.local_addr(c).map(|a| a.port()).unwrap_or(0);

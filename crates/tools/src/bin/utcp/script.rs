@@ -6,13 +6,14 @@ use std::path::PathBuf;
 use utcp_tools::script::{self, Profile};
 
 const USAGE: &str = "\
-usage: utcp script [--profile utcp|freebsd] [--define NAME]... [--json] [--verbose] PATH...
+usage: utcp script [--profile utcp|freebsd|linux] [--define NAME]... [--json] [--verbose] PATH...
 
 Runs each packetdrill script (a file, or every *.pkt under a directory) against a fresh
 utcp stack on a virtual clock. Local address 192.168.0.1, remote 192.0.2.1.
-  --profile NAME   engine settings: utcp (Config::default(), the default) or freebsd
+  --profile NAME   engine settings: utcp (Config::default(), the default), freebsd or
+                   linux (the settings of Linux packetdrill harnesses)
   --define NAME    names defined for #ifdef in scripts, instead of the profile's own
-                   (utcp: STANDARD; freebsd: FreeBSD); may be repeated
+                   (utcp: STANDARD; freebsd: FreeBSD; linux: Linux); may be repeated
   --json           one JSON object per line per script instead of the table
                    (the closing summary line follows them)
   --verbose        print notes and the packet trace of every script
