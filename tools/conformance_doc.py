@@ -45,6 +45,7 @@ LINUX_KNOBS = [
     ("`delayed_ack`, `ack_every`", "40 ms, 2 full segments", "TCP_DELACK_MIN; __tcp_ack_snd_check (more than one full frame)"),
     ("`quickack_segments`", "16", "TCP_MAX_QUICKACKS: the first segments, and again after idle > RTO, are ACKed at once (tcp_incr_quickack)"),
     ("`nagle_minshall`", "on", "tcp_nagle_check (Minshall's variant)"),
+    ("`accept_beyond_window_if_empty`", "on", "tcp_sequence(): an in-sequence segment starting inside a non-zero window and ending beyond it is accepted whole when the receive queue is empty"),
     ("`msl`", "30 s", "TCP_TIMEWAIT_LEN = 60 s = 2 MSL"),
     ("`data_retries`", "15", "tcp_retries2 = 15"),
     ("`rfc5961`, `rfc5961_syn`, `rfc1337`", "on, on, off", "RFC 5961 challenge ACKs; tcp_rfc1337 = 0"),
@@ -281,7 +282,8 @@ w("tcp_tso_win_divisor 3, tcp_syncookies 1, SYN and SYN-ACK retries 5, F-RTO 2; 
 w("192.0.2.1), learned from Documentation/networking/ip-sysctl.rst, tcp(7) and net/ipv4/tcp_input.c/tcp_output.c.")
 w("`tools/linux_probe.py` (root; its own network namespace and TUN) checks the live kernel: with tcp_rmem")
 w("4096 540000 15728640 the SYN-ACK offers wscale 8 (7 with 4096 87380 6291456) and the first data segments are")
-w("acknowledged at once (quick-ACK).")
+w("acknowledged at once (quick-ACK); with SO_RCVBUF 1000 (window 1152), a 1400-byte segment is accepted whole when")
+w("nothing waits to be read.")
 w("Each Linux policy is a documented `Config` knob (crates/engine/src/config.rs, \"Linux policies\";")
 w("crates/tools/src/script/linux.rs):")
 w("")
@@ -301,8 +303,7 @@ w("Not (yet) expressible, so the profile differs from Linux there: CUBIC (the pr
 w("(being built on another branch; TODO(lead): wire `tcp_congestion_control`, `tcp_recovery`, `tcp_early_retrans`")
 w("onto their knobs), F-RTO, TSO-sized bursts and Linux's PSH placement per burst (the engine sets PSH on the last")
 w("segment of each write), receive-buffer auto-tuning (Linux starts with a smaller advertised window and grows it;")
-w("utcp advertises its free buffer), and accepting in-sequence data beyond a zero window when the receive queue is")
-w("empty. One script per knob lives in `tests/scripts/linux/` (run by `crates/tools/tests/conformance.rs` with")
+w("utcp advertises its free buffer). One script per knob lives in `tests/scripts/linux/` (run by `crates/tools/tests/conformance.rs` with")
 w("`--profile linux`):")
 w("")
 for o in lin:

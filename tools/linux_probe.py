@@ -65,7 +65,7 @@ def parse(p):
     return dict(seq=seq, ack=ack, flags=flags, win=win, len=len(t) - hl, **res)
 
 
-def child(rmem):
+def child(rmem, rcvbuf=None):
     """Runs inside the namespace."""
     tun = os.open("/dev/net/tun", os.O_RDWR)
     fcntl.ioctl(tun, 0x400454CA, struct.pack("16sH", b"lxprobe0", 0x0001 | 0x1000))  # TUN | NO_PI
@@ -76,6 +76,8 @@ def child(rmem):
         subprocess.run(c, check=True)
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if rcvbuf:
+        ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
     ls.bind((LOCAL, 8080))
     ls.listen(4)
 
@@ -97,6 +99,14 @@ def child(rmem):
     os.write(tun, tcp_packet(1, isn + 1, 0x10, 512))
     conn, _ = ls.accept()
     seq = 1
+    if rcvbuf:
+        # Beyond the window with an empty receive queue (tcp_sequence()).
+        n = sa["win"] + 248
+        os.write(tun, tcp_packet(seq, isn + 1, 0x18, 512, data=b"x" * n))
+        a, _ = recv(1)
+        print(f"  SO_RCVBUF {rcvbuf}: window {sa['win']}, {n}-byte segment -> ACK {a['ack']} (whole: {a['ack'] == 1 + n})")
+        conn.close()
+        return
     for i in range(3):
         t0 = time.time()
         os.write(tun, tcp_packet(seq, isn + 1, 0x18, 512, data=b"x" * 100))
@@ -109,13 +119,14 @@ def child(rmem):
 
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        child(sys.argv[2])
+        child(sys.argv[2], int(sys.argv[3]) if len(sys.argv) > 3 else None)
         return
     subprocess.run(["ip", "netns", "del", NS], stderr=subprocess.DEVNULL)
     subprocess.run(["ip", "netns", "add", NS], check=True)
     try:
         for rmem in ("4096 540000 15728640", "4096 87380 6291456"):
             sh(sys.executable, os.path.abspath(__file__), "--child", rmem)
+        sh(sys.executable, os.path.abspath(__file__), "--child", "4096 540000 15728640", "1000")
     finally:
         subprocess.run(["ip", "netns", "del", NS])
 

@@ -152,6 +152,11 @@ pub struct Config {
     /// than the RTO, are acknowledged at once, up to this many (and at most
     /// RCV.WND / (2 * MSS), at least 2). 0 turns it off (every ACK may be delayed).
     pub quickack_segments: u32,
+    /// An in-sequence segment that starts inside a non-zero RCV.WND but ends beyond it is
+    /// accepted whole (as far as the buffer has room) when the receive queue is empty
+    /// (Linux's tcp_sequence(): "Only accept this packet if receive queue is empty").
+    /// Off trims it to the window (RFC 9293 §3.10.7.4).
+    pub accept_beyond_window_if_empty: bool,
 }
 
 impl Default for Config {
@@ -208,6 +213,7 @@ impl Default for Config {
             slow_start_after_idle: true,
             window_scale_space: None,
             quickack_segments: 0,
+            accept_beyond_window_if_empty: false,
         }
     }
 }

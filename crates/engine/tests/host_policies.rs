@@ -259,3 +259,50 @@ fn advertised_mss_override_does_not_cap_sending() {
     h.write(&payload(2000));
     h.expect(ACK, h.our(0), h.peer(0)).len(1240);
 }
+
+/// Sets up a connection whose advertised window (1000) is smaller than its free buffer
+/// with nothing queued: 3000 of 4000 bytes received and read, the window update not yet
+/// sent. Then a 1500-byte in-sequence segment arrives.
+fn beyond_window(accept: bool) -> H {
+    let cfg = Config { recv_buffer: 4000, accept_beyond_window_if_empty: accept, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(MSS));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&[1u8; 3000]));
+    h.expect(ACK, h.our(0), h.peer(3000)).win(1000);
+    assert_eq!(h.read_all().len(), 3000);
+    h.send(Seg::new(ACK, h.peer(3000), h.our(0)).data(&[2u8; 1500]));
+    h
+}
+
+/// RFC 9293 §3.10.7.4 by default: the text beyond the window is trimmed.
+#[test]
+fn segment_beyond_window_is_trimmed_by_default() {
+    let mut h = beyond_window(false);
+    let acks = h.drain();
+    assert_eq!(acks.last().map(|o| o.ack), Some(h.peer(4000)), "{acks:?}");
+    assert_eq!(h.read_all().len(), 1000);
+}
+
+/// `Config::accept_beyond_window_if_empty` (Linux; checked on the live kernel with
+/// tools/linux_probe.py's setup: window 1152, a 1400-byte segment accepted whole when the
+/// queue is empty): the whole segment is kept.
+#[test]
+fn segment_beyond_window_is_accepted_when_the_queue_is_empty() {
+    let mut h = beyond_window(true);
+    let acks = h.drain();
+    assert_eq!(acks.last().map(|o| o.ack), Some(h.peer(4500)), "{acks:?}");
+    assert_eq!(h.read_all().len(), 1500);
+}
+
+/// With data waiting to be read, the rule does not apply: trimmed to the window.
+#[test]
+fn segment_beyond_window_is_trimmed_when_data_waits() {
+    let cfg = Config { recv_buffer: 4000, accept_beyond_window_if_empty: true, ..base_config() };
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(MSS));
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&[1u8; 3000]));
+    h.expect(ACK, h.our(0), h.peer(3000)).win(1000);
+    h.send(Seg::new(ACK, h.peer(3000), h.our(0)).data(&[2u8; 1500]));
+    h.expect(ACK, h.our(0), h.peer(4000)).win(0);
+    assert_eq!(h.read_all().len(), 4000);
+}

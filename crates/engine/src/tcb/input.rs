@@ -784,6 +784,7 @@ impl Tcb {
         // Text beyond the window is not accepted (RFC 9293 §3.10.7.4 "trimmed ... to discard
         // any data beyond the window"); a FIN beyond it is not seen either.
         let room = self.acceptance_window().saturating_sub(seq.since(self.rcv.nxt)) as usize;
+        let room = self.room_beyond_window(cx.cfg, seq, room);
         let fin_in_window = data.len() <= room;
         if data.len() > room {
             // Text beyond the window (e.g. a zero-window probe) still deserves an ACK showing

@@ -4,6 +4,9 @@
 //! full-sized segment (net/ipv4/tcp_input.c: tcp_event_data_recv, tcp_incr_quickack).
 //! RFC 9293 §3.8.6.3 and RFC 5681 §4.2 allow an ACK to be sent sooner than the delay
 //! bound, so the knob only makes ACKs earlier.
+//!
+//! Also here: Linux's acceptance of an in-sequence segment beyond the window when the
+//! receive queue is empty (`Config::accept_beyond_window_if_empty`).
 
 use super::Tcb;
 use crate::Config;
@@ -40,5 +43,20 @@ impl Tcb {
         }
         self.quickack.left -= 1;
         true
+    }
+}
+
+impl Tcb {
+    /// How much of an in-window segment at `seq` may be kept, given `room` from the
+    /// window (RFC 9293 §3.10.7.4 trims at the window's right edge). With
+    /// `Config::accept_beyond_window_if_empty` an in-sequence segment starting inside a
+    /// non-zero window is kept whole, within the free buffer space, when nothing waits to
+    /// be read (Linux's tcp_sequence() and tcp_data_queue()).
+    pub(crate) fn room_beyond_window(&self, cfg: &Config, seq: crate::seq::SeqNum, room: usize) -> usize {
+        let queue_empty = self.recvbuf.readable() == 0 && self.recvbuf.ooo_bytes() == 0;
+        if !cfg.accept_beyond_window_if_empty || seq != self.rcv.nxt || room == 0 || !queue_empty {
+            return room;
+        }
+        room.max(self.recvbuf.window())
     }
 }

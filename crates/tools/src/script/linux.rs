@@ -55,6 +55,9 @@ impl Profile {
             ack_every_counts_segments: false,
             quickack_segments: 16,
             nagle_minshall: true,
+            // tcp_sequence(): in-sequence data beyond the window, accepted whole when the
+            // receive queue is empty.
+            accept_beyond_window_if_empty: true,
             // TCP_TIMEWAIT_LEN = 60 s = 2 MSL.
             msl: Duration::from_secs(30),
             // tcp_retries2 = 15, tcp_rfc1337 = 0, RFC 5961 on.
@@ -174,6 +177,7 @@ mod tests {
         assert_eq!(p.config.initial_window_segments, Some(10));
         assert!(!p.config.slow_start_after_idle);
         assert_eq!(p.config.quickack_segments, 16);
+        assert!(p.config.accept_beyond_window_if_empty);
         assert!(p.sockbuf_doubling);
     }
 
