@@ -24,8 +24,48 @@ def run(args):
     return res
 
 fb = run(["--profile", "freebsd"] + [f"{ROOT}/{f}" for f in FOLDERS])
-own = subprocess.run([BIN, "script", "--json", f"{WT}/tests/scripts"], capture_output=True, text=True).stdout
+import glob
+own_files = sorted(glob.glob(f"{WT}/tests/scripts/*.pkt"))
+own = subprocess.run([BIN, "script", "--json"] + own_files, capture_output=True, text=True).stdout
 own = [json.loads(l) for l in own.splitlines() if l.startswith("{")]
+lin = subprocess.run([BIN, "script", "--json", "--profile", "linux", f"{WT}/tests/scripts/linux"],
+                     capture_output=True, text=True).stdout
+lin = [json.loads(l) for l in lin.splitlines() if l.startswith("{")]
+
+# The linux profile: (knob, value, Linux setting it mirrors).
+LINUX_KNOBS = [
+    ("`recv_buffer`", "540000", "tcp_rmem[1] (SO_RCVBUF default)"),
+    ("`send_buffer`", "262144", "tcp_wmem[1] (SO_SNDBUF default)"),
+    ("`window_scale_space`", "15728640", "max(tcp_rmem[2], rmem_max): offered shift ilog2(space) - 15 = 8 (tcp_select_initial_window)"),
+    ("`window_scale`, `timestamps`, `sack`, `dsack`", "on", "tcp_window_scaling, tcp_timestamps, tcp_sack, tcp_dsack = 1"),
+    ("`slow_start_after_idle`", "off", "tcp_slow_start_after_idle = 0"),
+    ("`syn_retries`", "5", "tcp_syn_retries = tcp_synack_retries = 5"),
+    ("`initial_window_segments`", "10", "TCP_INIT_CWND (IW10, RFC 6928)"),
+    ("`min_rto`, `initial_rto`, `max_rto`", "200 ms, 1 s, 120 s", "TCP_RTO_MIN, TCP_TIMEOUT_INIT, TCP_RTO_MAX"),
+    ("`delayed_ack`, `ack_every`", "40 ms, 2 full segments", "TCP_DELACK_MIN; __tcp_ack_snd_check (more than one full frame)"),
+    ("`quickack_segments`", "16", "TCP_MAX_QUICKACKS: the first segments, and again after idle > RTO, are ACKed at once (tcp_incr_quickack)"),
+    ("`nagle_minshall`", "on", "tcp_nagle_check (Minshall's variant)"),
+    ("`accept_beyond_window_if_empty`", "on", "tcp_sequence(): an in-sequence segment starting inside a non-zero window and ending beyond it is accepted whole when the receive queue is empty"),
+    ("`msl`", "30 s", "TCP_TIMEWAIT_LEN = 60 s = 2 MSL"),
+    ("`data_retries`", "15", "tcp_retries2 = 15"),
+    ("`rfc5961`, `rfc5961_syn`, `rfc1337`", "on, on, off", "RFC 5961 challenge ACKs; tcp_rfc1337 = 0"),
+    ("profile `sockbuf_doubling`", "on", "SO_RCVBUF/SO_SNDBUF report twice the value set (socket(7)); the engine buffer gets the value as set"),
+]
+LINUX_SYSCTLS = [
+    ("tcp_rmem", "`recv_buffer` = [1], `window_scale_space` = max([2], rmem_max)"),
+    ("tcp_wmem", "`send_buffer` = [1]"),
+    ("tcp_sack / tcp_dsack / tcp_timestamps / tcp_window_scaling", "`sack` / `dsack` / `timestamps` / `window_scale`"),
+    ("tcp_slow_start_after_idle", "`slow_start_after_idle`"),
+    ("tcp_syn_retries, tcp_synack_retries", "`syn_retries` (one count; differing values are UNSUPPORTED)"),
+    ("tcp_retries2, tcp_rfc1337, tcp_challenge_ack_limit, tcp_keepalive_*", "`data_retries`, `rfc1337`, `challenge_ack_limit`, keepalive timing"),
+    ("tcp_min_tso_segs, tcp_tso_win_divisor", "no TSO: the defaults (2, 3) are accepted, other values UNSUPPORTED"),
+    ("tcp_congestion_control", "`reno` = the engine's NewReno; others UNSUPPORTED until CUBIC is merged (TODO(lead))"),
+    ("tcp_recovery, tcp_early_retrans", "0 accepted (no RACK-TLP); others UNSUPPORTED until RACK-TLP is merged (TODO(lead))"),
+    ("tcp_frto, tcp_mtu_probing, tcp_ecn", "0 accepted (the engine has none); others UNSUPPORTED"),
+    ("tcp_syncookies", "0/1 accepted (cookies only on SYN-queue overflow; the engine drops such SYNs); 2 UNSUPPORTED"),
+    ("tcp_no_metrics_save, tcp_fastopen (0/1)", "ignored with a note (no metrics cache; TFO calls are UNSUPPORTED)"),
+    ("`ip route ... mtu N advmss M initcwnd K rto_min T`, `ip link set ... mtu N`", "`mtu`, `mss` (advertised only), `initial_window_segments`, `min_rto`"),
+]
 
 def is_v6(o):
     return o["verdict"] == "UNSUPPORTED" and "ip_version" in (o["reason"] or "")
@@ -74,7 +114,8 @@ CATS = [
     ("ack-listen", "SYN-ACK to a listening socket", FBSD,
      "RFC 9293 §3.10.7.2 (LISTEN, second check): \"Any acknowledgment is bad if it arrives on a connection still in "
      "the LISTEN state. An acceptable reset segment should be formed for any arriving ACK-bearing segment\" — "
-     "`<SEQ=SEG.ACK><CTL=RST>`, which utcp sends. FreeBSD drops the SYN-ACK silently.",
+     "`<SEQ=SEG.ACK><CTL=RST>`, which utcp sends by default. FreeBSD drops the SYN-ACK silently; the freebsd "
+     "profile sets `Config::listen_drop_syn_ack` to do the same.",
      lambda p, r: "rcv-syn-ack-listen" in p),
     ("fin-without-ack", "Unacceptable segments without ACK in TIME-WAIT", FBSD,
      "A `F` segment without the ACK bit and below RCV.NXT is not acceptable; RFC 9293 §3.10.7.4 (first check): \"If "
@@ -137,11 +178,13 @@ UCATS = [
      lambda p, r: "KEEPINIT" in r),
     ("syncookies", "SYN cookies", "utcp has no SYN cookies (RFC 4987 describes them; nothing requires them).",
      lambda p, r: "syncookies" in r),
+    ("encap-md5", "UDP encapsulation and TCP-MD5",
+     "UDP encapsulation of TCP and TCP-MD5 signatures (RFC 2385) have no utcp counterpart.",
+     lambda p, r: "UDP encapsulation" in r or "MD5" in r),
     ("misc", "Other FreeBSD features",
-     "UDP encapsulation of TCP, TCP-MD5 (RFC 2385), IP_TTL/IP_TOS socket options and "
-     "net.inet.tcp.rexmit_drop_options=1 have no utcp counterpart. net.inet.tcp.tolerate_missing_ts=0 asks for "
-     "RFC 7323 §3.2 (\"If a non-RST segment is received without a TSopt, a TCP SHOULD silently drop the "
-     "segment\" once timestamps are in use), which utcp does not implement: **an RFC recommendation utcp misses**.",
+     "IP_TTL and IP_TOS socket options: utcp has one TTL for the whole stack (`Config::ttl`) and no TOS; the "
+     "scripts also expect the RST for a SYN to a bound but not listening socket to carry that socket's TTL/TOS, "
+     "and mark it with packetdrill's `!` annotation, which the runner does not implement.",
      lambda p, r: True),
 ]
 
@@ -159,7 +202,7 @@ w("`utcp script` runs packetdrill scripts against a fresh `Stack` on a virtual c
 w("peer (192.0.2.1) and drives the socket calls of the local application (192.168.0.1). See `crates/tools/src/script/`.")
 w("")
 w("```")
-w("utcp script [--profile utcp|freebsd] [--define NAME]... [--json] [--verbose] PATH...")
+w("utcp script [--profile utcp|freebsd|linux] [--define NAME]... [--json] [--verbose] PATH...")
 w("```")
 w("")
 w("Verdicts: PASS; FAIL with the first mismatch (line, expected and actual segment or call result); UNSUPPORTED")
@@ -181,20 +224,30 @@ w("  ignored, as packetdrill does. (packetdrill itself only notices an unlisted 
 w("  it, so it also ignores segments sent between the last `>` line and the end; this runner does not.)")
 w("- **Timing**: `+t` is relative to when the previous event completed (an outbound segment: when it left), `a~b` is")
 w("  a window, `start...end` is a blocking call that must return at `end` while later lines run.")
-w("- **System calls** drive the Stack API: socket, bind, listen, accept, connect, read, recv (MSG_PEEK), write, send,")
-w("  close, shutdown, fcntl (F_GETFL/F_SETFL O_NONBLOCK), getsockopt (SO_RCVBUF, SO_SNDBUF, SO_ERROR, SO_KEEPALIVE,")
-w("  TCP_NODELAY, TCP_KEEPIDLE/INTVL/CNT), setsockopt (SO_REUSEADDR, SO_RCVBUF, SO_SNDBUF, SO_LINGER, SO_KEEPALIVE,")
-w("  TCP_NODELAY, TCP_NOOPT, TCP_KEEPIDLE/INTVL/CNT). A blocking socket's call that cannot complete blocks until the")
-w("  stack lets it.")
+w("- **System calls** drive the Stack API: socket, bind, listen, accept, connect, read, recv (MSG_PEEK), write, send")
+w("  and sendto (MSG_OOB sends urgent data with `Stack::send_urgent`; MSG_NOSIGNAL; other flags UNSUPPORTED), open and")
+w("  sendfile, close, shutdown, fcntl (F_GETFL/F_SETFL O_NONBLOCK), getsockopt (SO_RCVBUF, SO_SNDBUF, SO_ERROR,")
+w("  SO_KEEPALIVE, TCP_NODELAY, TCP_MAXSEG, TCP_USER_TIMEOUT, TCP_KEEPIDLE/INTVL/CNT), setsockopt (SO_REUSEADDR,")
+w("  SO_RCVBUF, SO_SNDBUF, SO_LINGER, SO_KEEPALIVE, TCP_NODELAY, TCP_NOOPT, TCP_USER_TIMEOUT (`Stack::set_user_timeout`),")
+w("  IP_MTU_DISCOVER DO/WANT (DF is always set; other values UNSUPPORTED), TCP_KEEPIDLE/INTVL/CNT). A blocking")
+w("  socket's call that cannot complete blocks until the stack lets it.")
 w("- **`%{ }%`**: only `assert tcpi_state == TCPI_*` and `assert tcpi_options == ...` (from `Stack::status`); any")
 w("  other Python makes the script UNSUPPORTED.")
 w("- **Shell lines**: `sysctl -w` settings that name engine policy map onto `Config` fields (below); a setting")
 w("  without a knob makes the script UNSUPPORTED unless it only restores a value after the last packet or call.")
 w("  `sockstat -4 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N` counts the sockets the script")
 w("  holds (with `grep packetdril`) or every connection of the stack (`Stack::connections`, embryonic ones")
-w("  included); `tcpdrop -s TIME_WAIT` aborts the script's TIME-WAIT sockets; other assertions are UNSUPPORTED;")
-w("  other commands are ignored with a note.")
-w("- `#ifdef NAME` blocks: the utcp profile defines `STANDARD`, the freebsd profile `FreeBSD`; `--define` replaces them.")
+w("  included); `tcpdrop -s TIME_WAIT` aborts the script's TIME-WAIT sockets. A command may span lines and hold")
+w("  several statements (`;`, `&&`, `\\` continuations); `set_sysctls.py /proc/sys/a/b=V ...` and `echo V >")
+w("  /proc/sys/a/b` are sysctl writes; `ip route`/`ip link` metrics for the path to the remote host apply (table")
+w("  below); `nstat [-a] [-z] [-n] [-s] [-r] [NAME...] [| grep ...]` prints the Linux counters that have an engine")
+w("  counter of the same meaning (TcpActiveOpens, TcpRetransSegs, TcpOutRsts, TcpExtDelayedACKs,")
+w("  TcpExtTCPChallengeACK) and fails when the last grep")
+w("  selects nothing; naming another counter is UNSUPPORTED. Any other command or assertion makes the script")
+w("  UNSUPPORTED naming it (after the last packet or call, a command that asserts nothing is only noted).")
+w("- **Packets**: `-` stands for no flags; ICMP lines are UNSUPPORTED (\"ICMP\").")
+w("- `#ifdef NAME` blocks: the utcp profile defines `STANDARD`, the freebsd profile `FreeBSD`, the linux profile")
+w("  `Linux`; `--define` replaces them.")
 w("")
 w("## Profiles")
 w("")
@@ -207,15 +260,56 @@ w("  (`ack_every_counts_segments`), the FIN repeated on ACKs while unacknowledge
 w("  initial and 64 s maximum plus 200 ms slop (`rto_slop`), RFC 5961 on (`rfc5961`, `rfc5961_syn`), TIME-WAIT as")
 w("  tcp_twcheck handles it (`time_wait_bsd`), ACK fields of segments left of the window processed")
 w("  (`ack_old_segments`), classic Nagle (`nagle_minshall = false`), and the handshake bounded by 75 s")
-w("  (`connect_timeout`, net.inet.tcp.keepinit) with up to 10 SYN retransmissions (`syn_retries`).")
+w("  (`connect_timeout`, net.inet.tcp.keepinit) with up to 10 SYN retransmissions (`syn_retries`), and a SYN-ACK to")
+w("  a listener dropped without a RST (`listen_drop_syn_ack`).")
 w("- sysctls: `rfc1323` -> `window_scale`, `timestamps`; `sack.enable` -> `sack`, `dsack`; `recvspace`/`sendspace` ->")
 w("  buffers; `kern.ipc.maxsockbuf` -> `window_scale_shift`; `delacktime` -> `delayed_ack`; `rexmit_initial` ->")
 w("  `initial_rto`; `rexmit_min` -> `min_rto`; `insecure_rst` -> `rfc5961`; `insecure_syn` -> `rfc5961_syn`;")
 w("  `keepidle`/`keepintvl`/`keepcnt` -> keepalive timing; `rexmit_slop` -> `rto_slop`; `drop_synfin` ->")
-w("  `drop_synfin`; `keepinit` and TCP_KEEPINIT -> `connect_timeout`; TCP_NOOPT -> no SYN options. Linux names (Google's scripts): `net.ipv4.tcp_timestamps`, `tcp_window_scaling`, `tcp_sack`,")
+w("  `drop_synfin`; `keepinit` and TCP_KEEPINIT -> `connect_timeout`; `rexmit_drop_options` -> `syn_rexmit_drop_options`")
+w("  (MSS only from the third SYN retransmission); `tolerate_missing_ts=0` -> `ts_missing_drop` (RFC 7323 §3.2);")
+w("  TCP_NOOPT -> no SYN options. Linux names (Google's scripts): `net.ipv4.tcp_timestamps`, `tcp_window_scaling`, `tcp_sack`,")
 w("  `tcp_dsack`, `tcp_rfc1337`, `tcp_syn_retries`, `tcp_retries2`, `tcp_challenge_ack_limit`, `tcp_keepalive_*`.")
 w("  `--mtu` -> `Config::mtu`. packetdrill's init command (a backquoted line before the first event) is handled")
 w("  like a command at time 0.")
+w("")
+w("")
+w("### The linux profile")
+w("")
+w("`--profile linux` runs the settings that Linux packetdrill harnesses use (tcp_rmem 4096 540000 15728640, tcp_wmem")
+w("4096 262144 4194304, timestamps, SACK and D-SACK, tcp_slow_start_after_idle 0, tcp_early_retrans 4, tcp_recovery 1,")
+w("tcp_tso_win_divisor 3, tcp_syncookies 1, SYN and SYN-ACK retries 5, F-RTO 2; local 192.168.0.1, remote")
+w("192.0.2.1), learned from Documentation/networking/ip-sysctl.rst, tcp(7) and net/ipv4/tcp_input.c/tcp_output.c.")
+w("`tools/linux_probe.py` (root; its own network namespace and TUN) checks the live kernel: with tcp_rmem")
+w("4096 540000 15728640 the SYN-ACK offers wscale 8 (7 with 4096 87380 6291456) and the first data segments are")
+w("acknowledged at once (quick-ACK); with SO_RCVBUF 1000 (window 1152), a 1400-byte segment is accepted whole when")
+w("nothing waits to be read.")
+w("Each Linux policy is a documented `Config` knob (crates/engine/src/config.rs, \"Linux policies\";")
+w("crates/tools/src/script/linux.rs):")
+w("")
+w("| Config knob | linux profile | Linux setting it mirrors |")
+w("|---|---|---|")
+for k, v, l in LINUX_KNOBS:
+    w(f"| {k} | {v} | {l} |")
+w("")
+w("Sysctl and route names map onto the knobs:")
+w("")
+w("| Linux name | engine knob |")
+w("|---|---|")
+for n, k in LINUX_SYSCTLS:
+    w(f"| {n} | {k} |")
+w("")
+w("Not (yet) expressible, so the profile differs from Linux there: CUBIC (the profile runs NewReno), RACK-TLP and PRR")
+w("(being built on another branch; TODO(lead): wire `tcp_congestion_control`, `tcp_recovery`, `tcp_early_retrans`")
+w("onto their knobs), F-RTO, TSO-sized bursts and Linux's PSH placement per burst (the engine sets PSH on the last")
+w("segment of each write), receive-buffer auto-tuning (Linux starts with a smaller advertised window and grows it;")
+w("utcp advertises its free buffer). One script per knob lives in `tests/scripts/linux/` (run by `crates/tools/tests/conformance.rs` with")
+w("`--profile linux`):")
+w("")
+for o in lin:
+    name = o["script"].split("/")[-1]
+    why = f" — line {o['line']}: {o['reason'].splitlines()[0]}" if o["reason"] else ""
+    w(f"- `linux/{name}`: {o['verdict']}{why}")
 w("")
 w(f"## Results (run of {datetime.datetime.utcnow():%Y-%m-%d %H:%M} UTC)")
 w("")

@@ -151,6 +151,38 @@ pub struct Config {
     /// A datagram not complete this long after its first fragment is dropped (RFC 1122
     /// §3.3.2; Linux's net.ipv4.ipfrag_time, 30 s).
     pub ipfrag_time: Duration,
+    // ---- FreeBSD policies (issue 10: the rest of the FreeBSD corpus) ----
+    /// Drop a SYN-ACK that arrives at a listener without answering (FreeBSD's
+    /// tcp_input); RFC 9293 §3.10.7.2 answers any ACK in LISTEN with <SEQ=SEG.ACK><CTL=RST>.
+    pub listen_drop_syn_ack: bool,
+    /// From this SYN retransmission on (1 = the first), SYNs carry only the MSS option, in
+    /// case a middlebox drops SYNs with unknown options (FreeBSD's
+    /// net.inet.tcp.rexmit_drop_options: from the third). `None` keeps the options.
+    pub syn_rexmit_drop_options: Option<u32>,
+    /// Once timestamps are in use, silently drop a non-RST segment without TSopt
+    /// (RFC 7323 §3.2 SHOULD; FreeBSD's net.inet.tcp.tolerate_missing_ts=0). Off
+    /// accepts such segments (Linux, FreeBSD's default).
+    pub ts_missing_drop: bool,
+
+    // ---- Linux policies (issue 10: the `linux` profile) ----
+    /// Restart from the initial window after an idle period of one RTO (RFC 5681 §4.1
+    /// SHOULD; Linux's net.ipv4.tcp_slow_start_after_idle, on by default).
+    pub slow_start_after_idle: bool,
+    /// Derive the offered window-scale shift from this much buffer space instead of the
+    /// receive buffer: Linux's tcp_select_initial_window() takes max(tcp_rmem[2],
+    /// rmem_max) and offers ilog2(space) - 15 (8 for the 15 MiB tcp_rmem[2] of the
+    /// `linux` profile). `None`: the smallest shift that fits the receive buffer.
+    pub window_scale_space: Option<usize>,
+    /// Quick-ACK mode (Linux's tcp_incr_quickack, TCP_MAX_QUICKACKS = 16): the first data
+    /// segments of a connection, and again the first after the receiver was idle longer
+    /// than the RTO, are acknowledged at once, up to this many (and at most
+    /// RCV.WND / (2 * MSS), at least 2). 0 turns it off (every ACK may be delayed).
+    pub quickack_segments: u32,
+    /// An in-sequence segment that starts inside a non-zero RCV.WND but ends beyond it is
+    /// accepted whole (as far as the buffer has room) when the receive queue is empty
+    /// (Linux's tcp_sequence(): "Only accept this packet if receive queue is empty").
+    /// Off trims it to the window (RFC 9293 §3.10.7.4).
+    pub accept_beyond_window_if_empty: bool,
 }
 
 impl Default for Config {
@@ -206,6 +238,15 @@ impl Default for Config {
             ipfrag_max_datagrams: 1024,
             ipfrag_max_fragments: 64,
             ipfrag_time: Duration::from_secs(30),
+            // FreeBSD policies (issue 10).
+            listen_drop_syn_ack: false,
+            syn_rexmit_drop_options: None,
+            ts_missing_drop: false,
+            // Linux policies (issue 10).
+            slow_start_after_idle: true,
+            window_scale_space: None,
+            quickack_segments: 0,
+            accept_beyond_window_if_empty: false,
         }
     }
 }
@@ -214,6 +255,12 @@ impl Config {
     /// The MSS we advertise on our SYN (RFC 9293 §3.7.1: MTU minus fixed IP and TCP headers).
     pub fn effective_mss(&self) -> u16 {
         self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(16, 65495) as u16)
+    }
+
+    /// MMS_S − 20 (RFC 9293 §3.7.1, MUST-16): the largest segment the IP layer lets us
+    /// send, from the MTU alone; `mss` only changes what we advertise (Linux's advmss).
+    pub fn send_mss_cap(&self) -> u16 {
+        self.mtu.saturating_sub(40).clamp(16, 65495) as u16
     }
 
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets
@@ -226,6 +273,11 @@ impl Config {
     pub fn wscale_for(&self, recv_buffer: usize) -> u8 {
         if let Some(s) = self.window_scale_shift {
             return s.min(14);
+        }
+        if let Some(space) = self.window_scale_space {
+            // Linux: ilog2(max(space, the socket's buffer)) - 15, within 0..=14.
+            let space = space.max(recv_buffer).max(1);
+            return (space.ilog2().saturating_sub(15)).min(14) as u8;
         }
         let mut shift = 0u8;
         while shift < 14 && (recv_buffer >> shift) > 65535 {

@@ -7,7 +7,7 @@ use crate::anyip::AnyIpFilter;
 use crate::gate::{Gate, Held};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
-use crate::time::Instant;
+use crate::time::{Duration, Instant};
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
@@ -338,6 +338,11 @@ impl Stack {
             return;
         }
         // Second, check for an ACK: "form a reset segment <SEQ=SEG.ACK><CTL=RST>".
+        // `Config::listen_drop_syn_ack`: a SYN-ACK is dropped silently instead (FreeBSD).
+        if f.ack() && f.syn() && self.config.listen_drop_syn_ack {
+            self.counters.drop(DropReason::BadAck);
+            return;
+        }
         if f.ack() {
             self.counters.drop(DropReason::BadAck);
             self.queue_reply(quad, RstReply { seq: seg.ack, ack: None });
@@ -982,6 +987,13 @@ impl Stack {
         self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
     }
 
+    /// SEND with the URGENT flag (RFC 9293 §3.8.5, §3.10.2; MSG_OOB): queue `data` and
+    /// point SND.UP after it (RFC 6093), so segments carry URG until it is acknowledged.
+    pub fn send_urgent(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    }
+
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
     pub fn recv(&mut self, _now: Instant, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;
@@ -1071,6 +1083,16 @@ impl Stack {
         let idx = self.slot_index(c)?;
         if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
             t.data_retries = retries;
+        }
+        Ok(())
+    }
+
+    /// USER TIMEOUT (RFC 9293 §3.8.3, RFC 5482; TCP_USER_TIMEOUT): abort with `TimedOut`
+    /// when data stays unacknowledged this long; `None` leaves it to R2.
+    pub fn set_user_timeout(&mut self, c: ConnId, timeout: Option<Duration>) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.user_timeout.limit = timeout;
         }
         Ok(())
     }

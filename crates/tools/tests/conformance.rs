@@ -123,8 +123,27 @@ fn whole_corpus_parses() {
     assert!(errors.is_empty(), "parse errors:\n{}", errors.join("\n"));
 }
 
+/// utcp's own scripts, without `tests/scripts/linux/` (those run with the linux profile).
 fn own_scripts() -> Vec<PathBuf> {
-    script::collect_scripts(&[repo_root().join("tests/scripts")]).expect("tests/scripts readable")
+    let linux = repo_root().join("tests/scripts/linux");
+    let all = script::collect_scripts(&[repo_root().join("tests/scripts")]).expect("tests/scripts readable");
+    all.into_iter().filter(|p| !p.starts_with(&linux)).collect()
+}
+
+/// `tests/scripts/linux/*.pkt`: one script per Linux policy knob, with `--profile linux`.
+#[test]
+fn linux_scripts_pass_with_linux_profile() {
+    let files = script::collect_scripts(&[repo_root().join("tests/scripts/linux")]).expect("readable");
+    assert!(files.len() >= 5, "expected the linux profile's scripts in tests/scripts/linux");
+    let profile = Profile::by_name("linux").expect("linux profile");
+    let reports: Vec<ScriptReport> = files.iter().map(|f| script::run_file(f, &profile, false)).collect();
+    println!("{}{}", script::table(&reports), script::summary_line(&reports));
+    let bad: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.verdict.is_pass())
+        .map(|r| format!("{} {}: {:?}", r.verdict.label(), r.path.display(), r.verdict))
+        .collect();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 #[test]

@@ -5,7 +5,7 @@ use super::{Cx, RstReply, State, Tcb, notify};
 use crate::{CloseReason, Config, ConnId, ListenerId, Quad};
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
-use crate::wire::{DropReason, TcpSegment};
+use crate::wire::{DropReason, TcpOptions, TcpSegment};
 
 /// RFC 9293 §3.8.6.3 (MUST-40): an ACK is never delayed by 0.5 s or more, whatever
 /// `Config::delayed_ack` says.
@@ -45,7 +45,9 @@ impl Tcb {
     /// Options on a SYN decide what the connection uses (RFC 9293 §3.7.1, RFC 7323 §1.3,
     /// RFC 2018 §2). We only use an option the peer offered in its SYN.
     fn negotiate(&mut self, cfg: &Config, seg: &TcpSegment, now: Instant) {
-        let o = &seg.options;
+        // An option is used only if our SYN offered it too (RFC 7323 §2.2, §3.2; RFC 2018 §2).
+        let none = TcpOptions { mss: seg.options.mss, ..TcpOptions::default() };
+        let o = if self.syn_options_dropped(cfg) { &none } else { &seg.options };
         // RFC 9293 §3.7.1 (MUST-15): assume 536 when the MSS option is absent.
         self.snd_mss = o.mss.unwrap_or(536).max(64);
         if cfg.window_scale
@@ -204,6 +206,12 @@ impl Tcb {
     fn on_segment_synchronized(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
         let f = seg.flags;
 
+        // RFC 7323 §3.2: "a TCP SHOULD silently drop" a non-RST segment without TSopt once
+        // timestamps are in use (`Config::ts_missing_drop`).
+        if self.ts_ok && !f.rst() && seg.options.timestamps.is_none() && cx.cfg.ts_missing_drop {
+            cx.counters.drop(DropReason::Paws);
+            return None;
+        }
         // RFC 7323 §5.3: PAWS runs before the sequence-number check.
         if self.ts_ok
             && !f.rst()
@@ -391,6 +399,12 @@ impl Tcb {
             (true, Some((tsval, _))) => (tsval.wrapping_sub(self.ts_recent) as i32) > 0,
             _ => true,
         }
+    }
+
+    /// `Config::syn_rexmit_drop_options`: our SYN retransmissions have stopped offering
+    /// window scale, SACK and timestamps (FreeBSD's net.inet.tcp.rexmit_drop_options).
+    pub(crate) fn syn_options_dropped(&self, cfg: &Config) -> bool {
+        self.state == State::SynSent && cfg.syn_rexmit_drop_options.is_some_and(|n| self.retries >= n.max(1))
     }
 
     /// The peer's SYN again, while we are in SYN-RECEIVED after a passive open.
@@ -616,6 +630,7 @@ impl Tcb {
         let data_acked = data_acked.min(self.sendbuf.len());
         self.sendbuf.drain(data_acked);
         self.snd.una = seg.ack;
+        self.user_timeout_on_ack(now);
         self.scoreboard.prune(seg.ack);
         if self.snd.nxt.lt(self.snd.una) {
             self.snd.nxt = self.snd.una;
@@ -668,7 +683,7 @@ impl Tcb {
         if self.snd.una == self.snd_max {
             self.rtx_deadline = None;
         } else {
-            self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
+            self.rtx_deadline = Some(self.clamp_to_user_timeout(now + self.rto_timer(cx.cfg)));
         }
     }
 
@@ -763,6 +778,7 @@ impl Tcb {
         // Text beyond the window is not accepted (RFC 9293 §3.10.7.4 "trimmed ... to discard
         // any data beyond the window"); a FIN beyond it is not seen either.
         let room = self.acceptance_window().saturating_sub(seq.since(self.rcv.nxt)) as usize;
+        let room = self.room_beyond_window(cx.cfg, seq, room);
         let fin_in_window = data.len() <= room;
         if data.len() > room {
             // Text beyond the window (e.g. a zero-window probe) still deserves an ACK showing
@@ -847,6 +863,10 @@ impl Tcb {
         self.rcv_seg_max = self.rcv_seg_max.max(data.len() as u32);
         self.unacked_bytes += advanced as u32;
         self.unacked_segs += 1;
+        if self.quickack_due(cx.cfg, now) {
+            self.ack_now = true;
+            return;
+        }
         match cx.cfg.delayed_ack {
             None => self.ack_now = true,
             Some(delay) => {

@@ -64,12 +64,15 @@ mod challenge;
 pub mod congestion;
 mod input;
 mod output;
+mod quickack;
 pub mod reassembly;
 pub mod rtt;
 mod sack;
 pub mod sendbuf;
 mod timers;
+mod urgent;
 mod user;
+mod user_timeout;
 
 pub use self::challenge::challenge_budget;
 use self::congestion::{CongestionControl, NewReno, Recovery, initial_window};
@@ -225,6 +228,10 @@ pub struct Tcb {
     pub(crate) unacked_bytes: u32,
     /// In-order data segments received since the last ACK we sent.
     pub(crate) unacked_segs: u32,
+    /// Linux's quick-ACK mode (`Config::quickack_segments`).
+    pub(crate) quickack: quickack::QuickAck,
+    /// USER TIMEOUT (RFC 9293 §3.8.3, RFC 5482; TCP_USER_TIMEOUT).
+    pub(crate) user_timeout: user_timeout::UserTimeout,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
     /// Retransmit the next SACK hole (RFC 6675 §5 step (C)).
@@ -329,6 +336,8 @@ impl Tcb {
             challenge_pending: false,
             unacked_bytes: 0,
             unacked_segs: 0,
+            quickack: quickack::QuickAck::default(),
+            user_timeout: user_timeout::UserTimeout::default(),
             rtx_una: false,
             rtx_hole: false,
             limited_transmit: 0,
@@ -440,7 +449,7 @@ impl Tcb {
     /// (RFC 9293 §3.7.1, MUST-16: Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize).
     #[inline]
     pub(crate) fn eff_mss(&self, cfg: &Config) -> usize {
-        let mms = cfg.effective_mss() as usize;
+        let mms = cfg.send_mss_cap() as usize;
         let mut mss = (self.snd_mss as usize).min(mms);
         if self.ts_ok {
             mss -= 12;

@@ -125,14 +125,16 @@ impl Tcb {
         let active = self.state == State::SynSent;
         let mss = cfg.send_mss_option.then_some(self.rcv_mss);
         let mut opts = TcpOptions { mss, ..TcpOptions::default() };
+        // `Config::syn_rexmit_drop_options`: late SYN retransmissions carry the MSS only.
+        let mss_only = self.syn_options_dropped(cfg);
         // Offer only what the peer offered, when answering (RFC 7323 §2.2, RFC 2018 §2).
-        if cfg.window_scale && (active || self.wscale_ok) {
+        if cfg.window_scale && !mss_only && (active || self.wscale_ok) {
             opts.window_scale = Some(cfg.wscale_for(self.recvbuf.capacity()));
         }
-        if cfg.sack && (active || self.sack_ok) {
+        if cfg.sack && !mss_only && (active || self.sack_ok) {
             opts.sack_permitted = true;
         }
-        if cfg.timestamps && (active || self.ts_ok) {
+        if cfg.timestamps && !mss_only && (active || self.ts_ok) {
             let ecr = if active { 0 } else { self.ts_recent };
             opts.timestamps = Some((self.ts_now(now), ecr));
         }
@@ -260,7 +262,11 @@ impl Tcb {
             return None;
         }
         // RFC 5681 §4.1: restart from the initial window after an idle period of one RTO.
-        if self.snd.una == self.snd_max && now.saturating_since(self.last_snd_time) > self.rtt.rto() {
+        // `Config::slow_start_after_idle` off: Linux's tcp_slow_start_after_idle=0.
+        if cx.cfg.slow_start_after_idle
+            && self.snd.una == self.snd_max
+            && now.saturating_since(self.last_snd_time) > self.rtt.rto()
+        {
             self.cc.on_idle_restart(self.eff_mss(cx.cfg));
         }
         let mss = self.eff_mss(cx.cfg);
@@ -295,7 +301,7 @@ impl Tcb {
                 // while an earlier small segment is.
                 let waiting_on =
                     if cx.cfg.nagle_minshall { self.snd_sml.gt(self.snd.una) } else { in_flight > 0 };
-                if len > 0 && waiting_on && !self.nodelay && !with_fin {
+                if len > 0 && waiting_on && !self.nodelay && !with_fin && !self.urgent_mode() {
                     return None;
                 }
             } else if (len as u32) < self.max_snd_wnd / 2 {
@@ -440,7 +446,7 @@ impl Tcb {
         if plan.flags.ack() && !plan.flags.rst() {
             // MUST-16 (RFC 9293 §3.7.1): payload plus options stay within the send MSS, so
             // a full-sized segment carries only the SACK blocks that fit.
-            let mss = (self.snd_mss as usize).min(cfg.effective_mss() as usize);
+            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap() as usize);
             let room = mss.saturating_sub(plan.len + if self.ts_ok { 12 } else { 0 });
             let fit = if room >= 12 { (room - 4) / 8 } else { 0 };
             let max = fit.min(if self.ts_ok { 3 } else { 4 });
@@ -448,6 +454,9 @@ impl Tcb {
                 options.sack = self.sack_blocks(max);
             }
         }
+        // RFC 9293 §3.8.5: URG and the urgent pointer while SND.UP is ahead (urgent.rs).
+        let urgent = self.urgent_pointer(plan.seq).filter(|_| !plan.flags.rst());
+        let flags = if urgent.is_some() { plan.flags | TcpFlags::URG } else { plan.flags };
         let h = TcpHeaderOut {
             src: self.quad.local.ip(),
             dst: self.quad.remote.ip(),
@@ -455,9 +464,9 @@ impl Tcb {
             dst_port: self.quad.remote.port(),
             seq: plan.seq,
             ack: if plan.flags.ack() { self.rcv.nxt } else { SeqNum(0) },
-            flags: plan.flags,
+            flags,
             window,
-            urgent: 0,
+            urgent: urgent.unwrap_or(0),
             options,
             ttl: cfg.ttl,
             ip_id: self.next_ip_id(),
@@ -494,7 +503,8 @@ impl Tcb {
             }
             if self.rtx_deadline.is_none() {
                 // RFC 6298 §5.1: start the timer when data is sent and it is not running.
-                self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
+                self.user_timeout_on_send(now);
+                self.rtx_deadline = Some(self.clamp_to_user_timeout(now + self.rto_timer(cx.cfg)));
             }
             self.persist_deadline = None;
             self.last_snd_time = now;

@@ -48,7 +48,7 @@ impl Tcb {
             && t <= now
         {
             self.rtx_deadline = None;
-            self.on_rto(cx);
+            self.on_rto(cx, now);
             if self.state == State::Closed {
                 return;
             }
@@ -71,10 +71,16 @@ impl Tcb {
     }
 
     /// Retransmission timeout (RFC 6298 §5.4–5.7, RFC 5681 §3.1, RFC 1122 §4.2.3.5).
-    fn on_rto(&mut self, cx: &mut Cx) {
+    fn on_rto(&mut self, cx: &mut Cx, now: Instant) {
         let handshake = matches!(self.state, State::SynSent | State::SynReceived);
         if !handshake && self.snd.una == self.snd_max {
             return; // Nothing outstanding: a stale deadline.
+        }
+        // RFC 5482 / RFC 9293 §3.8.3: the user timeout ends the connection (user_timeout.rs).
+        if !handshake && self.user_timeout_expired(now) {
+            cx.counters.timeouts += 1;
+            self.close_with(cx, CloseReason::TimedOut);
+            return;
         }
         self.retries += 1;
         self.timeouts += 1;

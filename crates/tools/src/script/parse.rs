@@ -473,11 +473,17 @@ impl<'a> Parser<'a> {
         }
         if self.peek() == Some(b'[') {
             let rest = self.rest_of_line();
+            if rest.split(|c: char| !c.is_ascii_alphanumeric()).any(|w| w.eq_ignore_ascii_case("icmp")) {
+                return Ok(Action::Unsupported(format!("ICMP ({rest})")));
+            }
             return Ok(Action::Unsupported(format!("IP ECN field annotation ({rest})")));
         }
-        // Flags: a run of S F R P U E W . characters.
+        // Flags: a run of S F R P U E W . characters, or `-` for none.
         let mut flags = 0u8;
         let start = self.pos;
+        if self.peek() == Some(b'-') && self.peek_at(1).is_some_and(|c| c == b' ' || c == b'\t') {
+            self.bump();
+        }
         while let Some(c) = self.peek() {
             let bit = match c {
                 b'F' => 0x01,
@@ -496,6 +502,9 @@ impl<'a> Parser<'a> {
         if start == self.pos {
             if let Some(word) = self.ident() {
                 let rest = self.rest_of_line();
+                if word.eq_ignore_ascii_case("icmp") {
+                    return Ok(Action::Unsupported(format!("ICMP (icmp {rest})")));
+                }
                 return Ok(Action::Unsupported(format!("non-TCP packet `{word}` ({rest})")));
             }
             return self.err(format!("expected TCP flags, found {}", self.found()));
@@ -911,6 +920,37 @@ mod tests {
         assert!(matches!(e.action, Action::Unsupported(ref s) if s.contains("class")));
         let e = one("+0 < S 0:0(0) win 5 <md5 valid>");
         assert!(matches!(e.action, Action::Unsupported(ref s) if s.contains("md5")));
+    }
+
+    #[test]
+    fn no_flags_dash_parses() {
+        let e = one("+0 < - 1:1001(1000) win 257");
+        let Action::Packet(p) = e.action else { panic!("not a packet") };
+        assert_eq!((p.flags, p.seq, p.len, p.ack), (0, Some(1), 1000, None));
+        let e = one("+0 > - 1:1(0) win 5");
+        let Action::Packet(p) = e.action else { panic!("not a packet") };
+        assert_eq!((p.flags, p.direction), (0, Direction::Outbound));
+    }
+
+    #[test]
+    fn icmp_lines_are_unsupported_icmp() {
+        for line in [
+            "+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]",
+            "+0 <icmp unreachable port_unreachable [0:0(0)]",
+            "+0 < [1:1461(1460)] icmp unreachable",
+        ] {
+            let e = one(line);
+            assert!(matches!(e.action, Action::Unsupported(ref s) if s.starts_with("ICMP")), "{line}: {:?}", e.action);
+        }
+        let e = one("+0 < [noecn] . 1:1(0) ack 1 win 5");
+        assert!(matches!(e.action, Action::Unsupported(ref s) if s.contains("ECN")));
+    }
+
+    #[test]
+    fn multi_line_commands_keep_their_text() {
+        let s = parse_script("`sysctl -q a=1\nsysctl -q b=2`\n0 close(3) = 0\n", &[]).expect("parses");
+        assert_eq!(s.init_commands, vec![(1, "sysctl -q a=1\nsysctl -q b=2".to_string())]);
+        assert_eq!(s.events[0].line, 3);
     }
 
     #[test]

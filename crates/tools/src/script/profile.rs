@@ -20,15 +20,19 @@ pub struct Profile {
     pub accept_inherits_nonblock: bool,
     /// Value of the O_NONBLOCK bit reported by `fcntl(F_GETFL)`.
     pub o_nonblock: i64,
+    /// SO_RCVBUF/SO_SNDBUF report twice the value set (Linux, socket(7)); the engine
+    /// buffer gets the value as set (the other half is Linux's bookkeeping overhead).
+    pub sockbuf_doubling: bool,
 }
 
-pub const PROFILE_NAMES: [&str; 2] = ["utcp", "freebsd"];
+pub const PROFILE_NAMES: [&str; 3] = ["utcp", "freebsd", "linux"];
 
 impl Profile {
     pub fn by_name(name: &str) -> Option<Profile> {
         match name {
             "utcp" => Some(Profile::utcp()),
             "freebsd" => Some(Profile::freebsd()),
+            "linux" => Some(Profile::linux()),
             _ => None,
         }
     }
@@ -41,6 +45,7 @@ impl Profile {
             defines: vec!["utcp", "STANDARD"],
             accept_inherits_nonblock: false,
             o_nonblock: 0x800,
+            sockbuf_doubling: false,
         }
     }
 
@@ -86,6 +91,8 @@ impl Profile {
             challenge_ack_burst: 5,
             // tcp_input's dropafterack answers every unacceptable segment.
             oow_ack_interval: Duration::ZERO,
+            // tcp_input drops a SYN-ACK to a listening socket without a RST.
+            listen_drop_syn_ack: true,
             ..Config::default()
         };
         Profile {
@@ -94,6 +101,7 @@ impl Profile {
             defines: vec!["FreeBSD"],
             accept_inherits_nonblock: true,
             o_nonblock: 0x4,
+            sockbuf_doubling: false,
         }
     }
 }
@@ -146,6 +154,9 @@ pub fn parse_sysctl(cmd: &str) -> Option<(String, String)> {
 /// Apply one sysctl to `cfg`.
 pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
     use SysctlEffect::*;
+    if let Some(effect) = super::linux::apply_linux_sysctl(cfg, name, value) {
+        return effect;
+    }
     let Ok(v) = value.parse::<u64>() else {
         return Unsupported(format!("sysctl {name}={value}: non-numeric value"));
     };
@@ -205,9 +216,15 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
         "net.inet.tcp.ecn.enable" if v == 0 || v == 2 => Ignored(format!(
             "ecn.enable={v}: the engine does not initiate ECN (RFC 3168 negotiation is not implemented)"
         )),
-        "net.inet.tcp.rexmit_drop_options" if v == 0 => Ignored(
-            "rexmit_drop_options=0: SYN retransmissions keep their options, as the engine does".into(),
-        ),
+        "net.inet.tcp.rexmit_drop_options" => {
+            // tcp_timer_rexmt() clears the options when t_rxtshift reaches 3.
+            cfg.syn_rexmit_drop_options = (v != 0).then_some(3);
+            Applied(format!("syn_rexmit_drop_options = {:?}", cfg.syn_rexmit_drop_options))
+        }
+        "net.inet.tcp.tolerate_missing_ts" => {
+            cfg.ts_missing_drop = v == 0;
+            Applied(format!("ts_missing_drop = {}", v == 0))
+        }
         "net.inet.tcp.rexmit_slop" => {
             cfg.rto_slop = Duration::from_millis(v);
             Applied(format!("rto_slop = {v} ms"))
@@ -318,7 +335,7 @@ mod tests {
         apply_sysctl(&mut cfg, "net.ipv4.tcp_sack", "0");
         assert!(!cfg.sack);
         assert!(matches!(
-            apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "4096 87380 6291456"),
+            apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "4096 87380"),
             SysctlEffect::Unsupported(_)
         ));
         assert_eq!(cfg.delayed_ack, Some(Duration::from_millis(100)));

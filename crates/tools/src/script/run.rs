@@ -18,7 +18,8 @@
 
 use super::ast::*;
 use super::packet::{self, InboundSegment, Outbound};
-use super::profile::{KeepaliveField, Profile, SysctlEffect, apply_sysctl, parse_sysctl};
+use super::profile::{KeepaliveField, Profile, SysctlEffect, apply_sysctl};
+use super::shell::{self, RouteMetrics, Stmt};
 use super::syscall::{Pending, Sock};
 use utcp::engine::{Config, Stack, State};
 use utcp::time::Instant;
@@ -98,6 +99,8 @@ pub(super) struct Runner<'a> {
     pub(super) trace: Vec<String>,
     pub(super) verbose: bool,
     pub(super) line: usize,
+    /// `nstat` history: the counters at the last call that updated it.
+    pub(super) nstat_hist: Option<Vec<(&'static str, u64)>>,
 }
 
 const MAX_TIMER_STEPS: usize = 1_000_000;
@@ -131,6 +134,7 @@ impl<'a> Runner<'a> {
             trace: Vec::new(),
             verbose,
             line: 0,
+            nstat_hist: None,
         }
     }
 
@@ -619,43 +623,70 @@ impl<'a> Runner<'a> {
 
     // ------------------------------------------------------------------ commands
 
+    /// A backquoted command: every statement is honoured or the script is UNSUPPORTED
+    /// (shell.rs). A statement with no effect on the stack after the last packet or call
+    /// is only noted, unless it asserts something.
     fn command(&mut self, line: usize, cmd: &str, rest_needs_stack: bool) -> Res<()> {
-        if let Some((name, value)) = parse_sysctl(cmd) {
-            return self.sysctl(line, &name, &value, rest_needs_stack);
-        }
-        let words: Vec<&str> = cmd.split_whitespace().collect();
-        match words.first().copied() {
-            Some("sockstat") => self.sockstat(line, cmd),
-            Some("tcpdrop") if words.get(1..) == Some(&["-s", "TIME_WAIT"][..]) => {
-                let victims: Vec<i64> = self
-                    .fds
-                    .iter()
-                    .filter_map(|(fd, s)| {
-                        let c = s.conn()?;
-                        (self.stack.as_ref()?.state(c) == Some(State::TimeWait)).then_some(*fd)
-                    })
-                    .collect();
-                for fd in victims {
-                    if let Some(c) = self.fds.get(&fd).and_then(Sock::conn) {
-                        let now = self.instant();
-                        self.stack().abort(now, c);
-                        if let Some(s) = self.fds.get_mut(&fd) {
-                            s.dropped = true;
-                        }
-                    }
+        for stmt in shell::expand(cmd) {
+            match stmt {
+                Stmt::Sysctl { name, value } => self.sysctl(line, &name, &value, rest_needs_stack)?,
+                Stmt::Route(m) => self.route(line, &m),
+                Stmt::Sockstat(s) => self.sockstat(line, &s)?,
+                Stmt::Tcpdrop(s) => self.tcpdrop(line, &s)?,
+                Stmt::Nstat(n) => self.nstat(line, &n)?,
+                Stmt::Unsupported(what) if rest_needs_stack || is_assertion(&what) => {
+                    return unsupported(line, what);
                 }
-                self.note(format!(
-                    "line {line}: tcpdrop -s TIME_WAIT aborts the TIME-WAIT connections of open sockets"
-                ));
-                self.collect()
+                Stmt::Unsupported(what) => {
+                    self.note(format!("line {line}: ignored after the last packet or call: {what}"));
+                }
             }
-            _ if cmd.contains("grep") || words.first() == Some(&"test") || words.first() == Some(&"[") => {
-                unsupported(line, format!("assertion command `{cmd}`"))
+        }
+        Ok(())
+    }
+
+    /// `tcpdrop -s TIME_WAIT`: abort the TIME-WAIT connections of open sockets.
+    fn tcpdrop(&mut self, line: usize, cmd: &str) -> Res<()> {
+        if cmd.split_whitespace().collect::<Vec<_>>() != ["tcpdrop", "-s", "TIME_WAIT"] {
+            return unsupported(line, format!("command `{cmd}`"));
+        }
+        let victims: Vec<i64> = self
+            .fds
+            .iter()
+            .filter_map(|(fd, s)| {
+                let c = s.conn()?;
+                (self.stack.as_ref()?.state(c) == Some(State::TimeWait)).then_some(*fd)
+            })
+            .collect();
+        for fd in victims {
+            if let Some(c) = self.fds.get(&fd).and_then(Sock::conn) {
+                let now = self.instant();
+                self.stack().abort(now, c);
+                if let Some(s) = self.fds.get_mut(&fd) {
+                    s.dropped = true;
+                }
             }
-            _ => {
-                self.note(format!("line {line}: command ignored: `{cmd}`"));
-                Ok(())
-            }
+        }
+        self.note(format!("line {line}: tcpdrop -s TIME_WAIT aborts the TIME-WAIT connections of open sockets"));
+        self.collect()
+    }
+
+    /// `ip route ... mtu N advmss N initcwnd N rto_min T` / `ip link set ... mtu N`: the
+    /// path to the script's remote host gets these metrics (Config::mtu, mss,
+    /// initial_window_segments, min_rto), for connections created afterwards.
+    fn route(&mut self, line: usize, m: &RouteMetrics) {
+        if !m.covers(self.remote_ip) {
+            self.note(format!("line {line}: route does not cover the remote host {}; ignored", self.remote_ip));
+            return;
+        }
+        let mut cfg = match &self.stack {
+            Some(s) => s.config().clone(),
+            None => self.cfg.clone(),
+        };
+        apply_route(&mut cfg, m);
+        match self.stack.as_mut() {
+            Some(s) => *s.config_mut() = cfg,
+            None => self.cfg = cfg,
         }
     }
 
@@ -705,7 +736,7 @@ impl<'a> Runner<'a> {
         let mut rows: Vec<(u16, u16, &'static str)> = Vec::new();
         let stack = self.stack.as_ref();
         let mut held: Vec<(u16, u16)> = Vec::new();
-        for s in self.fds.values() {
+        for s in self.fds.values().filter(|s| s.kind != super::syscall::SockKind::File) {
             let (lport, rport, name) = match (s.conn(), stack) {
                 (Some(c), Some(st)) => {
                     let l = st.local_addr(c).map(|a| a.port()).unwrap_or(0);
@@ -891,14 +922,8 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
     }
     let mut cfg = profile.config.clone();
     for (line, cmd) in &script.init_commands {
-        if let Some((n, v)) = parse_sysctl(cmd)
-            && let SysctlEffect::Unsupported(why) = apply_sysctl(&mut cfg, &n, &v)
-            && !script.events.is_empty()
-        {
+        if let Some(why) = command_check(cmd, &mut cfg, !script.events.is_empty()) {
             return Some((*line, why));
-        }
-        if cmd.contains("grep") {
-            return Some((*line, format!("assertion command `{cmd}`")));
         }
     }
     for (i, ev) in script.events.iter().enumerate() {
@@ -916,27 +941,60 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
                     _ => true,
                 })
                 .map(|stmt| format!("Python code `{stmt}`")),
-            Action::Command(cmd) => {
-                if let Some((n, v)) = parse_sysctl(cmd) {
-                    match apply_sysctl(&mut cfg, &n, &v) {
-                        SysctlEffect::Unsupported(why) if rest_needs_stack => Some(why),
-                        _ => None,
-                    }
-                } else if cmd.starts_with("sockstat") {
-                    parse_sockstat(cmd).is_none().then(|| format!("sockstat assertion `{cmd}`"))
-                } else if cmd.starts_with("tcpdrop") {
-                    (cmd.split_whitespace().collect::<Vec<_>>() != ["tcpdrop", "-s", "TIME_WAIT"])
-                        .then(|| format!("command `{cmd}`"))
-                } else if cmd.contains("grep") || cmd.starts_with("test ") || cmd.starts_with("[ ") {
-                    Some(format!("assertion command `{cmd}`"))
-                } else {
-                    None
-                }
-            }
+            Action::Command(cmd) => command_check(cmd, &mut cfg, rest_needs_stack),
             Action::Packet(_) => None,
         };
         if let Some(w) = why {
             return Some((ev.line, w));
+        }
+    }
+    None
+}
+
+/// Whether an unsupported statement asserts something (and so matters even at the end).
+fn is_assertion(what: &str) -> bool {
+    what.starts_with("assertion") || what.starts_with("nstat") || what.contains("grep")
+}
+
+/// Route metrics onto the engine configuration.
+fn apply_route(cfg: &mut Config, m: &RouteMetrics) {
+    if let Some(mtu) = m.mtu {
+        cfg.mtu = mtu;
+    }
+    if let Some(mss) = m.advmss {
+        cfg.mss = Some(mss);
+    }
+    if let Some(iw) = m.initcwnd {
+        cfg.initial_window_segments = Some(iw);
+    }
+    if let Some(ms) = m.rto_min_ms {
+        cfg.min_rto = utcp::time::Duration::from_millis(ms);
+    }
+}
+
+/// What in a backquoted command the runner cannot honour, checked before running.
+fn command_check(cmd: &str, cfg: &mut Config, rest_needs_stack: bool) -> Option<String> {
+    for stmt in shell::expand(cmd) {
+        let why = match stmt {
+            Stmt::Sysctl { name, value } => match apply_sysctl(cfg, &name, &value) {
+                SysctlEffect::Unsupported(why) if rest_needs_stack => Some(why),
+                _ => None,
+            },
+            Stmt::Route(m) => {
+                apply_route(cfg, &m);
+                None
+            }
+            Stmt::Sockstat(s) => parse_sockstat(&s).is_none().then(|| format!("sockstat assertion `{s}`")),
+            Stmt::Tcpdrop(s) => (s.split_whitespace().collect::<Vec<_>>() != ["tcpdrop", "-s", "TIME_WAIT"])
+                .then(|| format!("command `{s}`")),
+            Stmt::Nstat(n) => {
+                super::nstat::unmapped_counter(&n).map(|c| format!("nstat counter {c} (no engine counter)"))
+            }
+            Stmt::Unsupported(what) if rest_needs_stack || is_assertion(&what) => Some(what),
+            Stmt::Unsupported(_) => None,
+        };
+        if why.is_some() {
+            return why;
         }
     }
     None

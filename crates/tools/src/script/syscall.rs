@@ -18,6 +18,8 @@ pub(super) enum SockKind {
     Fresh,
     Listener(ListenerId),
     Conn(ConnId),
+    /// A file from `open()`, only read by `sendfile()`.
+    File,
 }
 
 /// One file descriptor of the script.
@@ -37,6 +39,8 @@ pub(super) struct Sock {
     pub linger_zero: bool,
     /// The connection was dropped by `tcpdrop`; the handle is gone.
     pub dropped: bool,
+    /// TCP_USER_TIMEOUT in milliseconds.
+    pub user_timeout_ms: Option<u64>,
 }
 
 impl Sock {
@@ -54,6 +58,7 @@ impl Sock {
             keep_cnt: None,
             linger_zero: false,
             dropped: false,
+            user_timeout_ms: None,
         }
     }
 
@@ -135,7 +140,10 @@ fn same_errno(a: &str, b: &str) -> bool {
 }
 
 /// Every call name and socket option the runner implements (for the static scan).
-pub(super) const SYSCALLS: [&str; 14] = [
+pub(super) const SYSCALLS: [&str; 17] = [
+    "sendto",
+    "open",
+    "sendfile",
     "socket",
     "bind",
     "listen",
@@ -151,7 +159,10 @@ pub(super) const SYSCALLS: [&str; 14] = [
     "getsockopt",
     "setsockopt",
 ];
-pub(super) const SOCKOPTS: [&str; 13] = [
+pub(super) const SOCKOPTS: [&str; 16] = [
+    "TCP_MAXSEG",
+    "TCP_USER_TIMEOUT",
+    "IP_MTU_DISCOVER",
     "SO_REUSEADDR",
     "SO_REUSEPORT",
     "SO_RCVBUF",
@@ -177,7 +188,11 @@ pub(super) fn static_check(sc: &Syscall) -> Option<String> {
             Some(Expr::Ident(n)) => n.as_str(),
             _ => return Some(format!("{}() with a non-symbolic option", sc.name)),
         };
-        if !SOCKOPTS.contains(&name) || (sc.name == "getsockopt" && matches!(name, "SO_LINGER" | "TCP_NOOPT"))
+        let get_only = matches!(name, "TCP_MAXSEG");
+        let set_only = matches!(name, "SO_LINGER" | "TCP_NOOPT" | "IP_MTU_DISCOVER");
+        if !SOCKOPTS.contains(&name)
+            || (sc.name == "getsockopt" && set_only)
+            || (sc.name == "setsockopt" && get_only)
         {
             return Some(format!("{}({name})", sc.name));
         }
@@ -351,6 +366,9 @@ impl<'a> Runner<'a> {
             self.under_test = Some(fd);
             return Ok(Outcome::Done(Ok(fd)));
         }
+        if name == "open" {
+            return self.open_file(line, sc);
+        }
         let fd = self.fd_of(line, sc)?;
         let now = self.instant();
         let s = self.sock(line, fd)?.clone();
@@ -368,6 +386,7 @@ impl<'a> Runner<'a> {
                 match s.kind {
                     SockKind::Listener(_) => Outcome::Done(Ok(0)),
                     SockKind::Conn(_) => Outcome::Done(Err("EINVAL")),
+                    SockKind::File => Outcome::Done(Err("ENOTSOCK")),
                     SockKind::Fresh => {
                         let addr = s.bound.unwrap_or(SocketAddrV4::new(self.local_ip, self.bind_port));
                         match self.stack().listen(SocketAddr::V4(addr), backlog) {
@@ -408,6 +427,7 @@ impl<'a> Runner<'a> {
                         ns.keep_intvl_s = s.keep_intvl_s;
                         ns.keep_cnt = s.keep_cnt;
                         ns.linger_zero = s.linger_zero;
+                        ns.user_timeout_ms = s.user_timeout_ms;
                         self.fds.insert(newfd, ns);
                         self.apply_conn_opts(newfd)?;
                         self.under_test = Some(newfd);
@@ -477,13 +497,30 @@ impl<'a> Runner<'a> {
                     }
                 }
             }
-            "write" | "send" => {
-                let n = int_arg(sc, 2).unwrap_or(0).max(0) as usize;
+            "write" | "send" | "sendto" | "sendfile" => {
+                let n = if name == "sendfile" { int_arg(sc, 3) } else { int_arg(sc, 2) };
+                let n = n.unwrap_or(0).max(0) as usize;
+                let urgent = match name {
+                    "send" | "sendto" => self.send_flags(line, sc)?,
+                    "sendfile" => {
+                        let file = int_arg(sc, 1).and_then(|f| self.fds.get(&f)).map(|f| f.kind);
+                        if file != Some(SockKind::File) {
+                            return fail(line, "sendfile(): the input is not an open file");
+                        }
+                        false
+                    }
+                    _ => false,
+                };
                 match s.conn() {
                     None => Outcome::Done(Err(if s.dropped { "EPIPE" } else { "ENOTCONN" })),
                     Some(c) => {
                         let data = vec![0u8; n];
-                        match self.stack().send(now, c, &data) {
+                        let r = if urgent {
+                            self.stack().send_urgent(now, c, &data)
+                        } else {
+                            self.stack().send(now, c, &data)
+                        };
+                        match r {
                             Ok(k) => Outcome::Done(Ok(k as i64)),
                             Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.would_block(&s),
                             Err(e) => Outcome::Done(Err(errno_of(e.kind()))),
@@ -541,6 +578,41 @@ impl<'a> Runner<'a> {
         Ok(out)
     }
 
+    /// `open(path, flags) = fd`: a file for `sendfile()` (its bytes are zeros, as the
+    /// runner's payloads are).
+    fn open_file(&mut self, line: usize, sc: &Syscall) -> Res<Outcome> {
+        let Expr::Int(fd) = sc.ret else {
+            return self.bad_args(line, sc);
+        };
+        if fd < 0 || self.fds.contains_key(&fd) {
+            return fail(line, format!("open() = {fd}: the runner cannot return that descriptor"));
+        }
+        let mut f = Sock::fresh();
+        f.kind = SockKind::File;
+        self.fds.insert(fd, f);
+        Ok(Outcome::Done(Ok(fd)))
+    }
+
+    /// The flags of `send`/`sendto`: true for MSG_OOB (urgent data, RFC 9293 §3.8.5).
+    /// MSG_NOSIGNAL changes nothing here; other flags are unsupported.
+    fn send_flags(&self, line: usize, sc: &Syscall) -> Res<bool> {
+        let items: Vec<&Expr> = match sc.args.get(3) {
+            None | Some(Expr::Int(0)) => return Ok(false),
+            Some(Expr::Or(v)) => v.iter().collect(),
+            Some(e) => vec![e],
+        };
+        let mut urgent = false;
+        for e in items {
+            match e {
+                Expr::Ident(f) if f == "MSG_OOB" => urgent = true,
+                Expr::Ident(f) if f == "MSG_NOSIGNAL" => {}
+                Expr::Int(0) => {}
+                other => return unsupported(line, format!("{}() flag {other}", sc.name)),
+            }
+        }
+        Ok(urgent)
+    }
+
     fn keepalive_of(&self, s: &Sock) -> Keepalive {
         Keepalive {
             idle: Duration::from_secs(s.keep_idle_s.unwrap_or(self.keep.idle_ms / 1000)),
@@ -566,6 +638,9 @@ impl<'a> Runner<'a> {
         if ka.is_some() {
             let _ = stack.set_keepalive(c, ka);
         }
+        if let Some(ms) = s.user_timeout_ms {
+            let _ = stack.set_user_timeout(c, Some(Duration::from_millis(ms)));
+        }
         Ok(())
     }
 
@@ -573,6 +648,18 @@ impl<'a> Runner<'a> {
         let opt = ident_arg(sc, 2).unwrap_or("");
         let s = self.sock(line, fd)?.clone();
         let actual: i64 = match opt {
+            "SO_RCVBUF" | "SO_SNDBUF" if self.profile.sockbuf_doubling => {
+                // Linux reports the doubled value that was set, or the tcp_rmem/tcp_wmem
+                // default (socket(7)).
+                let recv = opt == "SO_RCVBUF";
+                let set = if recv { s.rcvbuf } else { s.sndbuf };
+                match set {
+                    Some(v) => super::linux::doubled_sockbuf(v, recv) as i64,
+                    None => (if recv { self.cfg.recv_buffer } else { self.cfg.send_buffer }) as i64,
+                }
+            }
+            "TCP_MAXSEG" => self.tcp_maxseg(&s),
+            "TCP_USER_TIMEOUT" => s.user_timeout_ms.unwrap_or(0) as i64,
             "SO_RCVBUF" | "SO_SNDBUF" => {
                 let recv = opt == "SO_RCVBUF";
                 match (s.conn(), &self.stack) {
@@ -638,6 +725,22 @@ impl<'a> Runner<'a> {
             _ => return self.bad_args(line, sc),
         }
         Ok(Outcome::Done(Ok(0)))
+    }
+
+    /// TCP_MAXSEG as Linux reports it: the MSS for sending (the peer's MSS capped by our
+    /// path MTU, less 12 bytes of timestamps when in use) once synchronized, else 536
+    /// (TCP_MSS_DEFAULT).
+    fn tcp_maxseg(&self, s: &Sock) -> i64 {
+        let (Some(c), Some(st)) = (s.conn(), &self.stack) else {
+            return 536;
+        };
+        match st.status(c) {
+            Ok(status) if status.state.is_synchronized() => {
+                let mss = status.mss.min(st.config().send_mss_cap()) as i64;
+                mss - if status.options & 1 != 0 { 12 } else { 0 }
+            }
+            _ => 536,
+        }
     }
 
     fn setsockopt(&mut self, line: usize, sc: &Syscall, fd: i64) -> Res<Outcome> {
@@ -744,6 +847,27 @@ impl<'a> Runner<'a> {
                     self.note(format!(
                         "line {line}: TCP_NOOPT -> Config window_scale, timestamps, sack, send_mss_option off"
                     ));
+                }
+            }
+            "TCP_USER_TIMEOUT" => {
+                // Milliseconds (tcp(7)); 0 = the system default (R2 alone).
+                let ms = int(line)?;
+                if ms < 0 {
+                    return Ok(Outcome::Done(Err("EINVAL")));
+                }
+                self.sock_mut(line, fd)?.user_timeout_ms = (ms > 0).then_some(ms as u64);
+                if let Some(c) = s.conn() {
+                    let t = (ms > 0).then(|| Duration::from_millis(ms as u64));
+                    let _ = self.stack().set_user_timeout(c, t);
+                }
+            }
+            "IP_MTU_DISCOVER" => {
+                // The engine always sends with DF set and never fragments: IP_PMTUDISC_DO (2)
+                // and WANT (1) ask for exactly that. DONT (0) and PROBE (3) would change it.
+                match sc.args.get(3) {
+                    Some(Expr::List(l)) if matches!(l.as_slice(), [Expr::Ident(v)] if v == "IP_PMTUDISC_DO" || v == "IP_PMTUDISC_WANT") => {}
+                    _ if matches!(int_arg(sc, 3), Some(1 | 2)) => {}
+                    _ => return unsupported(line, "IP_MTU_DISCOVER other than IP_PMTUDISC_DO/WANT (DF is always set)"),
                 }
             }
             other => return unsupported(line, format!("setsockopt({other})")),

@@ -9,16 +9,17 @@ use utcp_tools::script::{self, Profile, ScriptReport, Verdict};
 /// Run packetdrill scripts against the engine on a virtual clock (no root)
 ///
 /// Runs each script (a file, or every *.pkt under a directory) against a fresh utcp stack.
-/// Local address 192.168.0.1, remote 192.0.2.1. Exit status: 0 if no script failed, 1
+/// Local address 192.168.0.1, remote 192.0.2.1 (the linux profile: the settings of Linux
+/// packetdrill harnesses). Exit status: 0 if no script failed, 1
 /// otherwise, 2 on usage errors.
 #[derive(Args, Debug)]
 pub struct ScriptArgs {
-    /// Engine settings: utcp (Config::default()) or freebsd
+    /// Engine settings: utcp (Config::default()), freebsd or linux
     #[arg(long, value_name = "NAME", default_value = "utcp",
           value_parser = clap::builder::PossibleValuesParser::new(script::profile::PROFILE_NAMES))]
     profile: String,
     /// A name defined for #ifdef in scripts, instead of the profile's own (utcp: STANDARD;
-    /// freebsd: FreeBSD); may be repeated
+    /// freebsd: FreeBSD; linux: Linux); may be repeated
     #[arg(long, value_name = "NAME")]
     define: Vec<String>,
     /// One JSON object per line per script instead of the table (the closing summary line

@@ -1,0 +1,39 @@
+//! Sending urgent data (RFC 9293 §3.8.5 and §3.10.2, RFC 6093).
+//!
+//! SEND with the URGENT flag sets SND.UP to the sequence number of the octet after the
+//! last urgent octet, i.e. after everything queued so far (RFC 6093 §4: the urgent pointer
+//! points to the byte following the urgent data, as Linux and the BSDs implement it).
+//! While SND.UP is ahead of SND.UNA the connection is in urgent mode: every segment whose
+//! sequence number is below SND.UP carries URG and the offset SND.UP − SEG.SEQ, capped at
+//! 65535 (RFC 6093 §4 recommends the cap for urgent data beyond 64 KiB), and Nagle does not
+//! hold the urgent data back (Linux's tcp_nagle_test). Receiving stays inline (MUST-30/31).
+
+use super::Tcb;
+use crate::seq::SeqNum;
+use std::io;
+
+impl Tcb {
+    /// SEND with URGENT (RFC 9293 §3.10.2: "If the urgent flag is set, then SND.UP <-
+    /// SND.NXT" after queueing): queue `data` and mark all of it urgent.
+    pub(crate) fn user_send_urgent(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.user_send(data)?;
+        if n > 0 {
+            // The octet after the last one queued (RFC 6093 §4).
+            self.snd.up = self.buf_seq() + self.sendbuf.len() as u32;
+        }
+        Ok(n)
+    }
+
+    /// Urgent mode: SND.UP is ahead of SND.UNA (urgent data not yet acknowledged).
+    pub(crate) fn urgent_mode(&self) -> bool {
+        self.snd.up.gt(self.snd.una)
+    }
+
+    /// The urgent pointer for a segment starting at `seq`, when it must carry URG.
+    pub(crate) fn urgent_pointer(&self, seq: SeqNum) -> Option<u16> {
+        if !self.urgent_mode() || !seq.lt(self.snd.up) {
+            return None;
+        }
+        Some(self.snd.up.since(seq).min(0xFFFF) as u16)
+    }
+}

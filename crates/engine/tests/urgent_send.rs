@@ -1,0 +1,103 @@
+//! Sending urgent data: RFC 9293 §3.8.5 (MUST-30, MUST-31, MUST-62) and §3.10.2, with the
+//! urgent pointer pointing to the octet after the urgent data (RFC 6093 §4).
+
+mod common;
+use common::*;
+
+const URG: TcpFlags = TcpFlags::URG;
+
+fn established() -> H {
+    let mut h = H::new(base_config());
+    h.establish_passive(mss_opts(MSS));
+    h
+}
+
+fn write_urgent(h: &mut H, data: &[u8]) {
+    let c = h.c();
+    let n = h.stack.send_urgent(h.now, c, data).expect("send_urgent");
+    assert_eq!(n, data.len());
+}
+
+/// MUST-62: SEG.UP = SND.UP − SEG.SEQ, the offset of the octet after the urgent data;
+/// once the peer acknowledges it, urgent mode ends and new data carries no URG.
+#[test]
+fn urgent_pointer_points_after_the_urgent_data() {
+    let mut h = established();
+    write_urgent(&mut h, b"0123456789");
+    let o = h.expect(ACK | PSH | URG, h.our(0), h.peer(0)).len(10);
+    assert_eq!(o.urgent, 10);
+    h.send(Seg::new(ACK, h.peer(0), h.our(10)));
+    h.expect_nothing();
+    h.write(b"plain");
+    let o = h.expect(ACK | PSH, h.our(10), h.peer(0)).len(5);
+    assert_eq!(o.urgent, 0);
+}
+
+/// MUST-31: urgent data of any length. Every segment below SND.UP carries URG with the
+/// pointer relative to its own sequence number.
+#[test]
+fn urgent_data_spanning_segments_points_to_the_same_octet() {
+    let mut h = established();
+    let data = payload(3 * MSS as usize);
+    write_urgent(&mut h, &data);
+    let end = 3 * MSS;
+    for i in 0..3u16 {
+        let flags = if i == 2 { ACK | PSH | URG } else { ACK | URG };
+        let o = h.expect(flags, h.our((i * MSS) as u32), h.peer(0)).len(MSS as usize);
+        assert_eq!(o.urgent, end - i * MSS, "segment {i}");
+    }
+    h.expect_nothing();
+}
+
+/// Urgent data beyond 64 KiB: the 16-bit pointer is capped at 65535 (RFC 6093 §4), and
+/// segments after 65535 octets point to the real end.
+#[test]
+fn urgent_pointer_is_capped_at_65535() {
+    let mut h = established();
+    write_urgent(&mut h, &payload(70_000));
+    let o = h.expect(ACK | URG, h.our(0), h.peer(0)).len(MSS as usize);
+    assert_eq!(o.urgent, 0xFFFF);
+}
+
+/// Nagle (RFC 9293 §3.7.4) does not hold urgent data back: a small urgent write goes out
+/// while an earlier small segment is unacknowledged (Linux's tcp_nagle_test does the same).
+#[test]
+fn nagle_does_not_delay_urgent_data() {
+    let mut h = established();
+    h.write(b"a");
+    h.expect(ACK | PSH, h.our(0), h.peer(0)).len(1);
+    h.write(b"b");
+    h.expect_nothing();
+    write_urgent(&mut h, b"!");
+    let o = h.expect(ACK | PSH | URG, h.our(1), h.peer(0)).len(2);
+    assert_eq!(o.urgent, 2);
+}
+
+/// A retransmission of urgent data still carries URG (the pointer is recomputed from the
+/// segment's sequence number).
+#[test]
+fn retransmitted_urgent_data_keeps_urg() {
+    let mut h = established();
+    write_urgent(&mut h, b"xyz");
+    h.expect(ACK | PSH | URG, h.our(0), h.peer(0)).len(3);
+    h.fire_timer();
+    let o = h.expect(ACK | PSH | URG, h.our(0), h.peer(0)).len(3);
+    assert_eq!(o.urgent, 3);
+    // A partial ACK: the rest is still urgent.
+    h.send(Seg::new(ACK, h.peer(0), h.our(1)));
+    h.fire_timer();
+    let o = h.expect(ACK | PSH | URG, h.our(1), h.peer(0)).len(2);
+    assert_eq!(o.urgent, 2);
+}
+
+/// Urgent SEND fails like SEND on a connection that cannot send.
+#[test]
+fn urgent_send_after_shutdown_fails() {
+    let mut h = established();
+    let c = h.c();
+    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.expect(ACK | FIN, h.our(0), h.peer(0));
+    let e = h.stack.send_urgent(h.now, c, b"x").unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::BrokenPipe);
+    h.expect_nothing();
+}

@@ -1,0 +1,222 @@
+//! The `linux` profile and the Linux sysctls (net.ipv4.*) that map onto engine knobs.
+//!
+//! The profile mirrors the production settings Linux packetdrill harnesses use (see
+//! docs/conformance.md, "The linux profile"): tcp_rmem 4096 540000 15728640, tcp_wmem 4096
+//! 262144 4194304, timestamps, SACK and D-SACK on, tcp_slow_start_after_idle 0,
+//! tcp_early_retrans 4, tcp_recovery 1, tcp_tso_win_divisor 3, tcp_syncookies 1, SYN and
+//! SYN-ACK retries 5, F-RTO 2. Behaviour is taken from Documentation/networking/
+//! ip-sysctl.rst, tcp(7) and net/ipv4/tcp_input.c / tcp_output.c.
+//!
+//! TODO(lead, after merging loss recovery): CUBIC (`tcp_congestion_control=cubic`, the
+//! Linux default), RACK-TLP (`tcp_recovery=1`, `tcp_early_retrans=3|4`) and PRR are built on
+//! another branch. Until their `Config` knobs exist here, the profile runs NewReno without
+//! RACK-TLP, and a script that sets those sysctls to anything but what the engine does is
+//! UNSUPPORTED (see [`apply_linux_sysctl`]); wire the knobs in `Profile::linux` and in
+//! the `tcp_congestion_control` / `tcp_recovery` / `tcp_early_retrans` arms below.
+
+use super::profile::{Profile, SysctlEffect};
+use utcp::engine::Config;
+use utcp::time::Duration;
+
+/// Linux's default net.core.rmem_max: tcp_select_initial_window() takes the larger of it
+/// and tcp_rmem[2] for the window scale.
+pub const RMEM_MAX: usize = 212_992;
+/// tcp_rmem[2] of the profile.
+const TCP_RMEM_MAX: usize = 15_728_640;
+
+impl Profile {
+    /// Linux with the settings Linux packetdrill harnesses use.
+    pub fn linux() -> Profile {
+        let config = Config {
+            // tcp_rmem[1] / tcp_wmem[1]: the default socket buffers.
+            recv_buffer: 540_000,
+            send_buffer: 262_144,
+            // Window scale from max(tcp_rmem[2], rmem_max): ilog2(15 MiB) - 15 = 8.
+            window_scale: true,
+            window_scale_shift: None,
+            window_scale_space: Some(TCP_RMEM_MAX.max(RMEM_MAX)),
+            timestamps: true,
+            sack: true,
+            dsack: true,
+            // tcp_slow_start_after_idle = 0.
+            slow_start_after_idle: false,
+            // tcp_syn_retries = tcp_synack_retries = 5.
+            syn_retries: 5,
+            // IW10 (RFC 6928, TCP_INIT_CWND), TCP_RTO_MIN 200 ms, TCP_TIMEOUT_INIT 1 s,
+            // TCP_RTO_MAX 120 s.
+            initial_window_segments: Some(10),
+            min_rto: Duration::from_millis(200),
+            initial_rto: Duration::from_secs(1),
+            max_rto: Duration::from_secs(120),
+            // TCP_DELACK_MIN 40 ms; an ACK for every second full-sized segment; quick-ACK
+            // for the first TCP_MAX_QUICKACKS = 16 segments and after idle.
+            delayed_ack: Some(Duration::from_millis(40)),
+            ack_every: 2,
+            ack_every_counts_segments: false,
+            quickack_segments: 16,
+            nagle_minshall: true,
+            // tcp_sequence(): in-sequence data beyond the window, accepted whole when the
+            // receive queue is empty.
+            accept_beyond_window_if_empty: true,
+            // TCP_TIMEWAIT_LEN = 60 s = 2 MSL.
+            msl: Duration::from_secs(30),
+            // tcp_retries2 = 15, tcp_rfc1337 = 0, RFC 5961 on.
+            data_retries: 15,
+            rfc1337: false,
+            rfc5961: true,
+            rfc5961_syn: true,
+            ..Config::default()
+        };
+        Profile {
+            name: "linux",
+            config,
+            defines: vec!["Linux", "linux"],
+            accept_inherits_nonblock: false,
+            o_nonblock: 0x800,
+            sockbuf_doubling: true,
+        }
+    }
+}
+
+/// The value Linux reports for SO_RCVBUF/SO_SNDBUF after `setsockopt(v)` (socket(7): "the
+/// kernel doubles this value"; sock_setsockopt clamps to rmem_max/wmem_max first and keeps
+/// at least SOCK_MIN_RCVBUF = 2304 / SOCK_MIN_SNDBUF = 4608).
+pub fn doubled_sockbuf(v: usize, recv: bool) -> usize {
+    let max = if recv { RMEM_MAX } else { 212_992 };
+    let min = if recv { 2304 } else { 4608 };
+    (v.min(max) * 2).max(min)
+}
+
+/// Three numbers `min default max` (tcp_rmem, tcp_wmem).
+fn triple(value: &str) -> Option<[usize; 3]> {
+    let v: Vec<usize> = value.split_whitespace().map(|x| x.parse().ok()).collect::<Option<_>>()?;
+    <[usize; 3]>::try_from(v).ok()
+}
+
+/// Linux sysctls beyond the ones [`super::profile::apply_sysctl`] maps directly; `None`
+/// when the name is not one of them.
+pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<SysctlEffect> {
+    use SysctlEffect::*;
+    let n = name.strip_prefix("net.ipv4.")?;
+    let num = value.trim().parse::<u64>().ok();
+    let unsupported = |why: &str| Unsupported(format!("sysctl {name}={value}: {why}"));
+    Some(match (n, num) {
+        ("tcp_rmem", _) => match triple(value) {
+            Some([_, dflt, max]) => {
+                cfg.recv_buffer = dflt.max(1);
+                cfg.window_scale_space = Some(max.max(RMEM_MAX));
+                Applied(format!("recv_buffer = {dflt}, window_scale_space = {}", max.max(RMEM_MAX)))
+            }
+            None => unsupported("expected three numbers"),
+        },
+        ("tcp_wmem", _) => match triple(value) {
+            Some([_, dflt, _]) => {
+                cfg.send_buffer = dflt.max(1);
+                Applied(format!("send_buffer = {dflt}"))
+            }
+            None => unsupported("expected three numbers"),
+        },
+        ("tcp_slow_start_after_idle", Some(v)) => {
+            cfg.slow_start_after_idle = v != 0;
+            Applied(format!("slow_start_after_idle = {}", v != 0))
+        }
+        ("tcp_synack_retries", Some(v)) if v as u32 == cfg.syn_retries => {
+            Applied(format!("syn_retries = {v} (SYN and SYN-ACK)"))
+        }
+        ("tcp_synack_retries", _) => {
+            unsupported("the engine has one retry count for SYN and SYN-ACK (Config::syn_retries)")
+        }
+        ("tcp_syn_retries", Some(v)) => {
+            cfg.syn_retries = v as u32;
+            Applied(format!("syn_retries = {v} (SYN and SYN-ACK)"))
+        }
+        // TODO(lead): CUBIC is on another branch; map `cubic` onto its Config knob.
+        ("tcp_congestion_control", _) if value.trim() == "reno" => {
+            Applied("congestion control NewReno (the engine's)".into())
+        }
+        ("tcp_congestion_control", _) => unsupported("only reno (NewReno) is available"),
+        // TODO(lead): RACK-TLP is on another branch; bit 0x1 (RACK) maps onto its knob.
+        ("tcp_recovery", Some(0)) => Applied("no RACK (the engine's loss detection)".into()),
+        ("tcp_recovery", _) => unsupported("RACK-TLP (RFC 8985) is not in the engine"),
+        // TODO(lead): 3 and 4 enable the tail loss probe (RACK-TLP's knob).
+        ("tcp_early_retrans", Some(0)) => Applied("no early retransmit / TLP".into()),
+        ("tcp_early_retrans", _) => unsupported("tail loss probe (RFC 8985 TLP) is not in the engine"),
+        ("tcp_frto", Some(0)) => Applied("no F-RTO (the engine has none)".into()),
+        ("tcp_frto", _) => unsupported("F-RTO (RFC 5682) is not in the engine"),
+        ("tcp_mtu_probing", Some(0)) => Applied("no PLPMTUD (the engine does not probe)".into()),
+        ("tcp_mtu_probing", _) => unsupported("packetization-layer path MTU discovery is not in the engine"),
+        // The engine emits MSS-sized segments only (no TSO/GSO); Linux's defaults (2 and 3)
+        // only size TSO bursts, which the runner sees as MSS-sized segments anyway.
+        ("tcp_min_tso_segs", Some(2)) | ("tcp_tso_win_divisor", Some(3)) => {
+            Ignored(format!("{n}={value}: Linux's default TSO sizing; the engine sends MSS-sized segments"))
+        }
+        ("tcp_min_tso_segs" | "tcp_tso_win_divisor", _) => unsupported("TSO burst sizing is not in the engine"),
+        ("tcp_syncookies", Some(0 | 1)) => Ignored(format!(
+            "tcp_syncookies={value}: cookies only when the SYN queue overflows; the engine drops such SYNs"
+        )),
+        ("tcp_syncookies", _) => unsupported("SYN cookies are not in the engine"),
+        ("tcp_no_metrics_save", Some(_)) => Ignored("tcp_no_metrics_save: a fresh stack has no metrics cache".into()),
+        ("tcp_fastopen", Some(0 | 1)) => {
+            Ignored(format!("tcp_fastopen={value}: only used with MSG_FASTOPEN/TCP_FASTOPEN, which are unsupported"))
+        }
+        ("tcp_ecn", Some(0)) => Applied("no ECN (the engine has none)".into()),
+        ("tcp_ecn", _) => unsupported("ECN (RFC 3168) is not in the engine"),
+        _ => return None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::script::profile::apply_sysctl;
+
+    #[test]
+    fn linux_profile_offers_wscale_8_and_iw10() {
+        let p = Profile::by_name("linux").expect("linux profile");
+        assert_eq!(p.config.offered_wscale(), 8);
+        assert_eq!(p.config.initial_window_segments, Some(10));
+        assert!(!p.config.slow_start_after_idle);
+        assert_eq!(p.config.quickack_segments, 16);
+        assert!(p.config.accept_beyond_window_if_empty);
+        assert!(p.sockbuf_doubling);
+    }
+
+    #[test]
+    fn rmem_and_wmem_map_onto_buffers_and_wscale() {
+        let mut cfg = Config::default();
+        assert!(matches!(apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "4096 87380 6291456"), SysctlEffect::Applied(_)));
+        assert_eq!(cfg.recv_buffer, 87380);
+        assert_eq!(cfg.offered_wscale(), 7);
+        apply_sysctl(&mut cfg, "net.ipv4.tcp_wmem", "4096 16384 4194304");
+        assert_eq!(cfg.send_buffer, 16384);
+        assert!(matches!(apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "1 2"), SysctlEffect::Unsupported(_)));
+    }
+
+    #[test]
+    fn unbuilt_policies_are_unsupported_unless_default() {
+        let mut cfg = Config::default();
+        for (n, v, ok) in [
+            ("net.ipv4.tcp_congestion_control", "reno", true),
+            ("net.ipv4.tcp_congestion_control", "cubic", false),
+            ("net.ipv4.tcp_recovery", "0", true),
+            ("net.ipv4.tcp_recovery", "1", false),
+            ("net.ipv4.tcp_early_retrans", "4", false),
+            ("net.ipv4.tcp_mtu_probing", "0", true),
+            ("net.ipv4.tcp_mtu_probing", "1", false),
+            ("net.ipv4.tcp_min_tso_segs", "2", true),
+            ("net.ipv4.tcp_min_tso_segs", "10", false),
+            ("net.ipv4.tcp_slow_start_after_idle", "0", true),
+        ] {
+            let e = apply_sysctl(&mut cfg, n, v);
+            assert_eq!(!matches!(e, SysctlEffect::Unsupported(_)), ok, "{n}={v}: {e:?}");
+        }
+        assert!(!cfg.slow_start_after_idle);
+    }
+
+    #[test]
+    fn sockbufs_double_like_linux() {
+        assert_eq!(doubled_sockbuf(10_000, true), 20_000);
+        assert_eq!(doubled_sockbuf(1, true), 2304);
+        assert_eq!(doubled_sockbuf(1 << 20, true), 2 * RMEM_MAX);
+    }
+}
