@@ -24,6 +24,18 @@ pub struct Counters {
     pub delayed_acks: u64,
     pub zero_window_probes: u64,
     pub keepalive_probes: u64,
+
+    // ---- SYN queue / cookies (RFC 4987; names as Linux's TcpExt) ----
+    /// SYN-ACKs sent with a SYN cookie.
+    pub syncookies_sent: u64,
+    /// ACKs that carried a valid SYN cookie.
+    pub syncookies_recv: u64,
+    /// ACKs to a listener whose cookie did not validate (forged, old or corrupt).
+    pub syncookies_failed: u64,
+    /// Handshakes refused because the accept queue was full.
+    pub listen_overflows: u64,
+    /// SYNs or cookie ACKs a listener dropped for any reason.
+    pub listen_drops: u64,
     /// Drops by reason, indexed by `DropReason::index()`.
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -63,6 +75,19 @@ impl fmt::Display for Counters {
         for (name, v) in rows {
             if v != 0 {
                 writeln!(f, "Tcp{name:<24}{v}")?;
+            }
+        }
+        // SYN queue / cookies (Linux's TcpExt names).
+        let ext: [(&str, u64); 5] = [
+            ("SyncookiesSent", self.syncookies_sent),
+            ("SyncookiesRecv", self.syncookies_recv),
+            ("SyncookiesFailed", self.syncookies_failed),
+            ("ListenOverflows", self.listen_overflows),
+            ("ListenDrops", self.listen_drops),
+        ];
+        for (name, v) in ext {
+            if v != 0 {
+                writeln!(f, "TcpExt{name:<21}{v}")?;
             }
         }
         for r in DropReason::ALL {

@@ -17,8 +17,12 @@ pub mod counters;
 pub mod isn;
 pub mod stack;
 pub mod tcb;
+// SYN queue / cookies (RFC 4987)
+pub mod syncookie;
+// Martians (RFC 1122 §3.2.1.3)
+pub mod martian;
 
-pub use config::{Config, Keepalive};
+pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;
 pub use stack::Stack;
 pub use tcb::State;

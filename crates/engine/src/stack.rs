@@ -14,6 +14,10 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
 
+// SYN queue / cookies (RFC 4987): the listener's half of the demux lives in listener.rs.
+#[path = "listener.rs"]
+mod listener;
+
 /// Who holds a connection.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
@@ -45,6 +49,8 @@ struct Listener {
     accept_queue: VecDeque<ConnId>,
     recv_buffer: Option<usize>,
     send_buffer: Option<usize>,
+    /// SYN queue / cookies: when this listener last answered with a SYN cookie.
+    last_cookie: Option<Instant>,
 }
 
 /// A stateless RST owed to a segment that has no TCB (or that a TCB refused).
@@ -73,6 +79,8 @@ pub struct Stack {
     challenge_epoch: u64,
     next_port: u16,
     reply_ip_id: u16,
+    /// SYN queue / cookies: stateless SYN-ACKs to send (bounded, listener.rs).
+    cookie_synacks: VecDeque<listener::CookieSynAck>,
 }
 
 impl Stack {
@@ -99,6 +107,7 @@ impl Stack {
             challenge_epoch: 0,
             next_port: start,
             reply_ip_id: 0,
+            cookie_synacks: VecDeque::new(),
         }
     }
 
@@ -151,6 +160,12 @@ impl Stack {
         };
         if !self.local_addrs.is_empty() && !self.local_addrs.contains(&seg.dst) {
             self.counters.drop(DropReason::NotOurAddress);
+            return;
+        }
+        // Martians: LAND, subnet broadcast (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7).
+        let prefix = self.config.local_prefix_len;
+        if let Some(reason) = crate::martian::local_martian(seg.src, seg.dst, &self.local_addrs, prefix) {
+            self.counters.drop(reason);
             return;
         }
         if self.config.drop_synfin && seg.flags.syn() && seg.flags.fin() {
@@ -259,6 +274,10 @@ impl Stack {
         }
         // Second, check for an ACK: "form a reset segment <SEQ=SEG.ACK><CTL=RST>".
         if f.ack() {
+            // SYN queue / cookies: unless the ACK carries a valid SYN cookie.
+            if self.syn_cookie_ack(now, lid, quad, seg) {
+                return;
+            }
             self.counters.drop(DropReason::BadAck);
             self.queue_reply(quad, RstReply { seq: seg.ack, ack: None });
             return;
@@ -269,34 +288,20 @@ impl Stack {
             self.counters.drop(DropReason::Ignored);
             return;
         }
-        let Some(listener) = self.listeners.get(lid.0 as usize).and_then(|l| l.as_ref()) else {
-            return;
-        };
-        if listener.embryonic + listener.accept_queue.len() >= listener.backlog {
-            // Backlog full: drop the SYN silently, as Linux does; the peer retransmits.
-            self.counters.drop(DropReason::ListenOverflow);
-            return;
+        // SYN queue / cookies (RFC 4987 §3.3, §3.6): a SYN queue entry, a cookie or a drop.
+        match self.syn_admit(lid) {
+            listener::Admit::Queue => {}
+            listener::Admit::Cookie => return self.send_syn_cookie(now, lid, quad, seg),
+            listener::Admit::Drop => return,
         }
-        let (rbuf, sbuf) = (listener.recv_buffer, listener.send_buffer);
         self.counters.in_segs += 1;
         self.counters.passive_opens += 1;
         // RFC 6528 ISN.
         let iss = iss.unwrap_or_else(|| isn::initial_sequence_number(&self.config.isn_secret, &quad, now));
         let idx = self.alloc_slot(Stage::Embryonic(lid));
         let id = self.conn_id(idx);
-        let mut cfg_local;
-        let cfg = if rbuf.is_some() || sbuf.is_some() {
-            cfg_local = self.config.clone();
-            if let Some(r) = rbuf {
-                cfg_local.recv_buffer = r;
-            }
-            if let Some(s) = sbuf {
-                cfg_local.send_buffer = s;
-            }
-            &cfg_local
-        } else {
-            &self.config
-        };
+        let cfg_local = self.listener_config(lid);
+        let cfg = cfg_local.as_ref().unwrap_or(&self.config);
         let tcb = Tcb::new_passive(cfg, id, quad, iss, seg, now, lid);
         self.slots[idx as usize].tcb = Some(Box::new(tcb));
         if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
@@ -455,6 +460,9 @@ impl Stack {
         if let Some(r) = self.replies.pop_front() {
             return self.emit_reply(&r, buf);
         }
+        if let Some(c) = self.cookie_synacks.pop_front() {
+            return self.emit_cookie_synack(&c, buf);
+        }
         while let Some(&idx) = self.dirty.front() {
             let out = {
                 let slot = &mut self.slots[idx as usize];
@@ -598,6 +606,7 @@ impl Stack {
             accept_queue: VecDeque::new(),
             recv_buffer: None,
             send_buffer: None,
+            last_cookie: None,
         };
         let id = match self.listeners.iter().position(|l| l.is_none()) {
             Some(i) => {
