@@ -5,7 +5,7 @@
 //! names engine policy without a matching knob makes the script UNSUPPORTED (naming the
 //! variable), unless its value asks for what the engine does anyway.
 
-use utcp::engine::Config;
+use utcp::engine::{Config, SynCookies};
 use utcp::time::Duration;
 use utcp::wire::OptionLayout;
 
@@ -33,11 +33,12 @@ impl Profile {
         }
     }
 
-    /// The engine defaults (`Config::default()`), Linux socket conventions.
+    /// The engine defaults (`Config::default()` with a fixed secret), Linux socket conventions.
     pub fn utcp() -> Profile {
         Profile {
             name: "utcp",
-            config: Config::default(),
+            // A fixed secret: the same script gives the same run (ISNs, ports, cookies).
+            config: Config::deterministic(0),
             defines: vec!["utcp", "STANDARD"],
             accept_inherits_nonblock: false,
             o_nonblock: 0x800,
@@ -81,7 +82,9 @@ impl Profile {
             syn_retries: 10,
             // TCPTV_MSL = 30 s.
             msl: Duration::from_secs(30),
-            ..Config::default()
+            // SYN queue / cookies: net.inet.tcp.syncookies = 1, cookies on syncache overflow.
+            syn_cookies: SynCookies::OnOverflow,
+            ..Config::deterministic(0)
         };
         Profile {
             name: "freebsd",
@@ -211,12 +214,28 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
             cfg.drop_synfin = v != 0;
             Applied(format!("drop_synfin = {}", v != 0))
         }
-        // FreeBSD answers with SYN cookies only when the syncache overflows; a script whose
-        // listener overflows will show utcp's different answer (it drops the SYN).
-        "net.inet.tcp.syncookies" => Ignored(format!(
-            "syncookies={v}: the engine has no SYN cookies (FreeBSD uses them only when the syncache overflows)"
-        )),
-        "net.inet.tcp.syncookies_only" if v == 0 => Ignored("syncookies_only=0".into()),
+        // SYN queue / cookies: FreeBSD answers with SYN cookies when the syncache overflows
+        // (syncookies=1) or always (syncookies_only=1); Linux's tcp_syncookies 0/1/2.
+        "net.inet.tcp.syncookies" | "net.ipv4.tcp_syncookies" => {
+            cfg.syn_cookies = match v {
+                0 => SynCookies::Never,
+                1 => SynCookies::OnOverflow,
+                _ => SynCookies::Always,
+            };
+            Applied(format!("syn_cookies = {:?}", cfg.syn_cookies))
+        }
+        "net.inet.tcp.syncookies_only" => {
+            if v != 0 {
+                cfg.syn_cookies = SynCookies::Always;
+            } else if cfg.syn_cookies == SynCookies::Always {
+                cfg.syn_cookies = SynCookies::OnOverflow;
+            }
+            Applied(format!("syn_cookies = {:?}", cfg.syn_cookies))
+        }
+        "net.ipv4.tcp_max_syn_backlog" => {
+            cfg.syn_queue_len = v.max(1) as usize;
+            Applied(format!("syn_queue_len = {v}"))
+        }
         "net.inet.tcp.keepinit" => {
             cfg.connect_timeout = (v > 0).then(|| Duration::from_millis(v));
             Applied(format!("connect_timeout = {v} ms"))
