@@ -980,15 +980,13 @@ impl Stack {
     }
 }
 
-/// Hashes a [`Quad`] for the connection table: one keyed folded multiply per 64-bit word
-/// (the foldhash/wyhash construction), several times cheaper than SipHash on the
-/// per-segment path, and keyed with the stack's secret so an attacker cannot aim
-/// colliding ports at the table.
+/// Hashes a [`Quad`] for the connection table with `foldhash` (fast variant), seeded from
+/// the stack's secret so an attacker cannot aim colliding ports at the table. A scratch
+/// comparison on this 2-core Xeon (10k quads, 3 runs each) put the former hand-written
+/// folded-multiply hasher and foldhash within noise of each other (6-19 ns vs 8-28 ns per
+/// hash, 27-57 ns vs 17-70 ns per lookup), so the well-kept crate replaces it.
 #[derive(Clone)]
-pub(crate) struct QuadHasherBuilder {
-    seed: u64,
-    key: u64,
-}
+pub(crate) struct QuadHasherBuilder(foldhash::fast::FixedState);
 
 impl QuadHasherBuilder {
     fn new(secret: &[u8; 16]) -> QuadHasherBuilder {
@@ -996,60 +994,15 @@ impl QuadHasherBuilder {
         k.copy_from_slice(&secret[..8]);
         let mut j = [0u8; 8];
         j.copy_from_slice(&secret[8..]);
-        let (k, j) = (u64::from_le_bytes(k), u64::from_le_bytes(j));
-        QuadHasherBuilder { seed: k ^ 0x9E37_79B9_7F4A_7C15, key: (j ^ 0x5851_F42D_4C95_7F2D) | 1 }
+        let seed = u64::from_le_bytes(k) ^ u64::from_le_bytes(j).rotate_left(32);
+        QuadHasherBuilder(foldhash::fast::FixedState::with_seed(seed))
     }
 }
 
 impl std::hash::BuildHasher for QuadHasherBuilder {
-    type Hasher = QuadHasher;
-    fn build_hasher(&self) -> QuadHasher {
-        QuadHasher { state: self.seed, key: self.key }
-    }
-}
-
-pub(crate) struct QuadHasher {
-    state: u64,
-    key: u64,
-}
-
-#[inline(always)]
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let full = (a as u128).wrapping_mul(b as u128);
-    (full as u64) ^ ((full >> 64) as u64)
-}
-
-impl std::hash::Hasher for QuadHasher {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
     #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for c in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..c.len()].copy_from_slice(c);
-            self.write_u64(u64::from_le_bytes(w));
-        }
-    }
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.write_u64(i as u64);
-    }
-    #[inline]
-    fn write_u16(&mut self, i: u16) {
-        self.write_u64(i as u64);
-    }
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.write_u64(i as u64);
-    }
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.state = folded_multiply(self.state ^ i, self.key);
-    }
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.write_u64(i as u64);
-    }
-    #[inline]
-    fn finish(&self) -> u64 {
-        folded_multiply(self.state ^ self.key.rotate_left(32), 0x2D35_8DCC_AA6C_78A5)
+    fn build_hasher(&self) -> Self::Hasher {
+        self.0.build_hasher()
     }
 }
