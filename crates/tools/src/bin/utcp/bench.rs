@@ -8,6 +8,7 @@ const USAGE: &str = "\
 usage: utcp bench [options]            kernel vs smoltcp vs utcp in private namespaces (root)
        utcp bench --engine [--segments N]   two in-memory Stacks exchange N full segments
        utcp bench --scale N[,N..]           memory per connection and demux cost (in memory)
+       utcp bench --synflood [--duration SECS] [--systems S]  spoofed SYN flood (20 s) vs legit connects (root)
 
 options:
   --quick             a smoke run: 1 round, 0.3 s per workload
@@ -35,7 +36,7 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
     let a = Args::parse(argv, &["only", "systems", "rounds", "duration", "max-bytes", "segments", "scale"])?;
-    a.check_switches(&["json", "quick", "engine", "help", "kernel-no-offload"])?;
+    a.check_switches(&["json", "quick", "engine", "help", "kernel-no-offload", "synflood"])?;
     if a.has("help") {
         print!("{USAGE}");
         return Ok(());
@@ -63,6 +64,9 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
             print!("{}", r.text());
         }
         return Ok(());
+    }
+    if a.has("synflood") {
+        return synflood(&a);
     }
     let mut opts = if a.has("quick") { Options::quick() } else { Options::full() };
     opts.kernel_offload = !a.has("kernel-no-offload");
@@ -92,6 +96,21 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
     } else {
         print!("{}", report.table());
     }
+    Ok(())
+}
+
+/// `--synflood`: see `utcp_tools::bench::synflood`.
+fn synflood(a: &Args) -> Result<(), String> {
+    let mut o = bench::synflood::SynfloodOptions::default();
+    if let Some(d) = a.get("duration") {
+        let secs: u64 = d.parse().ok().filter(|s| (1..=60).contains(s)).ok_or(format!("--duration: bad seconds {d:?} (1..=60)"))?;
+        o.flood = Duration::from_secs(secs);
+    }
+    if let Some(list) = a.get("systems") {
+        o.systems = parse_list(list, SystemKind::parse, "system")?;
+    }
+    let r = bench::synflood::run(&o, true).map_err(|e| e.to_string())?;
+    print!("{}", bench::synflood::table(&r, &o));
     Ok(())
 }
 
