@@ -128,7 +128,13 @@ impl Stack {
 
     /// An ACK reached listener `lid` with no TCB: if it carries a valid cookie, create the
     /// connection. Returns false when the caller must answer per RFC 9293 §3.10.7.2 (RST).
-    pub(super) fn syn_cookie_ack(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) -> bool {
+    pub(super) fn syn_cookie_ack(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        quad: Quad,
+        seg: &TcpSegment,
+    ) -> bool {
         let mode = self.config.syn_cookies;
         if seg.flags.syn() || mode == SynCookies::Never {
             return false;
@@ -163,7 +169,11 @@ impl Stack {
             self.counters.drop(DropReason::ListenOverflow);
             return true;
         }
-        let opts = syncookie::CookieOptions { mss: syncookie::MSS_TABLE[idx as usize], wscale, sack_permitted: sack };
+        let opts = syncookie::CookieOptions {
+            mss: syncookie::MSS_TABLE[idx as usize],
+            wscale,
+            sack_permitted: sack,
+        };
         self.open_from_cookie(now, lid, quad, seg, iss, opts);
         true
     }
@@ -207,7 +217,12 @@ impl Stack {
         }
         self.conns.insert(quad, idx);
         if self.config.trace_states {
-            self.events.push_back(Event::StateChange { conn: id, quad, from: State::Listen, to: State::SynReceived });
+            self.events.push_back(Event::StateChange {
+                conn: id,
+                quad,
+                from: State::Listen,
+                to: State::SynReceived,
+            });
         }
         if let Some(Some(r)) = self.with_tcb(idx, |t, cx| t.on_segment(cx, now, seg)) {
             self.queue_reply(quad, r);

@@ -41,7 +41,11 @@ pub struct SynfloodOptions {
 
 impl Default for SynfloodOptions {
     fn default() -> Self {
-        SynfloodOptions { flood: Duration::from_secs(20), after: Duration::from_secs(5), systems: SystemKind::ALL.to_vec() }
+        SynfloodOptions {
+            flood: Duration::from_secs(20),
+            after: Duration::from_secs(5),
+            systems: SystemKind::ALL.to_vec(),
+        }
     }
 }
 
@@ -80,7 +84,10 @@ pub struct SynfloodResult {
 /// Run the flood against every selected system, one after the other.
 pub fn run(opts: &SynfloodOptions, progress: bool) -> io::Result<Vec<SynfloodResult>> {
     if !crate::netns::is_root() || !std::path::Path::new("/dev/net/tun").exists() {
-        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "utcp bench --synflood needs root and /dev/net/tun"));
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "utcp bench --synflood needs root and /dev/net/tun",
+        ));
     }
     let mut out = Vec::new();
     for &k in &opts.systems {
@@ -155,7 +162,8 @@ fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &AtomicU64) ->
         sin_addr: libc::in_addr { s_addr: u32::from(server).to_be() },
         sin_zero: [0; 8],
     };
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
     let mut rng: u64 = 0x9E37_79B9_7F4A_7C15 ^ nanos;
     let mut buf = [0u8; 64];
     let mut n_sent = 0u64;
@@ -208,7 +216,11 @@ fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &AtomicU64) ->
 
 /// One connect + 1-byte echo every INTERVAL until `end`. Returns (during, after) and the
 /// peak RSS seen (during the flood, over the whole run).
-fn legit_client(server: Ipv4Addr, flood_end: Instant, end: Instant) -> io::Result<((Phase, Phase), (u64, u64))> {
+fn legit_client(
+    server: Ipv4Addr,
+    flood_end: Instant,
+    end: Instant,
+) -> io::Result<((Phase, Phase), (u64, u64))> {
     let addr = SocketAddr::from((server, Port::Connect.number()));
     let (mut during, mut after) = (Phase::default(), Phase::default());
     let (mut peak_flood, mut peak) = (0u64, 0u64);

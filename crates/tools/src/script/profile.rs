@@ -310,6 +310,15 @@ mod tests {
         assert!(cfg.rfc5961_syn);
         apply_sysctl(&mut cfg, "net.inet.tcp.drop_synfin", "1");
         assert!(cfg.drop_synfin);
+        // SYN queue / cookies.
+        apply_sysctl(&mut cfg, "net.ipv4.tcp_syncookies", "2");
+        assert_eq!(cfg.syn_cookies, SynCookies::Always);
+        apply_sysctl(&mut cfg, "net.inet.tcp.syncookies_only", "0");
+        assert_eq!(cfg.syn_cookies, SynCookies::OnOverflow);
+        apply_sysctl(&mut cfg, "net.inet.tcp.syncookies", "0");
+        assert_eq!(cfg.syn_cookies, SynCookies::Never);
+        apply_sysctl(&mut cfg, "net.ipv4.tcp_max_syn_backlog", "64");
+        assert_eq!(cfg.syn_queue_len, 64);
         apply_sysctl(&mut cfg, "net.inet.tcp.delacktime", "100");
         assert_eq!(
             parse_sysctl("sysctl -q net.ipv4.tcp_sack=0"),
