@@ -218,3 +218,29 @@ fn syn_flood_of_10k_is_bounded_and_legitimate_handshake_completes() {
     }
     assert_eq!(h.stack.connection_count(), 1);
 }
+
+/// The SYN queue has its own bound, min(backlog, `Config::syn_queue_len`), separate from
+/// the accept queue: with `Never`, SYNs beyond it are dropped and counted (ListenDrops)
+/// while established connections still fill the accept queue up to the backlog.
+#[test]
+fn syn_queue_bound_is_separate_from_the_accept_queue() {
+    let mut h = H::new(cookie_config(SynCookies::Never, 2));
+    let l = h.stack.listen(local_addr(), 16).unwrap();
+    h.listener = Some(l);
+    let mut synacks = Vec::new();
+    for p in 0..3u16 {
+        h.send(Seg::new(SYN, 1000 * p as u32, 0).from(from_port(41000 + p)));
+        synacks.extend(h.recv());
+    }
+    assert_eq!(synacks.len(), 2, "the third SYN finds the SYN queue full");
+    assert_eq!(h.stack.counters().listen_drops, 1);
+    assert_eq!(h.stack.counters().listen_overflows, 0, "the accept queue is not full");
+    assert_eq!(h.stack.counters().dropped(DropReason::ListenOverflow), 1);
+    // Both complete; the SYN queue empties into the accept queue and takes SYNs again.
+    for (p, s) in synacks.iter().enumerate() {
+        h.send(Seg::new(ACK, 1000 * p as u32 + 1, s.seq.wrapping_add(1)).from(from_port(41000 + p as u16)));
+    }
+    assert_eq!(h.stack.accept_queue_len(l), 2);
+    h.send(Seg::new(SYN, 2000, 0).from(from_port(41002)));
+    assert_eq!(h.recv().map(|o| (o.flags, o.ack)), Some((SYN | ACK, 2001)));
+}
