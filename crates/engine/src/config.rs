@@ -114,7 +114,9 @@ pub struct Config {
     pub challenge_ack_limit: u32,
     /// Initial congestion window in segments; `None` uses RFC 6928 (min(10*MSS, max(2*MSS, 14600))).
     pub initial_window_segments: Option<u32>,
-    /// Secret for the RFC 6528 ISN hash. Randomise it in production; the sim seeds it.
+    /// Secret keying the RFC 6528 ISN hash, SYN cookies, the connection-table hash and
+    /// the ephemeral port start. `Config::default()` draws it from the OS (`getrandom`);
+    /// tests and the simulator use [`Config::deterministic`] or [`Config::with_secret`].
     pub isn_secret: [u8; 16],
     /// IPv4 TTL of emitted packets.
     pub ttl: u8,
@@ -183,6 +185,31 @@ pub struct Config {
     /// (Linux's tcp_sequence(): "Only accept this packet if receive queue is empty").
     /// Off trims it to the window (RFC 9293 §3.10.7.4).
     pub accept_beyond_window_if_empty: bool,
+    // ---- SYN queue / cookies (RFC 4987 §3.3, §3.6) ----
+    /// When a listener answers with a SYN cookie instead of a SYN queue entry.
+    pub syn_cookies: SynCookies,
+    /// Most half-open (SYN-RECEIVED) connections one listener holds. The listen backlog
+    /// bounds it too, as on Linux (`inet_csk_reqsk_queue_is_full`: qlen >= backlog), so a
+    /// listener's SYN queue holds min(backlog, syn_queue_len) entries (Linux's
+    /// net.ipv4.tcp_max_syn_backlog plays this role).
+    pub syn_queue_len: usize,
+
+    // ---- Martians (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7) ----
+    /// Prefix length of our IPv4 addresses, if known: then packets from or to their
+    /// subnet-directed broadcast address are dropped as martians.
+    pub local_prefix_len: Option<u8>,
+}
+
+/// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
+/// net.inet.tcp.syncookies / syncookies_only).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SynCookies {
+    /// Answer with a cookie only while the listener's SYN queue is full (the default).
+    OnOverflow,
+    /// Answer every SYN with a cookie; no half-open state is ever kept.
+    Always,
+    /// Never: a SYN that finds the SYN queue full is dropped.
+    Never,
 }
 
 impl Default for Config {
@@ -225,7 +252,7 @@ impl Default for Config {
             drop_synfin: false,
             challenge_ack_limit: 1000,
             initial_window_segments: None,
-            isn_secret: *b"utcp-isn-secret!",
+            isn_secret: os_secret(),
             ttl: 64,
             ephemeral_ports: (32768, 60999),
             trace_states: false,
@@ -247,11 +274,44 @@ impl Default for Config {
             window_scale_space: None,
             quickack_segments: 0,
             accept_beyond_window_if_empty: false,
+            syn_cookies: SynCookies::OnOverflow,
+            syn_queue_len: 1024,
+            local_prefix_len: None,
         }
     }
 }
 
+/// 16 bytes from the OS random source. If the OS has none (it cannot happen on Linux
+/// after boot), fall back to address-space and clock noise rather than a public constant.
+fn os_secret() -> [u8; 16] {
+    let mut s = [0u8; 16];
+    if getrandom::fill(&mut s).is_err() {
+        let noise = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0)
+            ^ (&s as *const _ as usize as u128);
+        s = noise.to_le_bytes();
+    }
+    s
+}
+
 impl Config {
+    /// The default configuration with a fixed secret: the same `seed` gives the same
+    /// ISNs, cookies, ports and table order (tests, simulator, scripts).
+    pub fn deterministic(seed: u64) -> Config {
+        let mut secret = [0u8; 16];
+        secret[..8].copy_from_slice(&seed.to_le_bytes());
+        secret[8..].copy_from_slice(b"utcp-det");
+        Config::default().with_secret(secret)
+    }
+
+    /// This configuration keyed with `secret` instead of OS randomness.
+    pub fn with_secret(mut self, secret: [u8; 16]) -> Config {
+        self.isn_secret = secret;
+        self
+    }
+
     /// The MSS we advertise on our SYN (RFC 9293 §3.7.1: MTU minus fixed IP and TCP headers).
     pub fn effective_mss(&self) -> u16 {
         self.mss.unwrap_or_else(|| self.mtu.saturating_sub(40).clamp(16, 65495) as u16)

@@ -43,8 +43,44 @@ pub struct Counters {
     pub reasm_oks: u64,
     /// Datagrams given up (ReasmFails).
     pub reasm_fails: u64,
+
+    // ---- SYN queue / cookies (RFC 4987; names as Linux's TcpExt) ----
+    /// SYN-ACKs sent with a SYN cookie.
+    pub syncookies_sent: u64,
+    /// ACKs that carried a valid SYN cookie.
+    pub syncookies_recv: u64,
+    /// ACKs to a listener whose cookie did not validate (forged, old or corrupt).
+    pub syncookies_failed: u64,
+    /// Handshakes refused because the accept queue was full.
+    pub listen_overflows: u64,
+    /// SYNs or cookie ACKs a listener dropped for any reason.
+    pub listen_drops: u64,
     /// Drops by reason, indexed by `DropReason::index()`.
-    pub drops: [u64; DropReason::ALL.len()],
+    pub drops: DropCounts,
+}
+
+/// One counter per [`DropReason`] (a newtype: std derives `Default` for arrays of at
+/// most 32 elements only).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DropCounts(pub [u64; DropReason::ALL.len()]);
+
+impl Default for DropCounts {
+    fn default() -> Self {
+        DropCounts([0; DropReason::ALL.len()])
+    }
+}
+
+impl std::ops::Deref for DropCounts {
+    type Target = [u64; DropReason::ALL.len()];
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for DropCounts {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.0
+    }
 }
 
 impl Counters {
@@ -89,6 +125,19 @@ impl fmt::Display for Counters {
         for (name, v) in rows {
             if v != 0 {
                 writeln!(f, "Tcp{name:<24}{v}")?;
+            }
+        }
+        // SYN queue / cookies (Linux's TcpExt names).
+        let ext: [(&str, u64); 5] = [
+            ("SyncookiesSent", self.syncookies_sent),
+            ("SyncookiesRecv", self.syncookies_recv),
+            ("SyncookiesFailed", self.syncookies_failed),
+            ("ListenOverflows", self.listen_overflows),
+            ("ListenDrops", self.listen_drops),
+        ];
+        for (name, v) in ext {
+            if v != 0 {
+                writeln!(f, "TcpExt{name:<21}{v}")?;
             }
         }
         for r in DropReason::ALL {

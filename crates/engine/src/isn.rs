@@ -12,66 +12,13 @@ use crate::seq::SeqNum;
 use crate::time::Instant;
 use std::net::{IpAddr, SocketAddr};
 
-/// SipHash-2-4 of `data` under `key`: 2 compression rounds per 8-byte word,
-/// 4 finalisation rounds.
+/// SipHash-2-4 of `data` under `key` (the `siphasher` crate; the tests below check it
+/// against the paper's vectors).
 pub fn siphash24(key: &[u8; 16], data: &[u8]) -> u64 {
-    let mut k0b = [0u8; 8];
-    let mut k1b = [0u8; 8];
-    k0b.copy_from_slice(&key[..8]);
-    k1b.copy_from_slice(&key[8..]);
-    let k0 = u64::from_le_bytes(k0b);
-    let k1 = u64::from_le_bytes(k1b);
-    let mut v = [
-        k0 ^ 0x736f_6d65_7073_6575, // "somepseu"
-        k1 ^ 0x646f_7261_6e64_6f6d, // "dorandom"
-        k0 ^ 0x6c79_6765_6e65_7261, // "lygenera"
-        k1 ^ 0x7465_6462_7974_6573, // "tedbytes"
-    ];
-
-    let mut words = data.chunks_exact(8);
-    for w in &mut words {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        let m = u64::from_le_bytes(b);
-        v[3] ^= m;
-        sip_round(&mut v);
-        sip_round(&mut v);
-        v[0] ^= m;
-    }
-    // Last word: the remaining bytes, zero padded, with the length mod 256 in the top byte.
-    let rest = words.remainder();
-    let mut last = [0u8; 8];
-    last[..rest.len()].copy_from_slice(rest);
-    last[7] = data.len() as u8;
-    let m = u64::from_le_bytes(last);
-    v[3] ^= m;
-    sip_round(&mut v);
-    sip_round(&mut v);
-    v[0] ^= m;
-
-    v[2] ^= 0xff;
-    for _ in 0..4 {
-        sip_round(&mut v);
-    }
-    v[0] ^ v[1] ^ v[2] ^ v[3]
-}
-
-#[inline]
-fn sip_round(v: &mut [u64; 4]) {
-    v[0] = v[0].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(13);
-    v[1] ^= v[0];
-    v[0] = v[0].rotate_left(32);
-    v[2] = v[2].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(16);
-    v[3] ^= v[2];
-    v[0] = v[0].wrapping_add(v[3]);
-    v[3] = v[3].rotate_left(21);
-    v[3] ^= v[0];
-    v[2] = v[2].wrapping_add(v[1]);
-    v[1] = v[1].rotate_left(17);
-    v[1] ^= v[2];
-    v[2] = v[2].rotate_left(32);
+    use std::hash::Hasher;
+    let mut h = siphasher::sip::SipHasher24::new_with_key(key);
+    h.write(data);
+    h.finish()
 }
 
 /// Appends family tag, address and port of `addr` to `buf` at `*len`.

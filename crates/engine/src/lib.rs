@@ -22,7 +22,13 @@ pub mod tcb;
 mod ack_queue;
 
 pub use anyip::AnyIpFilter;
-pub use config::{Config, Keepalive};
+
+// SYN queue / cookies (RFC 4987)
+pub mod syncookie;
+// Martians (RFC 1122 §3.2.1.3)
+pub mod martian;
+
+pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;
 pub use stack::Stack;
 pub use tcb::State;

@@ -204,10 +204,11 @@ fn listen_and_connect_from_same_port_coexist() {
 }
 
 /// Listener backlog: a SYN beyond the backlog is dropped (the peer retransmits), and no TCB
-/// is created. RFC 9293 §3.10.7.2 leaves resource exhaustion to the implementation.
+/// is created. RFC 9293 §3.10.7.2 leaves resource exhaustion to the implementation. With
+/// SYN cookies off (`SynCookies::Never`); with them on, see `tests/syn_cookies.rs`.
 #[test]
 fn listen_backlog_full_drops_syn() {
-    let mut h = H::new(base_config());
+    let mut h = H::new(Config { syn_cookies: utcp_engine::SynCookies::Never, ..base_config() });
     let l = h.stack.listen(local_addr(), 1).unwrap();
     h.listener = Some(l);
     h.send(Seg::new(SYN, 5000, 0));

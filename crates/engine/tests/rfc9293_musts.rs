@@ -271,7 +271,13 @@ fn must_57_63_syn_with_broadcast_or_multicast_address_is_dropped() {
     }
     h.expect_nothing();
     assert_eq!(h.stack.connection_count(), 0);
-    assert_eq!(h.stack.counters().dropped(DropReason::BadAddress), 5);
+    // Each martian is counted by its reason (RFC 1122 §3.2.1.3).
+    let c = h.stack.counters();
+    assert_eq!(c.dropped(DropReason::MartianDstBroadcast), 1);
+    assert_eq!(c.dropped(DropReason::MartianDstMulticast), 1);
+    assert_eq!(c.dropped(DropReason::MartianSrcBroadcast), 1);
+    assert_eq!(c.dropped(DropReason::MartianSrcMulticast), 1);
+    assert_eq!(c.dropped(DropReason::MartianSrcUnspecified), 1);
 }
 
 /// MUST-58, MUST-59 (§3.10.7.4): segments that arrive together are all processed before

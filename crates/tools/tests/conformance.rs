@@ -228,10 +228,10 @@ fn unsupported_features_are_named_not_skipped() {
     let v = mutated(
         s,
         "+0    listen(3, 1) = 0",
-        "+0    listen(3, 1) = 0\n+0    `sysctl -w net.inet.tcp.syncookies_only=1`",
+        "+0    listen(3, 1) = 0\n+0    `sysctl -w net.inet.tcp.ecn.enable=1`",
     );
     assert!(
-        matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("syncookies_only")),
+        matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("ecn.enable")),
         "{v:?}"
     );
     let v = mutated(

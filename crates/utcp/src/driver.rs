@@ -726,12 +726,8 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
 
     let mut engine = config.engine;
     engine.mtu = config.mtu as usize;
-    if engine.isn_secret == utcp_default_secret() {
-        // RFC 6528 / MUST-9: the ISN secret must not be guessable; the engine's default is a
-        // fixed value for deterministic tests, so a real interface draws its own.
-        let mut f = std::fs::File::open("/dev/urandom")?;
-        std::io::Read::read_exact(&mut f, &mut engine.isn_secret)?;
-    }
+    // RFC 6528 / MUST-9: the secret is not guessable: `Config::default()` draws it from the
+    // OS (getrandom), and only tests and the simulator fix it (`Config::deterministic`).
     let mut stack = Stack::new(engine);
     stack.add_local_addr(IpAddr::V4(config.addr));
 
@@ -854,8 +850,4 @@ fn rx_burst(shared: &Shared, tun: &Tun, rx: &mut RxBuf) -> io::Result<()> {
             return err.map_or(Ok(()), Err);
         }
     }
-}
-
-fn utcp_default_secret() -> [u8; 16] {
-    crate::engine::Config::default().isn_secret
 }

@@ -132,7 +132,7 @@ pub enum DropReason {
     BadTcpChecksum,
     /// An option whose length is malformed or overflows the header.
     BadOption,
-    /// Source or destination address is broadcast/multicast/unspecified.
+    /// Destination address is unspecified (0.0.0.0).
     BadAddress,
     /// Destination address is not one of ours.
     NotOurAddress,
@@ -167,10 +167,32 @@ pub enum DropReason {
     FragTimeout,
     /// Empty, or a non-last fragment whose length is not a multiple of 8 (RFC 791 §3.2).
     FragMalformed,
+
+    // ---- Martians (RFC 1122 §3.2.1.3, RFC 1812 §5.3.7) ----
+    /// Source is the limited broadcast address 255.255.255.255.
+    MartianSrcBroadcast,
+    /// Source is a multicast (224/4) address.
+    MartianSrcMulticast,
+    /// Source is 0.0.0.0.
+    MartianSrcUnspecified,
+    /// Source is loopback (127/8) or reserved class E (240/4).
+    MartianSrcReserved,
+    /// Destination is the limited broadcast address.
+    MartianDstBroadcast,
+    /// Destination is a multicast address.
+    MartianDstMulticast,
+    /// Source or destination is the subnet-directed broadcast of one of our addresses.
+    MartianSubnetBroadcast,
+    /// Source is one of our own addresses (LAND attack).
+    Land,
+
+    // ---- SYN queue / cookies (RFC 4987) ----
+    /// An ACK to a listener whose SYN cookie did not validate.
+    BadCookie,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 27] = [
+    pub const ALL: [DropReason; 36] = [
         DropReason::Truncated,
         DropReason::Ipv6,
         DropReason::BadIpVersion,
@@ -199,6 +221,17 @@ impl DropReason {
         DropReason::FragMemory,
         DropReason::FragTimeout,
         DropReason::FragMalformed,
+        // Martians
+        DropReason::MartianSrcBroadcast,
+        DropReason::MartianSrcMulticast,
+        DropReason::MartianSrcUnspecified,
+        DropReason::MartianSrcReserved,
+        DropReason::MartianDstBroadcast,
+        DropReason::MartianDstMulticast,
+        DropReason::MartianSubnetBroadcast,
+        DropReason::Land,
+        // SYN queue / cookies
+        DropReason::BadCookie,
     ];
     pub fn index(self) -> usize {
         self as usize
@@ -233,6 +266,15 @@ impl DropReason {
             DropReason::FragMemory => "FragMemory",
             DropReason::FragTimeout => "FragTimeout",
             DropReason::FragMalformed => "FragMalformed",
+            DropReason::MartianSrcBroadcast => "MartianSrcBroadcast",
+            DropReason::MartianSrcMulticast => "MartianSrcMulticast",
+            DropReason::MartianSrcUnspecified => "MartianSrcUnspecified",
+            DropReason::MartianSrcReserved => "MartianSrcReserved",
+            DropReason::MartianDstBroadcast => "MartianDstBroadcast",
+            DropReason::MartianDstMulticast => "MartianDstMulticast",
+            DropReason::MartianSubnetBroadcast => "MartianSubnetBroadcast",
+            DropReason::Land => "Land",
+            DropReason::BadCookie => "BadCookie",
         }
     }
 }

@@ -79,6 +79,31 @@ fn martian_source(a: Ipv4Addr) -> bool {
     a.is_loopback() || a.octets()[0] >= 240
 }
 
+/// Martians: why a packet with these addresses is dropped, by reason (RFC 1122 §3.2.1.3,
+/// RFC 1812 §5.3.7). Checks that need our own addresses (LAND, subnet broadcast) are
+/// made by the Stack (`crates/engine/src/martian.rs`).
+fn martian_reason(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
+    if bad_address(dst) {
+        return Some(if dst.is_broadcast() {
+            DropReason::MartianDstBroadcast
+        } else if dst.is_multicast() {
+            DropReason::MartianDstMulticast
+        } else {
+            DropReason::BadAddress
+        });
+    }
+    if bad_address(src) {
+        return Some(if src.is_broadcast() {
+            DropReason::MartianSrcBroadcast
+        } else if src.is_multicast() {
+            DropReason::MartianSrcMulticast
+        } else {
+            DropReason::MartianSrcUnspecified
+        });
+    }
+    martian_source(src).then_some(DropReason::MartianSrcReserved)
+}
+
 /// Parse and verify one IPv4 packet carrying a TCP segment.
 ///
 /// Checks, in order (the first failure is returned): length ≥ 20 (`Truncated`), version
@@ -151,8 +176,8 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
     };
     // Filled in place: avoids building the options on the stack and copying them.
     options::parse_into(&tcp[TCP_HEADER_LEN..doff], &mut seg.options)?;
-    if bad_address(src4) || bad_address(dst4) || martian_source(src4) {
-        return Err(DropReason::BadAddress);
+    if let Some(reason) = martian_reason(src4, dst4) {
+        return Err(reason);
     }
     Ok(seg)
 }
@@ -405,13 +430,21 @@ mod tests {
         p[41] = 3; // MSS length 3
         fix_tcp(&mut p);
         check("bad option", &p, DropReason::BadOption);
-        for addr in [[255, 255, 255, 255], [224, 0, 0, 1], [0, 0, 0, 0], [239, 1, 2, 3]] {
-            for at in [12, 16] {
+        // Martians, each by its reason (RFC 1122 §3.2.1.3).
+        use DropReason::*;
+        let cases = [
+            ([255, 255, 255, 255], MartianSrcBroadcast, MartianDstBroadcast),
+            ([224, 0, 0, 1], MartianSrcMulticast, MartianDstMulticast),
+            ([0, 0, 0, 0], MartianSrcUnspecified, BadAddress),
+            ([239, 1, 2, 3], MartianSrcMulticast, MartianDstMulticast),
+        ];
+        for (addr, as_src, as_dst) in cases {
+            for (at, want) in [(12, as_src), (16, as_dst)] {
                 let mut p = good.clone();
                 p[at..at + 4].copy_from_slice(&addr);
                 fix_ip(&mut p);
                 fix_tcp(&mut p);
-                check("address", &p, DropReason::BadAddress);
+                check("address", &p, want);
             }
         }
     }
@@ -451,7 +484,7 @@ mod tests {
             };
             let mut buf = [0u8; 100];
             let n = emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[]).unwrap();
-            assert_eq!(parse_ipv4_tcp(&buf[..n]).err(), Some(DropReason::BadAddress), "{src:?}");
+            assert_eq!(parse_ipv4_tcp(&buf[..n]).err(), Some(DropReason::MartianSrcReserved), "{src:?}");
         }
     }
 }

@@ -95,4 +95,7 @@ impl System for KernelSystem {
     fn server_ip(&self) -> Ipv4Addr {
         SERVER_IP
     }
+    fn server_ns(&self) -> Option<&NetNs> {
+        Some(&self._server)
+    }
 }

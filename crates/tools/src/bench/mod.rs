@@ -20,6 +20,7 @@ pub mod kernel;
 pub mod report;
 pub mod scale;
 pub mod smoltcp_sys;
+pub mod synflood;
 pub mod utcp_sys;
 
 use std::io;
@@ -85,6 +86,10 @@ pub trait System {
     fn client_ns(&self) -> &crate::netns::NetNs;
     /// The address the system's servers listen on.
     fn server_ip(&self) -> Ipv4Addr;
+    /// The servers' own namespace, when it is not the client's (synflood routes into it).
+    fn server_ns(&self) -> Option<&crate::netns::NetNs> {
+        None
+    }
 }
 
 /// Options of a network run (`utcp bench` without `--engine`/`--scale`).

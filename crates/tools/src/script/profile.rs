@@ -5,7 +5,7 @@
 //! names engine policy without a matching knob makes the script UNSUPPORTED (naming the
 //! variable), unless its value asks for what the engine does anyway.
 
-use utcp::engine::Config;
+use utcp::engine::{Config, SynCookies};
 use utcp::time::Duration;
 use utcp::wire::OptionLayout;
 
@@ -37,11 +37,12 @@ impl Profile {
         }
     }
 
-    /// The engine defaults (`Config::default()`), Linux socket conventions.
+    /// The engine defaults (`Config::default()` with a fixed secret), Linux socket conventions.
     pub fn utcp() -> Profile {
         Profile {
             name: "utcp",
-            config: Config::default(),
+            // A fixed secret: the same script gives the same run (ISNs, ports, cookies).
+            config: Config::deterministic(0),
             defines: vec!["utcp", "STANDARD"],
             accept_inherits_nonblock: false,
             o_nonblock: 0x800,
@@ -93,7 +94,9 @@ impl Profile {
             oow_ack_interval: Duration::ZERO,
             // tcp_input drops a SYN-ACK to a listening socket without a RST.
             listen_drop_syn_ack: true,
-            ..Config::default()
+            // SYN queue / cookies: net.inet.tcp.syncookies = 1, cookies on syncache overflow.
+            syn_cookies: SynCookies::OnOverflow,
+            ..Config::deterministic(0)
         };
         Profile {
             name: "freebsd",
@@ -233,12 +236,28 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
             cfg.drop_synfin = v != 0;
             Applied(format!("drop_synfin = {}", v != 0))
         }
-        // FreeBSD answers with SYN cookies only when the syncache overflows; a script whose
-        // listener overflows will show utcp's different answer (it drops the SYN).
-        "net.inet.tcp.syncookies" => Ignored(format!(
-            "syncookies={v}: the engine has no SYN cookies (FreeBSD uses them only when the syncache overflows)"
-        )),
-        "net.inet.tcp.syncookies_only" if v == 0 => Ignored("syncookies_only=0".into()),
+        // SYN queue / cookies: FreeBSD answers with SYN cookies when the syncache overflows
+        // (syncookies=1) or always (syncookies_only=1); Linux's tcp_syncookies 0/1/2.
+        "net.inet.tcp.syncookies" | "net.ipv4.tcp_syncookies" => {
+            cfg.syn_cookies = match v {
+                0 => SynCookies::Never,
+                1 => SynCookies::OnOverflow,
+                _ => SynCookies::Always,
+            };
+            Applied(format!("syn_cookies = {:?}", cfg.syn_cookies))
+        }
+        "net.inet.tcp.syncookies_only" => {
+            if v != 0 {
+                cfg.syn_cookies = SynCookies::Always;
+            } else if cfg.syn_cookies == SynCookies::Always {
+                cfg.syn_cookies = SynCookies::OnOverflow;
+            }
+            Applied(format!("syn_cookies = {:?}", cfg.syn_cookies))
+        }
+        "net.ipv4.tcp_max_syn_backlog" => {
+            cfg.syn_queue_len = v.max(1) as usize;
+            Applied(format!("syn_queue_len = {v}"))
+        }
         "net.inet.tcp.keepinit" => {
             cfg.connect_timeout = (v > 0).then(|| Duration::from_millis(v));
             Applied(format!("connect_timeout = {v} ms"))
@@ -327,6 +346,15 @@ mod tests {
         assert!(cfg.rfc5961_syn);
         apply_sysctl(&mut cfg, "net.inet.tcp.drop_synfin", "1");
         assert!(cfg.drop_synfin);
+        // SYN queue / cookies.
+        apply_sysctl(&mut cfg, "net.ipv4.tcp_syncookies", "2");
+        assert_eq!(cfg.syn_cookies, SynCookies::Always);
+        apply_sysctl(&mut cfg, "net.inet.tcp.syncookies_only", "0");
+        assert_eq!(cfg.syn_cookies, SynCookies::OnOverflow);
+        apply_sysctl(&mut cfg, "net.inet.tcp.syncookies", "0");
+        assert_eq!(cfg.syn_cookies, SynCookies::Never);
+        apply_sysctl(&mut cfg, "net.ipv4.tcp_max_syn_backlog", "64");
+        assert_eq!(cfg.syn_queue_len, 64);
         apply_sysctl(&mut cfg, "net.inet.tcp.delacktime", "100");
         assert_eq!(
             parse_sysctl("sysctl -q net.ipv4.tcp_sack=0"),

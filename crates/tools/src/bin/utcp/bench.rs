@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Memory per connection and demux cost for N connections (in memory, no root)
     #[arg(long, value_name = "N[,N..]", value_parser = scale)]
     scale: Option<Counts>,
+    /// Spoofed random-source SYN flood (--duration, 20 s by default, at most 60) while a
+    /// kernel client connects every 20 ms; legitimate success, p50/p99 and RSS (root)
+    #[arg(long, conflicts_with_all = ["engine", "scale"])]
+    synflood: bool,
 }
 
 /// The parsed comma lists (newtypes: clap reads a `Vec` field as a repeatable flag).
@@ -90,6 +94,16 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
     let text = if a.engine {
         let r = bench::engine::run(a.segments)?;
         if a.json { r.json() } else { r.text() }
+    } else if a.synflood {
+        let mut o = bench::synflood::SynfloodOptions::default();
+        if let Some(d) = a.duration {
+            o.flood = d.min(Duration::from_secs(60));
+        }
+        if let Some(Systems(s)) = &a.systems {
+            o.systems = s.clone();
+        }
+        let r = bench::synflood::run(&o, !a.json)?;
+        if a.json { bench::synflood::json(&r) } else { bench::synflood::table(&r, &o) }
     } else if let Some(Counts(ns)) = &a.scale {
         let r = bench::scale::run(ns, !a.json)?;
         if a.json { r.json() } else { r.text() }
