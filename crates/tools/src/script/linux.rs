@@ -151,10 +151,7 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
             Ignored(format!("{n}={value}: Linux's default TSO sizing; the engine sends MSS-sized segments"))
         }
         ("tcp_min_tso_segs" | "tcp_tso_win_divisor", _) => unsupported("TSO burst sizing is not in the engine"),
-        ("tcp_syncookies", Some(0 | 1)) => Ignored(format!(
-            "tcp_syncookies={value}: cookies only when the SYN queue overflows; the engine drops such SYNs"
-        )),
-        ("tcp_syncookies", _) => unsupported("SYN cookies are not in the engine"),
+        // tcp_syncookies 0/1/2 maps onto Config::syn_cookies in profile.rs.
         ("tcp_no_metrics_save", Some(_)) => Ignored("tcp_no_metrics_save: a fresh stack has no metrics cache".into()),
         ("tcp_fastopen", Some(0 | 1)) => {
             Ignored(format!("tcp_fastopen={value}: only used with MSG_FASTOPEN/TCP_FASTOPEN, which are unsupported"))
