@@ -124,6 +124,23 @@ pub struct Config {
     pub max_ooo_ranges: usize,
     /// Pending-connection limit per listener when `listen` is given 0.
     pub default_backlog: usize,
+
+    // ---- Memory (issue 9: bounded memory whatever the peers do) ----
+    /// Most connections kept in TIME-WAIT as compact records (Linux's
+    /// `net.ipv4.tcp_max_tw_buckets`). Policy when the table is full: a connection that
+    /// would enter it closes at once without TIME-WAIT, and `Counters::tw_overflow` counts
+    /// it, as Linux does. Each record costs at most 128 bytes (`timewait::TIME_WAIT_RECORD_BYTES`).
+    pub max_time_wait: usize,
+    /// Stack-wide cap on send and receive buffer storage in bytes (Linux's `tcp_mem`).
+    /// Buffers start small and grow on demand up to their per-connection size; growth
+    /// that would pass the cap is refused. Under pressure (above 3/4 of the cap) the
+    /// windows we advertise stop growing beyond the storage a connection already has
+    /// (the right edge already advertised never moves left, RFC 9293 §3.8.6 / RFC 7323
+    /// §2.4) and out-of-order data is not stored and is pruned first (`Counters::ofo_pruned`),
+    /// like Linux's tcp_prune_queue; in-order data beyond the storage is dropped
+    /// (`Counters::rcv_pruned`) and the peer retransmits it. A send that would pass the cap
+    /// blocks (`WouldBlock`) until memory is freed.
+    pub buffer_memory: usize,
 }
 
 impl Default for Config {
@@ -172,6 +189,9 @@ impl Default for Config {
             trace_states: false,
             max_ooo_ranges: 64,
             default_backlog: 128,
+            // Memory: 131,072 TIME-WAIT records are at most 16 MiB; 512 MiB of buffers.
+            max_time_wait: 131_072,
+            buffer_memory: 512 << 20,
         }
     }
 }

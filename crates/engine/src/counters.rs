@@ -24,6 +24,22 @@ pub struct Counters {
     pub delayed_acks: u64,
     pub zero_window_probes: u64,
     pub keepalive_probes: u64,
+
+    // ---- Memory (issue 9) ----
+    /// Connections parked in the compact TIME-WAIT table.
+    pub tw_parked: u64,
+    /// Connections closed without TIME-WAIT because the table was full (Linux's
+    /// TCPTimeWaitOverflow; `Config::max_time_wait`).
+    pub tw_overflow: u64,
+    /// Out-of-order bytes dropped or not stored under memory pressure (Linux's OfoPruned).
+    pub ofo_pruned: u64,
+    /// In-order bytes dropped because the buffer cap refused storage (Linux's RcvPruned).
+    pub rcv_pruned: u64,
+    /// Buffer growths refused by `Config::buffer_memory` (Linux's TCPMemoryPressures).
+    pub mem_pressure: u64,
+    /// Buffer storage returned to the allocator (closed, TIME-WAIT or idle rings).
+    pub buffers_released: u64,
+
     /// Drops by reason, indexed by `DropReason::index()`.
     pub drops: [u64; DropReason::ALL.len()],
 }
@@ -43,7 +59,7 @@ impl Counters {
 
 impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, u64); 15] = [
+        let rows: [(&str, u64); 21] = [
             ("InPackets", self.in_packets),
             ("InSegs", self.in_segs),
             ("OutSegs", self.out_segs),
@@ -59,6 +75,13 @@ impl fmt::Display for Counters {
             ("DelayedACKs", self.delayed_acks),
             ("ZeroWindowProbes", self.zero_window_probes),
             ("KeepAliveProbes", self.keepalive_probes),
+            // Memory
+            ("TimeWaitParked", self.tw_parked),
+            ("TimeWaitOverflow", self.tw_overflow),
+            ("OfoPruned", self.ofo_pruned),
+            ("RcvPruned", self.rcv_pruned),
+            ("MemoryPressures", self.mem_pressure),
+            ("BuffersReleased", self.buffers_released),
         ];
         for (name, v) in rows {
             if v != 0 {

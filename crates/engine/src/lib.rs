@@ -17,6 +17,7 @@ pub mod counters;
 pub mod isn;
 pub mod stack;
 pub mod tcb;
+pub mod timewait;
 
 pub use config::{Config, Keepalive};
 pub use counters::Counters;

@@ -6,6 +6,7 @@ use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
 use crate::time::Instant;
+use crate::timewait::{TimeWaitTable, TwKey, TwRecord};
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
@@ -73,6 +74,8 @@ pub struct Stack {
     challenge_epoch: u64,
     next_port: u16,
     reply_ip_id: u16,
+    /// Compact TIME-WAIT records (crate::timewait), bounded by `Config::max_time_wait`.
+    time_wait: TimeWaitTable,
 }
 
 impl Stack {
@@ -83,6 +86,7 @@ impl Stack {
         let start =
             lo + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span) as u16;
         Stack {
+            time_wait: TimeWaitTable::new(hasher.clone()),
             challenge_budget: config.challenge_ack_limit,
             config,
             counters: Counters::default(),
@@ -130,11 +134,17 @@ impl Stack {
             .filter_map(|s| s.tcb.as_ref())
             .filter(|t| t.state != State::Closed)
             .map(|t| (t.quad, t.state))
+            .chain(self.time_wait.quads().map(|q| (q, State::TimeWait)))
     }
 
     /// Number of TCBs in the connection table.
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.time_wait.len()
+    }
+
+    /// Connections parked as compact TIME-WAIT records (crate::timewait).
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait.len()
     }
 
     // ---------------------------------------------------------------- input
@@ -162,6 +172,9 @@ impl Stack {
             local: SocketAddr::new(seg.dst, seg.dst_port),
             remote: SocketAddr::new(seg.src, seg.src_port),
         };
+        if !self.time_wait.is_empty() {
+            self.time_wait_revive(now, quad);
+        }
         if let Some(&idx) = self.conns.get(&quad) {
             if let Some(old_snd_max) = self.time_wait_reincarnation(idx, &seg) {
                 // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN may reopen a connection from
@@ -439,12 +452,77 @@ impl Stack {
             }
             return;
         }
+        if state == State::TimeWait && stage == Stage::Orphan && self.time_wait_park(idx) {
+            return;
+        }
         if let Some(d) = deadline {
             let slot = &mut self.slots[idx as usize];
             if slot.scheduled.is_none_or(|s| d < s) {
                 slot.scheduled = Some(d);
                 self.timers.push(Reverse((d, idx)));
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- TIME-WAIT records
+
+    /// Park an orphaned TCB in TIME-WAIT as a compact record once it owes nothing (its ACK
+    /// is out), freeing the TCB and its buffers; with the table full, close it now instead
+    /// (`Config::max_time_wait` policy). True if the slot was freed.
+    fn time_wait_park(&mut self, idx: u32) -> bool {
+        let Some(tcb) = self.slots[idx as usize].tcb.as_deref() else { return false };
+        if tcb.ack_now || tcb.send_rst {
+            return false;
+        }
+        let quad = tcb.quad;
+        let (Some(key), Some(rec)) = (TwKey::from_quad(&quad), TwRecord::from_tcb(tcb)) else {
+            return false;
+        };
+        if self.time_wait.len() >= self.config.max_time_wait {
+            // Linux: "time wait bucket table overflow"; the connection skips TIME-WAIT.
+            self.counters.tw_overflow += 1;
+            self.time_wait_closed(rec.id(), quad);
+        } else {
+            self.counters.tw_parked += 1;
+            self.time_wait.insert(key, rec);
+        }
+        if self.conns.get(&quad) == Some(&idx) {
+            self.conns.remove(&quad);
+        }
+        self.free_slot(idx);
+        true
+    }
+
+    /// A segment arrived for a parked quad: rebuild its TCB so that RFC 9293 §3.10.7.4 runs
+    /// unchanged (it is parked again once its reply is sent).
+    fn time_wait_revive(&mut self, now: Instant, quad: Quad) {
+        if self.conns.contains_key(&quad) {
+            return;
+        }
+        let Some(rec) = self.time_wait.take(&quad) else { return };
+        let idx = self.alloc_slot(Stage::Orphan);
+        let tcb = rec.revive(&self.config, self.conn_id(idx), quad, now);
+        self.slots[idx as usize].tcb = Some(Box::new(tcb));
+        self.conns.insert(quad, idx);
+    }
+
+    /// RFC 9293 §3.10.8: the 2 MSL timeout of parked records.
+    fn time_wait_expire(&mut self, now: Instant) {
+        let mut closed: Vec<(ConnId, Quad)> = Vec::new();
+        let trace = self.config.trace_states;
+        self.time_wait.expire(now, |k, r| {
+            if trace {
+                closed.push((r.id(), k.quad()));
+            }
+        });
+        for (id, quad) in closed {
+            self.time_wait_closed(id, quad);
+        }
+    }
+
+    fn time_wait_closed(&mut self, conn: ConnId, quad: Quad) {
+        if self.config.trace_states {
+            self.events.push_back(Event::StateChange { conn, quad, from: State::TimeWait, to: State::Closed });
         }
     }
 
@@ -513,6 +591,14 @@ impl Stack {
 
     /// The earliest instant at which `handle_timeout` has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let tcb = self.poll_tcb_timeout();
+        match (tcb, self.time_wait.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn poll_tcb_timeout(&mut self) -> Option<Instant> {
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             let slot = &mut self.slots[idx as usize];
             if slot.scheduled == Some(t) {
@@ -536,6 +622,7 @@ impl Stack {
 
     /// Fire every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.time_wait_expire(now);
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
                 break;
@@ -697,11 +784,15 @@ impl Stack {
                 continue;
             }
             if let Some(r) = remote
-                && self.conns.contains_key(&Quad { local: cand, remote: r })
+                && (self.conns.contains_key(&Quad { local: cand, remote: r })
+                    || self.time_wait.contains(&Quad { local: cand, remote: r }))
             {
                 continue;
             }
-            if remote.is_none() && self.conns.keys().any(|q| q.local.port() == p) {
+            if remote.is_none()
+                && (self.conns.keys().any(|q| q.local.port() == p)
+                    || self.time_wait.quads().any(|q| q.local.port() == p))
+            {
                 continue;
             }
             return Ok(p);
@@ -742,7 +833,7 @@ impl Stack {
             local.set_port(self.pick_port(local, Some(remote))?);
         }
         let quad = Quad { local, remote };
-        if self.conns.contains_key(&quad) {
+        if self.conns.contains_key(&quad) || self.time_wait.contains(&quad) {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("{local} -> {remote} already exists"),
@@ -982,7 +1073,7 @@ pub(crate) struct QuadHasherBuilder {
 }
 
 impl QuadHasherBuilder {
-    fn new(secret: &[u8; 16]) -> QuadHasherBuilder {
+    pub(crate) fn new(secret: &[u8; 16]) -> QuadHasherBuilder {
         let mut k = [0u8; 8];
         k.copy_from_slice(&secret[..8]);
         let mut j = [0u8; 8];

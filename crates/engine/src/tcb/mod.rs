@@ -268,7 +268,7 @@ pub struct Tcb {
 }
 
 impl Tcb {
-    fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
+    pub(crate) fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
         let recv_cap = cfg.recv_buffer.max(1);
         let rcv_mss = cfg.effective_mss();
         let smss = 536usize;
