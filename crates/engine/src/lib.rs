@@ -18,6 +18,7 @@ pub mod isn;
 pub mod stack;
 pub mod tcb;
 pub mod timewait;
+pub mod memory;
 
 pub use config::{Config, Keepalive};
 pub use counters::Counters;

@@ -7,6 +7,8 @@ use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId,
 use crate::seq::SeqNum;
 use crate::time::Instant;
 use crate::timewait::{TimeWaitTable, TwKey, TwRecord};
+use crate::memory::MemPool;
+use std::sync::Arc;
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
@@ -76,7 +78,15 @@ pub struct Stack {
     reply_ip_id: u16,
     /// Compact TIME-WAIT records (crate::timewait), bounded by `Config::max_time_wait`.
     time_wait: TimeWaitTable,
+    /// Buffer-memory budget shared by every ring (`Config::buffer_memory`, crate::memory).
+    mem: Arc<MemPool>,
+    /// Next run of the idle-ring and pressure sweep.
+    mem_sweep_at: Instant,
 }
+
+/// How often rings idle since the last sweep are released (and, under pressure,
+/// out-of-order data pruned).
+const MEM_SWEEP: crate::time::Duration = crate::time::Duration::from_secs(1);
 
 impl Stack {
     pub fn new(config: Config) -> Stack {
@@ -87,6 +97,8 @@ impl Stack {
             lo + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span) as u16;
         Stack {
             time_wait: TimeWaitTable::new(hasher.clone()),
+            mem: Arc::new(MemPool::new(config.buffer_memory)),
+            mem_sweep_at: Instant::ZERO,
             challenge_budget: config.challenge_ack_limit,
             config,
             counters: Counters::default(),
@@ -125,6 +137,12 @@ impl Stack {
 
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// Bytes of send and receive ring storage allocated now (bounded by
+    /// `Config::buffer_memory`).
+    pub fn buffer_memory(&self) -> usize {
+        self.mem.used()
     }
 
     /// Every connection in the table with its state (what `netstat`/`sockstat` show).
@@ -168,6 +186,7 @@ impl Stack {
             return;
         }
         self.refresh_challenge_budget(now);
+        self.memory_sweep(now);
         let quad = Quad {
             local: SocketAddr::new(seg.dst, seg.dst_port),
             remote: SocketAddr::new(seg.src, seg.src_port),
@@ -310,7 +329,8 @@ impl Stack {
         } else {
             &self.config
         };
-        let tcb = Tcb::new_passive(cfg, id, quad, iss, seg, now, lid);
+        let mut tcb = Tcb::new_passive(cfg, id, quad, iss, seg, now, lid);
+        tcb.attach_pool(&self.mem);
         self.slots[idx as usize].tcb = Some(Box::new(tcb));
         if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
             l.embryonic += 1;
@@ -393,8 +413,12 @@ impl Stack {
     /// After any TCB activity: turn notification bits into events, move connections
     /// between listener queues, free dead TCBs and (re)schedule the timer.
     fn settle(&mut self, idx: u32) {
+        self.mem.sync(&mut self.counters);
         let slot = &mut self.slots[idx as usize];
         let Some(tcb) = slot.tcb.as_mut() else { return };
+        if matches!(tcb.state, State::TimeWait | State::Closed) && tcb.buffer_bytes() > 0 {
+            tcb.release_closed_buffers();
+        }
         let bits = std::mem::take(&mut tcb.notify);
         let id = ConnId { index: idx, generation: slot.generation };
         let state = tcb.state;
@@ -462,6 +486,28 @@ impl Stack {
                 self.timers.push(Reverse((d, idx)));
             }
         }
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /// Once per `MEM_SWEEP`: release rings idle for a whole interval, and under pressure
+    /// prune out-of-order data everywhere first (crate::memory).
+    fn memory_sweep(&mut self, now: Instant) {
+        if now < self.mem_sweep_at {
+            return;
+        }
+        self.mem_sweep_at = now + MEM_SWEEP;
+        self.mem.set_cap(self.config.buffer_memory);
+        if self.mem.used() == 0 {
+            return;
+        }
+        let pressure = self.mem.under_pressure();
+        for slot in &mut self.slots {
+            if let Some(t) = slot.tcb.as_mut() {
+                t.sweep_buffers(pressure);
+            }
+        }
+        self.mem.sync(&mut self.counters);
     }
 
     // ---------------------------------------------------------------- TIME-WAIT records
@@ -623,6 +669,7 @@ impl Stack {
     /// Fire every timer due at or before `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.time_wait_expire(now);
+        self.memory_sweep(now);
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
                 break;
@@ -842,7 +889,8 @@ impl Stack {
         let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
         let idx = self.alloc_slot(Stage::User);
         let id = self.conn_id(idx);
-        let tcb = Tcb::new_active(&self.config, id, quad, iss, now);
+        let mut tcb = Tcb::new_active(&self.config, id, quad, iss, now);
+        tcb.attach_pool(&self.mem);
         self.slots[idx as usize].tcb = Some(Box::new(tcb));
         self.conns.insert(quad, idx);
         self.counters.active_opens += 1;

@@ -62,6 +62,7 @@ impl core::fmt::Display for State {
 
 pub mod congestion;
 mod input;
+mod memory;
 mod output;
 pub mod reassembly;
 pub mod rtt;
