@@ -10,7 +10,7 @@
 //! data (RFC 2018 §8 allows the receiver to discard SACKed data) before in-order data is
 //! ever refused. Rings that stay empty for a sweep interval are given back to the allocator.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Smallest ring allocated (grown in powers of two from here).
 pub const RING_MIN: usize = 4096;
@@ -27,6 +27,9 @@ pub struct MemPool {
     ofo_pruned: AtomicU64,
     rcv_pruned: AtomicU64,
     released: AtomicU64,
+    /// Pressure state with hysteresis, like Linux's tcp_memory_pressure: entered at the
+    /// pressure mark or on any refusal, left when a sweep finds use below half the mark.
+    pressure: AtomicBool,
 }
 
 impl MemPool {
@@ -51,9 +54,17 @@ impl MemPool {
         self.cap() / PRESSURE_DEN * PRESSURE_NUM
     }
 
-    /// Above 3/4 of the cap.
+    /// Above 3/4 of the cap, or a growth was refused and use has not fallen below 3/8.
     pub fn under_pressure(&self) -> bool {
-        self.used() >= self.pressure_mark()
+        self.pressure.load(Relaxed) || self.used() >= self.pressure_mark()
+    }
+
+    /// The sweep's view: leave pressure below half the mark.
+    pub(crate) fn update_pressure(&self) -> bool {
+        if self.used() < self.pressure_mark() / 2 {
+            self.pressure.store(false, Relaxed);
+        }
+        self.under_pressure()
     }
 
     /// Account `n` more bytes, if that stays under the cap (under the pressure mark for
@@ -62,6 +73,7 @@ impl MemPool {
         let limit = if ooo { self.pressure_mark() } else { self.cap() };
         if self.used().saturating_add(n) > limit {
             self.refused.fetch_add(1, Relaxed);
+            self.pressure.store(true, Relaxed);
             return false;
         }
         self.used.fetch_add(n, Relaxed);

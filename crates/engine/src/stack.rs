@@ -498,15 +498,16 @@ impl Stack {
         }
         self.mem_sweep_at = now + MEM_SWEEP;
         self.mem.set_cap(self.config.buffer_memory);
+        let pressure = self.mem.update_pressure();
         if self.mem.used() == 0 {
             return;
         }
-        let pressure = self.mem.under_pressure();
         for slot in &mut self.slots {
             if let Some(t) = slot.tcb.as_mut() {
                 t.sweep_buffers(pressure);
             }
         }
+        self.mem.update_pressure();
         self.mem.sync(&mut self.counters);
     }
 
