@@ -20,6 +20,7 @@ pub mod kernel;
 pub mod report;
 pub mod scale;
 pub mod smoltcp_sys;
+pub mod twmem;
 pub mod utcp_sys;
 
 use std::io;

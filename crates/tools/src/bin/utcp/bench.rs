@@ -8,6 +8,7 @@ const USAGE: &str = "\
 usage: utcp bench [options]            kernel vs smoltcp vs utcp in private namespaces (root)
        utcp bench --engine [--segments N]   two in-memory Stacks exchange N full segments
        utcp bench --scale N[,N..]           memory per connection and demux cost (in memory)
+       utcp bench --twmem N                 RSS per server-closed connection (TIME-WAIT), root
 
 options:
   --quick             a smoke run: 1 round, 0.3 s per workload
@@ -34,7 +35,7 @@ pub fn run(argv: &[String]) -> i32 {
 fn run_inner(argv: &[String]) -> Result<(), String> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
-    let a = Args::parse(argv, &["only", "systems", "rounds", "duration", "max-bytes", "segments", "scale"])?;
+    let a = Args::parse(argv, &["only", "systems", "rounds", "duration", "max-bytes", "segments", "scale", "twmem"])?;
     a.check_switches(&["json", "quick", "engine", "help", "kernel-no-offload"])?;
     if a.has("help") {
         print!("{USAGE}");
@@ -52,6 +53,11 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
         } else {
             print!("{}", r.text());
         }
+        return Ok(());
+    }
+    if let Some(n) = a.get("twmem") {
+        let n = parse_count(n)?;
+        print!("{}", bench::twmem::run(n, !json).map_err(|e| e.to_string())?.text());
         return Ok(());
     }
     if let Some(list) = a.get("scale") {
