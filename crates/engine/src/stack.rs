@@ -498,6 +498,7 @@ impl Stack {
         }
         self.mem_sweep_at = now + MEM_SWEEP;
         self.mem.set_cap(self.config.buffer_memory);
+        self.shrink_tables();
         let pressure = self.mem.update_pressure();
         if self.mem.used() == 0 {
             return;
@@ -509,6 +510,29 @@ impl Stack {
         }
         self.mem.update_pressure();
         self.mem.sync(&mut self.counters);
+    }
+
+    /// Queues and tables keep the capacity of their peak; give most of it back once they
+    /// are far below it (RSS must come down after a burst of connections).
+    fn shrink_tables(&mut self) {
+        fn oversized(len: usize, cap: usize) -> bool {
+            cap > 1024 && cap > 4 * len
+        }
+        if oversized(self.timers.len(), self.timers.capacity()) {
+            self.timers.shrink_to(2 * self.timers.len());
+        }
+        if oversized(self.events.len(), self.events.capacity()) {
+            self.events.shrink_to(2 * self.events.len());
+        }
+        if oversized(self.dirty.len(), self.dirty.capacity()) {
+            self.dirty.shrink_to(2 * self.dirty.len());
+        }
+        if oversized(self.replies.len(), self.replies.capacity()) {
+            self.replies.shrink_to(2 * self.replies.len());
+        }
+        if oversized(self.conns.len(), self.conns.capacity()) {
+            self.conns.shrink_to(2 * self.conns.len());
+        }
     }
 
     // ---------------------------------------------------------------- TIME-WAIT records
@@ -663,6 +687,10 @@ impl Stack {
                 continue;
             }
             self.timers.pop();
+        }
+        if self.timers.capacity() > 1024 {
+            // Stale entries of a burst are gone: give the heap's peak capacity back.
+            self.timers = BinaryHeap::new();
         }
         None
     }
