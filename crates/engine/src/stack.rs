@@ -967,6 +967,10 @@ impl Stack {
         let tcb = slot.tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
         let r = tcb.user_recv(buf, false);
         if matches!(r, Ok(n) if n > 0) {
+            if matches!(tcb.state, State::Closed | State::TimeWait) {
+                // The last unread data of a closed connection: its ring goes at once.
+                tcb.release_closed_buffers();
+            }
             tcb.after_user_read();
             if tcb.ack_now {
                 self.mark_dirty(idx);
