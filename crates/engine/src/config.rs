@@ -139,7 +139,9 @@ pub struct Config {
     /// §2.4) and out-of-order data is not stored and is pruned first (`Counters::ofo_pruned`),
     /// like Linux's tcp_prune_queue; in-order data beyond the storage is dropped
     /// (`Counters::rcv_pruned`) and the peer retransmits it. A send that would pass the cap
-    /// blocks (`WouldBlock`) until memory is freed.
+    /// blocks (`WouldBlock`) until memory is freed. As with Linux's tcp_rmem[0]/tcp_wmem[0],
+    /// every ring may reach 4 KiB (`memory::RING_MIN`) for in-order data and sends even
+    /// above the cap, so no connection stalls for good.
     pub buffer_memory: usize,
 }
 

@@ -184,7 +184,7 @@ impl RecvBuffer {
         }
         let size = ring_size(need, self.cap);
         if let Some(p) = &self.pool
-            && !p.try_grow(size, ooo)
+            && !p.grant(size, ooo)
         {
             return false;
         }

@@ -103,7 +103,7 @@ impl SendBuffer {
         }
         let size = ring_size(need, self.cap);
         if let Some(p) = &self.pool
-            && !p.try_grow(size, false)
+            && !p.grant(size, false)
         {
             return false;
         }
