@@ -198,6 +198,25 @@ pub struct Config {
     /// Prefix length of our IPv4 addresses, if known: then packets from or to their
     /// subnet-directed broadcast address are dropped as martians.
     pub local_prefix_len: Option<u8>,
+
+    // ---- Memory (issue 9: bounded memory whatever the peers do) ----
+    /// Most connections kept in TIME-WAIT as compact records (Linux's
+    /// `net.ipv4.tcp_max_tw_buckets`). Policy when the table is full: a connection that
+    /// would enter it closes at once without TIME-WAIT, and `Counters::tw_overflow` counts
+    /// it, as Linux does. Each record costs at most 128 bytes (`timewait::TIME_WAIT_RECORD_BYTES`).
+    pub max_time_wait: usize,
+    /// Stack-wide cap on send and receive buffer storage in bytes (Linux's `tcp_mem`).
+    /// Buffers start small and grow on demand up to their per-connection size; growth
+    /// that would pass the cap is refused. Under pressure (above 3/4 of the cap) the
+    /// windows we advertise stop growing beyond the storage a connection already has
+    /// (the right edge already advertised never moves left, RFC 9293 §3.8.6 / RFC 7323
+    /// §2.4) and out-of-order data is not stored and is pruned first (`Counters::ofo_pruned`),
+    /// like Linux's tcp_prune_queue; in-order data beyond the storage is dropped
+    /// (`Counters::rcv_pruned`) and the peer retransmits it. A send that would pass the cap
+    /// blocks (`WouldBlock`) until memory is freed. As with Linux's tcp_rmem[0]/tcp_wmem[0],
+    /// every ring may reach 4 KiB (`memory::RING_MIN`) for in-order data and sends even
+    /// above the cap, so no connection stalls for good.
+    pub buffer_memory: usize,
 }
 
 /// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
@@ -277,6 +296,9 @@ impl Default for Config {
             syn_cookies: SynCookies::OnOverflow,
             syn_queue_len: 1024,
             local_prefix_len: None,
+            // Memory: 131,072 TIME-WAIT records are at most 16 MiB; 512 MiB of buffers.
+            max_time_wait: 131_072,
+            buffer_memory: 512 << 20,
         }
     }
 }

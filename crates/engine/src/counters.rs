@@ -55,6 +55,22 @@ pub struct Counters {
     pub listen_overflows: u64,
     /// SYNs or cookie ACKs a listener dropped for any reason.
     pub listen_drops: u64,
+
+    // ---- Memory (issue 9) ----
+    /// Connections parked in the compact TIME-WAIT table.
+    pub tw_parked: u64,
+    /// Connections closed without TIME-WAIT because the table was full (Linux's
+    /// TCPTimeWaitOverflow; `Config::max_time_wait`).
+    pub tw_overflow: u64,
+    /// Out-of-order bytes dropped or not stored under memory pressure (Linux's OfoPruned).
+    pub ofo_pruned: u64,
+    /// In-order bytes dropped because the buffer cap refused storage (Linux's RcvPruned).
+    pub rcv_pruned: u64,
+    /// Buffer growths refused by `Config::buffer_memory` (Linux's TCPMemoryPressures).
+    pub mem_pressure: u64,
+    /// Buffer storage returned to the allocator (closed, TIME-WAIT or idle rings).
+    pub buffers_released: u64,
+
     /// Drops by reason, indexed by `DropReason::index()`.
     pub drops: DropCounts,
 }
@@ -98,7 +114,7 @@ impl Counters {
 
 impl fmt::Display for Counters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let rows: [(&str, u64); 22] = [
+        let rows: [(&str, u64); 28] = [
             ("InPackets", self.in_packets),
             ("InSegs", self.in_segs),
             ("OutSegs", self.out_segs),
@@ -121,6 +137,13 @@ impl fmt::Display for Counters {
             ("ReasmReqds", self.reasm_reqds),
             ("ReasmOKs", self.reasm_oks),
             ("ReasmFails", self.reasm_fails),
+            // Memory
+            ("TimeWaitParked", self.tw_parked),
+            ("TimeWaitOverflow", self.tw_overflow),
+            ("OfoPruned", self.ofo_pruned),
+            ("RcvPruned", self.rcv_pruned),
+            ("MemoryPressures", self.mem_pressure),
+            ("BuffersReleased", self.buffers_released),
         ];
         for (name, v) in rows {
             if v != 0 {

@@ -20,6 +20,8 @@ pub mod isn;
 pub mod stack;
 pub mod tcb;
 mod ack_queue;
+pub mod timewait;
+pub mod memory;
 
 pub use anyip::AnyIpFilter;
 

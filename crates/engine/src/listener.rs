@@ -211,6 +211,7 @@ impl Stack {
         let cfg = cfg_local.as_ref().unwrap_or(&self.config);
         let mut tcb = Tcb::new_passive(cfg, id, quad, iss, &syn, now, lid);
         tcb.adopt_cookie_synack(iss);
+        tcb.attach_pool(&self.mem);
         self.slots[idx as usize].tcb = Some(Box::new(tcb));
         if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
             l.embryonic += 1;

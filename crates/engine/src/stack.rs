@@ -8,6 +8,9 @@ use crate::gate::{Gate, Held};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
+use crate::timewait::{TimeWaitTable, TwKey, TwRecord};
+use crate::memory::MemPool;
+use std::sync::Arc;
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
@@ -94,7 +97,17 @@ pub struct Stack {
     frags: Reassembler,
     /// SYN queue / cookies: stateless SYN-ACKs to send (bounded, listener.rs).
     cookie_synacks: VecDeque<listener::CookieSynAck>,
+    /// Compact TIME-WAIT records (crate::timewait), bounded by `Config::max_time_wait`.
+    time_wait: TimeWaitTable,
+    /// Buffer-memory budget shared by every ring (`Config::buffer_memory`, crate::memory).
+    mem: Arc<MemPool>,
+    /// Next run of the idle-ring and pressure sweep.
+    mem_sweep_at: Instant,
 }
+
+/// How often rings idle since the last sweep are released (and, under pressure,
+/// out-of-order data pruned).
+const MEM_SWEEP: crate::time::Duration = crate::time::Duration::from_secs(1);
 
 impl Stack {
     pub fn new(config: Config) -> Stack {
@@ -105,6 +118,9 @@ impl Stack {
             lo + (u32::from_le_bytes([config.isn_secret[0], config.isn_secret[1], 0, 0]) % span) as u16;
         Stack {
             challenge_budget: crate::tcb::challenge_budget(&config.isn_secret, config.challenge_ack_limit, 0),
+            time_wait: TimeWaitTable::new(hasher.clone()),
+            mem: Arc::new(MemPool::new(config.buffer_memory)),
+            mem_sweep_at: Instant::ZERO,
             config,
             counters: Counters::default(),
             local_addrs: Vec::new(),
@@ -149,6 +165,12 @@ impl Stack {
         &self.counters
     }
 
+    /// Bytes of send and receive ring storage allocated now (bounded by
+    /// `Config::buffer_memory`).
+    pub fn buffer_memory(&self) -> usize {
+        self.mem.used()
+    }
+
     /// Every connection in the table with its state (what `netstat`/`sockstat` show).
     pub fn connections(&self) -> impl Iterator<Item = (Quad, State)> + '_ {
         self.slots
@@ -156,11 +178,17 @@ impl Stack {
             .filter_map(|s| s.tcb.as_ref())
             .filter(|t| t.state != State::Closed)
             .map(|t| (t.quad, t.state))
+            .chain(self.time_wait.quads().map(|q| (q, State::TimeWait)))
     }
 
     /// Number of TCBs in the connection table.
     pub fn connection_count(&self) -> usize {
-        self.conns.len()
+        self.conns.len() + self.time_wait.len()
+    }
+
+    /// Connections parked as compact TIME-WAIT records (crate::timewait).
+    pub fn time_wait_count(&self) -> usize {
+        self.time_wait.len()
     }
 
     // ---------------------------------------------------------------- input
@@ -240,10 +268,14 @@ impl Stack {
             return;
         }
         self.refresh_challenge_budget(now);
+        self.memory_sweep(now);
         let quad = Quad {
             local: SocketAddr::new(seg.dst, seg.dst_port),
             remote: SocketAddr::new(seg.src, seg.src_port),
         };
+        if !self.time_wait.is_empty() {
+            self.time_wait_revive(now, quad);
+        }
         if let Some(&idx) = self.conns.get(&quad) {
             if let Some(old_snd_max) = self.time_wait_reincarnation(idx, &seg) {
                 // RFC 1122 §4.2.2.13 / RFC 6191: a new SYN may reopen a connection from
@@ -399,7 +431,8 @@ impl Stack {
         let id = self.conn_id(idx);
         let cfg_local = self.listener_config(lid);
         let cfg = cfg_local.as_ref().unwrap_or(&self.config);
-        let tcb = Tcb::new_passive(cfg, id, quad, iss, seg, now, lid);
+        let mut tcb = Tcb::new_passive(cfg, id, quad, iss, seg, now, lid);
+        tcb.attach_pool(&self.mem);
         self.slots[idx as usize].tcb = Some(Box::new(tcb));
         if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
             l.embryonic += 1;
@@ -482,8 +515,12 @@ impl Stack {
     /// After any TCB activity: turn notification bits into events, move connections
     /// between listener queues, free dead TCBs and (re)schedule the timer.
     fn settle(&mut self, idx: u32) {
+        self.mem.sync(&mut self.counters);
         let slot = &mut self.slots[idx as usize];
         let Some(tcb) = slot.tcb.as_mut() else { return };
+        if matches!(tcb.state, State::TimeWait | State::Closed) && tcb.buffer_bytes() > 0 {
+            tcb.release_closed_buffers();
+        }
         let bits = std::mem::take(&mut tcb.notify);
         let id = ConnId { index: idx, generation: slot.generation };
         let state = tcb.state;
@@ -541,12 +578,124 @@ impl Stack {
             }
             return;
         }
+        if state == State::TimeWait && stage == Stage::Orphan && self.time_wait_park(idx) {
+            return;
+        }
         if let Some(d) = deadline {
             let slot = &mut self.slots[idx as usize];
             if slot.scheduled.is_none_or(|s| d < s) {
                 slot.scheduled = Some(d);
                 self.timers.push(Reverse((d, idx)));
             }
+        }
+    }
+
+    // ---------------------------------------------------------------- memory
+
+    /// Once per `MEM_SWEEP`: release rings idle for a whole interval, and under pressure
+    /// prune out-of-order data everywhere first (crate::memory).
+    fn memory_sweep(&mut self, now: Instant) {
+        if now < self.mem_sweep_at {
+            return;
+        }
+        self.mem_sweep_at = now + MEM_SWEEP;
+        self.mem.set_cap(self.config.buffer_memory);
+        self.shrink_tables();
+        let pressure = self.mem.update_pressure();
+        if self.mem.used() == 0 {
+            return;
+        }
+        for slot in &mut self.slots {
+            if let Some(t) = slot.tcb.as_mut() {
+                t.sweep_buffers(pressure);
+            }
+        }
+        self.mem.update_pressure();
+        self.mem.sync(&mut self.counters);
+    }
+
+    /// Queues and tables keep the capacity of their peak; give most of it back once they
+    /// are far below it (RSS must come down after a burst of connections).
+    fn shrink_tables(&mut self) {
+        fn oversized(len: usize, cap: usize) -> bool {
+            cap > 1024 && cap > 4 * len
+        }
+        if oversized(self.timers.len(), self.timers.capacity()) {
+            self.timers.shrink_to(2 * self.timers.len());
+        }
+        if oversized(self.events.len(), self.events.capacity()) {
+            self.events.shrink_to(2 * self.events.len());
+        }
+        if oversized(self.dirty.len(), self.dirty.capacity()) {
+            self.dirty.shrink_to(2 * self.dirty.len());
+        }
+        if oversized(self.replies.len(), self.replies.capacity()) {
+            self.replies.shrink_to(2 * self.replies.len());
+        }
+        if oversized(self.conns.len(), self.conns.capacity()) {
+            self.conns.shrink_to(2 * self.conns.len());
+        }
+    }
+
+    // ---------------------------------------------------------------- TIME-WAIT records
+
+    /// Park an orphaned TCB in TIME-WAIT as a compact record once it owes nothing (its ACK
+    /// is out), freeing the TCB and its buffers; with the table full, close it now instead
+    /// (`Config::max_time_wait` policy). True if the slot was freed.
+    fn time_wait_park(&mut self, idx: u32) -> bool {
+        let Some(tcb) = self.slots[idx as usize].tcb.as_deref() else { return false };
+        if tcb.ack_now || tcb.send_rst {
+            return false;
+        }
+        let quad = tcb.quad;
+        let (Some(key), Some(rec)) = (TwKey::from_quad(&quad), TwRecord::from_tcb(tcb)) else {
+            return false;
+        };
+        if self.time_wait.len() >= self.config.max_time_wait {
+            // Linux: "time wait bucket table overflow"; the connection skips TIME-WAIT.
+            self.counters.tw_overflow += 1;
+            self.time_wait_closed(rec.id(), quad);
+        } else {
+            self.counters.tw_parked += 1;
+            self.time_wait.insert(key, rec);
+        }
+        if self.conns.get(&quad) == Some(&idx) {
+            self.conns.remove(&quad);
+        }
+        self.free_slot(idx);
+        true
+    }
+
+    /// A segment arrived for a parked quad: rebuild its TCB so that RFC 9293 §3.10.7.4 runs
+    /// unchanged (it is parked again once its reply is sent).
+    fn time_wait_revive(&mut self, now: Instant, quad: Quad) {
+        if self.conns.contains_key(&quad) {
+            return;
+        }
+        let Some(rec) = self.time_wait.take(&quad) else { return };
+        let idx = self.alloc_slot(Stage::Orphan);
+        let tcb = rec.revive(&self.config, self.conn_id(idx), quad, now);
+        self.slots[idx as usize].tcb = Some(Box::new(tcb));
+        self.conns.insert(quad, idx);
+    }
+
+    /// RFC 9293 §3.10.8: the 2 MSL timeout of parked records.
+    fn time_wait_expire(&mut self, now: Instant) {
+        let mut closed: Vec<(ConnId, Quad)> = Vec::new();
+        let trace = self.config.trace_states;
+        self.time_wait.expire(now, |k, r| {
+            if trace {
+                closed.push((r.id(), k.quad()));
+            }
+        });
+        for (id, quad) in closed {
+            self.time_wait_closed(id, quad);
+        }
+    }
+
+    fn time_wait_closed(&mut self, conn: ConnId, quad: Quad) {
+        if self.config.trace_states {
+            self.events.push_back(Event::StateChange { conn, quad, from: State::TimeWait, to: State::Closed });
         }
     }
 
@@ -637,8 +786,12 @@ impl Stack {
     /// The earliest instant at which `handle_timeout` has work to do.
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let tcb = self.poll_tcb_timeout();
-        // IPv4 reassembly timeouts (RFC 1122 §3.3.2).
-        match (tcb, self.frags.next_deadline()) {
+        // IPv4 reassembly timeouts (RFC 1122 §3.3.2) and TIME-WAIT record expiry.
+        let other = match (self.frags.next_deadline(), self.time_wait.next_deadline()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (tcb, other) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }
@@ -663,6 +816,10 @@ impl Stack {
             }
             self.timers.pop();
         }
+        if self.timers.capacity() > 1024 {
+            // Stale entries of a burst are gone: give the heap's peak capacity back.
+            self.timers = BinaryHeap::new();
+        }
         None
     }
 
@@ -671,6 +828,8 @@ impl Stack {
         if !self.frags.is_empty() {
             self.frags.expire(now, &mut self.counters);
         }
+        self.time_wait_expire(now);
+        self.memory_sweep(now);
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {
                 break;
@@ -904,11 +1063,15 @@ impl Stack {
                 continue;
             }
             if let Some(r) = remote
-                && self.conns.contains_key(&Quad { local: cand, remote: r })
+                && (self.conns.contains_key(&Quad { local: cand, remote: r })
+                    || self.time_wait.contains(&Quad { local: cand, remote: r }))
             {
                 continue;
             }
-            if remote.is_none() && self.conns.keys().any(|q| q.local.port() == p) {
+            if remote.is_none()
+                && (self.conns.keys().any(|q| q.local.port() == p)
+                    || self.time_wait.quads().any(|q| q.local.port() == p))
+            {
                 continue;
             }
             return Ok(p);
@@ -949,7 +1112,7 @@ impl Stack {
             local.set_port(self.pick_port(local, Some(remote))?);
         }
         let quad = Quad { local, remote };
-        if self.conns.contains_key(&quad) {
+        if self.conns.contains_key(&quad) || self.time_wait.contains(&quad) {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("{local} -> {remote} already exists"),
@@ -958,7 +1121,8 @@ impl Stack {
         let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
         let idx = self.alloc_slot(Stage::User);
         let id = self.conn_id(idx);
-        let tcb = Tcb::new_active(&self.config, id, quad, iss, now);
+        let mut tcb = Tcb::new_active(&self.config, id, quad, iss, now);
+        tcb.attach_pool(&self.mem);
         self.slots[idx as usize].tcb = Some(Box::new(tcb));
         self.conns.insert(quad, idx);
         self.counters.active_opens += 1;
@@ -1013,6 +1177,10 @@ impl Stack {
         let tcb = slot.tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
         let r = tcb.user_recv(buf, false);
         if matches!(r, Ok(n) if n > 0) {
+            if matches!(tcb.state, State::Closed | State::TimeWait) {
+                // The last unread data of a closed connection: its ring goes at once.
+                tcb.release_closed_buffers();
+            }
             tcb.after_user_read();
             if tcb.ack_now {
                 self.mark_dirty(idx);
@@ -1219,7 +1387,7 @@ fn owed_ack(tcb: &mut Tcb, cx: &mut Cx, now: Instant, acks: &mut crate::ack_queu
 pub(crate) struct QuadHasherBuilder(foldhash::fast::FixedState);
 
 impl QuadHasherBuilder {
-    fn new(secret: &[u8; 16]) -> QuadHasherBuilder {
+    pub(crate) fn new(secret: &[u8; 16]) -> QuadHasherBuilder {
         let mut k = [0u8; 8];
         k.copy_from_slice(&secret[..8]);
         let mut j = [0u8; 8];

@@ -63,6 +63,7 @@ impl core::fmt::Display for State {
 mod challenge;
 pub mod congestion;
 mod input;
+mod memory;
 mod output;
 mod quickack;
 pub mod reassembly;
@@ -283,7 +284,7 @@ pub struct Tcb {
 }
 
 impl Tcb {
-    fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
+    pub(crate) fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
         let recv_cap = cfg.recv_buffer.max(1);
         let rcv_mss = cfg.effective_mss();
         let smss = 536usize;

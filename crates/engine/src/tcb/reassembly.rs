@@ -17,14 +17,22 @@
 //! `max_ranges`; they are also the source of SACK blocks (RFC 2018 §4). They are stored as
 //! absolute stream positions (bytes since the buffer was created), so advancing RCV.NXT
 //! never rewrites them.
+//!
+//! The ring grows on demand up to `capacity()` and is accounted in the Stack's [`MemPool`]
+//! (issue 9, `Config::buffer_memory`): under pressure out-of-order data may not grow it,
+//! the window offered stops growing past the storage held, and the sweep prunes held
+//! out-of-order data (`prune_ooo`) and releases idle rings (`sweep_idle`).
+
+use crate::memory::{MemPool, RING_MIN, ring_size};
+use std::sync::Arc;
 
 /// Default bound on held out-of-order ranges.
 pub const DEFAULT_MAX_RANGES: usize = 32;
 
 /// Receive ring with out-of-order reassembly.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct RecvBuffer {
-    /// Backing storage; empty until the first accepted write, then exactly `cap` bytes.
+    /// Backing storage (the ring); its length is the ring size, at most `cap`.
     buf: Vec<u8>,
     cap: usize,
     /// Ring index of the first readable byte.
@@ -37,6 +45,10 @@ pub struct RecvBuffer {
     /// all strictly after `rcv_nxt` and within the window.
     ranges: Vec<(u64, u64)>,
     max_ranges: usize,
+    /// The Stack's buffer budget; `None` for a standalone buffer.
+    pool: Option<Arc<MemPool>>,
+    /// Empty and unused since the last sweep.
+    idle: bool,
 }
 
 impl Default for RecvBuffer {
@@ -62,7 +74,24 @@ impl RecvBuffer {
             rcv_nxt: 0,
             ranges: Vec::with_capacity(max_ranges),
             max_ranges,
+            pool: None,
+            idle: false,
         }
+    }
+
+    /// Account this buffer's storage in `pool` from now on.
+    pub fn set_pool(&mut self, pool: Arc<MemPool>) {
+        if let Some(old) = self.pool.take() {
+            old.shrink(self.buf.len());
+        }
+        pool.force_grow(self.buf.len());
+        self.pool = Some(pool);
+    }
+
+    /// Bytes of storage allocated now.
+    #[inline]
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
     }
 
     #[inline]
@@ -77,10 +106,15 @@ impl RecvBuffer {
     }
 
     /// Space the receiver can advertise (RFC 9293 §3.8.6): `capacity - readable`.
-    /// Out-of-order data sits inside this space and does not reduce it.
+    /// Out-of-order data sits inside this space and does not reduce it. Under memory
+    /// pressure only the storage held (at least `RING_MIN`) counts.
     #[inline]
     pub fn window(&self) -> usize {
-        self.cap - self.readable
+        let limit = match &self.pool {
+            Some(p) if p.under_pressure() => self.buf.len().max(RING_MIN).min(self.cap),
+            _ => self.cap,
+        };
+        limit.saturating_sub(self.readable)
     }
 
     #[inline]
@@ -110,24 +144,115 @@ impl RecvBuffer {
         self.ranges.iter().map(move |&(s, e)| ((s - nxt) as usize, (e - nxt) as usize))
     }
 
-    /// Ring index of logical offset `off` from `head` (`off <= cap`).
+    /// Ring index of logical offset `off` from `head` (`off <= ring size`).
     #[inline]
     fn phys(&self, off: usize) -> usize {
         let i = self.head + off;
-        if i >= self.cap { i - self.cap } else { i }
+        if i >= self.buf.len() { i - self.buf.len() } else { i }
+    }
+
+    /// Bytes from `head` to the end of the last held range.
+    fn held_span(&self) -> usize {
+        match self.ranges.last() {
+            Some(&(_, e)) => self.readable + (e - self.rcv_nxt) as usize,
+            None => self.readable,
+        }
+    }
+
+    /// Move the held bytes into a ring of `size` bytes (`size >= held_span()`) at index 0.
+    fn relayout(&mut self, size: usize) {
+        let keep = self.held_span().min(size);
+        let mut nb = Vec::with_capacity(size);
+        if keep > 0 {
+            let first = keep.min(self.buf.len() - self.head);
+            nb.extend_from_slice(&self.buf[self.head..self.head + first]);
+            nb.extend_from_slice(&self.buf[..keep - first]);
+        }
+        nb.resize(size, 0);
+        if let Some(p) = &self.pool {
+            p.shrink(self.buf.len());
+        }
+        self.buf = nb;
+        self.head = 0;
+    }
+
+    /// Grow the ring to hold `need` bytes from `head`, if the pool allows (below the
+    /// pressure mark for out-of-order data).
+    fn ensure(&mut self, need: usize, ooo: bool) -> bool {
+        if need <= self.buf.len() {
+            return true;
+        }
+        let size = ring_size(need, self.cap);
+        if let Some(p) = &self.pool
+            && !p.grant(size, ooo)
+        {
+            return false;
+        }
+        self.relayout(size);
+        true
     }
 
     /// Copy `data` into the ring at logical offset `off` from `head`
-    /// (`off + data.len() <= cap`).
+    /// (`off + data.len() <= ring size`).
     #[inline]
     fn copy_in(&mut self, off: usize, data: &[u8]) {
-        if self.buf.len() != self.cap {
-            self.buf.resize(self.cap, 0);
-        }
+        self.idle = false;
+        let ring = self.buf.len();
         let p = self.phys(off);
-        let first = data.len().min(self.cap - p);
+        let first = data.len().min(ring - p);
         self.buf[p..p + first].copy_from_slice(&data[..first]);
         self.buf[..data.len() - first].copy_from_slice(&data[first..]);
+    }
+
+    /// Drop every held out-of-order range and shrink the ring to the readable bytes
+    /// (memory pressure, like Linux's tcp_prune_ofo_queue; RFC 2018 §8 lets a receiver
+    /// discard data it has SACKed). Returns the bytes pruned.
+    pub fn prune_ooo(&mut self) -> usize {
+        let n = self.ooo_bytes();
+        if n == 0 {
+            return 0;
+        }
+        self.ranges.clear();
+        if let Some(p) = &self.pool {
+            p.count_ofo_pruned(n);
+        }
+        let size = ring_size(self.readable, self.cap);
+        if size < self.buf.len() {
+            self.relayout(size);
+            if let Some(p) = &self.pool {
+                p.force_grow(size);
+            }
+        }
+        n
+    }
+
+    /// Give the storage back if nothing is held; returns the bytes freed.
+    pub fn release(&mut self) -> usize {
+        if self.readable != 0 || !self.ranges.is_empty() || self.buf.is_empty() {
+            return 0;
+        }
+        let n = self.buf.len();
+        if let Some(p) = &self.pool {
+            p.shrink(n);
+            p.count_released();
+        }
+        self.buf = Vec::new();
+        self.head = 0;
+        n
+    }
+
+    /// Called by the Stack's periodic sweep: a ring empty and unused for a whole interval
+    /// is released. Returns the bytes freed.
+    pub fn sweep_idle(&mut self) -> usize {
+        if self.readable != 0 || !self.ranges.is_empty() || self.buf.is_empty() {
+            self.idle = false;
+            return 0;
+        }
+        if !self.idle {
+            self.idle = true;
+            return 0;
+        }
+        self.release()
     }
 
     /// Place `data` whose first byte is `offset` bytes after RCV.NXT (0 = in order).
@@ -142,7 +267,18 @@ impl RecvBuffer {
         if offset >= win || data.is_empty() {
             return 0;
         }
-        let len = data.len().min(win - offset);
+        let mut len = data.len().min(win - offset);
+        if !self.ensure(self.readable + offset + len, offset > 0) {
+            // The buffer cap refused storage: out-of-order text is not kept; in-order
+            // text is kept as far as the ring reaches (the peer retransmits the rest).
+            let room = self.buf.len().saturating_sub(self.readable + offset);
+            if offset > 0 || room == 0 {
+                self.count_refused(offset > 0, len);
+                return 0;
+            }
+            self.count_refused(false, len - room.min(len));
+            len = room.min(len);
+        }
         let data = &data[..len];
         let start = self.rcv_nxt + offset as u64;
         let end = start + len as u64;
@@ -183,12 +319,18 @@ impl RecvBuffer {
         0
     }
 
+    fn count_refused(&self, ooo: bool, bytes: usize) {
+        if let Some(p) = &self.pool {
+            if ooo { p.count_ofo_pruned(bytes) } else { p.count_rcv_pruned(bytes) }
+        }
+    }
+
     /// The readable bytes as up to two slices (ring wrap).
     pub fn peek_slices(&self) -> (&[u8], &[u8]) {
         if self.readable == 0 {
             return (&[], &[]);
         }
-        let first = self.readable.min(self.cap - self.head);
+        let first = self.readable.min(self.buf.len() - self.head);
         (&self.buf[self.head..self.head + first], &self.buf[..self.readable - first])
     }
 
@@ -235,28 +377,26 @@ impl RecvBuffer {
         if cap == self.cap {
             return;
         }
-        let keep = if self.ranges.is_empty() {
-            self.readable
-        } else {
-            // Readable plus the window span up to the end of the last held range.
-            let last = self.ranges[self.ranges.len() - 1].1;
-            (self.readable + (last - self.rcv_nxt) as usize).min(cap)
-        };
-        if !self.buf.is_empty() {
-            let mut nb = Vec::with_capacity(cap);
-            let first = keep.min(self.cap - self.head);
-            nb.extend_from_slice(&self.buf[self.head..self.head + first]);
-            nb.extend_from_slice(&self.buf[..keep - first]);
-            nb.resize(cap, 0);
-            self.buf = nb;
-        }
-        self.head = 0;
         self.cap = cap;
         // Clip held ranges to the new window.
         let limit = self.rcv_nxt + (cap - self.readable) as u64;
         self.ranges.retain(|&(s, _)| s < limit);
         if let Some(last) = self.ranges.last_mut() {
             last.1 = last.1.min(limit);
+        }
+        if self.buf.len() > cap {
+            self.relayout(cap);
+            if let Some(p) = &self.pool {
+                p.force_grow(cap);
+            }
+        }
+    }
+}
+
+impl Drop for RecvBuffer {
+    fn drop(&mut self) {
+        if let Some(p) = &self.pool {
+            p.shrink(self.buf.len());
         }
     }
 }

@@ -6,13 +6,18 @@
 //! handed to the emitter without copying) and calls `drain(n)` when an ACK moves SND.UNA
 //! forward by `n` (RFC 9293 §3.10.7.4, "If SND.UNA < SEG.ACK =< SND.NXT").
 //!
-//! The storage is a ring of `capacity()` bytes, allocated on the first `push` (so idle
-//! connections cost nothing) and never reallocated unless `set_capacity` is called.
+//! The storage is a ring that grows on demand (powers of two up to `capacity()`), with its
+//! size accounted in the Stack's [`MemPool`] (issue 9, `Config::buffer_memory`); a ring that
+//! stays empty for a sweep interval is given back (`sweep_idle`). The steady-state data path
+//! neither allocates nor frees.
+
+use crate::memory::{MemPool, ring_size};
+use std::sync::Arc;
 
 /// Ring buffer of unacknowledged (sent or unsent) bytes.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct SendBuffer {
-    /// Backing storage; empty until the first `push`, then exactly `cap` bytes long.
+    /// Backing storage (the ring); its length is the ring size, at most `cap`.
     buf: Vec<u8>,
     /// Logical capacity.
     cap: usize,
@@ -20,18 +25,37 @@ pub struct SendBuffer {
     head: usize,
     /// Number of bytes held.
     len: usize,
+    /// The Stack's buffer budget; `None` for a standalone buffer.
+    pool: Option<Arc<MemPool>>,
+    /// Empty and unused since the last sweep.
+    idle: bool,
 }
 
 impl SendBuffer {
     /// An empty buffer able to hold `cap` bytes. Storage is allocated on first use.
     pub fn with_capacity(cap: usize) -> Self {
-        SendBuffer { buf: Vec::new(), cap, head: 0, len: 0 }
+        SendBuffer { buf: Vec::new(), cap, head: 0, len: 0, pool: None, idle: false }
+    }
+
+    /// Account this buffer's storage in `pool` from now on.
+    pub fn set_pool(&mut self, pool: Arc<MemPool>) {
+        if let Some(old) = self.pool.take() {
+            old.shrink(self.buf.len());
+        }
+        pool.force_grow(self.buf.len());
+        self.pool = Some(pool);
     }
 
     /// Maximum number of bytes the buffer can hold.
     #[inline]
     pub fn capacity(&self) -> usize {
         self.cap
+    }
+
+    /// Bytes of storage allocated now.
+    #[inline]
+    pub fn allocated(&self) -> usize {
+        self.buf.len()
     }
 
     /// Number of bytes held (from SND.UNA to the end of the queued data).
@@ -51,24 +75,59 @@ impl SendBuffer {
         self.len == 0
     }
 
-    /// Ring index of logical offset `off` (`off <= cap`).
+    /// Ring index of logical offset `off` (`off <= ring size`).
     #[inline]
     fn phys(&self, off: usize) -> usize {
         let i = self.head + off;
-        if i >= self.cap { i - self.cap } else { i }
+        if i >= self.buf.len() { i - self.buf.len() } else { i }
     }
 
-    /// Append as much of `data` as fits; returns the number of bytes queued.
+    /// Move the content into a ring of `size` bytes (`size >= len()`), starting at index 0.
+    fn relayout(&mut self, size: usize) {
+        let mut nb = Vec::with_capacity(size);
+        let (a, b) = self.slices(0, self.len);
+        nb.extend_from_slice(a);
+        nb.extend_from_slice(b);
+        nb.resize(size, 0);
+        if let Some(p) = &self.pool {
+            p.shrink(self.buf.len());
+        }
+        self.buf = nb;
+        self.head = 0;
+    }
+
+    /// Grow the ring to hold `need` bytes, if the pool allows.
+    fn ensure(&mut self, need: usize) -> bool {
+        if need <= self.buf.len() {
+            return true;
+        }
+        let size = ring_size(need, self.cap);
+        if let Some(p) = &self.pool
+            && !p.grant(size, false)
+        {
+            return false;
+        }
+        self.relayout(size);
+        true
+    }
+
+    /// Append as much of `data` as fits; returns the number of bytes queued. Under the
+    /// stack's buffer cap only what the current ring holds is taken.
     pub fn push(&mut self, data: &[u8]) -> usize {
-        let n = data.len().min(self.free());
+        let mut n = data.len().min(self.free());
         if n == 0 {
             return 0;
         }
-        if self.buf.len() != self.cap {
-            self.buf.resize(self.cap, 0);
+        self.idle = false;
+        if !self.ensure(self.len + n) {
+            n = n.min(self.buf.len() - self.len);
+            if n == 0 {
+                return 0;
+            }
         }
+        let ring = self.buf.len();
         let tail = self.phys(self.len);
-        let first = n.min(self.cap - tail);
+        let first = n.min(ring - tail);
         self.buf[tail..tail + first].copy_from_slice(&data[..first]);
         self.buf[..n - first].copy_from_slice(&data[first..n]);
         self.len += n;
@@ -85,7 +144,7 @@ impl SendBuffer {
             return (&[], &[]);
         }
         let p = self.phys(start);
-        let first = n.min(self.cap - p);
+        let first = n.min(self.buf.len() - p);
         (&self.buf[p..p + first], &self.buf[..n - first])
     }
 
@@ -104,6 +163,35 @@ impl SendBuffer {
         self.head = 0;
     }
 
+    /// Give the storage back if the buffer is empty; returns the bytes freed.
+    pub fn release(&mut self) -> usize {
+        if self.len != 0 || self.buf.is_empty() {
+            return 0;
+        }
+        let n = self.buf.len();
+        if let Some(p) = &self.pool {
+            p.shrink(n);
+            p.count_released();
+        }
+        self.buf = Vec::new();
+        self.head = 0;
+        n
+    }
+
+    /// Called by the Stack's periodic sweep: a ring empty and unused for a whole interval
+    /// is released. Returns the bytes freed.
+    pub fn sweep_idle(&mut self) -> usize {
+        if self.len != 0 || self.buf.is_empty() {
+            self.idle = false;
+            return 0;
+        }
+        if !self.idle {
+            self.idle = true;
+            return 0;
+        }
+        self.release()
+    }
+
     /// Change the capacity, keeping the content; the new capacity is never below `len()`.
     /// Reallocates (this is not a per-segment operation).
     pub fn set_capacity(&mut self, cap: usize) {
@@ -111,19 +199,22 @@ impl SendBuffer {
         if cap == self.cap {
             return;
         }
-        if self.buf.is_empty() {
-            // Nothing allocated yet (and so nothing held): allocate lazily later.
-            self.cap = cap;
-            return;
-        }
-        let mut nb = Vec::with_capacity(cap);
-        let (a, b) = self.slices(0, self.len);
-        nb.extend_from_slice(a);
-        nb.extend_from_slice(b);
-        nb.resize(cap, 0);
-        self.buf = nb;
         self.cap = cap;
-        self.head = 0;
+        if self.buf.len() > cap {
+            // Shrink the ring to the new logical size (growth stays lazy).
+            self.relayout(cap);
+            if let Some(p) = &self.pool {
+                p.force_grow(cap);
+            }
+        }
+    }
+}
+
+impl Drop for SendBuffer {
+    fn drop(&mut self) {
+        if let Some(p) = &self.pool {
+            p.shrink(self.buf.len());
+        }
     }
 }
 

@@ -53,7 +53,7 @@ pub fn base_config() -> Config {
         recv_buffer: WIN as usize,
         send_buffer: 256 * 1024,
         trace_states: true,
-        ..Config::default()
+        ..Config::deterministic(1)
     }
 }
 

@@ -21,6 +21,7 @@ pub mod report;
 pub mod scale;
 pub mod smoltcp_sys;
 pub mod synflood;
+pub mod twmem;
 pub mod utcp_sys;
 
 use std::io;

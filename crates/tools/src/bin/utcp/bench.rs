@@ -46,6 +46,10 @@ pub struct BenchArgs {
     /// Memory per connection and demux cost for N connections (in memory, no root)
     #[arg(long, value_name = "N[,N..]", value_parser = scale)]
     scale: Option<Counts>,
+    /// RSS per server-closed connection: N connections the stack closes first, measured
+    /// at the end and after TIME-WAIT expiry (root)
+    #[arg(long, value_name = "N", value_parser = parsers::scale_count, conflicts_with_all = ["engine", "scale", "synflood"])]
+    twmem: Option<usize>,
     /// Spoofed random-source SYN flood (--duration, 20 s by default, at most 60) while a
     /// kernel client connects every 20 ms; legitimate success, p50/p99 and RSS (root)
     #[arg(long, conflicts_with_all = ["engine", "scale"])]
@@ -94,6 +98,8 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
     let text = if a.engine {
         let r = bench::engine::run(a.segments)?;
         if a.json { r.json() } else { r.text() }
+    } else if let Some(n) = a.twmem {
+        bench::twmem::run(n, !a.json)?.text()
     } else if a.synflood {
         let mut o = bench::synflood::SynfloodOptions::default();
         if let Some(d) = a.duration {
