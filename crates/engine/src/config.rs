@@ -2,6 +2,7 @@
 
 use crate::time::Duration;
 use crate::wire::OptionLayout;
+pub use crate::tcb::congestion::CongestionAlgorithm;
 
 /// TCP keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6). Off by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,6 +125,19 @@ pub struct Config {
     pub max_ooo_ranges: usize,
     /// Pending-connection limit per listener when `listen` is given 0.
     pub default_backlog: usize,
+
+    // --- Loss recovery (issue 10: RFC 6675, PRR, RACK-TLP, CUBIC) ---
+    /// Congestion controller for new connections: NewReno (RFC 5681/6582, the default,
+    /// FreeBSD's too) or CUBIC (RFC 9438, Linux's default).
+    pub congestion_control: CongestionAlgorithm,
+    /// Proportional Rate Reduction (RFC 6937) for the cwnd reduction during SACK-based loss
+    /// recovery. Off gives RFC 6675 §5 as written: cwnd = ssthresh for the whole recovery.
+    pub prr: bool,
+    /// RFC 8985 §7 tail loss probe: when the ACK clock stops with data outstanding, probe
+    /// after PTO = 2*SRTT (plus the peer's delayed-ACK allowance when one segment is in
+    /// flight) instead of waiting for the RTO. See docs/performance.md for the measurement
+    /// behind the default.
+    pub tail_loss_probe: bool,
 }
 
 impl Default for Config {
@@ -172,6 +186,10 @@ impl Default for Config {
             trace_states: false,
             max_ooo_ranges: 64,
             default_backlog: 128,
+            // Loss recovery (issue 10).
+            congestion_control: CongestionAlgorithm::NewReno,
+            prr: true,
+            tail_loss_probe: false,
         }
     }
 }

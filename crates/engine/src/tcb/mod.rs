@@ -61,8 +61,11 @@ impl core::fmt::Display for State {
 }
 
 pub mod congestion;
+pub mod cubic;
 mod input;
+mod loss;
 mod output;
+pub mod prr;
 pub mod reassembly;
 pub mod rtt;
 mod sack;
@@ -70,7 +73,7 @@ pub mod sendbuf;
 mod timers;
 mod user;
 
-use self::congestion::{CongestionControl, NewReno, Recovery, initial_window};
+use self::congestion::{CongestionControl, Recovery, initial_window, new_controller};
 use self::reassembly::RecvBuffer;
 use self::rtt::RttEstimator;
 use self::sendbuf::SendBuffer;
@@ -225,8 +228,6 @@ pub struct Tcb {
     pub(crate) unacked_segs: u32,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
-    /// Retransmit the next SACK hole (RFC 6675 §5 step (C)).
-    pub(crate) rtx_hole: bool,
     /// Segments RFC 3042 limited transmit lets out beyond the congestion window.
     pub(crate) limited_transmit: u32,
     /// What the peer SACKed above SND.UNA (RFC 6675 §3).
@@ -251,6 +252,8 @@ pub struct Tcb {
     // Congestion control (RFC 5681, RFC 6582).
     pub(crate) cc: Box<dyn CongestionControl>,
     pub(crate) recovery: Recovery,
+    /// RFC 6937 state while SACK-based loss recovery runs with `Config::prr`.
+    pub(crate) prr: Option<prr::Prr>,
 
     pub(crate) nodelay: bool,
     /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
@@ -322,7 +325,6 @@ impl Tcb {
             unacked_bytes: 0,
             unacked_segs: 0,
             rtx_una: false,
-            rtx_hole: false,
             limited_transmit: 0,
             scoreboard: sack::Scoreboard::new(iss),
             force_probe: false,
@@ -333,8 +335,9 @@ impl Tcb {
             dsack: None,
             syn_text: None,
             sack_reported: crate::wire::SackBlocks::new(),
-            cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
+            cc: new_controller(cfg.congestion_control, initial_window(smss, cfg.initial_window_segments)),
             recovery: Recovery::new(iss),
+            prr: None,
             nodelay: !cfg.nagle,
             snd_sml: iss,
             full_space: cfg.window_full_space,

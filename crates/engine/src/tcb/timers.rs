@@ -113,7 +113,12 @@ impl Tcb {
         // Go back N: resend from SND.UNA.
         self.snd.nxt = self.snd.una;
         self.rtx_una = false;
-        self.rtx_hole = false;
+        // RFC 3042's allowance belongs to the duplicates of the lost window, not to the
+        // loss window of RFC 5681 §3.1 (one segment).
+        self.limited_transmit = 0;
+        // RFC 6675 §5.1: the RTO ends loss recovery; HighRxt restarts at HighACK.
+        self.prr = None;
+        self.scoreboard.high_rxt = self.snd.una;
         // SACKed data is not resent after a first timeout (as Linux does); from the second
         // one on, the receiver may have reneged (RFC 2018 §8): forget the SACK information.
         if self.retries >= 2 {
