@@ -26,6 +26,12 @@ pub struct Counters {
     pub keepalive_probes: u64,
     /// Drops by reason, indexed by `DropReason::index()`.
     pub drops: [u64; DropReason::ALL.len()],
+
+    // --- Loss recovery (issue 10: RACK-TLP) ---
+    /// Tail loss probes sent (RFC 8985 §7.3).
+    pub tlp_probes: u64,
+    /// Losses a tail loss probe repaired, answered with a cwnd reduction (RFC 8985 §7.4).
+    pub tlp_recoveries: u64,
 }
 
 impl Counters {
@@ -60,6 +66,8 @@ impl fmt::Display for Counters {
             ("ZeroWindowProbes", self.zero_window_probes),
             ("KeepAliveProbes", self.keepalive_probes),
         ];
+        // Loss recovery (issue 10).
+        let rows = rows.into_iter().chain([("TLPProbes", self.tlp_probes), ("TLPRecoveries", self.tlp_recoveries)]);
         for (name, v) in rows {
             if v != 0 {
                 writeln!(f, "Tcp{name:<24}{v}")?;

@@ -544,8 +544,12 @@ impl Tcb {
 
         let fin_was_acked = self.fin_acked();
         if self.sack_ok {
-            // RFC 6675 §5: SACK-based loss recovery (loss.rs).
+            // RFC 6675 §5: SACK-based loss recovery (loss.rs); RFC 8985 §7 (tlp.rs).
             self.on_ack_rfc6675(cx, now, seg);
+            if cx.cfg.tail_loss_probe {
+                self.tlp_on_ack(cx, seg);
+                self.arm_tlp(cx.cfg, now);
+            }
         } else if self.snd.una.lt(seg.ack) {
             self.on_new_ack(cx, now, seg);
         } else if seg.ack == self.snd.una {

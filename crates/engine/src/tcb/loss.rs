@@ -167,6 +167,11 @@ impl Tcb {
         Some(plan)
     }
 
+    /// A retransmission of `[seq, seq + len)` that leaves HighRxt alone (TLP, RFC 8985 §7.3).
+    pub(super) fn plan_rxt_range(&mut self, cx: &mut Cx, seq: crate::seq::SeqNum, len: u32) -> Option<Plan> {
+        self.plan_rxt(cx, seq, len, false)
+    }
+
     /// A retransmission of `[seq, seq + len)` from the send buffer; (C.4) HighRxt.
     fn plan_rxt(&mut self, cx: &mut Cx, seq: crate::seq::SeqNum, len: u32, high_rxt: bool) -> Option<Plan> {
         let buf_seq = self.buf_seq();

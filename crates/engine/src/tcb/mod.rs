@@ -71,6 +71,7 @@ pub mod rtt;
 mod sack;
 pub mod sendbuf;
 mod timers;
+mod tlp;
 mod user;
 
 use self::congestion::{CongestionControl, Recovery, initial_window, new_controller};
@@ -254,6 +255,8 @@ pub struct Tcb {
     pub(crate) recovery: Recovery,
     /// RFC 6937 state while SACK-based loss recovery runs with `Config::prr`.
     pub(crate) prr: Option<prr::Prr>,
+    /// RFC 8985 §7 tail loss probe (`Config::tail_loss_probe`).
+    pub(crate) tlp: tlp::Tlp,
 
     pub(crate) nodelay: bool,
     /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
@@ -338,6 +341,7 @@ impl Tcb {
             cc: new_controller(cfg.congestion_control, initial_window(smss, cfg.initial_window_segments)),
             recovery: Recovery::new(iss),
             prr: None,
+            tlp: tlp::Tlp::default(),
             nodelay: !cfg.nagle,
             snd_sml: iss,
             full_space: cfg.window_full_space,

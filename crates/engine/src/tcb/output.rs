@@ -52,6 +52,9 @@ impl Tcb {
             if let Some(plan) = self.plan_next_seg_lost(cx) {
                 return self.emit(cx, now, buf, plan);
             }
+            if let Some(plan) = self.plan_tlp(cx) {
+                return self.emit(cx, now, buf, plan);
+            }
             if let Some(plan) = self.plan_data(cx, now) {
                 return self.emit(cx, now, buf, plan);
             }
@@ -463,6 +466,9 @@ impl Tcb {
             if self.rtx_deadline.is_none() {
                 // RFC 6298 §5.1: start the timer when data is sent and it is not running.
                 self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
+            }
+            if cx.cfg.tail_loss_probe {
+                self.arm_tlp(cx.cfg, now); // RFC 8985 §7.2
             }
             self.persist_deadline = None;
             self.last_snd_time = now;
