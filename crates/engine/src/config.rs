@@ -189,7 +189,7 @@ impl Default for Config {
             // Loss recovery (issue 10).
             congestion_control: CongestionAlgorithm::NewReno,
             prr: true,
-            tail_loss_probe: false,
+            tail_loss_probe: true,
         }
     }
 }

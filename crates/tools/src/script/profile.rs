@@ -81,6 +81,10 @@ impl Profile {
             syn_retries: 10,
             // TCPTV_MSL = 30 s.
             msl: Duration::from_secs(30),
+            // Loss recovery (issue 10): net.inet.tcp.cc.algorithm = newreno; the default
+            // stack has no tail loss probe (that is the RACK stack's).
+            congestion_control: utcp::engine::config::CongestionAlgorithm::NewReno,
+            tail_loss_probe: false,
             ..Config::default()
         };
         Profile {

@@ -20,6 +20,9 @@ usage: utcp sim [options]
   --seed S           PRNG seed                                        [1]
   --close MODE       active | passive | simultaneous                  [active]
   --open MODE        normal | simultaneous                            [normal]
+  --cc NAME          congestion control: newreno | cubic              [newreno]
+  --tlp on|off       RFC 8985 tail loss probe                         [Config default]
+  --prr on|off       RFC 6937 PRR in SACK recovery                    [Config default]
   --trace            one line per segment and per state transition
   --pcap FILE        write every segment sent to a pcap file
 ";
@@ -29,7 +32,7 @@ pub fn run_cli(argv: &[String]) -> i32 {
         argv,
         &[
             "bytes", "loss", "reorder", "dup", "corrupt", "delay", "jitter", "rate", "seed", "close", "open",
-            "pcap",
+            "pcap", "cc", "tlp", "prr",
         ],
     ) {
         Ok(a) => a,
@@ -116,6 +119,20 @@ fn build(args: &Args) -> Result<SimConfig, String> {
         "simultaneous" => OpenMode::Simultaneous,
         o => return Err(format!("--open {o}: expected normal or simultaneous")),
     };
+    // Loss recovery (issue 10).
+    cfg.engine.congestion_control = match args.get("cc").unwrap_or("newreno") {
+        "newreno" | "reno" => utcp::engine::config::CongestionAlgorithm::NewReno,
+        "cubic" => utcp::engine::config::CongestionAlgorithm::Cubic,
+        o => return Err(format!("--cc {o}: expected newreno or cubic")),
+    };
+    let on_off = |name: &str, d: bool| match args.get(name) {
+        None => Ok(d),
+        Some("on") => Ok(true),
+        Some("off") => Ok(false),
+        Some(o) => Err(format!("--{name} {o}: expected on or off")),
+    };
+    cfg.engine.tail_loss_probe = on_off("tlp", cfg.engine.tail_loss_probe)?;
+    cfg.engine.prr = on_off("prr", cfg.engine.prr)?;
     Ok(cfg)
 }
 
@@ -127,6 +144,8 @@ fn print_summary(cfg: &SimConfig, r: &SimReport) {
     println!();
     println!("utcp sim: seed {} bytes {} close {:?} open {:?}", cfg.seed, cfg.bytes, cfg.close, cfg.open);
     println!("  simulated time   {:.3} s", r.duration.as_secs_f64());
+    let done = |s: &utcp_tools::sim::SideReport| s.received_all_at.map_or(f64::NAN, |d| d.as_secs_f64());
+    println!("  transfer done    A {:.3} s  B {:.3} s (all bytes received)", done(&r.b), done(&r.a));
     for (name, s, peer) in [("A→B", &r.a, &r.b), ("B→A", &r.b, &r.a)] {
         let ok = if s.sha_sent == peer.sha_received && s.sent == peer.received { "match" } else { "DIFFER" };
         println!("  {name}  sent {} received {}  {ok}", s.sent, peer.received);
