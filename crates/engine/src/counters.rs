@@ -32,6 +32,8 @@ pub struct Counters {
     pub tlp_probes: u64,
     /// Losses a tail loss probe repaired, answered with a cwnd reduction (RFC 8985 §7.4).
     pub tlp_recoveries: u64,
+    /// Retransmissions found lost during SACK recovery and sent again before the RTO.
+    pub lost_retransmits: u64,
 }
 
 impl Counters {
@@ -67,7 +69,7 @@ impl fmt::Display for Counters {
             ("KeepAliveProbes", self.keepalive_probes),
         ];
         // Loss recovery (issue 10).
-        let rows = rows.into_iter().chain([("TLPProbes", self.tlp_probes), ("TLPRecoveries", self.tlp_recoveries)]);
+        let rows = rows.into_iter().chain([("TLPProbes", self.tlp_probes), ("TLPRecoveries", self.tlp_recoveries), ("LostRetransmits", self.lost_retransmits)]);
         for (name, v) in rows {
             if v != 0 {
                 writeln!(f, "Tcp{name:<24}{v}")?;

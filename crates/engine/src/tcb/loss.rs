@@ -42,6 +42,7 @@ impl Tcb {
         let delivered = (self.snd.una.since(una_before) as usize + sacked_after).saturating_sub(sacked_before);
         if self.recovery.in_recovery() {
             // §5 (B): Update() done, SetPipe() is computed where it is used; PRR.
+            self.detect_lost_retransmission(cx.cfg);
             self.prr_on_ack(cx.cfg, delivered);
             return;
         }
@@ -74,6 +75,8 @@ impl Tcb {
         self.limited_transmit = 0;
         // (4.3) Retransmit the first segment presumed dropped, HighACK + 1.
         self.rtx_una = true;
+        self.scoreboard.rxt_fence = Some((self.snd.una, self.snd_max));
+        self.scoreboard.rxt_again = None;
         self.fast_retransmits += 1;
         cx.counters.fast_retransmits += 1;
         self.rtt_timed = None;
@@ -82,6 +85,24 @@ impl Tcb {
             // RFC 6937 §3: RecoverFS = snd.nxt - snd.una; this ACK is the first of recovery.
             self.prr = Some(Prr::start(flight));
             self.prr_on_ack(cx.cfg, delivered);
+        }
+    }
+
+    /// A retransmission of the segment at SND.UNA is lost when more than
+    /// (DupThresh - 1) * SMSS bytes sent after it are SACKed while it is still
+    /// unacknowledged: the IsLost() rule of RFC 6675 §4 applied to the retransmission's
+    /// place in the send order (Linux's lost-retransmit detection before RACK, the idea of
+    /// RFC 8985 §6.2 without per-segment times). Without this only the RTO repairs it.
+    fn detect_lost_retransmission(&mut self, cfg: &Config) {
+        let Some((seq, fence)) = self.scoreboard.rxt_fence else { return };
+        if seq.lt(self.snd.una) {
+            self.scoreboard.rxt_fence = None;
+            return;
+        }
+        let smss = self.eff_mss(cfg) as u32;
+        if seq == self.snd.una && self.scoreboard.sacked_above(fence) > (super::congestion::DUP_THRESH - 1) * smss {
+            self.scoreboard.rxt_fence = None;
+            self.scoreboard.rxt_again = Some(seq);
         }
     }
 
@@ -133,12 +154,23 @@ impl Tcb {
         self.recovery_pipe(cfg).is_some_and(|pipe| self.cc.cwnd() >= pipe + self.eff_mss(cfg))
     }
 
-    /// NextSeg rule 1 (RFC 6675 §4): the first lost unSACKed range above HighRxt.
+    /// NextSeg rule 1 (RFC 6675 §4): the first lost unSACKed range above HighRxt; before
+    /// it, a retransmission found lost again (`detect_lost_retransmission`).
     pub(super) fn plan_next_seg_lost(&mut self, cx: &mut Cx) -> Option<Plan> {
         if !self.recovery_room(cx.cfg) {
             return None;
         }
         let smss = self.eff_mss(cx.cfg) as u32;
+        if let Some(seq) = self.scoreboard.rxt_again.take()
+            && seq == self.snd.una
+        {
+            cx.counters.lost_retransmits += 1;
+            let plan = self.plan_rxt(cx, seq, smss, false);
+            self.scoreboard.rxt_fence = Some((seq, self.snd_max));
+            if plan.is_some() {
+                return plan;
+            }
+        }
         match self.scoreboard.next_seg_rxt(self.snd.una, smss)? {
             (seq, len, true) => self.plan_rxt(cx, seq, len, true),
             _ => None,

@@ -14,11 +14,16 @@ pub(crate) struct Scoreboard {
     pub(crate) high_rxt: SeqNum,
     /// RescueRxt (RFC 6675 §2): the recovery point when NextSeg rule 4 last fired.
     pub(crate) rescue_rxt: Option<SeqNum>,
+    /// Lost-retransmission detection: the retransmitted segment at `.0` and SND.MAX when
+    /// it left (`.1`). Data sent after it that is SACKed means it was lost again.
+    pub(crate) rxt_fence: Option<(SeqNum, SeqNum)>,
+    /// A retransmission found lost: send the segment at this sequence number again.
+    pub(crate) rxt_again: Option<SeqNum>,
 }
 
 impl Scoreboard {
     pub(crate) fn new(iss: SeqNum) -> Scoreboard {
-        Scoreboard { ranges: Vec::new(), high_rxt: iss, rescue_rxt: None }
+        Scoreboard { ranges: Vec::new(), high_rxt: iss, rescue_rxt: None, rxt_fence: None, rxt_again: None }
     }
 
     #[cfg(test)]
@@ -66,6 +71,11 @@ impl Scoreboard {
             }
         }
         None
+    }
+
+    /// Bytes SACKed at or above `seq`.
+    pub(crate) fn sacked_above(&self, seq: SeqNum) -> u32 {
+        self.ranges.iter().map(|&(s, e)| if seq.lt(e) { e.since(s.max(seq)) } else { 0 }).sum()
     }
 
     /// IsLost(seq) of RFC 6675 §4 for an unSACKed `seq`.
