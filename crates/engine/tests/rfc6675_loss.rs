@@ -158,3 +158,31 @@ fn newreno_partial_ack_retransmits_without_sack() {
     h.send(Seg::new(ACK, h.peer(0), h.our(4 * SMSS)));
     expect_data(&mut h, 4);
 }
+
+/// A lost retransmission: the fast retransmit of SND.UNA is lost too. Once more than
+/// 2*SMSS of the data sent after it are SACKed while SND.UNA has not moved, it is sent
+/// again during recovery instead of waiting for the RTO.
+#[test]
+fn lost_fast_retransmission_is_sent_again_before_the_rto() {
+    let mut h = sack_sender();
+    initial_window(&mut h, 40);
+    h.send(dup(&h, &[(1, 2)], PEER_WIN));
+    expect_data(&mut h, 10);
+    h.send(dup(&h, &[(1, 3)], PEER_WIN));
+    expect_data(&mut h, 11);
+    h.send(dup(&h, &[(1, 4)], PEER_WIN));
+    expect_data(&mut h, 0); // fast retransmit: lost as well
+    // The rest of the flight arrives; PRR lets new data out (segments 12..).
+    let mut sent = Vec::new();
+    for top in 5..=12 {
+        h.send(dup(&h, &[(1, top)], PEER_WIN));
+        sent.extend(h.drain().into_iter().map(|o| o.seq.wrapping_sub(h.our(0)) / SMSS));
+    }
+    assert!(!sent.contains(&0), "no second retransmission yet: {sent:?}");
+    assert!(sent.len() >= 3, "new data during recovery: {sent:?}");
+    // Three segments sent after the retransmission are SACKed: it was lost.
+    h.send(dup(&h, &[(1, 15)], PEER_WIN));
+    expect_data(&mut h, 0);
+    assert_eq!(h.stack.counters().lost_retransmits, 1);
+    assert_eq!(h.stack.status(h.c()).unwrap().timeouts, 0);
+}
