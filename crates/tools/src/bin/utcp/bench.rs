@@ -8,6 +8,7 @@ const USAGE: &str = "\
 usage: utcp bench [options]            kernel vs smoltcp vs utcp in private namespaces (root)
        utcp bench --engine [--segments N]   two in-memory Stacks exchange N full segments
        utcp bench --scale N[,N..]           memory per connection and demux cost (in memory)
+       utcp bench --lossy [--quick]         utcp vs kernel through a router dropping 1%/5% (root)
 
 options:
   --quick             a smoke run: 1 round, 0.3 s per workload
@@ -35,7 +36,7 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
     let a = Args::parse(argv, &["only", "systems", "rounds", "duration", "max-bytes", "segments", "scale"])?;
-    a.check_switches(&["json", "quick", "engine", "help", "kernel-no-offload"])?;
+    a.check_switches(&["json", "quick", "engine", "help", "kernel-no-offload", "lossy"])?;
     if a.has("help") {
         print!("{USAGE}");
         return Ok(());
@@ -44,6 +45,16 @@ fn run_inner(argv: &[String]) -> Result<(), String> {
         return Err(format!("unexpected argument {:?}\n{USAGE}", a.positional[0]));
     }
     let json = a.has("json");
+    if a.has("lossy") {
+        // Workload `lossy` (issue 10): utcp vs the kernel through a router dropping 1% and 5%.
+        let mut o = bench::lossy::Options::default();
+        if a.has("quick") {
+            o.bytes = 2 << 20;
+        }
+        let rows = bench::lossy::run(&o, true).map_err(|e| e.to_string())?;
+        print!("{}", bench::lossy::table(&rows));
+        return Ok(());
+    }
     if a.has("engine") {
         let segments: u64 = a.parse_or("segments", 100_000)?;
         let r = bench::engine::run(segments).map_err(|e| e.to_string())?;
