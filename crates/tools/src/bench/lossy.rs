@@ -11,7 +11,7 @@
 //! congestion control is set per socket (`TCP_CONGESTION`, on the client socket and on
 //! every accepted server socket) to match utcp's (`reno` against NewReno, `cubic` against
 //! CUBIC), and the kernel is also measured with its default (`net.ipv4.tcp_congestion_control`).
-//! Each transfer is bounded by `Options::time_limit`; RTOs are `TcpTimeouts` (nstat) of
+//! Each transfer is bounded by `Options::time_limit`; RTOs are `TcpExtTCPTimeouts` (nstat) of
 //! the sending kernel namespace or utcp's `Counters::timeouts`.
 
 use super::Port;
@@ -130,10 +130,10 @@ impl Topology {
 
 }
 
-/// TcpTimeouts of a namespace (absolute, not touching nstat's history).
+/// TcpExtTCPTimeouts (RTOs) of a namespace (absolute, not touching nstat's history).
 fn kernel_timeouts(ns: &NetNs) -> u64 {
-    let out = ns.exec("nstat", &["-asz", "TcpTimeouts"]).unwrap_or_default();
-    out.lines().find(|l| l.starts_with("TcpTimeouts")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    let out = ns.exec("nstat", &["-asz", "TcpExtTCPTimeouts"]).unwrap_or_default();
+    out.lines().find(|l| l.starts_with("TcpExtTCPTimeouts")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
 }
 
 /// Servers for Sink and Source on `listeners`, one connection at a time, until `stop`.
