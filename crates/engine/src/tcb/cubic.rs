@@ -120,7 +120,8 @@ impl Cubic {
             self.start_epoch(now, smss);
         }
         let t = now.saturating_since(self.epoch_start.unwrap_or(now)).as_secs_f64();
-        let cwnd_seg = self.cwnd as f64 / smss as f64;
+        // At least one segment: the per-ACK steps divide by cwnd.
+        let cwnd_seg = (self.cwnd as f64 / smss.max(1) as f64).max(1.0);
         let segs = acked as f64 / smss as f64;
         // §4.3: W_est, with alpha 1 once it reached W_max.
         let alpha = if self.w_est >= self.w_max { 1.0 } else { ALPHA };
@@ -135,7 +136,7 @@ impl Cubic {
             cwnd_seg + (target - cwnd_seg) / cwnd_seg * segs
         };
         let grow = (new_seg - cwnd_seg) * smss as f64 + self.frac;
-        if grow > 0.0 {
+        if grow.is_finite() && grow > 0.0 {
             let whole = grow.floor();
             self.frac = grow - whole;
             self.cwnd = self.cwnd.saturating_add(whole as usize);
