@@ -2,6 +2,7 @@
 
 use crate::time::Duration;
 use crate::wire::OptionLayout;
+pub use crate::tcb::congestion::CongestionAlgorithm;
 
 /// TCP keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6). Off by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -217,6 +218,19 @@ pub struct Config {
     /// every ring may reach 4 KiB (`memory::RING_MIN`) for in-order data and sends even
     /// above the cap, so no connection stalls for good.
     pub buffer_memory: usize,
+
+    // --- Loss recovery (issue 10: RFC 6675, PRR, RACK-TLP, CUBIC) ---
+    /// Congestion controller for new connections: NewReno (RFC 5681/6582, the default,
+    /// FreeBSD's too) or CUBIC (RFC 9438, Linux's default).
+    pub congestion_control: CongestionAlgorithm,
+    /// Proportional Rate Reduction (RFC 6937) for the cwnd reduction during SACK-based loss
+    /// recovery. Off gives RFC 6675 §5 as written: cwnd = ssthresh for the whole recovery.
+    pub prr: bool,
+    /// RFC 8985 §7 tail loss probe: when the ACK clock stops with data outstanding, probe
+    /// after PTO = 2*SRTT (plus the peer's delayed-ACK allowance when one segment is in
+    /// flight) instead of waiting for the RTO. See docs/performance.md for the measurement
+    /// behind the default.
+    pub tail_loss_probe: bool,
 }
 
 /// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
@@ -299,6 +313,10 @@ impl Default for Config {
             // Memory: 131,072 TIME-WAIT records are at most 16 MiB; 512 MiB of buffers.
             max_time_wait: 131_072,
             buffer_memory: 512 << 20,
+            // Loss recovery (issue 10).
+            congestion_control: CongestionAlgorithm::NewReno,
+            prr: true,
+            tail_loss_probe: true,
         }
     }
 }

@@ -73,6 +73,14 @@ pub struct Counters {
 
     /// Drops by reason, indexed by `DropReason::index()`.
     pub drops: DropCounts,
+
+    // --- Loss recovery (issue 10: RACK-TLP) ---
+    /// Tail loss probes sent (RFC 8985 §7.3).
+    pub tlp_probes: u64,
+    /// Losses a tail loss probe repaired, answered with a cwnd reduction (RFC 8985 §7.4).
+    pub tlp_recoveries: u64,
+    /// Retransmissions found lost during SACK recovery and sent again before the RTO.
+    pub lost_retransmits: u64,
 }
 
 /// One counter per [`DropReason`] (a newtype: std derives `Default` for arrays of at
@@ -145,6 +153,8 @@ impl fmt::Display for Counters {
             ("MemoryPressures", self.mem_pressure),
             ("BuffersReleased", self.buffers_released),
         ];
+        // Loss recovery (issue 10).
+        let rows = rows.into_iter().chain([("TLPProbes", self.tlp_probes), ("TLPRecoveries", self.tlp_recoveries), ("LostRetransmits", self.lost_retransmits)]);
         for (name, v) in rows {
             if v != 0 {
                 writeln!(f, "Tcp{name:<24}{v}")?;

@@ -81,6 +81,9 @@ pub struct SideReport {
     pub counters: Counters,
     /// Every state this side's connection went through, in order.
     pub states: Vec<State>,
+    /// Virtual time at which this side had received all of the peer's bytes (the
+    /// transfer's completion time, before the close and TIME-WAIT).
+    pub received_all_at: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -117,6 +120,7 @@ struct App {
     states: Vec<State>,
     close_reason: Option<CloseReason>,
     last: (u64, u64, u64, u64),
+    received_all_at: Option<Instant>,
 }
 
 impl App {
@@ -140,6 +144,7 @@ impl App {
             states: vec![State::Closed],
             close_reason: None,
             last: (0, 0, 0, 0),
+            received_all_at: None,
         }
     }
 
@@ -170,6 +175,9 @@ impl App {
                 Ok(n) => {
                     self.hash_recv.update(&buf[..n]);
                     self.received += n as u64;
+                    if self.received >= self.to_send && self.received_all_at.is_none() {
+                        self.received_all_at = Some(now);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) => return Err(e),
@@ -234,6 +242,7 @@ impl App {
             timeouts: st.map(|s| s.timeouts).unwrap_or(self.last.2),
             counters: self.stack.counters().clone(),
             states: self.states.clone(),
+            received_all_at: self.received_all_at.map(|t| t - Instant::ZERO),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! Each run must deliver every byte both ways (SHA-256) and end with both sides CLOSED.
 
 use utcp::device::link::Impairments;
-use utcp::engine::State;
+use utcp::engine::config::CongestionAlgorithm;
+use utcp::engine::{Config, State};
 use utcp_tools::sim::{CloseMode, OpenMode, SimConfig, SimReport, run};
 use utcp::time::Duration;
 
@@ -18,8 +19,11 @@ fn harsh() -> Impairments {
 }
 
 fn sim(bytes: u64, imp: Impairments, seed: u64, close: CloseMode, open: OpenMode) -> SimReport {
-    let cfg =
-        SimConfig { bytes, a_to_b: imp.clone(), b_to_a: imp, seed, close, open, ..SimConfig::default() };
+    sim_with(bytes, imp, seed, close, open, Config::default())
+}
+
+fn sim_with(bytes: u64, imp: Impairments, seed: u64, close: CloseMode, open: OpenMode, engine: Config) -> SimReport {
+    let cfg = SimConfig { bytes, a_to_b: imp.clone(), b_to_a: imp, seed, close, open, engine, ..SimConfig::default() };
     let r = run(&cfg, None, None);
     assert!(r.ok(), "seed {seed} {close:?} {open:?}: {:?}", r.failure);
     assert_eq!(r.a.sent, bytes);
@@ -39,6 +43,43 @@ fn harsh_mix_all_close_modes_20_seeds() {
             assert!(r.a.retransmits + r.b.retransmits > 0, "10% loss must cause retransmissions");
         }
     }
+}
+
+/// The same mix for every loss-recovery configuration (issue 10): CUBIC, NewReno without
+/// the tail loss probe, and RFC 6675 without PRR. Every run stays byte-exact.
+#[test]
+fn harsh_mix_every_congestion_control_20_seeds() {
+    let configs = [
+        Config { congestion_control: CongestionAlgorithm::Cubic, ..Config::default() },
+        Config { congestion_control: CongestionAlgorithm::Cubic, tail_loss_probe: false, ..Config::default() },
+        Config { tail_loss_probe: false, ..Config::default() },
+        Config { prr: false, ..Config::default() },
+    ];
+    for engine in configs {
+        for close in [CloseMode::Active, CloseMode::Passive, CloseMode::Simultaneous] {
+            for seed in 1..=20 {
+                let r = sim_with(2 << 20, harsh(), seed, close, OpenMode::Normal, engine.clone());
+                assert!(r.a.retransmits + r.b.retransmits > 0, "10% loss must cause retransmissions");
+                assert!(r.a.received_all_at.is_some() && r.b.received_all_at.is_some());
+            }
+        }
+    }
+}
+
+/// The tail loss probe fires under loss (its counter moves) and stays off when disabled.
+#[test]
+fn tail_loss_probes_are_sent_only_when_enabled() {
+    let imp = Impairments { loss: 0.05, delay: Duration::from_millis(5), ..Impairments::none() };
+    let (mut on, mut off) = (0, 0);
+    for seed in 1..=10 {
+        let r = sim(256 << 10, imp.clone(), seed, CloseMode::Active, OpenMode::Normal);
+        on += r.a.counters.tlp_probes + r.b.counters.tlp_probes;
+        let cfg = Config { tail_loss_probe: false, ..Config::default() };
+        let r = sim_with(256 << 10, imp.clone(), seed, CloseMode::Active, OpenMode::Normal, cfg);
+        off += r.a.counters.tlp_probes + r.b.counters.tlp_probes;
+    }
+    assert!(on > 0);
+    assert_eq!(off, 0);
 }
 
 #[test]

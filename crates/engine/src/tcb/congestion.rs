@@ -26,6 +26,27 @@
 //! ```
 
 use crate::seq::SeqNum;
+use crate::time::{Duration, Instant};
+
+pub use super::cubic::Cubic;
+
+/// Which congestion controller a connection uses (`Config::congestion_control`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum CongestionAlgorithm {
+    /// RFC 5681 with RFC 6582 (the default; FreeBSD's default too).
+    #[default]
+    NewReno,
+    /// RFC 9438 CUBIC (Linux's default).
+    Cubic,
+}
+
+/// A controller of `algo` starting from `initial_window` bytes.
+pub fn new_controller(algo: CongestionAlgorithm, initial_window: usize) -> Box<dyn CongestionControl> {
+    match algo {
+        CongestionAlgorithm::NewReno => Box::new(NewReno::new(initial_window)),
+        CongestionAlgorithm::Cubic => Box::new(Cubic::new(initial_window)),
+    }
+}
 
 /// Window arithmetic of a congestion controller. All sizes are bytes.
 pub trait CongestionControl: Send + core::fmt::Debug {
@@ -53,6 +74,18 @@ pub trait CongestionControl: Send + core::fmt::Debug {
     fn on_rto(&mut self, flight_size: usize, smss: usize);
     /// Restart after idle longer than an RTO (RFC 5681 §4.1): cwnd = min(cwnd, IW).
     fn on_idle_restart(&mut self, smss: usize);
+    /// SACK-based loss recovery begins (RFC 6675 §5 step (4.2)): the controller's
+    /// multiplicative decrease sets ssthresh, and cwnd = ssthresh (no inflation; PRR,
+    /// RFC 6937, then steers cwnd through [`CongestionControl::set_cwnd`]).
+    fn on_sack_recovery_start(&mut self, flight_size: usize, smss: usize);
+    /// Set cwnd directly: PRR's `cwnd = pipe + sndcnt` (RFC 6937 §3) and its
+    /// `cwnd = ssthresh` at the end of recovery.
+    fn set_cwnd(&mut self, cwnd: usize);
+    /// New data acknowledged outside recovery, with the time and the smoothed RTT for
+    /// controllers whose growth is a function of time (CUBIC, RFC 9438 §4.2).
+    fn on_ack_at(&mut self, acked: usize, smss: usize, _now: Instant, _rtt: Option<Duration>) {
+        self.on_ack(acked, smss);
+    }
     /// RFC 5681 §3.1: slow start while cwnd < ssthresh.
     fn in_slow_start(&self) -> bool {
         self.cwnd() < self.ssthresh()
@@ -70,7 +103,7 @@ pub fn initial_window(smss: usize, segments: Option<u32>) -> usize {
 }
 
 /// RFC 5681 §3.2 eq. (4): ssthresh = max(FlightSize / 2, 2*SMSS).
-fn halve(flight_size: usize, smss: usize) -> usize {
+pub(crate) fn halve(flight_size: usize, smss: usize) -> usize {
     (flight_size / 2).max(2 * smss)
 }
 
@@ -169,6 +202,17 @@ impl CongestionControl for NewReno {
         self.cwnd = self.cwnd.min(self.initial_window.max(smss));
         self.bytes_acked = 0;
     }
+
+    fn on_sack_recovery_start(&mut self, flight_size: usize, smss: usize) {
+        // RFC 6675 §5 (4.2): ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4)).
+        self.ssthresh = halve(flight_size, smss);
+        self.cwnd = self.ssthresh;
+        self.bytes_acked = 0;
+    }
+
+    fn set_cwnd(&mut self, cwnd: usize) {
+        self.cwnd = cwnd;
+    }
 }
 
 /// RFC 5681 §3.2: the duplicate-ACK threshold (DupThresh).
@@ -246,6 +290,25 @@ impl Recovery {
         } else {
             DupAckAction::None
         }
+    }
+
+    /// RFC 6675 §5: a duplicate ACK in the sense of §2 (it SACKs new data, or is an
+    /// RFC 5681 duplicate) while not in loss recovery. Loss recovery starts at DupThresh
+    /// duplicates (step 1) or as soon as IsLost(HighACK + 1) holds (`lost`, step 2),
+    /// and only once the cumulative ACK reached the recovery point of the previous
+    /// recovery or RTO (RFC 6675 §5.1, RFC 6582 §3.2 step 2).
+    pub fn on_sack_dup_ack(&mut self, ack: SeqNum, snd_max: SeqNum, lost: bool) -> DupAckAction {
+        if self.in_recovery {
+            return DupAckAction::Inflate;
+        }
+        self.dup_acks = self.dup_acks.saturating_add(1);
+        if (self.dup_acks >= DUP_THRESH || lost) && ack.ge(self.recover) {
+            self.recover = snd_max;
+            self.in_recovery = true;
+            self.partial_acks = 0;
+            return DupAckAction::FastRetransmit;
+        }
+        DupAckAction::None
     }
 
     /// An ACK that advances SND.UNA to `ack`.

@@ -79,10 +79,8 @@ impl Tcb {
             self.ts_ok = false;
         }
         let smss = self.eff_mss(cfg);
-        self.cc = Box::new(super::congestion::NewReno::new(super::congestion::initial_window(
-            smss,
-            cfg.initial_window_segments,
-        )));
+        let iw = super::congestion::initial_window(smss, cfg.initial_window_segments);
+        self.cc = super::congestion::new_controller(cfg.congestion_control, iw);
     }
 
     /// The three-way handshake just completed.
@@ -95,8 +93,8 @@ impl Tcb {
             // RFC 5681 §3.1 / RFC 6928 §2: after repeated SYN or SYN-ACK loss the initial
             // window is one segment.
             let smss = self.eff_mss(cfg);
-            self.cc =
-                Box::new(super::congestion::NewReno::new(super::congestion::initial_window(smss, Some(1))));
+            let iw = super::congestion::initial_window(smss, Some(1));
+            self.cc = super::congestion::new_controller(cfg.congestion_control, iw);
         }
     }
 
@@ -549,11 +547,14 @@ impl Tcb {
         }
 
         let fin_was_acked = self.fin_acked();
-        if self.sack_ok && !seg.options.sack.is_empty() {
-            // RFC 2018 §5 / RFC 6675 §5: remember what the receiver holds.
-            self.scoreboard.update(seg.ack.max(self.snd.una), self.snd_max, seg.options.sack.as_slice());
-        }
-        if self.snd.una.lt(seg.ack) {
+        if self.sack_ok {
+            // RFC 6675 §5: SACK-based loss recovery (loss.rs); RFC 8985 §7 (tlp.rs).
+            self.on_ack_rfc6675(cx, now, seg);
+            if cx.cfg.tail_loss_probe {
+                self.tlp_on_ack(cx, seg);
+                self.arm_tlp(cx.cfg, now);
+            }
+        } else if self.snd.una.lt(seg.ack) {
             self.on_new_ack(cx, now, seg);
         } else if seg.ack == self.snd.una {
             self.on_dup_ack_candidate(cx, seg);
@@ -615,7 +616,7 @@ impl Tcb {
     }
 
     /// SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged.
-    fn on_new_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) {
+    pub(crate) fn on_new_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) {
         let acked_seq = seg.ack.since(self.snd.una) as usize;
         let syn_acked = self.snd.una == self.snd.iss;
         let fin_seq = self.fin_seq();
@@ -666,12 +667,15 @@ impl Tcb {
         // acknowledged data (it made a passive open's IW 14,601 bytes).
         let cc_acked = acked_seq - syn_acked as usize;
         match self.recovery.on_new_ack(seg.ack) {
-            AckKind::Normal => self.cc.on_ack(cc_acked, smss),
+            AckKind::Normal => self.cc.on_ack_at(cc_acked, smss, now, self.rtt.srtt()),
+            // RFC 6675 §5 (B)/(C): with SACK, loss.rs decides what a partial ACK lets out;
+            // RFC 6582's retransmission on partial ACKs is the non-SACK path only.
+            AckKind::Partial if self.sack_ok => {}
+            AckKind::Full if self.sack_ok => self.end_sack_recovery(cx),
             AckKind::Partial => {
                 // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment.
                 self.cc.on_partial_ack(acked_seq, smss);
                 self.rtx_una = true;
-                self.rtx_hole = !self.scoreboard.is_empty();
             }
             AckKind::Full => {
                 let flight = self.flight_size();
@@ -689,16 +693,21 @@ impl Tcb {
 
     /// RFC 5681 §2 "DUPLICATE ACKNOWLEDGMENT": same ACK, no data, no SYN/FIN, same
     /// window, with data outstanding.
-    fn on_dup_ack_candidate(&mut self, cx: &mut Cx, seg: &TcpSegment) {
+    pub(crate) fn is_rfc5681_dup_ack(&self, seg: &TcpSegment) -> bool {
         let f = seg.flags;
         let wnd = (seg.window as u32) << self.snd_wscale;
-        if !seg.payload.is_empty()
-            || f.syn()
-            || f.fin()
-            || wnd != self.snd.wnd
-            || wnd == 0 // a zero window is flow control, not a loss signal (§3.8.6.1)
-            || self.snd.una == self.snd_max
-        {
+        seg.ack == self.snd.una
+            && seg.payload.is_empty()
+            && !f.syn()
+            && !f.fin()
+            && wnd == self.snd.wnd
+            && wnd != 0 // a zero window is flow control, not a loss signal (§3.8.6.1)
+            && self.snd.una != self.snd_max
+    }
+
+    /// A duplicate ACK without SACK (RFC 5681 §3.2, RFC 6582).
+    fn on_dup_ack_candidate(&mut self, cx: &mut Cx, seg: &TcpSegment) {
+        if !self.is_rfc5681_dup_ack(seg) {
             return;
         }
         let smss = self.eff_mss(cx.cfg);
@@ -725,9 +734,6 @@ impl Tcb {
             }
             DupAckAction::Inflate => {
                 self.cc.on_dup_ack_in_recovery(smss);
-                // With SACK, each further duplicate ACK lets one presumed-lost segment be
-                // retransmitted (RFC 6675 §5 (C)) instead of waiting a round trip per loss.
-                self.rtx_hole = self.sack_ok;
             }
         }
     }

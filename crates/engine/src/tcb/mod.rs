@@ -62,9 +62,12 @@ impl core::fmt::Display for State {
 
 mod challenge;
 pub mod congestion;
+pub mod cubic;
 mod input;
+mod loss;
 mod memory;
 mod output;
+pub mod prr;
 mod quickack;
 pub mod reassembly;
 pub mod rtt;
@@ -72,11 +75,12 @@ mod sack;
 pub mod sendbuf;
 mod timers;
 mod urgent;
+mod tlp;
 mod user;
 mod user_timeout;
 
 pub use self::challenge::challenge_budget;
-use self::congestion::{CongestionControl, NewReno, Recovery, initial_window};
+use self::congestion::{CongestionControl, Recovery, initial_window, new_controller};
 use self::reassembly::RecvBuffer;
 use self::rtt::RttEstimator;
 use self::sendbuf::SendBuffer;
@@ -235,8 +239,6 @@ pub struct Tcb {
     pub(crate) user_timeout: user_timeout::UserTimeout,
     /// Retransmit one segment from SND.UNA (fast retransmit / partial ACK).
     pub(crate) rtx_una: bool,
-    /// Retransmit the next SACK hole (RFC 6675 §5 step (C)).
-    pub(crate) rtx_hole: bool,
     /// Segments RFC 3042 limited transmit lets out beyond the congestion window.
     pub(crate) limited_transmit: u32,
     /// What the peer SACKed above SND.UNA (RFC 6675 §3).
@@ -261,6 +263,10 @@ pub struct Tcb {
     // Congestion control (RFC 5681, RFC 6582).
     pub(crate) cc: Box<dyn CongestionControl>,
     pub(crate) recovery: Recovery,
+    /// RFC 6937 state while SACK-based loss recovery runs with `Config::prr`.
+    pub(crate) prr: Option<prr::Prr>,
+    /// RFC 8985 §7 tail loss probe (`Config::tail_loss_probe`).
+    pub(crate) tlp: tlp::Tlp,
 
     pub(crate) nodelay: bool,
     /// End of the last sub-MSS segment sent (Minshall's Nagle variant).
@@ -340,7 +346,6 @@ impl Tcb {
             quickack: quickack::QuickAck::default(),
             user_timeout: user_timeout::UserTimeout::default(),
             rtx_una: false,
-            rtx_hole: false,
             limited_transmit: 0,
             scoreboard: sack::Scoreboard::new(iss),
             force_probe: false,
@@ -351,8 +356,10 @@ impl Tcb {
             dsack: None,
             syn_text: None,
             sack_reported: crate::wire::SackBlocks::new(),
-            cc: Box::new(NewReno::new(initial_window(smss, cfg.initial_window_segments))),
+            cc: new_controller(cfg.congestion_control, initial_window(smss, cfg.initial_window_segments)),
             recovery: Recovery::new(iss),
+            prr: None,
+            tlp: tlp::Tlp::default(),
             nodelay: !cfg.nagle,
             snd_sml: iss,
             full_space: cfg.window_full_space,

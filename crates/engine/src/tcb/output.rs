@@ -11,12 +11,12 @@ use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp}
 const SWS_OVERRIDE: Duration = Duration::from_millis(200);
 
 /// What one segment carries, before the header is filled in.
-struct Plan {
-    seq: SeqNum,
-    flags: TcpFlags,
+pub(super) struct Plan {
+    pub(super) seq: SeqNum,
+    pub(super) flags: TcpFlags,
     /// Offset into the send buffer and length of the payload.
-    off: usize,
-    len: usize,
+    pub(super) off: usize,
+    pub(super) len: usize,
 }
 
 impl Tcb {
@@ -48,10 +48,17 @@ impl Tcb {
             if let Some(plan) = self.plan_retransmit_una(cx) {
                 return self.emit(cx, now, buf, plan);
             }
-            if let Some(plan) = self.plan_retransmit_hole(cx) {
+            // RFC 6675 §4 NextSeg: rule 1 (a lost hole), rule 2 (new data), rules 3-4.
+            if let Some(plan) = self.plan_next_seg_lost(cx) {
+                return self.emit(cx, now, buf, plan);
+            }
+            if let Some(plan) = self.plan_tlp(cx) {
                 return self.emit(cx, now, buf, plan);
             }
             if let Some(plan) = self.plan_data(cx, now) {
+                return self.emit(cx, now, buf, plan);
+            }
+            if let Some(plan) = self.plan_next_seg_rescue(cx) {
                 return self.emit(cx, now, buf, plan);
             }
         }
@@ -215,26 +222,6 @@ impl Tcb {
         Some(Plan { seq: self.snd.una, flags, off, len })
     }
 
-    /// The next hole below SACKed data, above what was already retransmitted in this
-    /// recovery (RFC 6675 §4 NextSeg, rule 1).
-    fn plan_retransmit_hole(&mut self, cx: &mut Cx) -> Option<Plan> {
-        if !self.rtx_hole {
-            return None;
-        }
-        self.rtx_hole = false;
-        let from = self.scoreboard.high_rxt.max(self.snd.una);
-        let (seq, len) = self.scoreboard.next_hole(from, self.eff_mss(cx.cfg) as u32)?;
-        let off = seq.since(self.buf_seq()) as usize;
-        let len = (len as usize).min(self.sendbuf.len().saturating_sub(off));
-        if len == 0 {
-            return None;
-        }
-        self.scoreboard.high_rxt = seq + len as u32;
-        self.retransmits += 1;
-        cx.counters.retrans_segs += 1;
-        Some(Plan { seq, flags: TcpFlags::ACK, off, len })
-    }
-
     /// New (or go-back-N re-sent) data and FIN, under the windows, with Nagle and
     /// sender SWS avoidance (RFC 9293 §3.7.4, §3.8.6.2.1; RFC 1122 §4.2.3.4).
     fn plan_data(&mut self, cx: &mut Cx, now: Instant) -> Option<Plan> {
@@ -272,8 +259,10 @@ impl Tcb {
         let mss = self.eff_mss(cx.cfg);
         let in_flight = self.snd.nxt.since(self.snd.una) as usize;
         let cwnd = self.cc.cwnd() + self.limited_transmit as usize * mss;
-        let wnd = (self.snd.wnd as usize).min(cwnd);
-        let usable = wnd.saturating_sub(in_flight);
+        // During SACK recovery the congestion window limits pipe, not FlightSize
+        // (RFC 6675 §5 (C), NextSeg rule 2); the peer's window still limits what is outstanding.
+        let pipe = self.recovery_pipe(cx.cfg).unwrap_or(in_flight);
+        let usable = (self.snd.wnd as usize).saturating_sub(in_flight).min(cwnd.saturating_sub(pipe));
         let mut len = unsent.min(usable).min(mss);
         let retransmission = self.snd.nxt.lt(self.snd_max);
         if retransmission && let Some(s) = self.scoreboard.next_sacked_after(self.snd.nxt) {
@@ -478,6 +467,10 @@ impl Tcb {
             // A retransmission: echoes of earlier TSvals are ambiguous from now on.
             self.rtx_tsval = options.timestamps.map(|(v, _)| v);
         }
+        if let Some(prr) = self.prr.as_mut() {
+            // RFC 6937 §3: prr_out counts everything sent during recovery.
+            prr.on_sent(plan.len);
+        }
 
         // An ACK went out: nothing is owed any more (RFC 9293 §3.8.6.3).
         if plan.flags.ack() {
@@ -505,6 +498,9 @@ impl Tcb {
                 // RFC 6298 §5.1: start the timer when data is sent and it is not running.
                 self.user_timeout_on_send(now);
                 self.rtx_deadline = Some(self.clamp_to_user_timeout(now + self.rto_timer(cx.cfg)));
+            }
+            if cx.cfg.tail_loss_probe {
+                self.arm_tlp(cx.cfg, now); // RFC 8985 §7.2
             }
             self.persist_deadline = None;
             self.last_snd_time = now;

@@ -12,11 +12,18 @@ pub(crate) struct Scoreboard {
     ranges: Vec<(SeqNum, SeqNum)>,
     /// HighRxt (RFC 6675 §2): the end of the highest retransmission in this recovery.
     pub(crate) high_rxt: SeqNum,
+    /// RescueRxt (RFC 6675 §2): the recovery point when NextSeg rule 4 last fired.
+    pub(crate) rescue_rxt: Option<SeqNum>,
+    /// Lost-retransmission detection: the retransmitted segment at `.0` and SND.MAX when
+    /// it left (`.1`). Data sent after it that is SACKed means it was lost again.
+    pub(crate) rxt_fence: Option<(SeqNum, SeqNum)>,
+    /// A retransmission found lost: send the segment at this sequence number again.
+    pub(crate) rxt_again: Option<SeqNum>,
 }
 
 impl Scoreboard {
     pub(crate) fn new(iss: SeqNum) -> Scoreboard {
-        Scoreboard { ranges: Vec::new(), high_rxt: iss }
+        Scoreboard { ranges: Vec::new(), high_rxt: iss, rescue_rxt: None, rxt_fence: None, rxt_again: None }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -28,14 +35,85 @@ impl Scoreboard {
     }
 
     /// Record the SACK blocks of one ACK. Blocks at or below SND.UNA (D-SACK, RFC 2883) or
-    /// beyond what was sent are ignored (RFC 6675 §5: only valid blocks count).
-    pub(crate) fn update(&mut self, una: SeqNum, snd_max: SeqNum, blocks: &[(SeqNum, SeqNum)]) {
+    /// beyond what was sent are ignored (RFC 6675 §5: only valid blocks count). Returns the
+    /// bytes newly SACKed: an ACK that SACKs previously unSACKed octets is a duplicate
+    /// ACK in the sense of RFC 6675 §2 (DupAck), and its bytes are delivered data for
+    /// PRR (RFC 6937 §3, DeliveredData).
+    pub(crate) fn update(&mut self, una: SeqNum, snd_max: SeqNum, blocks: &[(SeqNum, SeqNum)]) -> u32 {
+        let before = self.total_sacked();
         for &(s, e) in blocks {
             if !s.lt(e) || !una.lt(e) || e.gt(snd_max) {
                 continue;
             }
             self.insert(s.max(una), e);
         }
+        self.total_sacked().saturating_sub(before)
+    }
+
+    /// Bytes SACKed above SND.UNA.
+    pub(crate) fn total_sacked(&self) -> u32 {
+        self.ranges.iter().map(|(s, e)| e.since(*s)).sum()
+    }
+
+    /// RFC 6675 §4 IsLost(): an unSACKed octet is lost when DupThresh discontiguous SACKed
+    /// ranges lie above it, or more than (DupThresh - 1) * SMSS bytes above it are SACKed.
+    /// Both only grow towards lower sequence numbers, so every hole below the returned
+    /// point is lost and none above it; `None` when no hole is lost.
+    pub(crate) fn lost_below(&self, smss: u32) -> Option<SeqNum> {
+        let dup_thresh = super::congestion::DUP_THRESH;
+        let (mut bytes, mut count) = (0u32, 0u32);
+        for &(s, e) in self.ranges.iter().rev() {
+            bytes = bytes.saturating_add(e.since(s));
+            count += 1;
+            if count >= dup_thresh || bytes > (dup_thresh - 1) * smss {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Bytes SACKed at or above `seq`.
+    pub(crate) fn sacked_above(&self, seq: SeqNum) -> u32 {
+        self.ranges.iter().map(|&(s, e)| if seq.lt(e) { e.since(s.max(seq)) } else { 0 }).sum()
+    }
+
+    /// IsLost(seq) of RFC 6675 §4 for an unSACKed `seq`.
+    pub(crate) fn is_lost(&self, seq: SeqNum, smss: u32) -> bool {
+        self.lost_below(smss).is_some_and(|l| seq.lt(l))
+    }
+
+    /// UnSACKed bytes in `[a, b)`.
+    pub(crate) fn unsacked_in(&self, a: SeqNum, b: SeqNum) -> u32 {
+        if !a.lt(b) {
+            return 0;
+        }
+        let sacked: u32 = self
+            .ranges
+            .iter()
+            .map(|&(s, e)| {
+                let (s, e) = (s.max(a), e.min(b));
+                if s.lt(e) { e.since(s) } else { 0 }
+            })
+            .sum();
+        b.since(a) - sacked
+    }
+
+    /// RFC 6675 §4 SetPipe(): octets in flight. Every unSACKed octet between HighACK
+    /// (SND.UNA) and HighData (SND.MAX) counts once if it is not lost, and once more if it
+    /// was retransmitted in this recovery (at or below HighRxt).
+    pub(crate) fn pipe(&self, una: SeqNum, high_data: SeqNum, smss: u32) -> u32 {
+        let lost_end = self.lost_below(smss).map_or(una, |l| l.max(una));
+        let rxt_end = self.high_rxt.max(una).min(high_data);
+        self.unsacked_in(lost_end, high_data) + self.unsacked_in(una, rxt_end)
+    }
+
+    /// RFC 6675 §4 NextSeg() rules 1 and 3: the first unSACKed range above HighRxt (and
+    /// at or above SND.UNA) and below the highest SACKed octet, at most `mss` long, with
+    /// whether IsLost() holds for it (rule 1) or not (rule 3).
+    pub(crate) fn next_seg_rxt(&self, una: SeqNum, mss: u32) -> Option<(SeqNum, u32, bool)> {
+        let from = self.high_rxt.max(una);
+        let (seq, len) = self.next_hole(from, mss)?;
+        Some((seq, len, self.is_lost(seq, mss)))
     }
 
     fn insert(&mut self, mut s: SeqNum, mut e: SeqNum) {
@@ -64,6 +142,27 @@ impl Scoreboard {
         self.ranges.insert(i, (s, e));
     }
 
+    /// RFC 6675 §4 NextSeg rule 4: a segment of at most `mss` octets ending with the highest
+    /// outstanding unSACKed octet below `data_end`, above SND.UNA and not overlapping SACKed data.
+    pub(crate) fn rescue_range(&self, una: SeqNum, data_end: SeqNum, mss: u32) -> Option<(SeqNum, u32)> {
+        let mut end = data_end;
+        for &(s, e) in self.ranges.iter().rev() {
+            if s.lt(end) && end.le(e) {
+                end = s;
+            }
+        }
+        if !una.lt(end) {
+            return None;
+        }
+        let mut start = if end.since(una) > mss { end - mss } else { una };
+        for &(_, e) in &self.ranges {
+            if start.lt(e) && e.le(end) {
+                start = e;
+            }
+        }
+        Some((start, end.since(start)))
+    }
+
     /// Forget everything at or below the new SND.UNA.
     pub(crate) fn prune(&mut self, una: SeqNum) {
         self.ranges.retain_mut(|(s, e)| {
@@ -80,7 +179,7 @@ impl Scoreboard {
     /// Bytes the receiver reported holding above SND.UNA.
     #[cfg(test)]
     pub(crate) fn sacked_bytes(&self) -> u32 {
-        self.ranges.iter().map(|(s, e)| e.since(*s)).sum()
+        self.total_sacked()
     }
 
     /// If `seq` lies in SACKed data, the end of that range.
@@ -146,6 +245,36 @@ mod tests {
         assert_eq!(b.ranges, vec![(una + 300, una + 400)]);
         b.prune(una + 400);
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn is_lost_and_pipe_rfc6675() {
+        // SND.UNA 100, sent up to 1100, SMSS 100: SACKed 200..300, 400..500, 700..800.
+        let mut b = sb(&[(200, 300), (400, 500), (700, 800)]);
+        // Three discontiguous ranges above 100: the hole 100..200 is lost, none above.
+        assert_eq!(b.lost_below(100), Some(SeqNum(200)));
+        assert!(b.is_lost(SeqNum(150), 100));
+        assert!(!b.is_lost(SeqNum(350), 100));
+        // Not lost: 300..400, 500..700, 800..1100 = 600; nothing retransmitted yet.
+        assert_eq!(b.pipe(SeqNum(100), SeqNum(1100), 100), 600);
+        // After retransmitting 100..200 (HighRxt 200) it counts once more.
+        b.high_rxt = SeqNum(200);
+        assert_eq!(b.pipe(SeqNum(100), SeqNum(1100), 100), 700);
+        // Rule 3 candidate above HighRxt: 300..400, not lost.
+        assert_eq!(b.next_seg_rxt(SeqNum(100), 100), Some((SeqNum(300), 100, false)));
+        // More than 2*SMSS bytes SACKed above by one range also marks the hole lost.
+        let c = sb(&[(300, 600)]);
+        assert_eq!(c.lost_below(100), Some(SeqNum(300)));
+        assert_eq!(c.lost_below(150), None);
+        assert_eq!(c.next_seg_rxt(SeqNum(100), 150), Some((SeqNum(100), 150, false)));
+    }
+
+    #[test]
+    fn update_reports_newly_sacked_bytes() {
+        let mut b = Scoreboard::new(SeqNum(0));
+        assert_eq!(b.update(SeqNum(0), SeqNum(1000), &[(SeqNum(100), SeqNum(200))]), 100);
+        assert_eq!(b.update(SeqNum(0), SeqNum(1000), &[(SeqNum(100), SeqNum(250))]), 50);
+        assert_eq!(b.update(SeqNum(0), SeqNum(1000), &[(SeqNum(100), SeqNum(250))]), 0);
     }
 
     #[test]

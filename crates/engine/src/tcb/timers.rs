@@ -20,7 +20,7 @@ impl Tcb {
         let d = earliest(self.rtx_deadline, self.delack_deadline);
         let d = earliest(d, self.persist_deadline);
         let d = earliest(earliest(d, self.timewait_deadline), self.keepalive_deadline);
-        earliest(d, self.handshake_deadline)
+        earliest(earliest(d, self.handshake_deadline), self.tlp.deadline)
     }
 
     /// Fire every timer due at `now`.
@@ -52,6 +52,12 @@ impl Tcb {
             if self.state == State::Closed {
                 return;
             }
+        }
+        if let Some(t) = self.tlp.deadline
+            && t <= now
+        {
+            // RFC 8985 §7.3: the probe timeout.
+            self.on_pto(cx.cfg, now);
         }
         if let Some(t) = self.persist_deadline
             && t <= now
@@ -119,7 +125,13 @@ impl Tcb {
         // Go back N: resend from SND.UNA.
         self.snd.nxt = self.snd.una;
         self.rtx_una = false;
-        self.rtx_hole = false;
+        // RFC 3042's allowance belongs to the duplicates of the lost window, not to the
+        // loss window of RFC 5681 §3.1 (one segment).
+        self.limited_transmit = 0;
+        self.tlp = Default::default();
+        // RFC 6675 §5.1: the RTO ends loss recovery; HighRxt restarts at HighACK.
+        self.prr = None;
+        self.scoreboard.high_rxt = self.snd.una;
         // SACKed data is not resent after a first timeout (as Linux does); from the second
         // one on, the receiver may have reneged (RFC 2018 §8): forget the SACK information.
         if self.retries >= 2 {

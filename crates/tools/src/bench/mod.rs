@@ -17,6 +17,7 @@ pub mod alloc;
 pub mod engine;
 pub mod harness;
 pub mod kernel;
+pub mod lossy;
 pub mod report;
 pub mod scale;
 pub mod smoltcp_sys;

@@ -96,6 +96,10 @@ impl Profile {
             listen_drop_syn_ack: true,
             // SYN queue / cookies: net.inet.tcp.syncookies = 1, cookies on syncache overflow.
             syn_cookies: SynCookies::OnOverflow,
+            // Loss recovery (issue 10): net.inet.tcp.cc.algorithm = newreno; the default
+            // stack has no tail loss probe (that is the RACK stack's).
+            congestion_control: utcp::engine::config::CongestionAlgorithm::NewReno,
+            tail_loss_probe: false,
             ..Config::deterministic(0)
         };
         Profile {

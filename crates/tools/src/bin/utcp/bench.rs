@@ -50,6 +50,10 @@ pub struct BenchArgs {
     /// at the end and after TIME-WAIT expiry (root)
     #[arg(long, value_name = "N", value_parser = parsers::scale_count, conflicts_with_all = ["engine", "scale", "synflood"])]
     twmem: Option<usize>,
+    /// Bulk transfers both ways through a router namespace dropping 1% and 5% (iptables
+    /// statistic), utcp against the kernel with the same congestion control (root)
+    #[arg(long, conflicts_with_all = ["engine", "scale", "synflood", "twmem"])]
+    lossy: bool,
     /// Spoofed random-source SYN flood (--duration, 20 s by default, at most 60) while a
     /// kernel client connects every 20 ms; legitimate success, p50/p99 and RSS (root)
     #[arg(long, conflicts_with_all = ["engine", "scale"])]
@@ -100,6 +104,12 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
         if a.json { r.json() } else { r.text() }
     } else if let Some(n) = a.twmem {
         bench::twmem::run(n, !a.json)?.text()
+    } else if a.lossy {
+        let mut o = bench::lossy::Options::default();
+        if a.quick {
+            o.bytes = 2 << 20;
+        }
+        bench::lossy::table(&bench::lossy::run(&o, !a.json)?)
     } else if a.synflood {
         let mut o = bench::synflood::SynfloodOptions::default();
         if let Some(d) = a.duration {

@@ -54,6 +54,29 @@ pub struct SimArgs {
     /// Write every segment sent to a pcap file
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
+    /// Congestion control of both engines (RFC 5681/6582 NewReno, RFC 9438 CUBIC)
+    #[arg(long, value_name = "NAME", value_enum, default_value_t = Cc::Newreno)]
+    cc: Cc,
+    /// RFC 8985 tail loss probe [default: the engine's Config default]
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    tlp: Option<bool>,
+    /// RFC 6937 proportional rate reduction in SACK recovery [default: Config default]
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    prr: Option<bool>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug)]
+enum Cc {
+    Newreno,
+    Cubic,
+}
+
+fn on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        o => Err(format!("expected on or off, not {o:?}")),
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -107,7 +130,7 @@ fn config(a: &SimArgs) -> SimConfig {
         queue_limit: 1000,
         ..Impairments::none()
     };
-    SimConfig {
+    let mut cfg = SimConfig {
         bytes: a.bytes,
         a_to_b: imp.clone(),
         b_to_a: imp,
@@ -122,7 +145,15 @@ fn config(a: &SimArgs) -> SimConfig {
             Open::Simultaneous => OpenMode::Simultaneous,
         },
         ..SimConfig::default()
-    }
+    };
+    // Loss recovery (issue 10).
+    cfg.engine.congestion_control = match a.cc {
+        Cc::Newreno => utcp::engine::config::CongestionAlgorithm::NewReno,
+        Cc::Cubic => utcp::engine::config::CongestionAlgorithm::Cubic,
+    };
+    cfg.engine.tail_loss_probe = a.tlp.unwrap_or(cfg.engine.tail_loss_probe);
+    cfg.engine.prr = a.prr.unwrap_or(cfg.engine.prr);
+    cfg
 }
 
 fn hex(h: &[u8; 32]) -> String {
@@ -137,6 +168,10 @@ fn print_summary(out: &mut impl Write, cfg: &SimConfig, r: &SimReport) -> io::Re
         cfg.seed, cfg.bytes, cfg.close, cfg.open
     )?;
     writeln!(out, "  simulated time   {:.3} s", r.duration.as_secs_f64())?;
+    let done = |s: &utcp_tools::sim::SideReport| {
+        s.received_all_at.map_or("never".to_string(), |d| format!("{:.3} s", d.as_secs_f64()))
+    };
+    writeln!(out, "  transfer done    A {}  B {} (all bytes received)", done(&r.b), done(&r.a))?;
     for (name, s, peer) in [("A→B", &r.a, &r.b), ("B→A", &r.b, &r.a)] {
         let ok = if s.sha_sent == peer.sha_received && s.sent == peer.received { "match" } else { "DIFFER" };
         writeln!(out, "  {name}  sent {} received {}  {ok}", s.sent, peer.received)?;
