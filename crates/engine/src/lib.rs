@@ -17,11 +17,15 @@ pub mod counters;
 pub mod isn;
 pub mod stack;
 pub mod tcb;
+pub mod explain;
+pub mod observe;
 
 pub use config::{Config, Keepalive};
 pub use counters::Counters;
 pub use stack::Stack;
 pub use tcb::State;
+pub use explain::TxReason;
+pub use observe::CcPhase;
 
 use std::net::SocketAddr;
 
@@ -114,4 +118,7 @@ pub struct Status {
     pub retransmits: u64,
     pub fast_retransmits: u64,
     pub timeouts: u64,
+    // --- observe (issue 14): what only the engine knows, for plots
+    /// Congestion-control phase (slow start, avoidance, fast or RTO recovery).
+    pub phase: CcPhase,
 }

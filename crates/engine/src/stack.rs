@@ -53,6 +53,8 @@ struct Reply {
     remote: SocketAddr,
     seq: SeqNum,
     ack: Option<SeqNum>,
+    /// Which rule owes it (issue 14, `--explain`).
+    why: crate::TxReason,
 }
 
 /// A TCP endpoint: every connection and listener of one host (or interface).
@@ -73,6 +75,8 @@ pub struct Stack {
     challenge_epoch: u64,
     next_port: u16,
     reply_ip_id: u16,
+    // --- explain (issue 14): the rule behind the segment poll_transmit last returned
+    last_tx_reason: crate::TxReason,
 }
 
 impl Stack {
@@ -96,6 +100,7 @@ impl Stack {
             dirty: VecDeque::new(),
             timers: BinaryHeap::new(),
             replies: VecDeque::new(),
+            last_tx_reason: crate::TxReason::Unexplained,
             challenge_epoch: 0,
             next_port: start,
             reply_ip_id: 0,
@@ -184,7 +189,7 @@ impl Stack {
                 tcb.on_segment(&mut cx, now, &seg)
             };
             if let Some(r) = reply {
-                self.queue_reply(quad, r);
+                self.queue_reply(quad, r, crate::TxReason::ConnectionRst);
             }
             self.settle(idx);
             self.mark_dirty(idx);
@@ -233,7 +238,7 @@ impl Stack {
             let len = seg.payload.len() as u32 + seg.flags.syn() as u32 + seg.flags.fin() as u32;
             RstReply { seq: SeqNum(0), ack: Some(seg.seq + len) }
         };
-        self.queue_reply(quad, reply);
+        self.queue_reply(quad, reply, crate::TxReason::NoConnectionRst);
     }
 
     /// If the TCB at `idx` is in TIME-WAIT and `seg` may reopen it, the old SND.MAX.
@@ -260,7 +265,7 @@ impl Stack {
         // Second, check for an ACK: "form a reset segment <SEQ=SEG.ACK><CTL=RST>".
         if f.ack() {
             self.counters.drop(DropReason::BadAck);
-            self.queue_reply(quad, RstReply { seq: seg.ack, ack: None });
+            self.queue_reply(quad, RstReply { seq: seg.ack, ack: None }, crate::TxReason::ListenAckRst);
             return;
         }
         // Third, check for a SYN.
@@ -315,8 +320,8 @@ impl Stack {
         self.mark_dirty(idx);
     }
 
-    fn queue_reply(&mut self, quad: Quad, r: RstReply) {
-        self.replies.push_back(Reply { local: quad.local, remote: quad.remote, seq: r.seq, ack: r.ack });
+    fn queue_reply(&mut self, quad: Quad, r: RstReply, why: crate::TxReason) {
+        self.replies.push_back(Reply { local: quad.local, remote: quad.remote, seq: r.seq, ack: r.ack, why });
     }
 
     // ---------------------------------------------------------------- slots
@@ -453,6 +458,7 @@ impl Stack {
     /// Write the next packet to send into `buf` (which should hold `mtu` bytes).
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if let Some(r) = self.replies.pop_front() {
+            self.last_tx_reason = r.why;
             return self.emit_reply(&r, buf);
         }
         while let Some(&idx) = self.dirty.front() {
@@ -467,7 +473,9 @@ impl Stack {
                             events: &mut self.events,
                             challenge_budget: &mut self.challenge_budget,
                         };
-                        tcb.poll_transmit(&mut cx, now, buf)
+                        let n = tcb.poll_transmit(&mut cx, now, buf);
+                        self.last_tx_reason = tcb.tx_reason;
+                        n
                     }
                 }
             };
@@ -857,6 +865,12 @@ impl Stack {
     }
 
     /// STATUS (RFC 9293 §3.10.6).
+    /// Why the segment that the last [`Stack::poll_transmit`] returned was sent
+    /// (`utcp sim --explain`; see [`crate::explain`]).
+    pub fn last_tx_reason(&self) -> crate::TxReason {
+        self.last_tx_reason
+    }
+
     pub fn status(&self, c: ConnId) -> io::Result<Status> {
         Ok(self.tcb(c)?.status())
     }

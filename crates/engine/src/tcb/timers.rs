@@ -66,6 +66,7 @@ impl Tcb {
             self.delack_deadline = None;
             cx.counters.delayed_acks += 1;
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::DelayedAck;
         }
         self.update_keepalive(cx, now);
     }
@@ -95,6 +96,7 @@ impl Tcb {
         if handshake {
             // RFC 9293 §3.8.1: retransmit the SYN (or SYN-ACK).
             self.send_syn = true;
+            self.rtx_reason = crate::TxReason::SynRetransmit;
             self.snd.nxt = self.snd.iss;
             return;
         }
