@@ -10,6 +10,8 @@
 pub mod apps;
 pub mod bench;
 pub mod netns;
+pub mod plot;
+pub mod scenario;
 pub mod script;
 pub mod sim;
 pub mod trace;

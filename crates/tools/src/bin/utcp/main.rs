@@ -4,6 +4,7 @@ mod args;
 mod bench;
 mod connect;
 mod demo;
+mod plot;
 mod script;
 mod serve;
 mod sim;
@@ -24,6 +25,7 @@ commands:
   sim       two engines over an impaired in-memory link (no root)
   script    run packetdrill scripts against the engine (no root)
   bench     compare utcp with the kernel and smoltcp (root)
+  plot      time-sequence graph of a connection in a pcap (no root)
 ";
 
 fn main() {
@@ -44,6 +46,7 @@ fn main() {
         "script" => script::run(rest),
         "bench" => bench::run(rest),
         "sim" => sim::run_cli(rest),
+        "plot" => plot::run_cli(rest),
         other => {
             eprintln!("utcp: unknown command {other:?}\n\n{USAGE}");
             2

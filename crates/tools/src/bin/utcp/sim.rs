@@ -4,7 +4,7 @@ use crate::args::{Args, parse_prob, parse_size};
 use std::io::Write;
 use utcp::device::link::Impairments;
 use utcp::device::pcap::PcapWriter;
-use utcp_tools::sim::{CloseMode, OpenMode, SimConfig, SimReport, run};
+use utcp_tools::sim::{CloseMode, OpenMode, SimConfig, SimReport};
 use utcp::time::Duration;
 
 const HELP: &str = "\
@@ -22,6 +22,10 @@ usage: utcp sim [options]
   --open MODE        normal | simultaneous                            [normal]
   --trace            one line per segment and per state transition
   --pcap FILE        write every segment sent to a pcap file
+  --explain          with --trace: the rule that sent each segment
+  --plot FILE        time-sequence graph with engine state (SVG)
+  --plot-side a|b    whose sending direction --plot draws             [a]
+  --scenario NAME    a guided run that teaches one thing; `list` names them
 ";
 
 pub fn run_cli(argv: &[String]) -> i32 {
@@ -29,7 +33,7 @@ pub fn run_cli(argv: &[String]) -> i32 {
         argv,
         &[
             "bytes", "loss", "reorder", "dup", "corrupt", "delay", "jitter", "rate", "seed", "close", "open",
-            "pcap",
+            "pcap", "plot", "plot-side", "scenario",
         ],
     ) {
         Ok(a) => a,
@@ -41,6 +45,9 @@ pub fn run_cli(argv: &[String]) -> i32 {
     if args.has("help") {
         print!("{HELP}");
         return 0;
+    }
+    if let Some(name) = args.get("scenario") {
+        return crate::plot::scenario_cli(name, &args);
     }
     let cfg = match build(&args) {
         Ok(c) => c,
@@ -71,7 +78,15 @@ pub fn run_cli(argv: &[String]) -> i32 {
         None => None,
     };
     let trace: Option<&mut dyn Write> = if args.has("trace") { Some(&mut out) } else { None };
-    let report = run(&cfg, trace, pcap.as_mut());
+    let mut rec = utcp_tools::plot::record::Recorder::new();
+    let obs: Option<&mut dyn utcp_tools::sim::Observer> = if args.get("plot").is_some() { Some(&mut rec) } else { None };
+    let report = utcp_tools::sim::run_observed(&cfg, trace, pcap.as_mut(), obs);
+    if let Some(path) = args.get("plot") {
+        if let Err(e) = crate::plot::write_sim_plot(&rec, args.get("plot-side"), path, "utcp sim") {
+            eprintln!("utcp sim: {e}");
+            return 1;
+        }
+    }
     if let Some(mut p) = pcap {
         let _ = p.flush();
     }
@@ -80,7 +95,7 @@ pub fn run_cli(argv: &[String]) -> i32 {
 }
 
 fn build(args: &Args) -> Result<SimConfig, String> {
-    args.check_switches(&["trace", "help"])?;
+    args.check_switches(&["trace", "explain", "help"])?;
     let mut cfg = SimConfig::default();
     let prob = |name: &str| args.get(name).map(parse_prob).transpose().map(|v| v.unwrap_or(0.0));
     let ms = |name: &str, d: u64| -> Result<Duration, String> {
@@ -105,6 +120,7 @@ fn build(args: &Args) -> Result<SimConfig, String> {
     cfg.a_to_b = imp.clone();
     cfg.b_to_a = imp;
     cfg.seed = args.parse_or("seed", 1u64)?;
+    cfg.explain = args.has("explain");
     cfg.close = match args.get("close").unwrap_or("active") {
         "active" => CloseMode::Active,
         "passive" => CloseMode::Passive,
@@ -123,7 +139,7 @@ fn hex(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn print_summary(cfg: &SimConfig, r: &SimReport) {
+pub fn print_summary(cfg: &SimConfig, r: &SimReport) {
     println!();
     println!("utcp sim: seed {} bytes {} close {:?} open {:?}", cfg.seed, cfg.bytes, cfg.close, cfg.open);
     println!("  simulated time   {:.3} s", r.duration.as_secs_f64());

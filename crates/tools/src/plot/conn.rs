@@ -1,0 +1,139 @@
+//! From IP packets to what a time-sequence graph draws: TCP headers (parsed without
+//! checksum checks, since captures of offloading senders carry partial checksums),
+//! connections and their busiest one, and one direction's series.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use utcp::wire::TcpOptions;
+
+/// One TCP segment as seen on the wire, at `t` seconds.
+#[derive(Clone, Debug)]
+pub struct Packet {
+    pub t: f64,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub seq: u32,
+    pub ack: u32,
+    pub flags: u8,
+    pub win: u16,
+    pub len: u32,
+    pub opts: TcpOptions,
+}
+
+pub const FIN: u8 = 0x01;
+pub const SYN: u8 = 0x02;
+pub const RST: u8 = 0x04;
+pub const ACK: u8 = 0x10;
+
+impl Packet {
+    /// Sequence space the segment occupies (RFC 9293 §3.4: SYN and FIN count).
+    pub fn seg_len(&self) -> u32 {
+        self.len + (self.flags & SYN != 0) as u32 + (self.flags & FIN != 0) as u32
+    }
+}
+
+/// Parse an IPv4 or IPv6 packet carrying TCP. Checksums are not verified.
+pub fn parse_tcp(t: f64, ip: &[u8]) -> Option<Packet> {
+    let (src, dst, tcp) = match ip.first()? >> 4 {
+        4 => {
+            let ihl = (ip[0] & 0x0f) as usize * 4;
+            let total = u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]) as usize;
+            let frag = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x1fff;
+            if *ip.get(9)? != 6 || ihl < 20 || frag != 0 {
+                return None;
+            }
+            let s: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
+            let d: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
+            // A capture may pad (Ethernet minimum) or truncate: trust the shorter.
+            let end = total.clamp(ihl, ip.len());
+            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), ip.get(ihl..end)?)
+        }
+        6 => {
+            if *ip.get(6)? != 6 {
+                return None; // extension headers are not followed
+            }
+            let plen = u16::from_be_bytes([ip[4], ip[5]]) as usize;
+            let s: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
+            let d: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
+            let end = (40 + plen).min(ip.len());
+            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), ip.get(40..end)?)
+        }
+        _ => return None,
+    };
+    let off = (*tcp.get(12)? >> 4) as usize * 4;
+    if off < 20 || off > tcp.len() {
+        return None;
+    }
+    let be32 = |i: usize| u32::from_be_bytes([tcp[i], tcp[i + 1], tcp[i + 2], tcp[i + 3]]);
+    Some(Packet {
+        t,
+        src: SocketAddr::new(src, u16::from_be_bytes([tcp[0], tcp[1]])),
+        dst: SocketAddr::new(dst, u16::from_be_bytes([tcp[2], tcp[3]])),
+        seq: be32(4),
+        ack: be32(8),
+        flags: tcp[13],
+        win: u16::from_be_bytes([tcp[14], tcp[15]]),
+        len: (tcp.len() - off) as u32,
+        opts: utcp::wire::options::parse(&tcp[20..off]).unwrap_or_default(),
+    })
+}
+
+/// One direction of one connection: data flows `src` → `dst`.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct Flow {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+}
+
+impl std::fmt::Display for Flow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.src, self.dst)
+    }
+}
+
+impl std::str::FromStr for Flow {
+    type Err = String;
+    /// `SRC:PORT-DST:PORT` (IPv6 in brackets).
+    fn from_str(s: &str) -> Result<Flow, String> {
+        let bad = || format!("{s:?}: expected SRC:PORT-DST:PORT");
+        let i = s.find("-").filter(|_| !s.starts_with('['));
+        let i = match i {
+            Some(i) => i,
+            None => s.find("]-").map(|i| i + 1).ok_or_else(bad)?,
+        };
+        let src = s[..i].parse().map_err(|_| bad())?;
+        let dst = s[i + 1..].parse().map_err(|_| bad())?;
+        Ok(Flow { src, dst })
+    }
+}
+
+/// The direction that carried the most payload among all connections.
+pub fn busiest(packets: &[Packet]) -> Option<Flow> {
+    let mut bytes: HashMap<Flow, u64> = HashMap::new();
+    for p in packets {
+        *bytes.entry(Flow { src: p.src, dst: p.dst }).or_default() += p.len as u64 + 1;
+    }
+    bytes.into_iter().max_by_key(|&(f, b)| (b, f.src.port(), f.dst.port())).map(|(f, _)| f)
+}
+
+/// Relative sequence numbers over a long transfer: unwraps 32-bit values near the last one.
+#[derive(Clone, Copy, Debug)]
+pub struct Unwrap {
+    base: u32,
+    last: i64,
+}
+
+impl Unwrap {
+    pub fn new(base: u32) -> Unwrap {
+        Unwrap { base, last: 0 }
+    }
+
+    pub fn rel(&mut self, v: u32) -> i64 {
+        let d = v.wrapping_sub(self.base.wrapping_add(self.last as u32)) as i32 as i64;
+        let r = self.last + d;
+        if d > 0 {
+            self.last = r;
+        }
+        r
+    }
+}
