@@ -88,14 +88,21 @@ fn time_range(s: &Series) -> std::ops::Range<f64> {
     (s.t_min - span * 0.01)..(s.t_max + span * 0.02)
 }
 
+/// The time and sequence ranges of the time-sequence graph's axes.
+pub fn ranges(s: &Series) -> (std::ops::Range<f64>, std::ops::Range<f64>) {
+    let y_hi = (s.seq_max.max(1) as f64) * 1.04;
+    (time_range(s), -y_hi * 0.02..y_hi)
+}
+
 /// The Stevens/tcptrace graph: data bars, ACK line, window edge, SACKs, marks.
 fn time_sequence(area: &Area, s: &Series, x: std::ops::Range<f64>, shades: &[(f64, f64, CcPhase)]) -> R {
-    let y_hi = (s.seq_max.max(1) as f64) * 1.04;
+    let y = ranges(s).1;
+    let y_hi = y.end;
     let mut c = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(40)
         .y_label_area_size(90)
-        .build_cartesian_2d(x, -y_hi * 0.02..y_hi)
+        .build_cartesian_2d(x, y)
         .map_err(err)?;
     c.configure_mesh()
         .x_desc("time (s)")
