@@ -157,7 +157,7 @@ impl TxReason {
             ProbeAck => "ACK for text beyond the window, RFC 9293 §3.8.6.1",
             TimeWaitAck => "TIME-WAIT ACK of a retransmitted FIN, RFC 9293 §3.10.7.4",
             Ack => "acknowledgment, RFC 9293 §3.10.7.4",
-            UserAbortRst => "RST on ABORT, RFC 9293 §3.10.5",
+            UserAbortRst => "RST on ABORT (or CLOSE with unread data), RFC 9293 §3.10.5",
             DataAfterCloseRst => "RST for data after close, RFC 9293 §3.10.4",
             NoConnectionRst => "RST for a segment to no connection, RFC 9293 §3.10.7.1",
             ListenAckRst => "RST for an ACK to a listener, RFC 9293 §3.10.7.2",

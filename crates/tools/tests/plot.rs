@@ -212,3 +212,24 @@ fn garbage_captures_are_errors_not_panics() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Every segment the engine sends in our packetdrill scripts carries a reason.
+#[test]
+fn script_explain_leaves_no_segment_unexplained() {
+    use utcp_tools::script::{self, profile::Profile};
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/scripts");
+    let files = script::collect_scripts(&[dir]).unwrap();
+    assert!(files.len() > 10);
+    let mut profile = Profile::utcp();
+    profile.explain = true;
+    let mut explained = 0;
+    for f in &files {
+        let r = script::run_file(f, &profile, true);
+        for l in r.trace.iter().filter(|l| l.contains("utcp sends")) {
+            assert!(!l.ends_with("; unexplained"), "{}: {l}", f.display());
+            assert!(l.contains("RFC"), "{}: {l}", f.display());
+            explained += 1;
+        }
+    }
+    assert!(explained > 100, "only {explained} segments seen");
+}

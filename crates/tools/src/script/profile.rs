@@ -20,6 +20,9 @@ pub struct Profile {
     pub accept_inherits_nonblock: bool,
     /// Value of the O_NONBLOCK bit reported by `fcntl(F_GETFL)`.
     pub o_nonblock: i64,
+    /// With `--verbose`: log each segment the stack sends with the rule that sent it
+    /// (`--explain`, issue 14).
+    pub explain: bool,
 }
 
 pub const PROFILE_NAMES: [&str; 2] = ["utcp", "freebsd"];
@@ -41,6 +44,7 @@ impl Profile {
             defines: vec!["utcp", "STANDARD"],
             accept_inherits_nonblock: false,
             o_nonblock: 0x800,
+            explain: false,
         }
     }
 
@@ -89,6 +93,7 @@ impl Profile {
             defines: vec!["FreeBSD"],
             accept_inherits_nonblock: true,
             o_nonblock: 0x4,
+            explain: false,
         }
     }
 }

@@ -16,6 +16,7 @@ utcp stack on a virtual clock. Local address 192.168.0.1, remote 192.0.2.1.
   --json           one JSON object per line per script instead of the table
                    (the closing summary line follows them)
   --verbose        print notes and the packet trace of every script
+  --explain        with --verbose: the rule that sent each segment utcp sends
 Exit status: 0 if no script failed, 1 otherwise, 2 on usage errors.
 ";
 
@@ -32,7 +33,7 @@ pub fn run(argv: &[String]) -> i32 {
         print!("{USAGE}");
         return 0;
     }
-    if let Err(e) = args.check_switches(&["json", "verbose", "help"]) {
+    if let Err(e) = args.check_switches(&["json", "verbose", "explain", "help"]) {
         eprintln!("utcp script: {e}\n\n{USAGE}");
         return 2;
     }
@@ -63,6 +64,7 @@ pub fn run(argv: &[String]) -> i32 {
     };
     let json = args.has("json");
     let verbose = args.has("verbose");
+    profile.explain = args.has("explain");
     let mut reports = Vec::with_capacity(files.len());
     for f in &files {
         let r = script::run_file(f, &profile, verbose);
