@@ -152,3 +152,28 @@ pub fn phases(e: &EngineTrack, t0: f64) -> Vec<(f64, f64, CcPhase)> {
     }
     out
 }
+
+/// Every direction of every connection in `capture` that carried data, one SVG each in
+/// `dir` (`utcp demo --plot DIR`), named after the flow.
+pub fn plot_all(capture: &std::path::Path, dir: &std::path::Path) -> Result<Vec<std::path::PathBuf>, String> {
+    let data = std::fs::read(capture).map_err(|e| format!("{}: {e}", capture.display()))?;
+    let cap = pcap::Capture::parse(data).map_err(|e| format!("{}: {e}", capture.display()))?;
+    let packets = packets_of(&cap);
+    let mut flows: Vec<Flow> = Vec::new();
+    for p in packets.iter().filter(|p| p.len > 0) {
+        let f = Flow { src: p.src, dst: p.dst };
+        if !flows.contains(&f) {
+            flows.push(f);
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut out = Vec::new();
+    for f in flows {
+        let s = series::build(&packets, f, 0.0, f64::INFINITY);
+        let name = f.to_string().replace([':', '[', ']'], "_");
+        let path = dir.join(format!("{name}.svg"));
+        write(&path, &render::svg(&s, None, &format!("{f}: time-sequence graph"))?)?;
+        out.push(path);
+    }
+    Ok(out)
+}

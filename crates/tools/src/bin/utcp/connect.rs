@@ -21,6 +21,7 @@ stdin to the connection and the connection to stdout.
   --addr IP          the stack's own address (default 10.77.0.2)
   --peer IP/PREFIX   the kernel side's address on the TUN (default 10.77.0.1/24)
   --pcap FILE        write every packet crossing the TUN to FILE (pcap, raw IP)
+  --plot FILE        time-sequence graph of the connection, on close (SVG)
 ";
 
 pub fn run(argv: &[String]) -> i32 {
@@ -126,6 +127,7 @@ fn connect(argv: &[String]) -> Result<i32, String> {
     drop(stream);
     iface.wait_quiet(Duration::from_millis(200), Duration::from_secs(2));
     drop(iface);
+    net.finish_plot();
     drop(ns);
     match result {
         Ok(()) if crate::serve::stop_requested() => Ok(130),

@@ -21,11 +21,12 @@ use utcp_tools::apps;
 use utcp::wire::{TcpSegment, parse_ipv4_tcp};
 
 const USAGE: &str = "\
-usage: utcp demo [--pcap FILE] [--bulk SIZE] [--bulk-rate BITS] [--http-size SIZE]
+usage: utcp demo [--pcap FILE] [--plot DIR] [--bulk SIZE] [--bulk-rate BITS] [--http-size SIZE]
 
 Runs the stack in a private network namespace against the kernel's clients, prints a
 trace of the first connection and a summary, and removes everything it created.
   --pcap FILE        write every packet crossing the TUN to FILE (pcap, raw IP)
+  --plot DIR         a time-sequence graph (SVG) of each connection's data direction
   --bulk SIZE        bytes the kernel pushes through the echo server (default 16M)
   --bulk-rate BITS   pace the kernel's bulk writes to this many bit/s (default 200M)
   --http-size SIZE   size of the file curl downloads (default 4M)
@@ -194,7 +195,7 @@ impl Drop for TempDir {
 }
 
 fn demo(argv: &[String]) -> Result<(), String> {
-    let a = Args::parse(argv, &["pcap", "bulk", "bulk-rate", "http-size"])?;
+    let a = Args::parse(argv, &["pcap", "bulk", "bulk-rate", "http-size", "plot"])?;
     a.check_switches(&[])?;
     if let Some(p) = a.positional.first() {
         return Err(format!("unexpected argument {p:?}\n{USAGE}"));
@@ -218,6 +219,11 @@ fn demo(argv: &[String]) -> Result<(), String> {
     // transfer that flow control never has to stop.
     cfg.engine.recv_buffer = 1 << 20;
     cfg.pcap = a.get("pcap").map(PathBuf::from);
+    if let (None, Some(dir)) = (&cfg.pcap, a.get("plot")) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{dir}: {e}"))?;
+        cfg.pcap = Some(Path::new(dir).join("demo.pcap"));
+    }
+    let capture = cfg.pcap.clone();
     cfg.tap = Some(Box::new(TraceTap::new(lines.clone())));
     let iface = Interface::new(cfg).map_err(|e| format!("interface: {e}"))?;
 
@@ -376,6 +382,12 @@ fn demo(argv: &[String]) -> Result<(), String> {
         println!("\npcap written to {p}");
     }
     drop(iface);
+    if let (Some(dir), Some(capture)) = (a.get("plot"), &capture) {
+        match utcp_tools::plot::plot_all(capture, Path::new(dir)) {
+            Ok(files) => files.iter().for_each(|f| println!("plot: {}", f.display())),
+            Err(e) => eprintln!("utcp demo: --plot: {e}"),
+        }
+    }
     let name = ns.name().to_string();
     drop(ns);
     println!("removed namespace {name} and its TUN; done");

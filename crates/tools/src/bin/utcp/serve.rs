@@ -28,6 +28,7 @@ Serves on the stack's address behind a TUN until SIGINT/SIGTERM.
   --addr IP          the stack's own address (default 10.77.0.2)
   --peer IP/PREFIX   the kernel side's address on the TUN (default 10.77.0.1/24)
   --pcap FILE        write every packet crossing the TUN to FILE (pcap, raw IP)
+  --plot FILE        time-sequence graph of the busiest connection, on close (SVG)
 ";
 
 /// The flags every TUN-backed command takes.
@@ -38,10 +39,13 @@ pub struct NetOpts {
     pub peer: Ipv4Addr,
     pub prefix: u8,
     pub pcap: Option<PathBuf>,
+    /// `--plot FILE`: a time-sequence graph of the busiest connection, written on close
+    /// (from a capture beside it, FILE.pcap, unless --pcap names one).
+    pub plot: Option<PathBuf>,
 }
 
 /// Flags that take a value, for `Args::parse`.
-pub const NET_FLAGS: [&str; 5] = ["netns", "tun", "addr", "peer", "pcap"];
+pub const NET_FLAGS: [&str; 6] = ["netns", "tun", "addr", "peer", "pcap", "plot"];
 
 impl NetOpts {
     pub fn from_args(a: &Args) -> Result<NetOpts, String> {
@@ -59,8 +63,25 @@ impl NetOpts {
             addr,
             peer,
             prefix,
-            pcap: a.get("pcap").map(PathBuf::from),
+            pcap: a.get("pcap").map(PathBuf::from).or_else(|| a.get("plot").map(|p| PathBuf::from(p).with_extension("pcap"))),
+            plot: a.get("plot").map(PathBuf::from),
         })
+    }
+
+    /// After the interface is dropped (its capture flushed): draw `--plot`.
+    pub fn finish_plot(&self) {
+        let (Some(out), Some(capture)) = (&self.plot, &self.pcap) else { return };
+        let opts = utcp_tools::plot::PlotOptions {
+            capture: capture.clone(),
+            conn: None,
+            from: 0.0,
+            to: f64::INFINITY,
+            out: out.clone(),
+        };
+        match utcp_tools::plot::run(&opts) {
+            Ok(s) => println!("plot of {} written to {}", s.flow, out.display()),
+            Err(e) => eprintln!("utcp: --plot: {e}"),
+        }
     }
 
     /// Open (or create) the namespace and start the interface in it.
@@ -280,6 +301,7 @@ fn serve(argv: &[String]) -> Result<(), String> {
         c.retrans_segs
     );
     drop(iface);
+    net.finish_plot();
     drop(ns);
     Ok(())
 }
