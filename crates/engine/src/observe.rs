@@ -26,7 +26,13 @@ pub enum CcPhase {
 impl CcPhase {
     /// The phase from the sender's state: in fast recovery, below the RTO recovery point
     /// (`snd.una < recover` outside fast recovery happens only after an RTO), or by cwnd.
-    pub fn of(in_fast_recovery: bool, snd_una: SeqNum, recover: SeqNum, cwnd: usize, ssthresh: usize) -> CcPhase {
+    pub fn of(
+        in_fast_recovery: bool,
+        snd_una: SeqNum,
+        recover: SeqNum,
+        cwnd: usize,
+        ssthresh: usize,
+    ) -> CcPhase {
         if in_fast_recovery {
             CcPhase::FastRecovery
         } else if snd_una.lt(recover) {

@@ -26,7 +26,14 @@ fn lossy(seed: u64) -> SimConfig {
         queue_limit: 1000,
         ..Impairments::none()
     };
-    SimConfig { bytes: 300_000, bytes_b: Some(20_000), a_to_b: imp.clone(), b_to_a: imp, seed, ..SimConfig::default() }
+    SimConfig {
+        bytes: 300_000,
+        bytes_b: Some(20_000),
+        a_to_b: imp.clone(),
+        b_to_a: imp,
+        seed,
+        ..SimConfig::default()
+    }
 }
 
 fn record(cfg: &SimConfig) -> (SimReport, Recorder) {
@@ -43,7 +50,9 @@ fn hex(c: plotters::style::RGBColor) -> String {
 /// Polylines drawn with `color` (plotters writes one per PathElement).
 fn polylines(doc: &roxmltree::Document, color: &str) -> usize {
     doc.descendants()
-        .filter(|n| n.has_tag_name("polyline") && n.attribute("stroke").is_some_and(|s| s.eq_ignore_ascii_case(color)))
+        .filter(|n| {
+            n.has_tag_name("polyline") && n.attribute("stroke").is_some_and(|s| s.eq_ignore_ascii_case(color))
+        })
         .count()
 }
 
@@ -56,7 +65,11 @@ fn retransmission_marks_equal_the_engine_counter() {
         assert_eq!(s.retransmits as u64, r.a.retransmits, "seed {seed}: series vs engine");
         let svg = rec.svg(Side::A, "test").unwrap();
         let doc = roxmltree::Document::parse(&svg).expect("the SVG parses as XML");
-        assert_eq!(polylines(&doc, &hex(render::RETRANSMIT)) as u64, r.a.retransmits, "seed {seed}: SVG marks");
+        assert_eq!(
+            polylines(&doc, &hex(render::RETRANSMIT)) as u64,
+            r.a.retransmits,
+            "seed {seed}: SVG marks"
+        );
     }
 }
 
@@ -99,10 +112,14 @@ fn rendered_png_is_not_blank_and_the_data_region_has_ink() {
     assert!(px.iter().all(|p| p.alpha() == 255), "background is not opaque");
     // The time-sequence graph (top 530 px): data bars, ACK line, retransmission.
     let near = |p: &resvg::tiny_skia::PremultipliedColorU8, c: plotters::style::RGBColor| {
-        (p.red() as i32 - c.0 as i32).abs() < 8 && (p.green() as i32 - c.1 as i32).abs() < 8 && (p.blue() as i32 - c.2 as i32).abs() < 8
+        (p.red() as i32 - c.0 as i32).abs() < 8
+            && (p.green() as i32 - c.1 as i32).abs() < 8
+            && (p.blue() as i32 - c.2 as i32).abs() < 8
     };
     let region = &px[..530 * w];
-    for (name, c, min) in [("data", render::DATA, 200), ("ACK", render::ACKS, 200), ("retransmission", render::RETRANSMIT, 5)] {
+    for (name, c, min) in
+        [("data", render::DATA, 200), ("ACK", render::ACKS, 200), ("retransmission", render::RETRANSMIT, 5)]
+    {
         let n = region.iter().filter(|p| near(p, c)).count();
         assert!(n >= min, "{name}: only {n} pixels of ink in the data region");
     }
@@ -184,7 +201,8 @@ fn utcp_pcap_plots_like_the_recording() {
     w.flush().unwrap();
     drop(w);
     assert!(r.ok());
-    let opts = PlotOptions { capture: pcap_path, conn: None, from: 0.0, to: f64::INFINITY, out: svg_path.clone() };
+    let opts =
+        PlotOptions { capture: pcap_path, conn: None, from: 0.0, to: f64::INFINITY, out: svg_path.clone() };
     let s = plot::run(&opts).unwrap();
     assert_eq!(s.flow.src.ip(), utcp_tools::sim::ADDR_A, "busiest direction is A's");
     assert_eq!(s.retransmits as u64, r.a.retransmits);
@@ -207,7 +225,13 @@ fn garbage_captures_are_errors_not_panics() {
     let p = dir.join("bad.pcap");
     for bytes in [vec![], vec![0u8; 100], b"\xd4\xc3\xb2\xa1garbage-garbage-garbage".to_vec()] {
         std::fs::write(&p, &bytes).unwrap();
-        let opts = PlotOptions { capture: p.clone(), conn: None, from: 0.0, to: f64::INFINITY, out: dir.join("x.svg") };
+        let opts = PlotOptions {
+            capture: p.clone(),
+            conn: None,
+            from: 0.0,
+            to: f64::INFINITY,
+            out: dir.join("x.svg"),
+        };
         assert!(plot::run(&opts).is_err());
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -42,7 +42,21 @@ fn kernel_to_kernel_tcpdump_capture_plots() {
     std::fs::create_dir_all(&dir).unwrap();
     let pcap = dir.join("kernel.pcap");
     let mut dump = Command::new("ip")
-        .args(["netns", "exec", a.name(), "tcpdump", "--immediate-mode", "-i", "va", "-U", "-s", "128", "-c", "200000", "-w"])
+        .args([
+            "netns",
+            "exec",
+            a.name(),
+            "tcpdump",
+            "--immediate-mode",
+            "-i",
+            "va",
+            "-U",
+            "-s",
+            "128",
+            "-c",
+            "200000",
+            "-w",
+        ])
         .arg(&pcap)
         .args(["tcp", "port", "5001"])
         .stdout(Stdio::null())
@@ -89,7 +103,8 @@ fn kernel_to_kernel_tcpdump_capture_plots() {
     let _ = dump.wait();
 
     let svg = dir.join("kernel.svg");
-    let opts = PlotOptions { capture: pcap.clone(), conn: None, from: 0.0, to: f64::INFINITY, out: svg.clone() };
+    let opts =
+        PlotOptions { capture: pcap.clone(), conn: None, from: 0.0, to: f64::INFINITY, out: svg.clone() };
     let s = plot::run(&opts).expect("plot");
     assert_eq!(s.flow.src.ip().to_string(), "10.91.0.1");
     assert_eq!(s.flow.dst.port(), 5001);

@@ -132,7 +132,11 @@ impl EngineTrack {
 
     /// Phase transitions: (t, from, to).
     pub fn transitions(&self) -> Vec<(f64, CcPhase, CcPhase)> {
-        self.samples.windows(2).filter(|w| w[0].phase != w[1].phase).map(|w| (w[1].t, w[0].phase, w[1].phase)).collect()
+        self.samples
+            .windows(2)
+            .filter(|w| w[0].phase != w[1].phase)
+            .map(|w| (w[1].t, w[0].phase, w[1].phase))
+            .collect()
     }
 }
 

@@ -76,7 +76,8 @@ pub fn svg(s: &Series, engine: Option<&EngineTrack>, title: &str) -> Result<Stri
         line_panel(&a, x.clone(), "goodput (Mbit/s)", &[("goodput, sliding window", ACKS, &goodput)], &[])?;
         let (a, b) = b.split_vertically(190);
         rtt_panel(&a, s, engine, x.clone())?;
-        let flight: Vec<(f64, f64)> = steps_f(&s.in_flight.iter().map(|&(t, v)| (t, v as f64 / 1e3)).collect::<Vec<_>>());
+        let flight: Vec<(f64, f64)> =
+            steps_f(&s.in_flight.iter().map(|&(t, v)| (t, v as f64 / 1e3)).collect::<Vec<_>>());
         line_panel(&b, x, "bytes in flight (kB)", &[("in flight (wire)", PIPE, &flight)], &[])?;
         root.present().map_err(err)?;
     }
@@ -121,17 +122,21 @@ fn time_sequence(area: &Area, s: &Series, x: std::ops::Range<f64>, shades: &[(f6
         .map_err(err)?
         .label("ACK (cumulative)")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], ACKS.stroke_width(2)));
-    c.draw_series(s.sacks.iter().map(|&(t, l, r)| {
-        PathElement::new(vec![(t, l as f64), (t, r as f64)], SACK.stroke_width(3))
-    }))
+    c.draw_series(
+        s.sacks
+            .iter()
+            .map(|&(t, l, r)| PathElement::new(vec![(t, l as f64), (t, r as f64)], SACK.stroke_width(3))),
+    )
     .map_err(err)?
     .label("SACK block")
     .legend(|(x, y)| Rectangle::new([(x, y - 2), (x + 18, y + 2)], SACK.filled()));
     // A bar is at least ~3 px tall, so a lone small segment on a long transfer shows.
     let min_h = y_hi * 0.006;
-    let bar = move |color: RGBColor, w: u32| move |g: &super::series::Seg| {
-        let top = (g.end as f64).max(g.seq as f64 + min_h);
-        PathElement::new(vec![(g.t, g.seq as f64), (g.t, top)], color.stroke_width(w))
+    let bar = move |color: RGBColor, w: u32| {
+        move |g: &super::series::Seg| {
+            let top = (g.end as f64).max(g.seq as f64 + min_h);
+            PathElement::new(vec![(g.t, g.seq as f64), (g.t, top)], color.stroke_width(w))
+        }
     };
     c.draw_series(s.segs.iter().filter(|g| !g.retransmit && !g.zero_window_probe).map(bar(DATA, 2)))
         .map_err(err)?
@@ -143,9 +148,12 @@ fn time_sequence(area: &Area, s: &Series, x: std::ops::Range<f64>, shades: &[(f6
         .legend(|(x, y)| Rectangle::new([(x + 7, y - 6), (x + 10, y + 6)], RETRANSMIT.filled()));
     c.draw_series(s.segs.iter().filter(|g| g.zero_window_probe && !g.retransmit).map(bar(PROBE, 2)))
         .map_err(err)?;
-    c.draw_series(s.segs.iter().filter(|g| g.zero_window_probe).map(|g| {
-        TriangleMarker::new((g.t, g.end as f64), 6, PROBE.filled())
-    }))
+    c.draw_series(
+        s.segs
+            .iter()
+            .filter(|g| g.zero_window_probe)
+            .map(|g| TriangleMarker::new((g.t, g.end as f64), 6, PROBE.filled())),
+    )
     .map_err(err)?
     .label("zero-window probe")
     .legend(|(x, y)| TriangleMarker::new((x + 9, y), 6, PROBE.filled()));
@@ -159,7 +167,11 @@ fn time_sequence(area: &Area, s: &Series, x: std::ops::Range<f64>, shades: &[(f6
         .map_err(err)
 }
 
-type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>>;
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
 
 fn draw_marks(c: &mut Chart, s: &Series) -> R {
     let of = |m: Mark| s.marks.iter().filter(move |x| x.2 == m).map(|&(t, y, _)| (t, y as f64));
@@ -180,8 +192,10 @@ fn draw_marks(c: &mut Chart, s: &Series) -> R {
 
 /// Shade each congestion-control phase interval across a chart's full height.
 fn shade(c: &mut Chart, shades: &[(f64, f64, CcPhase)], lo: f64, hi: f64) -> R {
-    c.draw_series(shades.iter().map(|&(a, b, p)| Rectangle::new([(a, lo), (b, hi)], phase_color(p).filled())))
-        .map_err(err)?;
+    c.draw_series(
+        shades.iter().map(|&(a, b, p)| Rectangle::new([(a, lo), (b, hi)], phase_color(p).filled())),
+    )
+    .map_err(err)?;
     Ok(())
 }
 
@@ -202,7 +216,12 @@ fn steps_f(v: &[(f64, f64)]) -> Vec<(f64, f64)> {
     out
 }
 
-fn panel<'a, 'b>(area: &'a Area<'b>, x: std::ops::Range<f64>, y_hi: f64, desc: &str) -> Result<Chart<'a, 'b>, String> {
+fn panel<'a, 'b>(
+    area: &'a Area<'b>,
+    x: std::ops::Range<f64>,
+    y_hi: f64,
+    desc: &str,
+) -> Result<Chart<'a, 'b>, String> {
     let mut c = ChartBuilder::on(area)
         .margin(12)
         .x_label_area_size(32)
@@ -268,7 +287,13 @@ fn rtt_panel(area: &Area, s: &Series, engine: Option<&EngineTrack>, x: std::ops:
 /// RTO in the RTT panel: darker than retransmissions so those stay countable.
 const RETRANSMIT_DARK: RGBColor = RGBColor(150, 30, 30);
 
-fn congestion_panel(area: &Area, e: &EngineTrack, t0: f64, x: std::ops::Range<f64>, shades: &[(f64, f64, CcPhase)]) -> R {
+fn congestion_panel(
+    area: &Area,
+    e: &EngineTrack,
+    t0: f64,
+    x: std::ops::Range<f64>,
+    shades: &[(f64, f64, CcPhase)],
+) -> R {
     let kb = |f: fn(&super::EngineSample) -> f64| -> Vec<(f64, f64)> {
         let v: Vec<(f64, f64)> = e.samples.iter().map(|p| (p.t - t0, f(p) / 1e3)).collect();
         steps_f(&v)
@@ -277,14 +302,17 @@ fn congestion_panel(area: &Area, e: &EngineTrack, t0: f64, x: std::ops::Range<f6
     let pipe = kb(|p| p.in_flight as f64);
     let top = cwnd.iter().chain(&pipe).map(|p| p.1).fold(0.0, f64::max);
     // ssthresh starts "arbitrarily high" (RFC 5681 §3.1): clip it to the panel.
-    let ssthresh: Vec<(f64, f64)> = kb(|p| p.ssthresh as f64).into_iter().map(|(t, v)| (t, v.min(top * 1.05))).collect();
+    let ssthresh: Vec<(f64, f64)> =
+        kb(|p| p.ssthresh as f64).into_iter().map(|(t, v)| (t, v.min(top * 1.05))).collect();
     let mut c = panel(area, x, top, &format!("{} window (kB)", e.side))?;
     shade(&mut c, shades, 0.0, top.max(1e-9) * 1.08)?;
     for (t, _, p) in shades.iter().skip(1) {
         c.draw_series(std::iter::once(PathElement::new(vec![(*t, 0.0), (*t, top * 1.08)], phase_edge(*p))))
             .map_err(err)?;
     }
-    for (name, color, pts) in [("cwnd", CWND, &cwnd), ("ssthresh", SSTHRESH, &ssthresh), ("pipe (engine)", PIPE, &pipe)] {
+    for (name, color, pts) in
+        [("cwnd", CWND, &cwnd), ("ssthresh", SSTHRESH, &ssthresh), ("pipe (engine)", PIPE, &pipe)]
+    {
         c.draw_series(LineSeries::new(pts.iter().copied(), color.stroke_width(2)))
             .map_err(err)?
             .label(name)

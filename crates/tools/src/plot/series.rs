@@ -71,7 +71,9 @@ pub fn build(packets: &[Packet], flow: Flow, from: f64, to: f64) -> Series {
         .unwrap_or(0);
     // RFC 7323 §2.2: windows are scaled only when both SYNs carried the option; the
     // receiver's own shift applies to the windows it sends, never to a SYN's.
-    let ws = |f: &dyn Fn(&Packet) -> bool| conn.iter().find(|p| f(p) && p.flags & SYN != 0).map(|p| p.opts.window_scale);
+    let ws = |f: &dyn Fn(&Packet) -> bool| {
+        conn.iter().find(|p| f(p) && p.flags & SYN != 0).map(|p| p.opts.window_scale)
+    };
     let shift = match (ws(&fwd), ws(&rev)) {
         (Some(Some(_)), Some(Some(r))) => r.min(14),
         _ => 0,
