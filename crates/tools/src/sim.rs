@@ -403,9 +403,14 @@ pub fn run_observed(
         }
         // Deliver.
         while let Some((to, pkt)) = link.recv(now) {
-            match to {
-                Side::A => a.stack.handle_packet(now, &pkt),
-                Side::B => b.stack.handle_packet(now, &pkt),
+            let (app, name) = if to == Side::A { (&mut a, "A") } else { (&mut b, "B") };
+            let drops = app.stack.counters().total_drops();
+            let before = (cfg.explain && trace.is_some()).then(|| app.stack.counters().clone());
+            app.stack.handle_packet(now, &pkt);
+            if let (Some(t), Some(before)) = (trace.as_deref_mut(), before)
+                && app.stack.counters().total_drops() > drops
+            {
+                explain_drop(t, now, name, &before, app.stack.counters());
             }
             link.recycle(pkt);
             moved = true;
@@ -511,6 +516,15 @@ fn syn_flood(stack: &mut Stack, n: u32) {
         };
         if let Some(len) = emit_ipv4_tcp(&mut buf, &h, utcp::wire::OptionLayout::default(), &[]) {
             stack.handle_packet(Instant::ZERO, &buf[..len]);
+        }
+    }
+}
+
+/// `--explain`: a segment the stack dropped, with its counter's reason.
+fn explain_drop(t: &mut dyn Write, now: Instant, name: &str, before: &Counters, after: &Counters) {
+    for d in utcp::wire::DropReason::ALL.iter().copied() {
+        if after.dropped(d) > before.dropped(d) {
+            let _ = writeln!(t, "{:>11} {name}  drops a segment ; dropped: {}", crate::trace::fmt_time(now), d.name());
         }
     }
 }

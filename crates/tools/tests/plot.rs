@@ -21,6 +21,7 @@ fn lossy(seed: u64) -> SimConfig {
         loss: 0.03,
         reorder: 0.02,
         dup: 0.01,
+        corrupt: 0.005,
         delay: Duration::from_millis(10),
         rate_bps: Some(20_000_000),
         queue_limit: 1000,
@@ -151,7 +152,10 @@ fn explain_annotates_every_line_of_the_trace() {
     let r = run_observed(&cfg, Some(&mut out as &mut dyn Write), None, None);
     assert!(r.ok());
     let text = String::from_utf8(out).unwrap();
-    let segs: Vec<&str> = text.lines().filter(|l| !l.contains(" state ")).collect();
+    let drops = text.lines().filter(|l| l.contains(" drops a segment ; dropped: ")).count();
+    assert!(drops > 0, "corruption and duplicates cause drops, and each is named");
+    let segs: Vec<&str> =
+        text.lines().filter(|l| !l.contains(" state ") && !l.contains(" drops a segment")).collect();
     assert!(segs.len() > 100);
     for l in &segs {
         let (_, why) = l.split_once(" ; ").unwrap_or_else(|| panic!("no reason: {l}"));
