@@ -37,6 +37,9 @@ pub fn parse_tcp(t: f64, ip: &[u8]) -> Option<Packet> {
     let (src, dst, tcp) = match ip.first()? >> 4 {
         4 => {
             let ihl = (ip[0] & 0x0f) as usize * 4;
+            if ihl > ip.len() {
+                return None;
+            }
             let total = u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]) as usize;
             let frag = u16::from_be_bytes([*ip.get(6)?, *ip.get(7)?]) & 0x1fff;
             if *ip.get(9)? != 6 || ihl < 20 || frag != 0 {
@@ -96,11 +99,8 @@ impl std::str::FromStr for Flow {
     /// `SRC:PORT-DST:PORT` (IPv6 in brackets).
     fn from_str(s: &str) -> Result<Flow, String> {
         let bad = || format!("{s:?}: expected SRC:PORT-DST:PORT");
-        let i = s.find("-").filter(|_| !s.starts_with('['));
-        let i = match i {
-            Some(i) => i,
-            None => s.find("]-").map(|i| i + 1).ok_or_else(bad)?,
-        };
+        // No IP address (v4, or v6 in brackets) contains '-'.
+        let i = s.find('-').ok_or_else(bad)?;
         let src = s[..i].parse().map_err(|_| bad())?;
         let dst = s[i + 1..].parse().map_err(|_| bad())?;
         Ok(Flow { src, dst })
@@ -135,5 +135,48 @@ impl Unwrap {
             self.last = r;
         }
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Arbitrary bytes never panic the parser (captures hold anything).
+    #[test]
+    fn arbitrary_bytes_do_not_panic() {
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut buf = [0u8; 120];
+        for round in 0..20_000 {
+            for b in buf.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *b = x as u8;
+            }
+            // Make many of them look like IPv4/IPv6 carrying TCP so the deeper paths run.
+            buf[0] = [0x45, 0x4f, 0x60, buf[0]][round % 4];
+            buf[9] = 6;
+            buf[6] = if round % 4 == 2 { 6 } else { buf[6] & 0x20 };
+            let _ = parse_tcp(0.0, &buf[..round % buf.len()]);
+        }
+    }
+
+    #[test]
+    fn flows_parse_both_families() {
+        let f: Flow = "10.0.0.1:5-10.0.0.2:80".parse().unwrap();
+        assert_eq!((f.src.port(), f.dst.port()), (5, 80));
+        let g: Flow = "[fd00::1]:5-[fd00::2]:80".parse().unwrap();
+        assert!(g.src.is_ipv6() && g.dst.port() == 80);
+        assert!("nonsense".parse::<Flow>().is_err());
+    }
+
+    #[test]
+    fn sequence_numbers_unwrap_across_2_pow_32() {
+        let mut u = Unwrap::new(u32::MAX - 10);
+        assert_eq!(u.rel(u32::MAX - 10), 0);
+        assert_eq!(u.rel(5), 16);
+        assert_eq!(u.rel(1_000_000), 1_000_011);
+        assert_eq!(u.rel(0), 11, "an older value stays below");
     }
 }
