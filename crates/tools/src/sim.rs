@@ -72,6 +72,8 @@ pub struct SimConfig {
 pub trait Observer {
     fn segment(&mut self, now: Instant, from: Side, packet: &[u8], why: TxReason);
     fn engine(&mut self, now: Instant, side: Side, status: &utcp::engine::Status);
+    /// A packet the link delivers to `to` (what a capture on that host sees arrive).
+    fn delivered(&mut self, _now: Instant, _to: Side, _packet: &[u8]) {}
 }
 
 impl Default for SimConfig {
@@ -403,6 +405,9 @@ pub fn run_observed(
         }
         // Deliver.
         while let Some((to, pkt)) = link.recv(now) {
+            if let Some(o) = obs.as_deref_mut() {
+                o.delivered(now, to, &pkt);
+            }
             let (app, name) = if to == Side::A { (&mut a, "A") } else { (&mut b, "B") };
             let drops = app.stack.counters().total_drops();
             let before = (cfg.explain && trace.is_some()).then(|| app.stack.counters().clone());

@@ -37,7 +37,11 @@ pub struct PlotSummary {
     pub retransmits: usize,
     pub zero_window_probes: usize,
     pub duration: f64,
+    /// Top of the graph's sequence range: the highest sequence sent, or the highest
+    /// window edge the receiver offered.
     pub bytes: i64,
+    /// One past the highest sequence number sent (relative; SYN and FIN count).
+    pub sent_end: i64,
 }
 
 /// Read the capture, pick the connection, draw it to `opts.out`.
@@ -73,6 +77,7 @@ pub fn summary(s: &Series, flow: Flow) -> PlotSummary {
         zero_window_probes: s.zero_window_probes,
         duration: s.t_max - s.t_min,
         bytes: s.seq_max,
+        sent_end: s.segs.iter().map(|g| g.end).max().unwrap_or(0),
     }
 }
 

@@ -18,6 +18,10 @@ pub struct Recorder {
     pub reasons: Vec<(Side, TxReason)>,
     pub a: EngineTrack,
     pub b: EngineTrack,
+    /// What a capture on A's and on B's host sees, in event order: the host's own
+    /// segments as they leave, the peer's as they arrive.
+    pub view_a: Vec<Packet>,
+    pub view_b: Vec<Packet>,
 }
 
 impl Recorder {
@@ -36,10 +40,13 @@ impl Recorder {
         super::conn::busiest(&mine)
     }
 
-    /// The series of `side`'s data direction.
+    /// The series of `side`'s data direction, as a capture on `side`'s host would see it
+    /// (tcptrace's usual vantage point): its segments when they leave, the peer's when
+    /// they arrive, so RTT samples are round trips.
     pub fn series(&self, side: Side) -> Option<series::Series> {
         let flow = self.flow_of(side)?;
-        Some(series::build(&self.packets, flow, 0.0, f64::INFINITY))
+        let view = if side == Side::A { &self.view_a } else { &self.view_b };
+        Some(series::build(view, flow, 0.0, f64::INFINITY))
     }
 
     /// The SVG of `side`'s data direction with its engine panels.
@@ -56,8 +63,23 @@ impl Observer for Recorder {
             return;
         }
         if let Some(p) = parse_tcp(now.micros() as f64 / 1e6, packet) {
+            if from == Side::A {
+                self.view_a.push(p.clone())
+            } else {
+                self.view_b.push(p.clone())
+            }
             self.packets.push(p);
             self.reasons.push((from, why));
+        }
+    }
+
+    fn delivered(&mut self, now: Instant, to: Side, packet: &[u8]) {
+        let view = if to == Side::A { &mut self.view_a } else { &mut self.view_b };
+        if view.len() >= MAX_PACKETS {
+            return;
+        }
+        if let Some(p) = parse_tcp(now.micros() as f64 / 1e6, packet) {
+            view.push(p);
         }
     }
 

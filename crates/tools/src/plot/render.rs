@@ -269,10 +269,12 @@ fn rtt_panel(area: &Area, s: &Series, engine: Option<&EngineTrack>, x: std::ops:
     let (mut srtt, mut rto) = (Vec::new(), Vec::new());
     if let Some(e) = engine {
         for p in &e.samples {
+            // The initial RTO (1 s, RFC 6298 (2.1)) is drawn from the first measurement on,
+            // so it does not flatten the round trips on the scale.
             if p.srtt_ms > 0.0 {
                 srtt.push((p.t - s.t0, p.srtt_ms));
+                rto.push((p.t - s.t0, p.rto_ms));
             }
-            rto.push((p.t - s.t0, p.rto_ms));
         }
     }
     let (srtt, rto) = (steps_f(&srtt), steps_f(&rto));

@@ -27,13 +27,13 @@ pub fn run_cli(argv: &[String]) -> i32 {
     match run(&opts) {
         Ok(s) => {
             println!(
-                "{}: {} segments, {} retransmitted, {} zero-window probes, {:.3} s, {} bytes -> {}",
+                "{}: {} segments, {} retransmitted, {} zero-window probes, {:.3} s, sequence 0..{} -> {}",
                 s.flow,
                 s.segments,
                 s.retransmits,
                 s.zero_window_probes,
                 s.duration,
-                s.bytes,
+                s.sent_end,
                 opts.out.display()
             );
             0

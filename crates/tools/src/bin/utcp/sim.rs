@@ -79,16 +79,17 @@ pub fn run_cli(argv: &[String]) -> i32 {
     };
     let trace: Option<&mut dyn Write> = if args.has("trace") { Some(&mut out) } else { None };
     let mut rec = utcp_tools::plot::record::Recorder::new();
-    let obs: Option<&mut dyn utcp_tools::sim::Observer> = if args.get("plot").is_some() { Some(&mut rec) } else { None };
+    let obs: Option<&mut dyn utcp_tools::sim::Observer> =
+        if args.get("plot").is_some() { Some(&mut rec) } else { None };
     let report = utcp_tools::sim::run_observed(&cfg, trace, pcap.as_mut(), obs);
-    if let Some(path) = args.get("plot") {
-        if let Err(e) = crate::plot::write_sim_plot(&rec, args.get("plot-side"), path, "utcp sim") {
-            eprintln!("utcp sim: {e}");
-            return 1;
-        }
-    }
     if let Some(mut p) = pcap {
         let _ = p.flush();
+    }
+    if let Some(path) = args.get("plot")
+        && let Err(e) = crate::plot::write_sim_plot(&rec, args.get("plot-side"), path, "utcp sim")
+    {
+        eprintln!("utcp sim: {e}");
+        return 1;
     }
     print_summary(&cfg, &report);
     if report.ok() { 0 } else { 1 }
