@@ -32,9 +32,11 @@ impl Packet {
     }
 }
 
-/// Parse an IPv4 or IPv6 packet carrying TCP. Checksums are not verified.
+/// Parse an IPv4 or IPv6 packet carrying TCP. Checksums are not verified. The payload
+/// length comes from the IP header, so a capture cut short by its snap length still
+/// counts every byte.
 pub fn parse_tcp(t: f64, ip: &[u8]) -> Option<Packet> {
-    let (src, dst, tcp) = match ip.first()? >> 4 {
+    let (src, dst, tcp, tcp_len) = match ip.first()? >> 4 {
         4 => {
             let ihl = (ip[0] & 0x0f) as usize * 4;
             if ihl > ip.len() {
@@ -47,9 +49,10 @@ pub fn parse_tcp(t: f64, ip: &[u8]) -> Option<Packet> {
             }
             let s: [u8; 4] = ip.get(12..16)?.try_into().ok()?;
             let d: [u8; 4] = ip.get(16..20)?.try_into().ok()?;
-            // A capture may pad (Ethernet minimum) or truncate: trust the shorter.
+            // A capture may pad (Ethernet minimum) or truncate (snap length).
             let end = total.clamp(ihl, ip.len());
-            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), ip.get(ihl..end)?)
+            let tcp_len = total.saturating_sub(ihl);
+            (IpAddr::V4(Ipv4Addr::from(s)), IpAddr::V4(Ipv4Addr::from(d)), ip.get(ihl..end)?, tcp_len)
         }
         6 => {
             if *ip.get(6)? != 6 {
@@ -59,12 +62,12 @@ pub fn parse_tcp(t: f64, ip: &[u8]) -> Option<Packet> {
             let s: [u8; 16] = ip.get(8..24)?.try_into().ok()?;
             let d: [u8; 16] = ip.get(24..40)?.try_into().ok()?;
             let end = (40 + plen).min(ip.len());
-            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), ip.get(40..end)?)
+            (IpAddr::V6(Ipv6Addr::from(s)), IpAddr::V6(Ipv6Addr::from(d)), ip.get(40..end)?, plen)
         }
         _ => return None,
     };
     let off = (*tcp.get(12)? >> 4) as usize * 4;
-    if off < 20 || off > tcp.len() {
+    if off < 20 || off > tcp.len() || off > tcp_len {
         return None;
     }
     let be32 = |i: usize| u32::from_be_bytes([tcp[i], tcp[i + 1], tcp[i + 2], tcp[i + 3]]);
@@ -76,7 +79,7 @@ pub fn parse_tcp(t: f64, ip: &[u8]) -> Option<Packet> {
         ack: be32(8),
         flags: tcp[13],
         win: u16::from_be_bytes([tcp[14], tcp[15]]),
-        len: (tcp.len() - off) as u32,
+        len: (tcp_len - off) as u32,
         opts: utcp::wire::options::parse(&tcp[20..off]).unwrap_or_default(),
     })
 }
@@ -160,6 +163,21 @@ mod tests {
             buf[6] = if round % 4 == 2 { 6 } else { buf[6] & 0x20 };
             let _ = parse_tcp(0.0, &buf[..round % buf.len()]);
         }
+    }
+
+    /// A snap length of 128 cuts the payload, not the segment's length (a bug: the
+    /// kernel capture's last segment and FIN were drawn 1400 bytes short).
+    #[test]
+    fn snapped_capture_keeps_the_ip_payload_length() {
+        let mut p = vec![0u8; 128];
+        p[0] = 0x45;
+        p[2..4].copy_from_slice(&1500u16.to_be_bytes());
+        p[9] = 6;
+        p[32] = 0x50; // data offset 20
+        p[33] = 0x11; // FIN, ACK
+        let s = parse_tcp(0.0, &p).unwrap();
+        assert_eq!(s.len, 1460);
+        assert_eq!(s.seg_len(), 1461);
     }
 
     #[test]
