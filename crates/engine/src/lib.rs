@@ -22,6 +22,8 @@ pub mod tcb;
 mod ack_queue;
 pub mod timewait;
 pub mod memory;
+pub mod explain;
+pub mod observe;
 
 pub use anyip::AnyIpFilter;
 
@@ -34,6 +36,8 @@ pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;
 pub use stack::Stack;
 pub use tcb::State;
+pub use explain::TxReason;
+pub use observe::CcPhase;
 
 use std::net::SocketAddr;
 
@@ -129,4 +133,7 @@ pub struct Status {
     pub retransmits: u64,
     pub fast_retransmits: u64,
     pub timeouts: u64,
+    // --- observe (issue 14): what only the engine knows, for plots
+    /// Congestion-control phase (slow start, avoidance, fast or RTO recovery).
+    pub phase: CcPhase,
 }

@@ -226,7 +226,7 @@ impl Stack {
             });
         }
         if let Some(Some(r)) = self.with_tcb(idx, |t, cx| t.on_segment(cx, now, seg)) {
-            self.queue_reply(quad, r);
+            self.queue_reply(quad, r, crate::TxReason::ConnectionRst);
         }
     }
 

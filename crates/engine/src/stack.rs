@@ -67,6 +67,8 @@ struct Reply {
     remote: SocketAddr,
     seq: SeqNum,
     ack: Option<SeqNum>,
+    /// Which rule owes it (issue 14, `--explain`).
+    why: crate::TxReason,
 }
 
 /// A TCP endpoint: every connection and listener of one host (or interface).
@@ -103,6 +105,8 @@ pub struct Stack {
     mem: Arc<MemPool>,
     /// Next run of the idle-ring and pressure sweep.
     mem_sweep_at: Instant,
+    // --- explain (issue 14): the rule behind the segment poll_transmit last returned
+    last_tx_reason: crate::TxReason,
 }
 
 /// How often rings idle since the last sweep are released (and, under pressure,
@@ -135,6 +139,7 @@ impl Stack {
             dirty: VecDeque::new(),
             timers: BinaryHeap::new(),
             replies: VecDeque::new(),
+            last_tx_reason: crate::TxReason::Unexplained,
             challenge_epoch: 0,
             next_port: start,
             reply_ip_id: 0,
@@ -301,7 +306,7 @@ impl Stack {
                 tcb.on_segment(&mut cx, now, &seg)
             };
             if let Some(r) = reply {
-                self.queue_reply(quad, r);
+                self.queue_reply(quad, r, crate::TxReason::ConnectionRst);
             }
             self.settle(idx);
             self.mark_dirty(idx);
@@ -360,7 +365,7 @@ impl Stack {
             let len = seg.payload.len() as u32 + seg.flags.syn() as u32 + seg.flags.fin() as u32;
             RstReply { seq: SeqNum(0), ack: Some(seg.seq + len) }
         };
-        self.queue_reply(quad, reply);
+        self.queue_reply(quad, reply, crate::TxReason::NoConnectionRst);
     }
 
     /// If the TCB at `idx` is in TIME-WAIT and `seg` may reopen it, the old SND.MAX.
@@ -396,7 +401,7 @@ impl Stack {
                 return;
             }
             self.counters.drop(DropReason::BadAck);
-            self.queue_reply(quad, RstReply { seq: seg.ack, ack: None });
+            self.queue_reply(quad, RstReply { seq: seg.ack, ack: None }, crate::TxReason::ListenAckRst);
             return;
         }
         // Third, check for a SYN.
@@ -450,8 +455,8 @@ impl Stack {
         self.mark_dirty(idx);
     }
 
-    fn queue_reply(&mut self, quad: Quad, r: RstReply) {
-        self.replies.push_back(Reply { local: quad.local, remote: quad.remote, seq: r.seq, ack: r.ack });
+    fn queue_reply(&mut self, quad: Quad, r: RstReply, why: crate::TxReason) {
+        self.replies.push_back(Reply { local: quad.local, remote: quad.remote, seq: r.seq, ack: r.ack, why });
     }
 
     // ---------------------------------------------------------------- slots
@@ -718,13 +723,16 @@ impl Stack {
             return None;
         }
         if let Some(r) = self.replies.pop_front() {
+            self.last_tx_reason = r.why;
             return self.emit_reply(&r, buf);
         }
         if let Some(n) = self.acks.pop_into(buf) {
             self.counters.out_segs += 1;
+            self.last_tx_reason = crate::TxReason::AckEveryOther;
             return Some(n);
         }
         if let Some(c) = self.cookie_synacks.pop_front() {
+            self.last_tx_reason = crate::TxReason::CookieSynAck;
             return self.emit_cookie_synack(&c, buf);
         }
         while let Some(&idx) = self.dirty.front() {
@@ -739,7 +747,9 @@ impl Stack {
                             events: &mut self.events,
                             challenge_budget: &mut self.challenge_budget,
                         };
-                        tcb.poll_transmit(&mut cx, now, buf)
+                        let n = tcb.poll_transmit(&mut cx, now, buf);
+                        self.last_tx_reason = tcb.tx_reason;
+                        n
                     }
                 }
             };
@@ -1001,7 +1011,8 @@ impl Stack {
     /// would (RFC 9293 §3.10.7.1): the peer's connect fails with "connection refused".
     pub fn refuse_syn(&mut self, quad: Quad) -> io::Result<()> {
         let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
-        self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(h.segment(&quad).seq + 1) });
+        let rst = RstReply { seq: SeqNum(0), ack: Some(h.segment(&quad).seq + 1) };
+        self.queue_reply(quad, rst, crate::TxReason::NoConnectionRst);
         Ok(())
     }
 
@@ -1030,7 +1041,7 @@ impl Stack {
             self.listen_map.remove(&li.addr);
         }
         for (quad, seq) in self.gate.drain(l) {
-            self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(seq + 1) });
+            self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(seq + 1) }, crate::TxReason::NoConnectionRst);
         }
         let mut victims: Vec<u32> = li.accept_queue.iter().map(|c| c.index).collect();
         for (i, s) in self.slots.iter().enumerate() {
@@ -1239,6 +1250,12 @@ impl Stack {
     }
 
     /// STATUS (RFC 9293 §3.10.6).
+    /// Why the segment that the last [`Stack::poll_transmit`] returned was sent
+    /// (`utcp sim --explain`; see [`crate::explain`]).
+    pub fn last_tx_reason(&self) -> crate::TxReason {
+        self.last_tx_reason
+    }
+
     pub fn status(&self, c: ConnId) -> io::Result<Status> {
         Ok(self.tcb(c)?.status())
     }

@@ -14,6 +14,8 @@ pub mod bench;
 pub mod forward;
 pub mod fuzz;
 pub mod netns;
+pub mod plot;
+pub mod scenario;
 pub mod script;
 pub mod sim;
 pub mod trace;

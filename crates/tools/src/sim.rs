@@ -7,7 +7,7 @@
 use utcp::device::link::{Impairments, Link, LinkStats, Side};
 use utcp::device::pcap::PcapWriter;
 use utcp::device::rng::Rng;
-use utcp::engine::{CloseReason, Config, ConnId, Counters, Event, Stack, State};
+use utcp::engine::{CloseReason, Config, ConnId, Counters, Event, Stack, State, TxReason};
 use utcp::time::{Duration, Instant};
 use crate::trace::Tracer;
 use sha2::{Digest, Sha256};
@@ -49,6 +49,31 @@ pub struct SimConfig {
     pub engine: Config,
     /// Give up after this much virtual time.
     pub time_limit: Duration,
+    // --- issue 14 (TCP you can see)
+    /// Annotate each traced segment with the rule that sent it (`--explain`).
+    pub explain: bool,
+    /// Zero-window scenario: B reads nothing until this much virtual time has passed.
+    pub b_reads_after: Option<Duration>,
+    /// Drop these A→B packets (1-based, in send order) before the link: a chosen loss.
+    pub drop_a_to_b: Vec<u64>,
+    /// Drop everything A sends in this interval of virtual time: a blackout.
+    pub blackout_a_to_b: Option<(Duration, Duration)>,
+    /// Spoofed SYNs (from 10.0.1.0/24, which nobody answers) injected into B at time zero.
+    pub syn_flood: u32,
+    /// B's engine configuration, when it differs from `engine`.
+    pub engine_b: Option<Config>,
+    /// Bytes B sends, when it differs from `bytes` (a one-way transfer plots cleaner).
+    pub bytes_b: Option<u64>,
+}
+
+/// Watches a run (`sim --plot`, `--explain` tests): every segment with the engine's
+/// reason for it, and each side's [`Status`](utcp::engine::Status) after every call that
+/// may change it (handle_packet, handle_timeout, poll_transmit), so samples are exact.
+pub trait Observer {
+    fn segment(&mut self, now: Instant, from: Side, packet: &[u8], why: TxReason);
+    fn engine(&mut self, now: Instant, side: Side, status: &utcp::engine::Status);
+    /// A packet the link delivers to `to` (what a capture on that host sees arrive).
+    fn delivered(&mut self, _now: Instant, _to: Side, _packet: &[u8]) {}
 }
 
 impl Default for SimConfig {
@@ -63,6 +88,13 @@ impl Default for SimConfig {
             open: OpenMode::Normal,
             engine: Config::default(),
             time_limit: Duration::from_secs(3600),
+            explain: false,
+            b_reads_after: None,
+            drop_a_to_b: Vec::new(),
+            blackout_a_to_b: None,
+            syn_flood: 0,
+            engine_b: None,
+            bytes_b: None,
         }
     }
 }
@@ -121,6 +153,14 @@ struct App {
     close_reason: Option<CloseReason>,
     last: (u64, u64, u64, u64),
     received_all_at: Option<Instant>,
+    /// The application reads nothing before this instant (zero-window scenario).
+    reads_after: Instant,
+}
+
+fn observe_engine(o: &mut dyn Observer, now: Instant, side: Side, app: &App) {
+    if let Some(st) = app.conn.and_then(|c| app.stack.status(c).ok()) {
+        o.engine(now, side, &st);
+    }
 }
 
 impl App {
@@ -145,6 +185,7 @@ impl App {
             close_reason: None,
             last: (0, 0, 0, 0),
             received_all_at: None,
+            reads_after: Instant::ZERO,
         }
     }
 
@@ -169,7 +210,7 @@ impl App {
             }
         }
         let mut buf = [0u8; 16384];
-        while !self.eof {
+        while !self.eof && now >= self.reads_after {
             match self.stack.recv(now, c, &mut buf) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
@@ -250,18 +291,33 @@ impl App {
 /// Run one simulation. With `trace`, one line per segment and per state transition.
 pub fn run(
     cfg: &SimConfig,
+    trace: Option<&mut dyn Write>,
+    pcap: Option<&mut PcapWriter<Box<dyn Write>>>,
+) -> SimReport {
+    run_observed(cfg, trace, pcap, None)
+}
+
+/// [`run`], with an [`Observer`] watching.
+pub fn run_observed(
+    cfg: &SimConfig,
     mut trace: Option<&mut dyn Write>,
     mut pcap: Option<&mut PcapWriter<Box<dyn Write>>>,
+    mut obs: Option<&mut dyn Observer>,
 ) -> SimReport {
     let mut engine_a = cfg.engine.clone();
     engine_a.trace_states = true;
     let mut secret = cfg.seed.to_le_bytes().to_vec();
     secret.extend_from_slice(b"sideA-\0\0");
     engine_a.isn_secret.copy_from_slice(&secret[..16]);
-    let mut engine_b = engine_a.clone();
+    let mut engine_b = cfg.engine_b.clone().map(|mut e| {
+        e.trace_states = true;
+        e.isn_secret = engine_a.isn_secret;
+        e
+    }).unwrap_or_else(|| engine_a.clone());
     engine_b.isn_secret[8..14].copy_from_slice(b"sideB-");
     let mut a = App::new(engine_a, ADDR_A, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA, cfg.bytes);
-    let mut b = App::new(engine_b, ADDR_B, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB, cfg.bytes);
+    let mut b = App::new(engine_b, ADDR_B, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB, cfg.bytes_b.unwrap_or(cfg.bytes));
+    b.reads_after = Instant::ZERO + cfg.b_reads_after.unwrap_or(Duration::ZERO);
     let mut link = Link::new(cfg.seed, cfg.a_to_b.clone(), cfg.b_to_a.clone());
     let mut tracer = Tracer::new();
     let mut now = Instant::ZERO;
@@ -287,6 +343,8 @@ pub fn run(
         failure = Some(format!("setup: {e}"));
     }
 
+    syn_flood(&mut b.stack, cfg.syn_flood);
+    let mut a_sent = 0u64;
     let deadline = Instant::ZERO + cfg.time_limit;
     let mut idle_rounds = 0u32;
     while failure.is_none() {
@@ -319,7 +377,7 @@ pub fn run(
                 r
             }
             CloseMode::Simultaneous => {
-                if a.all_acked() && b.all_acked() && a.received == cfg.bytes && b.received == cfg.bytes {
+                if a.all_acked() && b.all_acked() && a.received == cfg.bytes_b.unwrap_or(cfg.bytes) && b.received == cfg.bytes {
                     a.shutdown(now).and_then(|_| b.shutdown(now))
                 } else {
                     Ok(())
@@ -335,27 +393,48 @@ pub fn run(
         for (app, side, dir) in [(&mut a, Side::A, "A>B"), (&mut b, Side::B, "B>A")] {
             while let Some(n) = app.stack.poll_transmit(now, &mut buf) {
                 let pkt = &buf[..n];
+                let why = app.stack.last_tx_reason();
                 if let Some(t) = trace.as_deref_mut() {
-                    let _ = writeln!(t, "{}", tracer.line(now, dir, pkt));
+                    let line = tracer.line(now, dir, pkt);
+                    let _ = if cfg.explain { writeln!(t, "{line:<72} ; {why}") } else { writeln!(t, "{line}") };
+                }
+                if let Some(o) = obs.as_deref_mut() {
+                    o.segment(now, side, pkt, why);
+                    observe_engine(o, now, side, app);
                 }
                 if let Some(p) = pcap.as_deref_mut() {
                     let _ = p.write_packet(now, pkt);
                 }
-                link.send(now, side, pkt);
                 moved = true;
+                if side == Side::A && chosen_loss(cfg, &mut a_sent, now) {
+                    continue;
+                }
+                link.send(now, side, pkt);
             }
         }
         // Deliver.
         while let Some((to, pkt)) = link.recv(now) {
-            match to {
-                Side::A => a.stack.handle_packet(now, &pkt),
-                Side::B => b.stack.handle_packet(now, &pkt),
+            if let Some(o) = obs.as_deref_mut() {
+                o.delivered(now, to, &pkt);
+            }
+            let (app, name) = if to == Side::A { (&mut a, "A") } else { (&mut b, "B") };
+            let drops = app.stack.counters().total_drops();
+            let before = (cfg.explain && trace.is_some()).then(|| app.stack.counters().clone());
+            app.stack.handle_packet(now, &pkt);
+            if let (Some(t), Some(before)) = (trace.as_deref_mut(), before)
+                && app.stack.counters().total_drops() > drops
+            {
+                explain_drop(t, now, name, &before, app.stack.counters());
             }
             link.recycle(pkt);
             moved = true;
         }
         a.drain_events(now, "A", &mut trace);
         b.drain_events(now, "B", &mut trace);
+        if let Some(o) = obs.as_deref_mut() {
+            observe_engine(o, now, Side::A, &a);
+            observe_engine(o, now, Side::B, &b);
+        }
         if b.conn.is_none() && a.conn.is_some() && cfg.open == OpenMode::Normal {
             // Not accepted yet.
         }
@@ -381,6 +460,10 @@ pub fn run(
                 }
                 a.stack.handle_timeout(now);
                 b.stack.handle_timeout(now);
+                if let Some(o) = obs.as_deref_mut() {
+                    observe_engine(o, now, Side::A, &a);
+                    observe_engine(o, now, Side::B, &b);
+                }
                 idle_rounds += 1;
                 if idle_rounds > 1_000_000 {
                     failure = Some("livelock: timers fire but nothing moves".into());
@@ -407,7 +490,7 @@ pub fn run(
             failure = Some("data A→B differs".into());
         } else if rb.sha_sent != ra.sha_received || rb.sent != ra.received {
             failure = Some("data B→A differs".into());
-        } else if ra.sent != cfg.bytes || rb.sent != cfg.bytes {
+        } else if ra.sent != cfg.bytes || rb.sent != cfg.bytes_b.unwrap_or(cfg.bytes) {
             failure = Some("not all data was sent".into());
         } else if ra.final_state != State::Closed || rb.final_state != State::Closed {
             failure = Some(format!("final states {} / {}", ra.final_state, rb.final_state));
@@ -417,4 +500,45 @@ pub fn run(
         }
     }
     SimReport { a: ra, b: rb, duration: now - Instant::ZERO, link: link.stats(), failure }
+}
+
+/// `drop_a_to_b` and `blackout_a_to_b`: whether A's next packet is lost on purpose.
+fn chosen_loss(cfg: &SimConfig, a_sent: &mut u64, now: Instant) -> bool {
+    *a_sent += 1;
+    let since = now - Instant::ZERO;
+    cfg.drop_a_to_b.contains(a_sent) || cfg.blackout_a_to_b.is_some_and(|(from, to)| since >= from && since < to)
+}
+
+/// Inject `n` SYNs from spoofed sources 10.0.1.x into `stack` (port 80), at time zero.
+fn syn_flood(stack: &mut Stack, n: u32) {
+    use utcp::wire::{TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+    let mut buf = [0u8; 128];
+    for i in 0..n {
+        let h = TcpHeaderOut {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1 + (i % 250) as u8)),
+            dst: ADDR_B,
+            src_port: 20000 + i as u16,
+            dst_port: 80,
+            seq: utcp::seq::SeqNum(i.wrapping_mul(7919)),
+            ack: utcp::seq::SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
+            ttl: 64,
+            ip_id: i as u16,
+        };
+        if let Some(len) = emit_ipv4_tcp(&mut buf, &h, utcp::wire::OptionLayout::default(), &[]) {
+            stack.handle_packet(Instant::ZERO, &buf[..len]);
+        }
+    }
+}
+
+/// `--explain`: a segment the stack dropped, with its counter's reason.
+fn explain_drop(t: &mut dyn Write, now: Instant, name: &str, before: &Counters, after: &Counters) {
+    for d in utcp::wire::DropReason::ALL.iter().copied() {
+        if after.dropped(d) > before.dropped(d) {
+            let _ = writeln!(t, "{:>11} {name}  drops a segment ; dropped: {}", crate::trace::fmt_time(now), d.name());
+        }
+    }
 }

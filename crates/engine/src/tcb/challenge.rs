@@ -83,6 +83,7 @@ impl Tcb {
         }
         cx.counters.challenge_acks += 1;
         self.ack_now = true;
+        self.ack_reason = crate::TxReason::ChallengeAck;
         self.challenge_pending = true;
     }
 }

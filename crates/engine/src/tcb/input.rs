@@ -176,6 +176,7 @@ impl Tcb {
             self.on_handshake_complete(cx.cfg);
             self.send_syn = false;
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::HandshakeAck;
             // "Data or controls that were queued for transmission may be included." Data
             // in the SYN-ACK itself is processed at the sixth step and later.
             // The window we offered in our SYN is what the peer may fill.
@@ -189,6 +190,7 @@ impl Tcb {
             self.set_state(cx, State::SynReceived);
             self.snd.nxt = self.snd.iss;
             self.send_syn = true;
+            self.rtx_reason = crate::TxReason::SimultaneousSynAck;
             self.rtx_deadline = None;
             // "If there are other controls or text in the segment, queue them for
             // processing after the ESTABLISHED state has been reached."
@@ -218,7 +220,10 @@ impl Tcb {
             && now.saturating_since(self.ts_recent_stamp) < PAWS_IDLE
         {
             cx.counters.drop(DropReason::Paws);
-            self.ack_now |= self.admit_oow_ack(cx, now, seg);
+            if self.admit_oow_ack(cx, now, seg) {
+                self.ack_now = true;
+                self.ack_reason = crate::TxReason::PawsAck;
+            }
             return None;
         }
 
@@ -267,6 +272,7 @@ impl Tcb {
         {
             cx.counters.drop(DropReason::NotAcceptable);
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::UnacceptableAck;
             if !seg.payload.is_empty() && cx.cfg.dsack && self.sack_ok {
                 self.dsack = Some((seg.seq, seg.seq + seg.payload.len() as u32));
             }
@@ -298,6 +304,7 @@ impl Tcb {
                     self.dsack = Some((seg.seq, end.min(self.rcv.nxt)));
                 }
                 self.ack_now = true;
+                self.ack_reason = crate::TxReason::UnacceptableAck;
                 // An unacceptable SYN is answered like a challenge: a bare ACK.
                 self.challenge_pending |= f.syn();
                 if self.state == State::TimeWait && f.fin() {
@@ -327,6 +334,7 @@ impl Tcb {
                 // Retransmitted SYN: answer with the SYN-ACK again (RFC 9293 §3.10.7.4 via the
                 // acceptability test's allowance; Linux and FreeBSD do the same).
                 self.send_syn = true;
+                self.rtx_reason = crate::TxReason::SynAckAgain;
                 self.snd.nxt = self.snd.iss;
                 return None;
             }
@@ -435,6 +443,7 @@ impl Tcb {
             && seg.ack == self.snd_max;
         if !duplicate_ack {
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::TimeWaitAck;
         }
         None
     }
@@ -516,7 +525,10 @@ impl Tcb {
                     self.unacked_segs += 1;
                     match cx.cfg.delayed_ack {
                         Some(d) => self.delack_deadline = Some(now + d.min(MAX_ACK_DELAY)),
-                        None => self.ack_now = true,
+                        None => {
+                            self.ack_now = true;
+                            self.ack_reason = crate::TxReason::AckEveryOther;
+                        }
                     }
                 }
                 // Window from the handshake-completing ACK (RFC 9293 §3.10.7.4).
@@ -538,6 +550,7 @@ impl Tcb {
             //  drop the segment, and return."
             cx.counters.drop(DropReason::BadAck);
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::AckTooHigh;
             return Some(None);
         }
         if cx.cfg.rfc5961 && seg.ack.lt(self.snd.una - self.max_snd_wnd.max(1)) {
@@ -676,6 +689,7 @@ impl Tcb {
                 // RFC 6582 §3.2 step 5: retransmit the first unacknowledged segment.
                 self.cc.on_partial_ack(acked_seq, smss);
                 self.rtx_una = true;
+                self.rtx_reason = crate::TxReason::PartialAckRetransmit;
             }
             AckKind::Full => {
                 let flight = self.flight_size();
@@ -728,6 +742,7 @@ impl Tcb {
                 // Limited transmit ends where fast recovery's own window accounting begins.
                 self.limited_transmit = 0;
                 self.rtx_una = true;
+                self.rtx_reason = crate::TxReason::FastRetransmit;
                 self.fast_retransmits += 1;
                 cx.counters.fast_retransmits += 1;
                 self.rtt_timed = None;
@@ -768,6 +783,7 @@ impl Tcb {
             if want_dsack && !data.is_empty() {
                 self.dsack = Some((seq, seq + skip.min(data.len()) as u32));
                 self.ack_now = true;
+                self.ack_reason = crate::TxReason::DsackAck;
             }
             data = &data[skip.min(data.len())..];
             seq = self.rcv.nxt;
@@ -778,6 +794,7 @@ impl Tcb {
                 let (s, e) = (s.max(off), e.min(end));
                 self.dsack = Some((self.rcv.nxt + s as u32, self.rcv.nxt + e as u32));
                 self.ack_now = true;
+                self.ack_reason = crate::TxReason::DsackAck;
             }
         }
         let fin_seq = seg.seq + f.syn() as u32 + seg.payload.len() as u32;
@@ -791,6 +808,7 @@ impl Tcb {
             // RCV.NXT and the current window (RFC 9293 §3.8.6.1).
             data = &data[..room];
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::ProbeAck;
         }
 
         if !data.is_empty() {
@@ -799,6 +817,7 @@ impl Tcb {
                     if self.user_closed {
                         // RFC 2525 §2.17 / RFC 9293 §3.10.4: data for a closed user → reset.
                         self.send_rst = true;
+                        self.ack_reason = crate::TxReason::DataAfterCloseRst;
                         return;
                     }
                     self.accept_text(cx, now, seq, data);
@@ -818,6 +837,7 @@ impl Tcb {
             if self.fin_rcvd {
                 // Retransmitted FIN: acknowledge it; TIME-WAIT restarts its 2 MSL timeout.
                 self.ack_now = true;
+                self.ack_reason = crate::TxReason::FinAck;
                 if self.state == State::TimeWait {
                     self.timewait_deadline = Some(now + cx.cfg.msl * 2);
                 }
@@ -826,6 +846,7 @@ impl Tcb {
                 if fin_seq != self.rcv.nxt {
                     // FIN ahead of a hole: it is processed once the hole fills.
                     self.ack_now = true;
+                    self.ack_reason = crate::TxReason::OutOfOrderAck;
                 }
             }
         }
@@ -857,11 +878,13 @@ impl Tcb {
                 self.last_ooo = Some((seq, end));
             }
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::OutOfOrderAck;
             return;
         }
         if had_ooo {
             // Filling a hole: RFC 5681 §4.2 "SHOULD send an immediate ACK".
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::HoleFilledAck;
             return;
         }
         // In order: delayed ACK (RFC 9293 §3.8.6.3, RFC 5681 §4.2): at least every second
@@ -874,10 +897,14 @@ impl Tcb {
             return;
         }
         match cx.cfg.delayed_ack {
-            None => self.ack_now = true,
+            None => {
+                self.ack_now = true;
+                self.ack_reason = crate::TxReason::AckEveryOther;
+            }
             Some(delay) => {
                 if self.ack_every_reached(cx.cfg) {
                     self.ack_now = true;
+                    self.ack_reason = crate::TxReason::AckEveryOther;
                 } else if self.delack_deadline.is_none() {
                     self.delack_deadline = Some(now + delay.min(MAX_ACK_DELAY));
                 }
@@ -910,6 +937,7 @@ impl Tcb {
         self.fin_rcvd = true;
         self.rcv.nxt += 1;
         self.ack_now = true;
+        self.ack_reason = crate::TxReason::FinAck;
         self.notify |= notify::READABLE;
         match self.state {
             State::SynReceived | State::Established => self.set_state(cx, State::CloseWait),

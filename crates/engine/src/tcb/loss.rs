@@ -165,6 +165,7 @@ impl Tcb {
             && seq == self.snd.una
         {
             cx.counters.lost_retransmits += 1;
+            self.tx_reason = crate::TxReason::LostRetransmit;
             let plan = self.plan_rxt(cx, seq, smss, false);
             self.scoreboard.rxt_fence = Some((seq, self.snd_max));
             if plan.is_some() {
@@ -172,7 +173,10 @@ impl Tcb {
             }
         }
         match self.scoreboard.next_seg_rxt(self.snd.una, smss)? {
-            (seq, len, true) => self.plan_rxt(cx, seq, len, true),
+            (seq, len, true) => {
+                self.tx_reason = crate::TxReason::SackHoleRetransmit;
+                self.plan_rxt(cx, seq, len, true)
+            }
             _ => None,
         }
     }
@@ -185,6 +189,7 @@ impl Tcb {
         let smss = self.eff_mss(cx.cfg) as u32;
         // Rule 3: an unSACKed range above HighRxt below the highest SACKed octet.
         if let Some((seq, len, _)) = self.scoreboard.next_seg_rxt(self.snd.una, smss) {
+            self.tx_reason = crate::TxReason::SackHoleRetransmit;
             return self.plan_rxt(cx, seq, len, true);
         }
         // Rule 4: one rescue retransmission per recovery ("HighACK > RescueRxt").
@@ -193,6 +198,7 @@ impl Tcb {
         }
         let data_end = self.buf_seq() + self.sendbuf.len() as u32;
         let (seq, len) = self.scoreboard.rescue_range(self.snd.una, data_end, smss)?;
+        self.tx_reason = crate::TxReason::RescueRetransmit;
         let plan = self.plan_rxt(cx, seq, len, false)?;
         // "RescueRxt set to RecoveryPoint. HighRxt MUST NOT be updated."
         self.scoreboard.rescue_rxt = Some(self.recovery.recover());
@@ -201,6 +207,7 @@ impl Tcb {
 
     /// A retransmission of `[seq, seq + len)` that leaves HighRxt alone (TLP, RFC 8985 §7.3).
     pub(super) fn plan_rxt_range(&mut self, cx: &mut Cx, seq: crate::seq::SeqNum, len: u32) -> Option<Plan> {
+        self.tx_reason = crate::TxReason::TailLossProbe;
         self.plan_rxt(cx, seq, len, false)
     }
 

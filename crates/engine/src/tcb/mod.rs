@@ -229,6 +229,10 @@ pub struct Tcb {
     pub(crate) ack_now: bool,
     /// The pending ACK is a challenge ACK (RFC 5961 §3.2): a bare <SEQ=SND.NXT><ACK=RCV.NXT>.
     pub(crate) challenge_pending: bool,
+    // --- explain (issue 14): why the next ACK / retransmission / segment is sent
+    pub(crate) ack_reason: crate::TxReason,
+    pub(crate) rtx_reason: crate::TxReason,
+    pub(crate) tx_reason: crate::TxReason,
     /// Bytes of in-order data received since the last ACK we sent.
     pub(crate) unacked_bytes: u32,
     /// In-order data segments received since the last ACK we sent.
@@ -341,6 +345,9 @@ impl Tcb {
             last_snd_time: now,
             ack_now: false,
             challenge_pending: false,
+            ack_reason: crate::TxReason::Ack,
+            rtx_reason: crate::TxReason::FastRetransmit,
+            tx_reason: crate::TxReason::Unexplained,
             unacked_bytes: 0,
             unacked_segs: 0,
             quickack: quickack::QuickAck::default(),
@@ -515,6 +522,7 @@ impl Tcb {
             retransmits: self.retransmits,
             fast_retransmits: self.fast_retransmits,
             timeouts: self.timeouts,
+            phase: self.cc_phase(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! (Nagle and sender SWS avoidance), retransmissions, FIN, ACKs with SACK, RST.
 
 use super::{Cx, State, Tcb};
+use crate::TxReason;
 use crate::CloseReason;
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
@@ -30,6 +31,7 @@ impl Tcb {
                 // TIME-WAIT only re-acknowledges a retransmitted FIN.
                 if self.state == State::TimeWait && self.ack_now {
                     let seq = self.snd_max;
+                    self.tx_reason = TxReason::TimeWaitAck;
                     return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
                 }
                 return None;
@@ -65,6 +67,7 @@ impl Tcb {
         if self.send_keepalive {
             // RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: <SEQ=SND.NXT-1> with no data.
             self.send_keepalive = false;
+            self.tx_reason = TxReason::KeepaliveProbe;
             cx.counters.keepalive_probes += 1;
             let seq = self.snd_max - 1;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
@@ -78,9 +81,11 @@ impl Tcb {
                 && self.snd_max.gt(fs)
             {
                 let plan = Plan { seq: fs, flags: TcpFlags::FIN | TcpFlags::ACK, off: 0, len: 0 };
+                self.tx_reason = self.ack_reason;
                 return self.emit(cx, now, buf, plan);
             }
             let seq = self.snd_max;
+            self.tx_reason = self.ack_reason;
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         None
@@ -111,6 +116,7 @@ impl Tcb {
     /// ABORT or close with unread data: <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5), then CLOSED.
     fn emit_rst(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.send_rst = false;
+        self.tx_reason = if self.ack_reason == TxReason::DataAfterCloseRst { self.ack_reason } else { TxReason::UserAbortRst };
         let synced = self.state != State::SynSent && self.state != State::Closed;
         let n = if synced {
             let flags = TcpFlags::RST | TcpFlags::ACK;
@@ -175,6 +181,7 @@ impl Tcb {
             self.ack_now = false;
         }
         let retransmission = self.snd_max != self.snd.iss;
+        self.tx_reason = crate::explain::syn_reason(active, retransmission, self.rtx_reason);
         self.snd.nxt = self.snd.iss + 1;
         self.snd_max = self.snd_max.max(self.snd.nxt);
         if retransmission {
@@ -219,6 +226,7 @@ impl Tcb {
         self.retransmits += 1;
         cx.counters.retrans_segs += 1;
         self.scoreboard.high_rxt = self.snd.una + len as u32;
+        self.tx_reason = self.rtx_reason;
         Some(Plan { seq: self.snd.una, flags, off, len })
     }
 
@@ -257,6 +265,7 @@ impl Tcb {
             self.cc.on_idle_restart(self.eff_mss(cx.cfg));
         }
         let mss = self.eff_mss(cx.cfg);
+        self.tx_reason = TxReason::NewData;
         let in_flight = self.snd.nxt.since(self.snd.una) as usize;
         let cwnd = self.cc.cwnd() + self.limited_transmit as usize * mss;
         // During SACK recovery the congestion window limits pipe, not FlightSize
@@ -273,10 +282,12 @@ impl Tcb {
             // Zero-window probe: one byte past the window (RFC 9293 §3.8.6.1).
             self.force_probe = false;
             cx.counters.zero_window_probes += 1;
+            self.tx_reason = TxReason::ZeroWindowProbe;
             len = 1;
         } else if self.force_probe && len > 0 {
             // The SWS override timeout expired: send what the window allows
             // (RFC 9293 §3.8.6.2.1 (iv)).
+            self.tx_reason = TxReason::SwsOverride;
         } else if len < mss && !retransmission {
             let all_queued = len == unsent;
             let with_fin = all_queued && fin_pending;
@@ -319,6 +330,7 @@ impl Tcb {
             self.retransmits += 1;
             cx.counters.retrans_segs += 1;
         }
+        self.tx_reason = crate::explain::data_reason(self.tx_reason, retransmission, len);
         if len < mss {
             // Minshall's Nagle tracks the end of the last small segment.
             self.snd_sml = self.snd.nxt + len as u32;

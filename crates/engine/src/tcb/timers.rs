@@ -72,6 +72,7 @@ impl Tcb {
             self.delack_deadline = None;
             cx.counters.delayed_acks += 1;
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::DelayedAck;
         }
         self.update_keepalive(cx, now);
     }
@@ -107,6 +108,7 @@ impl Tcb {
         if handshake {
             // RFC 9293 §3.8.1: retransmit the SYN (or SYN-ACK).
             self.send_syn = true;
+            self.rtx_reason = crate::TxReason::SynRetransmit;
             self.snd.nxt = self.snd.iss;
             return;
         }

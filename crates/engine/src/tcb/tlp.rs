@@ -110,6 +110,7 @@ impl Tcb {
                 flags |= TcpFlags::PSH;
             }
             self.tlp.is_retrans = false;
+            self.tx_reason = crate::TxReason::TailLossProbeNewData;
             return Some(Plan { seq: self.snd.nxt, flags, off, len });
         }
         let data_end = buf_seq + self.sendbuf.len() as u32;

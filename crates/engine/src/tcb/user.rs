@@ -73,6 +73,7 @@ impl Tcb {
     pub(crate) fn after_user_read(&mut self) {
         if self.window_update_due() {
             self.ack_now = true;
+            self.ack_reason = crate::TxReason::WindowUpdate;
         }
     }
 

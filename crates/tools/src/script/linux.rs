@@ -65,7 +65,7 @@ impl Profile {
             rfc1337: false,
             rfc5961: true,
             rfc5961_syn: true,
-            ..Config::default()
+            ..Config::deterministic(0)
         };
         Profile {
             name: "linux",
@@ -74,6 +74,7 @@ impl Profile {
             accept_inherits_nonblock: false,
             o_nonblock: 0x800,
             sockbuf_doubling: true,
+            explain: false,
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Profile {
     /// SO_RCVBUF/SO_SNDBUF report twice the value set (Linux, socket(7)); the engine
     /// buffer gets the value as set (the other half is Linux's bookkeeping overhead).
     pub sockbuf_doubling: bool,
+    /// With `--verbose`: log each segment the stack sends with the rule that sent it
+    /// (`--explain`, issue 14).
+    pub explain: bool,
 }
 
 pub const PROFILE_NAMES: [&str; 3] = ["utcp", "freebsd", "linux"];
@@ -47,6 +50,7 @@ impl Profile {
             accept_inherits_nonblock: false,
             o_nonblock: 0x800,
             sockbuf_doubling: false,
+            explain: false,
         }
     }
 
@@ -109,6 +113,7 @@ impl Profile {
             accept_inherits_nonblock: true,
             o_nonblock: 0x4,
             sockbuf_doubling: false,
+            explain: false,
         }
     }
 }

@@ -208,6 +208,12 @@ impl<'a> Runner<'a> {
             let mut guard = 0;
             while let Some(n) = stack.poll_transmit(now, &mut buf) {
                 let bytes = buf.get(..n).map(<[u8]>::to_vec).unwrap_or_default();
+                if self.verbose && self.profile.explain {
+                    let why = stack.last_tx_reason();
+                    let seg = packet::parse_outbound(&bytes).map(|o| packet::outbound_to_string(&o));
+                    let seg = seg.unwrap_or_else(|e| e);
+                    self.trace.push(format!("{:>10.6}   utcp sends {seg} ; {why}", self.now as f64 / 1e6));
+                }
                 self.queue.push_back((self.now, bytes));
                 guard += 1;
                 if guard > 100_000 {

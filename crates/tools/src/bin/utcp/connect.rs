@@ -82,6 +82,7 @@ fn connect(args: &ConnectArgs) -> Result<i32, String> {
     drop(stream);
     iface.wait_quiet(Duration::from_millis(200), Duration::from_secs(2));
     drop(iface);
+    args.net.finish_plot();
     drop(ns);
     match result {
         Ok(()) if stop.requested() => Ok(130),

@@ -38,6 +38,10 @@ pub struct DemoArgs {
     /// Size of the file curl downloads (at most 1G)
     #[arg(long, value_name = "SIZE", default_value = "4M", value_parser = buffer_size)]
     http_size: u64,
+    /// Write a time-sequence graph (SVG) of each connection's data direction into DIR
+    /// (from a capture there, DIR/demo.pcap, unless --pcap names one)
+    #[arg(long, value_name = "DIR")]
+    plot: Option<PathBuf>,
 }
 
 /// A size the demo holds in memory (twice, for the echo): capped at 1 GiB.
@@ -223,6 +227,13 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
     // transfer that flow control never has to stop.
     cfg.engine.recv_buffer = 1 << 20;
     cfg.pcap = a.pcap.clone();
+    if let (None, Some(dir)) = (&cfg.pcap, &a.plot) {
+        if let Err(e) = std::fs::create_dir_all(dir) {
+            eprintln!("utcp demo: {}: {e}", dir.display());
+        }
+        cfg.pcap = Some(dir.join("demo.pcap"));
+    }
+    let capture = cfg.pcap.clone();
     cfg.tap = Some(Box::new(TraceTap::new(lines.clone())));
     let iface = Interface::new(cfg).map_err(|e| format!("interface: {e}"))?;
 
@@ -361,6 +372,12 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
         println!("\npcap written to {}", p.display());
     }
     drop(iface);
+    if let (Some(dir), Some(capture)) = (&a.plot, &capture) {
+        match utcp_tools::plot::plot_all(capture, dir) {
+            Ok(files) => files.iter().for_each(|f| println!("plot: {}", f.display())),
+            Err(e) => eprintln!("utcp demo: --plot: {e}"),
+        }
+    }
     let name = ns.name().to_string();
     drop(ns);
     println!("removed namespace {name} and its TUN; done");

@@ -1,4 +1,4 @@
-//! The `utcp` command line: demo, serve, connect, sim, script, bench (clap 4, derive).
+//! The `utcp` command line: demo, serve, connect, sim, script, bench, plot (clap 4, derive).
 //!
 //! Exit status: 0 on success, 1 when the work failed, 2 on usage errors (clap's), 77 when
 //! `bench` needs root, 130 after SIGINT/SIGTERM (`connect`, `bench`, or a second signal).
@@ -7,6 +7,7 @@ mod bench;
 mod connect;
 mod demo;
 mod parsers;
+mod plot;
 mod script;
 mod serve;
 mod signals;
@@ -35,6 +36,7 @@ enum Command {
     Sim(sim::SimArgs),
     Script(script::ScriptArgs),
     Bench(bench::BenchArgs),
+    Plot(plot::PlotArgs),
 }
 
 fn main() {
@@ -46,6 +48,7 @@ fn main() {
         Command::Sim(a) => sim::run(a),
         Command::Script(a) => script::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Plot(a) => plot::run_cli(a),
     };
     std::process::exit(code);
 }

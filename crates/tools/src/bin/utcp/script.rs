@@ -29,6 +29,9 @@ pub struct ScriptArgs {
     /// Print notes and the packet trace of every script
     #[arg(long)]
     verbose: bool,
+    /// With --verbose: the rule that sent each segment utcp sends
+    #[arg(long)]
+    explain: bool,
     /// Script files or directories
     #[arg(value_name = "PATH", required = true)]
     paths: Vec<PathBuf>,
@@ -39,6 +42,7 @@ pub fn run(args: ScriptArgs) -> i32 {
     let Some(mut profile) = Profile::by_name(&args.profile) else {
         crate::usage_error("script", format!("unknown profile {:?}", args.profile));
     };
+    profile.explain = args.explain;
     if !args.define.is_empty() {
         // Replace the profile's names (e.g. `--define STANDARD` runs the RFC branches of
         // FreeBSD scripts). Profiles hold &'static str; these live for the process anyway.

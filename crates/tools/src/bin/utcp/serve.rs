@@ -65,6 +65,10 @@ pub struct NetArgs {
     /// Write every packet crossing the TUN to FILE (pcap, raw IP)
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
+    /// Write a time-sequence graph (SVG) of the busiest connection to FILE on close (from a
+    /// capture beside it, FILE.pcap, unless --pcap names one)
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
 }
 
 impl NetArgs {
@@ -78,6 +82,27 @@ impl NetArgs {
         }
     }
 
+    /// Where the TUN's packets are captured: --pcap, or beside the --plot file.
+    fn capture(&self) -> Option<PathBuf> {
+        self.pcap.clone().or_else(|| self.plot.as_ref().map(|p| p.with_extension("pcap")))
+    }
+
+    /// After the interface is dropped (its capture flushed): draw `--plot`.
+    pub fn finish_plot(&self) {
+        let (Some(out), Some(capture)) = (&self.plot, self.capture()) else { return };
+        let opts = utcp_tools::plot::PlotOptions {
+            capture: capture.clone(),
+            conn: None,
+            from: 0.0,
+            to: f64::INFINITY,
+            out: out.clone(),
+        };
+        match utcp_tools::plot::run(&opts) {
+            Ok(s) => println!("plot of {} written to {}", s.flow, out.display()),
+            Err(e) => eprintln!("utcp: --plot: {e}"),
+        }
+    }
+
     /// Open (or create) the namespace and start the interface in it.
     pub fn open(&self, engine: utcp::engine::Config) -> Result<(NetNs, Interface), String> {
         if !utcp_tools::netns::is_root() {
@@ -88,7 +113,7 @@ impl NetArgs {
         let mut cfg = InterfaceConfig::new(&self.tun, self.addr, self.peer.0, self.peer.1);
         cfg.engine = engine;
         cfg.netns = Some(self.netns.clone());
-        cfg.pcap = self.pcap.clone();
+        cfg.pcap = self.capture();
         let iface = Interface::new(cfg).map_err(|e| format!("interface {}: {e}", self.tun))?;
         Ok((ns, iface))
     }
@@ -191,6 +216,7 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
         c.retrans_segs
     );
     drop(iface);
+    args.net.finish_plot();
     drop(ns);
     Ok(())
 }

@@ -63,6 +63,27 @@ pub struct SimArgs {
     /// RFC 6937 proportional rate reduction in SACK recovery [default: Config default]
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     prr: Option<bool>,
+    /// With --trace: the rule that sent each segment (and each drop's reason)
+    #[arg(long)]
+    explain: bool,
+    /// Write a time-sequence graph with the engine's state (cwnd, ssthresh, pipe, RTO,
+    /// recovery phases) to this SVG
+    #[arg(long, value_name = "FILE")]
+    plot: Option<PathBuf>,
+    /// Whose sending direction --plot draws [default: a]
+    #[arg(long, value_name = "a|b", value_parser = side)]
+    plot_side: Option<utcp::device::link::Side>,
+    /// A guided run that teaches one thing (`list` names them); writes its plot
+    #[arg(long, value_name = "NAME")]
+    scenario: Option<String>,
+}
+
+fn side(s: &str) -> Result<utcp::device::link::Side, String> {
+    match s {
+        "a" | "A" => Ok(utcp::device::link::Side::A),
+        "b" | "B" => Ok(utcp::device::link::Side::B),
+        o => Err(format!("expected a or b, not {o:?}")),
+    }
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug)]
@@ -93,7 +114,11 @@ enum Open {
 }
 
 pub fn run(args: SimArgs) -> i32 {
-    let cfg = config(&args);
+    if let Some(name) = &args.scenario {
+        return crate::plot::scenario_cli(name, args.trace, args.explain, args.plot.as_deref(), args.plot_side);
+    }
+    let mut cfg = config(&args);
+    cfg.explain = args.explain;
     let mut pcap = match args.pcap.as_deref().map(open_pcap).transpose() {
         Ok(p) => p,
         Err(e) => {
@@ -104,9 +129,18 @@ pub fn run(args: SimArgs) -> i32 {
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let trace: Option<&mut dyn Write> = if args.trace { Some(&mut out) } else { None };
-    let report = utcp_tools::sim::run(&cfg, trace, pcap.as_mut());
+    let mut rec = utcp_tools::plot::record::Recorder::new();
+    let obs: Option<&mut dyn utcp_tools::sim::Observer> = if args.plot.is_some() { Some(&mut rec) } else { None };
+    let report = utcp_tools::sim::run_observed(&cfg, trace, pcap.as_mut(), obs);
     if let Some(mut p) = pcap {
         let _ = p.flush();
+    }
+    if let Some(path) = &args.plot {
+        let side = args.plot_side.unwrap_or(utcp::device::link::Side::A);
+        if let Err(e) = crate::plot::write_sim_plot(&rec, side, path, "utcp sim") {
+            eprintln!("utcp sim: {e}");
+            return 1;
+        }
     }
     let printed = print_summary(&mut out, &cfg, &report);
     crate::output_status("sim", printed.map(|()| if report.ok() { 0 } else { 1 }))
@@ -160,7 +194,7 @@ fn hex(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn print_summary(out: &mut impl Write, cfg: &SimConfig, r: &SimReport) -> io::Result<()> {
+pub fn print_summary(out: &mut impl Write, cfg: &SimConfig, r: &SimReport) -> io::Result<()> {
     writeln!(out)?;
     writeln!(
         out,
