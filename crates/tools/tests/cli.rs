@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-const SUBCOMMANDS: [&str; 6] = ["demo", "serve", "connect", "sim", "script", "bench"];
+const SUBCOMMANDS: [&str; 8] = ["demo", "serve", "connect", "forward", "sim", "script", "bench", "plot"];
 /// A guard against a hang (a help that starts the work), not a timing assertion.
 const HANG_GUARD: Duration = Duration::from_secs(120);
 

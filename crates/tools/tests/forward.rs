@@ -115,3 +115,42 @@ fn sha256_hex(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The same topology through the command line the issue names:
+/// `utcp forward --netns A --tun fw0 --route 10.99.0.0/24 --out-netns B`; totals on SIGINT.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn forward_command_line_relays_and_refuses() {
+    assert_root("forward_command_line_relays_and_refuses");
+    let a = NetNs::create(&NetNs::unique_name("fwc-a")).expect("netns A");
+    let b = NetNs::create(&NetNs::unique_name("fwc-b")).expect("netns B");
+    let dir = std::env::temp_dir().join(format!("utcp-fwc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(2246822519) >> 11) as u8).collect();
+    std::fs::write(dir.join("f.bin"), &body).unwrap();
+    let _server = upstream_server(&b, &dir);
+    let mut gw = Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(["forward", "--netns", a.name(), "--tun", "fw0", "--route", "10.99.0.0/24", "--out-netns", b.name()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("utcp forward");
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&sh(&a, "ip route show 10.99.0.0/24").stdout).contains("fw0") {
+        assert!(start.elapsed() < Duration::from_secs(20), "gateway did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = sh(&a, "curl -sS --max-time 60 http://10.99.0.1:8080/f.bin | sha256sum");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&sha256_hex(&body)), "{out:?}");
+    let out = sh(&a, "curl -sS --max-time 10 http://10.99.0.1:9/");
+    assert_eq!(out.status.code(), Some(7), "refused upstream = refused client: {out:?}");
+    use rustix::process::{Pid, Signal, kill_process};
+    kill_process(Pid::from_child(&gw), Signal::INT).expect("SIGINT to the gateway");
+    let mut text = String::new();
+    std::io::Read::read_to_string(gw.stdout.as_mut().unwrap(), &mut text).unwrap();
+    let status = gw.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{text}");
+    assert!(text.contains("-> 10.99.0.1:8080") && text.contains("Closed"), "a line per connection:\n{text}");
+    assert!(text.contains("1 refused"), "totals:\n{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,4 +1,5 @@
-//! The `utcp` command line: demo, serve, connect, sim, script, bench, plot (clap 4, derive).
+//! The `utcp` command line: demo, serve, connect, forward, sim, script, bench, plot (clap 4,
+//! derive).
 //!
 //! Exit status: 0 on success, 1 when the work failed, 2 on usage errors (clap's), 77 when
 //! `bench` needs root, 130 after SIGINT/SIGTERM (`connect`, `bench`, or a second signal).
@@ -6,6 +7,7 @@
 mod bench;
 mod connect;
 mod demo;
+mod forward;
 mod parsers;
 mod plot;
 mod script;
@@ -37,6 +39,7 @@ enum Command {
     Script(script::ScriptArgs),
     Bench(bench::BenchArgs),
     Plot(plot::PlotArgs),
+    Forward(forward::ForwardArgs),
 }
 
 fn main() {
@@ -49,6 +52,7 @@ fn main() {
         Command::Script(a) => script::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Plot(a) => plot::run_cli(a),
+        Command::Forward(a) => forward::run_cli(a),
     };
     std::process::exit(code);
 }
