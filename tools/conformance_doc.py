@@ -59,10 +59,11 @@ LINUX_SYSCTLS = [
     ("tcp_syn_retries, tcp_synack_retries", "`syn_retries` (one count; differing values are UNSUPPORTED)"),
     ("tcp_retries2, tcp_rfc1337, tcp_challenge_ack_limit, tcp_keepalive_*", "`data_retries`, `rfc1337`, `challenge_ack_limit`, keepalive timing"),
     ("tcp_min_tso_segs, tcp_tso_win_divisor", "no TSO: the defaults (2, 3) are accepted, other values UNSUPPORTED"),
-    ("tcp_congestion_control", "`reno` = the engine's NewReno; others UNSUPPORTED until CUBIC is merged (TODO(lead))"),
-    ("tcp_recovery, tcp_early_retrans", "0 accepted (no RACK-TLP); others UNSUPPORTED until RACK-TLP is merged (TODO(lead))"),
+    ("tcp_congestion_control", "`congestion_control`: reno = NewReno (RFC 5681/6582), cubic = CUBIC (RFC 9438); others UNSUPPORTED"),
+    ("tcp_early_retrans", "`tail_loss_probe`: 3/4 = RFC 8985 §7 TLP on, 0 off; others UNSUPPORTED"),
+    ("tcp_recovery", "0 accepted; 1 (RACK time-based loss detection, RFC 8985 §6) UNSUPPORTED: not in the engine"),
     ("tcp_frto, tcp_mtu_probing, tcp_ecn", "0 accepted (the engine has none); others UNSUPPORTED"),
-    ("tcp_syncookies", "0/1 accepted (cookies only on SYN-queue overflow; the engine drops such SYNs); 2 UNSUPPORTED"),
+    ("tcp_syncookies", "`syn_cookies`: 0 = Never, 1 = OnOverflow, 2 = Always (RFC 4987 §3.6)"),
     ("tcp_no_metrics_save, tcp_fastopen (0/1)", "ignored with a note (no metrics cache; TFO calls are UNSUPPORTED)"),
     ("`ip route ... mtu N advmss M initcwnd K rto_min T`, `ip link set ... mtu N`", "`mtu`, `mss` (advertised only), `initial_window_segments`, `min_rto`"),
 ]
@@ -299,9 +300,9 @@ w("|---|---|")
 for n, k in LINUX_SYSCTLS:
     w(f"| {n} | {k} |")
 w("")
-w("Not (yet) expressible, so the profile differs from Linux there: CUBIC (the profile runs NewReno), RACK-TLP and PRR")
-w("(being built on another branch; TODO(lead): wire `tcp_congestion_control`, `tcp_recovery`, `tcp_early_retrans`")
-w("onto their knobs), F-RTO, TSO-sized bursts and Linux's PSH placement per burst (the engine sets PSH on the last")
+w("The profile runs CUBIC, PRR and the tail loss probe as Linux does. Not (yet) expressible, so the profile differs")
+w("from Linux there: RACK's time-based loss detection (RFC 8985 §6; the engine detects loss by RFC 6675),")
+w("F-RTO, TSO-sized bursts and Linux's PSH placement per burst (the engine sets PSH on the last")
 w("segment of each write), receive-buffer auto-tuning (Linux starts with a smaller advertised window and grows it;")
 w("utcp advertises its free buffer). One script per knob lives in `tests/scripts/linux/` (run by `crates/tools/tests/conformance.rs` with")
 w("`--profile linux`):")

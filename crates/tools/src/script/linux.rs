@@ -16,6 +16,7 @@
 
 use super::profile::{Profile, SysctlEffect};
 use utcp::engine::Config;
+use utcp::engine::config::CongestionAlgorithm;
 use utcp::time::Duration;
 
 /// Linux's default net.core.rmem_max: tcp_select_initial_window() takes the larger of it
@@ -65,6 +66,11 @@ impl Profile {
             rfc1337: false,
             rfc5961: true,
             rfc5961_syn: true,
+            // tcp_congestion_control = cubic; tcp_early_retrans = 4 (TLP); PRR (RFC 6937)
+            // for the reduction in recovery, as Linux has done since 3.2.
+            congestion_control: CongestionAlgorithm::Cubic,
+            tail_loss_probe: true,
+            prr: true,
             ..Config::deterministic(0)
         };
         Profile {
@@ -131,17 +137,30 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
             cfg.syn_retries = v as u32;
             Applied(format!("syn_retries = {v} (SYN and SYN-ACK)"))
         }
-        // TODO(lead): CUBIC is on another branch; map `cubic` onto its Config knob.
+        // Config::congestion_control: RFC 5681/6582 NewReno or RFC 9438 CUBIC.
         ("tcp_congestion_control", _) if value.trim() == "reno" => {
-            Applied("congestion control NewReno (the engine's)".into())
+            cfg.congestion_control = CongestionAlgorithm::NewReno;
+            Applied("congestion_control = NewReno".into())
         }
-        ("tcp_congestion_control", _) => unsupported("only reno (NewReno) is available"),
-        // TODO(lead): RACK-TLP is on another branch; bit 0x1 (RACK) maps onto its knob.
-        ("tcp_recovery", Some(0)) => Applied("no RACK (the engine's loss detection)".into()),
-        ("tcp_recovery", _) => unsupported("RACK-TLP (RFC 8985) is not in the engine"),
-        // TODO(lead): 3 and 4 enable the tail loss probe (RACK-TLP's knob).
-        ("tcp_early_retrans", Some(0)) => Applied("no early retransmit / TLP".into()),
-        ("tcp_early_retrans", _) => unsupported("tail loss probe (RFC 8985 TLP) is not in the engine"),
+        ("tcp_congestion_control", _) if value.trim() == "cubic" => {
+            cfg.congestion_control = CongestionAlgorithm::Cubic;
+            Applied("congestion_control = Cubic".into())
+        }
+        ("tcp_congestion_control", _) => unsupported("only reno (NewReno) and cubic are in the engine"),
+        // Bit 0x1 is RACK's time-based loss detection (RFC 8985 §6), which the engine lacks:
+        // only its tail loss probe half (§7) is in (see tcp_early_retrans).
+        ("tcp_recovery", Some(0)) => Applied("no RACK (RFC 6675 loss detection)".into()),
+        ("tcp_recovery", _) => unsupported("RACK time-based loss detection (RFC 8985 §6) is not in the engine"),
+        // 3 and 4 turn the tail loss probe on (Linux: 3 = ER + TLP, 4 = TLP), 0 off.
+        ("tcp_early_retrans", Some(0)) => {
+            cfg.tail_loss_probe = false;
+            Applied("tail_loss_probe = false".into())
+        }
+        ("tcp_early_retrans", Some(3 | 4)) => {
+            cfg.tail_loss_probe = true;
+            Applied("tail_loss_probe = true (RFC 8985 §7)".into())
+        }
+        ("tcp_early_retrans", _) => unsupported("early retransmit (RFC 5827) without TLP is not in the engine"),
         ("tcp_frto", Some(0)) => Applied("no F-RTO (the engine has none)".into()),
         ("tcp_frto", _) => unsupported("F-RTO (RFC 5682) is not in the engine"),
         ("tcp_mtu_probing", Some(0)) => Applied("no PLPMTUD (the engine does not probe)".into()),
@@ -195,10 +214,12 @@ mod tests {
         let mut cfg = Config::default();
         for (n, v, ok) in [
             ("net.ipv4.tcp_congestion_control", "reno", true),
-            ("net.ipv4.tcp_congestion_control", "cubic", false),
+            ("net.ipv4.tcp_congestion_control", "cubic", true),
+            ("net.ipv4.tcp_congestion_control", "bbr", false),
             ("net.ipv4.tcp_recovery", "0", true),
             ("net.ipv4.tcp_recovery", "1", false),
-            ("net.ipv4.tcp_early_retrans", "4", false),
+            ("net.ipv4.tcp_early_retrans", "4", true),
+            ("net.ipv4.tcp_early_retrans", "2", false),
             ("net.ipv4.tcp_mtu_probing", "0", true),
             ("net.ipv4.tcp_mtu_probing", "1", false),
             ("net.ipv4.tcp_min_tso_segs", "2", true),
@@ -209,6 +230,8 @@ mod tests {
             assert_eq!(!matches!(e, SysctlEffect::Unsupported(_)), ok, "{n}={v}: {e:?}");
         }
         assert!(!cfg.slow_start_after_idle);
+        assert_eq!(cfg.congestion_control, CongestionAlgorithm::Cubic);
+        assert!(cfg.tail_loss_probe);
     }
 
     #[test]
