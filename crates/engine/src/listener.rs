@@ -12,14 +12,14 @@
 //!
 //! This is a child module of `stack` (it sees the Stack's private fields).
 
-use super::{Stack, Stage};
+use super::Stack;
 use crate::config::SynCookies;
 use crate::seq::SeqNum;
 use crate::syncookie;
 use crate::tcb::Tcb;
 use crate::time::{Duration, Instant};
 use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp};
-use crate::{Config, Event, ListenerId, Quad, State};
+use crate::{Config, ListenerId, Quad};
 use std::net::SocketAddr;
 
 /// Cookie SYN-ACKs waiting for `poll_transmit`, at most. A flood that outruns the driver
@@ -205,26 +205,7 @@ impl Stack {
             ..*seg
         };
         self.counters.passive_opens += 1;
-        let idx = self.alloc_slot(Stage::Embryonic(lid));
-        let id = self.conn_id(idx);
-        let cfg_local = self.listener_config(lid);
-        let cfg = cfg_local.as_ref().unwrap_or(&self.config);
-        let mut tcb = Tcb::new_passive(cfg, id, quad, iss, &syn, now, lid);
-        tcb.adopt_cookie_synack(iss);
-        tcb.attach_pool(&self.mem);
-        self.slots[idx as usize].tcb = Some(Box::new(tcb));
-        if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
-            l.embryonic += 1;
-        }
-        self.conns.insert(quad, idx);
-        if self.config.trace_states {
-            self.events.push_back(Event::StateChange {
-                conn: id,
-                quad,
-                from: State::Listen,
-                to: State::SynReceived,
-            });
-        }
+        let idx = self.new_syn_received(now, lid, quad, iss, &syn, |tcb| tcb.adopt_cookie_synack(iss));
         if let Some(Some(r)) = self.with_tcb(idx, |t, cx| t.on_segment(cx, now, seg)) {
             self.queue_reply(quad, r, crate::TxReason::ConnectionRst);
         }

@@ -432,27 +432,39 @@ impl Stack {
         self.counters.passive_opens += 1;
         // RFC 6528 ISN.
         let iss = iss.unwrap_or_else(|| isn::initial_sequence_number(&self.config.isn_secret, &quad, now));
+        let idx = self.new_syn_received(now, lid, quad, iss, seg, |_| {});
+        self.settle(idx);
+        self.mark_dirty(idx);
+    }
+
+    /// A passive open's TCB in SYN-RECEIVED (RFC 9293 §3.10.7.2), in the table and counted
+    /// against its listener; `adjust` runs on it before it is stored (SYN cookies).
+    pub(crate) fn new_syn_received(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        quad: Quad,
+        iss: SeqNum,
+        syn: &TcpSegment,
+        adjust: impl FnOnce(&mut Tcb),
+    ) -> u32 {
         let idx = self.alloc_slot(Stage::Embryonic(lid));
         let id = self.conn_id(idx);
         let cfg_local = self.listener_config(lid);
         let cfg = cfg_local.as_ref().unwrap_or(&self.config);
-        let mut tcb = Tcb::new_passive(cfg, id, quad, iss, seg, now, lid);
+        let mut tcb = Tcb::new_passive(cfg, id, quad, iss, syn, now, lid);
         tcb.attach_pool(&self.mem);
+        adjust(&mut tcb);
         self.slots[idx as usize].tcb = Some(Box::new(tcb));
         if let Some(Some(l)) = self.listeners.get_mut(lid.0 as usize) {
             l.embryonic += 1;
         }
         self.conns.insert(quad, idx);
         if self.config.trace_states {
-            self.events.push_back(Event::StateChange {
-                conn: id,
-                quad,
-                from: State::Listen,
-                to: State::SynReceived,
-            });
+            let to = State::SynReceived;
+            self.events.push_back(Event::StateChange { conn: id, quad, from: State::Listen, to });
         }
-        self.settle(idx);
-        self.mark_dirty(idx);
+        idx
     }
 
     fn queue_reply(&mut self, quad: Quad, r: RstReply, why: crate::TxReason) {

@@ -56,6 +56,15 @@ fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
     Ok(v)
 }
 
+/// The any-IP listener of `shared`'s stack, with its wait slot (both socket APIs).
+pub(crate) fn listen_any(shared: &Shared, filter: crate::engine::AnyIpFilter) -> io::Result<ListenerId> {
+    let mut g = shared.lock();
+    g.check_up()?;
+    let id = g.stack.listen_any(filter, 0)?;
+    shared.register(&mut g, Key::Listener(id));
+    Ok(id)
+}
+
 /// A listening socket on an [`Interface`].
 pub struct TcpListener {
     shared: Arc<Shared>,
@@ -102,11 +111,7 @@ impl TcpListener {
     /// destinations into the TUN. At most one per interface (`AddrInUse`).
     pub fn bind_any(iface: &Interface, filter: crate::engine::AnyIpFilter) -> io::Result<TcpListener> {
         let shared = iface.shared.clone();
-        let mut g = shared.lock();
-        g.check_up()?;
-        let id = g.stack.listen_any(filter, 0)?;
-        shared.register(&mut g, Key::Listener(id));
-        drop(g);
+        let id = listen_any(&shared, filter)?;
         let local = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
         Ok(TcpListener { shared, id, local, nonblocking: AtomicBool::new(false) })
     }

@@ -75,11 +75,7 @@ impl TcpListener {
     /// connected to. The kernel side must route those destinations into the TUN.
     pub fn bind_any(iface: &Interface, filter: crate::engine::AnyIpFilter) -> io::Result<TcpListener> {
         let shared = iface.shared.clone();
-        let mut g = shared.lock();
-        g.check_up()?;
-        let id = g.stack.listen_any(filter, 0)?;
-        shared.register(&mut g, Key::Listener(id));
-        drop(g);
+        let id = crate::socket::listen_any(&shared, filter)?;
         Ok(TcpListener { shared, id, local: SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0) })
     }
 
