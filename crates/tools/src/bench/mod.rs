@@ -15,6 +15,7 @@
 
 pub mod alloc;
 pub mod engine;
+pub mod forward;
 pub mod harness;
 pub mod kernel;
 pub mod report;
@@ -27,6 +28,10 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use harness::{Sample, Workload};
+
+/// Workloads with their own topology and systems, run alone by name (`utcp bench --only
+/// NAME`): (name, run(quick, json) -> the table or JSON).
+pub const STANDALONE: &[(&str, fn(bool, bool) -> String)] = &[("forward", forward::cli)];
 pub use report::Report;
 
 /// The systems under test, in the order they are interleaved.
