@@ -132,6 +132,11 @@ async fn serve_utcp(iface: utcp::Interface, ctx: Arc<Ctx>, ready: &mpsc::Sender<
 async fn serve_ipstack(fd: OwnedFd, ctx: Arc<Ctx>, ready: &mpsc::Sender<io::Result<()>>) -> io::Result<()> {
     let mut cfg = ipstack::IpStackConfig::default();
     cfg.mtu(1500).map_err(io::Error::other)?;
+    // As the crate's examples/tun.rs: MSS 1460, 256 KiB in flight.
+    let mut tcp = ipstack::TcpConfig::default();
+    tcp.options = Some(vec![ipstack::TcpOptions::MaximumSegmentSize(1460)]);
+    tcp.max_unacked_bytes = 256 * 1024;
+    cfg.with_tcp_config(tcp);
     let mut stack = ipstack::IpStack::new(cfg, TunFd::new(fd)?);
     let _ = ready.send(Ok(()));
     loop {
