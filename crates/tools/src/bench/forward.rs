@@ -46,25 +46,26 @@ const SYSTEMS: [(&str, Option<Stack>); 4] = [
     ("netstack-smoltcp", Some(Stack::NetstackSmoltcp)),
 ];
 
-/// The fixed amounts of work.
+/// The fixed amounts of work. All systems are up at once and the rounds interleave them
+/// (A B C D A B C D ...), so a noisy neighbour hits every system alike.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct Work {
-    /// Bytes of one bulk download.
+    /// Rounds; per system, bulk is the best round, the others the median round.
+    pub rounds: usize,
+    /// Bytes of one bulk download (one per round).
     pub bulk_bytes: u64,
-    /// Bulk downloads per system; the best counts.
-    pub bulk_rounds: usize,
-    /// Sequential connects.
+    /// Sequential connects per round.
     pub connects: usize,
-    /// 1-byte request/responses on one connection.
+    /// 1-byte request/responses on one connection per round.
     pub rr: usize,
 }
 
 impl Work {
     pub fn new(quick: bool) -> Work {
         if quick {
-            Work { bulk_bytes: 16 << 20, bulk_rounds: 1, connects: 50, rr: 200 }
+            Work { rounds: 1, bulk_bytes: 16 << 20, connects: 50, rr: 200 }
         } else {
-            Work { bulk_bytes: 256 << 20, bulk_rounds: 3, connects: 1000, rr: 5000 }
+            Work { rounds: 5, bulk_bytes: 256 << 20, connects: 500, rr: 2000 }
         }
     }
 }
@@ -102,14 +103,65 @@ pub struct ForwardBenchReport {
 /// Run the workload on every system (root; a system that cannot run reports its error).
 pub fn run(quick: bool) -> ForwardBenchReport {
     let work = Work::new(quick);
-    let mut systems = Vec::new();
+    let mut runs = Vec::new();
     for (name, stack) in SYSTEMS.into_iter().filter(|(n, _)| only_system().is_none_or(|o| o == *n)) {
-        eprintln!("bench forward: {name}");
-        let r = measure_system(stack, work).unwrap_or_else(|e| failed(name, e));
-        systems.push(SystemResult { system: name.into(), ..r });
+        eprintln!("bench forward: setting up {name}");
+        runs.push((name, Topology::start(stack, work.bulk_bytes), Vec::new()));
     }
+    for round in 0..work.rounds {
+        for (name, topology, samples) in runs.iter_mut() {
+            let Ok(t) = topology else { continue };
+            match sample(t, work) {
+                Ok(s) => {
+                    eprintln!("bench forward: round {}/{} {name}: {}", round + 1, work.rounds, s.describe());
+                    samples.push(s);
+                }
+                Err(e) => *topology = Err(e),
+            }
+        }
+    }
+    eprintln!("bench forward: tearing down");
+    let systems: Vec<SystemResult> = runs
+        .into_iter()
+        .map(|(name, t, samples)| match t {
+            Ok(_) => summarize(name, &samples),
+            Err(e) => failed(name, e),
+        })
+        .collect();
     let ratios = ratios(&systems);
     ForwardBenchReport { work, systems, ratios }
+}
+
+/// One round of the three measurements from a thread in A.
+fn sample(t: &Topology, work: Work) -> io::Result<SystemResult> {
+    let h = t.a.spawn(move || clients(work))?;
+    h.join().map_err(|_| io::Error::other("client thread panicked"))??
+}
+
+/// Best bulk, median of the rest, over the rounds.
+fn summarize(name: &str, samples: &[SystemResult]) -> SystemResult {
+    let median = |f: fn(&SystemResult) -> f64| {
+        let mut v: Vec<f64> = samples.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+    };
+    SystemResult {
+        system: name.into(),
+        bulk_gbit_s: samples.iter().map(|s| s.bulk_gbit_s).fold(f64::NAN, f64::max),
+        connects_per_s: median(|s| s.connects_per_s),
+        rr_p50_us: median(|s| s.rr_p50_us),
+        rr_p99_us: median(|s| s.rr_p99_us),
+        error: None,
+    }
+}
+
+impl SystemResult {
+    fn describe(&self) -> String {
+        format!(
+            "{:.2} Gbit/s, {:.0} connects/s, rr p50 {:.1} us p99 {:.1} us",
+            self.bulk_gbit_s, self.connects_per_s, self.rr_p50_us, self.rr_p99_us
+        )
+    }
 }
 
 fn failed(name: &str, e: io::Error) -> SystemResult {
@@ -148,25 +200,25 @@ struct Topology {
     _b: NetNs,
 }
 
-fn measure_system(stack: Option<Stack>, work: Work) -> io::Result<SystemResult> {
-    if !crate::netns::is_root() || !std::path::Path::new("/dev/net/tun").exists() {
-        return Err(io::Error::new(io::ErrorKind::PermissionDenied, "needs root and /dev/net/tun"));
-    }
-    let a = NetNs::create(&NetNs::unique_name("utcpfw-a"))?;
-    let b = NetNs::create(&NetNs::unique_name("utcpfw-b"))?;
-    server_address(&b)?;
-    let servers = start_servers(&b, work.bulk_bytes)?;
-    let gateway = match stack {
-        Some(s) => Some(Gateway::start(s, &a, b.name())?),
-        None => {
-            kernel_route(&a, &b)?;
-            None
+impl Topology {
+    /// Namespaces, servers, and the gateway (`Some`) or plain routing (`None`).
+    fn start(stack: Option<Stack>, bulk_bytes: u64) -> io::Result<Topology> {
+        if !crate::netns::is_root() || !std::path::Path::new("/dev/net/tun").exists() {
+            return Err(io::Error::new(io::ErrorKind::PermissionDenied, "needs root and /dev/net/tun"));
         }
-    };
-    let t = Topology { _gateway: gateway, _servers: servers, a, _b: b };
-    let r = t.a.spawn(move || clients(work))?.join().map_err(|_| io::Error::other("client thread panicked"))??;
-    drop(t);
-    r
+        let a = NetNs::create(&NetNs::unique_name("utcpfw-a"))?;
+        let b = NetNs::create(&NetNs::unique_name("utcpfw-b"))?;
+        server_address(&b)?;
+        let servers = start_servers(&b, bulk_bytes)?;
+        let gateway = match stack {
+            Some(s) => Some(Gateway::start(s, &a, b.name())?),
+            None => {
+                kernel_route(&a, &b)?;
+                None
+            }
+        };
+        Ok(Topology { _gateway: gateway, _servers: servers, a, _b: b })
+    }
 }
 
 /// 10.99.0.1 in B: on a dummy interface if the kernel has the module, else on loopback.
@@ -270,10 +322,7 @@ fn connect(port: u16) -> io::Result<TcpStream> {
 /// The three measurements, on a thread in A.
 fn clients(work: Work) -> io::Result<SystemResult> {
     let ctx = |what: &'static str| move |e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
-    let mut best = 0f64;
-    for _ in 0..work.bulk_rounds {
-        best = best.max(bulk(work.bulk_bytes).map_err(ctx("bulk"))?);
-    }
+    let best = bulk(work.bulk_bytes).map_err(ctx("bulk"))?;
     let connects_per_s = connects(work.connects).map_err(ctx("connects"))?;
     let (rr_p50_us, rr_p99_us) = rr(work.rr).map_err(ctx("rr"))?;
     Ok(SystemResult { system: String::new(), bulk_gbit_s: best, connects_per_s, rr_p50_us, rr_p99_us, error: None })
@@ -339,9 +388,9 @@ impl ForwardBenchReport {
     pub fn table(&self) -> String {
         let w = &self.work;
         let mut t = format!(
-            "forward (tun2socks gateway): bulk {} MiB best of {}, {} connects, {} x 1-byte rr\n",
+            "forward (tun2socks gateway), {} rounds: bulk {} MiB (best), {} connects, {} x 1-byte rr (medians)\n",
+            w.rounds,
             w.bulk_bytes >> 20,
-            w.bulk_rounds,
             w.connects,
             w.rr
         );
