@@ -241,7 +241,10 @@ fn kernel_route(a: &NetNs, b: &NetNs) -> io::Result<()> {
     Ok(())
 }
 
-fn start_servers(b: &NetNs, bulk_bytes: u64) -> io::Result<super::harness::Servers<io::Result<io::Result<()>>>> {
+fn start_servers(
+    b: &NetNs,
+    bulk_bytes: u64,
+) -> io::Result<super::harness::Servers<io::Result<io::Result<()>>>> {
     let mut servers = super::harness::Servers::new();
     let (tx, rx) = std::sync::mpsc::channel();
     for port in [BULK_PORT, CONNECT_PORT, ECHO_PORT] {
@@ -325,7 +328,14 @@ fn clients(work: Work) -> io::Result<SystemResult> {
     let best = bulk(work.bulk_bytes).map_err(ctx("bulk"))?;
     let connects_per_s = connects(work.connects).map_err(ctx("connects"))?;
     let (rr_p50_us, rr_p99_us) = rr(work.rr).map_err(ctx("rr"))?;
-    Ok(SystemResult { system: String::new(), bulk_gbit_s: best, connects_per_s, rr_p50_us, rr_p99_us, error: None })
+    Ok(SystemResult {
+        system: String::new(),
+        bulk_gbit_s: best,
+        connects_per_s,
+        rr_p50_us,
+        rr_p99_us,
+        error: None,
+    })
 }
 
 /// Download `bytes`; Gbit/s from connect to the last byte. The client stops at the known
@@ -394,7 +404,10 @@ impl ForwardBenchReport {
             w.connects,
             w.rr
         );
-        t += &format!("{:<18} {:>10} {:>12} {:>10} {:>10}\n", "system", "Gbit/s", "connects/s", "p50 us", "p99 us");
+        t += &format!(
+            "{:<18} {:>10} {:>12} {:>10} {:>10}\n",
+            "system", "Gbit/s", "connects/s", "p50 us", "p99 us"
+        );
         for s in &self.systems {
             t += &format!(
                 "{:<18} {:>10.2} {:>12.0} {:>10.1} {:>10.1}\n",

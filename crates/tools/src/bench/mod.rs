@@ -29,9 +29,11 @@ use std::time::Duration;
 
 pub use harness::{Sample, Workload};
 
-/// Workloads with their own topology and systems, run alone by name (`utcp bench --only
-/// NAME`): (name, run(quick, json) -> the table or JSON).
-pub const STANDALONE: &[(&str, fn(bool, bool) -> String)] = &[("forward", forward::cli)];
+/// Runs a standalone workload: (quick, json) -> the table or JSON.
+pub type StandaloneRun = fn(bool, bool) -> String;
+
+/// Workloads with their own topology and systems, run alone by name (`utcp bench --only NAME`).
+pub const STANDALONE: &[(&str, StandaloneRun)] = &[("forward", forward::cli)];
 pub use report::Report;
 
 /// The systems under test, in the order they are interleaved.

@@ -68,7 +68,9 @@ impl Gateway {
             .name(format!("fwd-{stack:?}"))
             .spawn(move || serve(stack, device, ctx, st, ready_tx))?;
         let gw = Gateway { stop, thread: Some(thread) };
-        ready_rx.recv_timeout(Duration::from_secs(10)).map_err(|_| io::Error::other("gateway did not start"))??;
+        ready_rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|_| io::Error::other("gateway did not start"))??;
         Ok(gw)
     }
 }
@@ -83,7 +85,13 @@ impl Drop for Gateway {
 }
 
 /// The gateway thread: its runtime serves until `stop`, then is shut down.
-fn serve(stack: Stack, dev: Device, ctx: Arc<Ctx>, stop: Arc<AtomicBool>, ready: mpsc::Sender<io::Result<()>>) -> io::Result<()> {
+fn serve(
+    stack: Stack,
+    dev: Device,
+    ctx: Arc<Ctx>,
+    stop: Arc<AtomicBool>,
+    ready: mpsc::Sender<io::Result<()>>,
+) -> io::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let r = rt.block_on(async {
         let gateway = async {
@@ -118,7 +126,11 @@ async fn relay<S: AsyncRead + AsyncWrite + Unpin>(mut client: S, dst: SocketAddr
     let _ = tokio::io::copy_bidirectional(&mut client, &mut upstream).await;
 }
 
-async fn serve_utcp(iface: utcp::Interface, ctx: Arc<Ctx>, ready: &mpsc::Sender<io::Result<()>>) -> io::Result<()> {
+async fn serve_utcp(
+    iface: utcp::Interface,
+    ctx: Arc<Ctx>,
+    ready: &mpsc::Sender<io::Result<()>>,
+) -> io::Result<()> {
     let filter = utcp::engine::AnyIpFilter::all().prefix(IpAddr::V4(CLIENT_NET), 24);
     let listener = utcp::tokio::TcpListener::bind_any(&iface, filter)?;
     let _ = ready.send(Ok(()));

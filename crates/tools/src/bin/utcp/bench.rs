@@ -50,7 +50,7 @@ pub struct BenchArgs {
 
 /// The parsed comma lists (newtypes: clap reads a `Vec` field as a repeatable flag).
 #[derive(Clone, Debug)]
-struct Workloads(Vec<Workload>, Option<fn(bool, bool) -> String>);
+struct Workloads(Vec<Workload>, Option<bench::StandaloneRun>);
 #[derive(Clone, Debug)]
 struct Systems(Vec<SystemKind>);
 #[derive(Clone, Debug)]
