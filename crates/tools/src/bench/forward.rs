@@ -384,10 +384,17 @@ fn rr(n: usize) -> io::Result<(f64, f64)> {
     Ok((pct(0.50), pct(0.99)))
 }
 
-/// `utcp bench --only forward [--quick] [--json]`.
-pub fn cli(quick: bool, json: bool) -> String {
+/// `utcp bench --only forward [--quick] [--json]`; without root, PermissionDenied (exit 77).
+pub fn cli(quick: bool, json: bool) -> io::Result<String> {
+    if !crate::netns::is_root() || !std::path::Path::new("/dev/net/tun").exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "utcp bench --only forward needs root and /dev/net/tun: it creates network namespaces, \
+             a veth pair and TUN devices",
+        ));
+    }
     let r = run(quick);
-    if json { r.json() } else { r.table() }
+    Ok(if json { r.json() } else { r.table() })
 }
 
 impl ForwardBenchReport {

@@ -30,7 +30,7 @@ use std::time::Duration;
 pub use harness::{Sample, Workload};
 
 /// Runs a standalone workload: (quick, json) -> the table or JSON.
-pub type StandaloneRun = fn(bool, bool) -> String;
+pub type StandaloneRun = fn(bool, bool) -> io::Result<String>;
 
 /// Workloads with their own topology and systems, run alone by name (`utcp bench --only NAME`).
 pub const STANDALONE: &[(&str, StandaloneRun)] = &[("forward", forward::cli)];

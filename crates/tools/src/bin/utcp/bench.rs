@@ -91,7 +91,7 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
     let text = if let Some(Workloads(_, Some(standalone))) = &a.only {
-        standalone(a.quick, a.json)
+        standalone(a.quick, a.json)?
     } else if a.engine {
         let r = bench::engine::run(a.segments)?;
         if a.json { r.json() } else { r.text() }
