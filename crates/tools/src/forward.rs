@@ -123,13 +123,13 @@ impl Totals {
 
 /// Creates upstream sockets where they must live: a thread parked in the upstream
 /// namespace (a socket belongs to the namespace it was created in), or here with
-/// SO_BINDTODEVICE.
-struct SocketFactory {
+/// SO_BINDTODEVICE. Shared with the `forward` bench ([`crate::bench::forward`]).
+pub(crate) struct SocketFactory {
     requests: Mutex<mpsc::Sender<mpsc::Sender<io::Result<Socket>>>>,
 }
 
 impl SocketFactory {
-    fn new(up: &Upstream) -> io::Result<SocketFactory> {
+    pub(crate) fn new(up: &Upstream) -> io::Result<SocketFactory> {
         let (tx, rx) = mpsc::channel::<mpsc::Sender<io::Result<Socket>>>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let up = up.clone();
@@ -186,7 +186,7 @@ fn add_routes(o: &ForwardOptions) -> io::Result<()> {
 }
 
 /// Connect upstream to `dst` (through the SOCKS5 proxy if set), within `limit`.
-async fn connect_upstream(f: &SocketFactory, o: &ForwardOptions, dst: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+pub(crate) async fn connect_upstream(f: &SocketFactory, o: &ForwardOptions, dst: SocketAddr) -> io::Result<tokio::net::TcpStream> {
     let first_hop = o.socks5.unwrap_or(dst);
     let sock = f.socket()?;
     sock.set_nonblocking(true)?;

@@ -82,3 +82,31 @@ fn bench_quick_json_has_every_system_and_workload() {
         }
     }
 }
+
+/// `utcp bench --only forward --quick`, through the library: every system's four numbers
+/// and every ratio are finite and positive. Needs root (namespaces, veth, TUN).
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn forward_quick_numbers_are_finite_and_positive() {
+    assert_root("forward_quick_numbers_are_finite_and_positive");
+    let r = utcp_tools::bench::forward::run(true);
+    let names: Vec<&str> = r.systems.iter().map(|s| s.system.as_str()).collect();
+    assert_eq!(names, ["kernel", "utcp", "ipstack", "netstack-smoltcp"], "{}", r.table());
+    for s in &r.systems {
+        assert!(s.error.is_none(), "{}: {:?}", s.system, s.error);
+        for v in [s.bulk_gbit_s, s.connects_per_s, s.rr_p50_us, s.rr_p99_us] {
+            assert!(v.is_finite() && v > 0.0, "{}: {v}\n{}", s.system, r.table());
+        }
+        assert!(s.rr_p50_us <= s.rr_p99_us, "{}", r.table());
+    }
+    assert_eq!(r.ratios.len(), 2, "{}", r.table());
+    for q in &r.ratios {
+        for v in [q.bulk, q.connects, q.rr_p50, q.rr_p99] {
+            assert!(v.is_finite() && v > 0.0, "utcp vs {}: {v}\n{}", q.versus, r.table());
+        }
+    }
+    let json = r.json();
+    // NaN (a failed metric) would be null; `error` is null when nothing failed.
+    let numbers = json.replace("\"error\":null", "");
+    assert!(json.starts_with("{\"work\":") && !numbers.contains("null"), "{json}");
+}

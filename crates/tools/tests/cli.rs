@@ -201,3 +201,25 @@ fn closed_stdout_is_not_a_panic() {
         assert!(err.is_empty(), "{args:?}: {err}");
     }
 }
+
+/// `bench --only forward` is a known workload, and without root it exits 77 with the reason
+/// and does no work (as root the test drops to uid/gid 65534 with `setpriv`).
+#[test]
+fn bench_only_forward_without_root_exits_77() {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let bin = env!("CARGO_BIN_EXE_utcp");
+    let args = ["bench", "--only", "forward", "--quick"];
+    let mut cmd = if root {
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin]);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let child = cmd.args(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn();
+    let out = wait_bounded(child.expect("spawn utcp (as root: needs setpriv from util-linux)"), &args);
+    assert_eq!(out.status.code(), Some(77), "stderr: {}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("needs root"), "{}", text(&out.stderr));
+    assert!(out.stdout.is_empty(), "{}", text(&out.stdout));
+}

@@ -15,6 +15,7 @@
 
 pub mod alloc;
 pub mod engine;
+pub mod forward;
 pub mod harness;
 pub mod kernel;
 pub mod lossy;
@@ -30,6 +31,12 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 pub use harness::{Sample, Workload};
+
+/// Runs a standalone workload: (quick, json) -> the table or JSON.
+pub type StandaloneRun = fn(bool, bool) -> io::Result<String>;
+
+/// Workloads with their own topology and systems, run alone by name (`utcp bench --only NAME`).
+pub const STANDALONE: &[(&str, StandaloneRun)] = &[("forward", forward::cli)];
 pub use report::Report;
 
 /// The systems under test, in the order they are interleaved.

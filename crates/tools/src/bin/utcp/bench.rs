@@ -25,7 +25,7 @@ pub struct BenchArgs {
     /// Most bytes of one bulk sample [default: 1G]
     #[arg(long, value_name = "SIZE", value_parser = parsers::size)]
     max_bytes: Option<u64>,
-    /// Workloads: bulk_to_stack, bulk_from_stack, rr, connect
+    /// Workloads: bulk_to_stack, bulk_from_stack, rr, connect; or alone: forward
     #[arg(long, value_name = "W[,W..]", value_parser = workloads)]
     only: Option<Workloads>,
     /// Systems: kernel, smoltcp, utcp
@@ -62,14 +62,17 @@ pub struct BenchArgs {
 
 /// The parsed comma lists (newtypes: clap reads a `Vec` field as a repeatable flag).
 #[derive(Clone, Debug)]
-struct Workloads(Vec<Workload>);
+struct Workloads(Vec<Workload>, Option<bench::StandaloneRun>);
 #[derive(Clone, Debug)]
 struct Systems(Vec<SystemKind>);
 #[derive(Clone, Debug)]
 struct Counts(Vec<usize>);
 
 fn workloads(s: &str) -> Result<Workloads, String> {
-    parsers::list(s, |w| Workload::parse(w).ok_or(format!("unknown workload {w:?}"))).map(Workloads)
+    if let Some(&(_, run)) = bench::STANDALONE.iter().find(|(name, _)| *name == s) {
+        return Ok(Workloads(vec![], Some(run)));
+    }
+    parsers::list(s, |w| Workload::parse(w).ok_or(format!("unknown workload {w:?}"))).map(|w| Workloads(w, None))
 }
 
 fn systems(s: &str) -> Result<Systems, String> {
@@ -99,7 +102,9 @@ pub fn run(args: BenchArgs) -> i32 {
 fn run_inner(a: &BenchArgs) -> io::Result<()> {
     // main.rs installs the counting allocator as the global allocator.
     bench::alloc::mark_installed();
-    let text = if a.engine {
+    let text = if let Some(Workloads(_, Some(standalone))) = &a.only {
+        standalone(a.quick, a.json)?
+    } else if a.engine {
         let r = bench::engine::run(a.segments)?;
         if a.json { r.json() } else { r.text() }
     } else if let Some(n) = a.twmem {
@@ -141,7 +146,7 @@ fn options(a: &BenchArgs) -> Options {
     opts.rounds = a.rounds.unwrap_or(opts.rounds);
     opts.duration = a.duration.unwrap_or(opts.duration);
     opts.max_bytes = a.max_bytes.map(|m| m.max(1)).unwrap_or(opts.max_bytes);
-    if let Some(Workloads(w)) = &a.only {
+    if let Some(Workloads(w, _)) = &a.only {
         opts.workloads = w.clone();
     }
     if let Some(Systems(s)) = &a.systems {
