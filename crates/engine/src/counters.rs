@@ -36,6 +36,9 @@ pub struct Counters {
     pub acks_queued: u64,
     /// Such ACKs folded into a later one because the ACK queue was full.
     pub acks_coalesced: u64,
+    /// Stateless RSTs not sent because `MAX_REPLIES` were already queued (the caller did
+    /// not drain `poll_transmit` between packets; RFC 9293 §3.10.7.1 replies are best effort).
+    pub replies_dropped: u64,
     // --- IPv4 reassembly (issue 9) ---
     /// Fragments received (Linux's ReasmReqds).
     pub reasm_reqds: u64,

@@ -24,6 +24,9 @@ use std::net::{IpAddr, Shutdown, SocketAddr};
 #[path = "listener.rs"]
 mod listener;
 
+/// Most stateless RSTs queued between two drains of `poll_transmit`.
+const MAX_REPLIES: usize = 1024;
+
 /// Who holds a connection.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Stage {
@@ -467,7 +470,14 @@ impl Stack {
         idx
     }
 
+    /// Queue a stateless RST, at most `MAX_REPLIES` between two drains of `poll_transmit`
+    /// (every queue has a cap: a caller that feeds packets without polling cannot make the
+    /// stack hold unbounded replies; the excess is counted in `Counters::replies_dropped`).
     fn queue_reply(&mut self, quad: Quad, r: RstReply, why: crate::TxReason) {
+        if self.replies.len() >= MAX_REPLIES {
+            self.counters.replies_dropped += 1;
+            return;
+        }
         self.replies.push_back(Reply { local: quad.local, remote: quad.remote, seq: r.seq, ack: r.ack, why });
     }
 

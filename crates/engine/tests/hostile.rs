@@ -300,3 +300,18 @@ fn play_attack(guess: Guess) -> (usize, usize) {
     }
     (attacker_acks, victim_acks)
 }
+
+/// Every queue has a cap: a caller that injects segments for no connection without ever
+/// draining `poll_transmit` gets at most 1024 queued RSTs; the rest are counted.
+#[test]
+fn stateless_rst_queue_is_bounded() {
+    let mut h = H::new(base_config());
+    for i in 0..5000u32 {
+        let from = SocketAddr::from(([10, 0, 0, 2], 1024 + (i % 60000) as u16));
+        h.send(Seg::new(ACK, PEER_ISS + i, 1).from(from));
+    }
+    let out = h.drain();
+    assert_eq!(out.len(), 1024);
+    assert!(out.iter().all(|o| o.flags == RST));
+    assert_eq!(h.stack.counters().replies_dropped, 5000 - 1024);
+}
