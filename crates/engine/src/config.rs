@@ -9,7 +9,9 @@ pub use crate::tcb::congestion::CongestionAlgorithm;
 pub struct Keepalive {
     /// Idle time before the first probe; RFC 1122 says no less than two hours by default.
     pub idle: Duration,
+    /// Time between unanswered probes (RFC 1122 §4.2.3.6).
     pub interval: Duration,
+    /// Unanswered probes after which the connection is closed with `CloseReason::TimedOut`.
     pub probes: u32,
 }
 

@@ -8,6 +8,7 @@
 //! options, checksums) → [`Stack`] (demux by [`Quad`], listeners, RST rules, ISN)
 //! → the TCB state machine (`tcb`, split by concern) → [`wire`] again on the way out.
 //! [`seq`] and [`time`] hold the sequence-number and virtual-time arithmetic.
+#![warn(missing_docs)]
 
 pub mod wire;
 pub mod seq;
@@ -44,7 +45,9 @@ use std::net::SocketAddr;
 /// A connection's identity: local and remote socket addresses (RFC 9293 §3.2 "socket pair").
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub struct Quad {
+    /// Our address and port.
     pub local: SocketAddr,
+    /// The peer's address and port.
     pub remote: SocketAddr,
 }
 
@@ -105,33 +108,62 @@ pub enum Event {
     /// The connection reached CLOSED. The handle stays valid until `close`/`abort` releases it.
     Closed(ConnId, CloseReason),
     /// A state transition, emitted only when `Config::trace_states` is set.
-    StateChange { conn: ConnId, quad: Quad, from: State, to: State },
+    StateChange {
+        /// The connection.
+        conn: ConnId,
+        /// Its socket pair.
+        quad: Quad,
+        /// State before the transition.
+        from: State,
+        /// State after the transition.
+        to: State,
+    },
 }
 
 /// Result of the STATUS user call (RFC 9293 §3.10.6).
 #[derive(Clone, Copy, Debug)]
 pub struct Status {
+    /// Connection state (RFC 9293 §3.3.2).
     pub state: State,
+    /// The socket pair.
     pub quad: Quad,
+    /// SND.UNA: oldest unacknowledged sequence number.
     pub snd_una: u32,
+    /// SND.NXT: next sequence number to send.
     pub snd_nxt: u32,
+    /// SND.WND: the peer's window, bytes, after scaling.
     pub snd_wnd: u32,
+    /// RCV.NXT: next sequence number expected.
     pub rcv_nxt: u32,
+    /// RCV.WND: our receive window, bytes, after scaling.
     pub rcv_wnd: u32,
+    /// Congestion window, bytes (RFC 5681 §2).
     pub cwnd: u32,
+    /// Slow-start threshold, bytes (RFC 5681 §2); `u32::MAX` when unset.
     pub ssthresh: u32,
+    /// Smoothed RTT, microseconds (RFC 6298 §2); 0 before the first sample.
     pub srtt_us: u64,
+    /// Current retransmission timeout, microseconds (RFC 6298 §2).
     pub rto_us: u64,
+    /// Send MSS in use (effective, RFC 9293 §3.7.1), bytes.
     pub mss: u16,
     /// Negotiated options, as in Linux `tcpi_options`: 1 = TS, 2 = SACK, 4 = WSCALE.
     pub options: u8,
+    /// Shift the peer applies to the windows it sends (RFC 7323 §2.3).
     pub snd_wscale: u8,
+    /// Shift we apply to the windows we send (RFC 7323 §2.3).
     pub rcv_wscale: u8,
+    /// In-order bytes the user can read now.
     pub bytes_readable: usize,
+    /// Queued bytes not yet sent.
     pub bytes_unsent: usize,
+    /// Bytes sent and not yet acknowledged (FlightSize, RFC 5681 §2).
     pub bytes_in_flight: usize,
+    /// Segments retransmitted (any cause).
     pub retransmits: u64,
+    /// Fast retransmits (RFC 5681 §3.2).
     pub fast_retransmits: u64,
+    /// Retransmission timeouts that fired (RFC 6298 §5).
     pub timeouts: u64,
     // --- observe (issue 14): what only the engine knows, for plots
     /// Congestion-control phase (slow start, avoidance, fast or RTO recovery).

@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 pub const RING_MIN: usize = 4096;
 /// Pressure starts at 3/4 of the cap.
 pub const PRESSURE_NUM: usize = 3;
+/// Denominator of the pressure mark (`cap * PRESSURE_NUM / PRESSURE_DEN`).
 pub const PRESSURE_DEN: usize = 4;
 
 /// The buffer-memory budget of one Stack, shared by its connections' rings.
@@ -36,6 +37,7 @@ pub struct MemPool {
 }
 
 impl MemPool {
+    /// A pool that lets its users allocate at most `cap` bytes of ring storage.
     pub fn new(cap: usize) -> MemPool {
         MemPool { cap: AtomicUsize::new(cap), ..MemPool::default() }
     }
@@ -45,6 +47,7 @@ impl MemPool {
         self.used.load(Relaxed)
     }
 
+    /// The budget in bytes (`Config` sets it; see `set_cap`).
     pub fn cap(&self) -> usize {
         self.cap.load(Relaxed)
     }

@@ -17,19 +17,23 @@ impl SeqNum {
         self.0.wrapping_sub(other.0) as i32
     }
     #[inline]
+    /// `self < other` modulo 2^32 (RFC 9293 §3.4).
     pub fn lt(self, other: SeqNum) -> bool {
         let d = other.0.wrapping_sub(self.0);
         d != 0 && d < 0x8000_0000
     }
     #[inline]
+    /// `self <= other` modulo 2^32 (RFC 9293 §3.4).
     pub fn le(self, other: SeqNum) -> bool {
         self == other || self.lt(other)
     }
     #[inline]
+    /// `self > other` modulo 2^32 (RFC 9293 §3.4).
     pub fn gt(self, other: SeqNum) -> bool {
         other.lt(self)
     }
     #[inline]
+    /// `self >= other` modulo 2^32 (RFC 9293 §3.4).
     pub fn ge(self, other: SeqNum) -> bool {
         self == other || other.lt(self)
     }

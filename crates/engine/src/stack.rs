@@ -114,6 +114,9 @@ pub struct Stack {
 const MEM_SWEEP: crate::time::Duration = crate::time::Duration::from_secs(1);
 
 impl Stack {
+    /// An empty stack: no connections, no listeners, no claimed addresses.
+    ///
+    /// The ISN secret (RFC 6528), the hash seed and the ephemeral port range come from `config`.
     pub fn new(config: Config) -> Stack {
         let hasher = QuadHasherBuilder::new(&config.isn_secret);
         let (lo, hi) = config.ephemeral_ports;
@@ -149,6 +152,7 @@ impl Stack {
         }
     }
 
+    /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -166,6 +170,7 @@ impl Stack {
         }
     }
 
+    /// The stack-wide counters (MIB values and drops by reason).
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
@@ -867,6 +872,10 @@ impl Stack {
 
     // ---------------------------------------------------------------- events
 
+    /// Next pending [`Event`], oldest first; `None` when none is pending.
+    ///
+    /// Events about one connection and kind are coalesced until drained, so call this until
+    /// it returns `None` after each `handle_packet`, `handle_timeout` or user call.
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         let (c, bit) = match ev {
@@ -1256,10 +1265,14 @@ impl Stack {
         self.last_tx_reason
     }
 
+    /// STATUS (RFC 9293 §3.10.6): a snapshot of the TCB.
+    ///
+    /// Errors: `NotConnected` if `c` is stale or released.
     pub fn status(&self, c: ConnId) -> io::Result<Status> {
         Ok(self.tcb(c)?.status())
     }
 
+    /// The connection's RFC 9293 §3.3.2 state; `None` if `c` is stale or released.
     pub fn state(&self, c: ConnId) -> Option<State> {
         self.tcb(c).ok().map(|t| t.state)
     }
@@ -1294,6 +1307,7 @@ impl Stack {
         Ok(())
     }
 
+    /// Whether Nagle's algorithm (RFC 9293 §3.7.4) is off. Errors: `NotConnected` for a stale `c`.
     pub fn nodelay(&self, c: ConnId) -> io::Result<bool> {
         Ok(self.tcb(c)?.nodelay)
     }
@@ -1371,10 +1385,12 @@ impl Stack {
         matches!(self.state(c), Some(State::SynSent | State::SynReceived))
     }
 
+    /// The local socket address. Errors: `NotConnected` for a stale `c`.
     pub fn local_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
         Ok(self.tcb(c)?.quad.local)
     }
 
+    /// The remote socket address. Errors: `NotConnected` for a stale `c`.
     pub fn peer_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
         Ok(self.tcb(c)?.quad.remote)
     }

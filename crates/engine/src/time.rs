@@ -11,16 +11,21 @@ pub use std::time::Duration;
 pub struct Instant(u64);
 
 impl Instant {
+    /// The epoch.
     pub const ZERO: Instant = Instant(0);
+    /// The instant `us` microseconds after the epoch.
     pub const fn from_micros(us: u64) -> Instant {
         Instant(us)
     }
+    /// The instant `ms` milliseconds after the epoch.
     pub const fn from_millis(ms: u64) -> Instant {
         Instant(ms * 1000)
     }
+    /// Microseconds since the epoch.
     pub const fn micros(self) -> u64 {
         self.0
     }
+    /// Whole milliseconds since the epoch (rounded down).
     pub fn millis(self) -> u64 {
         self.0 / 1000
     }
