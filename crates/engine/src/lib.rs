@@ -79,6 +79,7 @@ pub enum CloseReason {
 
 impl CloseReason {
     /// The `io::ErrorKind` std would report for this reason, if it is an error.
+    #[must_use]
     pub fn error_kind(self) -> Option<std::io::ErrorKind> {
         use std::io::ErrorKind::*;
         match self {

@@ -41,36 +41,43 @@ impl TcpFlags {
 
     #[inline]
     /// True if every bit of `other` is set in `self`.
+    #[must_use]
     pub fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
     #[inline]
     /// SYN is set.
+    #[must_use]
     pub fn syn(self) -> bool {
         self.0 & 0x02 != 0
     }
     #[inline]
     /// ACK is set.
+    #[must_use]
     pub fn ack(self) -> bool {
         self.0 & 0x10 != 0
     }
     #[inline]
     /// RST is set.
+    #[must_use]
     pub fn rst(self) -> bool {
         self.0 & 0x04 != 0
     }
     #[inline]
     /// FIN is set.
+    #[must_use]
     pub fn fin(self) -> bool {
         self.0 & 0x01 != 0
     }
     #[inline]
     /// PSH is set.
+    #[must_use]
     pub fn psh(self) -> bool {
         self.0 & 0x08 != 0
     }
     #[inline]
     /// URG is set.
+    #[must_use]
     pub fn urg(self) -> bool {
         self.0 & 0x20 != 0
     }
