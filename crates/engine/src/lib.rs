@@ -8,6 +8,74 @@
 //! options, checksums) → [`Stack`] (demux by [`Quad`], listeners, RST rules, ISN)
 //! → the TCB state machine (`tcb`, split by concern) → [`wire`] again on the way out.
 //! [`seq`] and [`time`] hold the sequence-number and virtual-time arithmetic.
+//!
+//! # Example: two stacks on a virtual clock
+//!
+//! Stack `a` connects to a listener on stack `b`; a helper moves every packet one
+//! stack emits into the other until both are quiet. `a` sends five bytes, both close,
+//! and virtual time runs until every timer (delayed ACK, TIME-WAIT) has fired.
+//!
+//! ```
+//! use std::net::SocketAddr;
+//! use utcp_engine::{time::Instant, Config, Event, Stack};
+//!
+//! /// Deliver packets both ways until neither stack has one to send.
+//! fn shuttle(now: Instant, a: &mut Stack, b: &mut Stack) {
+//!     let mut buf = [0u8; 2048];
+//!     loop {
+//!         let mut moved = false;
+//!         while let Some(n) = a.poll_transmit(now, &mut buf) {
+//!             b.handle_packet(now, &buf[..n]);
+//!             moved = true;
+//!         }
+//!         while let Some(n) = b.poll_transmit(now, &mut buf) {
+//!             a.handle_packet(now, &buf[..n]);
+//!             moved = true;
+//!         }
+//!         if !moved {
+//!             return;
+//!         }
+//!     }
+//! }
+//!
+//! let a_addr: SocketAddr = "10.0.0.1:40000".parse().unwrap();
+//! let b_addr: SocketAddr = "10.0.0.2:80".parse().unwrap();
+//! let (mut a, mut b) = (Stack::new(Config::deterministic(1)), Stack::new(Config::deterministic(2)));
+//! let mut now = Instant::ZERO;
+//!
+//! // Three-way handshake (RFC 9293 §3.5).
+//! let listener = b.listen(b_addr, 8)?;
+//! let ca = a.connect(now, a_addr, b_addr)?;
+//! shuttle(now, &mut a, &mut b);
+//! assert_eq!(a.poll_event(), Some(Event::Connected(ca)));
+//! let (cb, peer) = b.accept(listener)?;
+//! assert_eq!(peer, a_addr);
+//!
+//! // Data, then CLOSE on both sides.
+//! assert_eq!(a.send(now, ca, b"hello")?, 5);
+//! shuttle(now, &mut a, &mut b);
+//! let mut got = [0u8; 16];
+//! let n = b.recv(now, cb, &mut got)?;
+//! assert_eq!(&got[..n], b"hello");
+//! a.close(now, ca);
+//! shuttle(now, &mut a, &mut b);
+//! assert_eq!(b.recv(now, cb, &mut got)?, 0, "EOF after the peer's FIN");
+//! b.close(now, cb);
+//! shuttle(now, &mut a, &mut b);
+//!
+//! // Run the virtual clock until no timer is left (bounded).
+//! for _ in 0..100 {
+//!     let Some(t) = [a.poll_timeout(), b.poll_timeout()].into_iter().flatten().min() else { break };
+//!     now = now.max(t);
+//!     a.handle_timeout(now);
+//!     b.handle_timeout(now);
+//!     shuttle(now, &mut a, &mut b);
+//! }
+//! // Both handles were released by `close`; TIME-WAIT on `a` has expired.
+//! assert_eq!((a.state(ca), b.state(cb)), (None, None));
+//! assert_eq!(a.connection_count() + a.time_wait_count() + b.connection_count(), 0);
+//! # Ok::<(), std::io::Error>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod wire;
