@@ -9,7 +9,7 @@
 //! RFC 9293 §3.8.6 / RFC 7323 §2.4), and the Stack's periodic sweep prunes held out-of-order
 //! data (RFC 2018 §8 allows the receiver to discard SACKed data) before in-order data is
 //! ever refused. Every ring may reach [`RING_MIN`] for in-order data or sends whatever the
-//! pool says (Linux guarantees tcp_rmem[0]/tcp_wmem[0] the same way), so a connection can
+//! pool says (Linux guarantees `tcp_rmem[0]`/`tcp_wmem[0]` the same way), so a connection can
 //! always make progress; the cap can be passed by at most that much per ring. Rings that
 //! stay empty for a sweep interval are given back to the allocator.
 
@@ -86,7 +86,7 @@ impl MemPool {
         true
     }
 
-    /// Growth of a ring to `new` bytes. Like Linux's tcp_rmem[0]/tcp_wmem[0]
+    /// Growth of a ring to `new` bytes. Like Linux's `tcp_rmem[0]`/`tcp_wmem[0]`
     /// guarantee, a ring may always reach [`RING_MIN`] for in-order data and sends, even
     /// above the cap, so that no connection stalls for good (the excess is bounded by
     /// RING_MIN per ring); out-of-order data gets no such guarantee.
