@@ -9,7 +9,9 @@ pub use crate::tcb::congestion::CongestionAlgorithm;
 pub struct Keepalive {
     /// Idle time before the first probe; RFC 1122 says no less than two hours by default.
     pub idle: Duration,
+    /// Time between unanswered probes (RFC 1122 §4.2.3.6).
     pub interval: Duration,
+    /// Unanswered probes after which the connection is closed with `CloseReason::TimedOut`.
     pub probes: u32,
 }
 
@@ -172,8 +174,8 @@ pub struct Config {
     /// SHOULD; Linux's net.ipv4.tcp_slow_start_after_idle, on by default).
     pub slow_start_after_idle: bool,
     /// Derive the offered window-scale shift from this much buffer space instead of the
-    /// receive buffer: Linux's tcp_select_initial_window() takes max(tcp_rmem[2],
-    /// rmem_max) and offers ilog2(space) - 15 (8 for the 15 MiB tcp_rmem[2] of the
+    /// receive buffer: Linux's tcp_select_initial_window() takes max(`tcp_rmem[2]`,
+    /// rmem_max) and offers ilog2(space) - 15 (8 for the 15 MiB `tcp_rmem[2]` of the
     /// `linux` profile). `None`: the smallest shift that fits the receive buffer.
     pub window_scale_space: Option<usize>,
     /// Quick-ACK mode (Linux's tcp_incr_quickack, TCP_MAX_QUICKACKS = 16): the first data
@@ -214,7 +216,7 @@ pub struct Config {
     /// §2.4) and out-of-order data is not stored and is pruned first (`Counters::ofo_pruned`),
     /// like Linux's tcp_prune_queue; in-order data beyond the storage is dropped
     /// (`Counters::rcv_pruned`) and the peer retransmits it. A send that would pass the cap
-    /// blocks (`WouldBlock`) until memory is freed. As with Linux's tcp_rmem[0]/tcp_wmem[0],
+    /// blocks (`WouldBlock`) until memory is freed. As with Linux's `tcp_rmem[0]`/`tcp_wmem[0]`,
     /// every ring may reach 4 KiB (`memory::RING_MIN`) for in-order data and sends even
     /// above the cap, so no connection stalls for good.
     pub buffer_memory: usize,

@@ -4,6 +4,9 @@ use crate::wire::DropReason;
 use core::fmt;
 
 #[derive(Clone, Debug, Default)]
+/// Stack-wide counters: the TCP MIB (RFC 4022) values plus one drop counter per [`DropReason`].
+///
+/// Read them with [`Stack::counters`](crate::Stack::counters); `Display` prints them like `nstat`.
 pub struct Counters {
     /// Packets handed to `Stack::handle_packet`.
     pub in_packets: u64,
@@ -13,16 +16,27 @@ pub struct Counters {
     pub out_segs: u64,
     /// Segments retransmitted (any cause).
     pub retrans_segs: u64,
+    /// Fast retransmits (RFC 5681 §3.2, RFC 6675 §5).
     pub fast_retransmits: u64,
+    /// Retransmission timeouts that fired (RFC 6298 §5).
     pub timeouts: u64,
+    /// Active OPENs: CLOSED → SYN-SENT (MIB tcpActiveOpens).
     pub active_opens: u64,
+    /// Passive OPENs: LISTEN → SYN-RECEIVED (MIB tcpPassiveOpens).
     pub passive_opens: u64,
+    /// Handshakes that failed: SYN-SENT/SYN-RECEIVED → CLOSED (MIB tcpAttemptFails).
     pub attempt_fails: u64,
+    /// Resets of ESTABLISHED or CLOSE-WAIT connections (MIB tcpEstabResets).
     pub estab_resets: u64,
+    /// RST segments sent (MIB tcpOutRsts).
     pub out_rsts: u64,
+    /// Challenge ACKs sent (RFC 5961 §3.2, §4.2).
     pub challenge_acks: u64,
+    /// ACKs delayed rather than sent at once (RFC 9293 §3.8.6.3, RFC 1122 §4.2.3.2).
     pub delayed_acks: u64,
+    /// Zero-window probes sent (RFC 9293 §3.8.6.1).
     pub zero_window_probes: u64,
+    /// Keepalive probes sent (RFC 1122 §4.2.3.6).
     pub keepalive_probes: u64,
     // --- Hostile networks (issue 9) ---
     /// Challenge ACKs not sent because a per-connection or the stack-wide RFC 5961 §7
@@ -112,12 +126,15 @@ impl std::ops::DerefMut for DropCounts {
 
 impl Counters {
     #[inline]
+    /// Count one packet dropped for `reason`.
     pub fn drop(&mut self, reason: DropReason) {
         self.drops[reason.index()] += 1;
     }
+    /// Packets dropped for `reason` so far.
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.drops[reason.index()]
     }
+    /// Packets dropped for any reason so far.
     pub fn total_drops(&self) -> u64 {
         self.drops.iter().sum()
     }

@@ -9,7 +9,7 @@
 //! RFC 9293 §3.8.6 / RFC 7323 §2.4), and the Stack's periodic sweep prunes held out-of-order
 //! data (RFC 2018 §8 allows the receiver to discard SACKed data) before in-order data is
 //! ever refused. Every ring may reach [`RING_MIN`] for in-order data or sends whatever the
-//! pool says (Linux guarantees tcp_rmem[0]/tcp_wmem[0] the same way), so a connection can
+//! pool says (Linux guarantees `tcp_rmem[0]`/`tcp_wmem[0]` the same way), so a connection can
 //! always make progress; the cap can be passed by at most that much per ring. Rings that
 //! stay empty for a sweep interval are given back to the allocator.
 
@@ -19,6 +19,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 pub const RING_MIN: usize = 4096;
 /// Pressure starts at 3/4 of the cap.
 pub const PRESSURE_NUM: usize = 3;
+/// Denominator of the pressure mark (`cap * PRESSURE_NUM / PRESSURE_DEN`).
 pub const PRESSURE_DEN: usize = 4;
 
 /// The buffer-memory budget of one Stack, shared by its connections' rings.
@@ -36,6 +37,7 @@ pub struct MemPool {
 }
 
 impl MemPool {
+    /// A pool that lets its users allocate at most `cap` bytes of ring storage.
     pub fn new(cap: usize) -> MemPool {
         MemPool { cap: AtomicUsize::new(cap), ..MemPool::default() }
     }
@@ -45,6 +47,7 @@ impl MemPool {
         self.used.load(Relaxed)
     }
 
+    /// The budget in bytes (`Config` sets it; see `set_cap`).
     pub fn cap(&self) -> usize {
         self.cap.load(Relaxed)
     }
@@ -83,7 +86,7 @@ impl MemPool {
         true
     }
 
-    /// Growth of a ring to `new` bytes. Like Linux's tcp_rmem[0]/tcp_wmem[0]
+    /// Growth of a ring to `new` bytes. Like Linux's `tcp_rmem[0]`/`tcp_wmem[0]`
     /// guarantee, a ring may always reach [`RING_MIN`] for in-order data and sends, even
     /// above the cap, so that no connection stalls for good (the excess is bounded by
     /// RING_MIN per ring); out-of-order data gets no such guarantee.

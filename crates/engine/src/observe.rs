@@ -44,6 +44,7 @@ impl CcPhase {
         }
     }
 
+    /// Human-readable name, as printed by traces and plots.
     pub fn name(self) -> &'static str {
         match self {
             CcPhase::SlowStart => "slow start",

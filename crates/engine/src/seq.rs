@@ -13,28 +13,38 @@ pub struct SeqNum(pub u32);
 impl SeqNum {
     /// Wrapping distance `self - other` as a signed value.
     #[inline]
+    #[must_use]
     pub fn diff(self, other: SeqNum) -> i32 {
         self.0.wrapping_sub(other.0) as i32
     }
     #[inline]
+    /// `self < other` modulo 2^32 (RFC 9293 §3.4).
+    #[must_use]
     pub fn lt(self, other: SeqNum) -> bool {
         let d = other.0.wrapping_sub(self.0);
         d != 0 && d < 0x8000_0000
     }
     #[inline]
+    /// `self <= other` modulo 2^32 (RFC 9293 §3.4).
+    #[must_use]
     pub fn le(self, other: SeqNum) -> bool {
         self == other || self.lt(other)
     }
     #[inline]
+    /// `self > other` modulo 2^32 (RFC 9293 §3.4).
+    #[must_use]
     pub fn gt(self, other: SeqNum) -> bool {
         other.lt(self)
     }
     #[inline]
+    /// `self >= other` modulo 2^32 (RFC 9293 §3.4).
+    #[must_use]
     pub fn ge(self, other: SeqNum) -> bool {
         self == other || other.lt(self)
     }
     /// `lo <= self < hi` in sequence space (RFC 9293 §3.4 acceptability style).
     #[inline]
+    #[must_use]
     pub fn in_window(self, lo: SeqNum, len: u32) -> bool {
         self.0.wrapping_sub(lo.0) < len
     }

@@ -117,6 +117,9 @@ pub struct Stack {
 const MEM_SWEEP: crate::time::Duration = crate::time::Duration::from_secs(1);
 
 impl Stack {
+    /// An empty stack: no connections, no listeners, no claimed addresses.
+    ///
+    /// The ISN secret (RFC 6528), the hash seed and the ephemeral port range come from `config`.
     pub fn new(config: Config) -> Stack {
         let hasher = QuadHasherBuilder::new(&config.isn_secret);
         let (lo, hi) = config.ephemeral_ports;
@@ -152,6 +155,8 @@ impl Stack {
         }
     }
 
+    /// The configuration in force.
+    #[must_use]
     pub fn config(&self) -> &Config {
         &self.config
     }
@@ -169,12 +174,15 @@ impl Stack {
         }
     }
 
+    /// The stack-wide counters (MIB values and drops by reason).
+    #[must_use]
     pub fn counters(&self) -> &Counters {
         &self.counters
     }
 
     /// Bytes of send and receive ring storage allocated now (bounded by
     /// `Config::buffer_memory`).
+    #[must_use]
     pub fn buffer_memory(&self) -> usize {
         self.mem.used()
     }
@@ -190,11 +198,13 @@ impl Stack {
     }
 
     /// Number of TCBs in the connection table.
+    #[must_use]
     pub fn connection_count(&self) -> usize {
         self.conns.len() + self.time_wait.len()
     }
 
     /// Connections parked as compact TIME-WAIT records (crate::timewait).
+    #[must_use]
     pub fn time_wait_count(&self) -> usize {
         self.time_wait.len()
     }
@@ -242,11 +252,13 @@ impl Stack {
     /// Bytes held by IPv4 reassembly (at most `Config::ipfrag_high_thresh`), including one
     /// spare buffer of at most 64 KiB kept after a datagram completes; 0 once the last
     /// pending datagram timed out.
+    #[must_use]
     pub fn reassembly_memory(&self) -> usize {
         self.frags.memory()
     }
 
     /// IPv4 datagrams being reassembled.
+    #[must_use]
     pub fn reassembly_pending(&self) -> usize {
         self.frags.len()
     }
@@ -732,6 +744,7 @@ impl Stack {
     /// headers plus the larger of the MSS we advertise and 40 bytes of options (what a
     /// SYN may carry). MUST-16 (RFC 9293 §3.7.1) keeps payload plus options of every data
     /// segment within the MSS, so an `mtu`-sized buffer is enough.
+    #[must_use]
     pub fn min_transmit_buffer(&self) -> usize {
         40 + (self.config.effective_mss() as usize).max(40)
     }
@@ -740,6 +753,7 @@ impl Stack {
     /// bytes). A smaller buffer gets `None` and changes nothing: no state advances and no
     /// connection leaves the transmit queue, so a later call with a large enough buffer
     /// sends what is owed.
+    #[must_use = "a packet written into `buf` must be sent, or it is lost"]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if buf.len() < self.min_transmit_buffer() {
             return None;
@@ -816,6 +830,7 @@ impl Stack {
     // ---------------------------------------------------------------- timers
 
     /// The earliest instant at which `handle_timeout` has work to do.
+    #[must_use = "the engine must be woken by `handle_timeout` at this deadline"]
     pub fn poll_timeout(&mut self) -> Option<Instant> {
         let tcb = self.poll_tcb_timeout();
         // IPv4 reassembly timeouts (RFC 1122 §3.3.2) and TIME-WAIT record expiry.
@@ -889,6 +904,11 @@ impl Stack {
 
     // ---------------------------------------------------------------- events
 
+    /// Next pending [`Event`], oldest first; `None` when none is pending.
+    ///
+    /// Events about one connection and kind are coalesced until drained, so call this until
+    /// it returns `None` after each `handle_packet`, `handle_timeout` or user call.
+    #[must_use = "a drained event is gone; handle it"]
     pub fn poll_event(&mut self) -> Option<Event> {
         let ev = self.events.pop_front()?;
         let (c, bit) = match ev {
@@ -988,6 +1008,7 @@ impl Stack {
     }
 
     /// Take an established connection from the listener's queue (`WouldBlock` if none).
+    #[must_use = "an accepted connection must be used or closed, or it leaks until the peer gives up"]
     pub fn accept(&mut self, l: ListenerId) -> io::Result<(ConnId, SocketAddr)> {
         let li = self
             .listeners
@@ -1015,6 +1036,7 @@ impl Stack {
 
     /// The oldest SYN held for `l` that was not handed out yet, as the connection it
     /// asks for. Each held SYN is handed out once; it stays held until decided.
+    #[must_use = "a held SYN must be answered with `accept_syn` or `refuse_syn`"]
     pub fn poll_held_syn(&mut self, l: ListenerId) -> Option<Quad> {
         self.gate.poll(l)
     }
@@ -1048,6 +1070,7 @@ impl Stack {
     }
 
     /// Number of connections waiting in `accept`.
+    #[must_use]
     pub fn accept_queue_len(&self, l: ListenerId) -> usize {
         self.listener(l).map(|l| l.accept_queue.len()).unwrap_or(0)
     }
@@ -1274,14 +1297,20 @@ impl Stack {
     /// STATUS (RFC 9293 §3.10.6).
     /// Why the segment that the last [`Stack::poll_transmit`] returned was sent
     /// (`utcp sim --explain`; see [`crate::explain`]).
+    #[must_use]
     pub fn last_tx_reason(&self) -> crate::TxReason {
         self.last_tx_reason
     }
 
+    /// STATUS (RFC 9293 §3.10.6): a snapshot of the TCB.
+    ///
+    /// Errors: `NotConnected` if `c` is stale or released.
     pub fn status(&self, c: ConnId) -> io::Result<Status> {
         Ok(self.tcb(c)?.status())
     }
 
+    /// The connection's RFC 9293 §3.3.2 state; `None` if `c` is stale or released.
+    #[must_use]
     pub fn state(&self, c: ConnId) -> Option<State> {
         self.tcb(c).ok().map(|t| t.state)
     }
@@ -1316,6 +1345,7 @@ impl Stack {
         Ok(())
     }
 
+    /// Whether Nagle's algorithm (RFC 9293 §3.7.4) is off. Errors: `NotConnected` for a stale `c`.
     pub fn nodelay(&self, c: ConnId) -> io::Result<bool> {
         Ok(self.tcb(c)?.nodelay)
     }
@@ -1369,6 +1399,7 @@ impl Stack {
     }
 
     /// A read would not block: data, end of stream or an error.
+    #[must_use]
     pub fn can_recv(&self, c: ConnId) -> bool {
         match self.tcb(c) {
             Ok(t) => t.recvbuf.readable() > 0 || t.fin_rcvd || t.read_shut || t.state == State::Closed,
@@ -1377,6 +1408,7 @@ impl Stack {
     }
 
     /// A write would not block: buffer space, or an error to report.
+    #[must_use]
     pub fn can_send(&self, c: ConnId) -> bool {
         match self.tcb(c) {
             Ok(t) => match t.state {
@@ -1389,14 +1421,17 @@ impl Stack {
     }
 
     /// The connection finished its handshake (or failed): `connect` can return.
+    #[must_use]
     pub fn is_connecting(&self, c: ConnId) -> bool {
         matches!(self.state(c), Some(State::SynSent | State::SynReceived))
     }
 
+    /// The local socket address. Errors: `NotConnected` for a stale `c`.
     pub fn local_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
         Ok(self.tcb(c)?.quad.local)
     }
 
+    /// The remote socket address. Errors: `NotConnected` for a stale `c`.
     pub fn peer_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
         Ok(self.tcb(c)?.quad.remote)
     }

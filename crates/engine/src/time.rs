@@ -11,20 +11,30 @@ pub use std::time::Duration;
 pub struct Instant(u64);
 
 impl Instant {
+    /// The epoch.
     pub const ZERO: Instant = Instant(0);
+    /// The instant `us` microseconds after the epoch.
+    #[must_use]
     pub const fn from_micros(us: u64) -> Instant {
         Instant(us)
     }
+    /// The instant `ms` milliseconds after the epoch.
+    #[must_use]
     pub const fn from_millis(ms: u64) -> Instant {
         Instant(ms * 1000)
     }
+    /// Microseconds since the epoch.
+    #[must_use]
     pub const fn micros(self) -> u64 {
         self.0
     }
+    /// Whole milliseconds since the epoch (rounded down).
+    #[must_use]
     pub fn millis(self) -> u64 {
         self.0 / 1000
     }
     /// Time elapsed from `earlier` to `self`, zero if `earlier` is later.
+    #[must_use]
     pub fn saturating_since(self, earlier: Instant) -> Duration {
         Duration::from_micros(self.0.saturating_sub(earlier.0))
     }

@@ -6,10 +6,10 @@
 //! acceptable RST (unless RFC 1337), and let a new SYN reopen the quad (RFC 1122 §4.2.2.13,
 //! RFC 6191). None of that needs the send or receive buffers, the reassembly queue, the SACK
 //! scoreboard or the congestion state. Once the user has released its handle and the last
-//! ACK is out, the Stack turns the TCB into a [`TwRecord`] (at most 128 bytes with its key,
+//! ACK is out, the Stack turns the TCB into a `TwRecord` (at most 128 bytes with its key,
 //! asserted below) and frees everything else.
 //!
-//! A segment for a parked quad rebuilds a TCB from the record ([`TwRecord::revive`]), so the
+//! A segment for a parked quad rebuilds a TCB from the record (`TwRecord::revive`), so the
 //! very same RFC 9293 §3.10.7.4 code (and `Config::time_wait_bsd`, `Config::rfc1337`) decides
 //! what happens; the Stack parks it again once its reply is sent. Records expire in FIFO order
 //! of their deadlines (all are 2 MSL long; a restarted timer re-queues its record).
@@ -57,7 +57,7 @@ impl TwKey {
     }
 }
 
-/// Option and mode bits of a [`TwRecord`].
+/// Option and mode bits of a `TwRecord`.
 mod bits {
     pub const TS_OK: u8 = 1;
     pub const SACK_OK: u8 = 2;

@@ -1,6 +1,6 @@
 //! Small servers for the CLI, the demo and the tests: echo (RFC 862), discard (RFC 863)
 //! and a static-file HTTP/1.1 server (GET and HEAD only). Generic over any stream, so the
-//! same code runs on a utcp [`TcpStream`](super::TcpStream) or a kernel socket.
+//! same code runs on a utcp [`TcpStream`](utcp::TcpStream) or a kernel socket.
 
 use std::io::{self, Read, Write};
 use std::path::{Component, Path, PathBuf};

@@ -2,7 +2,7 @@
 //!
 //! - [`sim`]: two engines over an impaired in-memory link (`utcp sim`);
 //! - [`script`]: the packetdrill-format script runner and its profiles (`utcp script`);
-//! - [`bench`]: kernel, smoltcp and utcp systems side by side (`utcp bench`);
+//! - [`bench`](mod@bench): kernel, smoltcp and utcp systems side by side (`utcp bench`);
 //! - [`trace`]: one line per segment, tshark style;
 //! - [`forward`]: a tun2socks-style gateway (`utcp forward`);
 //! - [`apps`]: echo, discard and a small HTTP file server over utcp sockets;

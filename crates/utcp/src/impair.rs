@@ -6,6 +6,7 @@ use crate::device::rng::Rng;
 /// Probabilities (each in [0, 1]) applied independently to each direction.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Impairment {
+    /// Seed of the PRNG that draws the impairments (same seed, same run).
     pub seed: u64,
     /// Probability a packet is discarded.
     pub drop: f64,
@@ -17,6 +18,7 @@ pub struct Impairment {
 }
 
 impl Impairment {
+    /// No impairment (all probabilities 0) with the given PRNG seed.
     pub fn new(seed: u64) -> Impairment {
         Impairment { seed, drop: 0.0, duplicate: 0.0, reorder: 0.0 }
     }

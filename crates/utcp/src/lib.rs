@@ -28,6 +28,7 @@
 //! interface's driver thread, a span `tcp{conn, peer}` per [`TcpStream`], and events for
 //! connections opening and closing, the interface going down and a failed pcap capture.
 //! The library installs no subscriber, so logging is off unless the application sets one.
+#![warn(missing_docs)]
 
 pub use utcp_engine as engine;
 pub use utcp_engine::{seq, time, wire};
@@ -104,15 +105,21 @@ impl InterfaceConfig {
 /// Traffic seen by the device layer (not by the engine).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LinkStats {
+    /// Packets read from the device.
     pub rx_packets: u64,
+    /// Bytes read from the device.
     pub rx_bytes: u64,
+    /// Packets written to the device.
     pub tx_packets: u64,
+    /// Bytes written to the device.
     pub tx_bytes: u64,
     /// Packets the kernel refused to take (`EAGAIN`/`ENOBUFS` on the TUN write).
     pub tx_dropped: u64,
-    /// Packets the impairment hook dropped, duplicated or reordered.
+    /// Packets the impairment hook dropped.
     pub impaired_drops: u64,
+    /// Packets the impairment hook duplicated.
     pub impaired_dups: u64,
+    /// Packets the impairment hook reordered.
     pub impaired_reorders: u64,
     /// Times the driver thread woke up (TUN readable, timer, stop).
     pub driver_wakeups: u64,
@@ -186,6 +193,7 @@ impl Interface {
         (self.peer, self.prefix)
     }
 
+    /// The TUN interface's name.
     pub fn tun_name(&self) -> &str {
         &self.tun_name
     }

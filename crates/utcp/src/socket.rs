@@ -158,10 +158,12 @@ impl TcpListener {
         Incoming { listener: self }
     }
 
+    /// The address the listener is bound to.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local)
     }
 
+    /// In non-blocking mode `accept` fails with `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);
         Ok(())
@@ -389,26 +391,34 @@ impl TcpStream {
         self.released.store(true, Ordering::Relaxed);
     }
 
+    /// The remote socket address. Errors: `NotConnected` once the connection is released.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         self.shared.lock().stack.peer_addr(self.id)
     }
 
+    /// The local socket address. Errors: `NotConnected` once the connection is released.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.shared.lock().stack.local_addr(self.id)
     }
 
+    /// Timeout for `read` (`None`: wait forever); on expiry `read` fails with `WouldBlock`.
+    /// Errors: `InvalidInput` for a zero duration, as std.
     pub fn set_read_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.read_timeout.set(dur)
     }
 
+    /// Timeout for `write` (`None`: wait forever); on expiry `write` fails with `WouldBlock`.
+    /// Errors: `InvalidInput` for a zero duration, as std.
     pub fn set_write_timeout(&self, dur: Option<Duration>) -> io::Result<()> {
         self.write_timeout.set(dur)
     }
 
+    /// The read timeout (see [`set_read_timeout`](Self::set_read_timeout)).
     pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.read_timeout.get())
     }
 
+    /// The write timeout (see [`set_write_timeout`](Self::set_write_timeout)).
     pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
         Ok(self.write_timeout.get())
     }
@@ -423,10 +433,12 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Whether Nagle's algorithm (RFC 9293 §3.7.4) is off.
     pub fn nodelay(&self) -> io::Result<bool> {
         self.shared.lock().stack.nodelay(self.id)
     }
 
+    /// In non-blocking mode `read`/`write` fail with `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);
         Ok(())

@@ -16,7 +16,9 @@ pub enum Direction {
 /// way out, i.e. exactly what the kernel saw) and every engine event. Called on the
 /// driver or an application thread with the interface lock held: keep it cheap.
 pub trait Tap: Send {
+    /// A packet crossed the TUN in direction `dir` at `now`; `packet` is the whole IP packet.
     fn packet(&mut self, now: Instant, dir: Direction, packet: &[u8]);
+    /// The engine reported `event` at `now` (default: ignored).
     fn event(&mut self, _now: Instant, _event: &Event) {}
     /// Called once when the interface stops (flush files here).
     fn finish(&mut self) {}

@@ -3,20 +3,32 @@
 /// The 11 connection states of RFC 9293 §3.3.2.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum State {
+    /// No connection (RFC 9293 §3.3.2: a fictional state).
     Closed,
+    /// Waiting for a SYN (passive OPEN).
     Listen,
+    /// SYN sent, waiting for a matching SYN (active OPEN).
     SynSent,
+    /// SYN received and SYN sent, waiting for the ACK of our SYN.
     SynReceived,
+    /// Open: data flows both ways.
     Established,
+    /// We sent FIN (CLOSE called), waiting for its ACK or the peer's FIN.
     FinWait1,
+    /// Our FIN is acknowledged; waiting for the peer's FIN.
     FinWait2,
+    /// The peer's FIN arrived; waiting for the local user to CLOSE.
     CloseWait,
+    /// Both FINs sent (simultaneous close); waiting for the ACK of ours.
     Closing,
+    /// The peer closed first and we sent FIN; waiting for its ACK.
     LastAck,
+    /// Waiting 2×MSL so the peer has received the ACK of its FIN (RFC 9293 §3.6.1).
     TimeWait,
 }
 
 impl State {
+    /// All states, in RFC 9293 §3.3.2 order (for tables and counters indexed by state).
     pub const ALL: [State; 11] = [
         State::Closed,
         State::Listen,
@@ -389,10 +401,12 @@ impl Tcb {
         tcb
     }
 
+    /// The connection's current state.
     pub fn state(&self) -> State {
         self.state
     }
 
+    /// The connection's socket pair.
     pub fn quad(&self) -> Quad {
         self.quad
     }

@@ -95,6 +95,7 @@ impl RecvBuffer {
     }
 
     #[inline]
+    /// The buffer size in bytes (the most that can be readable plus out of order).
     pub fn capacity(&self) -> usize {
         self.cap
     }
@@ -118,6 +119,7 @@ impl RecvBuffer {
     }
 
     #[inline]
+    /// The most out-of-order ranges held at once.
     pub fn max_ranges(&self) -> usize {
         self.max_ranges
     }

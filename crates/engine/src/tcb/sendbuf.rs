@@ -71,6 +71,7 @@ impl SendBuffer {
     }
 
     #[inline]
+    /// True when no byte is queued or unacknowledged.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }

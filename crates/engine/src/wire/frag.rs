@@ -118,6 +118,7 @@ impl Reassembler {
         self.datagrams.len()
     }
 
+    /// True when no datagram is being reassembled.
     pub fn is_empty(&self) -> bool {
         self.datagrams.is_empty()
     }

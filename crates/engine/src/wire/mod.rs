@@ -20,41 +20,64 @@ use core::fmt;
 pub struct TcpFlags(pub u8);
 
 impl TcpFlags {
+    /// FIN: no more data from the sender.
     pub const FIN: TcpFlags = TcpFlags(0x01);
+    /// SYN: synchronize sequence numbers.
     pub const SYN: TcpFlags = TcpFlags(0x02);
+    /// RST: reset the connection.
     pub const RST: TcpFlags = TcpFlags(0x04);
+    /// PSH: push function.
     pub const PSH: TcpFlags = TcpFlags(0x08);
+    /// ACK: the acknowledgment field is significant.
     pub const ACK: TcpFlags = TcpFlags(0x10);
+    /// URG: the urgent pointer is significant.
     pub const URG: TcpFlags = TcpFlags(0x20);
+    /// ECE: ECN-Echo (RFC 3168 §6.1).
     pub const ECE: TcpFlags = TcpFlags(0x40);
+    /// CWR: congestion window reduced (RFC 3168 §6.1).
     pub const CWR: TcpFlags = TcpFlags(0x80);
+    /// No flag set.
     pub const NONE: TcpFlags = TcpFlags(0);
 
     #[inline]
+    /// True if every bit of `other` is set in `self`.
+    #[must_use]
     pub fn contains(self, other: TcpFlags) -> bool {
         self.0 & other.0 == other.0
     }
     #[inline]
+    /// SYN is set.
+    #[must_use]
     pub fn syn(self) -> bool {
         self.0 & 0x02 != 0
     }
     #[inline]
+    /// ACK is set.
+    #[must_use]
     pub fn ack(self) -> bool {
         self.0 & 0x10 != 0
     }
     #[inline]
+    /// RST is set.
+    #[must_use]
     pub fn rst(self) -> bool {
         self.0 & 0x04 != 0
     }
     #[inline]
+    /// FIN is set.
+    #[must_use]
     pub fn fin(self) -> bool {
         self.0 & 0x01 != 0
     }
     #[inline]
+    /// PSH is set.
+    #[must_use]
     pub fn psh(self) -> bool {
         self.0 & 0x08 != 0
     }
     #[inline]
+    /// URG is set.
+    #[must_use]
     pub fn urg(self) -> bool {
         self.0 & 0x20 != 0
     }
@@ -192,6 +215,7 @@ pub enum DropReason {
 }
 
 impl DropReason {
+    /// Every reason, in `index` order (for tables of drop counters).
     pub const ALL: [DropReason; 36] = [
         DropReason::Truncated,
         DropReason::Ipv6,
@@ -233,9 +257,11 @@ impl DropReason {
         // SYN queue / cookies
         DropReason::BadCookie,
     ];
+    /// Position of this reason in [`DropReason::ALL`] and in the drop counter table.
     pub fn index(self) -> usize {
         self as usize
     }
+    /// The variant's name, as printed in counter dumps.
     pub fn name(self) -> &'static str {
         match self {
             DropReason::Truncated => "Truncated",

@@ -23,6 +23,7 @@ pub struct SackBlocks {
 }
 
 impl SackBlocks {
+    /// No blocks.
     pub const fn new() -> Self {
         SackBlocks { blocks: [(SeqNum(0), SeqNum(0)); 4], len: 0 }
     }
@@ -35,15 +36,19 @@ impl SackBlocks {
         self.len += 1;
         true
     }
+    /// The blocks held, in the order pushed.
     pub fn as_slice(&self) -> &[(SeqNum, SeqNum)] {
         &self.blocks[..self.len as usize]
     }
+    /// Number of blocks held (0 to 4).
     pub fn len(&self) -> usize {
         self.len as usize
     }
+    /// True when no block is held.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+    /// Remove all blocks.
     pub fn clear(&mut self) {
         self.len = 0;
     }
@@ -56,11 +61,15 @@ impl SackBlocks {
 /// The options of one segment, parsed or to be emitted.
 #[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
 pub struct TcpOptions {
+    /// Maximum Segment Size, bytes (RFC 9293 §3.7.1); only on SYNs.
     pub mss: Option<u16>,
+    /// Window scale shift count (RFC 7323 §2); only on SYNs.
     pub window_scale: Option<u8>,
+    /// SACK-permitted (RFC 2018 §2); only on SYNs.
     pub sack_permitted: bool,
     /// (TSval, TSecr)
     pub timestamps: Option<(u32, u32)>,
+    /// SACK blocks (RFC 2018 §3).
     pub sack: SackBlocks,
 }
 

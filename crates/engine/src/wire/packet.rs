@@ -20,32 +20,56 @@ pub const TCP_HEADER_LEN: usize = 20;
 /// A received TCP segment: the parsed headers and a view of its payload.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpSegment<'a> {
+    /// IP source address.
     pub src: IpAddr,
+    /// IP destination address.
     pub dst: IpAddr,
+    /// TCP source port.
     pub src_port: u16,
+    /// TCP destination port.
     pub dst_port: u16,
+    /// SEG.SEQ: sequence number of the first octet (or of the SYN).
     pub seq: SeqNum,
+    /// SEG.ACK: next sequence number the sender expects (valid if ACK is set).
     pub ack: SeqNum,
+    /// Control bits.
     pub flags: TcpFlags,
+    /// SEG.WND as on the wire, before window scaling (RFC 7323 §2.3).
     pub window: u16,
+    /// SEG.UP, the urgent pointer (RFC 9293 §3.8.5).
     pub urgent: u16,
+    /// Parsed TCP options.
     pub options: TcpOptions,
+    /// The segment's data (SEG.LEN bytes, not counting SYN/FIN).
     pub payload: &'a [u8],
 }
 
 #[derive(Clone, Copy, Debug)]
+/// The headers of a segment to emit with [`emit_ipv4_tcp`].
 pub struct TcpHeaderOut {
+    /// IP source address.
     pub src: IpAddr,
+    /// IP destination address.
     pub dst: IpAddr,
+    /// TCP source port.
     pub src_port: u16,
+    /// TCP destination port.
     pub dst_port: u16,
+    /// SEG.SEQ.
     pub seq: SeqNum,
+    /// SEG.ACK (sent as zero unless ACK is set).
     pub ack: SeqNum,
+    /// Control bits.
     pub flags: TcpFlags,
+    /// SEG.WND as written on the wire (already scaled down, RFC 7323 §2.3).
     pub window: u16,
+    /// SEG.UP, the urgent pointer.
     pub urgent: u16,
+    /// TCP options to write.
     pub options: TcpOptions,
+    /// IPv4 time to live.
     pub ttl: u8,
+    /// IPv4 identification field.
     pub ip_id: u16,
 }
 

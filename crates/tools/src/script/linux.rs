@@ -20,9 +20,9 @@ use utcp::engine::config::CongestionAlgorithm;
 use utcp::time::Duration;
 
 /// Linux's default net.core.rmem_max: tcp_select_initial_window() takes the larger of it
-/// and tcp_rmem[2] for the window scale.
+/// and `tcp_rmem[2]` for the window scale.
 pub const RMEM_MAX: usize = 212_992;
-/// tcp_rmem[2] of the profile.
+/// `tcp_rmem[2]` of the profile.
 const TCP_RMEM_MAX: usize = 15_728_640;
 
 impl Profile {

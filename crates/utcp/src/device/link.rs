@@ -85,7 +85,9 @@ impl Default for Impairments {
 /// An endpoint of the link.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum Side {
+    /// The first endpoint.
     A,
+    /// The second endpoint.
     B,
 }
 
@@ -131,7 +133,9 @@ pub struct DirStats {
 /// Counters of both directions.
 #[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
 pub struct LinkStats {
+    /// Packets sent by A towards B.
     pub a_to_b: DirStats,
+    /// Packets sent by B towards A.
     pub b_to_a: DirStats,
 }
 
