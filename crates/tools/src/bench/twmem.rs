@@ -6,7 +6,7 @@
 //! utcp closes first, so every connection ends in TIME-WAIT on utcp's side. The bench
 //! reports the process's RSS growth per connection at the end (all of them in TIME-WAIT)
 //! and after TIME-WAIT expired (2 MSL later). Everything is bounded: at most `N`
-//! connections, a load phase of at most [`LOAD_LIMIT`], and a wait of 2 MSL + 10 s.
+//! connections, a load phase of at most `LOAD_LIMIT`, and a wait of 2 MSL + 10 s.
 
 use super::alloc::rss_bytes;
 use crate::netns::NetNs;
