@@ -7,7 +7,7 @@
 //! - B (servers): 10.99.0.1 on a dummy interface where the kernel has one, else on B's
 //!   loopback; three std server threads (bulk source, 1-byte connect echo, echo).
 //!
-//! The gateways ([`gateways`]) run the same minimal tokio forwarder on `utcp`, `ipstack`
+//! The gateways (`forward/gateways.rs`) run the same minimal tokio forwarder on `utcp`, `ipstack`
 //! and `netstack-smoltcp`, with upstream sockets made in B. The clients are std sockets on
 //! threads in A. Metrics: bulk download Gbit/s (best of N), sequential connects/s (connect,
 //! 1-byte exchange, close), and p50/p99 of 1-byte request/response on one connection.
