@@ -1,0 +1,519 @@
+//! The user calls of RFC 9293 §3.10.1-3.10.6 on a [`Stack`]: OPEN (passive: `listen`,
+//! `listen_any`; active: `connect`), SEND, RECEIVE, CLOSE, ABORT and STATUS, plus the
+//! socket options and the handshake gate. A child module of `stack.rs`, so it sees the
+//! Stack's private state; the packet path stays in `stack.rs`.
+
+use super::*;
+
+impl Stack {
+
+    /// OPEN, passive (RFC 9293 §3.10.1). Port 0 picks an ephemeral port.
+    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> io::Result<ListenerId> {
+        self.check_local_ip(local.ip())?;
+        let mut local = local;
+        if local.port() == 0 {
+            local.set_port(self.pick_port(local, None)?);
+        }
+        if self.listen_map.contains_key(&local) {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{local} is already listening")));
+        }
+        let id = self.add_listener(local, backlog);
+        self.listen_map.insert(local, id);
+        Ok(id)
+    }
+
+    /// OPEN, passive, for any destination address and port that `filter` takes (any-IP
+    /// termination, see `anyip.rs`). Packets to those addresses are accepted even though
+    /// they are not local addresses; each accepted connection's `local_addr` is the
+    /// destination the peer connected to. Exact and wildcard-address listeners win over
+    /// it. At most one any-IP listener per stack (`AddrInUse`).
+    pub fn listen_any(&mut self, filter: AnyIpFilter, backlog: usize) -> io::Result<ListenerId> {
+        if self.any_ip.is_some() {
+            return Err(io::Error::new(io::ErrorKind::AddrInUse, "an any-IP listener already exists"));
+        }
+        let unspecified = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+        let id = self.add_listener(unspecified, backlog);
+        self.any_ip = Some((id, filter));
+        Ok(id)
+    }
+
+    fn add_listener(&mut self, addr: SocketAddr, backlog: usize) -> ListenerId {
+        let backlog = if backlog == 0 { self.config.default_backlog } else { backlog };
+        let l = Listener {
+            addr,
+            gated: false,
+            backlog,
+            embryonic: 0,
+            accept_queue: VecDeque::new(),
+            recv_buffer: None,
+            send_buffer: None,
+            last_cookie: None,
+        };
+        match self.listeners.iter().position(|l| l.is_none()) {
+            Some(i) => {
+                self.listeners[i] = Some(l);
+                ListenerId(i as u32)
+            }
+            None => {
+                self.listeners.push(Some(l));
+                ListenerId((self.listeners.len() - 1) as u32)
+            }
+        }
+    }
+
+    fn listener(&self, l: ListenerId) -> io::Result<&Listener> {
+        self.listeners
+            .get(l.0 as usize)
+            .and_then(|l| l.as_ref())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such listener"))
+    }
+
+    /// The address a listener is bound to.
+    pub fn listener_addr(&self, l: ListenerId) -> io::Result<SocketAddr> {
+        Ok(self.listener(l)?.addr)
+    }
+
+    /// Buffer sizes for connections this listener accepts from now on (SO_RCVBUF/SO_SNDBUF).
+    pub fn set_listener_buffer_sizes(
+        &mut self,
+        l: ListenerId,
+        recv: Option<usize>,
+        send: Option<usize>,
+    ) -> io::Result<()> {
+        self.listener(l)?;
+        if let Some(Some(li)) = self.listeners.get_mut(l.0 as usize) {
+            li.recv_buffer = recv.or(li.recv_buffer);
+            li.send_buffer = send.or(li.send_buffer);
+        }
+        Ok(())
+    }
+
+    /// Take an established connection from the listener's queue (`WouldBlock` if none).
+    #[must_use = "an accepted connection must be used or closed, or it leaks until the peer gives up"]
+    pub fn accept(&mut self, l: ListenerId) -> io::Result<(ConnId, SocketAddr)> {
+        let li = self
+            .listeners
+            .get_mut(l.0 as usize)
+            .and_then(|l| l.as_mut())
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no such listener"))?;
+        let c = li.accept_queue.pop_front().ok_or(io::ErrorKind::WouldBlock)?;
+        let idx = self.slot_index(c)?;
+        let slot = &mut self.slots[idx as usize];
+        slot.stage = Stage::User;
+        let remote = slot.tcb.as_ref().map(|t| t.quad.remote).ok_or(io::ErrorKind::NotConnected)?;
+        Ok((c, remote))
+    }
+
+    /// Gate the handshake of `l`'s connections: a SYN is held, without an answer, and
+    /// reported as `Event::SynArrived(l)` (then `Stack::poll_held_syn`) until [`Stack::accept_syn`] or
+    /// [`Stack::refuse_syn`] decides (see `gate.rs`).
+    pub fn set_handshake_gate(&mut self, l: ListenerId, on: bool) -> io::Result<()> {
+        self.listener(l)?;
+        if let Some(Some(li)) = self.listeners.get_mut(l.0 as usize) {
+            li.gated = on;
+        }
+        Ok(())
+    }
+
+    /// The oldest SYN held for `l` that was not handed out yet, as the connection it
+    /// asks for. Each held SYN is handed out once; it stays held until decided.
+    #[must_use = "a held SYN must be answered with `accept_syn` or `refuse_syn`"]
+    pub fn poll_held_syn(&mut self, l: ListenerId) -> Option<Quad> {
+        self.gate.poll(l)
+    }
+
+    /// Answer a held SYN: the handshake goes on as for any passive open (RFC 9293
+    /// §3.10.7.2) and the connection reaches `accept` once established. `NotFound` if no
+    /// SYN is held for `quad`.
+    pub fn accept_syn(&mut self, now: Instant, quad: Quad) -> io::Result<()> {
+        let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
+        let seg = h.segment(&quad);
+        self.gated_listen_segment(now, h.listener, quad, &seg);
+        Ok(())
+    }
+
+    /// Refuse a held SYN with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>, as a closed port
+    /// would (RFC 9293 §3.10.7.1): the peer's connect fails with "connection refused".
+    pub fn refuse_syn(&mut self, quad: Quad) -> io::Result<()> {
+        let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
+        let rst = RstReply { seq: SeqNum(0), ack: Some(h.segment(&quad).seq + 1) };
+        self.queue_reply(quad, rst, crate::TxReason::NoConnectionRst);
+        Ok(())
+    }
+
+    /// LISTEN processing of a SYN the gate let through.
+    fn gated_listen_segment(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) {
+        let was = self.listeners.get_mut(lid.0 as usize).and_then(|l| l.as_mut()).map(|l| std::mem::replace(&mut l.gated, false));
+        self.listen_segment(now, lid, quad, seg, None);
+        if let (Some(g), Some(Some(l))) = (was, self.listeners.get_mut(lid.0 as usize)) {
+            l.gated = g;
+        }
+    }
+
+    /// Number of connections waiting in `accept`.
+    #[must_use]
+    pub fn accept_queue_len(&self, l: ListenerId) -> usize {
+        self.listener(l).map(|l| l.accept_queue.len()).unwrap_or(0)
+    }
+
+    /// Stop listening; connections not yet accepted are reset.
+    pub fn close_listener(&mut self, _now: Instant, l: ListenerId) {
+        let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
+            return;
+        };
+        if self.any_ip.as_ref().is_some_and(|(id, _)| *id == l) {
+            self.any_ip = None;
+        } else {
+            self.listen_map.remove(&li.addr);
+        }
+        for (quad, seq) in self.gate.drain(l) {
+            self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(seq + 1) }, crate::TxReason::NoConnectionRst);
+        }
+        let mut victims: Vec<u32> = li.accept_queue.iter().map(|c| c.index).collect();
+        for (i, s) in self.slots.iter().enumerate() {
+            if s.stage == Stage::Embryonic(l) && s.tcb.is_some() {
+                victims.push(i as u32);
+            }
+        }
+        for idx in victims {
+            self.slots[idx as usize].stage = Stage::Orphan;
+            self.with_tcb(idx, |tcb, cx| tcb.user_abort(cx));
+        }
+    }
+
+    fn check_local_ip(&self, ip: IpAddr) -> io::Result<()> {
+        if ip.is_unspecified() || self.local_addrs.is_empty() || self.local_addrs.contains(&ip) {
+            Ok(())
+        } else {
+            Err(io::Error::new(io::ErrorKind::AddrNotAvailable, format!("{ip} is not a local address")))
+        }
+    }
+
+    fn pick_port(&mut self, local: SocketAddr, remote: Option<SocketAddr>) -> io::Result<u16> {
+        let (lo, hi) = self.config.ephemeral_ports;
+        let span = (hi.saturating_sub(lo) as u32 + 1).max(1);
+        for _ in 0..span {
+            let p = self.next_port;
+            self.next_port = if p >= hi || p < lo { lo } else { p + 1 };
+            let cand = SocketAddr::new(local.ip(), p);
+            if self.find_bound_listener(cand).is_some() {
+                continue;
+            }
+            if let Some(r) = remote
+                && (self.conns.contains_key(&Quad { local: cand, remote: r })
+                    || self.time_wait.contains(&Quad { local: cand, remote: r }))
+            {
+                continue;
+            }
+            if remote.is_none()
+                && (self.conns.keys().any(|q| q.local.port() == p)
+                    || self.time_wait.quads().any(|q| q.local.port() == p))
+            {
+                continue;
+            }
+            return Ok(p);
+        }
+        Err(io::Error::new(io::ErrorKind::AddrInUse, "no free ephemeral port"))
+    }
+
+    /// OPEN, active (RFC 9293 §3.10.1): send a SYN. Port 0 picks an ephemeral port and an
+    /// unspecified local address picks the first local address.
+    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> io::Result<ConnId> {
+        if remote.ip().is_unspecified() || remote.port() == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect to an unspecified address",
+            ));
+        }
+        // MUST-46 (RFC 9293 §3.9.1.3 / RFC 1122 §4.2.3.10): no connection to a broadcast or
+        // multicast address.
+        let group = match remote.ip() {
+            IpAddr::V4(a) => a.is_broadcast() || a.is_multicast(),
+            IpAddr::V6(a) => a.is_multicast(),
+        };
+        if group {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot connect to a broadcast or multicast address",
+            ));
+        }
+        self.check_local_ip(local.ip())?;
+        let mut local = local;
+        if local.ip().is_unspecified() {
+            let ip = self.local_addrs.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied().ok_or_else(
+                || io::Error::new(io::ErrorKind::AddrNotAvailable, "no local address to connect from"),
+            )?;
+            local.set_ip(ip);
+        }
+        if local.port() == 0 {
+            local.set_port(self.pick_port(local, Some(remote))?);
+        }
+        let quad = Quad { local, remote };
+        if self.conns.contains_key(&quad) || self.time_wait.contains(&quad) {
+            return Err(io::Error::new(
+                io::ErrorKind::AddrInUse,
+                format!("{local} -> {remote} already exists"),
+            ));
+        }
+        let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
+        let idx = self.alloc_slot(Stage::User);
+        let id = self.conn_id(idx);
+        let mut tcb = Tcb::new_active(&self.config, id, quad, iss, now);
+        tcb.attach_pool(&self.mem);
+        self.slots[idx as usize].tcb = Some(Box::new(tcb));
+        self.conns.insert(quad, idx);
+        self.counters.active_opens += 1;
+        if self.config.trace_states {
+            self.events.push_back(Event::StateChange {
+                conn: id,
+                quad,
+                from: State::Closed,
+                to: State::SynSent,
+            });
+        }
+        self.settle(idx);
+        self.mark_dirty(idx);
+        Ok(id)
+    }
+
+    /// Run `f` on a live TCB with a context, then settle and mark it for output.
+    pub(super) fn with_tcb<R>(&mut self, idx: u32, f: impl FnOnce(&mut Tcb, &mut Cx) -> R) -> Option<R> {
+        let r = {
+            let slot = &mut self.slots[idx as usize];
+            let tcb = slot.tcb.as_mut()?;
+            let mut cx = Cx {
+                cfg: &self.config,
+                counters: &mut self.counters,
+                events: &mut self.events,
+                challenge_budget: &mut self.challenge_budget,
+            };
+            f(tcb, &mut cx)
+        };
+        self.settle(idx);
+        self.mark_dirty(idx);
+        Some(r)
+    }
+
+    /// SEND (RFC 9293 §3.10.2): queue bytes; `WouldBlock` when the buffer is full.
+    pub fn send(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    }
+
+    /// SEND with the URGENT flag (RFC 9293 §3.8.5, §3.10.2; MSG_OOB): queue `data` and
+    /// point SND.UP after it (RFC 6093), so segments carry URG until it is acknowledged.
+    pub fn send_urgent(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    }
+
+    /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
+    pub fn recv(&mut self, _now: Instant, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        let slot = &mut self.slots[idx as usize];
+        let tcb = slot.tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+        let r = tcb.user_recv(buf, false);
+        if matches!(r, Ok(n) if n > 0) {
+            if matches!(tcb.state, State::Closed | State::TimeWait) {
+                // The last unread data of a closed connection: its ring goes at once.
+                tcb.release_closed_buffers();
+            }
+            tcb.after_user_read();
+            if tcb.ack_now {
+                self.mark_dirty(idx);
+            }
+        }
+        r
+    }
+
+    /// RECEIVE without consuming (MSG_PEEK).
+    pub fn peek(&mut self, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
+        let idx = self.slot_index(c)?;
+        let tcb = self.slots[idx as usize].tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+        tcb.user_recv(buf, true)
+    }
+
+    /// Half or full shutdown. `Write` sends a FIN after queued data; `Read` makes reads
+    /// return end of stream.
+    pub fn shutdown(&mut self, _now: Instant, c: ConnId, how: Shutdown) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        let state = self.tcb(c)?.state;
+        if state == State::Closed {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "not connected"));
+        }
+        self.with_tcb(idx, |t, cx| {
+            if matches!(how, Shutdown::Read | Shutdown::Both) {
+                t.user_shutdown_read();
+            }
+            if matches!(how, Shutdown::Write | Shutdown::Both) {
+                t.user_shutdown_write(cx);
+            }
+        });
+        Ok(())
+    }
+
+    /// CLOSE (RFC 9293 §3.10.4) and release the handle. The connection finishes in the
+    /// background (FIN, TIME-WAIT); unread data turns it into a RST (RFC 2525 §2.17).
+    pub fn close(&mut self, _now: Instant, c: ConnId) {
+        let Ok(idx) = self.slot_index(c) else { return };
+        self.slots[idx as usize].stage = Stage::Orphan;
+        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
+            self.free_slot(idx);
+            return;
+        }
+        self.with_tcb(idx, |t, cx| t.user_close(cx));
+    }
+
+    /// ABORT (RFC 9293 §3.10.5): RST and release the handle.
+    pub fn abort(&mut self, _now: Instant, c: ConnId) {
+        let Ok(idx) = self.slot_index(c) else { return };
+        self.slots[idx as usize].stage = Stage::Orphan;
+        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
+            self.free_slot(idx);
+            return;
+        }
+        self.with_tcb(idx, |t, cx| t.user_abort(cx));
+    }
+
+    /// STATUS (RFC 9293 §3.10.6).
+    /// Why the segment that the last [`Stack::poll_transmit`] returned was sent
+    /// (`utcp sim --explain`; see [`crate::explain`]).
+    #[must_use]
+    pub fn last_tx_reason(&self) -> crate::TxReason {
+        self.last_tx_reason
+    }
+
+    /// STATUS (RFC 9293 §3.10.6): a snapshot of the TCB.
+    ///
+    /// Errors: `NotConnected` if `c` is stale or released.
+    pub fn status(&self, c: ConnId) -> io::Result<Status> {
+        Ok(self.tcb(c)?.status())
+    }
+
+    /// The connection's RFC 9293 §3.3.2 state; `None` if `c` is stale or released.
+    #[must_use]
+    pub fn state(&self, c: ConnId) -> Option<State> {
+        self.tcb(c).ok().map(|t| t.state)
+    }
+
+    /// TCP_NODELAY: turn Nagle's algorithm off (true) or on.
+    pub fn set_nodelay(&mut self, c: ConnId, on: bool) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.nodelay = on;
+        }
+        self.mark_dirty(idx);
+        Ok(())
+    }
+
+    /// R2 for one connection (RFC 9293 §3.8.3, MUST-21): data retransmissions before the
+    /// connection is given up with `TimedOut`.
+    pub fn set_data_retries(&mut self, c: ConnId, retries: u32) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.data_retries = retries;
+        }
+        Ok(())
+    }
+
+    /// USER TIMEOUT (RFC 9293 §3.8.3, RFC 5482; TCP_USER_TIMEOUT): abort with `TimedOut`
+    /// when data stays unacknowledged this long; `None` leaves it to R2.
+    pub fn set_user_timeout(&mut self, c: ConnId, timeout: Option<Duration>) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            t.user_timeout.limit = timeout;
+        }
+        Ok(())
+    }
+
+    /// Whether Nagle's algorithm (RFC 9293 §3.7.4) is off. Errors: `NotConnected` for a stale `c`.
+    pub fn nodelay(&self, c: ConnId) -> io::Result<bool> {
+        Ok(self.tcb(c)?.nodelay)
+    }
+
+    /// SO_KEEPALIVE with its timing; `None` turns keepalive off.
+    pub fn set_keepalive(&mut self, c: ConnId, ka: Option<Keepalive>) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        let now = self.slots[idx as usize].tcb.as_ref().map(|t| t.last_rcv_time).unwrap_or_default();
+        self.with_tcb(idx, |t, cx| {
+            t.keepalive = ka;
+            t.keepalive_sent = 0;
+            t.update_keepalive(cx, now);
+        });
+        Ok(())
+    }
+
+    /// SO_RCVBUF / SO_SNDBUF. Before the handshake the receive size also decides the
+    /// window scale we offer.
+    pub fn set_buffer_sizes(
+        &mut self,
+        c: ConnId,
+        recv: Option<usize>,
+        send: Option<usize>,
+    ) -> io::Result<()> {
+        let idx = self.slot_index(c)?;
+        if let Some(t) = self.slots[idx as usize].tcb.as_mut() {
+            if let Some(r) = recv {
+                t.recvbuf.set_capacity(r.max(1));
+            }
+            if let Some(s) = send {
+                t.sendbuf.set_capacity(s.max(1));
+            }
+        }
+        self.mark_dirty(idx);
+        Ok(())
+    }
+
+    /// (receive, send) buffer capacities.
+    pub fn buffer_sizes(&self, c: ConnId) -> io::Result<(usize, usize)> {
+        let t = self.tcb(c)?;
+        Ok((t.recvbuf.capacity(), t.sendbuf.capacity()))
+    }
+
+    /// SO_ERROR: the pending error, cleared by reading it.
+    pub fn take_error(&mut self, c: ConnId) -> Option<io::Error> {
+        let idx = self.slot_index(c).ok()?;
+        let t = self.slots[idx as usize].tcb.as_mut()?;
+        let reason = t.error.take()?;
+        let kind = reason.error_kind()?;
+        Some(io::Error::from(kind))
+    }
+
+    /// A read would not block: data, end of stream or an error.
+    #[must_use]
+    pub fn can_recv(&self, c: ConnId) -> bool {
+        match self.tcb(c) {
+            Ok(t) => t.recvbuf.readable() > 0 || t.fin_rcvd || t.read_shut || t.state == State::Closed,
+            Err(_) => true,
+        }
+    }
+
+    /// A write would not block: buffer space, or an error to report.
+    #[must_use]
+    pub fn can_send(&self, c: ConnId) -> bool {
+        match self.tcb(c) {
+            Ok(t) => match t.state {
+                State::SynSent | State::SynReceived => false,
+                State::Established | State::CloseWait => t.fin_queued || t.sendbuf.free() > 0,
+                _ => true,
+            },
+            Err(_) => true,
+        }
+    }
+
+    /// The connection finished its handshake (or failed): `connect` can return.
+    #[must_use]
+    pub fn is_connecting(&self, c: ConnId) -> bool {
+        matches!(self.state(c), Some(State::SynSent | State::SynReceived))
+    }
+
+    /// The local socket address. Errors: `NotConnected` for a stale `c`.
+    pub fn local_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
+        Ok(self.tcb(c)?.quad.local)
+    }
+
+    /// The remote socket address. Errors: `NotConnected` for a stale `c`.
+    pub fn peer_addr(&self, c: ConnId) -> io::Result<SocketAddr> {
+        Ok(self.tcb(c)?.quad.remote)
+    }
+}
