@@ -767,7 +767,7 @@ impl Stack {
             return self.emit_reply(&r, buf);
         }
         if let Some(n) = self.acks.pop_into(buf) {
-            self.counters.out_segs += 1;
+            // Counted in `out_segs` when `Tcb::emit` wrote it into the queue.
             self.last_tx_reason = crate::TxReason::AckEveryOther;
             return Some(n);
         }

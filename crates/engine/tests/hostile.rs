@@ -90,6 +90,7 @@ fn delack_config() -> Config {
 #[test]
 fn ack_every_second_full_segment_in_a_batch_without_reads() {
     let mut h = established(delack_config());
+    let out_before = h.stack.counters().out_segs;
     for k in 0..10u32 {
         h.send(Seg::new(ACK, h.peer(k * 1460), h.our(0)).data(&payload(1460)));
     }
@@ -98,6 +99,8 @@ fn ack_every_second_full_segment_in_a_batch_without_reads() {
     }
     h.expect_nothing();
     assert_eq!(h.stack.counters().acks_queued, 4);
+    // Regression: a queued ACK was counted twice in OutSegs (when queued and when sent).
+    assert_eq!(h.stack.counters().out_segs - out_before, 5, "OutSegs counts each segment once");
 }
 
 /// A peer behind a smaller path MTU sends 1360-byte segments to our MSS of 1460: those
