@@ -243,6 +243,6 @@ mod tests {
             assert!(seen.insert(*r), "{r:?} listed twice");
             assert!(!r.describe().is_empty());
         }
-        assert_eq!(seen.len(), TxReason::ConnectionRst as usize + 1);
+        assert_eq!(seen.len(), TxReason::EchoReply as usize + 1);
     }
 }
