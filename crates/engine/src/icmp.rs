@@ -153,7 +153,12 @@ pub struct EchoServer {
 
 impl EchoServer {
     /// Queue the reply to `req`, or say why not: `IcmpQueueFull`, `IcmpRateLimited`.
-    pub fn queue_reply(&mut self, now: Instant, per_sec: u32, req: &EchoRequest<'_>) -> Result<(), DropReason> {
+    pub fn queue_reply(
+        &mut self,
+        now: Instant,
+        per_sec: u32,
+        req: &EchoRequest<'_>,
+    ) -> Result<(), DropReason> {
         if self.queue.len() >= ECHO_QUEUE_CAP {
             return Err(DropReason::IcmpQueueFull);
         }

@@ -778,12 +778,12 @@ impl Stack {
             return self.emit_reply(&r, buf);
         }
         // ICMP echo (issue 13): RFC 792 / RFC 1122 §3.2.2.6 replies, crate::icmp.
-        if self.echo.pending() > 0 {
-            if let Some(n) = self.echo.emit(buf) {
-                self.counters.icmp_out_echo_reps += 1;
-                self.last_tx_reason = crate::TxReason::EchoReply;
-                return Some(n);
-            }
+        if self.echo.pending() > 0
+            && let Some(n) = self.echo.emit(buf)
+        {
+            self.counters.icmp_out_echo_reps += 1;
+            self.last_tx_reason = crate::TxReason::EchoReply;
+            return Some(n);
         }
         if let Some(n) = self.acks.pop_into(buf) {
             self.counters.out_segs += 1;
