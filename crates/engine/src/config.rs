@@ -233,6 +233,12 @@ pub struct Config {
     /// flight) instead of waiting for the RTO. See docs/performance.md for the measurement
     /// behind the default.
     pub tail_loss_probe: bool,
+
+    // ---- ICMP echo (issue 13; RFC 792, RFC 1122 §3.2.2.6; crates/engine/src/icmp.rs) ----
+    /// Echo replies per second, a token bucket refilled on virtual time that holds at most
+    /// one second's worth (Linux's net.ipv4.icmp_msgs_per_sec plays this role); excess
+    /// requests are dropped and counted. 0 = never answer echo requests.
+    pub icmp_echo_per_sec: u32,
 }
 
 /// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
@@ -319,6 +325,8 @@ impl Default for Config {
             congestion_control: CongestionAlgorithm::NewReno,
             prr: true,
             tail_loss_probe: true,
+            // ICMP echo (issue 13): Linux's icmp_msgs_per_sec default.
+            icmp_echo_per_sec: 1000,
         }
     }
 }

@@ -98,6 +98,14 @@ pub struct Counters {
     pub tlp_recoveries: u64,
     /// Retransmissions found lost during SACK recovery and sent again before the RTO.
     pub lost_retransmits: u64,
+
+    // --- ICMP echo (issue 13; Linux's Icmp MIB names) ---
+    /// Echo requests received for us with a valid checksum (IcmpInEchos).
+    pub icmp_in_echos: u64,
+    /// Echo replies emitted by `poll_transmit` (IcmpOutEchoReps).
+    pub icmp_out_echo_reps: u64,
+    /// Echo requests not answered because `Config::icmp_echo_per_sec` held them back.
+    pub icmp_rate_limited: u64,
 }
 
 /// One counter per [`DropReason`] (a newtype: std derives `Default` for arrays of at
@@ -191,6 +199,17 @@ impl fmt::Display for Counters {
         for (name, v) in ext {
             if v != 0 {
                 writeln!(f, "TcpExt{name:<21}{v}")?;
+            }
+        }
+        // ICMP echo (issue 13; Linux's Icmp MIB names).
+        let icmp: [(&str, u64); 3] = [
+            ("InEchos", self.icmp_in_echos),
+            ("OutEchoReps", self.icmp_out_echo_reps),
+            ("RateLimited", self.icmp_rate_limited),
+        ];
+        for (name, v) in icmp {
+            if v != 0 {
+                writeln!(f, "Icmp{name:<23}{v}")?;
             }
         }
         for r in DropReason::ALL {

@@ -91,6 +91,8 @@ pub enum TxReason {
     ListenAckRst,
     /// RST from a connection's own checks (bad ACK in SYN-SENT or SYN-RECEIVED, RFC 9293 §3.10.7.3/4).
     ConnectionRst,
+    /// ICMP echo reply to an echo request for us (RFC 792, RFC 1122 §3.2.2.6); not a TCP segment.
+    EchoReply,
 }
 
 impl TxReason {
@@ -136,6 +138,7 @@ impl TxReason {
         TxReason::NoConnectionRst,
         TxReason::ListenAckRst,
         TxReason::ConnectionRst,
+        TxReason::EchoReply,
     ];
 
     /// The rule in words, with its RFC section.
@@ -182,6 +185,7 @@ impl TxReason {
             NoConnectionRst => "RST for a segment to no connection, RFC 9293 §3.10.7.1",
             ListenAckRst => "RST for an ACK to a listener, RFC 9293 §3.10.7.2",
             ConnectionRst => "RST for an unacceptable ACK, RFC 9293 §3.10.7.3",
+            EchoReply => "ICMP echo reply, RFC 792 / RFC 1122 §3.2.2.6",
         }
     }
 
@@ -239,6 +243,6 @@ mod tests {
             assert!(seen.insert(*r), "{r:?} listed twice");
             assert!(!r.describe().is_empty());
         }
-        assert_eq!(seen.len(), TxReason::ConnectionRst as usize + 1);
+        assert_eq!(seen.len(), TxReason::EchoReply as usize + 1);
     }
 }

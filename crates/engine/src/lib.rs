@@ -100,6 +100,8 @@ pub use anyip::AnyIpFilter;
 pub mod syncookie;
 // Martians (RFC 1122 §3.2.1.3)
 pub mod martian;
+// ICMP echo (RFC 792, RFC 1122 §3.2.2.6)
+pub mod icmp;
 
 pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;

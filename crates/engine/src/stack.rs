@@ -28,6 +28,10 @@ mod listener;
 #[path = "user_calls.rs"]
 mod user_calls;
 
+// ICMP echo (issue 13): the Stack's half of crate::icmp lives in icmp_echo.rs.
+#[path = "icmp_echo.rs"]
+mod icmp_echo;
+
 /// Most stateless RSTs queued between two drains of `poll_transmit`.
 const MAX_REPLIES: usize = 1024;
 
@@ -114,6 +118,8 @@ pub struct Stack {
     mem_sweep_at: Instant,
     // --- explain (issue 14): the rule behind the segment poll_transmit last returned
     last_tx_reason: crate::TxReason,
+    // --- ICMP echo (issue 13): replies to pings for our addresses (crate::icmp)
+    echo: crate::icmp::EchoServer,
 }
 
 /// How often rings idle since the last sweep are released (and, under pressure,
@@ -156,6 +162,7 @@ impl Stack {
             acks: Default::default(),
             frags: Reassembler::default(),
             cookie_synacks: VecDeque::new(),
+            echo: Default::default(),
         }
     }
 
@@ -222,6 +229,10 @@ impl Stack {
             Ok(s) => s,
             Err(DropReason::Fragment) if self.config.ipfrag_high_thresh > 0 => {
                 return self.handle_fragment(now, packet);
+            }
+            // ICMP echo (issue 13; RFC 1122 §3.2.2.6), crate::icmp.
+            Err(DropReason::NotTcp) if packet[9] == crate::icmp::PROTO_ICMP => {
+                return self.handle_icmp(now, packet);
             }
             Err(reason) => {
                 self.counters.drop(reason);
@@ -765,6 +776,14 @@ impl Stack {
         if let Some(r) = self.replies.pop_front() {
             self.last_tx_reason = r.why;
             return self.emit_reply(&r, buf);
+        }
+        // ICMP echo (issue 13): RFC 792 / RFC 1122 §3.2.2.6 replies, crate::icmp.
+        if self.echo.pending() > 0
+            && let Some(n) = self.echo.emit(buf)
+        {
+            self.counters.icmp_out_echo_reps += 1;
+            self.last_tx_reason = crate::TxReason::EchoReply;
+            return Some(n);
         }
         if let Some(n) = self.acks.pop_into(buf) {
             // Counted in `out_segs` when `Tcb::emit` wrote it into the queue.

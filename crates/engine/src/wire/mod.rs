@@ -147,7 +147,7 @@ pub enum DropReason {
     /// MF set or fragment offset non-zero, with reassembly off
     /// (`Config::ipfrag_high_thresh` = 0).
     Fragment,
-    /// Protocol other than TCP (ICMP, UDP, ...).
+    /// Protocol other than TCP and ICMP (UDP, ...).
     NotTcp,
     /// TCP data offset < 5 or beyond the segment.
     BadDataOffset,
@@ -212,11 +212,23 @@ pub enum DropReason {
     // ---- SYN queue / cookies (RFC 4987) ----
     /// An ACK to a listener whose SYN cookie did not validate.
     BadCookie,
+
+    // ---- ICMP echo (issue 13; crates/engine/src/icmp.rs) ----
+    /// ICMP message other than an echo request (errors, replies, ...): not handled yet.
+    IcmpNotEcho,
+    /// ICMP checksum mismatch (RFC 792).
+    IcmpBadChecksum,
+    /// Echo request larger than the MTU (or the transmit buffer): not answered.
+    IcmpTooLarge,
+    /// Echo request over `Config::icmp_echo_per_sec` (also counted in `icmp_rate_limited`).
+    IcmpRateLimited,
+    /// Echo request while the reply queue was full (the caller did not drain `poll_transmit`).
+    IcmpQueueFull,
 }
 
 impl DropReason {
     /// Every reason, in `index` order (for tables of drop counters).
-    pub const ALL: [DropReason; 36] = [
+    pub const ALL: [DropReason; 41] = [
         DropReason::Truncated,
         DropReason::Ipv6,
         DropReason::BadIpVersion,
@@ -256,6 +268,12 @@ impl DropReason {
         DropReason::Land,
         // SYN queue / cookies
         DropReason::BadCookie,
+        // ICMP echo
+        DropReason::IcmpNotEcho,
+        DropReason::IcmpBadChecksum,
+        DropReason::IcmpTooLarge,
+        DropReason::IcmpRateLimited,
+        DropReason::IcmpQueueFull,
     ];
     /// Position of this reason in [`DropReason::ALL`] and in the drop counter table.
     pub fn index(self) -> usize {
@@ -301,6 +319,11 @@ impl DropReason {
             DropReason::MartianSubnetBroadcast => "MartianSubnetBroadcast",
             DropReason::Land => "Land",
             DropReason::BadCookie => "BadCookie",
+            DropReason::IcmpNotEcho => "IcmpNotEcho",
+            DropReason::IcmpBadChecksum => "IcmpBadChecksum",
+            DropReason::IcmpTooLarge => "IcmpTooLarge",
+            DropReason::IcmpRateLimited => "IcmpRateLimited",
+            DropReason::IcmpQueueFull => "IcmpQueueFull",
         }
     }
 }

@@ -106,7 +106,7 @@ fn martian_source(a: Ipv4Addr) -> bool {
 /// Martians: why a packet with these addresses is dropped, by reason (RFC 1122 §3.2.1.3,
 /// RFC 1812 §5.3.7). Checks that need our own addresses (LAND, subnet broadcast) are
 /// made by the Stack (`crates/engine/src/martian.rs`).
-fn martian_reason(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
+pub(crate) fn martian_reason(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
     if bad_address(dst) {
         return Some(if dst.is_broadcast() {
             DropReason::MartianDstBroadcast
