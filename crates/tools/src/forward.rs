@@ -288,14 +288,18 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
     let c = iface.counters();
     if o.verbose {
         println!(
-            "forward: {} closed, {} reset, {} refused, {} timed out; {} B up, {} B down; {} non-TCP packets dropped",
+            "forward: {} closed, {} reset, {} refused, {} timed out; {} B up, {} B down; {} other packets dropped (not TCP, or ICMP other than echo)",
             totals.closed.load(Ordering::Relaxed),
             totals.reset.load(Ordering::Relaxed),
             totals.refused.load(Ordering::Relaxed),
             totals.timed_out.load(Ordering::Relaxed),
             totals.up_bytes.load(Ordering::Relaxed),
             totals.down_bytes.load(Ordering::Relaxed),
-            c.dropped(utcp::wire::DropReason::NotTcp),
+            utcp::wire::DropReason::ALL
+                .iter()
+                .filter(|d| **d == utcp::wire::DropReason::NotTcp || d.name().starts_with("Icmp"))
+                .map(|d| c.dropped(*d))
+                .sum::<u64>(),
         );
     }
     Ok(totals)
