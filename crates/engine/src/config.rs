@@ -1,8 +1,8 @@
 //! Engine configuration: every policy knob a profile (utcp, FreeBSD, Linux) can set.
 
+pub use crate::tcb::congestion::CongestionAlgorithm;
 use crate::time::Duration;
 use crate::wire::OptionLayout;
-pub use crate::tcb::congestion::CongestionAlgorithm;
 
 /// TCP keepalive (RFC 9293 §3.8.4, RFC 1122 §4.2.3.6). Off by default.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

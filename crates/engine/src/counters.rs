@@ -182,7 +182,11 @@ impl fmt::Display for Counters {
             ("BuffersReleased", self.buffers_released),
         ];
         // Loss recovery (issue 10).
-        let rows = rows.into_iter().chain([("TLPProbes", self.tlp_probes), ("TLPRecoveries", self.tlp_recoveries), ("LostRetransmits", self.lost_retransmits)]);
+        let rows = rows.into_iter().chain([
+            ("TLPProbes", self.tlp_probes),
+            ("TLPRecoveries", self.tlp_recoveries),
+            ("LostRetransmits", self.lost_retransmits),
+        ]);
         for (name, v) in rows {
             if v != 0 {
                 writeln!(f, "Tcp{name:<24}{v}")?;

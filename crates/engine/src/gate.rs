@@ -72,7 +72,14 @@ pub(crate) enum Held {
 
 impl Gate {
     /// Hold `seg` for `listener`, with room for `cap` SYNs.
-    pub(crate) fn hold(&mut self, listener: ListenerId, quad: Quad, seg: &TcpSegment, now: Instant, cap: usize) -> Held {
+    pub(crate) fn hold(
+        &mut self,
+        listener: ListenerId,
+        quad: Quad,
+        seg: &TcpSegment,
+        now: Instant,
+        cap: usize,
+    ) -> Held {
         if self.held.contains_key(&quad) {
             return Held::Again;
         }
@@ -124,7 +131,8 @@ impl Gate {
     pub(crate) fn drain(&mut self, listener: ListenerId) -> Vec<(Quad, SeqNum)> {
         self.fresh.remove(&listener);
         self.count.remove(&listener);
-        let quads: Vec<Quad> = self.held.iter().filter(|(_, h)| h.listener == listener).map(|(q, _)| *q).collect();
+        let quads: Vec<Quad> =
+            self.held.iter().filter(|(_, h)| h.listener == listener).map(|(q, _)| *q).collect();
         quads.into_iter().filter_map(|q| self.held.remove(&q).map(|h| (q, h.seq))).collect()
     }
 }

@@ -78,21 +78,21 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod wire;
-pub mod seq;
-pub mod time;
+mod ack_queue;
 pub mod anyip;
 pub mod config;
-mod gate;
 pub mod counters;
+pub mod explain;
+mod gate;
 pub mod isn;
+pub mod memory;
+pub mod observe;
+pub mod seq;
 pub mod stack;
 pub mod tcb;
-mod ack_queue;
+pub mod time;
 pub mod timewait;
-pub mod memory;
-pub mod explain;
-pub mod observe;
+pub mod wire;
 
 pub use anyip::AnyIpFilter;
 
@@ -105,10 +105,10 @@ pub mod icmp;
 
 pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;
-pub use stack::Stack;
-pub use tcb::State;
 pub use explain::TxReason;
 pub use observe::CcPhase;
+pub use stack::Stack;
+pub use tcb::State;
 
 use std::net::SocketAddr;
 

@@ -2,23 +2,23 @@
 //! runs listeners, answers segments for no connection (RFC 9293 §3.10.7.1), picks ISNs
 //! (RFC 6528) and turns TCB activity into packets, timer deadlines and events.
 
-use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::anyip::AnyIpFilter;
 use crate::gate::{Gate, Held};
-use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
+use crate::memory::MemPool;
 use crate::seq::SeqNum;
+use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::time::{Duration, Instant};
 use crate::timewait::{TimeWaitTable, TwKey, TwRecord};
-use crate::memory::MemPool;
-use std::sync::Arc;
+use crate::wire::frag::{FragResult, Reassembler};
 use crate::wire::{
     DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
 };
-use crate::wire::frag::{FragResult, Reassembler};
+use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr};
+use std::sync::Arc;
 
 // SYN queue / cookies (RFC 4987): the listener's half of the demux lives in listener.rs.
 #[path = "listener.rs"]
@@ -749,7 +749,12 @@ impl Stack {
 
     fn time_wait_closed(&mut self, conn: ConnId, quad: Quad) {
         if self.config.trace_states {
-            self.events.push_back(Event::StateChange { conn, quad, from: State::TimeWait, to: State::Closed });
+            self.events.push_back(Event::StateChange {
+                conn,
+                quad,
+                from: State::TimeWait,
+                to: State::Closed,
+            });
         }
     }
 
@@ -946,7 +951,6 @@ impl Stack {
         }
         Some(ev)
     }
-
 }
 
 /// RFC 5681 §4.2 / RFC 9293 SHLD-19: a data segment arrives while the TCB still owes an

@@ -6,7 +6,6 @@
 use super::*;
 
 impl Stack {
-
     /// OPEN, passive (RFC 9293 §3.10.1). Port 0 picks an ephemeral port.
     pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> io::Result<ListenerId> {
         self.check_local_ip(local.ip())?;
@@ -143,7 +142,11 @@ impl Stack {
 
     /// LISTEN processing of a SYN the gate let through.
     fn gated_listen_segment(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) {
-        let was = self.listeners.get_mut(lid.0 as usize).and_then(|l| l.as_mut()).map(|l| std::mem::replace(&mut l.gated, false));
+        let was = self
+            .listeners
+            .get_mut(lid.0 as usize)
+            .and_then(|l| l.as_mut())
+            .map(|l| std::mem::replace(&mut l.gated, false));
         self.listen_segment(now, lid, quad, seg, None);
         if let (Some(g), Some(Some(l))) = (was, self.listeners.get_mut(lid.0 as usize)) {
             l.gated = g;
@@ -167,7 +170,11 @@ impl Stack {
             self.listen_map.remove(&li.addr);
         }
         for (quad, seq) in self.gate.drain(l) {
-            self.queue_reply(quad, RstReply { seq: SeqNum(0), ack: Some(seq + 1) }, crate::TxReason::NoConnectionRst);
+            self.queue_reply(
+                quad,
+                RstReply { seq: SeqNum(0), ack: Some(seq + 1) },
+                crate::TxReason::NoConnectionRst,
+            );
         }
         let mut victims: Vec<u32> = li.accept_queue.iter().map(|c| c.index).collect();
         for (i, s) in self.slots.iter().enumerate() {

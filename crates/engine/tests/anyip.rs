@@ -67,7 +67,9 @@ fn exact_listener_wins_and_one_any_ip_listener_per_stack() {
     assert_eq!(h.stack.accept(h.listener.unwrap()).unwrap_err().kind(), ErrorKind::WouldBlock);
     // Closing the any-IP listener stops the termination.
     h.stack.close_listener(h.now, h.listener.unwrap());
-    h.send(Seg::new(SYN, PEER_ISS, 0).to(dst([10, 99, 0, 1], 80)).from(SocketAddr::from(([10, 0, 0, 3], 5000))));
+    h.send(
+        Seg::new(SYN, PEER_ISS, 0).to(dst([10, 99, 0, 1], 80)).from(SocketAddr::from(([10, 0, 0, 3], 5000))),
+    );
     h.expect_nothing();
 }
 

@@ -1,8 +1,8 @@
 //! Two engines joined back to back (no impairments): handshake, data both ways, close.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use utcp_engine::{Config, Event, Stack, State};
 use utcp_engine::time::{Duration, Instant};
+use utcp_engine::{Config, Event, Stack, State};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));

@@ -133,7 +133,8 @@ fn window_scale_derived_from_linux_buffer_space() {
 }
 
 fn quickack_conn(quick: u32) -> H {
-    let cfg = Config { delayed_ack: Some(Duration::from_millis(40)), quickack_segments: quick, ..base_config() };
+    let cfg =
+        Config { delayed_ack: Some(Duration::from_millis(40)), quickack_segments: quick, ..base_config() };
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h

@@ -38,7 +38,10 @@ static GLOBAL: Counting = Counting;
 const CONNS: u32 = 20_000;
 
 fn addr(i: u32) -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(Ipv4Addr::from_bits(u32::from(REMOTE_IP) + i / 50_000)), 10_000 + (i % 50_000) as u16)
+    SocketAddr::new(
+        IpAddr::V4(Ipv4Addr::from_bits(u32::from(REMOTE_IP) + i / 50_000)),
+        10_000 + (i % 50_000) as u16,
+    )
 }
 
 #[test]

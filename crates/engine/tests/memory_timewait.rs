@@ -85,7 +85,10 @@ fn parked_time_wait_answers_like_a_full_tcb() {
     assert_eq!(h.stack.time_wait_count(), 1, "the released connection is parked");
     assert_eq!(h.stack.counters().tw_parked, 6, "parked again after every answered probe");
     // The ACKs were really sent (the comparison is not between two empty logs).
-    assert!(parked[1].contains("ack 1000012") && parked[2].contains("blocks: [(1000001, 1000011)"), "{parked:?}");
+    assert!(
+        parked[1].contains("ack 1000012") && parked[2].contains("blocks: [(1000001, 1000011)"),
+        "{parked:?}"
+    );
 }
 
 #[test]

@@ -4,8 +4,8 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
-use utcp_engine::{Config, Stack};
 use utcp_engine::time::{Duration, Instant};
+use utcp_engine::{Config, Stack};
 
 struct Counting;
 

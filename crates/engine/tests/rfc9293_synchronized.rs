@@ -132,8 +132,7 @@ fn rst_outside_window_is_dropped() {
 /// as 2/2 + rand(2), so 1 or 2; the per-connection limit is off).
 #[test]
 fn challenge_acks_are_rate_limited() {
-    let cfg =
-        Config { challenge_ack_limit: 2, challenge_ack_interval: Duration::ZERO, ..base_config() };
+    let cfg = Config { challenge_ack_limit: 2, challenge_ack_interval: Duration::ZERO, ..base_config() };
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let mut acks = 0;

@@ -28,8 +28,8 @@ mod utcp_engine {
     use std::io;
     use std::net::SocketAddr;
     use std::time::Duration;
-    use utcp_tools::bench::engine::{B_IP, B_PORT, Pair};
     use utcp::engine::{Config, ConnId};
+    use utcp_tools::bench::engine::{B_IP, B_PORT, Pair};
 
     pub struct Conn {
         pub pair: Pair,

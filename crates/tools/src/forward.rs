@@ -159,7 +159,11 @@ impl SocketFactory {
 
     fn socket(&self) -> io::Result<Socket> {
         let (tx, rx) = mpsc::channel();
-        self.requests.lock().unwrap_or_else(|e| e.into_inner()).send(tx).map_err(|_| io::Error::other("socket thread gone"))?;
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(tx)
+            .map_err(|_| io::Error::other("socket thread gone"))?;
         rx.recv().map_err(|_| io::Error::other("socket thread gone"))?
     }
 }
@@ -186,7 +190,11 @@ fn add_routes(o: &ForwardOptions) -> io::Result<()> {
 }
 
 /// Connect upstream to `dst` (through the SOCKS5 proxy if set), within `limit`.
-pub(crate) async fn connect_upstream(f: &SocketFactory, o: &ForwardOptions, dst: SocketAddr) -> io::Result<tokio::net::TcpStream> {
+pub(crate) async fn connect_upstream(
+    f: &SocketFactory,
+    o: &ForwardOptions,
+    dst: SocketAddr,
+) -> io::Result<tokio::net::TcpStream> {
     let first_hop = o.socks5.unwrap_or(dst);
     let sock = f.socket()?;
     sock.set_nonblocking(true)?;
@@ -343,7 +351,12 @@ async fn syn_loop(
     }
 }
 
-async fn forward_one(syn: HeldSyn, waiting: &Waiting, f: &SocketFactory, o: &ForwardOptions) -> (Ending, u64, u64) {
+async fn forward_one(
+    syn: HeldSyn,
+    waiting: &Waiting,
+    f: &SocketFactory,
+    o: &ForwardOptions,
+) -> (Ending, u64, u64) {
     let key = (syn.local_addr(), syn.peer_addr());
     let mut upstream = match connect_upstream(f, o, key.0).await {
         Ok(s) => s,

@@ -4,15 +4,15 @@
 //! to the other, then close, and the run checks that what each side received hashes to
 //! what the other sent. `utcp sim` is a thin CLI over [`run`].
 
+use crate::trace::Tracer;
+use sha2::{Digest, Sha256};
+use std::io::{self, Write};
+use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use utcp::device::link::{Impairments, Link, LinkStats, Side};
 use utcp::device::pcap::PcapWriter;
 use utcp::device::rng::Rng;
 use utcp::engine::{CloseReason, Config, ConnId, Counters, Event, Stack, State, TxReason};
 use utcp::time::{Duration, Instant};
-use crate::trace::Tracer;
-use sha2::{Digest, Sha256};
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 
 pub const ADDR_A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 pub const ADDR_B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
@@ -309,14 +309,23 @@ pub fn run_observed(
     let mut secret = cfg.seed.to_le_bytes().to_vec();
     secret.extend_from_slice(b"sideA-\0\0");
     engine_a.isn_secret.copy_from_slice(&secret[..16]);
-    let mut engine_b = cfg.engine_b.clone().map(|mut e| {
-        e.trace_states = true;
-        e.isn_secret = engine_a.isn_secret;
-        e
-    }).unwrap_or_else(|| engine_a.clone());
+    let mut engine_b = cfg
+        .engine_b
+        .clone()
+        .map(|mut e| {
+            e.trace_states = true;
+            e.isn_secret = engine_a.isn_secret;
+            e
+        })
+        .unwrap_or_else(|| engine_a.clone());
     engine_b.isn_secret[8..14].copy_from_slice(b"sideB-");
     let mut a = App::new(engine_a, ADDR_A, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA, cfg.bytes);
-    let mut b = App::new(engine_b, ADDR_B, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB, cfg.bytes_b.unwrap_or(cfg.bytes));
+    let mut b = App::new(
+        engine_b,
+        ADDR_B,
+        cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB,
+        cfg.bytes_b.unwrap_or(cfg.bytes),
+    );
     b.reads_after = Instant::ZERO + cfg.b_reads_after.unwrap_or(Duration::ZERO);
     let mut link = Link::new(cfg.seed, cfg.a_to_b.clone(), cfg.b_to_a.clone());
     let mut tracer = Tracer::new();
@@ -377,7 +386,11 @@ pub fn run_observed(
                 r
             }
             CloseMode::Simultaneous => {
-                if a.all_acked() && b.all_acked() && a.received == cfg.bytes_b.unwrap_or(cfg.bytes) && b.received == cfg.bytes {
+                if a.all_acked()
+                    && b.all_acked()
+                    && a.received == cfg.bytes_b.unwrap_or(cfg.bytes)
+                    && b.received == cfg.bytes
+                {
                     a.shutdown(now).and_then(|_| b.shutdown(now))
                 } else {
                     Ok(())
@@ -396,7 +409,8 @@ pub fn run_observed(
                 let why = app.stack.last_tx_reason();
                 if let Some(t) = trace.as_deref_mut() {
                     let line = tracer.line(now, dir, pkt);
-                    let _ = if cfg.explain { writeln!(t, "{line:<72} ; {why}") } else { writeln!(t, "{line}") };
+                    let _ =
+                        if cfg.explain { writeln!(t, "{line:<72} ; {why}") } else { writeln!(t, "{line}") };
                 }
                 if let Some(o) = obs.as_deref_mut() {
                     o.segment(now, side, pkt, why);
@@ -506,7 +520,8 @@ pub fn run_observed(
 fn chosen_loss(cfg: &SimConfig, a_sent: &mut u64, now: Instant) -> bool {
     *a_sent += 1;
     let since = now - Instant::ZERO;
-    cfg.drop_a_to_b.contains(a_sent) || cfg.blackout_a_to_b.is_some_and(|(from, to)| since >= from && since < to)
+    cfg.drop_a_to_b.contains(a_sent)
+        || cfg.blackout_a_to_b.is_some_and(|(from, to)| since >= from && since < to)
 }
 
 /// Inject `n` SYNs from spoofed sources 10.0.1.x into `stack` (port 80), at time zero.
@@ -538,7 +553,12 @@ fn syn_flood(stack: &mut Stack, n: u32) {
 fn explain_drop(t: &mut dyn Write, now: Instant, name: &str, before: &Counters, after: &Counters) {
     for d in utcp::wire::DropReason::ALL.iter().copied() {
         if after.dropped(d) > before.dropped(d) {
-            let _ = writeln!(t, "{:>11} {name}  drops a segment ; dropped: {}", crate::trace::fmt_time(now), d.name());
+            let _ = writeln!(
+                t,
+                "{:>11} {name}  drops a segment ; dropped: {}",
+                crate::trace::fmt_time(now),
+                d.name()
+            );
         }
     }
 }

@@ -1,12 +1,12 @@
 //! Human-readable traces, one line per segment, in the spirit of tshark:
 //! time, direction, flags, relative seq/ack, window, length, options.
 
-use utcp::seq::SeqNum;
-use utcp::time::Instant;
-use utcp::wire::{TcpSegment, parse_ipv4_tcp};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::SocketAddr;
+use utcp::seq::SeqNum;
+use utcp::time::Instant;
+use utcp::wire::{TcpSegment, parse_ipv4_tcp};
 
 /// Formats segments with sequence numbers relative to each direction's first SYN
 /// (as tshark and packetdrill show them).

@@ -29,7 +29,9 @@ fn corpus_dir() -> Option<PathBuf> {
         return Some(PathBuf::from(d)).filter(|p| p.is_dir());
     }
     let m = manifest();
-    [m.join("../../../shared/tcp-testsuite"), m.join("../../../../shared/tcp-testsuite")].into_iter().find(|p| p.is_dir())
+    [m.join("../../../shared/tcp-testsuite"), m.join("../../../../shared/tcp-testsuite")]
+        .into_iter()
+        .find(|p| p.is_dir())
 }
 
 fn expected_pass_file() -> PathBuf {
@@ -62,9 +64,13 @@ fn run_corpus(root: &Path) -> Vec<ScriptReport> {
 }
 
 #[test]
-#[cfg_attr(not(utcp_corpus_tests), ignore = "needs the FreeBSD tcp-testsuite corpus: set UTCP_TCP_TESTSUITE (CI has it)")]
+#[cfg_attr(
+    not(utcp_corpus_tests),
+    ignore = "needs the FreeBSD tcp-testsuite corpus: set UTCP_TCP_TESTSUITE (CI has it)"
+)]
 fn freebsd_corpus_expected_scripts_pass() {
-    let root = corpus_dir().expect("tcp-testsuite corpus not found (set UTCP_TCP_TESTSUITE); refusing to pass without it");
+    let root = corpus_dir()
+        .expect("tcp-testsuite corpus not found (set UTCP_TCP_TESTSUITE); refusing to pass without it");
     let reports = run_corpus(&root);
     assert!(!reports.is_empty(), "no IPv4 scripts under {}", root.display());
     println!("{}", script::table(&reports));
@@ -106,9 +112,13 @@ fn freebsd_corpus_expected_scripts_pass() {
 }
 
 #[test]
-#[cfg_attr(not(utcp_corpus_tests), ignore = "needs the FreeBSD tcp-testsuite corpus: set UTCP_TCP_TESTSUITE (CI has it)")]
+#[cfg_attr(
+    not(utcp_corpus_tests),
+    ignore = "needs the FreeBSD tcp-testsuite corpus: set UTCP_TCP_TESTSUITE (CI has it)"
+)]
 fn whole_corpus_parses() {
-    let root = corpus_dir().expect("tcp-testsuite corpus not found (set UTCP_TCP_TESTSUITE); refusing to pass without it");
+    let root = corpus_dir()
+        .expect("tcp-testsuite corpus not found (set UTCP_TCP_TESTSUITE); refusing to pass without it");
     let files = script::collect_scripts(std::slice::from_ref(&root)).expect("corpus readable");
     let mut errors = Vec::new();
     for f in &files {
@@ -230,10 +240,7 @@ fn unsupported_features_are_named_not_skipped() {
         "+0    listen(3, 1) = 0",
         "+0    listen(3, 1) = 0\n+0    `sysctl -w net.inet.tcp.ecn.enable=1`",
     );
-    assert!(
-        matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("ecn.enable")),
-        "{v:?}"
-    );
+    assert!(matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("ecn.enable")), "{v:?}");
     let v = mutated(
         s,
         "+0    listen(3, 1) = 0",

@@ -47,7 +47,10 @@ fn upstream_server(b: &NetNs, dir: &std::path::Path) -> Server {
         .expect("python3 http.server");
     let server = Server(child);
     let start = Instant::now();
-    while !sh(b, "python3 -c 'import socket; socket.create_connection((\"10.99.0.1\", 8080), 1)'").status.success() {
+    while !sh(b, "python3 -c 'import socket; socket.create_connection((\"10.99.0.1\", 8080), 1)'")
+        .status
+        .success()
+    {
         assert!(start.elapsed() < Duration::from_secs(20), "upstream HTTP server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -67,7 +70,12 @@ fn forward_terminates_and_relays_to_the_original_destination() {
     std::fs::write(dir.join("s.txt"), b"small\n").unwrap();
     let _server = upstream_server(&b, &dir);
 
-    let mut o = ForwardOptions::new(a.name(), "fw0", vec![("10.99.0.0".parse().unwrap(), 24)], Upstream::Netns(b.name().into()));
+    let mut o = ForwardOptions::new(
+        a.name(),
+        "fw0",
+        vec![("10.99.0.0".parse().unwrap(), 24)],
+        Upstream::Netns(b.name().into()),
+    );
     o.verbose = false;
     let stop = Arc::new(AtomicBool::new(false));
     let gw = {
@@ -85,7 +93,11 @@ fn forward_terminates_and_relays_to_the_original_destination() {
     let out = sh(&a, "curl -sS --max-time 120 http://10.99.0.1:8080/f.bin | sha256sum");
     let want = sha256_hex(&body);
     let got = String::from_utf8_lossy(&out.stdout);
-    assert!(got.starts_with(&want), "sha256 {got} != {want}; stderr {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        got.starts_with(&want),
+        "sha256 {got} != {want}; stderr {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     // A closed port upstream: the client's connect is refused (curl exit 7).
     let t = Instant::now();
@@ -130,7 +142,17 @@ fn forward_command_line_relays_and_refuses() {
     std::fs::write(dir.join("f.bin"), &body).unwrap();
     let _server = upstream_server(&b, &dir);
     let mut gw = Command::new(env!("CARGO_BIN_EXE_utcp"))
-        .args(["forward", "--netns", a.name(), "--tun", "fw0", "--route", "10.99.0.0/24", "--out-netns", b.name()])
+        .args([
+            "forward",
+            "--netns",
+            a.name(),
+            "--tun",
+            "fw0",
+            "--route",
+            "10.99.0.0/24",
+            "--out-netns",
+            b.name(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

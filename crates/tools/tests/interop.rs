@@ -11,9 +11,9 @@ use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use utcp_tools::netns::{NetNs, assert_root};
 use utcp::device::rng::Rng;
 use utcp::{Impairment, Interface, InterfaceConfig, TcpListener, TcpStream};
+use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);

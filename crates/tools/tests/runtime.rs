@@ -1,11 +1,11 @@
 //! Who does the work: these tests watch the runtime's own counters ([`LinkStats`]) while
 //! the Linux kernel, in a namespace each test creates, talks to the stack over the TUN.
 
-use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener};
-use utcp_tools::netns::{NetNs, assert_root};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
+use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener};
+use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);

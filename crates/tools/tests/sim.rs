@@ -4,8 +4,8 @@
 use utcp::device::link::Impairments;
 use utcp::engine::config::CongestionAlgorithm;
 use utcp::engine::{Config, State};
-use utcp_tools::sim::{CloseMode, OpenMode, SimConfig, SimReport, run};
 use utcp::time::Duration;
+use utcp_tools::sim::{CloseMode, OpenMode, SimConfig, SimReport, run};
 
 fn harsh() -> Impairments {
     Impairments {
@@ -22,8 +22,24 @@ fn sim(bytes: u64, imp: Impairments, seed: u64, close: CloseMode, open: OpenMode
     sim_with(bytes, imp, seed, close, open, Config::default())
 }
 
-fn sim_with(bytes: u64, imp: Impairments, seed: u64, close: CloseMode, open: OpenMode, engine: Config) -> SimReport {
-    let cfg = SimConfig { bytes, a_to_b: imp.clone(), b_to_a: imp, seed, close, open, engine, ..SimConfig::default() };
+fn sim_with(
+    bytes: u64,
+    imp: Impairments,
+    seed: u64,
+    close: CloseMode,
+    open: OpenMode,
+    engine: Config,
+) -> SimReport {
+    let cfg = SimConfig {
+        bytes,
+        a_to_b: imp.clone(),
+        b_to_a: imp,
+        seed,
+        close,
+        open,
+        engine,
+        ..SimConfig::default()
+    };
     let r = run(&cfg, None, None);
     assert!(r.ok(), "seed {seed} {close:?} {open:?}: {:?}", r.failure);
     assert_eq!(r.a.sent, bytes);
@@ -51,7 +67,11 @@ fn harsh_mix_all_close_modes_20_seeds() {
 fn harsh_mix_every_congestion_control_20_seeds() {
     let configs = [
         Config { congestion_control: CongestionAlgorithm::Cubic, ..Config::default() },
-        Config { congestion_control: CongestionAlgorithm::Cubic, tail_loss_probe: false, ..Config::default() },
+        Config {
+            congestion_control: CongestionAlgorithm::Cubic,
+            tail_loss_probe: false,
+            ..Config::default()
+        },
         Config { tail_loss_probe: false, ..Config::default() },
         Config { prr: false, ..Config::default() },
     ];

@@ -225,14 +225,19 @@ fn big_body() -> http_body_util::StreamBody<
 
 async fn handle(
     req: hyper::Request<hyper::body::Incoming>,
-) -> Result<hyper::Response<http_body_util::Either<http_body_util::Full<bytes::Bytes>, ReturnBig>>, std::io::Error> {
+) -> Result<
+    hyper::Response<http_body_util::Either<http_body_util::Full<bytes::Bytes>, ReturnBig>>,
+    std::io::Error,
+> {
     use http_body_util::Either;
     let resp = match req.uri().path() {
         "/big" => hyper::Response::builder()
             .header("content-length", BODY_LEN.to_string())
             .body(Either::Right(big_body()))
             .unwrap(),
-        p => hyper::Response::new(Either::Left(http_body_util::Full::new(bytes::Bytes::from(format!("hi {p}\n"))))),
+        p => hyper::Response::new(Either::Left(http_body_util::Full::new(bytes::Bytes::from(format!(
+            "hi {p}\n"
+        ))))),
     };
     Ok(resp)
 }
@@ -264,10 +269,12 @@ fn hyper_serves_curl_over_utcp() {
     let url = format!("http://{STACK}:8080");
 
     // 100 MiB byte-exact: compare curl's SHA-256 with ours.
-    let out = ns
-        .exec("sh", &["-c", &format!("curl -sS --max-time 120 {url}/big | sha256sum")])
-        .expect("curl /big");
-    let want: String = Sha256::digest(pattern(1 << 20, 3).repeat(BODY_LEN >> 20)).iter().map(|b| format!("{b:02x}")).collect();
+    let out =
+        ns.exec("sh", &["-c", &format!("curl -sS --max-time 120 {url}/big | sha256sum")]).expect("curl /big");
+    let want: String = Sha256::digest(pattern(1 << 20, 3).repeat(BODY_LEN >> 20))
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert!(out.starts_with(&want), "body hash differs: {out}");
 
     // 200 keep-alive requests: 20 curls in parallel, each 10 URLs over one connection.
@@ -318,7 +325,8 @@ fn interface_from_an_adopted_tun_fd() {
     let listener = utcp::TcpListener::bind(&iface, "0.0.0.0:7").unwrap();
     let client = ns
         .spawn(|| {
-            let mut s = std::net::TcpStream::connect_timeout(&SocketAddr::from(([10, 82, 0, 2], 7)), STEP).unwrap();
+            let mut s =
+                std::net::TcpStream::connect_timeout(&SocketAddr::from(([10, 82, 0, 2], 7)), STEP).unwrap();
             s.write_all(b"byo").unwrap();
             s.shutdown(Shutdown::Write).unwrap();
             let mut back = Vec::new();

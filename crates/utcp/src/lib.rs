@@ -44,7 +44,6 @@ mod tap;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 
-
 pub use impair::Impairment;
 pub use socket::{Incoming, TcpListener, TcpStream};
 pub use tap::{Direction, Tap};

@@ -468,7 +468,10 @@ impl TcpStream {
     /// Owned halves, for two tasks. The connection closes when both are dropped;
     /// dropping the write half sends FIN, as tokio's does.
     pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
-        (OwnedReadHalf { conn: self.conn.clone() }, OwnedWriteHalf { conn: self.conn, shutdown_on_drop: true })
+        (
+            OwnedReadHalf { conn: self.conn.clone() },
+            OwnedWriteHalf { conn: self.conn, shutdown_on_drop: true },
+        )
     }
 }
 
@@ -556,7 +559,11 @@ macro_rules! read_half {
 macro_rules! write_half {
     ($t:ty) => {
         impl AsyncWrite for $t {
-            fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                data: &[u8],
+            ) -> Poll<io::Result<usize>> {
                 self.conn.poll_write(cx, data)
             }
             fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

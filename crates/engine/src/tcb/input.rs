@@ -2,10 +2,10 @@
 //! the other states (§3.10.7.4), in the RFC's order. LISTEN and CLOSED live in `stack.rs`.
 
 use super::{Cx, RstReply, State, Tcb, notify};
-use crate::{CloseReason, Config, ConnId, ListenerId, Quad};
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use crate::wire::{DropReason, TcpOptions, TcpSegment};
+use crate::{CloseReason, Config, ConnId, ListenerId, Quad};
 
 /// RFC 9293 §3.8.6.3 (MUST-40): an ACK is never delayed by 0.5 s or more, whatever
 /// `Config::delayed_ack` says.

@@ -39,7 +39,8 @@ impl Tcb {
         // RFC 6937 §3: DeliveredData = change in SND.UNA + change in SACKed bytes (which
         // shrink when SND.UNA passes SACKed data).
         let sacked_after = self.scoreboard.total_sacked() as usize;
-        let delivered = (self.snd.una.since(una_before) as usize + sacked_after).saturating_sub(sacked_before);
+        let delivered =
+            (self.snd.una.since(una_before) as usize + sacked_after).saturating_sub(sacked_before);
         if self.recovery.in_recovery() {
             // §5 (B): Update() done, SetPipe() is computed where it is used; PRR.
             self.detect_lost_retransmission(cx.cfg);
@@ -100,7 +101,9 @@ impl Tcb {
             return;
         }
         let smss = self.eff_mss(cfg) as u32;
-        if seq == self.snd.una && self.scoreboard.sacked_above(fence) > (super::congestion::DUP_THRESH - 1) * smss {
+        if seq == self.snd.una
+            && self.scoreboard.sacked_above(fence) > (super::congestion::DUP_THRESH - 1) * smss
+        {
             self.scoreboard.rxt_fence = None;
             self.scoreboard.rxt_again = Some(seq);
         }

@@ -86,8 +86,8 @@ pub mod rtt;
 mod sack;
 pub mod sendbuf;
 mod timers;
-mod urgent;
 mod tlp;
+mod urgent;
 mod user;
 mod user_timeout;
 
@@ -96,9 +96,9 @@ use self::congestion::{CongestionControl, Recovery, initial_window, new_controll
 use self::reassembly::RecvBuffer;
 use self::rtt::RttEstimator;
 use self::sendbuf::SendBuffer;
-use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, Status};
 use crate::seq::SeqNum;
 use crate::time::Instant;
+use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, Status};
 use std::collections::VecDeque;
 
 /// Send sequence space (RFC 9293 §3.3.1, figure 3).

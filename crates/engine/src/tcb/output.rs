@@ -2,8 +2,8 @@
 //! (Nagle and sender SWS avoidance), retransmissions, FIN, ACKs with SACK, RST.
 
 use super::{Cx, State, Tcb};
-use crate::TxReason;
 use crate::CloseReason;
+use crate::TxReason;
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
@@ -116,7 +116,11 @@ impl Tcb {
     /// ABORT or close with unread data: <SEQ=SND.NXT><CTL=RST> (RFC 9293 §3.10.5), then CLOSED.
     fn emit_rst(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         self.send_rst = false;
-        self.tx_reason = if self.ack_reason == TxReason::DataAfterCloseRst { self.ack_reason } else { TxReason::UserAbortRst };
+        self.tx_reason = if self.ack_reason == TxReason::DataAfterCloseRst {
+            self.ack_reason
+        } else {
+            TxReason::UserAbortRst
+        };
         let synced = self.state != State::SynSent && self.state != State::Closed;
         let n = if synced {
             let flags = TcpFlags::RST | TcpFlags::ACK;

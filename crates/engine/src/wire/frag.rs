@@ -22,8 +22,8 @@
 use super::DropReason;
 use super::checksum;
 use super::packet::{IPV4_HEADER_LEN, PROTO_TCP};
-use crate::{Config, Counters};
 use crate::time::Instant;
+use crate::{Config, Counters};
 
 /// Most fragments one datagram may have, whatever `Config::ipfrag_max_fragments` says.
 pub const MAX_FRAGMENTS: usize = 64;
@@ -176,7 +176,13 @@ impl Reassembler {
 
     /// Take one fragment (a packet `parse_ipv4_tcp` refused as `Fragment`).
     /// The caller counts the returned drop reason; reassembly counters are kept here.
-    pub fn insert(&mut self, cfg: &Config, now: Instant, packet: &[u8], counters: &mut Counters) -> FragResult {
+    pub fn insert(
+        &mut self,
+        cfg: &Config,
+        now: Instant,
+        packet: &[u8],
+        counters: &mut Counters,
+    ) -> FragResult {
         counters.reasm_reqds += 1;
         let Some(f) = frag_of(packet) else {
             return FragResult::Pending(Some(DropReason::FragMalformed));

@@ -12,12 +12,12 @@
 
 pub use std::io::ErrorKind;
 pub use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
-pub use utcp_engine::{CloseReason, Config, ConnId, Event, Keepalive, ListenerId, Quad, Stack, State};
 pub use utcp_engine::seq::SeqNum;
 pub use utcp_engine::time::{Duration, Instant};
 pub use utcp_engine::wire::{
     DropReason, OptionLayout, SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp, parse_ipv4_tcp,
 };
+pub use utcp_engine::{CloseReason, Config, ConnId, Event, Keepalive, ListenerId, Quad, Stack, State};
 
 /// Our address (the stack under test).
 pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);

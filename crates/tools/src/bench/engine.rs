@@ -5,11 +5,11 @@
 //! instruction count under `valgrind --tool=callgrind` compares run to run. Wall-clock elapsed
 //! time is printed beside it for a rough per-segment cost.
 
-use utcp::engine::{Config, ConnId, Event, ListenerId, Stack};
-use utcp::time::Instant;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
+use utcp::engine::{Config, ConnId, Event, ListenerId, Stack};
+use utcp::time::Instant;
 
 /// The in-memory client and server addresses (never on any real link).
 pub const A_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);

@@ -20,8 +20,8 @@ use crate::netns::NetNs;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use utcp::engine::config::CongestionAlgorithm;
@@ -38,7 +38,13 @@ fn apply_cc(s: &TcpStream) -> io::Result<()> {
     let Some(cc) = *KERNEL_CC.lock().unwrap_or_else(|e| e.into_inner()) else { return Ok(()) };
     // SAFETY: valid fd; the option value is a byte string of the given length.
     let rc = unsafe {
-        libc::setsockopt(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_CONGESTION, cc.as_ptr().cast(), cc.len() as libc::socklen_t)
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::IPPROTO_TCP,
+            libc::TCP_CONGESTION,
+            cc.as_ptr().cast(),
+            cc.len() as libc::socklen_t,
+        )
     };
     if rc != 0 {
         return Err(io::Error::last_os_error());
@@ -127,13 +133,15 @@ impl Topology {
         )?;
         Ok(())
     }
-
 }
 
 /// TcpExtTCPTimeouts (RTOs) of a namespace (absolute, not touching nstat's history).
 fn kernel_timeouts(ns: &NetNs) -> u64 {
     let out = ns.exec("nstat", &["-asz", "TcpExtTCPTimeouts"]).unwrap_or_default();
-    out.lines().find(|l| l.starts_with("TcpExtTCPTimeouts")).and_then(|l| l.split_whitespace().nth(1)?.parse().ok()).unwrap_or(0)
+    out.lines()
+        .find(|l| l.starts_with("TcpExtTCPTimeouts"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Servers for Sink and Source on `listeners`, one connection at a time, until `stop`.
@@ -173,7 +181,8 @@ fn serve_utcp(stop: Arc<AtomicBool>, port: Port, l: utcp::TcpListener) -> io::Re
 /// One bulk transfer from the client namespace; returns the elapsed time.
 fn transfer(server: Ipv4Addr, port: Port, bytes: u64, limit: Duration) -> io::Result<Duration> {
     let start = Instant::now();
-    let mut s = TcpStream::connect_timeout(&SocketAddr::from((server, port.number())), Duration::from_secs(5))?;
+    let mut s =
+        TcpStream::connect_timeout(&SocketAddr::from((server, port.number())), Duration::from_secs(5))?;
     apply_cc(&s)?;
     s.set_read_timeout(Some(limit))?;
     s.set_write_timeout(Some(limit))?;
@@ -298,19 +307,34 @@ fn measure(
 
 /// The rows as a markdown table, with utcp/kernel ratios.
 pub fn table(rows: &[Row]) -> String {
-    let mut s = String::from("| loss | direction | cc | kernel Mbit/s (RTOs) | utcp Mbit/s (RTOs) | utcp/kernel |\n|---|---|---|---|---|---|\n");
+    let mut s = String::from(
+        "| loss | direction | cc | kernel Mbit/s (RTOs) | utcp Mbit/s (RTOs) | utcp/kernel |\n|---|---|---|---|---|---|\n",
+    );
     for k in rows.iter().filter(|r| r.system == "kernel" && r.cc == "default") {
         let f = k.mbps.map_or("timeout".to_string(), |m| format!("{m:.1} ({})", k.rtos));
         s += &format!("| {}% | {} | kernel default | {} | | |\n", k.loss * 100.0, k.direction, f);
     }
     for k in rows.iter().filter(|r| r.system == "kernel") {
-        let Some(u) = rows.iter().find(|r| r.system == "utcp" && r.loss == k.loss && r.direction == k.direction && r.cc == k.cc) else { continue };
+        let Some(u) = rows
+            .iter()
+            .find(|r| r.system == "utcp" && r.loss == k.loss && r.direction == k.direction && r.cc == k.cc)
+        else {
+            continue;
+        };
         let f = |r: &Row| r.mbps.map_or("timeout".to_string(), |m| format!("{m:.1} ({})", r.rtos));
         let ratio = match (u.mbps, k.mbps) {
             (Some(a), Some(b)) => format!("{:.2}", a / b),
             _ => "-".into(),
         };
-        s += &format!("| {}% | {} | {} | {} | {} | {} |\n", k.loss * 100.0, k.direction, k.cc, f(k), f(u), ratio);
+        s += &format!(
+            "| {}% | {} | {} | {} | {} | {} |\n",
+            k.loss * 100.0,
+            k.direction,
+            k.cc,
+            f(k),
+            f(u),
+            ratio
+        );
     }
     s
 }

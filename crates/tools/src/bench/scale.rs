@@ -7,11 +7,11 @@
 
 use super::alloc;
 use super::engine::{A_IP, B_IP, B_PORT, Pair};
-use utcp::engine::{Config, ConnId, State};
 use std::fmt::Write as _;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
+use utcp::engine::{Config, ConnId, State};
 
 /// Local ports used per local address of A.
 const PORTS_PER_ADDR: usize = 50_000;

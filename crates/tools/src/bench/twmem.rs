@@ -133,7 +133,8 @@ pub fn run(n: usize, progress: bool) -> io::Result<TwmemReport> {
     if progress {
         eprintln!("twmem: waiting 2 MSL for TIME-WAIT to expire");
     }
-    let wait_until = Instant::now() + Duration::from_micros(msl.as_micros() as u64 * 2) + Duration::from_secs(10);
+    let wait_until =
+        Instant::now() + Duration::from_micros(msl.as_micros() as u64 * 2) + Duration::from_secs(10);
     while Instant::now() < wait_until && iface.with_stack(|s| s.time_wait_count()) > 0 {
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -9,9 +9,9 @@
 use super::harness::{Servers, serve_port};
 use super::{Port, System, SystemKind};
 use crate::netns::NetNs;
-use utcp::{Interface, InterfaceConfig, TcpListener};
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
+use utcp::{Interface, InterfaceConfig, TcpListener};
 
 pub const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 1);
 pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 2);

@@ -150,7 +150,9 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
         // Bit 0x1 is RACK's time-based loss detection (RFC 8985 §6), which the engine lacks:
         // only its tail loss probe half (§7) is in (see tcp_early_retrans).
         ("tcp_recovery", Some(0)) => Applied("no RACK (RFC 6675 loss detection)".into()),
-        ("tcp_recovery", _) => unsupported("RACK time-based loss detection (RFC 8985 §6) is not in the engine"),
+        ("tcp_recovery", _) => {
+            unsupported("RACK time-based loss detection (RFC 8985 §6) is not in the engine")
+        }
         // 3 and 4 turn the tail loss probe on (Linux: 3 = ER + TLP, 4 = TLP), 0 off.
         ("tcp_early_retrans", Some(0)) => {
             cfg.tail_loss_probe = false;
@@ -160,7 +162,9 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
             cfg.tail_loss_probe = true;
             Applied("tail_loss_probe = true (RFC 8985 §7)".into())
         }
-        ("tcp_early_retrans", _) => unsupported("early retransmit (RFC 5827) without TLP is not in the engine"),
+        ("tcp_early_retrans", _) => {
+            unsupported("early retransmit (RFC 5827) without TLP is not in the engine")
+        }
         ("tcp_frto", Some(0)) => Applied("no F-RTO (the engine has none)".into()),
         ("tcp_frto", _) => unsupported("F-RTO (RFC 5682) is not in the engine"),
         ("tcp_mtu_probing", Some(0)) => Applied("no PLPMTUD (the engine does not probe)".into()),
@@ -170,12 +174,16 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
         ("tcp_min_tso_segs", Some(2)) | ("tcp_tso_win_divisor", Some(3)) => {
             Ignored(format!("{n}={value}: Linux's default TSO sizing; the engine sends MSS-sized segments"))
         }
-        ("tcp_min_tso_segs" | "tcp_tso_win_divisor", _) => unsupported("TSO burst sizing is not in the engine"),
-        // tcp_syncookies 0/1/2 maps onto Config::syn_cookies in profile.rs.
-        ("tcp_no_metrics_save", Some(_)) => Ignored("tcp_no_metrics_save: a fresh stack has no metrics cache".into()),
-        ("tcp_fastopen", Some(0 | 1)) => {
-            Ignored(format!("tcp_fastopen={value}: only used with MSG_FASTOPEN/TCP_FASTOPEN, which are unsupported"))
+        ("tcp_min_tso_segs" | "tcp_tso_win_divisor", _) => {
+            unsupported("TSO burst sizing is not in the engine")
         }
+        // tcp_syncookies 0/1/2 maps onto Config::syn_cookies in profile.rs.
+        ("tcp_no_metrics_save", Some(_)) => {
+            Ignored("tcp_no_metrics_save: a fresh stack has no metrics cache".into())
+        }
+        ("tcp_fastopen", Some(0 | 1)) => Ignored(format!(
+            "tcp_fastopen={value}: only used with MSG_FASTOPEN/TCP_FASTOPEN, which are unsupported"
+        )),
         ("tcp_ecn", Some(0)) => Applied("no ECN (the engine has none)".into()),
         ("tcp_ecn", _) => unsupported("ECN (RFC 3168) is not in the engine"),
         _ => return None,
@@ -201,7 +209,10 @@ mod tests {
     #[test]
     fn rmem_and_wmem_map_onto_buffers_and_wscale() {
         let mut cfg = Config::default();
-        assert!(matches!(apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "4096 87380 6291456"), SysctlEffect::Applied(_)));
+        assert!(matches!(
+            apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "4096 87380 6291456"),
+            SysctlEffect::Applied(_)
+        ));
         assert_eq!(cfg.recv_buffer, 87380);
         assert_eq!(cfg.offered_wscale(), 7);
         apply_sysctl(&mut cfg, "net.ipv4.tcp_wmem", "4096 16384 4194304");

@@ -12,9 +12,9 @@
 //! (naming the feature). Nothing unsupported is ever skipped silently.
 
 pub mod ast;
-pub mod packet;
 pub mod linux;
 mod nstat;
+pub mod packet;
 pub mod parse;
 pub mod profile;
 mod run;
@@ -289,15 +289,36 @@ mod tests {
     #[test]
     fn commands_the_runner_cannot_honour_are_unsupported() {
         let p = Profile::utcp();
-        let v = verdict(&p, "`tc qdisc add dev tun0 root netem loss 1%`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
-        assert!(matches!(&v, Verdict::Unsupported { line: 1, feature } if feature.contains("tc qdisc")), "{v:?}");
+        let v = verdict(
+            &p,
+            "`tc qdisc add dev tun0 root netem loss 1%`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n",
+        );
+        assert!(
+            matches!(&v, Verdict::Unsupported { line: 1, feature } if feature.contains("tc qdisc")),
+            "{v:?}"
+        );
         // One statement of a multi-line command is enough.
-        let v = verdict(&p, "`sysctl -q net.ipv4.tcp_sack=1\nsysctl -q net.ipv4.tcp_pacing_ss_ratio=200`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
-        assert!(matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("tcp_pacing_ss_ratio")), "{v:?}");
-        let v = verdict(&p, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `/tmp/set_sysctls.py /proc/sys/net/ipv4/tcp_recovery=1`\n+0 close(3) = 0\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n");
-        assert!(matches!(&v, Verdict::Unsupported { line: 2, feature } if feature.contains("tcp_recovery")), "{v:?}");
+        let v = verdict(
+            &p,
+            "`sysctl -q net.ipv4.tcp_sack=1\nsysctl -q net.ipv4.tcp_pacing_ss_ratio=200`\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n",
+        );
+        assert!(
+            matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("tcp_pacing_ss_ratio")),
+            "{v:?}"
+        );
+        let v = verdict(
+            &p,
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `/tmp/set_sysctls.py /proc/sys/net/ipv4/tcp_recovery=1`\n+0 close(3) = 0\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n",
+        );
+        assert!(
+            matches!(&v, Verdict::Unsupported { line: 2, feature } if feature.contains("tcp_recovery")),
+            "{v:?}"
+        );
         // After the last packet or call, a command that asserts nothing is only noted.
-        assert_eq!(verdict(&p, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `tc qdisc del dev tun0 root`\n"), Verdict::Pass);
+        assert_eq!(
+            verdict(&p, "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `tc qdisc del dev tun0 root`\n"),
+            Verdict::Pass
+        );
     }
 
     #[test]
@@ -317,8 +338,14 @@ mod tests {
             +0 < S 0:0(0) win 65535 <mss 1460>\n+0 > S. 0:0(0) ack 1 <...>\n+0 < . 1:1(0) ack 1 win 512\n\
             +0 accept(3, ..., ...) = 4\n+0 send(4, ..., 10, MSG_MORE) = 10\n";
         let v = verdict(&Profile::utcp(), text);
-        assert!(matches!(&v, Verdict::Unsupported { line: 8, feature } if feature.contains("MSG_MORE")), "{v:?}");
-        let v = verdict(&Profile::utcp(), &text.replace("MSG_MORE) = 10\n", "MSG_OOB) = 10\n+0 > P.U 1:11(10) ack 1 urg 10 <...>\n"));
+        assert!(
+            matches!(&v, Verdict::Unsupported { line: 8, feature } if feature.contains("MSG_MORE")),
+            "{v:?}"
+        );
+        let v = verdict(
+            &Profile::utcp(),
+            &text.replace("MSG_MORE) = 10\n", "MSG_OOB) = 10\n+0 > P.U 1:11(10) ack 1 urg 10 <...>\n"),
+        );
         assert_eq!(v, Verdict::Pass);
     }
 

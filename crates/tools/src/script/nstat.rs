@@ -91,13 +91,20 @@ impl Runner<'_> {
         if !selected {
             let shown: Vec<String> =
                 now.iter().filter(|(_, v)| *v != 0).map(|(k, v)| format!("{k}={v}")).collect();
-            return fail(line, format!("nstat assertion selected nothing (counters now: {})", shown.join(" ")));
+            return fail(
+                line,
+                format!("nstat assertion selected nothing (counters now: {})", shown.join(" ")),
+            );
         }
         Ok(())
     }
 
     fn hist_value(&self, name: &str) -> u64 {
-        self.nstat_hist.as_ref().and_then(|h| h.iter().find(|(k, _)| *k == name)).map(|(_, v)| *v).unwrap_or(0)
+        self.nstat_hist
+            .as_ref()
+            .and_then(|h| h.iter().find(|(k, _)| *k == name))
+            .map(|(_, v)| *v)
+            .unwrap_or(0)
     }
 }
 
@@ -116,7 +123,10 @@ mod tests {
     #[test]
     fn unmapped_counters_are_found_in_names_and_patterns() {
         assert_eq!(unmapped_counter(&cmd("nstat -az TcpRetransSegs | grep -w 2")), None);
-        assert_eq!(unmapped_counter(&cmd("nstat -az TcpExtTCPTimeouts")), Some("TcpExtTCPTimeouts".to_string()));
+        assert_eq!(
+            unmapped_counter(&cmd("nstat -az TcpExtTCPTimeouts")),
+            Some("TcpExtTCPTimeouts".to_string())
+        );
         assert_eq!(
             unmapped_counter(&cmd("nstat | grep TcpExtTCPLossProbes")),
             Some("TcpExtTCPLossProbes".to_string())

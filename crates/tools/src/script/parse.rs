@@ -940,7 +940,11 @@ mod tests {
             "+0 < [1:1461(1460)] icmp unreachable",
         ] {
             let e = one(line);
-            assert!(matches!(e.action, Action::Unsupported(ref s) if s.starts_with("ICMP")), "{line}: {:?}", e.action);
+            assert!(
+                matches!(e.action, Action::Unsupported(ref s) if s.starts_with("ICMP")),
+                "{line}: {:?}",
+                e.action
+            );
         }
         let e = one("+0 < [noecn] . 1:1(0) ack 1 win 5");
         assert!(matches!(e.action, Action::Unsupported(ref s) if s.contains("ECN")));

@@ -21,10 +21,10 @@ use super::packet::{self, InboundSegment, Outbound};
 use super::profile::{KeepaliveField, Profile, SysctlEffect, apply_sysctl};
 use super::shell::{self, RouteMetrics, Stmt};
 use super::syscall::{Pending, Sock};
-use utcp::engine::{Config, Stack, State};
-use utcp::time::Instant;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{Ipv4Addr, SocketAddrV4};
+use utcp::engine::{Config, Stack, State};
+use utcp::time::Instant;
 
 /// Why a run stopped before the end of the script.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -673,7 +673,9 @@ impl<'a> Runner<'a> {
                 }
             }
         }
-        self.note(format!("line {line}: tcpdrop -s TIME_WAIT aborts the TIME-WAIT connections of open sockets"));
+        self.note(format!(
+            "line {line}: tcpdrop -s TIME_WAIT aborts the TIME-WAIT connections of open sockets"
+        ));
         self.collect()
     }
 
@@ -682,7 +684,10 @@ impl<'a> Runner<'a> {
     /// initial_window_segments, min_rto), for connections created afterwards.
     fn route(&mut self, line: usize, m: &RouteMetrics) {
         if !m.covers(self.remote_ip) {
-            self.note(format!("line {line}: route does not cover the remote host {}; ignored", self.remote_ip));
+            self.note(format!(
+                "line {line}: route does not cover the remote host {}; ignored",
+                self.remote_ip
+            ));
             return;
         }
         let mut cfg = match &self.stack {

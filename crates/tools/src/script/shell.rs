@@ -200,9 +200,10 @@ pub fn expand(cmd: &str) -> Vec<Stmt> {
         let w = words(&s).unwrap_or_default();
         if w.first().is_some_and(|p| p.rsplit('/').next() == Some("set_sysctls.py")) && w.len() > 2 {
             for a in &w[1..] {
-                out.push(set_sysctls(std::slice::from_ref(a)).unwrap_or_else(|| {
-                    Stmt::Unsupported(format!("set_sysctls.py argument `{a}`"))
-                }));
+                out.push(
+                    set_sysctls(std::slice::from_ref(a))
+                        .unwrap_or_else(|| Stmt::Unsupported(format!("set_sysctls.py argument `{a}`"))),
+                );
             }
         } else {
             out.push(classify(&s));
@@ -348,7 +349,8 @@ mod tests {
 
     #[test]
     fn routes_give_metrics_and_unknown_commands_are_named() {
-        let Stmt::Route(m) = classify("ip route change 192.0.2.0/24 via 192.168.0.2 dev tun0 mtu 1280 advmss 1100")
+        let Stmt::Route(m) =
+            classify("ip route change 192.0.2.0/24 via 192.168.0.2 dev tun0 mtu 1280 advmss 1100")
         else {
             panic!("not a route")
         };
@@ -358,7 +360,9 @@ mod tests {
         let Stmt::Route(m) = classify("ip link set tun0 mtu 1500") else { panic!("not a link") };
         assert_eq!(m.mtu, Some(1500));
         assert!(matches!(classify("ip route add default via 1.2.3.4 quickack 1"), Stmt::Unsupported(_)));
-        assert!(matches!(classify("tc qdisc add dev tun0 root netem delay 10ms"), Stmt::Unsupported(s) if s.contains("tc qdisc")));
+        assert!(
+            matches!(classify("tc qdisc add dev tun0 root netem delay 10ms"), Stmt::Unsupported(s) if s.contains("tc qdisc"))
+        );
         assert!(matches!(classify("ls / | grep x"), Stmt::Unsupported(s) if s.contains("assertion")));
     }
 
@@ -366,7 +370,8 @@ mod tests {
     fn nstat_pipelines_parse() {
         let Stmt::Nstat(n) = classify("nstat -n") else { panic!() };
         assert!(n.quiet && n.greps.is_empty());
-        let Stmt::Nstat(n) = classify("nstat -az TcpExtTCPTimeouts | grep -q \"TcpExtTCPTimeouts *2\"") else {
+        let Stmt::Nstat(n) = classify("nstat -az TcpExtTCPTimeouts | grep -q \"TcpExtTCPTimeouts *2\"")
+        else {
             panic!()
         };
         assert!(n.absolute && n.zeros && n.names == ["TcpExtTCPTimeouts"]);

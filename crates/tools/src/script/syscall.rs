@@ -8,10 +8,10 @@
 
 use super::ast::{Expr, Syscall};
 use super::run::{Res, Runner, Stop, fail, unsupported};
-use utcp::engine::{ConnId, Keepalive, ListenerId, State};
-use utcp::time::Duration;
 use std::io;
 use std::net::{Shutdown, SocketAddr, SocketAddrV4};
+use utcp::engine::{ConnId, Keepalive, ListenerId, State};
+use utcp::time::Duration;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum SockKind {
@@ -865,9 +865,15 @@ impl<'a> Runner<'a> {
                 // The engine always sends with DF set and never fragments: IP_PMTUDISC_DO (2)
                 // and WANT (1) ask for exactly that. DONT (0) and PROBE (3) would change it.
                 match sc.args.get(3) {
-                    Some(Expr::List(l)) if matches!(l.as_slice(), [Expr::Ident(v)] if v == "IP_PMTUDISC_DO" || v == "IP_PMTUDISC_WANT") => {}
+                    Some(Expr::List(l)) if matches!(l.as_slice(), [Expr::Ident(v)] if v == "IP_PMTUDISC_DO" || v == "IP_PMTUDISC_WANT") =>
+                        {}
                     _ if matches!(int_arg(sc, 3), Some(1 | 2)) => {}
-                    _ => return unsupported(line, "IP_MTU_DISCOVER other than IP_PMTUDISC_DO/WANT (DF is always set)"),
+                    _ => {
+                        return unsupported(
+                            line,
+                            "IP_MTU_DISCOVER other than IP_PMTUDISC_DO/WANT (DF is always set)",
+                        );
+                    }
                 }
             }
             other => return unsupported(line, format!("setsockopt({other})")),

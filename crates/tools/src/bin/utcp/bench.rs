@@ -72,7 +72,8 @@ fn workloads(s: &str) -> Result<Workloads, String> {
     if let Some(&(_, run)) = bench::STANDALONE.iter().find(|(name, _)| *name == s) {
         return Ok(Workloads(vec![], Some(run)));
     }
-    parsers::list(s, |w| Workload::parse(w).ok_or(format!("unknown workload {w:?}"))).map(|w| Workloads(w, None))
+    parsers::list(s, |w| Workload::parse(w).ok_or(format!("unknown workload {w:?}")))
+        .map(|w| Workloads(w, None))
 }
 
 fn systems(s: &str) -> Result<Systems, String> {

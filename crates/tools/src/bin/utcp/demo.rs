@@ -14,11 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use utcp_tools::netns::{NetNs, is_root};
 use utcp::engine::Event;
+use utcp::wire::{TcpSegment, parse_ipv4_tcp};
 use utcp::{Direction, Interface, InterfaceConfig, Tap, TcpListener};
 use utcp_tools::apps;
-use utcp::wire::{TcpSegment, parse_ipv4_tcp};
+use utcp_tools::netns::{NetNs, is_root};
 
 /// The stack in a private namespace against the kernel's clients: trace and summary (root)
 ///

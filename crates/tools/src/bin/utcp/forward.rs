@@ -87,7 +87,10 @@ pub fn run_cli(a: ForwardArgs) -> i32 {
             return 1;
         }
     };
-    eprintln!("utcp forward: terminating {:?} in namespace {} via {}; Ctrl-C prints totals", a.route, a.netns, a.tun);
+    eprintln!(
+        "utcp forward: terminating {:?} in namespace {} via {}; Ctrl-C prints totals",
+        a.route, a.netns, a.tun
+    );
     let code = match run(o, stop) {
         Ok(_) => 0,
         Err(e) => {

@@ -34,7 +34,8 @@ pub fn run_cli(a: PlotArgs) -> i32 {
         Ok(c) => c,
         Err(e) => crate::usage_error("plot", format!("--conn: {e}")),
     };
-    let opts = PlotOptions { capture: a.capture, conn, from: a.from, to: a.to.unwrap_or(f64::INFINITY), out: a.out };
+    let opts =
+        PlotOptions { capture: a.capture, conn, from: a.from, to: a.to.unwrap_or(f64::INFINITY), out: a.out };
     match run(&opts) {
         Ok(s) => {
             println!(

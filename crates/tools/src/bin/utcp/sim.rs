@@ -115,7 +115,13 @@ enum Open {
 
 pub fn run(args: SimArgs) -> i32 {
     if let Some(name) = &args.scenario {
-        return crate::plot::scenario_cli(name, args.trace, args.explain, args.plot.as_deref(), args.plot_side);
+        return crate::plot::scenario_cli(
+            name,
+            args.trace,
+            args.explain,
+            args.plot.as_deref(),
+            args.plot_side,
+        );
     }
     let mut cfg = config(&args);
     cfg.explain = args.explain;
@@ -130,7 +136,8 @@ pub fn run(args: SimArgs) -> i32 {
     let mut out = stdout.lock();
     let trace: Option<&mut dyn Write> = if args.trace { Some(&mut out) } else { None };
     let mut rec = utcp_tools::plot::record::Recorder::new();
-    let obs: Option<&mut dyn utcp_tools::sim::Observer> = if args.plot.is_some() { Some(&mut rec) } else { None };
+    let obs: Option<&mut dyn utcp_tools::sim::Observer> =
+        if args.plot.is_some() { Some(&mut rec) } else { None };
     let report = utcp_tools::sim::run_observed(&cfg, trace, pcap.as_mut(), obs);
     if let Some(mut p) = pcap {
         let _ = p.flush();
