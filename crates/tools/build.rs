@@ -8,7 +8,10 @@
 //!   (`UTCP_TCP_TESTSUITE`, or `shared/tcp-testsuite` beside the repository). Set when
 //!   `CI=true`, or when the corpus is found.
 //!
-//! Under `CI=true` both are set whatever the machine has, and the tests assert their
+//! - `cfg(utcp_tool_tests)`: tests that need `tshark` and `tcpdump`. Set when `CI=true`,
+//!   or when both are on `PATH`.
+//!
+//! Under `CI=true` all are set whatever the machine has, and the tests assert their
 //! preconditions, so CI fails instead of skipping. The decision is remade when `CI`,
 //! `UTCP_TCP_TESTSUITE` or `USER` changes (e.g. `runuser -u nobody`), or this file does.
 
@@ -17,7 +20,8 @@ use std::path::{Path, PathBuf};
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(utcp_root_tests)");
     println!("cargo::rustc-check-cfg=cfg(utcp_corpus_tests)");
-    for var in ["CI", "UTCP_TCP_TESTSUITE", "USER"] {
+    println!("cargo::rustc-check-cfg=cfg(utcp_tool_tests)");
+    for var in ["CI", "UTCP_TCP_TESTSUITE", "USER", "PATH"] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     println!("cargo::rerun-if-changed=build.rs");
@@ -32,6 +36,15 @@ fn main() {
     if ci || corpus.is_some() {
         println!("cargo::rustc-cfg=utcp_corpus_tests");
     }
+    // tshark and tcpdump read and write the captures some tests check (.ci/run installs both).
+    if ci || (on_path("tshark") && on_path("tcpdump")) {
+        println!("cargo::rustc-cfg=utcp_tool_tests");
+    }
+}
+
+/// `prog` is an executable file in a directory of `PATH`.
+fn on_path(prog: &str) -> bool {
+    std::env::var_os("PATH").is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(prog).is_file()))
 }
 
 /// The effective uid of the build, from `/proc/self/status` (`Uid: real effective ...`).

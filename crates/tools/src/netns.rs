@@ -132,8 +132,3 @@ pub fn assert_root(test: &str) {
     );
 }
 
-/// [`assert_root`], returning `true`; kept for callers written as `if !require_root(..) { return }`.
-pub fn require_root(test: &str) -> bool {
-    assert_root(test);
-    true
-}

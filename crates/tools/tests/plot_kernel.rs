@@ -6,28 +6,22 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use utcp_tools::netns::{NetNs, require_root};
+use utcp_tools::netns::{NetNs, assert_root};
 use utcp_tools::plot::{self, PlotOptions};
 
 const BYTES: usize = 4 << 20;
 
-fn have_tcpdump() -> bool {
-    if Command::new("tcpdump").arg("--version").output().is_ok() {
-        return true;
-    }
-    let msg = "plot_kernel: needs tcpdump (apt-get install tcpdump)";
-    if std::env::var("CI").map(|v| v == "true").unwrap_or(false) {
-        panic!("{msg}; CI=true so this is a failure, not a skip");
-    }
-    eprintln!("\n*** SKIPPED *** {msg}\n");
-    false
-}
-
 #[test]
+#[cfg_attr(
+    not(all(utcp_root_tests, utcp_tool_tests)),
+    ignore = "needs root, /dev/net/tun and tcpdump (CI has them)"
+)]
 fn kernel_to_kernel_tcpdump_capture_plots() {
-    if !require_root("plot_kernel") || !have_tcpdump() {
-        return;
-    }
+    assert_root("plot_kernel");
+    assert!(
+        Command::new("tcpdump").arg("--version").output().is_ok(),
+        "plot_kernel needs tcpdump (apt-get install tcpdump)"
+    );
     let a = NetNs::create(&NetNs::unique_name("utcp-plot-a")).unwrap();
     let b = NetNs::create(&NetNs::unique_name("utcp-plot-b")).unwrap();
     a.exec("ip", &["link", "add", "va", "type", "veth", "peer", "name", "vb", "netns", b.name()]).unwrap();
