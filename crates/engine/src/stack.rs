@@ -452,7 +452,19 @@ impl Stack {
             }
             return;
         }
-        // SYN queue / cookies (RFC 4987 §3.3, §3.6): a SYN queue entry, a cookie or a drop.
+        self.admit_syn(now, lid, quad, seg, iss);
+    }
+
+    /// A SYN past the LISTEN checks (and the handshake gate): a SYN queue entry in
+    /// SYN-RECEIVED, a SYN cookie, or a drop (RFC 4987 §3.3, §3.6).
+    pub(super) fn admit_syn(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        quad: Quad,
+        seg: &TcpSegment,
+        iss: Option<SeqNum>,
+    ) {
         match self.syn_admit(lid) {
             listener::Admit::Queue => {}
             listener::Admit::Cookie => return self.send_syn_cookie(now, lid, quad, seg),

@@ -127,7 +127,8 @@ impl Stack {
     pub fn accept_syn(&mut self, now: Instant, quad: Quad) -> io::Result<()> {
         let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
         let seg = h.segment(&quad);
-        self.gated_listen_segment(now, h.listener, quad, &seg);
+        // The LISTEN checks passed when the SYN was held; admit it as any passive open.
+        self.admit_syn(now, h.listener, quad, &seg, None);
         Ok(())
     }
 
@@ -138,19 +139,6 @@ impl Stack {
         let rst = RstReply { seq: SeqNum(0), ack: Some(h.segment(&quad).seq + 1) };
         self.queue_reply(quad, rst, crate::TxReason::NoConnectionRst);
         Ok(())
-    }
-
-    /// LISTEN processing of a SYN the gate let through.
-    fn gated_listen_segment(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment) {
-        let was = self
-            .listeners
-            .get_mut(lid.0 as usize)
-            .and_then(|l| l.as_mut())
-            .map(|l| std::mem::replace(&mut l.gated, false));
-        self.listen_segment(now, lid, quad, seg, None);
-        if let (Some(g), Some(Some(l))) = (was, self.listeners.get_mut(lid.0 as usize)) {
-            l.gated = g;
-        }
     }
 
     /// Number of connections waiting in `accept`.

@@ -131,4 +131,3 @@ pub fn assert_root(test: &str) {
         "{test}: needs root and /dev/net/tun (CAP_NET_ADMIN); refusing to pass without running"
     );
 }
-
