@@ -4,8 +4,9 @@
 //! - The accept queue (established, not yet accepted) is bounded by the listen backlog;
 //!   when it is full, SYNs and cookie ACKs are dropped (ListenOverflows, ListenDrops).
 //! - The SYN queue (SYN-RECEIVED) is bounded by min(backlog, `Config::syn_queue_len`). A
-//!   SYN-RECEIVED entry is a TCB whose send and receive buffers are not allocated: they
-//!   are created on first use, after the handshake (RFC 4987 §3.3 "reducing the TCB").
+//!   SYN-RECEIVED entry is a compact record of at most 128 bytes (RFC 4987 §3.3 "SYN
+//!   cache", `syncache.rs`); the TCB is built when the next segment of the handshake
+//!   arrives, and its buffers on first use.
 //! - When the SYN queue is full (or always, per `Config::syn_cookies`) the SYN is
 //!   answered statelessly with a SYN cookie (`crate::syncookie`), and the TCB is created
 //!   only by an ACK that carries a valid cookie.
@@ -97,7 +98,7 @@ impl Stack {
         let recv_cap = l.recv_buffer.unwrap_or(cfg.recv_buffer).max(1);
         let o = &syn.options;
         let idx = syncookie::mss_index(o.mss.unwrap_or(536));
-        let iss = syncookie::encode_iss(&cfg.isn_secret, &quad, syn.seq, now, idx);
+        let iss = syncookie::encode_iss_cached(&mut self.cookie_keys, &cfg.isn_secret, &quad, syn.seq, now, idx);
         let mut options =
             TcpOptions { mss: cfg.send_mss_option.then(|| cfg.effective_mss()), ..TcpOptions::default() };
         // Window scale and SACK-permitted survive only inside the timestamp (RFC 7323 §3).
@@ -150,7 +151,7 @@ impl Stack {
         }
         let (iss, irs) = (seg.ack - 1, seg.seq - 1);
         let secret = &self.config.isn_secret;
-        let decoded = syncookie::decode_iss(secret, &quad, irs, now, iss).and_then(|idx| {
+        let decoded = syncookie::decode_iss_cached(&mut self.cookie_keys, secret, &quad, irs, now, iss).and_then(|idx| {
             match seg.options.timestamps.filter(|_| self.config.timestamps) {
                 Some((_, ecr)) => syncookie::decode_ts_options(ecr).map(|o| (idx, o)),
                 None => Some((idx, (None, false))),

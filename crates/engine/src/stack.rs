@@ -24,6 +24,10 @@ use std::sync::Arc;
 #[path = "listener.rs"]
 mod listener;
 
+// The SYN cache (RFC 4987 §3.3): compact half-open records, syncache.rs.
+#[path = "syncache.rs"]
+mod syncache;
+
 // The user calls (RFC 9293 §3.10.1-3.10.6: OPEN, SEND, RECEIVE, CLOSE, ABORT, STATUS).
 #[path = "user_calls.rs"]
 mod user_calls;
@@ -91,7 +95,7 @@ pub struct Stack {
     slots: Vec<Slot>,
     free: Vec<u32>,
     listeners: Vec<Option<Listener>>,
-    listen_map: HashMap<SocketAddr, ListenerId>,
+    listen_map: HashMap<SocketAddr, ListenerId, QuadHasherBuilder>,
     /// The any-IP listener and its filter, if one listens (see `anyip.rs`).
     any_ip: Option<(ListenerId, AnyIpFilter)>,
     /// SYNs held for gated listeners until the application decides (see `gate.rs`).
@@ -110,6 +114,10 @@ pub struct Stack {
     frags: Reassembler,
     /// SYN queue / cookies: stateless SYN-ACKs to send (bounded, listener.rs).
     cookie_synacks: VecDeque<listener::CookieSynAck>,
+    /// SYN queue / cookies: the cookie MAC keys of the current periods.
+    cookie_keys: crate::syncookie::KeyCache,
+    /// SYN queue / cookies: half-open connections as compact records (syncache.rs).
+    syn_cache: syncache::SynCache,
     /// Compact TIME-WAIT records (crate::timewait), bounded by `Config::max_time_wait`.
     time_wait: TimeWaitTable,
     /// Buffer-memory budget shared by every ring (`Config::buffer_memory`, crate::memory).
@@ -144,11 +152,11 @@ impl Stack {
             config,
             counters: Counters::default(),
             local_addrs: Vec::new(),
-            conns: HashMap::with_hasher(hasher),
+            conns: HashMap::with_hasher(hasher.clone()),
             slots: Vec::new(),
             free: Vec::new(),
             listeners: Vec::new(),
-            listen_map: HashMap::new(),
+            listen_map: HashMap::with_hasher(hasher.clone()),
             any_ip: None,
             gate: Gate::default(),
             events: VecDeque::new(),
@@ -162,6 +170,8 @@ impl Stack {
             acks: Default::default(),
             frags: Reassembler::default(),
             cookie_synacks: VecDeque::new(),
+            cookie_keys: Default::default(),
+            syn_cache: syncache::SynCache::new(hasher),
             echo: Default::default(),
         }
     }
@@ -205,13 +215,14 @@ impl Stack {
             .filter_map(|s| s.tcb.as_ref())
             .filter(|t| t.state != State::Closed)
             .map(|t| (t.quad, t.state))
+            .chain(self.syn_cache.quads().map(|q| (q, State::SynReceived)))
             .chain(self.time_wait.quads().map(|q| (q, State::TimeWait)))
     }
 
     /// Number of TCBs in the connection table.
     #[must_use]
     pub fn connection_count(&self) -> usize {
-        self.conns.len() + self.time_wait.len()
+        self.conns.len() + self.time_wait.len() + self.syn_cache.len()
     }
 
     /// Connections parked as compact TIME-WAIT records (crate::timewait).
@@ -310,6 +321,9 @@ impl Stack {
         };
         if !self.time_wait.is_empty() {
             self.time_wait_revive(now, quad);
+        }
+        if !self.syn_cache.is_empty() {
+            self.syn_cache_revive(quad);
         }
         if let Some(&idx) = self.conns.get(&quad) {
             if let Some(old_snd_max) = self.time_wait_reincarnation(idx, &seg) {
@@ -474,6 +488,9 @@ impl Stack {
         self.counters.passive_opens += 1;
         // RFC 6528 ISN.
         let iss = iss.unwrap_or_else(|| isn::initial_sequence_number(&self.config.isn_secret, &quad, now));
+        if self.syn_cache_enabled() {
+            return self.syn_cache_insert(now, lid, quad, seg, iss);
+        }
         let idx = self.new_syn_received(now, lid, quad, iss, seg, |_| {});
         self.settle(idx);
         self.mark_dirty(idx);
@@ -811,6 +828,9 @@ impl Stack {
             self.last_tx_reason = crate::TxReason::CookieSynAck;
             return self.emit_cookie_synack(&c, buf);
         }
+        if let Some(n) = self.syn_cache_emit(now, buf) {
+            return Some(n);
+        }
         while let Some(&idx) = self.dirty.front() {
             let out = {
                 let slot = &mut self.slots[idx as usize];
@@ -878,6 +898,10 @@ impl Stack {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
+        let other = match (other, self.syn_cache.next_deadline(self.config.connect_timeout)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         match (tcb, other) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -916,6 +940,7 @@ impl Stack {
             self.frags.expire(now, &mut self.counters);
         }
         self.time_wait_expire(now);
+        self.syn_cache_expire(now);
         self.memory_sweep(now);
         while let Some(&Reverse((t, idx))) = self.timers.peek() {
             if t > now {

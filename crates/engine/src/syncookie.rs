@@ -5,8 +5,8 @@
 //! index, and the returning ACK (SEG.ACK = ISS + 1) proves the handshake.
 //!
 //! ISS layout (32 bits): `[count mod 4: 2][mss index: 2][MAC: 28]`. The MAC is SipHash-1-3
-//! under a key derived from the stack secret *and the counter*, so the key rotates every
-//! [`PERIOD_SECS`]; a cookie is accepted for [`MAX_AGE_PERIODS`] periods (0 to 128 s old).
+//! under a key derived from the stack secret *and the counter* (cached per period in
+//! [`KeyCache`]), so the key rotates every [`PERIOD_SECS`]; a cookie is accepted for [`MAX_AGE_PERIODS`] periods (0 to 128 s old).
 //!
 //! When timestamps are used (RFC 7323), the low [`TS_OPT_BITS`] bits of our TSval carry
 //! what the SYN offered, like Linux's `cookie_init_timestamp`: bits 0-3 the peer's window
@@ -54,13 +54,6 @@ fn counter(now: Instant) -> u64 {
     now.micros() / 1_000_000 / PERIOD_SECS
 }
 
-fn write_ip(h: &mut SipHasher13, ip: IpAddr) {
-    match ip {
-        IpAddr::V4(a) => h.write(&a.octets()),
-        IpAddr::V6(a) => h.write(&a.octets()),
-    }
-}
-
 /// The key of period `count`: SipHash of the counter under the stack secret.
 fn period_key(secret: &[u8; 16], count: u64) -> (u64, u64) {
     let mut h = SipHasher13::new_with_key(secret);
@@ -71,35 +64,93 @@ fn period_key(secret: &[u8; 16], count: u64) -> (u64, u64) {
     (k0, h.finish())
 }
 
-fn mac(secret: &[u8; 16], quad: &Quad, irs: SeqNum, count: u64, idx: u8) -> u32 {
-    let (k0, k1) = period_key(secret, count);
-    let mut h = SipHasher13::new_with_keys(k0, k1);
-    write_ip(&mut h, quad.local.ip());
-    write_ip(&mut h, quad.remote.ip());
-    h.write_u16(quad.local.port());
-    h.write_u16(quad.remote.port());
-    h.write_u32(irs.0);
+/// The per-period MAC keys, cached for the current and the previous period (and the
+/// secret they came from), so that a cookie costs one SipHash, not three.
+#[derive(Clone, Debug, Default)]
+pub struct KeyCache {
+    entries: [Option<(u64, [u8; 16], (u64, u64))>; 2],
+}
+
+impl KeyCache {
+    fn key(&mut self, secret: &[u8; 16], count: u64) -> (u64, u64) {
+        let e = &mut self.entries[(count & 1) as usize];
+        match e {
+            Some((c, s, k)) if *c == count && s == secret => *k,
+            _ => {
+                let k = period_key(secret, count);
+                *e = Some((count, *secret, k));
+                k
+            }
+        }
+    }
+}
+
+/// The MAC input in as few SipHash writes as the addresses allow.
+fn mac(keys: (u64, u64), quad: &Quad, irs: SeqNum, idx: u8) -> u32 {
+    let mut h = SipHasher13::new_with_keys(keys.0, keys.1);
+    match (quad.local.ip(), quad.remote.ip()) {
+        (IpAddr::V4(l), IpAddr::V4(r)) => h.write_u64(((u32::from(l) as u64) << 32) | u32::from(r) as u64),
+        (l, r) => {
+            h.write(&ip_octets(l));
+            h.write(&ip_octets(r));
+        }
+    }
+    let ports = ((quad.local.port() as u64) << 16) | quad.remote.port() as u64;
+    h.write_u64((ports << 32) | irs.0 as u64);
     h.write_u8(idx);
     (h.finish() as u32) & MAC_MASK
 }
 
+fn ip_octets(ip: IpAddr) -> [u8; 16] {
+    match ip {
+        IpAddr::V4(a) => a.to_ipv6_mapped().octets(),
+        IpAddr::V6(a) => a.octets(),
+    }
+}
+
 /// The ISS of a cookie SYN-ACK answering a SYN whose sequence number is `irs`.
 pub fn encode_iss(secret: &[u8; 16], quad: &Quad, irs: SeqNum, now: Instant, mss_idx: u8) -> SeqNum {
+    encode_iss_cached(&mut KeyCache::default(), secret, quad, irs, now, mss_idx)
+}
+
+/// [`encode_iss`] with the period keys cached in `keys` (one SipHash per cookie).
+pub fn encode_iss_cached(
+    keys: &mut KeyCache,
+    secret: &[u8; 16],
+    quad: &Quad,
+    irs: SeqNum,
+    now: Instant,
+    mss_idx: u8,
+) -> SeqNum {
     let count = counter(now);
     let idx = mss_idx & 3;
-    SeqNum((((count & 3) as u32) << 30) | ((idx as u32) << 28) | mac(secret, quad, irs, count, idx))
+    let m = mac(keys.key(secret, count), quad, irs, idx);
+    SeqNum((((count & 3) as u32) << 30) | ((idx as u32) << 28) | m)
 }
 
 /// Check the cookie `iss` (SEG.ACK - 1 of the returning ACK, whose SEG.SEQ - 1 is `irs`).
 /// Returns the MSS index it carries if it was made by this secret less than
 /// [`MAX_AGE_PERIODS`] periods ago.
 pub fn decode_iss(secret: &[u8; 16], quad: &Quad, irs: SeqNum, now: Instant, iss: SeqNum) -> Option<u8> {
+    decode_iss_cached(&mut KeyCache::default(), secret, quad, irs, now, iss)
+}
+
+/// [`decode_iss`] with the period keys cached in `keys`.
+pub fn decode_iss_cached(
+    keys: &mut KeyCache,
+    secret: &[u8; 16],
+    quad: &Quad,
+    irs: SeqNum,
+    now: Instant,
+    iss: SeqNum,
+) -> Option<u8> {
     let now_count = counter(now);
     let c_low = (iss.0 >> 30) as u64;
     let idx = ((iss.0 >> 28) & 3) as u8;
     (0..MAX_AGE_PERIODS).find_map(|age| {
         let count = now_count.checked_sub(age)?;
-        (count & 3 == c_low && mac(secret, quad, irs, count, idx) == iss.0 & MAC_MASK).then_some(idx)
+        let ok = count & 3 == c_low && mac(keys.key(secret, count), quad, irs, idx) == iss.0 & MAC_MASK;
+        ok.then_some(idx)
     })
 }
 
@@ -129,4 +180,47 @@ pub fn decode_ts_options(tsecr: u32) -> Option<(Option<u8>, bool)> {
 pub fn cookie_tsval(ts_now: u32, bits: u32) -> u32 {
     let ts = (ts_now & !TS_OPT_MASK) | (bits & TS_OPT_MASK);
     if (ts.wrapping_sub(ts_now) as i32) > 0 { ts.wrapping_sub(1 << TS_OPT_BITS) } else { ts }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::{Ipv4Addr, SocketAddr};
+
+    fn quad(port: u16) -> Quad {
+        Quad {
+            local: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 80),
+            remote: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 99, 1, 2)), port),
+        }
+    }
+
+    /// The cached period keys give the same cookies as fresh ones, across period changes
+    /// and a change of secret (a stale key for another secret is never used).
+    #[test]
+    fn key_cache_matches_uncached_keys() {
+        let mut cache = KeyCache::default();
+        let (a, b) = ([1u8; 16], [2u8; 16]);
+        for (i, secret) in [a, a, b, a, b, b].iter().enumerate() {
+            let now = Instant::from_micros(i as u64 * 40 * 1_000_000);
+            let q = quad(1000 + i as u16);
+            let fresh = encode_iss(secret, &q, SeqNum(7), now, 3);
+            assert_eq!(encode_iss_cached(&mut cache, secret, &q, SeqNum(7), now, 3), fresh);
+            assert_eq!(decode_iss_cached(&mut cache, secret, &q, SeqNum(7), now, fresh), Some(3));
+            let other = if *secret == a { &b } else { &a };
+            assert_eq!(decode_iss_cached(&mut cache, other, &q, SeqNum(7), now, fresh), None);
+        }
+    }
+
+    /// IPv6 4-tuples take the MAC's slow path and still round-trip and bind the address.
+    #[test]
+    fn ipv6_quads_round_trip() {
+        let l: IpAddr = "fd00::1".parse().unwrap();
+        let r: IpAddr = "fd00::2".parse().unwrap();
+        let q = Quad { local: SocketAddr::new(l, 80), remote: SocketAddr::new(r, 4000) };
+        let now = Instant::from_micros(5_000_000);
+        let iss = encode_iss(&[9; 16], &q, SeqNum(1), now, 2);
+        assert_eq!(decode_iss(&[9; 16], &q, SeqNum(1), now, iss), Some(2));
+        let q2 = Quad { local: SocketAddr::new(r, 80), remote: SocketAddr::new(l, 4000) };
+        assert_eq!(decode_iss(&[9; 16], &q2, SeqNum(1), now, iss), None);
+    }
 }

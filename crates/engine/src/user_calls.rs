@@ -149,6 +149,7 @@ impl Stack {
 
     /// Stop listening; connections not yet accepted are reset.
     pub fn close_listener(&mut self, _now: Instant, l: ListenerId) {
+        self.syn_cache_revive_listener(l); // SYN cache records become TCBs, aborted below.
         let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
             return;
         };
@@ -244,7 +245,7 @@ impl Stack {
             local.set_port(self.pick_port(local, Some(remote))?);
         }
         let quad = Quad { local, remote };
-        if self.conns.contains_key(&quad) || self.time_wait.contains(&quad) {
+        if self.conns.contains_key(&quad) || self.time_wait.contains(&quad) || self.syn_cache.contains(&quad) {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("{local} -> {remote} already exists"),

@@ -715,6 +715,9 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
             mtu: config.mtu,
         })?,
     });
+    if let Some(len) = config.tx_queue_len {
+        tun.set_tx_queue_len(len)?; // SYN flood (issue 9): InterfaceConfig::tx_queue_len
+    }
     let ctx = |what: &str, e: io::Error| io::Error::new(e.kind(), format!("{what}: {e}"));
     let epoll = Epoll::new().map_err(|e| ctx("epoll_create", e))?;
     let waker = EventFd::new().map_err(|e| ctx("eventfd", e))?;

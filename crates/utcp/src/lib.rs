@@ -80,6 +80,13 @@ pub struct InterfaceConfig {
     pub tap: Option<Box<dyn Tap>>,
     /// A TUN descriptor to adopt instead of creating one (see [`Interface::from_fd`]).
     pub tun_fd: Option<std::os::fd::OwnedFd>,
+    /// SYN flood (issue 9): length of the kernel's queue of packets waiting for the stack
+    /// to read them (the TUN's `txqueuelen`; `None` keeps the kernel's 500). The kernel
+    /// drops what does not fit (the device's TX `dropped` counter in `ip -s link`). A
+    /// longer queue absorbs the time the reading thread is off the CPU, so fewer packets
+    /// (and legitimate SYNs among a flood) are lost, at the price of queueing delay when
+    /// the stack cannot keep up. See docs/performance.md, "SYN flood".
+    pub tx_queue_len: Option<u32>,
 }
 
 impl InterfaceConfig {
@@ -97,6 +104,7 @@ impl InterfaceConfig {
             impairment: None,
             tap: None,
             tun_fd: None,
+            tx_queue_len: None,
         }
     }
 }

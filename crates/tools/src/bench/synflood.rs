@@ -31,12 +31,17 @@ pub const INTERVAL: Duration = Duration::from_millis(20);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Hard bound on the SYNs of one flood, whatever the duration.
 pub const MAX_FLOOD_PACKETS: u64 = 100_000_000;
+/// The utcp system's TUN queue (`InterfaceConfig::tx_queue_len`) unless `--txqueuelen`
+/// says otherwise; the kernel's default for a new TUN is 500 (see docs/performance.md).
+pub const UTCP_TX_QUEUE_LEN: u32 = 10_000;
 
 #[derive(Clone, Debug)]
 pub struct SynfloodOptions {
     pub flood: Duration,
     pub after: Duration,
     pub systems: Vec<SystemKind>,
+    /// The utcp system's TUN queue, packets (`None`: the kernel's 500).
+    pub utcp_tx_queue_len: Option<u32>,
 }
 
 impl Default for SynfloodOptions {
@@ -45,6 +50,7 @@ impl Default for SynfloodOptions {
             flood: Duration::from_secs(20),
             after: Duration::from_secs(5),
             systems: SystemKind::ALL.to_vec(),
+            utcp_tx_queue_len: Some(UTCP_TX_QUEUE_LEN),
         }
     }
 }
@@ -79,6 +85,10 @@ pub struct SynfloodResult {
     /// The same until the end of the run (includes the legitimate connections' buffers,
     /// e.g. in TIME-WAIT), KiB.
     pub rss_growth_total_kib: i64,
+    /// Packets the kernel dropped at the TUN's queue during the run (TX `dropped` of the
+    /// TUN devices in the client namespace): SYNs that never reached the stack. `None`
+    /// for the kernel reference (no TUN).
+    pub tun_drops: Option<u64>,
 }
 
 /// Run the flood against every selected system, one after the other.
@@ -97,7 +107,7 @@ pub fn run(opts: &SynfloodOptions, progress: bool) -> io::Result<Vec<SynfloodRes
         let sys: Box<dyn System> = match k {
             SystemKind::Kernel => Box::new(super::kernel::KernelSystem::start(true)?),
             SystemKind::Smoltcp => Box::new(super::smoltcp_sys::SmoltcpSystem::start()?),
-            SystemKind::Utcp => Box::new(super::utcp_sys::UtcpSystem::start()?),
+            SystemKind::Utcp => Box::new(super::utcp_sys::UtcpSystem::start_with(opts.utcp_tx_queue_len)?),
         };
         if let Some(server) = sys.server_ns() {
             // The spoofed range answers into the client namespace, which drops it.
@@ -124,6 +134,7 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
     let rss0 = rss_kib();
+    let drops0 = tun_tx_dropped(sys.client_ns());
     let t0 = Instant::now();
     let flood_end = t0 + opts.flood;
     let flooder = {
@@ -137,6 +148,10 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     let flood_res = flooder.join().map_err(|_| io::Error::other("flood thread panicked"))?;
     let ((mut during, mut after), (peak_flood, peak)) = phases??;
     flood_res??;
+    let tun_drops = match (drops0, tun_tx_dropped(sys.client_ns())) {
+        (Some(a), Some(b)) => Some(b.saturating_sub(a)),
+        _ => None,
+    };
     during.connect_ms.sort_by(f64::total_cmp);
     after.connect_ms.sort_by(f64::total_cmp);
     Ok(SynfloodResult {
@@ -146,7 +161,17 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
         after,
         rss_growth_kib: peak_flood as i64 - rss0 as i64,
         rss_growth_total_kib: peak.max(rss_kib()) as i64 - rss0 as i64,
+        tun_drops,
     })
+}
+
+/// Sum of the TX `dropped` counters of the TUN devices in `ns` (what the kernel could not
+/// queue for the user-space stack); `None` if there is no TUN there.
+fn tun_tx_dropped(ns: &crate::netns::NetNs) -> Option<u64> {
+    let out = ns.exec("ip", &["-j", "-s", "link", "show", "type", "tun"]).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    let devs = v.as_array().filter(|a| !a.is_empty())?;
+    Some(devs.iter().filter_map(|d| d["stats64"]["tx"]["dropped"].as_u64()).sum())
 }
 
 /// Spoofed SYNs through a raw socket until `end`, `stop` or the packet bound.
@@ -271,7 +296,7 @@ fn fmt_ms(v: Option<f64>) -> String {
 /// One line per system.
 pub fn describe(r: &SynfloodResult) -> String {
     format!(
-        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)",
+        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)  TUN drops {}",
         r.kind.name(),
         r.syns_sent,
         r.during.success_pct(),
@@ -286,22 +311,24 @@ pub fn describe(r: &SynfloodResult) -> String {
         fmt_ms(r.after.pct(0.99)),
         r.rss_growth_kib,
         r.rss_growth_total_kib,
+        r.tun_drops.map_or("-".into(), |d| d.to_string()),
     )
 }
 
 /// A Markdown table of the results (for docs/performance.md).
 pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
     let mut t = format!(
-        "synflood: {} s random-source SYN flood, then {} s; one connect + 1-byte echo every {} ms (3 s timeout)\n\n",
+        "synflood: {} s random-source SYN flood, then {} s; one connect + 1-byte echo every {} ms (3 s timeout); utcp TUN txqueuelen {}\n\n",
         opts.flood.as_secs(),
         opts.after.as_secs(),
-        INTERVAL.as_millis()
+        INTERVAL.as_millis(),
+        opts.utcp_tx_queue_len.map_or("500 (kernel default)".into(), |n| n.to_string()),
     );
-    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) |\n");
-    t.push_str("|---|---:|---:|---:|---:|---:|---:|\n");
+    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) | TUN drops |\n");
+    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         t.push_str(&format!(
-            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB |\n",
+            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB | {} |\n",
             r.kind.name(),
             r.syns_sent,
             r.during.success_pct(),
@@ -315,7 +342,8 @@ pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
             fmt_ms(r.after.pct(0.5)),
             fmt_ms(r.after.pct(0.99)),
             r.rss_growth_kib,
-            r.rss_growth_total_kib
+            r.rss_growth_total_kib,
+            r.tun_drops.map_or("-".into(), |d| d.to_string()),
         ));
     }
     t
@@ -343,6 +371,7 @@ pub fn json(results: &[SynfloodResult]) -> String {
                 "after": phase(&r.after),
                 "rss_growth_kib": r.rss_growth_kib,
                 "rss_growth_total_kib": r.rss_growth_total_kib,
+                "tun_drops": r.tun_drops,
             })
         })
         .collect();

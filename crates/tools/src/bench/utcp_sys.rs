@@ -27,10 +27,17 @@ pub struct UtcpSystem {
 
 impl UtcpSystem {
     pub fn start() -> io::Result<UtcpSystem> {
+        UtcpSystem::start_with(None)
+    }
+
+    /// [`UtcpSystem::start`] with the TUN's kernel queue set to `tx_queue_len` packets
+    /// (`InterfaceConfig::tx_queue_len`; `utcp bench --synflood --txqueuelen`).
+    pub fn start_with(tx_queue_len: Option<u32>) -> io::Result<UtcpSystem> {
         let ns = NetNs::create(&NetNs::unique_name("utcpb-ut"))?;
         let mut config = InterfaceConfig::new(TUN_NAME, STACK_IP, KERNEL_IP, 24);
         config.mtu = 1500;
         config.netns = Some(ns.name().to_string());
+        config.tx_queue_len = tx_queue_len;
         // If this fails, `ns` is dropped (and deleted) on the way out.
         let iface = Interface::new(config)?;
         let mut listeners = Vec::new();

@@ -98,6 +98,19 @@ impl Tun {
         &self.name
     }
 
+    /// Set the kernel's queue of packets for us to read (`ip link set .. txqueuelen`);
+    /// see `InterfaceConfig::tx_queue_len`.
+    pub fn set_tx_queue_len(&self, len: u32) -> io::Result<()> {
+        self.dev
+            .set_tx_queue_len(len)
+            .map_err(|e| io::Error::new(e.kind(), format!("TUN {}: set txqueuelen {len}: {e}", self.name)))
+    }
+
+    /// The kernel's queue length for this TUN.
+    pub fn tx_queue_len(&self) -> io::Result<u32> {
+        self.dev.tx_queue_len()
+    }
+
     /// The device MTU as the kernel reports it.
     pub fn mtu(&self) -> io::Result<u16> {
         self.dev.mtu()

@@ -58,6 +58,10 @@ pub struct BenchArgs {
     /// kernel client connects every 20 ms; legitimate success, p50/p99 and RSS (root)
     #[arg(long, conflicts_with_all = ["engine", "scale"])]
     synflood: bool,
+    /// With --synflood: the utcp system's TUN queue in packets (InterfaceConfig::tx_queue_len;
+    /// 0 keeps the kernel's 500) [default: 10000]
+    #[arg(long, value_name = "N", requires = "synflood")]
+    txqueuelen: Option<u32>,
 }
 
 /// The parsed comma lists (newtypes: clap reads a `Vec` field as a repeatable flag).
@@ -123,6 +127,9 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
         }
         if let Some(Systems(s)) = &a.systems {
             o.systems = s.clone();
+        }
+        if let Some(n) = a.txqueuelen {
+            o.utcp_tx_queue_len = (n > 0).then_some(n);
         }
         let r = bench::synflood::run(&o, !a.json)?;
         if a.json { bench::synflood::json(&r) } else { bench::synflood::table(&r, &o) }
