@@ -294,10 +294,14 @@ impl Stack {
 
     /// A segment arrived for `quad`: if it has a record, rebuild its SYN-RECEIVED TCB.
     pub(super) fn syn_cache_revive(&mut self, quad: Quad) {
+        let Some(r) = self.syn_cache.take(&quad) else { return };
         if self.conns.contains_key(&quad) {
+            // Cannot happen (a record is made only for a quad without a TCB); keep the TCB.
+            if let Some(Some(l)) = self.listeners.get_mut(r.lid.0 as usize) {
+                l.embryonic = l.embryonic.saturating_sub(1);
+            }
             return;
         }
-        let Some(r) = self.syn_cache.take(&quad) else { return };
         let idx = self.alloc_slot(Stage::Embryonic(r.lid));
         let id = self.conn_id(idx);
         let mut tcb = self.transient_tcb(r.lid, quad, r.iss, &r.syn(), r.created);

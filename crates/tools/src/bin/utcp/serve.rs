@@ -69,6 +69,11 @@ pub struct NetArgs {
     /// capture beside it, FILE.pcap, unless --pcap names one)
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// Length of the kernel's queue of packets for utcp to read (the TUN's txqueuelen;
+    /// the kernel's default is 500). Longer rides out a SYN flood with fewer lost SYNs, at
+    /// the price of queueing delay (docs/performance.md, "SYN flood")
+    #[arg(long, value_name = "N")]
+    pub txqueuelen: Option<u32>,
 }
 
 impl NetArgs {
@@ -113,6 +118,7 @@ impl NetArgs {
         let mut cfg = InterfaceConfig::new(&self.tun, self.addr, self.peer.0, self.peer.1);
         cfg.engine = engine;
         cfg.netns = Some(self.netns.clone());
+        cfg.tx_queue_len = self.txqueuelen;
         cfg.pcap = self.capture();
         let iface = Interface::new(cfg).map_err(|e| format!("interface {}: {e}", self.tun))?;
         Ok((ns, iface))
