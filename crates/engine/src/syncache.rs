@@ -98,6 +98,12 @@ impl SynCache {
     }
 
     fn insert(&mut self, r: SynRecord) {
+        if self.owed.len() > 2 * self.records.len() + 64 {
+            // Entries of records taken before their SYN-ACK went out (a driver that does
+            // not poll): keep the queue bounded by the records.
+            let recs = &self.records;
+            self.owed.retain(|q| recs.get(q).is_some_and(|r| r.flags & F_OWED != 0));
+        }
         self.owed.push_back(r.quad);
         self.records.insert(r.quad, r);
     }
@@ -236,7 +242,11 @@ impl Stack {
             }
             r.ip_id = r.ip_id.wrapping_add(1);
             let h = r.synack_header(&self.config, now);
-            let n = emit_ipv4_tcp(buf, &h, self.config.option_layout, &[])?;
+            let Some(n) = emit_ipv4_tcp(buf, &h, self.config.option_layout, &[]) else {
+                r.ip_id = r.ip_id.wrapping_sub(1);
+                self.syn_cache.owed.push_front(quad);
+                return None;
+            };
             r.flags &= !F_OWED;
             let rto = synack_rto(&self.config, r.retries);
             r.deadline = now + rto;
@@ -372,8 +382,51 @@ fn adopt_record(tcb: &mut Tcb, r: &SynRecord) {
 
 #[cfg(test)]
 mod tests {
+    use crate::seq::SeqNum;
+    use crate::time::Instant;
+    use crate::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+    use crate::{Config, Stack};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
     #[test]
     fn record_is_at_most_128_bytes() {
         assert!(std::mem::size_of::<super::SynRecord>() <= 128, "{}", std::mem::size_of::<super::SynRecord>());
+    }
+
+    fn packet(port: u16, flags: TcpFlags, seq: u32, buf: &mut [u8]) -> usize {
+        let h = TcpHeaderOut {
+            src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
+            dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
+            src_port: port,
+            dst_port: 80,
+            seq: SeqNum(seq),
+            ack: SeqNum(0),
+            flags,
+            window: 1000,
+            urgent: 0,
+            options: TcpOptions::default(),
+            ttl: 64,
+            ip_id: 0,
+        };
+        emit_ipv4_tcp(buf, &h, OptionLayout::Linux, &[]).unwrap()
+    }
+
+    /// SYN then RST from 10k ports while the driver never polls: every record goes, and
+    /// the queue of owed SYN-ACKs stays bounded by the records, not by the churn.
+    #[test]
+    fn owed_synacks_stay_bounded_without_polling() {
+        let mut stack = Stack::new(Config::deterministic(1));
+        stack.listen(SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), 80), 128).unwrap();
+        let mut buf = [0u8; 128];
+        let now = Instant::from_millis(1000);
+        for port in 1000..11_000u16 {
+            let n = packet(port, TcpFlags::SYN, 7, &mut buf);
+            stack.handle_packet(now, &buf[..n]);
+            assert_eq!(stack.syn_cache.len(), 1, "a record, not a TCB");
+            let n = packet(port, TcpFlags::RST, 8, &mut buf);
+            stack.handle_packet(now, &buf[..n]);
+            assert!(stack.syn_cache.owed.len() <= 2 * stack.syn_cache.len() + 65);
+        }
+        assert_eq!(stack.connection_count(), 0);
     }
 }
