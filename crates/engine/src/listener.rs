@@ -98,7 +98,8 @@ impl Stack {
         let recv_cap = l.recv_buffer.unwrap_or(cfg.recv_buffer).max(1);
         let o = &syn.options;
         let idx = syncookie::mss_index(o.mss.unwrap_or(536));
-        let iss = syncookie::encode_iss_cached(&mut self.cookie_keys, &cfg.isn_secret, &quad, syn.seq, now, idx);
+        let keys = &mut self.cookie_keys;
+        let iss = syncookie::encode_iss_cached(keys, &cfg.isn_secret, &quad, syn.seq, now, idx);
         let mut options =
             TcpOptions { mss: cfg.send_mss_option.then(|| cfg.effective_mss()), ..TcpOptions::default() };
         // Window scale and SACK-permitted survive only inside the timestamp (RFC 7323 §3).
@@ -151,7 +152,8 @@ impl Stack {
         }
         let (iss, irs) = (seg.ack - 1, seg.seq - 1);
         let secret = &self.config.isn_secret;
-        let decoded = syncookie::decode_iss_cached(&mut self.cookie_keys, secret, &quad, irs, now, iss).and_then(|idx| {
+        let keys = &mut self.cookie_keys;
+        let decoded = syncookie::decode_iss_cached(keys, secret, &quad, irs, now, iss).and_then(|idx| {
             match seg.options.timestamps.filter(|_| self.config.timestamps) {
                 Some((_, ecr)) => syncookie::decode_ts_options(ecr).map(|o| (idx, o)),
                 None => Some((idx, (None, false))),

@@ -189,7 +189,14 @@ impl Stack {
     }
 
     /// A SYN admitted to the SYN queue (RFC 9293 §3.10.7.2): a record, its SYN-ACK owed.
-    pub(super) fn syn_cache_insert(&mut self, now: Instant, lid: ListenerId, quad: Quad, seg: &TcpSegment, iss: SeqNum) {
+    pub(super) fn syn_cache_insert(
+        &mut self,
+        now: Instant,
+        lid: ListenerId,
+        quad: Quad,
+        seg: &TcpSegment,
+        iss: SeqNum,
+    ) {
         // What the TCB would negotiate and say: built once, on the stack, never stored.
         let tcb = self.transient_tcb(lid, quad, iss, seg, now);
         let o = &seg.options;
@@ -198,7 +205,8 @@ impl Stack {
         let mut flags = F_OWED;
         flags |= if cfg.timestamps && tcb.ts_ok { F_TS } else { 0 };
         flags |= if cfg.sack && tcb.sack_ok { F_SACK } else { 0 };
-        flags |= if o.sack_permitted { F_PEER_SACK } else { 0 } | if o.timestamps.is_some() { F_PEER_TS } else { 0 };
+        flags |= if o.sack_permitted { F_PEER_SACK } else { 0 }
+            | if o.timestamps.is_some() { F_PEER_TS } else { 0 };
         let rec = SynRecord {
             quad,
             lid,
@@ -214,7 +222,11 @@ impl Stack {
             mss_opt: if cfg.send_mss_option { tcb.rcv_mss } else { 0 },
             ip_id: tcb.ip_id,
             peer_wscale: o.window_scale.unwrap_or(NONE8),
-            wscale: if cfg.window_scale && tcb.wscale_ok { cfg.wscale_for(tcb.recvbuf.capacity()) } else { NONE8 },
+            wscale: if cfg.window_scale && tcb.wscale_ok {
+                cfg.wscale_for(tcb.recvbuf.capacity())
+            } else {
+                NONE8
+            },
             flags,
             retries: 0,
         };
@@ -325,7 +337,8 @@ impl Stack {
 
     /// Every record of listener `lid` becomes a TCB (closing the listener aborts them).
     pub(super) fn syn_cache_revive_listener(&mut self, lid: ListenerId) {
-        let quads: Vec<Quad> = self.syn_cache.records.values().filter(|r| r.lid == lid).map(|r| r.quad).collect();
+        let quads: Vec<Quad> =
+            self.syn_cache.records.values().filter(|r| r.lid == lid).map(|r| r.quad).collect();
         for q in quads {
             self.syn_cache_revive(q);
         }
@@ -390,7 +403,11 @@ mod tests {
 
     #[test]
     fn record_is_at_most_128_bytes() {
-        assert!(std::mem::size_of::<super::SynRecord>() <= 128, "{}", std::mem::size_of::<super::SynRecord>());
+        assert!(
+            std::mem::size_of::<super::SynRecord>() <= 128,
+            "{}",
+            std::mem::size_of::<super::SynRecord>()
+        );
     }
 
     fn packet(port: u16, flags: TcpFlags, seq: u32, buf: &mut [u8]) -> usize {

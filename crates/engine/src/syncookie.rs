@@ -6,7 +6,8 @@
 //!
 //! ISS layout (32 bits): `[count mod 4: 2][mss index: 2][MAC: 28]`. The MAC is SipHash-1-3
 //! under a key derived from the stack secret *and the counter* (cached per period in
-//! [`KeyCache`]), so the key rotates every [`PERIOD_SECS`]; a cookie is accepted for [`MAX_AGE_PERIODS`] periods (0 to 128 s old).
+//! [`KeyCache`]), so the key rotates every [`PERIOD_SECS`]; a cookie is accepted for
+//! [`MAX_AGE_PERIODS`] periods (0 to 128 s old).
 //!
 //! When timestamps are used (RFC 7323), the low [`TS_OPT_BITS`] bits of our TSval carry
 //! what the SYN offered, like Linux's `cookie_init_timestamp`: bits 0-3 the peer's window

@@ -245,7 +245,8 @@ impl Stack {
             local.set_port(self.pick_port(local, Some(remote))?);
         }
         let quad = Quad { local, remote };
-        if self.conns.contains_key(&quad) || self.time_wait.contains(&quad) || self.syn_cache.contains(&quad) {
+        let taken = self.time_wait.contains(&quad) || self.syn_cache.contains(&quad);
+        if self.conns.contains_key(&quad) || taken {
             return Err(io::Error::new(
                 io::ErrorKind::AddrInUse,
                 format!("{local} -> {remote} already exists"),

@@ -105,7 +105,10 @@ fn record_gives_up_after_syn_retries() {
         for _ in 0..2 {
             h.fire_timer();
             let again = synack(&mut h, PEER_ISS);
-            assert_eq!((again.seq, again.window, again.options.mss), (first.seq, first.window, first.options.mss));
+            assert_eq!(
+                (again.seq, again.window, again.options.mss),
+                (first.seq, first.window, first.options.mss)
+            );
         }
         h.fire_timer();
         h.expect_nothing();
@@ -129,7 +132,10 @@ fn rst_removes_the_record() {
     h.listen();
     h.send(Seg::new(SYN, PEER_ISS, 0).opts(syn_opts()));
     let sa = synack(&mut h, PEER_ISS);
-    assert_eq!(h.stack.connections().collect::<Vec<_>>(), [(Quad { local: local_addr(), remote: remote_addr() }, State::SynReceived)]);
+    assert_eq!(
+        h.stack.connections().collect::<Vec<_>>(),
+        [(Quad { local: local_addr(), remote: remote_addr() }, State::SynReceived)]
+    );
     h.send(Seg::new(RST, PEER_ISS + 1, 0));
     h.expect_nothing();
     assert_eq!(h.stack.connection_count(), 0, "SYN-ACK {sa}");

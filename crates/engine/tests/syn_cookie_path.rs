@@ -81,7 +81,8 @@ fn cookie_syns_allocate_nothing_and_add_no_tcb() {
         stack.handle_packet(now, &pkt[..n]);
         while stack.poll_transmit(now, &mut out).is_some() {}
     }
-    let (tcbs, sent0, out0) = (stack.connection_count(), stack.counters().syncookies_sent, stack.counters().out_segs);
+    let (tcbs, sent0, out0) =
+        (stack.connection_count(), stack.counters().syncookies_sent, stack.counters().out_segs);
     assert_eq!(tcbs, 16, "the SYN queue holds its bound");
     let mut last = None;
     MEASURING.with(|m| m.set(true));
