@@ -69,8 +69,11 @@ fn period_key(secret: &[u8; 16], count: u64) -> (u64, u64) {
 /// secret they came from), so that a cookie costs one SipHash, not three.
 #[derive(Clone, Debug, Default)]
 pub struct KeyCache {
-    entries: [Option<(u64, [u8; 16], (u64, u64))>; 2],
+    entries: [Option<PeriodKey>; 2],
 }
+
+/// (counter, the secret it was derived from, the SipHash keys).
+type PeriodKey = (u64, [u8; 16], (u64, u64));
 
 impl KeyCache {
     fn key(&mut self, secret: &[u8; 16], count: u64) -> (u64, u64) {
