@@ -52,15 +52,15 @@
 //! assert_eq!(peer, a_addr);
 //!
 //! // Data, then CLOSE on both sides.
-//! assert_eq!(a.send(now, ca, b"hello")?, 5);
+//! assert_eq!(a.send(ca, b"hello")?, 5);
 //! shuttle(now, &mut a, &mut b);
 //! let mut got = [0u8; 16];
-//! let n = b.recv(now, cb, &mut got)?;
+//! let n = b.recv(cb, &mut got)?;
 //! assert_eq!(&got[..n], b"hello");
-//! a.close(now, ca);
+//! a.close(ca);
 //! shuttle(now, &mut a, &mut b);
-//! assert_eq!(b.recv(now, cb, &mut got)?, 0, "EOF after the peer's FIN");
-//! b.close(now, cb);
+//! assert_eq!(b.recv(cb, &mut got)?, 0, "EOF after the peer's FIN");
+//! b.close(cb);
 //! shuttle(now, &mut a, &mut b);
 //!
 //! // Run the virtual clock until no timer is left (bounded).

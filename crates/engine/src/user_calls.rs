@@ -148,7 +148,7 @@ impl Stack {
     }
 
     /// Stop listening; connections not yet accepted are reset.
-    pub fn close_listener(&mut self, _now: Instant, l: ListenerId) {
+    pub fn close_listener(&mut self, l: ListenerId) {
         let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
             return;
         };
@@ -290,20 +290,20 @@ impl Stack {
     }
 
     /// SEND (RFC 9293 §3.10.2): queue bytes; `WouldBlock` when the buffer is full.
-    pub fn send(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+    pub fn send(&mut self, c: ConnId, data: &[u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;
         self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
     }
 
     /// SEND with the URGENT flag (RFC 9293 §3.8.5, §3.10.2; MSG_OOB): queue `data` and
     /// point SND.UP after it (RFC 6093), so segments carry URG until it is acknowledged.
-    pub fn send_urgent(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
+    pub fn send_urgent(&mut self, c: ConnId, data: &[u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;
         self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
     }
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
-    pub fn recv(&mut self, _now: Instant, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
+    pub fn recv(&mut self, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
         let idx = self.slot_index(c)?;
         let slot = &mut self.slots[idx as usize];
         let tcb = slot.tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
@@ -330,7 +330,7 @@ impl Stack {
 
     /// Half or full shutdown. `Write` sends a FIN after queued data; `Read` makes reads
     /// return end of stream.
-    pub fn shutdown(&mut self, _now: Instant, c: ConnId, how: Shutdown) -> io::Result<()> {
+    pub fn shutdown(&mut self, c: ConnId, how: Shutdown) -> io::Result<()> {
         let idx = self.slot_index(c)?;
         let state = self.tcb(c)?.state;
         if state == State::Closed {
@@ -349,7 +349,7 @@ impl Stack {
 
     /// CLOSE (RFC 9293 §3.10.4) and release the handle. The connection finishes in the
     /// background (FIN, TIME-WAIT); unread data turns it into a RST (RFC 2525 §2.17).
-    pub fn close(&mut self, _now: Instant, c: ConnId) {
+    pub fn close(&mut self, c: ConnId) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
         if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
@@ -360,7 +360,7 @@ impl Stack {
     }
 
     /// ABORT (RFC 9293 §3.10.5): RST and release the handle.
-    pub fn abort(&mut self, _now: Instant, c: ConnId) {
+    pub fn abort(&mut self, c: ConnId) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
         if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {

@@ -146,7 +146,7 @@ fn ten_thousand_connections_full_of_out_of_order_data_stay_under_the_cap() {
                 off = end;
             }
             drain(&mut h, &mut peers, &by_port);
-            while let Ok(n) = h.stack.recv(h.now, conn, &mut buf) {
+            while let Ok(n) = h.stack.recv(conn, &mut buf) {
                 if n == 0 {
                     break;
                 }

@@ -28,9 +28,9 @@ fn to_time_wait(h: &mut H, release: bool) -> u32 {
     assert_eq!(h.read_all(), b"0123456789");
     let c = h.c();
     if release {
-        h.stack.close(h.now, c);
+        h.stack.close(c);
     } else {
-        h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+        h.stack.shutdown(c, Shutdown::Write).unwrap();
     }
     h.expect(FIN | ACK, h.our(0), h.peer(10));
     h.advance(Duration::from_millis(5));

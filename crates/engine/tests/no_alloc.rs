@@ -90,7 +90,7 @@ fn steady_state(fragment: bool) {
     let mut frag = vec![0u8; 65536];
     let mut s = None;
     let mut step = |a: &mut Stack, b: &mut Stack, now: Instant, s: Option<utcp_engine::ConnId>| {
-        let _ = a.send(now, c, &chunk);
+        let _ = a.send(c, &chunk);
         for _ in 0..64 {
             let mut moved = false;
             while let Some(n) = a.poll_transmit(now, &mut buf) {
@@ -102,7 +102,7 @@ fn steady_state(fragment: bool) {
                 moved = true;
             }
             if let Some(s) = s {
-                while matches!(b.recv(now, s, &mut sink), Ok(n) if n > 0) {}
+                while matches!(b.recv(s, &mut sink), Ok(n) if n > 0) {}
             }
             while a.poll_event().is_some() {}
             while b.poll_event().is_some() {}

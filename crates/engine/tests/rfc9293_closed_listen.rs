@@ -229,7 +229,7 @@ fn close_listener_resets_queued_connection() {
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
     let l = h.listener.unwrap();
     assert_eq!(h.stack.accept_queue_len(l), 1);
-    h.stack.close_listener(h.now, l);
+    h.stack.close_listener(l);
     let o = h.recv().expect("RST for the queued connection");
     assert!(o.flags.rst(), "expected RST, got {o}");
     assert_eq!(o.seq, h.our(0));

@@ -100,7 +100,7 @@ fn rst_at_rcv_nxt_resets_connection() {
     assert!(h.events().contains(&Event::Closed(c, CloseReason::Reset)));
     assert_eq!(h.read(10).unwrap_err().kind(), ErrorKind::ConnectionReset);
     // The error is reported once, as SO_ERROR is on Linux: later writes see a broken pipe.
-    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(h.stack.send(c, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
     assert_eq!(h.stack.connection_count(), 0);
 }
 
@@ -632,14 +632,14 @@ fn send_buffer_full_would_block() {
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let c = h.c();
-    assert_eq!(h.stack.send(h.now, c, &payload(10_000)).unwrap(), 4000);
-    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(h.stack.send(c, &payload(10_000)).unwrap(), 4000);
+    assert_eq!(h.stack.send(c, b"x").unwrap_err().kind(), ErrorKind::WouldBlock);
     assert!(!h.stack.can_send(c));
     h.drain();
     h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
     assert!(h.stack.can_send(c));
     assert!(h.events().contains(&Event::Writable(c)));
-    assert_eq!(h.stack.send(h.now, c, &payload(2000)).unwrap(), 1000);
+    assert_eq!(h.stack.send(c, &payload(2000)).unwrap(), 1000);
 }
 
 /// §3.10.7.4 seventh, FIN-WAIT-1: text is still delivered while our FIN is unacknowledged.
@@ -647,7 +647,7 @@ fn send_buffer_full_would_block() {
 fn text_in_fin_wait_1_is_delivered() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"still"));
     h.expect(ACK, h.our(1), h.peer(5));

@@ -153,7 +153,7 @@ fn data_retransmission_gives_up() {
     assert_eq!(h.state(), Some(State::Closed));
     let c = h.c();
     assert!(h.events().contains(&Event::Closed(c, CloseReason::TimedOut)));
-    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::TimedOut);
+    assert_eq!(h.stack.send(c, b"x").unwrap_err().kind(), ErrorKind::TimedOut);
 }
 
 /// RFC 5681 §3.1: after a retransmission timeout "cwnd MUST be set to no more than the loss
@@ -483,7 +483,7 @@ fn fin_in_last_ack_is_retransmitted() {
     let c = h.c();
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
-    h.stack.close(h.now, c);
+    h.stack.close(c);
     h.expect(FIN | ACK, h.our(0), h.peer(1));
     let rto = rto_of(&h);
     expect_after(&mut h, rto);
@@ -499,7 +499,7 @@ fn retransmission_includes_fin() {
     let mut h = established_with_rtt(base_config(), RTT);
     let c = h.c();
     h.write(b"abc");
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     let segs = h.drain();
     let stream: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
     assert_eq!(stream, b"abc");

@@ -86,7 +86,7 @@ mod utcp_engine {
                 p.a.handle_packet(p.now, &ack[..n]);
             }
             p.drain_events();
-            match p.a.send(p.now, self.ca, &self.data) {
+            match p.a.send(self.ca, &self.data) {
                 Ok(n) if n == self.data.len() => {}
                 r => panic!("sender refused a segment: {r:?}"),
             }
@@ -103,7 +103,7 @@ mod utcp_engine {
                 self.acks.push((buf, n));
             }
             loop {
-                match p.b.recv(p.now, self.cb, &mut self.sink) {
+                match p.b.recv(self.cb, &mut self.sink) {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -120,7 +120,7 @@ mod utcp_engine {
             let n = p.b.poll_transmit(p.now, &mut self.out).expect("an ACK");
             let ack = self.out[..n].to_vec();
             while p.b.poll_transmit(p.now, &mut self.out).is_some() {}
-            while let Ok(k) = p.b.recv(p.now, self.cb, &mut self.sink) {
+            while let Ok(k) = p.b.recv(self.cb, &mut self.sink) {
                 if k == 0 {
                     break;
                 }

@@ -86,19 +86,19 @@ pub fn run() -> Result<Summary, String> {
         // A writes the pattern as the send buffer allows, then closes (FIN after the data).
         if a.state(client) == Some(State::Established) && sent < LEN {
             let chunk: Vec<u8> = (sent..LEN.min(sent + 65536)).map(pattern).collect();
-            sent += a.send(now, client, &chunk).or_else(would_block).map_err(|e| e.to_string())?;
+            sent += a.send(client, &chunk).or_else(would_block).map_err(|e| e.to_string())?;
         }
         if sent == LEN && !closed {
-            a.close(now, client);
+            a.close(client);
             closed = true;
         }
         // B reads and checks every byte; end of stream closes its side.
         if let Some(s) = server {
             while !eof {
-                match b.recv(now, s, &mut buf) {
+                match b.recv(s, &mut buf) {
                     Ok(0) => {
                         eof = true;
-                        b.close(now, s);
+                        b.close(s);
                     }
                     Ok(n) => {
                         if let Some(i) = (0..n).find(|&i| buf[i] != pattern(got + i)) {
@@ -115,7 +115,7 @@ pub fn run() -> Result<Summary, String> {
         // holds only TIME-WAIT (RFC 9293 §3.6).
         let a_left: Vec<State> = a.connections().map(|(_, s)| s).collect();
         if eof && b.connection_count() == 0 && a_left.iter().all(|s| *s == State::TimeWait) {
-            b.close_listener(now, listener);
+            b.close_listener(listener);
             return if got == LEN {
                 Ok(Summary { bytes: got, packets, elapsed: now.saturating_since(start) })
             } else {

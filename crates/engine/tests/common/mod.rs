@@ -477,7 +477,7 @@ impl H {
     #[track_caller]
     pub fn write(&mut self, data: &[u8]) {
         let c = self.c();
-        let n = self.stack.send(self.now, c, data).expect("send");
+        let n = self.stack.send(c, data).expect("send");
         assert_eq!(n, data.len(), "send accepted only part of the data");
     }
 
@@ -487,7 +487,7 @@ impl H {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            match self.stack.recv(self.now, c, &mut buf) {
+            match self.stack.recv(c, &mut buf) {
                 Ok(0) | Err(_) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
             }
@@ -498,7 +498,7 @@ impl H {
     pub fn read(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
         let c = self.c();
         let mut buf = vec![0u8; n];
-        let k = self.stack.recv(self.now, c, &mut buf)?;
+        let k = self.stack.recv(c, &mut buf)?;
         buf.truncate(k);
         Ok(buf)
     }
