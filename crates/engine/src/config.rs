@@ -22,7 +22,26 @@ impl Default for Keepalive {
 }
 
 /// Engine configuration. `Config::default()` is the utcp profile.
+///
+/// `Config` is `#[non_exhaustive]`: start from a profile and change knobs with the
+/// builder-style `with_<field>` setters (see `config_builder.rs`) or by mutation.
+///
+/// ```
+/// use utcp_engine::{Config, Stack};
+/// use utcp_engine::time::Duration;
+///
+/// let cfg = Config::deterministic(1)
+///     .with_mtu(1280)
+///     .with_sack(true)
+///     .with_delayed_ack(Some(Duration::from_millis(40)));
+/// assert_eq!((cfg.mtu, cfg.sack), (1280, true));
+///
+/// let mut other = Config::default();
+/// other.timestamps = false;
+/// let _stack = Stack::new(cfg);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// Link MTU; the MSS we advertise is `mtu - 40` (RFC 9293 §3.7.1) unless `mss` is set.
     pub mtu: usize,

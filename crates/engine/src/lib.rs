@@ -81,6 +81,7 @@
 mod ack_queue;
 pub mod anyip;
 pub mod config;
+mod config_builder;
 pub mod counters;
 pub mod explain;
 mod gate;
@@ -134,6 +135,7 @@ pub struct ListenerId(pub(crate) u32);
 
 /// Why a connection reached CLOSED.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Both FINs exchanged and acknowledged (possibly via TIME-WAIT).
     Normal,
@@ -164,6 +166,7 @@ impl CloseReason {
 
 /// What the engine tells its user, drained with [`Stack::poll_event`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// An active OPEN reached ESTABLISHED.
     Connected(ConnId),

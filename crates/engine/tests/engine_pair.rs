@@ -50,9 +50,9 @@ fn step(a: &mut Stack, b: &mut Stack, now: &mut Instant) {
 
 #[test]
 fn handshake_transfer_close() {
-    let mut a = Stack::new(Config { trace_states: true, ..Config::default() });
+    let mut a = Stack::new(Config::default().with_trace_states(true));
     a.add_local_addr(A);
-    let mut b = Stack::new(Config { isn_secret: *b"another secret!!", ..Config::default() });
+    let mut b = Stack::new(Config::default().with_isn_secret(*b"another secret!!"));
     b.add_local_addr(B);
     let mut now = Instant::from_millis(1);
     let l = b.listen(SocketAddr::new(B, 80), 16).unwrap();
@@ -133,7 +133,7 @@ fn dump(dir: &str, p: &[u8]) {
 #[test]
 fn peer_iss_just_under_2_pow_31() {
     use utcp_engine::{Quad, isn};
-    let cfg_b = Config { isn_secret: *b"another secret!!", ..Config::default() };
+    let cfg_b = Config::default().with_isn_secret(*b"another secret!!");
     let a_addr = SocketAddr::new(A, 40000);
     let b_addr = SocketAddr::new(B, 80);
     // Pick the virtual time at which B's RFC 6528 ISN for this quad is 0x7FFFFBEE.

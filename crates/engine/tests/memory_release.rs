@@ -46,7 +46,7 @@ fn addr(i: u32) -> SocketAddr {
 
 #[test]
 fn heap_returns_to_baseline_after_time_wait() {
-    let mut h = H::new(Config { trace_states: false, ..base_config() });
+    let mut h = H::new(base_config().with_trace_states(false));
     let l = h.stack.listen(local_addr(), 64).unwrap();
     let mut buf = [0u8; 256];
     // Warm up the Stack's own tables with one connection, then take the baseline.

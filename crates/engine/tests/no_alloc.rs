@@ -79,7 +79,7 @@ fn steady_state_data_path_does_not_allocate() {
 fn steady_state(fragment: bool) {
     let mut a = Stack::new(Config::default());
     a.add_local_addr(A);
-    let mut b = Stack::new(Config { isn_secret: *b"no-alloc-test-k!", ..Config::default() });
+    let mut b = Stack::new(Config::default().with_isn_secret(*b"no-alloc-test-k!"));
     b.add_local_addr(B);
     let mut now = Instant::from_millis(1);
     let l = b.listen(SocketAddr::new(B, 80), 4).unwrap();

@@ -143,7 +143,7 @@ fn retransmitted_fin_in_time_wait_is_reacked_and_restarts_timer() {
 /// socket pair can be reused (a new SYN from the same remote gets a SYN-ACK).
 #[test]
 fn time_wait_is_two_msl_then_removed() {
-    let cfg = Config { msl: Duration::from_secs(5), ..base_config() };
+    let cfg = base_config().with_msl(Duration::from_secs(5));
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     fin_wait_2(&mut h);

@@ -68,7 +68,7 @@ fn overlapping_segment_is_trimmed() {
 /// number and current window (zero)" — that is how zero-window probes are answered.
 #[test]
 fn zero_receive_window_accepts_only_acks() {
-    let cfg = Config { recv_buffer: 1000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(1000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(1000)));
@@ -132,7 +132,7 @@ fn rst_outside_window_is_dropped() {
 /// as 2/2 + rand(2), so 1 or 2; the per-connection limit is off).
 #[test]
 fn challenge_acks_are_rate_limited() {
-    let cfg = Config { challenge_ack_limit: 2, challenge_ack_interval: Duration::ZERO, ..base_config() };
+    let cfg = base_config().with_challenge_ack_limit(2).with_challenge_ack_interval(Duration::ZERO);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let mut acks = 0;
@@ -434,7 +434,7 @@ fn out_of_order_text_is_held_and_hole_fill_acks_all() {
 /// in-window part is accepted and acknowledged.
 #[test]
 fn text_beyond_window_is_trimmed() {
-    let cfg = Config { recv_buffer: 1000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(1000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(1200)));
@@ -446,7 +446,7 @@ fn text_beyond_window_is_trimmed() {
 /// the opened window is announced once it grows by at least min(RCV.BUFF/2, MSS).
 #[test]
 fn reading_reopens_window() {
-    let cfg = Config { recv_buffer: 4000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(4000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(4000)));
@@ -598,7 +598,7 @@ fn new_syn_in_passive_syn_received_returns_to_listen() {
 /// moves left.
 #[test]
 fn right_window_edge_never_moves_left() {
-    let cfg = Config { recv_buffer: 5000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(5000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let mut edge = h.peer(0).wrapping_add(5000);
@@ -628,7 +628,7 @@ fn right_window_edge_never_moves_left() {
 /// accepted is what fits.
 #[test]
 fn send_buffer_full_would_block() {
-    let cfg = Config { send_buffer: 4000, ..base_config() };
+    let cfg = base_config().with_send_buffer(4000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let c = h.c();

@@ -179,7 +179,7 @@ fn simultaneous_open_via_peer_ack() {
 /// aborted due to user timeout" (here TimedOut).
 #[test]
 fn syn_retransmission_backs_off_then_gives_up() {
-    let cfg = Config { syn_retries: 3, ..base_config() };
+    let cfg = base_config().with_syn_retries(3);
     let mut h = H::new(cfg);
     h.open_to_syn_sent();
     let mut waits = Vec::new();

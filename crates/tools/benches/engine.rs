@@ -45,13 +45,11 @@ mod utcp_engine {
 
     /// An established connection; the sender may have many segments in flight.
     pub fn conn(ack_each_segment: bool) -> Conn {
-        let ca_cfg = Config {
-            initial_window_segments: Some(4 * SAMPLE_SIZE),
-            send_buffer: 4 << 20,
-            ..Config::default()
-        };
+        let ca_cfg = Config::default()
+            .with_initial_window_segments(Some(4 * SAMPLE_SIZE))
+            .with_send_buffer(4 << 20);
         let cb_cfg = if ack_each_segment {
-            Config { delayed_ack: None, ack_every: 1, ..Config::default() }
+            Config::default().with_delayed_ack(None).with_ack_every(1)
         } else {
             Config::default()
         };

@@ -58,7 +58,7 @@ impl Pair {
     fn new(n: usize) -> Result<Pair, String> {
         let mut a = Stack::new(Config::default());
         a.add_local_addr(A);
-        let mut b = Stack::new(Config { isn_secret: *b"fuzz-target-key!", ..Config::default() });
+        let mut b = Stack::new(Config::default().with_isn_secret(*b"fuzz-target-key!"));
         b.add_local_addr(B);
         let listener = b.listen(SocketAddr::new(B, PORT), 1024).map_err(|e| e.to_string())?;
         let mut p = Pair {

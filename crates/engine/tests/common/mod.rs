@@ -44,17 +44,15 @@ pub const NONE: TcpFlags = TcpFlags::NONE;
 /// The engine configuration most tests start from: no optional TCP options, every
 /// segment acknowledged at once, an unscaled 64000-byte window.
 pub fn base_config() -> Config {
-    Config {
-        window_scale: false,
-        sack: false,
-        dsack: false,
-        timestamps: false,
-        delayed_ack: None,
-        recv_buffer: WIN as usize,
-        send_buffer: 256 * 1024,
-        trace_states: true,
-        ..Config::deterministic(1)
-    }
+    Config::deterministic(1)
+        .with_window_scale(false)
+        .with_sack(false)
+        .with_dsack(false)
+        .with_timestamps(false)
+        .with_delayed_ack(None)
+        .with_recv_buffer(WIN as usize)
+        .with_send_buffer(256 * 1024)
+        .with_trace_states(true)
 }
 
 pub fn local_addr() -> SocketAddr {
