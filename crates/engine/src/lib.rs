@@ -83,6 +83,7 @@ pub mod anyip;
 pub mod config;
 mod config_builder;
 pub mod counters;
+pub mod error;
 pub mod explain;
 mod gate;
 pub mod isn;
@@ -106,6 +107,7 @@ pub mod icmp;
 
 pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;
+pub use error::{ConnectError, ListenError, RecvError, SendError};
 pub use explain::TxReason;
 pub use observe::CcPhase;
 pub use stack::Stack;

@@ -4,17 +4,20 @@
 //! Stack's private state; the packet path stays in `stack.rs`.
 
 use super::*;
+use crate::error::{ConnectError, ListenError, RecvError, SendError};
 
 impl Stack {
     /// OPEN, passive (RFC 9293 §3.10.1). Port 0 picks an ephemeral port.
-    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> io::Result<ListenerId> {
-        self.check_local_ip(local.ip())?;
+    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerId, ListenError> {
+        if !self.is_local_ip(local.ip()) {
+            return Err(ListenError::AddrNotAvailable);
+        }
         let mut local = local;
         if local.port() == 0 {
-            local.set_port(self.pick_port(local, None)?);
+            local.set_port(self.pick_port(local, None).ok_or(ListenError::NoFreePort)?);
         }
         if self.listen_map.contains_key(&local) {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{local} is already listening")));
+            return Err(ListenError::AddrInUse);
         }
         let id = self.add_listener(local, backlog);
         self.listen_map.insert(local, id);
@@ -26,9 +29,9 @@ impl Stack {
     /// they are not local addresses; each accepted connection's `local_addr` is the
     /// destination the peer connected to. Exact and wildcard-address listeners win over
     /// it. At most one any-IP listener per stack (`AddrInUse`).
-    pub fn listen_any(&mut self, filter: AnyIpFilter, backlog: usize) -> io::Result<ListenerId> {
+    pub fn listen_any(&mut self, filter: AnyIpFilter, backlog: usize) -> Result<ListenerId, ListenError> {
         if self.any_ip.is_some() {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, "an any-IP listener already exists"));
+            return Err(ListenError::AddrInUse);
         }
         let unspecified = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
         let id = self.add_listener(unspecified, backlog);
@@ -176,15 +179,13 @@ impl Stack {
         }
     }
 
-    fn check_local_ip(&self, ip: IpAddr) -> io::Result<()> {
-        if ip.is_unspecified() || self.local_addrs.is_empty() || self.local_addrs.contains(&ip) {
-            Ok(())
-        } else {
-            Err(io::Error::new(io::ErrorKind::AddrNotAvailable, format!("{ip} is not a local address")))
-        }
+    fn is_local_ip(&self, ip: IpAddr) -> bool {
+        ip.is_unspecified() || self.local_addrs.is_empty() || self.local_addrs.contains(&ip)
     }
 
-    fn pick_port(&mut self, local: SocketAddr, remote: Option<SocketAddr>) -> io::Result<u16> {
+    /// A free ephemeral port for `local` (and `remote`, for a connect); `None` when every
+    /// port of `Config::ephemeral_ports` is taken.
+    fn pick_port(&mut self, local: SocketAddr, remote: Option<SocketAddr>) -> Option<u16> {
         let (lo, hi) = self.config.ephemeral_ports;
         let span = (hi.saturating_sub(lo) as u32 + 1).max(1);
         for _ in 0..span {
@@ -206,19 +207,22 @@ impl Stack {
             {
                 continue;
             }
-            return Ok(p);
+            return Some(p);
         }
-        Err(io::Error::new(io::ErrorKind::AddrInUse, "no free ephemeral port"))
+        None
     }
 
     /// OPEN, active (RFC 9293 §3.10.1): send a SYN. Port 0 picks an ephemeral port and an
     /// unspecified local address picks the first local address.
-    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> io::Result<ConnId> {
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnId, ConnectError> {
+        // "If the foreign socket is unspecified, then return 'error: foreign socket unspecified'"
         if remote.ip().is_unspecified() || remote.port() == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot connect to an unspecified address",
-            ));
+            return Err(ConnectError::InvalidAddress);
         }
         // MUST-46 (RFC 9293 §3.9.1.3 / RFC 1122 §4.2.3.10): no connection to a broadcast or
         // multicast address.
@@ -227,28 +231,23 @@ impl Stack {
             IpAddr::V6(a) => a.is_multicast(),
         };
         if group {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot connect to a broadcast or multicast address",
-            ));
+            return Err(ConnectError::InvalidAddress);
         }
-        self.check_local_ip(local.ip())?;
+        if !self.is_local_ip(local.ip()) {
+            return Err(ConnectError::AddrNotAvailable);
+        }
         let mut local = local;
         if local.ip().is_unspecified() {
-            let ip = self.local_addrs.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied().ok_or_else(
-                || io::Error::new(io::ErrorKind::AddrNotAvailable, "no local address to connect from"),
-            )?;
-            local.set_ip(ip);
+            let ip = self.local_addrs.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied();
+            local.set_ip(ip.ok_or(ConnectError::AddrNotAvailable)?);
         }
         if local.port() == 0 {
-            local.set_port(self.pick_port(local, Some(remote))?);
+            local.set_port(self.pick_port(local, Some(remote)).ok_or(ConnectError::NoFreePort)?);
         }
         let quad = Quad { local, remote };
+        // "error: connection already exists"
         if self.conns.contains_key(&quad) || self.time_wait.contains(&quad) {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{local} -> {remote} already exists"),
-            ));
+            return Err(ConnectError::ConnectionAlreadyExists);
         }
         let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
         let idx = self.alloc_slot(Stage::User);
@@ -290,23 +289,23 @@ impl Stack {
     }
 
     /// SEND (RFC 9293 §3.10.2): queue bytes; `WouldBlock` when the buffer is full.
-    pub fn send(&mut self, c: ConnId, data: &[u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
-        self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    pub fn send(&mut self, c: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let idx = self.slot_index(c).map_err(|_| SendError::ConnectionDoesNotExist)?;
+        self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(SendError::ConnectionDoesNotExist))
     }
 
     /// SEND with the URGENT flag (RFC 9293 §3.8.5, §3.10.2; MSG_OOB): queue `data` and
     /// point SND.UP after it (RFC 6093), so segments carry URG until it is acknowledged.
-    pub fn send_urgent(&mut self, c: ConnId, data: &[u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
-        self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    pub fn send_urgent(&mut self, c: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let idx = self.slot_index(c).map_err(|_| SendError::ConnectionDoesNotExist)?;
+        self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(SendError::ConnectionDoesNotExist))
     }
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
-    pub fn recv(&mut self, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
+    pub fn recv(&mut self, c: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let idx = self.slot_index(c).map_err(|_| RecvError::ConnectionDoesNotExist)?;
         let slot = &mut self.slots[idx as usize];
-        let tcb = slot.tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+        let tcb = slot.tcb.as_mut().ok_or(RecvError::ConnectionDoesNotExist)?;
         let r = tcb.user_recv(buf, false);
         if matches!(r, Ok(n) if n > 0) {
             if matches!(tcb.state, State::Closed | State::TimeWait) {
@@ -322,9 +321,9 @@ impl Stack {
     }
 
     /// RECEIVE without consuming (MSG_PEEK).
-    pub fn peek(&mut self, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
-        let tcb = self.slots[idx as usize].tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+    pub fn peek(&mut self, c: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let idx = self.slot_index(c).map_err(|_| RecvError::ConnectionDoesNotExist)?;
+        let tcb = self.slots[idx as usize].tcb.as_mut().ok_or(RecvError::ConnectionDoesNotExist)?;
         tcb.user_recv(buf, true)
     }
 

@@ -206,7 +206,7 @@ impl App {
                     self.chunk_off += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         let mut buf = [0u8; 16384];
@@ -221,7 +221,7 @@ impl App {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())

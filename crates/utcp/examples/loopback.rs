@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use utcp::device::link::{Impairments, Link, Side};
-use utcp::engine::{Config, Event, Stack, State};
+use utcp::engine::{Config, Event, RecvError, SendError, Stack, State};
 use utcp::time::{Duration, Instant};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -106,7 +106,7 @@ pub fn run() -> Result<Summary, String> {
                         }
                         got += n;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(RecvError::WouldBlock) => break,
                     Err(e) => return Err(format!("recv: {e}")),
                 }
             }
@@ -136,8 +136,9 @@ pub fn run() -> Result<Summary, String> {
     Err(format!("no progress: sent {sent}, received {got}, eof {eof}"))
 }
 
-fn would_block(e: std::io::Error) -> std::io::Result<usize> {
-    if e.kind() == std::io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) }
+/// A full send buffer is not an error here: send the rest on a later round.
+fn would_block(e: SendError) -> Result<usize, SendError> {
+    if e == SendError::WouldBlock { Ok(0) } else { Err(e) }
 }
 
 #[allow(dead_code)] // `main` is unused when tests/examples.rs includes this file as a module.

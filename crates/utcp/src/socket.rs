@@ -84,7 +84,7 @@ impl TcpListener {
             let mut g = shared.lock();
             g.check_up()?;
             // Backlog 0: the engine's `default_backlog`; port 0: an ephemeral port.
-            let result = g.stack.listen(SocketAddr::new(ip, a.port()), 0).and_then(|l| {
+            let result = g.stack.listen(SocketAddr::new(ip, a.port()), 0).map_err(io::Error::from).and_then(|l| {
                 let port = g.stack.listener_addr(l)?.port();
                 Ok((l, port))
             });
@@ -319,7 +319,7 @@ impl TcpStream {
             return Ok(0);
         }
         // Reading opens the window: a window update may be due at once.
-        self.blocking(Interest::Read, self.read_timeout.deadline(), |st, id| st.recv(id, buf))
+        self.blocking(Interest::Read, self.read_timeout.deadline(), |st, id| Ok(st.recv(id, buf)?))
     }
 
     fn do_write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -327,7 +327,7 @@ impl TcpStream {
             return Ok(0);
         }
         // Transmit on this thread, now: no wait for the driver.
-        self.blocking(Interest::Write, self.write_timeout.deadline(), |st, id| st.send(id, buf))
+        self.blocking(Interest::Write, self.write_timeout.deadline(), |st, id| Ok(st.send(id, buf)?))
     }
 
     /// Run `op` until it stops answering WouldBlock, waiting (or leading the TUN) for
@@ -483,7 +483,7 @@ impl TcpStream {
 
     /// Copy received data without consuming it.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.shared.lock().stack.peek(self.id, buf)
+        Ok(self.shared.lock().stack.peek(self.id, buf)?)
     }
 }
 

@@ -277,7 +277,7 @@ impl Conn {
         }
         let id = self.id;
         let dst = buf.initialize_unfilled();
-        match self.poll_op(cx, Dir::Read, |g| g.stack.recv(id, dst)) {
+        match self.poll_op(cx, Dir::Read, |g| Ok(g.stack.recv(id, dst)?)) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 Poll::Ready(Ok(()))
@@ -292,7 +292,7 @@ impl Conn {
             return Poll::Ready(Ok(0));
         }
         let id = self.id;
-        self.poll_op(cx, Dir::Write, |g| g.stack.send(id, data))
+        self.poll_op(cx, Dir::Write, |g| Ok(g.stack.send(id, data)?))
     }
 
     /// Readiness without an operation: ready when the engine could read (data or EOF)
@@ -446,7 +446,7 @@ impl TcpStream {
         let now = conn.shared.now();
         let r = g.stack.recv(conn.id, buf);
         g.after_op(&conn.shared, now);
-        r
+        Ok(r?)
     }
 
     /// Write what fits without waiting: `WouldBlock` when the send buffer is full.
@@ -457,7 +457,7 @@ impl TcpStream {
         let now = conn.shared.now();
         let r = g.stack.send(conn.id, data);
         g.after_op(&conn.shared, now);
-        r
+        Ok(r?)
     }
 
     /// Borrowed halves, for reading and writing from two places of one task.

@@ -1,51 +1,35 @@
 //! User calls on a TCB (RFC 9293 §3.10.2–3.10.6): SEND, RECEIVE, CLOSE (and half-close),
-//! ABORT. Errors are the `io::ErrorKind`s std reports for the same situations.
+//! ABORT. Errors are the typed errors of `error.rs`.
 
 use super::{Cx, State, Tcb, notify};
 use crate::CloseReason;
-use std::io;
+use crate::error::{RecvError, SendError};
 
 impl Tcb {
-    /// The error a call should report once the connection died.
-    /// Like SO_ERROR on Linux, the error is reported once; later calls see end of stream
-    /// (reads) or a broken pipe (writes).
-    fn dead_error(&mut self) -> io::Error {
-        match self.error.take().and_then(CloseReason::error_kind) {
-            Some(kind) => io::Error::new(kind, describe(kind)),
-            None => io::Error::new(io::ErrorKind::NotConnected, "connection closed"),
-        }
-    }
-
     /// SEND (RFC 9293 §3.10.2).
-    pub(crate) fn user_send(&mut self, data: &[u8]) -> io::Result<usize> {
+    pub(crate) fn user_send(&mut self, data: &[u8]) -> Result<usize, SendError> {
         if self.fin_queued || self.user_closed {
             // "error: connection closing" — std reports EPIPE.
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown"));
+            return Err(SendError::Closing);
         }
         match self.state {
             State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
-            State::Closed => {
-                return Err(match self.error {
-                    Some(_) => self.dead_error(),
-                    None => io::Error::new(io::ErrorKind::BrokenPipe, "connection closed"),
-                });
-            }
-            _ => {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection closing"));
-            }
+            // Like SO_ERROR on Linux, the error is reported once; later calls see a broken pipe.
+            State::Closed => return Err(SendError::closed(self.error.take())),
+            _ => return Err(SendError::Closing),
         }
         if data.is_empty() {
             return Ok(0);
         }
         let n = self.sendbuf.push(data);
         if n == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
+            return Err(SendError::WouldBlock);
         }
         Ok(n)
     }
 
     /// RECEIVE (RFC 9293 §3.10.3). `Ok(0)` is end of stream.
-    pub(crate) fn user_recv(&mut self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
+    pub(crate) fn user_recv(&mut self, buf: &mut [u8], peek: bool) -> Result<usize, RecvError> {
         if self.read_shut {
             return Ok(0);
         }
@@ -60,12 +44,13 @@ impl Tcb {
             return Ok(0);
         }
         match self.state {
-            State::Closed => match self.error {
-                Some(CloseReason::Aborted) | None => Ok(0),
-                Some(_) => Err(self.dead_error()),
+            // The error is reported once (SO_ERROR); later reads see end of stream.
+            State::Closed => match RecvError::closed(self.error.take()) {
+                Some(e) => Err(e),
+                None => Ok(0),
             },
             State::Closing | State::LastAck | State::TimeWait | State::CloseWait => Ok(0),
-            _ => Err(io::ErrorKind::WouldBlock.into()),
+            _ => Err(RecvError::WouldBlock),
         }
     }
 
@@ -143,15 +128,5 @@ impl Tcb {
                 self.sendbuf.clear();
             }
         }
-    }
-}
-
-fn describe(kind: io::ErrorKind) -> &'static str {
-    match kind {
-        io::ErrorKind::ConnectionReset => "connection reset by peer",
-        io::ErrorKind::ConnectionRefused => "connection refused",
-        io::ErrorKind::TimedOut => "connection timed out",
-        io::ErrorKind::ConnectionAborted => "connection aborted",
-        _ => "connection closed",
     }
 }

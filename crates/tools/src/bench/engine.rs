@@ -244,7 +244,7 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
                 Ok(0) => break,
                 Ok(k) => sent += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         let progressed = pair.tick();
@@ -254,7 +254,7 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
                 Ok(0) => break,
                 Ok(k) => received += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         pair.drain_events();
