@@ -1,6 +1,6 @@
 //! Engine configuration: every policy knob a profile (utcp, FreeBSD, Linux) can set.
 
-pub use crate::tcb::congestion::CongestionAlgorithm;
+pub use crate::tcb::congestion::{CongestionAlgorithm, CongestionControl, ControllerFactory};
 use crate::time::Duration;
 use crate::wire::OptionLayout;
 
@@ -242,7 +242,8 @@ pub struct Config {
 
     // --- Loss recovery (issue 10: RFC 6675, PRR, RACK-TLP, CUBIC) ---
     /// Congestion controller for new connections: NewReno (RFC 5681/6582, the default,
-    /// FreeBSD's too) or CUBIC (RFC 9438, Linux's default).
+    /// FreeBSD's too), CUBIC (RFC 9438, Linux's default), or the user's own
+    /// [`CongestionControl`] through `CongestionAlgorithm::Custom(factory)`.
     pub congestion_control: CongestionAlgorithm,
     /// Proportional Rate Reduction (RFC 6937) for the cwnd reduction during SACK-based loss
     /// recovery. Off gives RFC 6675 §5 as written: cwnd = ssthresh for the whole recovery.
