@@ -301,12 +301,38 @@ impl Stack {
         self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(SendError::ConnectionDoesNotExist))
     }
 
+    /// SEND without a copy (zero-copy, smoltcp's model): `f` writes straight into the send
+    /// ring's free space and returns how many bytes it wrote; those are queued as by
+    /// [`Stack::send`]. The space offered is contiguous, so it may be less than the free
+    /// space where the ring wraps (call again). Errors as `send`; `f` is not called then.
+    pub fn send_with(&mut self, c: ConnId, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, SendError> {
+        let idx = self.slot_index(c).map_err(|_| SendError::ConnectionDoesNotExist)?;
+        self.with_tcb(idx, |t, _| t.user_send_with(f)).unwrap_or(Err(SendError::ConnectionDoesNotExist))
+    }
+
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
     pub fn recv(&mut self, c: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_by(c, |t| t.user_recv(buf, false))
+    }
+
+    /// RECEIVE without a copy: `f` sees the readable bytes (up to the ring's wrap point, so
+    /// call again for the rest) and returns how many it consumed; the window opens as after
+    /// [`Stack::recv`]. End of stream is `Ok(0)` without calling `f`; errors as `recv`.
+    pub fn recv_with(&mut self, c: ConnId, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, RecvError> {
+        self.recv_by(c, |t| t.user_recv_with(f))
+    }
+
+    /// Run a consuming RECEIVE on `c`'s TCB, then release a closed connection's last ring
+    /// and announce the opened window (RFC 9293 §3.8.6.2.2).
+    fn recv_by(
+        &mut self,
+        c: ConnId,
+        read: impl FnOnce(&mut Tcb) -> Result<usize, RecvError>,
+    ) -> Result<usize, RecvError> {
         let idx = self.slot_index(c).map_err(|_| RecvError::ConnectionDoesNotExist)?;
         let slot = &mut self.slots[idx as usize];
         let tcb = slot.tcb.as_mut().ok_or(RecvError::ConnectionDoesNotExist)?;
-        let r = tcb.user_recv(buf, false);
+        let r = read(tcb);
         if matches!(r, Ok(n) if n > 0) {
             if matches!(tcb.state, State::Closed | State::TimeWait) {
                 // The last unread data of a closed connection: its ring goes at once.
