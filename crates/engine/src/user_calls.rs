@@ -375,24 +375,24 @@ impl Stack {
     /// CLOSE (RFC 9293 §3.10.4) and release the handle. The connection finishes in the
     /// background (FIN, TIME-WAIT); unread data turns it into a RST (RFC 2525 §2.17).
     pub fn close(&mut self, c: ConnId) {
-        let Ok(idx) = self.slot_index(c) else { return };
-        self.slots[idx as usize].stage = Stage::Orphan;
-        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
-            self.free_slot(idx);
-            return;
-        }
-        self.with_tcb(idx, |t, cx| t.user_close(cx));
+        self.release_handle(c, Tcb::user_close);
     }
 
     /// ABORT (RFC 9293 §3.10.5): RST and release the handle.
     pub fn abort(&mut self, c: ConnId) {
+        self.release_handle(c, Tcb::user_abort);
+    }
+
+    /// Hand `c` to the engine (orphan) and run CLOSE or ABORT on it; a connection already
+    /// CLOSED is freed at once.
+    fn release_handle(&mut self, c: ConnId, call: impl FnOnce(&mut Tcb, &mut Cx)) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
         if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
             self.free_slot(idx);
             return;
         }
-        self.with_tcb(idx, |t, cx| t.user_abort(cx));
+        self.with_tcb(idx, call);
     }
 
     /// STATUS (RFC 9293 §3.10.6).

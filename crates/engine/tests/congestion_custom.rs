@@ -33,9 +33,7 @@ fn two_segments(_initial_window: usize) -> Box<dyn CongestionControl> {
 }
 
 fn established(algo: CongestionAlgorithm) -> H {
-    let mut h = H::new(base_config().with_congestion_control(algo));
-    h.establish_passive(mss_opts(MSS));
-    h
+    H::established(base_config().with_congestion_control(algo))
 }
 
 /// The custom controller's cwnd bounds the flight: two segments, then one per ACK

@@ -5,17 +5,11 @@ mod common;
 use common::*;
 use utcp_engine::{ConnectError, ListenError, RecvError, SendError};
 
-fn established(cfg: Config) -> H {
-    let mut h = H::new(cfg);
-    h.establish_passive(mss_opts(MSS));
-    h
-}
-
 /// §3.10.2 SEND in FIN-WAIT-1 (after shutdown(Write)): "Return 'error: connection
 /// closing' and do not service request"; the FIN went out and nothing follows it.
 #[test]
 fn send_after_shutdown_write_is_closing() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
@@ -27,7 +21,7 @@ fn send_after_shutdown_write_is_closing() {
 /// §3.10.2 SEND in CLOSE-WAIT is allowed, in LAST-ACK it is "connection closing".
 #[test]
 fn send_in_last_ack_is_closing() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
@@ -42,7 +36,7 @@ fn send_in_last_ack_is_closing() {
 /// §3.10.2/§3.10.3 on a released handle: "error: connection does not exist".
 #[test]
 fn calls_on_a_released_handle_do_not_exist() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.stack.abort(c);
     h.expect(RST | ACK, h.our(0), h.peer(0));
@@ -57,7 +51,7 @@ fn calls_on_a_released_handle_do_not_exist() {
 /// 'reset' responses". The error is reported once (SO_ERROR), then end of stream / closing.
 #[test]
 fn recv_and_send_after_peer_reset() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.send(Seg::new(RST, h.peer(0), 0));
     assert_eq!(h.state(), Some(State::Closed));
@@ -71,7 +65,7 @@ fn recv_and_send_after_peer_reset() {
 /// The reset is reported to whichever call comes first; SEND sees it as `Reset`.
 #[test]
 fn send_after_peer_reset_reports_reset_once() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.send(Seg::new(RST, h.peer(0), 0));
     assert_eq!(h.stack.send(c, b"x"), Err(SendError::Reset));
@@ -82,7 +76,7 @@ fn send_after_peer_reset_reports_reset_once() {
 /// No data yet, and a full send buffer: `WouldBlock`, with the queued bytes on the wire.
 #[test]
 fn would_block_both_ways() {
-    let mut h = established(base_config().with_send_buffer(1000));
+    let mut h = H::established(base_config().with_send_buffer(1000));
     let c = h.c();
     let mut buf = [0u8; 8];
     assert_eq!(h.stack.recv(c, &mut buf), Err(RecvError::WouldBlock));
@@ -95,7 +89,7 @@ fn would_block_both_ways() {
 /// §3.8.3: R2 exhausted closes with `TimedOut`; RECEIVE then reports it.
 #[test]
 fn recv_after_retransmission_timeout_is_timed_out() {
-    let mut h = established(base_config().with_data_retries(1));
+    let mut h = H::established(base_config().with_data_retries(1));
     let c = h.c();
     h.write(b"lost");
     h.expect(ACK | PSH, h.our(0), h.peer(0)).data(b"lost");

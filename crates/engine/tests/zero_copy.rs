@@ -6,16 +6,10 @@ mod common;
 use common::*;
 use utcp_engine::{RecvError, SendError};
 
-fn established(cfg: Config) -> H {
-    let mut h = H::new(cfg);
-    h.establish_passive(mss_opts(MSS));
-    h
-}
-
 /// `send_with` queues what the closure wrote; the segment is the one `send` produces.
 #[test]
 fn send_with_sends_what_the_closure_wrote() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     let n = h.stack.send_with(c, |free| {
         assert!(free.len() >= 5);
@@ -26,7 +20,7 @@ fn send_with_sends_what_the_closure_wrote() {
     h.expect(ACK | PSH, h.our(0), h.peer(0)).data(b"hello");
     h.expect_nothing();
 
-    let mut twin = established(base_config());
+    let mut twin = H::established(base_config());
     let tc = twin.c();
     assert_eq!(twin.stack.send(tc, b"hello"), Ok(5));
     twin.expect(ACK | PSH, twin.our(0), twin.peer(0)).data(b"hello");
@@ -37,7 +31,7 @@ fn send_with_sends_what_the_closure_wrote() {
 /// more than it was offered is clipped to the space.
 #[test]
 fn send_with_full_buffer_would_block() {
-    let mut h = established(base_config().with_send_buffer(1000));
+    let mut h = H::established(base_config().with_send_buffer(1000));
     let c = h.c();
     assert_eq!(h.stack.send_with(c, |free| free.len() + 7), Ok(1000));
     let r = h.stack.send_with(c, |_| panic!("no space to offer"));
@@ -52,7 +46,7 @@ fn send_with_full_buffer_would_block() {
 /// After shutdown(Write) the closure is not called: "connection closing".
 #[test]
 fn send_with_after_shutdown_is_closing() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
@@ -64,7 +58,7 @@ fn send_with_after_shutdown_is_closing() {
 /// `recv_with` consumes only what the closure says; the rest stays for `recv`.
 #[test]
 fn recv_with_consumes_what_the_closure_took() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"abcdef"));
     h.expect(ACK, h.our(0), h.peer(6));
@@ -82,7 +76,7 @@ fn recv_with_consumes_what_the_closure_took() {
 /// segments the stack sends afterwards (the window update).
 fn window_update_after(read: impl FnOnce(&mut Stack, ConnId) -> usize) -> Vec<Out> {
     let buf = 4 * MSS as usize;
-    let mut h = established(base_config().with_recv_buffer(buf));
+    let mut h = H::established(base_config().with_recv_buffer(buf));
     let c = h.c();
     for i in 0..4u32 {
         let m = MSS as u32;
@@ -118,7 +112,7 @@ fn recv_with_opens_the_window_like_recv() {
 /// At end of stream the closure is not called and the result is `Ok(0)`.
 #[test]
 fn recv_with_at_end_of_stream() {
-    let mut h = established(base_config());
+    let mut h = H::established(base_config());
     let c = h.c();
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));

@@ -269,6 +269,15 @@ impl H {
         }
     }
 
+    /// A stack with `cfg` and a passively opened connection in ESTABLISHED (peer SYN with
+    /// MSS option only), events drained.
+    #[track_caller]
+    pub fn established(cfg: Config) -> H {
+        let mut h = H::new(cfg);
+        h.establish_passive(mss_opts(MSS));
+        h
+    }
+
     /// The connection under test.
     #[track_caller]
     pub fn c(&self) -> ConnId {
