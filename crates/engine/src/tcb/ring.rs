@@ -123,7 +123,7 @@ impl Ring {
     /// Move the first `keep` bytes into a new ring of `size` bytes at index 0. The old
     /// storage leaves the pool; the caller accounts the new one (`grant`, `force_grow`).
     fn relayout(&mut self, size: usize, keep: usize) {
-        let keep = keep.min(size);
+        let keep = keep.min(size).min(self.buf.len());
         let mut nb = Vec::with_capacity(size);
         let (a, b) = self.slices(0, keep);
         nb.extend_from_slice(a);

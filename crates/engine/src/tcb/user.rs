@@ -59,9 +59,13 @@ impl Tcb {
             return Ok(false);
         }
         match self.state {
-            // The error is reported once (SO_ERROR); later reads see end of stream.
-            State::Closed => match RecvError::closed(self.error.take()) {
-                Some(e) => Err(e),
+            // The error is reported once (SO_ERROR); later reads see end of stream. Our
+            // own ABORT is no read error: it stays for SO_ERROR and SEND.
+            State::Closed => match RecvError::closed(self.error) {
+                Some(e) => {
+                    self.error = None;
+                    Err(e)
+                }
                 None => Ok(false),
             },
             State::Closing | State::LastAck | State::TimeWait | State::CloseWait => Ok(false),
