@@ -1,6 +1,6 @@
 //! Engine configuration: every policy knob a profile (utcp, FreeBSD, Linux) can set.
 
-pub use crate::tcb::congestion::CongestionAlgorithm;
+pub use crate::tcb::congestion::{CongestionAlgorithm, CongestionControl, ControllerFactory};
 use crate::time::Duration;
 use crate::wire::OptionLayout;
 
@@ -22,7 +22,26 @@ impl Default for Keepalive {
 }
 
 /// Engine configuration. `Config::default()` is the utcp profile.
+///
+/// `Config` is `#[non_exhaustive]`: start from a profile and change knobs with the
+/// builder-style `with_<field>` setters (see `config_builder.rs`) or by mutation.
+///
+/// ```
+/// use utcp_engine::{Config, Stack};
+/// use utcp_engine::time::Duration;
+///
+/// let cfg = Config::deterministic(1)
+///     .with_mtu(1280)
+///     .with_sack(true)
+///     .with_delayed_ack(Some(Duration::from_millis(40)));
+/// assert_eq!((cfg.mtu, cfg.sack), (1280, true));
+///
+/// let mut other = Config::default();
+/// other.timestamps = false;
+/// let _stack = Stack::new(cfg);
+/// ```
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// Link MTU; the MSS we advertise is `mtu - 40` (RFC 9293 §3.7.1) unless `mss` is set.
     pub mtu: usize,
@@ -223,7 +242,8 @@ pub struct Config {
 
     // --- Loss recovery (issue 10: RFC 6675, PRR, RACK-TLP, CUBIC) ---
     /// Congestion controller for new connections: NewReno (RFC 5681/6582, the default,
-    /// FreeBSD's too) or CUBIC (RFC 9438, Linux's default).
+    /// FreeBSD's too), CUBIC (RFC 9438, Linux's default), or the user's own
+    /// [`CongestionControl`] through `CongestionAlgorithm::Custom(factory)`.
     pub congestion_control: CongestionAlgorithm,
     /// Proportional Rate Reduction (RFC 6937) for the cwnd reduction during SACK-based loss
     /// recovery. Off gives RFC 6675 §5 as written: cwnd = ssthresh for the whole recovery.

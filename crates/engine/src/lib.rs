@@ -52,15 +52,15 @@
 //! assert_eq!(peer, a_addr);
 //!
 //! // Data, then CLOSE on both sides.
-//! assert_eq!(a.send(now, ca, b"hello")?, 5);
+//! assert_eq!(a.send(ca, b"hello")?, 5);
 //! shuttle(now, &mut a, &mut b);
 //! let mut got = [0u8; 16];
-//! let n = b.recv(now, cb, &mut got)?;
+//! let n = b.recv(cb, &mut got)?;
 //! assert_eq!(&got[..n], b"hello");
-//! a.close(now, ca);
+//! a.close(ca);
 //! shuttle(now, &mut a, &mut b);
-//! assert_eq!(b.recv(now, cb, &mut got)?, 0, "EOF after the peer's FIN");
-//! b.close(now, cb);
+//! assert_eq!(b.recv(cb, &mut got)?, 0, "EOF after the peer's FIN");
+//! b.close(cb);
 //! shuttle(now, &mut a, &mut b);
 //!
 //! // Run the virtual clock until no timer is left (bounded).
@@ -81,7 +81,9 @@
 mod ack_queue;
 pub mod anyip;
 pub mod config;
+mod config_builder;
 pub mod counters;
+pub mod error;
 pub mod explain;
 mod gate;
 pub mod isn;
@@ -105,6 +107,7 @@ pub mod icmp;
 
 pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;
+pub use error::{ConnectError, ListenError, RecvError, SendError};
 pub use explain::TxReason;
 pub use observe::CcPhase;
 pub use stack::Stack;
@@ -134,6 +137,7 @@ pub struct ListenerId(pub(crate) u32);
 
 /// Why a connection reached CLOSED.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum CloseReason {
     /// Both FINs exchanged and acknowledged (possibly via TIME-WAIT).
     Normal,
@@ -164,6 +168,7 @@ impl CloseReason {
 
 /// What the engine tells its user, drained with [`Stack::poll_event`].
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// An active OPEN reached ESTABLISHED.
     Connected(ConnId),

@@ -4,17 +4,20 @@
 //! Stack's private state; the packet path stays in `stack.rs`.
 
 use super::*;
+use crate::error::{ConnectError, ListenError, RecvError, SendError};
 
 impl Stack {
     /// OPEN, passive (RFC 9293 §3.10.1). Port 0 picks an ephemeral port.
-    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> io::Result<ListenerId> {
-        self.check_local_ip(local.ip())?;
+    pub fn listen(&mut self, local: SocketAddr, backlog: usize) -> Result<ListenerId, ListenError> {
+        if !self.is_local_ip(local.ip()) {
+            return Err(ListenError::AddrNotAvailable);
+        }
         let mut local = local;
         if local.port() == 0 {
-            local.set_port(self.pick_port(local, None)?);
+            local.set_port(self.pick_port(local, None).ok_or(ListenError::NoFreePort)?);
         }
         if self.listen_map.contains_key(&local) {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, format!("{local} is already listening")));
+            return Err(ListenError::AddrInUse);
         }
         let id = self.add_listener(local, backlog);
         self.listen_map.insert(local, id);
@@ -26,9 +29,9 @@ impl Stack {
     /// they are not local addresses; each accepted connection's `local_addr` is the
     /// destination the peer connected to. Exact and wildcard-address listeners win over
     /// it. At most one any-IP listener per stack (`AddrInUse`).
-    pub fn listen_any(&mut self, filter: AnyIpFilter, backlog: usize) -> io::Result<ListenerId> {
+    pub fn listen_any(&mut self, filter: AnyIpFilter, backlog: usize) -> Result<ListenerId, ListenError> {
         if self.any_ip.is_some() {
-            return Err(io::Error::new(io::ErrorKind::AddrInUse, "an any-IP listener already exists"));
+            return Err(ListenError::AddrInUse);
         }
         let unspecified = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
         let id = self.add_listener(unspecified, backlog);
@@ -148,7 +151,7 @@ impl Stack {
     }
 
     /// Stop listening; connections not yet accepted are reset.
-    pub fn close_listener(&mut self, _now: Instant, l: ListenerId) {
+    pub fn close_listener(&mut self, l: ListenerId) {
         self.syn_cache_revive_listener(l); // SYN cache records become TCBs, aborted below.
         let Some(li) = self.listeners.get_mut(l.0 as usize).and_then(|x| x.take()) else {
             return;
@@ -177,15 +180,13 @@ impl Stack {
         }
     }
 
-    fn check_local_ip(&self, ip: IpAddr) -> io::Result<()> {
-        if ip.is_unspecified() || self.local_addrs.is_empty() || self.local_addrs.contains(&ip) {
-            Ok(())
-        } else {
-            Err(io::Error::new(io::ErrorKind::AddrNotAvailable, format!("{ip} is not a local address")))
-        }
+    fn is_local_ip(&self, ip: IpAddr) -> bool {
+        ip.is_unspecified() || self.local_addrs.is_empty() || self.local_addrs.contains(&ip)
     }
 
-    fn pick_port(&mut self, local: SocketAddr, remote: Option<SocketAddr>) -> io::Result<u16> {
+    /// A free ephemeral port for `local` (and `remote`, for a connect); `None` when every
+    /// port of `Config::ephemeral_ports` is taken.
+    fn pick_port(&mut self, local: SocketAddr, remote: Option<SocketAddr>) -> Option<u16> {
         let (lo, hi) = self.config.ephemeral_ports;
         let span = (hi.saturating_sub(lo) as u32 + 1).max(1);
         for _ in 0..span {
@@ -207,19 +208,22 @@ impl Stack {
             {
                 continue;
             }
-            return Ok(p);
+            return Some(p);
         }
-        Err(io::Error::new(io::ErrorKind::AddrInUse, "no free ephemeral port"))
+        None
     }
 
     /// OPEN, active (RFC 9293 §3.10.1): send a SYN. Port 0 picks an ephemeral port and an
     /// unspecified local address picks the first local address.
-    pub fn connect(&mut self, now: Instant, local: SocketAddr, remote: SocketAddr) -> io::Result<ConnId> {
+    pub fn connect(
+        &mut self,
+        now: Instant,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<ConnId, ConnectError> {
+        // "If the foreign socket is unspecified, then return 'error: foreign socket unspecified'"
         if remote.ip().is_unspecified() || remote.port() == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot connect to an unspecified address",
-            ));
+            return Err(ConnectError::InvalidAddress);
         }
         // MUST-46 (RFC 9293 §3.9.1.3 / RFC 1122 §4.2.3.10): no connection to a broadcast or
         // multicast address.
@@ -228,29 +232,24 @@ impl Stack {
             IpAddr::V6(a) => a.is_multicast(),
         };
         if group {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "cannot connect to a broadcast or multicast address",
-            ));
+            return Err(ConnectError::InvalidAddress);
         }
-        self.check_local_ip(local.ip())?;
+        if !self.is_local_ip(local.ip()) {
+            return Err(ConnectError::AddrNotAvailable);
+        }
         let mut local = local;
         if local.ip().is_unspecified() {
-            let ip = self.local_addrs.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied().ok_or_else(
-                || io::Error::new(io::ErrorKind::AddrNotAvailable, "no local address to connect from"),
-            )?;
-            local.set_ip(ip);
+            let ip = self.local_addrs.iter().find(|a| a.is_ipv4() == remote.is_ipv4()).copied();
+            local.set_ip(ip.ok_or(ConnectError::AddrNotAvailable)?);
         }
         if local.port() == 0 {
-            local.set_port(self.pick_port(local, Some(remote))?);
+            local.set_port(self.pick_port(local, Some(remote)).ok_or(ConnectError::NoFreePort)?);
         }
         let quad = Quad { local, remote };
+        // "error: connection already exists"
         let taken = self.time_wait.contains(&quad) || self.syn_cache.contains(&quad);
         if self.conns.contains_key(&quad) || taken {
-            return Err(io::Error::new(
-                io::ErrorKind::AddrInUse,
-                format!("{local} -> {remote} already exists"),
-            ));
+            return Err(ConnectError::ConnectionAlreadyExists);
         }
         let iss = isn::initial_sequence_number(&self.config.isn_secret, &quad, now);
         let idx = self.alloc_slot(Stage::User);
@@ -292,24 +291,50 @@ impl Stack {
     }
 
     /// SEND (RFC 9293 §3.10.2): queue bytes; `WouldBlock` when the buffer is full.
-    pub fn send(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
-        self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    pub fn send(&mut self, c: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let idx = self.slot_index(c).map_err(|_| SendError::ConnectionDoesNotExist)?;
+        self.with_tcb(idx, |t, _| t.user_send(data)).unwrap_or(Err(SendError::ConnectionDoesNotExist))
     }
 
     /// SEND with the URGENT flag (RFC 9293 §3.8.5, §3.10.2; MSG_OOB): queue `data` and
     /// point SND.UP after it (RFC 6093), so segments carry URG until it is acknowledged.
-    pub fn send_urgent(&mut self, _now: Instant, c: ConnId, data: &[u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
-        self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(io::ErrorKind::NotConnected.into()))
+    pub fn send_urgent(&mut self, c: ConnId, data: &[u8]) -> Result<usize, SendError> {
+        let idx = self.slot_index(c).map_err(|_| SendError::ConnectionDoesNotExist)?;
+        self.with_tcb(idx, |t, _| t.user_send_urgent(data)).unwrap_or(Err(SendError::ConnectionDoesNotExist))
+    }
+
+    /// SEND without a copy (zero-copy, smoltcp's model): `f` writes straight into the send
+    /// ring's free space and returns how many bytes it wrote; those are queued as by
+    /// [`Stack::send`]. The space offered is contiguous, so it may be less than the free
+    /// space where the ring wraps (call again). Errors as `send`; `f` is not called then.
+    pub fn send_with(&mut self, c: ConnId, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, SendError> {
+        let idx = self.slot_index(c).map_err(|_| SendError::ConnectionDoesNotExist)?;
+        self.with_tcb(idx, |t, _| t.user_send_with(f)).unwrap_or(Err(SendError::ConnectionDoesNotExist))
     }
 
     /// RECEIVE (RFC 9293 §3.10.3): `Ok(0)` is end of stream, `WouldBlock` means no data yet.
-    pub fn recv(&mut self, _now: Instant, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
+    pub fn recv(&mut self, c: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        self.recv_by(c, |t| t.user_recv(buf, false))
+    }
+
+    /// RECEIVE without a copy: `f` sees the readable bytes (up to the ring's wrap point, so
+    /// call again for the rest) and returns how many it consumed; the window opens as after
+    /// [`Stack::recv`]. End of stream is `Ok(0)` without calling `f`; errors as `recv`.
+    pub fn recv_with(&mut self, c: ConnId, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, RecvError> {
+        self.recv_by(c, |t| t.user_recv_with(f))
+    }
+
+    /// Run a consuming RECEIVE on `c`'s TCB, then release a closed connection's last ring
+    /// and announce the opened window (RFC 9293 §3.8.6.2.2).
+    fn recv_by(
+        &mut self,
+        c: ConnId,
+        read: impl FnOnce(&mut Tcb) -> Result<usize, RecvError>,
+    ) -> Result<usize, RecvError> {
+        let idx = self.slot_index(c).map_err(|_| RecvError::ConnectionDoesNotExist)?;
         let slot = &mut self.slots[idx as usize];
-        let tcb = slot.tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
-        let r = tcb.user_recv(buf, false);
+        let tcb = slot.tcb.as_mut().ok_or(RecvError::ConnectionDoesNotExist)?;
+        let r = read(tcb);
         if matches!(r, Ok(n) if n > 0) {
             if matches!(tcb.state, State::Closed | State::TimeWait) {
                 // The last unread data of a closed connection: its ring goes at once.
@@ -324,15 +349,15 @@ impl Stack {
     }
 
     /// RECEIVE without consuming (MSG_PEEK).
-    pub fn peek(&mut self, c: ConnId, buf: &mut [u8]) -> io::Result<usize> {
-        let idx = self.slot_index(c)?;
-        let tcb = self.slots[idx as usize].tcb.as_mut().ok_or(io::ErrorKind::NotConnected)?;
+    pub fn peek(&mut self, c: ConnId, buf: &mut [u8]) -> Result<usize, RecvError> {
+        let idx = self.slot_index(c).map_err(|_| RecvError::ConnectionDoesNotExist)?;
+        let tcb = self.slots[idx as usize].tcb.as_mut().ok_or(RecvError::ConnectionDoesNotExist)?;
         tcb.user_recv(buf, true)
     }
 
     /// Half or full shutdown. `Write` sends a FIN after queued data; `Read` makes reads
     /// return end of stream.
-    pub fn shutdown(&mut self, _now: Instant, c: ConnId, how: Shutdown) -> io::Result<()> {
+    pub fn shutdown(&mut self, c: ConnId, how: Shutdown) -> io::Result<()> {
         let idx = self.slot_index(c)?;
         let state = self.tcb(c)?.state;
         if state == State::Closed {
@@ -351,25 +376,25 @@ impl Stack {
 
     /// CLOSE (RFC 9293 §3.10.4) and release the handle. The connection finishes in the
     /// background (FIN, TIME-WAIT); unread data turns it into a RST (RFC 2525 §2.17).
-    pub fn close(&mut self, _now: Instant, c: ConnId) {
-        let Ok(idx) = self.slot_index(c) else { return };
-        self.slots[idx as usize].stage = Stage::Orphan;
-        if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
-            self.free_slot(idx);
-            return;
-        }
-        self.with_tcb(idx, |t, cx| t.user_close(cx));
+    pub fn close(&mut self, c: ConnId) {
+        self.release_handle(c, Tcb::user_close);
     }
 
     /// ABORT (RFC 9293 §3.10.5): RST and release the handle.
-    pub fn abort(&mut self, _now: Instant, c: ConnId) {
+    pub fn abort(&mut self, c: ConnId) {
+        self.release_handle(c, Tcb::user_abort);
+    }
+
+    /// Hand `c` to the engine (orphan) and run CLOSE or ABORT on it; a connection already
+    /// CLOSED is freed at once.
+    fn release_handle(&mut self, c: ConnId, call: impl FnOnce(&mut Tcb, &mut Cx)) {
         let Ok(idx) = self.slot_index(c) else { return };
         self.slots[idx as usize].stage = Stage::Orphan;
         if self.slots[idx as usize].tcb.as_ref().is_some_and(|t| t.state == State::Closed) {
             self.free_slot(idx);
             return;
         }
-        self.with_tcb(idx, |t, cx| t.user_abort(cx));
+        self.with_tcb(idx, call);
     }
 
     /// STATUS (RFC 9293 §3.10.6).

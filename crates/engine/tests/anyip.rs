@@ -33,7 +33,7 @@ fn syn_to_any_address_in_the_filter_is_answered_from_that_address() {
     // Data flows on it.
     h.send(Seg::new(ACK | PSH, PEER_ISS + 1, iss.wrapping_add(1)).data(b"hi").to(to));
     let mut buf = [0u8; 8];
-    assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap(), 2);
+    assert_eq!(h.stack.recv(c, &mut buf).unwrap(), 2);
     assert_eq!(&buf[..2], b"hi");
 }
 
@@ -66,7 +66,7 @@ fn exact_listener_wins_and_one_any_ip_listener_per_stack() {
     assert!(h.stack.accept(exact).is_ok());
     assert_eq!(h.stack.accept(h.listener.unwrap()).unwrap_err().kind(), ErrorKind::WouldBlock);
     // Closing the any-IP listener stops the termination.
-    h.stack.close_listener(h.now, h.listener.unwrap());
+    h.stack.close_listener(h.listener.unwrap());
     h.send(
         Seg::new(SYN, PEER_ISS, 0).to(dst([10, 99, 0, 1], 80)).from(SocketAddr::from(([10, 0, 0, 3], 5000))),
     );
@@ -138,7 +138,7 @@ fn held_syns_are_bounded_by_the_backlog_and_reset_when_the_listener_closes() {
     }
     h.expect_nothing();
     assert_eq!(h.stack.counters().dropped(DropReason::ListenOverflow), 6);
-    h.stack.close_listener(h.now, l);
+    h.stack.close_listener(l);
     let rsts = h.drain();
     assert_eq!(rsts.len(), 4);
     assert!(rsts.iter().all(|o| o.flags == RST | ACK && o.ack == PEER_ISS + 1));

@@ -50,9 +50,9 @@ fn step(a: &mut Stack, b: &mut Stack, now: &mut Instant) {
 
 #[test]
 fn handshake_transfer_close() {
-    let mut a = Stack::new(Config { trace_states: true, ..Config::default() });
+    let mut a = Stack::new(Config::default().with_trace_states(true));
     a.add_local_addr(A);
-    let mut b = Stack::new(Config { isn_secret: *b"another secret!!", ..Config::default() });
+    let mut b = Stack::new(Config::default().with_isn_secret(*b"another secret!!"));
     b.add_local_addr(B);
     let mut now = Instant::from_millis(1);
     let l = b.listen(SocketAddr::new(B, 80), 16).unwrap();
@@ -69,13 +69,13 @@ fn handshake_transfer_close() {
     let mut buf = vec![0u8; 8192];
     for _ in 0..100_000 {
         if sent < data.len() {
-            match a.send(now, c, &data[sent..]) {
+            match a.send(c, &data[sent..]) {
                 Ok(n) => sent += n,
                 Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
             }
         }
         loop {
-            match b.recv(now, s, &mut buf) {
+            match b.recv(s, &mut buf) {
                 Ok(0) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
                 Err(_) => break,
@@ -89,12 +89,12 @@ fn handshake_transfer_close() {
     assert_eq!(got.len(), data.len());
     assert!(got == data);
 
-    a.shutdown(now, c, std::net::Shutdown::Write).unwrap();
+    a.shutdown(c, std::net::Shutdown::Write).unwrap();
     pump(&mut a, &mut b, now);
-    assert_eq!(b.recv(now, s, &mut buf).unwrap(), 0);
+    assert_eq!(b.recv(s, &mut buf).unwrap(), 0);
     assert_eq!(b.state(s), Some(State::CloseWait));
     assert_eq!(a.state(c), Some(State::FinWait2));
-    b.close(now, s);
+    b.close(s);
     pump(&mut a, &mut b, now);
     assert_eq!(a.state(c), Some(State::TimeWait));
     // TIME-WAIT lasts 2*MSL.
@@ -109,7 +109,7 @@ fn handshake_transfer_close() {
         }
     }
     assert!(saw_closed);
-    a.close(now, c);
+    a.close(c);
     assert_eq!(a.connection_count(), 0);
     assert_eq!(b.connection_count(), 0);
 }
@@ -133,7 +133,7 @@ fn dump(dir: &str, p: &[u8]) {
 #[test]
 fn peer_iss_just_under_2_pow_31() {
     use utcp_engine::{Quad, isn};
-    let cfg_b = Config { isn_secret: *b"another secret!!", ..Config::default() };
+    let cfg_b = Config::default().with_isn_secret(*b"another secret!!");
     let a_addr = SocketAddr::new(A, 40000);
     let b_addr = SocketAddr::new(B, 80);
     // Pick the virtual time at which B's RFC 6528 ISN for this quad is 0x7FFFFBEE.
@@ -159,9 +159,9 @@ fn peer_iss_just_under_2_pow_31() {
     let mut buf = vec![0u8; 65536];
     for _ in 0..10_000 {
         if sent < data.len() {
-            sent += b.send(now, s, &data[sent..]).unwrap_or(0);
+            sent += b.send(s, &data[sent..]).unwrap_or(0);
         }
-        while let Ok(n) = a.recv(now, c, &mut buf) {
+        while let Ok(n) = a.recv(c, &mut buf) {
             if n == 0 {
                 break;
             }

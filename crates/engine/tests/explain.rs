@@ -6,12 +6,10 @@ use common::*;
 use utcp_engine::TxReason;
 
 fn delack() -> Config {
-    Config {
-        delayed_ack: Some(Duration::from_millis(200)),
-        ack_every: 2,
-        min_rto: Duration::from_secs(1),
-        ..base_config()
-    }
+    base_config()
+        .with_delayed_ack(Some(Duration::from_millis(200)))
+        .with_ack_every(2)
+        .with_min_rto(Duration::from_secs(1))
 }
 
 /// The next segment (our data offset, the peer's data offset) and why it was sent.

@@ -23,7 +23,7 @@ fn listen_answers_syn_ack_with_rst_by_default() {
 /// listener still accepts the next SYN.
 #[test]
 fn listen_drops_syn_ack_silently_when_configured() {
-    let mut h = H::new(Config { listen_drop_syn_ack: true, ..base_config() });
+    let mut h = H::new(base_config().with_listen_drop_syn_ack(true));
     h.listen();
     let before = counters_drop(&h, DropReason::BadAck);
     h.send(Seg::new(SYN | ACK, PEER_ISS, 4242).data(b"hi"));
@@ -41,14 +41,12 @@ fn listen_drops_syn_ack_silently_when_configured() {
 /// two SYN retransmissions keep every option, the third and later carry the MSS only.
 #[test]
 fn syn_retransmissions_drop_options_from_the_third() {
-    let cfg = Config {
-        window_scale: true,
-        window_scale_shift: Some(6),
-        sack: true,
-        timestamps: true,
-        syn_rexmit_drop_options: Some(3),
-        ..base_config()
-    };
+    let cfg = base_config()
+        .with_window_scale(true)
+        .with_window_scale_shift(Some(6))
+        .with_sack(true)
+        .with_timestamps(true)
+        .with_syn_rexmit_drop_options(Some(3));
     let mut h = H::new(cfg);
     let syn = h.open_to_syn_sent();
     assert!(syn.options.timestamps.is_some() && syn.options.sack_permitted);
@@ -74,7 +72,7 @@ fn syn_retransmissions_drop_options_from_the_third() {
 /// Without the knob every SYN retransmission keeps its options.
 #[test]
 fn syn_retransmissions_keep_options_by_default() {
-    let cfg = Config { timestamps: true, sack: true, ..base_config() };
+    let cfg = base_config().with_timestamps(true).with_sack(true);
     let mut h = H::new(cfg);
     h.open_to_syn_sent();
     for _ in 0..4 {
@@ -85,7 +83,7 @@ fn syn_retransmissions_keep_options_by_default() {
 }
 
 fn established_with_ts(cfg: Config) -> (H, u32) {
-    let mut h = H::new(Config { timestamps: true, ..cfg });
+    let mut h = H::new(cfg.with_timestamps(true));
     let synack = h.establish_passive(TcpOptions { mss: Some(MSS), timestamps: Some((100, 0)), ..opts() });
     let our_ts = synack.options.timestamps.expect("TS in use").0;
     (h, our_ts)
@@ -96,7 +94,7 @@ fn established_with_ts(cfg: Config) -> (H, u32) {
 /// without TSopt is still processed.
 #[test]
 fn segment_without_timestamp_is_dropped_when_configured() {
-    let (mut h, our_ts) = established_with_ts(Config { ts_missing_drop: true, ..base_config() });
+    let (mut h, our_ts) = established_with_ts(base_config().with_ts_missing_drop(true));
     let before = counters_drop(&h, DropReason::Paws);
     h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"abc"));
     h.expect_nothing();
@@ -125,16 +123,16 @@ fn segment_without_timestamp_is_accepted_by_default() {
 /// (540000 bytes) gives 4.
 #[test]
 fn window_scale_derived_from_linux_buffer_space() {
-    let base = Config { window_scale: true, recv_buffer: 540_000, ..base_config() };
+    let base = base_config().with_window_scale(true).with_recv_buffer(540_000);
     let mut h = H::new(base.clone());
     assert_eq!(h.open_to_syn_sent().options.window_scale, Some(4));
-    let mut h = H::new(Config { window_scale_space: Some(15_728_640), ..base });
+    let mut h = H::new(base.with_window_scale_space(Some(15_728_640)));
     assert_eq!(h.open_to_syn_sent().options.window_scale, Some(8));
 }
 
 fn quickack_conn(quick: u32) -> H {
     let cfg =
-        Config { delayed_ack: Some(Duration::from_millis(40)), quickack_segments: quick, ..base_config() };
+        base_config().with_delayed_ack(Some(Duration::from_millis(40))).with_quickack_segments(quick);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h
@@ -186,7 +184,7 @@ fn send_and_ack(h: &mut H, at: u32, n: u32) {
 fn slow_start_after_idle_is_a_knob() {
     // One cumulative ACK of 10 segments grows cwnd by one SMSS (RFC 5681 §3.1): 11.
     for (ssai, want) in [(true, 10u32), (false, 11)] {
-        let cfg = Config { slow_start_after_idle: ssai, ..base_config() };
+        let cfg = base_config().with_slow_start_after_idle(ssai);
         let mut h = H::new(cfg);
         h.establish_passive(mss_opts(MSS));
         h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(60000));
@@ -249,13 +247,13 @@ fn user_timeout_restarts_on_progress() {
 /// `Config::mss` (Linux's route advmss) only changes the MSS we advertise.
 #[test]
 fn advertised_mss_override_does_not_cap_sending() {
-    let mut h = H::new(Config { mss: Some(900), ..base_config() });
+    let mut h = H::new(base_config().with_mss(Some(900)));
     let synack = h.establish_passive(mss_opts(MSS));
     assert_eq!(synack.options.mss, Some(900));
     h.write(&payload(2000));
     h.expect(ACK, h.our(0), h.peer(0)).len(MSS as usize);
     h.expect(ACK | PSH, h.our(MSS as u32), h.peer(0)).len(2000 - MSS as usize);
-    let mut h = H::new(Config { mtu: 1280, ..base_config() });
+    let mut h = H::new(base_config().with_mtu(1280));
     h.establish_passive(mss_opts(MSS));
     h.write(&payload(2000));
     h.expect(ACK, h.our(0), h.peer(0)).len(1240);
@@ -265,7 +263,7 @@ fn advertised_mss_override_does_not_cap_sending() {
 /// with nothing queued: 3000 of 4000 bytes received and read, the window update not yet
 /// sent. Then a 1500-byte in-sequence segment arrives.
 fn beyond_window(accept: bool) -> H {
-    let cfg = Config { recv_buffer: 4000, accept_beyond_window_if_empty: accept, ..base_config() };
+    let cfg = base_config().with_recv_buffer(4000).with_accept_beyond_window_if_empty(accept);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&[1u8; 3000]));
@@ -298,7 +296,7 @@ fn segment_beyond_window_is_accepted_when_the_queue_is_empty() {
 /// With data waiting to be read, the rule does not apply: trimmed to the window.
 #[test]
 fn segment_beyond_window_is_trimmed_when_data_waits() {
-    let cfg = Config { recv_buffer: 4000, accept_beyond_window_if_empty: true, ..base_config() };
+    let cfg = base_config().with_recv_buffer(4000).with_accept_beyond_window_if_empty(true);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&[1u8; 3000]));

@@ -41,7 +41,7 @@ fn poll_transmit_small_buffer_loses_nothing() {
 /// The SYN-ACK of a passive open (the largest options) waits for a big enough buffer.
 #[test]
 fn poll_transmit_small_buffer_keeps_syn_ack() {
-    let mut h = H::new(Config { timestamps: true, sack: true, window_scale: true, ..base_config() });
+    let mut h = H::new(base_config().with_timestamps(true).with_sack(true).with_window_scale(true));
     h.listen();
     h.send(Seg::new(SYN, PEER_ISS, 0).opts(full_syn_opts(7, 100)));
     let mut small = [0u8; 64];
@@ -81,7 +81,7 @@ fn passive_open_initial_window_is_exactly_iw() {
 // ------------------------------------------------------------ ACK frequency
 
 fn delack_config() -> Config {
-    Config { delayed_ack: Some(Duration::from_millis(40)), ..base_config() }
+    base_config().with_delayed_ack(Some(Duration::from_millis(40)))
 }
 
 /// RFC 5681 §4.2 / RFC 9293 SHLD-19: "an ACK SHOULD be generated for at least every second
@@ -192,7 +192,7 @@ fn out_of_window_pure_acks_draw_one_dup_ack_per_interval() {
     h.expect(ACK, h.our(0), h.peer(0));
     assert_eq!(h.stack.counters().oow_acks_limited, 2);
     // With the interval 0 every one is answered (RFC 9293 §3.10.7.4 as written).
-    let mut h = established(Config { oow_ack_interval: Duration::ZERO, ..base_config() });
+    let mut h = established(base_config().with_oow_ack_interval(Duration::ZERO));
     for _ in 0..3 {
         h.send(Seg::new(ACK, h.peer(WIN as u32 + 100), h.our(0)));
         h.expect(ACK, h.our(0), h.peer(0));

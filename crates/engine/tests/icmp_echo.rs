@@ -88,7 +88,7 @@ fn echo_request_gets_byte_exact_reply() {
 /// nothing and are counted by reason.
 #[test]
 fn non_echo_bad_and_martian_requests_get_nothing() {
-    let mut s = stack(Config { local_prefix_len: Some(24), ..Config::deterministic(2) });
+    let mut s = stack(Config::deterministic(2).with_local_prefix_len(Some(24)));
     let now = Instant::ZERO;
     let mut bad = ping(1, 1, b"abcd");
     bad[30] ^= 0xff;
@@ -150,7 +150,7 @@ fn any_destination_when_no_address_is_claimed() {
 /// MTU is.
 #[test]
 fn request_larger_than_mtu_is_dropped() {
-    let mut s = stack(Config { mtu: 576, ..Config::deterministic(4) });
+    let mut s = stack(Config::deterministic(4).with_mtu(576));
     s.handle_packet(Instant::ZERO, &ping(1, 1, &[7u8; 576 - 28 + 1]));
     assert_eq!(s.counters().dropped(DropReason::IcmpTooLarge), 1);
     s.handle_packet(Instant::ZERO, &ping(1, 2, &[7u8; 576 - 28]));
@@ -162,7 +162,7 @@ fn request_larger_than_mtu_is_dropped() {
 /// refills on virtual time, and 0 answers nothing.
 #[test]
 fn rate_limit_holds_per_second_and_refills() {
-    let mut s = stack(Config { icmp_echo_per_sec: 10, ..Config::deterministic(5) });
+    let mut s = stack(Config::deterministic(5).with_icmp_echo_per_sec(10));
     let mut now = Instant::from_millis(1000);
     let mut replies = 0;
     for i in 0..30u16 {
@@ -186,7 +186,7 @@ fn rate_limit_holds_per_second_and_refills() {
     }
     assert_eq!(replies, 10);
 
-    let mut off = stack(Config { icmp_echo_per_sec: 0, ..Config::deterministic(6) });
+    let mut off = stack(Config::deterministic(6).with_icmp_echo_per_sec(0));
     off.handle_packet(Instant::ZERO, &ping(1, 1, b"x"));
     assert!(drain(&mut off, Instant::ZERO).is_empty());
     assert_eq!(off.counters().icmp_rate_limited, 1);

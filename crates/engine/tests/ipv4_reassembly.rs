@@ -126,7 +126,7 @@ fn fragment_beyond_65535_is_dropped() {
 
 #[test]
 fn too_many_fragments_drop_the_datagram() {
-    let mut h = H::new(Config { ipfrag_max_fragments: 4, ..base_config() });
+    let mut h = H::new(base_config().with_ipfrag_max_fragments(4));
     h.establish_passive(mss_opts(MSS));
     let p = Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(100)).packet();
     for k in 0..5 {
@@ -171,7 +171,7 @@ fn fragments_for_other_addresses_are_not_held() {
 /// Reassembly off (`ipfrag_high_thresh` = 0): fragments are dropped as before.
 #[test]
 fn reassembly_can_be_turned_off() {
-    let mut h = H::new(Config { ipfrag_high_thresh: 0, ..base_config() });
+    let mut h = H::new(base_config().with_ipfrag_high_thresh(0));
     h.establish_passive(mss_opts(MSS));
     let (a, b) = two_fragments(&h, &payload(1000));
     h.send_raw(&a);
@@ -186,7 +186,7 @@ fn reassembly_can_be_turned_off() {
 #[test]
 fn fragment_flood_stays_under_the_memory_cap() {
     const CAP: usize = 256 * 1024;
-    let cfg = Config { ipfrag_high_thresh: CAP, ipfrag_max_datagrams: 64, ..base_config() };
+    let cfg = base_config().with_ipfrag_high_thresh(CAP).with_ipfrag_max_datagrams(64);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let base = Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(1400)).packet();

@@ -23,7 +23,7 @@ fn land_syn_is_dropped() {
 /// address is no valid source or destination; without it, it is an ordinary address.
 #[test]
 fn subnet_broadcast_source_and_destination_are_dropped() {
-    let mut h = H::new(Config { local_prefix_len: Some(24), ..base_config() });
+    let mut h = H::new(base_config().with_local_prefix_len(Some(24)));
     h.listen();
     let bcast = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 255));
     h.send(Seg::new(SYN, PEER_ISS, 0).from(SocketAddr::new(bcast, REMOTE_PORT)));

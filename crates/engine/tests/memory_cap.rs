@@ -76,7 +76,7 @@ fn drain(h: &mut H, peers: &mut [Peer], by_port: &HashMap<u16, usize>) -> usize 
 #[test]
 fn ten_thousand_connections_full_of_out_of_order_data_stay_under_the_cap() {
     let base = LIVE.load(Ordering::Relaxed);
-    let cfg = Config { buffer_memory: CAP, trace_states: false, ..base_config() };
+    let cfg = base_config().with_buffer_memory(CAP).with_trace_states(false);
     let mut h = H::new(cfg);
     let l = h.stack.listen(local_addr(), CONNS as usize + 1).unwrap();
     let mut peers = Vec::new();
@@ -146,7 +146,7 @@ fn ten_thousand_connections_full_of_out_of_order_data_stay_under_the_cap() {
                 off = end;
             }
             drain(&mut h, &mut peers, &by_port);
-            while let Ok(n) = h.stack.recv(h.now, conn, &mut buf) {
+            while let Ok(n) = h.stack.recv(conn, &mut buf) {
                 if n == 0 {
                     break;
                 }

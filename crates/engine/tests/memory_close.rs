@@ -35,7 +35,7 @@ fn rst_frees_buffers_but_keeps_unread_data() {
 fn abort_frees_everything() {
     let mut h = loaded();
     let c = h.c();
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     assert!(h.drain().iter().any(|o| o.flags.rst()), "ABORT sends a RST");
     assert_eq!(h.stack.buffer_memory(), 0);
     assert_eq!(h.stack.connection_count(), 0);

@@ -46,7 +46,7 @@ fn addr(i: u32) -> SocketAddr {
 
 #[test]
 fn heap_returns_to_baseline_after_time_wait() {
-    let mut h = H::new(Config { trace_states: false, ..base_config() });
+    let mut h = H::new(base_config().with_trace_states(false));
     let l = h.stack.listen(local_addr(), 64).unwrap();
     let mut buf = [0u8; 256];
     // Warm up the Stack's own tables with one connection, then take the baseline.
@@ -63,9 +63,9 @@ fn heap_returns_to_baseline_after_time_wait() {
         let (c, _) = h.stack.accept(l).expect("accept");
         h.send(Seg::new(ACK | PSH, PEER_ISS + 1, iss + 1).data(b"GET / HTTP/1.0\r\n\r\n").from(a));
         h.drain();
-        assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap(), 18);
-        h.stack.send(h.now, c, &[b'x'; 100]).unwrap();
-        h.stack.close(h.now, c);
+        assert_eq!(h.stack.recv(c, &mut buf).unwrap(), 18);
+        h.stack.send(c, &[b'x'; 100]).unwrap();
+        h.stack.close(c);
         h.drain();
         // The peer acknowledges response and FIN, then closes: we go to TIME-WAIT.
         h.send(Seg::new(ACK, PEER_ISS + 19, iss + 102).from(a));

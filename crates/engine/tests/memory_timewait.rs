@@ -13,7 +13,7 @@ use utcp_engine::timewait::TIME_WAIT_RECORD_BYTES;
 const TS0: u32 = 5000;
 
 fn cfg() -> Config {
-    Config { timestamps: true, sack: true, dsack: true, window_scale: true, ..base_config() }
+    base_config().with_timestamps(true).with_sack(true).with_dsack(true).with_window_scale(true)
 }
 
 /// Peer opens with every option, sends 10 bytes; we read them and close first; the peer
@@ -28,9 +28,9 @@ fn to_time_wait(h: &mut H, release: bool) -> u32 {
     assert_eq!(h.read_all(), b"0123456789");
     let c = h.c();
     if release {
-        h.stack.close(h.now, c);
+        h.stack.close(c);
     } else {
-        h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+        h.stack.shutdown(c, Shutdown::Write).unwrap();
     }
     h.expect(FIN | ACK, h.our(0), h.peer(10));
     h.advance(Duration::from_millis(5));
@@ -145,7 +145,7 @@ fn syn_reincarnates_a_parked_time_wait() {
 
 #[test]
 fn full_table_closes_without_time_wait() {
-    let mut h = H::new(Config { max_time_wait: 0, ..cfg() });
+    let mut h = H::new(cfg().with_max_time_wait(0));
     let ecr = to_time_wait(&mut h, true);
     assert_eq!(h.stack.counters().tw_overflow, 1);
     assert_eq!(h.stack.connection_count(), 0);

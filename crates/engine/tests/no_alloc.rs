@@ -69,17 +69,19 @@ fn deliver(b: &mut Stack, now: Instant, p: &[u8], fragment: bool, f: &mut [u8]) 
 
 /// The plain data path, then the same with every data segment cut into two IPv4
 /// fragments (reassembly reuses one buffer: nothing is allocated per fragment or
-/// datagram). One test, so that no other test's allocations are counted.
+/// datagram), then the zero-copy calls (`send_with`, `recv_with`). One test, so that no
+/// other test's allocations are counted.
 #[test]
 fn steady_state_data_path_does_not_allocate() {
-    steady_state(false);
-    steady_state(true);
+    steady_state(false, false);
+    steady_state(true, false);
+    steady_state(false, true);
 }
 
-fn steady_state(fragment: bool) {
+fn steady_state(fragment: bool, zero_copy: bool) {
     let mut a = Stack::new(Config::default());
     a.add_local_addr(A);
-    let mut b = Stack::new(Config { isn_secret: *b"no-alloc-test-k!", ..Config::default() });
+    let mut b = Stack::new(Config::default().with_isn_secret(*b"no-alloc-test-k!"));
     b.add_local_addr(B);
     let mut now = Instant::from_millis(1);
     let l = b.listen(SocketAddr::new(B, 80), 4).unwrap();
@@ -90,7 +92,15 @@ fn steady_state(fragment: bool) {
     let mut frag = vec![0u8; 65536];
     let mut s = None;
     let mut step = |a: &mut Stack, b: &mut Stack, now: Instant, s: Option<utcp_engine::ConnId>| {
-        let _ = a.send(now, c, &chunk);
+        if zero_copy {
+            let _ = a.send_with(c, |free| {
+                let n = free.len().min(chunk.len());
+                free[..n].copy_from_slice(&chunk[..n]);
+                n
+            });
+        } else {
+            let _ = a.send(c, &chunk);
+        }
         for _ in 0..64 {
             let mut moved = false;
             while let Some(n) = a.poll_transmit(now, &mut buf) {
@@ -102,7 +112,11 @@ fn steady_state(fragment: bool) {
                 moved = true;
             }
             if let Some(s) = s {
-                while matches!(b.recv(now, s, &mut sink), Ok(n) if n > 0) {}
+                if zero_copy {
+                    while matches!(b.recv_with(s, |d| d.len()), Ok(n) if n > 0) {}
+                } else {
+                    while matches!(b.recv(s, &mut sink), Ok(n) if n > 0) {}
+                }
             }
             while a.poll_event().is_some() {}
             while b.poll_event().is_some() {}

@@ -9,7 +9,7 @@ use common::*;
 const SMSS: u32 = 1460;
 
 fn sack_sender() -> H {
-    let cfg = Config { sack: true, ..base_config() };
+    let cfg = base_config().with_sack(true);
     let mut h = H::new(cfg);
     h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     h

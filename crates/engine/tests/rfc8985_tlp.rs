@@ -6,7 +6,7 @@ use common::*;
 const SMSS: u32 = 1460;
 
 fn sender(tlp: bool) -> H {
-    let cfg = Config { sack: true, tail_loss_probe: tlp, ..base_config() };
+    let cfg = base_config().with_sack(true).with_tail_loss_probe(tlp);
     let mut h = H::new(cfg);
     h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     h

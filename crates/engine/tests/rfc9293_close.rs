@@ -13,7 +13,7 @@ fn established() -> H {
 /// Our FIN-WAIT-2: CLOSE, FIN out, FIN acknowledged.
 fn fin_wait_2(h: &mut H) {
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(1)));
     assert_eq!(h.state(), Some(State::FinWait2));
@@ -25,7 +25,7 @@ fn fin_wait_2(h: &mut H) {
 fn active_close_walks_fin_wait_to_time_wait() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     // §3.10.4 ESTABLISHED: "form a FIN segment and send it, and set FIN-WAIT-1 state".
     h.expect(FIN | ACK, h.our(0), h.peer(0)).len(0).win(WIN);
     assert_eq!(h.state(), Some(State::FinWait1));
@@ -54,7 +54,7 @@ fn close_sends_queued_data_then_fin() {
     let mut h = established();
     let c = h.c();
     h.write(b"last words");
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     let segs = h.drain();
     let stream: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
     assert_eq!(stream, b"last words");
@@ -74,7 +74,7 @@ fn passive_close_walks_close_wait_last_ack() {
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
     assert_eq!(h.state(), Some(State::CloseWait));
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(1));
     assert_eq!(h.state(), Some(State::LastAck));
     h.send(Seg::new(ACK, h.peer(1), h.our(1)));
@@ -91,7 +91,7 @@ fn passive_close_walks_close_wait_last_ack() {
 fn simultaneous_close_via_closing() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(1), h.peer(1));
@@ -110,7 +110,7 @@ fn simultaneous_close_via_closing() {
 fn fin_ack_in_fin_wait_1_goes_to_time_wait() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(1)));
     h.expect(ACK, h.our(1), h.peer(1));
@@ -143,7 +143,7 @@ fn retransmitted_fin_in_time_wait_is_reacked_and_restarts_timer() {
 /// socket pair can be reused (a new SYN from the same remote gets a SYN-ACK).
 #[test]
 fn time_wait_is_two_msl_then_removed() {
-    let cfg = Config { msl: Duration::from_secs(5), ..base_config() };
+    let cfg = base_config().with_msl(Duration::from_secs(5));
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     fin_wait_2(&mut h);
@@ -182,7 +182,7 @@ fn rst_in_last_ack_closes() {
     let c = h.c();
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(1));
     h.send(Seg::new(RST, h.peer(1), 0));
     h.expect_nothing();
@@ -238,9 +238,9 @@ fn close_wait_keeps_sending() {
 fn send_after_close_fails() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
-    let e = h.stack.send(h.now, c, b"x").unwrap_err();
+    let e = h.stack.send(c, b"x").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BrokenPipe);
     h.expect_nothing();
 }
@@ -251,9 +251,9 @@ fn send_after_close_fails() {
 fn second_close_sends_no_second_fin() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
-    let _ = h.stack.shutdown(h.now, c, Shutdown::Write);
+    let _ = h.stack.shutdown(c, Shutdown::Write);
     h.expect_nothing();
 }
 
@@ -265,7 +265,7 @@ fn close_with_unread_data_sends_rst() {
     let c = h.c();
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"unread"));
     h.expect(ACK, h.our(0), h.peer(6));
-    h.stack.close(h.now, c);
+    h.stack.close(c);
     let o = h.recv().expect("RST");
     assert!(o.flags.rst() && !o.flags.fin(), "expected RST, got {o}");
     assert_eq!(o.seq, h.our(0));
@@ -283,7 +283,7 @@ fn close_with_everything_read_sends_fin_and_finishes_orphaned() {
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"read me"));
     h.expect(ACK, h.our(0), h.peer(7));
     assert_eq!(h.read_all(), b"read me");
-    h.stack.close(h.now, c);
+    h.stack.close(c);
     h.expect(FIN | ACK, h.our(0), h.peer(7));
     h.send(Seg::new(FIN | ACK, h.peer(7), h.our(1)));
     h.expect(ACK, h.our(1), h.peer(8));
@@ -304,7 +304,7 @@ fn abort_sends_rst_and_flushes() {
     h.write(b"in flight");
     h.expect(ACK | PSH, h.our(0), h.peer(0));
     h.write(b"queued");
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     let o = h.recv().expect("RST");
     assert!(o.flags.rst(), "expected RST, got {o}");
     assert_eq!(o.seq, h.our(9), "SEQ=SND.NXT");
@@ -325,7 +325,7 @@ fn abort_in_time_wait_sends_nothing() {
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(1)));
     h.expect(ACK, h.our(1), h.peer(1));
     let c = h.c();
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     h.expect_nothing();
     assert_eq!(h.stack.connection_count(), 0);
 }
@@ -348,7 +348,7 @@ fn time_wait_acks_stray_segment() {
 fn fin_is_retransmitted_on_timeout() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     let rto = Duration::from_micros(h.stack.status(c).unwrap().rto_us);
     h.advance(rto - Duration::from_micros(1));
@@ -366,7 +366,7 @@ fn fin_is_retransmitted_on_timeout() {
 fn shutdown_read_discards_incoming() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Read).unwrap();
+    h.stack.shutdown(c, Shutdown::Read).unwrap();
     assert_eq!(h.read(10).unwrap(), b"");
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"ignored"));
     let o = h.recv().expect("ACK");
@@ -381,7 +381,7 @@ fn shutdown_read_discards_incoming() {
 fn data_after_close_draws_rst() {
     let mut h = established();
     let c = h.c();
-    h.stack.close(h.now, c);
+    h.stack.close(c);
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(1)));
     assert_eq!(h.stack.connection_count(), 1, "FIN-WAIT-2 orphan");
@@ -405,7 +405,7 @@ fn retransmitted_fin_is_reacked_in_close_wait_and_last_ack() {
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
     assert_eq!(h.state(), Some(State::CloseWait));
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(1));
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(1), h.peer(1));
@@ -417,7 +417,7 @@ fn retransmitted_fin_is_reacked_in_close_wait_and_last_ack() {
 fn retransmitted_fin_in_closing_is_reacked() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(1), h.peer(1));
@@ -433,7 +433,7 @@ fn abort_in_close_wait_sends_rst() {
     let c = h.c();
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     let o = h.recv().expect("RST");
     assert!(o.flags.rst(), "{o}");
     assert_eq!(o.seq, h.our(0));
@@ -450,7 +450,7 @@ fn abort_in_syn_received_sends_rst() {
     h.send(Seg::new(SYN, PEER_ISS, 0));
     h.expect(SYN | ACK, h.iss, h.peer(0));
     let c = h.c();
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     let o = h.recv().expect("RST");
     assert!(o.flags.rst(), "{o}");
     assert_eq!(o.seq, h.our(0), "SND.NXT = ISS + 1");
@@ -464,13 +464,13 @@ fn abort_in_syn_received_sends_rst() {
 fn calls_on_released_connection_fail() {
     let mut h = established();
     let c = h.c();
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     h.drain();
     assert!(h.stack.status(c).is_err());
     assert_eq!(h.stack.state(c), None);
     let mut buf = [0u8; 8];
-    assert_eq!(h.stack.recv(h.now, c, &mut buf).unwrap_err().kind(), ErrorKind::NotConnected);
-    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::NotConnected);
+    assert_eq!(h.stack.recv(c, &mut buf).unwrap_err().kind(), ErrorKind::NotConnected);
+    assert_eq!(h.stack.send(c, b"x").unwrap_err().kind(), ErrorKind::NotConnected);
 }
 
 /// RFC 1122 §4.2.2.13 (and RFC 6191): a SYN for a connection in TIME-WAIT may reopen it if

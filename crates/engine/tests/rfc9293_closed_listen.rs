@@ -37,13 +37,11 @@ fn open_active_sends_syn_and_enters_syn_sent() {
 /// (RFC 7323 §2.2).
 #[test]
 fn open_active_offers_enabled_options() {
-    let cfg = Config {
-        window_scale: true,
-        window_scale_shift: Some(7),
-        sack: true,
-        timestamps: true,
-        ..base_config()
-    };
+    let cfg = base_config()
+        .with_window_scale(true)
+        .with_window_scale_shift(Some(7))
+        .with_sack(true)
+        .with_timestamps(true);
     let mut h = H::new(cfg);
     let syn = h.open_to_syn_sent();
     assert_eq!(syn.options.mss, Some(MSS));
@@ -155,7 +153,7 @@ fn listen_syn_draws_syn_ack_and_enters_syn_received() {
 /// (RFC 7323 §1.3, §2.2; RFC 2018 §2).
 #[test]
 fn listen_syn_without_options_gets_syn_ack_without_options() {
-    let cfg = Config { window_scale: true, sack: true, timestamps: true, ..base_config() };
+    let cfg = base_config().with_window_scale(true).with_sack(true).with_timestamps(true);
     let mut h = H::new(cfg);
     let synack = h.open_to_syn_received(TcpOptions::default());
     assert_eq!(synack.options, mss_opts(MSS));
@@ -208,7 +206,7 @@ fn listen_and_connect_from_same_port_coexist() {
 /// SYN cookies off (`SynCookies::Never`); with them on, see `tests/syn_cookies.rs`.
 #[test]
 fn listen_backlog_full_drops_syn() {
-    let mut h = H::new(Config { syn_cookies: utcp_engine::SynCookies::Never, ..base_config() });
+    let mut h = H::new(base_config().with_syn_cookies(utcp_engine::SynCookies::Never));
     let l = h.stack.listen(local_addr(), 1).unwrap();
     h.listener = Some(l);
     h.send(Seg::new(SYN, 5000, 0));
@@ -229,7 +227,7 @@ fn close_listener_resets_queued_connection() {
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
     let l = h.listener.unwrap();
     assert_eq!(h.stack.accept_queue_len(l), 1);
-    h.stack.close_listener(h.now, l);
+    h.stack.close_listener(l);
     let o = h.recv().expect("RST for the queued connection");
     assert!(o.flags.rst(), "expected RST, got {o}");
     assert_eq!(o.seq, h.our(0));
@@ -284,9 +282,9 @@ fn syn_from_or_to_multicast_is_dropped_silently() {
 /// ("MSS = MTU - 40" for IPv4 without options); `Config::mss` overrides it.
 #[test]
 fn advertised_mss_follows_mtu() {
-    let mut h = H::new(Config { mtu: 1280, ..base_config() });
+    let mut h = H::new(base_config().with_mtu(1280));
     assert_eq!(h.open_to_syn_sent().options.mss, Some(1240));
-    let mut h = H::new(Config { mss: Some(900), ..base_config() });
+    let mut h = H::new(base_config().with_mss(Some(900)));
     assert_eq!(h.open_to_syn_sent().options.mss, Some(900));
 }
 
@@ -295,7 +293,7 @@ fn advertised_mss_follows_mtu() {
 /// timed out, and of a queued connection once it is accepted.
 #[test]
 fn listener_backlog_recovers_after_reset_timeout_and_accept() {
-    let mut h = H::new(Config { syn_retries: 1, ..base_config() });
+    let mut h = H::new(base_config().with_syn_retries(1));
     let l = h.stack.listen(local_addr(), 1).unwrap();
     h.listener = Some(l);
     let port = |p: u16| SocketAddr::new(IpAddr::V4(REMOTE_IP), p);

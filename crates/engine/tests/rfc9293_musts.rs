@@ -41,7 +41,7 @@ fn with_raw_options(pkt: &[u8], opts: &[u8]) -> Vec<u8> {
 /// depends on the Nagle variant).
 #[test]
 fn must_1_window_field_is_unsigned() {
-    let mut h = H::new(Config { initial_window_segments: Some(100), ..base_config() });
+    let mut h = H::new(base_config().with_initial_window_segments(Some(100)));
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(60000));
     h.expect_nothing();
@@ -133,7 +133,7 @@ fn must_65_mss_option_only_on_syn() {
 /// receive): payload plus options must stay within the peer's MSS (packet within the MTU).
 #[test]
 fn must_16_options_on_data_segments_stay_within_mss() {
-    let cfg = Config { sack: true, timestamps: true, ..base_config() };
+    let cfg = base_config().with_sack(true).with_timestamps(true);
     let mut h = H::new(cfg);
     let syn_opts = TcpOptions { mss: Some(MSS), sack_permitted: true, timestamps: Some((100, 0)), ..opts() };
     let synack = h.establish_passive(syn_opts);
@@ -172,7 +172,7 @@ fn must_34_shrunk_window_sends_no_new_data() {
 /// window is full (nothing read), and a RST at RCV.NXT still resets the connection.
 #[test]
 fn must_66_rst_processed_with_zero_window() {
-    let mut h = H::new(Config { recv_buffer: 1000, ..base_config() });
+    let mut h = H::new(base_config().with_recv_buffer(1000));
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(1000)));
     h.expect(ACK, h.our(0), h.peer(1000)).win(0);
@@ -244,7 +244,7 @@ fn must_46_open_to_broadcast_or_multicast_is_rejected() {
 fn must_49_ttl_is_configurable() {
     for (ttl, want) in [(None, 64u8), (Some(7u8), 7)] {
         let cfg = match ttl {
-            Some(t) => Config { ttl: t, ..base_config() },
+            Some(t) => base_config().with_ttl(t),
             None => base_config(),
         };
         let mut h = H::new(cfg);
@@ -326,7 +326,7 @@ fn must_17_nagle_can_be_disabled_per_connection() {
 fn must_40_delayed_ack_within_half_a_second() {
     let delay = Config::default().delayed_ack.expect("delayed ACKs are on by default");
     assert!(delay < Duration::from_millis(500));
-    let mut h = H::new(Config { delayed_ack: Some(delay), ..base_config() });
+    let mut h = H::new(base_config().with_delayed_ack(Some(delay)));
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"one small segment"));
     h.expect_nothing();
@@ -338,7 +338,7 @@ fn must_40_delayed_ack_within_half_a_second() {
 /// MUST-40 (§3.8.6.3) whatever the configuration: a 2 s `delayed_ack` is capped below 0.5 s.
 #[test]
 fn must_40_delayed_ack_capped_below_half_a_second() {
-    let mut h = H::new(Config { delayed_ack: Some(Duration::from_secs(2)), ..base_config() });
+    let mut h = H::new(base_config().with_delayed_ack(Some(Duration::from_secs(2))));
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"one small segment"));
     h.expect_nothing();
@@ -372,7 +372,7 @@ fn must_24_27_29_keepalive_per_connection() {
 #[test]
 fn must_26_no_keepalive_while_data_outstanding() {
     let ka = Keepalive { idle: Duration::from_millis(1500), interval: Duration::from_secs(1), probes: 9 };
-    let mut h = H::new(Config { keepalive: Some(ka), ..base_config() });
+    let mut h = H::new(base_config().with_keepalive(Some(ka)));
     h.establish_passive(mss_opts(MSS));
     h.write(b"unanswered");
     h.expect(ACK | PSH, h.our(0), h.peer(0));

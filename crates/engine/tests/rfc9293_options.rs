@@ -7,7 +7,7 @@ use common::*;
 const PEER_TS: u32 = 5_000;
 
 fn cfg_all() -> Config {
-    Config { window_scale: true, sack: true, timestamps: true, ..base_config() }
+    base_config().with_window_scale(true).with_sack(true).with_timestamps(true)
 }
 
 // ------------------------------------------------------------ RFC 7323 §2 window scale
@@ -18,7 +18,7 @@ fn cfg_all() -> Config {
 #[test]
 fn window_scale_negotiated_both_ways() {
     let cfg =
-        Config { window_scale: true, window_scale_shift: Some(2), recv_buffer: 200_000, ..base_config() };
+        base_config().with_window_scale(true).with_window_scale_shift(Some(2)).with_recv_buffer(200_000);
     let mut h = H::new(cfg);
     let synack = h.open_to_syn_received(TcpOptions { window_scale: Some(3), ..mss_opts(MSS) });
     assert_eq!(synack.options.window_scale, Some(2));
@@ -39,7 +39,7 @@ fn window_scale_negotiated_both_ways() {
 /// option if the SYN did not.
 #[test]
 fn window_scale_off_unless_peer_offers() {
-    let cfg = Config { window_scale: true, recv_buffer: 200_000, ..base_config() };
+    let cfg = base_config().with_window_scale(true).with_recv_buffer(200_000);
     let mut h = H::new(cfg);
     let synack = h.open_to_syn_received(mss_opts(MSS));
     assert_eq!(synack.options.window_scale, None);
@@ -55,7 +55,7 @@ fn window_scale_off_unless_peer_offers() {
 /// 14, the TCP SHOULD log the error but MUST use 14 instead of the specified value."
 #[test]
 fn window_scale_shift_capped_at_14() {
-    let cfg = Config { window_scale: true, ..base_config() };
+    let cfg = base_config().with_window_scale(true);
     let mut h = H::new(cfg);
     h.open_to_syn_received(TcpOptions { window_scale: Some(15), ..mss_opts(MSS) });
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).win(1));
@@ -67,7 +67,7 @@ fn window_scale_shift_capped_at_14() {
 /// RFC 7323 §2.2: the window field of a SYN-ACK received by an active opener is not scaled.
 #[test]
 fn window_in_syn_ack_is_unscaled() {
-    let mut h = H::new(Config { window_scale: true, ..base_config() });
+    let mut h = H::new(base_config().with_window_scale(true));
     h.open_to_syn_sent();
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)).mss(MSS).wscale(4).win(5000));
     h.expect(ACK, h.our(0), h.peer(0));
@@ -167,7 +167,7 @@ fn timestamps_measure_rtt() {
 // ------------------------------------------------------------ RFC 2018 SACK
 
 fn sack_established() -> H {
-    let cfg = Config { sack: true, ..base_config() };
+    let cfg = base_config().with_sack(true);
     let mut h = H::new(cfg);
     let synack = h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     assert!(synack.options.sack_permitted, "SACK-permitted answered on the SYN-ACK");
@@ -222,7 +222,7 @@ fn sack_block_count_limited() {
 /// only sent if the peer sent SACK-permitted.
 #[test]
 fn no_sack_without_permission() {
-    let mut h = H::new(Config { sack: true, ..base_config() });
+    let mut h = H::new(base_config().with_sack(true));
     let synack = h.establish_passive(mss_opts(MSS));
     assert!(!synack.options.sack_permitted);
     h.send(Seg::new(ACK, h.peer(10), h.our(0)).data(b"ooo"));
@@ -325,7 +325,7 @@ fn initial_window_limits_first_flight() {
 /// triggered the ACK" — a duplicate below RCV.NXT is reported as the first block.
 #[test]
 fn dsack_reports_duplicate_first() {
-    let cfg = Config { sack: true, dsack: true, ..base_config() };
+    let cfg = base_config().with_sack(true).with_dsack(true);
     let mut h = H::new(cfg);
     h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"0123456789"));
@@ -358,7 +358,7 @@ fn sack_with_timestamps_at_most_three_blocks() {
 /// must not scale in either direction; its window field saturates at 65535.
 #[test]
 fn window_scale_dropped_when_syn_ack_lacks_it() {
-    let cfg = Config { window_scale: true, recv_buffer: 200_000, ..base_config() };
+    let cfg = base_config().with_window_scale(true).with_recv_buffer(200_000);
     let mut h = H::new(cfg);
     let syn = h.open_to_syn_sent();
     assert!(syn.options.window_scale.is_some());
@@ -374,7 +374,7 @@ fn window_scale_dropped_when_syn_ack_lacks_it() {
 #[test]
 fn window_scale_active_side_scales_our_window() {
     let cfg =
-        Config { window_scale: true, window_scale_shift: Some(3), recv_buffer: 200_000, ..base_config() };
+        base_config().with_window_scale(true).with_window_scale_shift(Some(3)).with_recv_buffer(200_000);
     let mut h = H::new(cfg);
     let syn = h.open_to_syn_sent();
     assert_eq!(syn.options.window_scale, Some(3));
@@ -502,7 +502,7 @@ fn tsval_follows_the_clock() {
 /// option after the handshake changes nothing.
 #[test]
 fn syn_only_options_on_later_segments_are_ignored() {
-    let mut h = H::new(Config { window_scale: true, ..base_config() });
+    let mut h = H::new(base_config().with_window_scale(true));
     h.establish_passive(mss_opts(1000));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"data").wscale(5).mss(100).win(2000));
     h.expect(ACK, h.our(0), h.peer(4));
@@ -529,7 +529,7 @@ fn paws_ts_recent_expires_after_24_days() {
 /// D-SACK block first, followed by the SACK block that contains it.
 #[test]
 fn dsack_for_duplicate_out_of_order_data() {
-    let cfg = Config { sack: true, dsack: true, ..base_config() };
+    let cfg = base_config().with_sack(true).with_dsack(true);
     let mut h = H::new(cfg);
     h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     h.send(Seg::new(ACK, h.peer(10), h.our(0)).data(b"abcdefghij"));
@@ -545,7 +545,7 @@ fn dsack_for_duplicate_out_of_order_data() {
 /// hold is never reported in a SACK block and never acknowledged until it is resent.
 #[test]
 fn unheld_out_of_order_data_is_not_sacked_or_acked() {
-    let cfg = Config { sack: true, max_ooo_ranges: 2, ..base_config() };
+    let cfg = base_config().with_sack(true).with_max_ooo_ranges(2);
     let mut h = H::new(cfg);
     h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     let d = payload(60);

@@ -64,7 +64,7 @@ fn all_eleven_states_are_reached_through_legal_transitions() {
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
     let c = h.c();
-    h.stack.close(h.now, c);
+    h.stack.close(c);
     h.expect(FIN | ACK, h.our(0), h.peer(1));
     h.send(Seg::new(ACK, h.peer(1), h.our(1)));
     record(
@@ -86,7 +86,7 @@ fn all_eleven_states_are_reached_through_legal_transitions() {
     h.iss = h.recv().unwrap().seq;
     h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)));
     h.expect(ACK, h.our(0), h.peer(0));
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(1), h.peer(1));
@@ -109,7 +109,7 @@ fn all_eleven_states_are_reached_through_legal_transitions() {
     let mut h = H::new(base_config());
     h.establish_passive_keep_events(mss_opts(MSS));
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(1)));
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(1)));
@@ -151,7 +151,7 @@ fn close_in_syn_received_sends_fin() {
     h.send(Seg::new(SYN, PEER_ISS, 0));
     h.expect(SYN | ACK, h.iss, h.peer(0));
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     assert_eq!(h.state(), Some(State::FinWait1));
     // The FIN goes out once the handshake completes (our SYN must be acknowledged first).
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
@@ -204,7 +204,7 @@ fn our_sequence_numbers_wrap() {
     h.send(Seg::new(ACK, h.peer(0), h.our(0)));
     h.expect_nothing();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(3000), h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(3001)));
     assert_eq!(h.state(), Some(State::FinWait2));
@@ -265,7 +265,7 @@ fn isn_clock_and_per_quad_offset() {
     let mut h = H::new(base_config());
     let iss1 = h.open_to_syn_sent().seq;
     let c = h.c();
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     h.advance(Duration::from_secs(1));
     let iss2 = h.open_to_syn_sent().seq;
     assert_eq!(iss2.wrapping_sub(iss1), 250_000);
@@ -283,7 +283,7 @@ fn in_state(state: State) -> (H, u32, u32) {
     let c = h.c();
     let (p0, p1, o0, o1) = (h.peer(0), h.peer(1), h.our(0), h.our(1));
     let fin = |h: &mut H| {
-        h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+        h.stack.shutdown(c, Shutdown::Write).unwrap();
         let o = h.recv().expect("FIN");
         assert!(o.flags.fin(), "{o}");
     };

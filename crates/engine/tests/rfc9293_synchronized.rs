@@ -68,7 +68,7 @@ fn overlapping_segment_is_trimmed() {
 /// number and current window (zero)" — that is how zero-window probes are answered.
 #[test]
 fn zero_receive_window_accepts_only_acks() {
-    let cfg = Config { recv_buffer: 1000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(1000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(1000)));
@@ -100,7 +100,7 @@ fn rst_at_rcv_nxt_resets_connection() {
     assert!(h.events().contains(&Event::Closed(c, CloseReason::Reset)));
     assert_eq!(h.read(10).unwrap_err().kind(), ErrorKind::ConnectionReset);
     // The error is reported once, as SO_ERROR is on Linux: later writes see a broken pipe.
-    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
+    assert_eq!(h.stack.send(c, b"x").unwrap_err().kind(), ErrorKind::BrokenPipe);
     assert_eq!(h.stack.connection_count(), 0);
 }
 
@@ -132,7 +132,7 @@ fn rst_outside_window_is_dropped() {
 /// as 2/2 + rand(2), so 1 or 2; the per-connection limit is off).
 #[test]
 fn challenge_acks_are_rate_limited() {
-    let cfg = Config { challenge_ack_limit: 2, challenge_ack_interval: Duration::ZERO, ..base_config() };
+    let cfg = base_config().with_challenge_ack_limit(2).with_challenge_ack_interval(Duration::ZERO);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let mut acks = 0;
@@ -434,7 +434,7 @@ fn out_of_order_text_is_held_and_hole_fill_acks_all() {
 /// in-window part is accepted and acknowledged.
 #[test]
 fn text_beyond_window_is_trimmed() {
-    let cfg = Config { recv_buffer: 1000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(1000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(1200)));
@@ -446,7 +446,7 @@ fn text_beyond_window_is_trimmed() {
 /// the opened window is announced once it grows by at least min(RCV.BUFF/2, MSS).
 #[test]
 fn reading_reopens_window() {
-    let cfg = Config { recv_buffer: 4000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(4000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(&payload(4000)));
@@ -598,7 +598,7 @@ fn new_syn_in_passive_syn_received_returns_to_listen() {
 /// moves left.
 #[test]
 fn right_window_edge_never_moves_left() {
-    let cfg = Config { recv_buffer: 5000, ..base_config() };
+    let cfg = base_config().with_recv_buffer(5000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let mut edge = h.peer(0).wrapping_add(5000);
@@ -628,18 +628,18 @@ fn right_window_edge_never_moves_left() {
 /// accepted is what fits.
 #[test]
 fn send_buffer_full_would_block() {
-    let cfg = Config { send_buffer: 4000, ..base_config() };
+    let cfg = base_config().with_send_buffer(4000);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     let c = h.c();
-    assert_eq!(h.stack.send(h.now, c, &payload(10_000)).unwrap(), 4000);
-    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::WouldBlock);
+    assert_eq!(h.stack.send(c, &payload(10_000)).unwrap(), 4000);
+    assert_eq!(h.stack.send(c, b"x").unwrap_err().kind(), ErrorKind::WouldBlock);
     assert!(!h.stack.can_send(c));
     h.drain();
     h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
     assert!(h.stack.can_send(c));
     assert!(h.events().contains(&Event::Writable(c)));
-    assert_eq!(h.stack.send(h.now, c, &payload(2000)).unwrap(), 1000);
+    assert_eq!(h.stack.send(c, &payload(2000)).unwrap(), 1000);
 }
 
 /// §3.10.7.4 seventh, FIN-WAIT-1: text is still delivered while our FIN is unacknowledged.
@@ -647,7 +647,7 @@ fn send_buffer_full_would_block() {
 fn text_in_fin_wait_1_is_delivered() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(FIN | ACK, h.our(0), h.peer(0));
     h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(b"still"));
     h.expect(ACK, h.our(1), h.peer(5));

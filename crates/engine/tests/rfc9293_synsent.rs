@@ -179,7 +179,7 @@ fn simultaneous_open_via_peer_ack() {
 /// aborted due to user timeout" (here TimedOut).
 #[test]
 fn syn_retransmission_backs_off_then_gives_up() {
-    let cfg = Config { syn_retries: 3, ..base_config() };
+    let cfg = base_config().with_syn_retries(3);
     let mut h = H::new(cfg);
     h.open_to_syn_sent();
     let mut waits = Vec::new();
@@ -234,7 +234,7 @@ fn close_in_syn_sent_deletes_tcb_silently() {
     let mut h = H::new(base_config());
     h.open_to_syn_sent();
     let c = h.c();
-    h.stack.close(h.now, c);
+    h.stack.close(c);
     h.expect_nothing();
     assert_eq!(h.stack.connection_count(), 0);
     assert_eq!(h.stack.poll_timeout(), None);
@@ -251,7 +251,7 @@ fn abort_in_syn_sent_deletes_tcb_silently() {
     h.open_to_syn_sent();
     h.write(b"lost");
     let c = h.c();
-    h.stack.abort(h.now, c);
+    h.stack.abort(c);
     h.expect_nothing();
     assert_eq!(h.stack.connection_count(), 0);
 }

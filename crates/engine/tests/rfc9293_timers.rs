@@ -64,7 +64,7 @@ fn second_rtt_sample_smooths() {
 fn rto_has_lower_bound() {
     let h = established_with_rtt(base_config(), Duration::from_millis(1));
     assert_eq!(rto_of(&h), Duration::from_millis(200));
-    let h = established_with_rtt(Config { min_rto: Duration::from_secs(1), ..base_config() }, RTT);
+    let h = established_with_rtt(base_config().with_min_rto(Duration::from_secs(1)), RTT);
     assert_eq!(rto_of(&h), Duration::from_secs(1));
 }
 
@@ -73,7 +73,7 @@ fn rto_has_lower_bound() {
 /// §2.5: a maximum value may be placed on RTO (here 2.4 s).
 #[test]
 fn rto_backs_off_exponentially_up_to_max() {
-    let cfg = Config { max_rto: Duration::from_millis(2400), ..base_config() };
+    let cfg = base_config().with_max_rto(Duration::from_millis(2400));
     let mut h = established_with_rtt(cfg, RTT);
     h.write(&payload(100));
     h.expect(ACK | PSH, h.our(0), h.peer(0)).len(100);
@@ -138,7 +138,7 @@ fn syn_timeout_reinitialises_rto_to_3s() {
 /// is closed and the user told ("connection aborted due to user timeout", here TimedOut).
 #[test]
 fn data_retransmission_gives_up() {
-    let cfg = Config { data_retries: 3, ..base_config() };
+    let cfg = base_config().with_data_retries(3);
     let mut h = established_with_rtt(cfg, RTT);
     h.write(b"lost");
     h.expect(ACK | PSH, h.our(0), h.peer(0));
@@ -153,7 +153,7 @@ fn data_retransmission_gives_up() {
     assert_eq!(h.state(), Some(State::Closed));
     let c = h.c();
     assert!(h.events().contains(&Event::Closed(c, CloseReason::TimedOut)));
-    assert_eq!(h.stack.send(h.now, c, b"x").unwrap_err().kind(), ErrorKind::TimedOut);
+    assert_eq!(h.stack.send(c, b"x").unwrap_err().kind(), ErrorKind::TimedOut);
 }
 
 /// RFC 5681 §3.1: after a retransmission timeout "cwnd MUST be set to no more than the loss
@@ -177,7 +177,7 @@ fn rto_collapses_cwnd_to_one_segment() {
 /// after `syn_retries` the embryonic TCB is dropped while the listener keeps listening.
 #[test]
 fn syn_ack_retransmitted_then_dropped() {
-    let cfg = Config { syn_retries: 2, ..base_config() };
+    let cfg = base_config().with_syn_retries(2);
     let mut h = H::new(cfg);
     h.open_to_syn_received(mss_opts(MSS));
     expect_after(&mut h, Duration::from_secs(1));
@@ -248,7 +248,7 @@ fn zero_window_probes_back_off_until_window_opens() {
 /// `data_retries`).
 #[test]
 fn zero_window_never_times_out_while_peer_answers() {
-    let cfg = Config { data_retries: 3, ..base_config() };
+    let cfg = base_config().with_data_retries(3);
     let mut h = H::new(cfg);
     h.listen();
     h.send(Seg::new(SYN, PEER_ISS, 0).mss(MSS).win(1000));
@@ -276,12 +276,10 @@ fn zero_window_never_times_out_while_peer_answers() {
 
 fn delack_config() -> Config {
     // min_rto 1 s keeps retransmissions out of the 200 ms delayed-ACK window.
-    Config {
-        delayed_ack: Some(Duration::from_millis(200)),
-        ack_every: 2,
-        min_rto: Duration::from_secs(1),
-        ..base_config()
-    }
+    base_config()
+        .with_delayed_ack(Some(Duration::from_millis(200)))
+        .with_ack_every(2)
+        .with_min_rto(Duration::from_secs(1))
 }
 
 /// RFC 9293 §3.8.6.3: "an ACK should not be excessively delayed; in particular, the delay
@@ -483,7 +481,7 @@ fn fin_in_last_ack_is_retransmitted() {
     let c = h.c();
     h.send(Seg::new(FIN | ACK, h.peer(0), h.our(0)));
     h.expect(ACK, h.our(0), h.peer(1));
-    h.stack.close(h.now, c);
+    h.stack.close(c);
     h.expect(FIN | ACK, h.our(0), h.peer(1));
     let rto = rto_of(&h);
     expect_after(&mut h, rto);
@@ -499,7 +497,7 @@ fn retransmission_includes_fin() {
     let mut h = established_with_rtt(base_config(), RTT);
     let c = h.c();
     h.write(b"abc");
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     let segs = h.drain();
     let stream: Vec<u8> = segs.iter().flat_map(|s| s.payload.clone()).collect();
     assert_eq!(stream, b"abc");
@@ -568,12 +566,10 @@ fn initial_window_kept_after_single_syn_loss() {
 #[test]
 fn syn_retransmitted_for_at_least_three_minutes() {
     let defaults = Config::default();
-    let cfg = Config {
-        syn_retries: defaults.syn_retries,
-        initial_rto: defaults.initial_rto,
-        max_rto: defaults.max_rto,
-        ..base_config()
-    };
+    let cfg = base_config()
+        .with_syn_retries(defaults.syn_retries)
+        .with_initial_rto(defaults.initial_rto)
+        .with_max_rto(defaults.max_rto);
     let mut h = H::new(cfg);
     h.open_to_syn_sent();
     let start = h.now;
@@ -597,7 +593,7 @@ fn syn_retransmitted_for_at_least_three_minutes() {
 fn data_retransmitted_for_at_least_100_seconds() {
     let d = Config::default();
     let cfg =
-        Config { data_retries: d.data_retries, min_rto: d.min_rto, max_rto: d.max_rto, ..base_config() };
+        base_config().with_data_retries(d.data_retries).with_min_rto(d.min_rto).with_max_rto(d.max_rto);
     let mut h = established_with_rtt(cfg, Duration::from_millis(1));
     h.write(b"x");
     h.expect(ACK | PSH, h.our(0), h.peer(0));
@@ -620,7 +616,7 @@ fn data_retransmitted_for_at_least_100_seconds() {
 fn keepalive_defaults_off_and_two_hours() {
     assert!(Config::default().keepalive.is_none());
     assert!(Keepalive::default().idle >= Duration::from_secs(7200));
-    let mut h = established_with_rtt(Config { keepalive: None, ..base_config() }, RTT);
+    let mut h = established_with_rtt(base_config().with_keepalive(None), RTT);
     h.advance(Duration::from_secs(5 * 3600));
     h.expect_nothing();
     assert_eq!(h.state(), Some(State::Established));

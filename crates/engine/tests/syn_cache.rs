@@ -151,7 +151,7 @@ fn closing_the_listener_resets_records() {
         let l = h.listen();
         h.send(Seg::new(SYN, PEER_ISS, 0).opts(syn_opts()));
         let sa = synack(&mut h, PEER_ISS);
-        h.stack.close_listener(h.now, l);
+        h.stack.close_listener(l);
         let rst = h.expect(RST | ACK, sa.seq.wrapping_add(1), PEER_ISS + 1);
         h.expect_nothing();
         assert_eq!(h.stack.connection_count(), 0);

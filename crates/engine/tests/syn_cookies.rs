@@ -5,14 +5,12 @@ use utcp_engine::SynCookies;
 
 /// Options on, as Linux offers them: window scale, SACK, timestamps.
 fn cookie_config(mode: SynCookies, syn_queue_len: usize) -> Config {
-    Config {
-        window_scale: true,
-        sack: true,
-        timestamps: true,
-        syn_cookies: mode,
-        syn_queue_len,
-        ..base_config()
-    }
+    base_config()
+        .with_window_scale(true)
+        .with_sack(true)
+        .with_timestamps(true)
+        .with_syn_cookies(mode)
+        .with_syn_queue_len(syn_queue_len)
 }
 
 fn from_port(p: u16) -> SocketAddr {

@@ -14,7 +14,7 @@ fn established() -> H {
 
 fn write_urgent(h: &mut H, data: &[u8]) {
     let c = h.c();
-    let n = h.stack.send_urgent(h.now, c, data).expect("send_urgent");
+    let n = h.stack.send_urgent(c, data).expect("send_urgent");
     assert_eq!(n, data.len());
 }
 
@@ -95,9 +95,9 @@ fn retransmitted_urgent_data_keeps_urg() {
 fn urgent_send_after_shutdown_fails() {
     let mut h = established();
     let c = h.c();
-    h.stack.shutdown(h.now, c, Shutdown::Write).unwrap();
+    h.stack.shutdown(c, Shutdown::Write).unwrap();
     h.expect(ACK | FIN, h.our(0), h.peer(0));
-    let e = h.stack.send_urgent(h.now, c, b"x").unwrap_err();
+    let e = h.stack.send_urgent(c, b"x").unwrap_err();
     assert_eq!(e.kind(), ErrorKind::BrokenPipe);
     h.expect_nothing();
 }

@@ -358,7 +358,7 @@ fn fuzz_fragments_into_stack_no_panic() {
     use utcp_engine::time::{Duration, Instant};
     use utcp_engine::{Config, Stack};
     const CAP: usize = 128 * 1024;
-    let cfg = Config { ipfrag_high_thresh: CAP, ipfrag_max_datagrams: 32, ..Config::default() };
+    let cfg = Config::default().with_ipfrag_high_thresh(CAP).with_ipfrag_max_datagrams(32);
     let mut stack = Stack::new(cfg);
     let mut rng = Rng(0x0f0f_1234_8765_abcd);
     let mut buf = [0u8; 1500];

@@ -45,13 +45,11 @@ mod utcp_engine {
 
     /// An established connection; the sender may have many segments in flight.
     pub fn conn(ack_each_segment: bool) -> Conn {
-        let ca_cfg = Config {
-            initial_window_segments: Some(4 * SAMPLE_SIZE),
-            send_buffer: 4 << 20,
-            ..Config::default()
-        };
+        let ca_cfg = Config::default()
+            .with_initial_window_segments(Some(4 * SAMPLE_SIZE))
+            .with_send_buffer(4 << 20);
         let cb_cfg = if ack_each_segment {
-            Config { delayed_ack: None, ack_every: 1, ..Config::default() }
+            Config::default().with_delayed_ack(None).with_ack_every(1)
         } else {
             Config::default()
         };
@@ -86,7 +84,7 @@ mod utcp_engine {
                 p.a.handle_packet(p.now, &ack[..n]);
             }
             p.drain_events();
-            match p.a.send(p.now, self.ca, &self.data) {
+            match p.a.send(self.ca, &self.data) {
                 Ok(n) if n == self.data.len() => {}
                 r => panic!("sender refused a segment: {r:?}"),
             }
@@ -103,7 +101,7 @@ mod utcp_engine {
                 self.acks.push((buf, n));
             }
             loop {
-                match p.b.recv(p.now, self.cb, &mut self.sink) {
+                match p.b.recv(self.cb, &mut self.sink) {
                     Ok(0) => break,
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -120,7 +118,7 @@ mod utcp_engine {
             let n = p.b.poll_transmit(p.now, &mut self.out).expect("an ACK");
             let ack = self.out[..n].to_vec();
             while p.b.poll_transmit(p.now, &mut self.out).is_some() {}
-            while let Ok(k) = p.b.recv(p.now, self.cb, &mut self.sink) {
+            while let Ok(k) = p.b.recv(self.cb, &mut self.sink) {
                 if k == 0 {
                     break;
                 }

@@ -58,7 +58,7 @@ impl Pair {
     fn new(n: usize) -> Result<Pair, String> {
         let mut a = Stack::new(Config::default());
         a.add_local_addr(A);
-        let mut b = Stack::new(Config { isn_secret: *b"fuzz-target-key!", ..Config::default() });
+        let mut b = Stack::new(Config::default().with_isn_secret(*b"fuzz-target-key!"));
         b.add_local_addr(B);
         let listener = b.listen(SocketAddr::new(B, PORT), 1024).map_err(|e| e.to_string())?;
         let mut p = Pair {
@@ -80,11 +80,10 @@ impl Pair {
 
     /// Connect A to B's listener and accept.
     fn open(&mut self) -> Result<Conn, String> {
-        let e = |e: std::io::Error| e.to_string();
-        let c = self.a.connect(self.now, SocketAddr::new(A, 0), SocketAddr::new(B, PORT)).map_err(e)?;
+        let c = self.a.connect(self.now, SocketAddr::new(A, 0), SocketAddr::new(B, PORT)).map_err(|e| e.to_string())?;
         self.pump()?;
         let (s, _) = self.b.accept(self.listener).map_err(|e| format!("accept: {e}"))?;
-        let port = self.a.local_addr(c).map_err(e)?.port();
+        let port = self.a.local_addr(c).map_err(|e| e.to_string())?.port();
         Ok(Conn { a: c, b: s, port, shielded: false })
     }
 
@@ -138,17 +137,16 @@ impl Pair {
         let (mut got, mut off, mut sink) = (Vec::new(), 0, vec![0u8; 65536]);
         let (s, r) = if a_to_b { (c.a, c.b) } else { (c.b, c.a) };
         for _ in 0..2_000 {
-            let now = self.now;
             let (tx, rx) = if a_to_b { (&mut self.a, &mut self.b) } else { (&mut self.b, &mut self.a) };
             if off < msg.len() {
-                off += tx.send(now, s, &msg[off..]).unwrap_or(0);
+                off += tx.send(s, &msg[off..]).unwrap_or(0);
             }
             let _ = rx;
             if self.pump().is_err() {
                 return false;
             }
             let (tx, rx) = if a_to_b { (&mut self.a, &mut self.b) } else { (&mut self.b, &mut self.a) };
-            while let Ok(n) = rx.recv(now, r, &mut sink) {
+            while let Ok(n) = rx.recv(r, &mut sink) {
                 if n == 0 {
                     break;
                 }
@@ -267,7 +265,7 @@ pub fn run_live(cfg: &LiveFuzz) -> Result<LiveReport, String> {
 fn capture_samples(p: &mut Pair) -> Result<Vec<Vec<u8>>, String> {
     let mut samples = Vec::new();
     for c in p.conns.clone().iter().filter(|c| !c.shielded) {
-        p.a.send(p.now, c.a, &[7u8; 3000]).map_err(|e| e.to_string())?;
+        p.a.send(c.a, &[7u8; 3000]).map_err(|e| e.to_string())?;
     }
     while let Some(n) = p.a.poll_transmit(p.now, &mut p.buf) {
         samples.push(p.buf[..n].to_vec());
@@ -276,7 +274,7 @@ fn capture_samples(p: &mut Pair) -> Result<Vec<Vec<u8>>, String> {
     p.pump()?;
     let mut sink = vec![0u8; 65536];
     for c in &p.conns {
-        while p.b.recv(p.now, c.b, &mut sink).is_ok_and(|n| n > 0) {}
+        while p.b.recv(c.b, &mut sink).is_ok_and(|n| n > 0) {}
     }
     if samples.is_empty() {
         return Err("no sample segments captured".into());
@@ -419,7 +417,7 @@ fn check_survivors(p: &mut Pair, r: &mut LiveReport) -> Result<(), String> {
     for c in p.conns.clone().iter().filter(|c| !c.shielded) {
         r.exposed += 1;
         r.exposed_established += p.both_established(c) as usize;
-        p.a.abort(p.now, c.a);
+        p.a.abort(c.a);
     }
     for _ in 0..20 {
         p.tick(Duration::from_millis(100));
@@ -618,7 +616,7 @@ pub fn run_structured(inputs: u64, seed: u64) -> Result<StructuredReport, String
     // Whatever happened to the fuzzed connections (some are desynchronized and would
     // ACK each other forever), once A aborts them B still serves a new one.
     for c in p.conns.clone() {
-        p.a.abort(p.now, c.a);
+        p.a.abort(c.a);
     }
     p.tick(Duration::from_secs(1));
     p.pump()?;

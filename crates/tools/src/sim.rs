@@ -199,19 +199,19 @@ impl App {
             }
             let left = (self.to_send - self.sent).min((self.chunk.len() - self.chunk_off) as u64) as usize;
             let piece = &self.chunk[self.chunk_off..self.chunk_off + left];
-            match self.stack.send(now, c, piece) {
+            match self.stack.send(c, piece) {
                 Ok(n) => {
                     self.hash_sent.update(&piece[..n]);
                     self.sent += n as u64;
                     self.chunk_off += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         let mut buf = [0u8; 16384];
         while !self.eof && now >= self.reads_after {
-            match self.stack.recv(now, c, &mut buf) {
+            match self.stack.recv(c, &mut buf) {
                 Ok(0) => self.eof = true,
                 Ok(n) => {
                     self.hash_recv.update(&buf[..n]);
@@ -221,7 +221,7 @@ impl App {
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         Ok(())
@@ -235,10 +235,10 @@ impl App {
             && self.stack.status(c).map(|s| s.bytes_in_flight == 0 && s.bytes_unsent == 0).unwrap_or(false)
     }
 
-    fn shutdown(&mut self, now: Instant) -> io::Result<()> {
+    fn shutdown(&mut self) -> io::Result<()> {
         if let (false, Some(c)) = (self.shut, self.conn) {
             self.shut = true;
-            self.stack.shutdown(now, c, Shutdown::Write)?;
+            self.stack.shutdown(c, Shutdown::Write)?;
         }
         Ok(())
     }
@@ -368,20 +368,20 @@ pub fn run_observed(
             CloseMode::Active => {
                 let mut r = Ok(());
                 if a.all_acked() {
-                    r = a.shutdown(now);
+                    r = a.shutdown();
                 }
                 if r.is_ok() && b.eof && b.all_acked() {
-                    r = b.shutdown(now);
+                    r = b.shutdown();
                 }
                 r
             }
             CloseMode::Passive => {
                 let mut r = Ok(());
                 if b.all_acked() {
-                    r = b.shutdown(now);
+                    r = b.shutdown();
                 }
                 if r.is_ok() && a.eof && a.all_acked() {
-                    r = a.shutdown(now);
+                    r = a.shutdown();
                 }
                 r
             }
@@ -391,7 +391,7 @@ pub fn run_observed(
                     && a.received == cfg.bytes_b.unwrap_or(cfg.bytes)
                     && b.received == cfg.bytes
                 {
-                    a.shutdown(now).and_then(|_| b.shutdown(now))
+                    a.shutdown().and_then(|_| b.shutdown())
                 } else {
                     Ok(())
                 }

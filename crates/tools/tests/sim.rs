@@ -66,14 +66,12 @@ fn harsh_mix_all_close_modes_20_seeds() {
 #[test]
 fn harsh_mix_every_congestion_control_20_seeds() {
     let configs = [
-        Config { congestion_control: CongestionAlgorithm::Cubic, ..Config::default() },
-        Config {
-            congestion_control: CongestionAlgorithm::Cubic,
-            tail_loss_probe: false,
-            ..Config::default()
-        },
-        Config { tail_loss_probe: false, ..Config::default() },
-        Config { prr: false, ..Config::default() },
+        Config::default().with_congestion_control(CongestionAlgorithm::Cubic),
+        Config::default()
+            .with_congestion_control(CongestionAlgorithm::Cubic)
+            .with_tail_loss_probe(false),
+        Config::default().with_tail_loss_probe(false),
+        Config::default().with_prr(false),
     ];
     for engine in configs {
         for close in [CloseMode::Active, CloseMode::Passive, CloseMode::Simultaneous] {
@@ -94,7 +92,7 @@ fn tail_loss_probes_are_sent_only_when_enabled() {
     for seed in 1..=10 {
         let r = sim(256 << 10, imp.clone(), seed, CloseMode::Active, OpenMode::Normal);
         on += r.a.counters.tlp_probes + r.b.counters.tlp_probes;
-        let cfg = Config { tail_loss_probe: false, ..Config::default() };
+        let cfg = Config::default().with_tail_loss_probe(false);
         let r = sim_with(256 << 10, imp.clone(), seed, CloseMode::Active, OpenMode::Normal, cfg);
         off += r.a.counters.tlp_probes + r.b.counters.tlp_probes;
     }

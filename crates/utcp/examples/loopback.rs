@@ -7,7 +7,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use utcp::device::link::{Impairments, Link, Side};
-use utcp::engine::{Config, Event, Stack, State};
+use utcp::engine::{Config, Event, RecvError, SendError, Stack, State};
 use utcp::time::{Duration, Instant};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -86,19 +86,19 @@ pub fn run() -> Result<Summary, String> {
         // A writes the pattern as the send buffer allows, then closes (FIN after the data).
         if a.state(client) == Some(State::Established) && sent < LEN {
             let chunk: Vec<u8> = (sent..LEN.min(sent + 65536)).map(pattern).collect();
-            sent += a.send(now, client, &chunk).or_else(would_block).map_err(|e| e.to_string())?;
+            sent += a.send(client, &chunk).or_else(would_block).map_err(|e| e.to_string())?;
         }
         if sent == LEN && !closed {
-            a.close(now, client);
+            a.close(client);
             closed = true;
         }
         // B reads and checks every byte; end of stream closes its side.
         if let Some(s) = server {
             while !eof {
-                match b.recv(now, s, &mut buf) {
+                match b.recv(s, &mut buf) {
                     Ok(0) => {
                         eof = true;
-                        b.close(now, s);
+                        b.close(s);
                     }
                     Ok(n) => {
                         if let Some(i) = (0..n).find(|&i| buf[i] != pattern(got + i)) {
@@ -106,7 +106,7 @@ pub fn run() -> Result<Summary, String> {
                         }
                         got += n;
                     }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                    Err(RecvError::WouldBlock) => break,
                     Err(e) => return Err(format!("recv: {e}")),
                 }
             }
@@ -115,7 +115,7 @@ pub fn run() -> Result<Summary, String> {
         // holds only TIME-WAIT (RFC 9293 §3.6).
         let a_left: Vec<State> = a.connections().map(|(_, s)| s).collect();
         if eof && b.connection_count() == 0 && a_left.iter().all(|s| *s == State::TimeWait) {
-            b.close_listener(now, listener);
+            b.close_listener(listener);
             return if got == LEN {
                 Ok(Summary { bytes: got, packets, elapsed: now.saturating_since(start) })
             } else {
@@ -136,8 +136,9 @@ pub fn run() -> Result<Summary, String> {
     Err(format!("no progress: sent {sent}, received {got}, eof {eof}"))
 }
 
-fn would_block(e: std::io::Error) -> std::io::Result<usize> {
-    if e.kind() == std::io::ErrorKind::WouldBlock { Ok(0) } else { Err(e) }
+/// A full send buffer is not an error here: send the rest on a later round.
+fn would_block(e: SendError) -> Result<usize, SendError> {
+    if e == SendError::WouldBlock { Ok(0) } else { Err(e) }
 }
 
 #[allow(dead_code)] // `main` is unused when tests/examples.rs includes this file as a module.

@@ -476,6 +476,7 @@ impl Inner {
                 }
                 Event::Incoming(l) | Event::SynArrived(l) => Some((Key::Listener(l), true, true)),
                 Event::StateChange { .. } => None,
+                _ => None,
             };
             if let Some((key, read, write)) = target
                 && let Some(w) = self.waiters.get_mut(&key)

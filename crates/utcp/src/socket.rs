@@ -84,7 +84,7 @@ impl TcpListener {
             let mut g = shared.lock();
             g.check_up()?;
             // Backlog 0: the engine's `default_backlog`; port 0: an ephemeral port.
-            let result = g.stack.listen(SocketAddr::new(ip, a.port()), 0).and_then(|l| {
+            let result = g.stack.listen(SocketAddr::new(ip, a.port()), 0).map_err(io::Error::from).and_then(|l| {
                 let port = g.stack.listener_addr(l)?.port();
                 Ok((l, port))
             });
@@ -185,7 +185,7 @@ impl Drop for TcpListener {
     fn drop(&mut self) {
         let mut g = self.shared.lock();
         let now = self.shared.now();
-        g.stack.close_listener(now, self.id);
+        g.stack.close_listener(self.id);
         g.waiters.remove(&Key::Listener(self.id));
         g.after_op(&self.shared, now);
     }
@@ -319,7 +319,7 @@ impl TcpStream {
             return Ok(0);
         }
         // Reading opens the window: a window update may be due at once.
-        self.blocking(Interest::Read, self.read_timeout.deadline(), |st, now, id| st.recv(now, id, buf))
+        self.blocking(Interest::Read, self.read_timeout.deadline(), |st, id| Ok(st.recv(id, buf)?))
     }
 
     fn do_write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -327,7 +327,7 @@ impl TcpStream {
             return Ok(0);
         }
         // Transmit on this thread, now: no wait for the driver.
-        self.blocking(Interest::Write, self.write_timeout.deadline(), |st, now, id| st.send(now, id, buf))
+        self.blocking(Interest::Write, self.write_timeout.deadline(), |st, id| Ok(st.send(id, buf)?))
     }
 
     /// Run `op` until it stops answering WouldBlock, waiting (or leading the TUN) for
@@ -336,14 +336,14 @@ impl TcpStream {
         &self,
         interest: Interest,
         deadline: Option<Instant>,
-        mut op: impl FnMut(&mut crate::engine::Stack, crate::time::Instant, ConnId) -> io::Result<usize>,
+        mut op: impl FnMut(&mut crate::engine::Stack, ConnId) -> io::Result<usize>,
     ) -> io::Result<usize> {
         let mut g = self.shared.lock();
         loop {
             g.check_up()?;
             let now;
             (g, now) = self.shared.pump_parked(g, self.shared.now());
-            match op(&mut g.stack, now, self.id) {
+            match op(&mut g.stack, self.id) {
                 Ok(n) => {
                     g.after_op(&self.shared, now);
                     return Ok(n);
@@ -372,7 +372,7 @@ impl TcpStream {
         let mut g = self.shared.lock();
         g.check_up()?;
         let now = self.shared.now();
-        let r = g.stack.shutdown(now, self.id, how);
+        let r = g.stack.shutdown(self.id, how);
         g.after_op(&self.shared, now);
         // Blocked readers/writers of this socket must re-check.
         self.shared.notify(&mut g, self.key());
@@ -384,7 +384,7 @@ impl TcpStream {
         self.span.in_scope(|| tracing::debug!("abort"));
         let mut g = self.shared.lock();
         let now = self.shared.now();
-        g.stack.abort(now, self.id);
+        g.stack.abort(self.id);
         self.shared.notify(&mut g, self.key());
         g.waiters.remove(&self.key());
         g.after_op(&self.shared, now);
@@ -483,7 +483,7 @@ impl TcpStream {
 
     /// Copy received data without consuming it.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.shared.lock().stack.peek(self.id, buf)
+        Ok(self.shared.lock().stack.peek(self.id, buf)?)
     }
 }
 
@@ -495,7 +495,7 @@ impl Drop for TcpStream {
         self.span.in_scope(|| tracing::debug!("close"));
         let mut g = self.shared.lock();
         let now = self.shared.now();
-        g.stack.close(now, self.id);
+        g.stack.close(self.id);
         g.waiters.remove(&self.key());
         g.after_op(&self.shared, now);
     }

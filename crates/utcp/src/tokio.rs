@@ -156,7 +156,7 @@ impl Drop for TcpListener {
     fn drop(&mut self) {
         let mut g = self.shared.lock();
         let now = self.shared.now();
-        g.stack.close_listener(now, self.id);
+        g.stack.close_listener(self.id);
         g.unregister(Key::Listener(self.id));
         g.after_op(&self.shared, now);
     }
@@ -235,14 +235,14 @@ impl Conn {
         &self,
         cx: &mut Context<'_>,
         dir: Dir,
-        op: impl FnOnce(&mut Inner, crate::time::Instant) -> io::Result<R>,
+        op: impl FnOnce(&mut Inner) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
         let g = self.shared.lock();
         if let Err(e) = g.check_up() {
             return Poll::Ready(Err(e));
         }
         let (mut g, now) = self.shared.pump_parked(g, self.shared.now());
-        match op(&mut g, now) {
+        match op(&mut g) {
             Ok(r) => {
                 g.after_op(&self.shared, now);
                 Poll::Ready(Ok(r))
@@ -277,7 +277,7 @@ impl Conn {
         }
         let id = self.id;
         let dst = buf.initialize_unfilled();
-        match self.poll_op(cx, Dir::Read, |g, now| g.stack.recv(now, id, dst)) {
+        match self.poll_op(cx, Dir::Read, |g| Ok(g.stack.recv(id, dst)?)) {
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
                 Poll::Ready(Ok(()))
@@ -292,14 +292,14 @@ impl Conn {
             return Poll::Ready(Ok(0));
         }
         let id = self.id;
-        self.poll_op(cx, Dir::Write, |g, now| g.stack.send(now, id, data))
+        self.poll_op(cx, Dir::Write, |g| Ok(g.stack.send(id, data)?))
     }
 
     /// Readiness without an operation: ready when the engine could read (data or EOF)
     /// or write, or the connection ended.
     fn poll_ready(&self, cx: &mut Context<'_>, dir: Dir) -> Poll<io::Result<()>> {
         let id = self.id;
-        self.poll_op(cx, dir, |g, _| {
+        self.poll_op(cx, dir, |g| {
             let st = &g.stack;
             let ready = match dir {
                 Dir::Read => st.can_recv(id),
@@ -317,7 +317,7 @@ impl Conn {
         let mut g = self.shared.lock();
         g.check_up()?;
         let now = self.shared.now();
-        let r = g.stack.shutdown(now, self.id, Shutdown::Write);
+        let r = g.stack.shutdown(self.id, Shutdown::Write);
         g.after_op(&self.shared, now);
         self.shared.notify(&mut g, self.key());
         match r {
@@ -337,7 +337,7 @@ impl Drop for Conn {
     fn drop(&mut self) {
         let mut g = self.shared.lock();
         let now = self.shared.now();
-        g.stack.close(now, self.id);
+        g.stack.close(self.id);
         g.unregister(self.key());
         g.after_op(&self.shared, now);
     }
@@ -377,7 +377,7 @@ impl TcpStream {
         // From here on, dropping `stream` (e.g. the future being cancelled) releases it.
         let stream = TcpStream::from_parts(shared, id);
         poll_fn(|cx| {
-            stream.conn.poll_op(cx, Dir::Write, |g, _| match g.stack.state(id) {
+            stream.conn.poll_op(cx, Dir::Write, |g| match g.stack.state(id) {
                 Some(s) if s.is_synchronized() => Ok(()),
                 Some(State::Closed) | None => Err(g
                     .stack
@@ -422,7 +422,7 @@ impl TcpStream {
         let conn = &self.conn;
         let mut g = conn.shared.lock();
         let now = conn.shared.now();
-        g.stack.abort(now, conn.id);
+        g.stack.abort(conn.id);
         conn.shared.notify(&mut g, conn.key());
         g.after_op(&conn.shared, now);
         // `Conn::drop` then finds the handle released: `close` on it is a no-op.
@@ -444,9 +444,9 @@ impl TcpStream {
         let mut g = conn.shared.lock();
         g.check_up()?;
         let now = conn.shared.now();
-        let r = g.stack.recv(now, conn.id, buf);
+        let r = g.stack.recv(conn.id, buf);
         g.after_op(&conn.shared, now);
-        r
+        Ok(r?)
     }
 
     /// Write what fits without waiting: `WouldBlock` when the send buffer is full.
@@ -455,9 +455,9 @@ impl TcpStream {
         let mut g = conn.shared.lock();
         g.check_up()?;
         let now = conn.shared.now();
-        let r = g.stack.send(now, conn.id, data);
+        let r = g.stack.send(conn.id, data);
         g.after_op(&conn.shared, now);
-        r
+        Ok(r?)
     }
 
     /// Borrowed halves, for reading and writing from two places of one task.

@@ -1,8 +1,9 @@
 //! Congestion control (RFC 5681) with the NewReno fast-recovery modification (RFC 6582).
 //!
 //! Two halves:
-//! - [`CongestionControl`]: the window arithmetic (cwnd, ssthresh). [`NewReno`] implements
-//!   it; CUBIC (RFC 9438) can implement the same trait later.
+//! - [`CongestionControl`]: the window arithmetic (cwnd, ssthresh). [`NewReno`] and
+//!   [`Cubic`] (RFC 9438) implement it; `Config::congestion_control` picks one, or a
+//!   user's own through [`CongestionAlgorithm::Custom`].
 //! - [`Recovery`]: the TCB-side bookkeeping of RFC 6582 (duplicate-ACK counter, the
 //!   `recover` point, whether we are in fast recovery). It tells the caller which window
 //!   hook to call and when to retransmit.
@@ -30,21 +31,45 @@ use crate::time::{Duration, Instant};
 
 pub use super::cubic::Cubic;
 
-/// Which congestion controller a connection uses (`Config::congestion_control`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// Which congestion controller a connection uses (`Config::congestion_control`). The TCB
+/// builds its controller from this at open and again when the handshake fixes the MSS
+/// (`negotiate`); nothing else picks one, so `Custom` plugs in any [`CongestionControl`].
+#[derive(Clone, Copy, Debug, Default)]
+#[non_exhaustive]
 pub enum CongestionAlgorithm {
     /// RFC 5681 with RFC 6582 (the default; FreeBSD's default too).
     #[default]
     NewReno,
     /// RFC 9438 CUBIC (Linux's default).
     Cubic,
+    /// A controller of the user's own, built by the factory from the initial window in
+    /// bytes (RFC 6928, or `Config::initial_window_segments`).
+    Custom(ControllerFactory),
 }
+
+/// `Custom` factories compare by address (`std::ptr::fn_addr_eq`), which is only a best
+/// effort: the same function may have two addresses.
+impl PartialEq for CongestionAlgorithm {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (CongestionAlgorithm::Custom(a), CongestionAlgorithm::Custom(b)) => std::ptr::fn_addr_eq(*a, *b),
+            (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+        }
+    }
+}
+
+impl Eq for CongestionAlgorithm {}
+
+/// Builds a [`CongestionControl`] from the initial window in bytes (for
+/// [`CongestionAlgorithm::Custom`]).
+pub type ControllerFactory = fn(initial_window: usize) -> Box<dyn CongestionControl>;
 
 /// A controller of `algo` starting from `initial_window` bytes.
 pub fn new_controller(algo: CongestionAlgorithm, initial_window: usize) -> Box<dyn CongestionControl> {
     match algo {
         CongestionAlgorithm::NewReno => Box::new(NewReno::new(initial_window)),
         CongestionAlgorithm::Cubic => Box::new(Cubic::new(initial_window)),
+        CongestionAlgorithm::Custom(factory) => factory(initial_window),
     }
 }
 

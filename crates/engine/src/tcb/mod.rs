@@ -82,6 +82,7 @@ mod output;
 pub mod prr;
 mod quickack;
 pub mod reassembly;
+mod ring;
 pub mod rtt;
 mod sack;
 pub mod sendbuf;

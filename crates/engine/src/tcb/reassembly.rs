@@ -23,6 +23,7 @@
 //! the window offered stops growing past the storage held, and the sweep prunes held
 //! out-of-order data (`prune_ooo`) and releases idle rings (`sweep_idle`).
 
+use super::ring::Ring;
 use crate::memory::{MemPool, RING_MIN, ring_size};
 use std::sync::Arc;
 
@@ -32,11 +33,8 @@ pub const DEFAULT_MAX_RANGES: usize = 32;
 /// Receive ring with out-of-order reassembly.
 #[derive(Debug)]
 pub struct RecvBuffer {
-    /// Backing storage (the ring); its length is the ring size, at most `cap`.
-    buf: Vec<u8>,
-    cap: usize,
-    /// Ring index of the first readable byte.
-    head: usize,
+    /// Storage; logical offset 0 is the first readable byte.
+    ring: Ring,
     /// In-order bytes not yet read by the application.
     readable: usize,
     /// Absolute stream position of RCV.NXT (first byte not yet received in order).
@@ -45,10 +43,6 @@ pub struct RecvBuffer {
     /// all strictly after `rcv_nxt` and within the window.
     ranges: Vec<(u64, u64)>,
     max_ranges: usize,
-    /// The Stack's buffer budget; `None` for a standalone buffer.
-    pool: Option<Arc<MemPool>>,
-    /// Empty and unused since the last sweep.
-    idle: bool,
 }
 
 impl Default for RecvBuffer {
@@ -67,37 +61,29 @@ impl RecvBuffer {
     /// An empty buffer of `cap` bytes holding at most `max_ranges` out-of-order ranges.
     pub fn with_limits(cap: usize, max_ranges: usize) -> Self {
         RecvBuffer {
-            buf: Vec::new(),
-            cap,
-            head: 0,
+            ring: Ring::new(cap),
             readable: 0,
             rcv_nxt: 0,
             ranges: Vec::with_capacity(max_ranges),
             max_ranges,
-            pool: None,
-            idle: false,
         }
     }
 
     /// Account this buffer's storage in `pool` from now on.
     pub fn set_pool(&mut self, pool: Arc<MemPool>) {
-        if let Some(old) = self.pool.take() {
-            old.shrink(self.buf.len());
-        }
-        pool.force_grow(self.buf.len());
-        self.pool = Some(pool);
+        self.ring.set_pool(pool);
     }
 
     /// Bytes of storage allocated now.
     #[inline]
     pub fn allocated(&self) -> usize {
-        self.buf.len()
+        self.ring.allocated()
     }
 
     #[inline]
     /// The buffer size in bytes (the most that can be readable plus out of order).
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.ring.cap()
     }
 
     /// In-order bytes available to the application.
@@ -111,9 +97,10 @@ impl RecvBuffer {
     /// pressure only the storage held (at least `RING_MIN`) counts.
     #[inline]
     pub fn window(&self) -> usize {
-        let limit = match &self.pool {
-            Some(p) if p.under_pressure() => self.buf.len().max(RING_MIN).min(self.cap),
-            _ => self.cap,
+        let cap = self.ring.cap();
+        let limit = match self.ring.pool() {
+            Some(p) if p.under_pressure() => self.ring.allocated().max(RING_MIN).min(cap),
+            _ => cap,
         };
         limit.saturating_sub(self.readable)
     }
@@ -146,64 +133,12 @@ impl RecvBuffer {
         self.ranges.iter().map(move |&(s, e)| ((s - nxt) as usize, (e - nxt) as usize))
     }
 
-    /// Ring index of logical offset `off` from `head` (`off <= ring size`).
-    #[inline]
-    fn phys(&self, off: usize) -> usize {
-        let i = self.head + off;
-        if i >= self.buf.len() { i - self.buf.len() } else { i }
-    }
-
     /// Bytes from `head` to the end of the last held range.
     fn held_span(&self) -> usize {
         match self.ranges.last() {
             Some(&(_, e)) => self.readable + (e - self.rcv_nxt) as usize,
             None => self.readable,
         }
-    }
-
-    /// Move the held bytes into a ring of `size` bytes (`size >= held_span()`) at index 0.
-    fn relayout(&mut self, size: usize) {
-        let keep = self.held_span().min(size);
-        let mut nb = Vec::with_capacity(size);
-        if keep > 0 {
-            let first = keep.min(self.buf.len() - self.head);
-            nb.extend_from_slice(&self.buf[self.head..self.head + first]);
-            nb.extend_from_slice(&self.buf[..keep - first]);
-        }
-        nb.resize(size, 0);
-        if let Some(p) = &self.pool {
-            p.shrink(self.buf.len());
-        }
-        self.buf = nb;
-        self.head = 0;
-    }
-
-    /// Grow the ring to hold `need` bytes from `head`, if the pool allows (below the
-    /// pressure mark for out-of-order data).
-    fn ensure(&mut self, need: usize, ooo: bool) -> bool {
-        if need <= self.buf.len() {
-            return true;
-        }
-        let size = ring_size(need, self.cap);
-        if let Some(p) = &self.pool
-            && !p.grant(size, ooo)
-        {
-            return false;
-        }
-        self.relayout(size);
-        true
-    }
-
-    /// Copy `data` into the ring at logical offset `off` from `head`
-    /// (`off + data.len() <= ring size`).
-    #[inline]
-    fn copy_in(&mut self, off: usize, data: &[u8]) {
-        self.idle = false;
-        let ring = self.buf.len();
-        let p = self.phys(off);
-        let first = data.len().min(ring - p);
-        self.buf[p..p + first].copy_from_slice(&data[..first]);
-        self.buf[..data.len() - first].copy_from_slice(&data[first..]);
     }
 
     /// Drop every held out-of-order range and shrink the ring to the readable bytes
@@ -215,46 +150,27 @@ impl RecvBuffer {
             return 0;
         }
         self.ranges.clear();
-        if let Some(p) = &self.pool {
+        if let Some(p) = self.ring.pool() {
             p.count_ofo_pruned(n);
         }
-        let size = ring_size(self.readable, self.cap);
-        if size < self.buf.len() {
-            self.relayout(size);
-            if let Some(p) = &self.pool {
-                p.force_grow(size);
-            }
-        }
+        self.ring.shrink_to(ring_size(self.readable, self.ring.cap()), self.readable);
         n
+    }
+
+    /// Nothing readable or held out of order.
+    fn is_empty(&self) -> bool {
+        self.readable == 0 && self.ranges.is_empty()
     }
 
     /// Give the storage back if nothing is held; returns the bytes freed.
     pub fn release(&mut self) -> usize {
-        if self.readable != 0 || !self.ranges.is_empty() || self.buf.is_empty() {
-            return 0;
-        }
-        let n = self.buf.len();
-        if let Some(p) = &self.pool {
-            p.shrink(n);
-            p.count_released();
-        }
-        self.buf = Vec::new();
-        self.head = 0;
-        n
+        if self.is_empty() { self.ring.release() } else { 0 }
     }
 
     /// Called by the Stack's periodic sweep: a ring empty and unused for a whole interval
     /// is released. Returns the bytes freed.
     pub fn sweep_idle(&mut self) -> usize {
-        if self.readable != 0 || !self.ranges.is_empty() || self.buf.is_empty() {
-            self.idle = false;
-            return 0;
-        }
-        if !self.idle {
-            self.idle = true;
-            return 0;
-        }
-        self.release()
+        self.ring.sweep_idle(self.is_empty())
     }
 
     /// Place `data` whose first byte is `offset` bytes after RCV.NXT (0 = in order).
@@ -270,10 +186,10 @@ impl RecvBuffer {
             return 0;
         }
         let mut len = data.len().min(win - offset);
-        if !self.ensure(self.readable + offset + len, offset > 0) {
+        if !self.ring.ensure(self.readable + offset + len, self.held_span(), offset > 0) {
             // The buffer cap refused storage: out-of-order text is not kept; in-order
             // text is kept as far as the ring reaches (the peer retransmits the rest).
-            let room = self.buf.len().saturating_sub(self.readable + offset);
+            let room = self.ring.allocated().saturating_sub(self.readable + offset);
             if offset > 0 || room == 0 {
                 self.count_refused(offset > 0, len);
                 return 0;
@@ -286,7 +202,7 @@ impl RecvBuffer {
         let end = start + len as u64;
 
         if offset == 0 {
-            self.copy_in(self.readable, data);
+            self.ring.copy_in(self.readable, data);
             // Absorb held ranges now touching or overlapped by the in-order text.
             let mut new_nxt = end;
             let mut k = 0;
@@ -310,10 +226,10 @@ impl RecvBuffer {
             if self.ranges.len() >= self.max_ranges {
                 return 0;
             }
-            self.copy_in(self.readable + offset, data);
+            self.ring.copy_in(self.readable + offset, data);
             self.ranges.insert(i, (start, end));
         } else {
-            self.copy_in(self.readable + offset, data);
+            self.ring.copy_in(self.readable + offset, data);
             let merged = (self.ranges[i].0.min(start), self.ranges[j - 1].1.max(end));
             self.ranges[i] = merged;
             self.ranges.drain(i + 1..j);
@@ -322,18 +238,14 @@ impl RecvBuffer {
     }
 
     fn count_refused(&self, ooo: bool, bytes: usize) {
-        if let Some(p) = &self.pool {
+        if let Some(p) = self.ring.pool() {
             if ooo { p.count_ofo_pruned(bytes) } else { p.count_rcv_pruned(bytes) }
         }
     }
 
     /// The readable bytes as up to two slices (ring wrap).
     pub fn peek_slices(&self) -> (&[u8], &[u8]) {
-        if self.readable == 0 {
-            return (&[], &[]);
-        }
-        let first = self.readable.min(self.buf.len() - self.head);
-        (&self.buf[self.head..self.head + first], &self.buf[..self.readable - first])
+        self.ring.slices(0, self.readable)
     }
 
     /// Copy readable bytes into `buf` without consuming them; returns the count.
@@ -350,10 +262,7 @@ impl RecvBuffer {
     pub fn consume(&mut self, n: usize) {
         let n = n.min(self.readable);
         self.readable -= n;
-        self.head = self.phys(n);
-        if self.readable == 0 && self.ranges.is_empty() {
-            self.head = 0;
-        }
+        if self.is_empty() { self.ring.rewind() } else { self.ring.advance(n) }
     }
 
     /// Copy readable bytes into `buf` and consume them; returns the count.
@@ -367,7 +276,7 @@ impl RecvBuffer {
     /// the caller resets its own sequence state).
     pub fn clear(&mut self) {
         self.readable = 0;
-        self.head = 0;
+        self.ring.rewind();
         self.ranges.clear();
     }
 
@@ -376,30 +285,16 @@ impl RecvBuffer {
     /// discouraged by RFC 9293 §3.8.6; that policy is the caller's. Reallocates.
     pub fn set_capacity(&mut self, cap: usize) {
         let cap = cap.max(self.readable);
-        if cap == self.cap {
+        if cap == self.ring.cap() {
             return;
         }
-        self.cap = cap;
         // Clip held ranges to the new window.
         let limit = self.rcv_nxt + (cap - self.readable) as u64;
         self.ranges.retain(|&(s, _)| s < limit);
         if let Some(last) = self.ranges.last_mut() {
             last.1 = last.1.min(limit);
         }
-        if self.buf.len() > cap {
-            self.relayout(cap);
-            if let Some(p) = &self.pool {
-                p.force_grow(cap);
-            }
-        }
-    }
-}
-
-impl Drop for RecvBuffer {
-    fn drop(&mut self) {
-        if let Some(p) = &self.pool {
-            p.shrink(self.buf.len());
-        }
+        self.ring.set_cap(cap, self.held_span());
     }
 }
 

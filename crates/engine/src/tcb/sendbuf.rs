@@ -6,56 +6,44 @@
 //! handed to the emitter without copying) and calls `drain(n)` when an ACK moves SND.UNA
 //! forward by `n` (RFC 9293 §3.10.7.4, "If SND.UNA < SEG.ACK =< SND.NXT").
 //!
-//! The storage is a ring that grows on demand (powers of two up to `capacity()`), with its
-//! size accounted in the Stack's [`MemPool`] (issue 9, `Config::buffer_memory`); a ring that
-//! stays empty for a sweep interval is given back (`sweep_idle`). The steady-state data path
-//! neither allocates nor frees.
+//! The storage is the pooled `Ring` shared with the receive buffer (`ring.rs`): it grows
+//! on demand up to `capacity()`, is accounted in the Stack's [`MemPool`] and is given back
+//! when idle (`sweep_idle`). The steady-state data path neither allocates nor frees.
 
-use crate::memory::{MemPool, ring_size};
+use super::ring::Ring;
+use crate::memory::MemPool;
 use std::sync::Arc;
 
 /// Ring buffer of unacknowledged (sent or unsent) bytes.
 #[derive(Debug, Default)]
 pub struct SendBuffer {
-    /// Backing storage (the ring); its length is the ring size, at most `cap`.
-    buf: Vec<u8>,
-    /// Logical capacity.
-    cap: usize,
-    /// Ring index of the byte at SND.UNA.
-    head: usize,
+    /// Storage; logical offset 0 is the byte at SND.UNA.
+    ring: Ring,
     /// Number of bytes held.
     len: usize,
-    /// The Stack's buffer budget; `None` for a standalone buffer.
-    pool: Option<Arc<MemPool>>,
-    /// Empty and unused since the last sweep.
-    idle: bool,
 }
 
 impl SendBuffer {
     /// An empty buffer able to hold `cap` bytes. Storage is allocated on first use.
     pub fn with_capacity(cap: usize) -> Self {
-        SendBuffer { buf: Vec::new(), cap, head: 0, len: 0, pool: None, idle: false }
+        SendBuffer { ring: Ring::new(cap), len: 0 }
     }
 
     /// Account this buffer's storage in `pool` from now on.
     pub fn set_pool(&mut self, pool: Arc<MemPool>) {
-        if let Some(old) = self.pool.take() {
-            old.shrink(self.buf.len());
-        }
-        pool.force_grow(self.buf.len());
-        self.pool = Some(pool);
+        self.ring.set_pool(pool);
     }
 
     /// Maximum number of bytes the buffer can hold.
     #[inline]
     pub fn capacity(&self) -> usize {
-        self.cap
+        self.ring.cap()
     }
 
     /// Bytes of storage allocated now.
     #[inline]
     pub fn allocated(&self) -> usize {
-        self.buf.len()
+        self.ring.allocated()
     }
 
     /// Number of bytes held (from SND.UNA to the end of the queued data).
@@ -67,7 +55,7 @@ impl SendBuffer {
     /// Space left for `push`.
     #[inline]
     pub fn free(&self) -> usize {
-        self.cap - self.len
+        self.ring.cap() - self.len
     }
 
     #[inline]
@@ -76,63 +64,39 @@ impl SendBuffer {
         self.len == 0
     }
 
-    /// Ring index of logical offset `off` (`off <= ring size`).
-    #[inline]
-    fn phys(&self, off: usize) -> usize {
-        let i = self.head + off;
-        if i >= self.buf.len() { i - self.buf.len() } else { i }
-    }
-
-    /// Move the content into a ring of `size` bytes (`size >= len()`), starting at index 0.
-    fn relayout(&mut self, size: usize) {
-        let mut nb = Vec::with_capacity(size);
-        let (a, b) = self.slices(0, self.len);
-        nb.extend_from_slice(a);
-        nb.extend_from_slice(b);
-        nb.resize(size, 0);
-        if let Some(p) = &self.pool {
-            p.shrink(self.buf.len());
+    /// Make room for up to `want` more bytes; returns how many fit. Under the stack's
+    /// buffer cap only what the current ring holds is offered.
+    fn reserve(&mut self, want: usize) -> usize {
+        let n = want.min(self.free());
+        if n == 0 {
+            return 0;
         }
-        self.buf = nb;
-        self.head = 0;
-    }
-
-    /// Grow the ring to hold `need` bytes, if the pool allows.
-    fn ensure(&mut self, need: usize) -> bool {
-        if need <= self.buf.len() {
-            return true;
-        }
-        let size = ring_size(need, self.cap);
-        if let Some(p) = &self.pool
-            && !p.grant(size, false)
-        {
-            return false;
-        }
-        self.relayout(size);
-        true
+        self.ring.touch();
+        if self.ring.ensure(self.len + n, self.len, false) { n } else { n.min(self.ring.allocated() - self.len) }
     }
 
     /// Append as much of `data` as fits; returns the number of bytes queued. Under the
     /// stack's buffer cap only what the current ring holds is taken.
     pub fn push(&mut self, data: &[u8]) -> usize {
-        let mut n = data.len().min(self.free());
+        let n = self.reserve(data.len());
         if n == 0 {
             return 0;
         }
-        self.idle = false;
-        if !self.ensure(self.len + n) {
-            n = n.min(self.buf.len() - self.len);
-            if n == 0 {
-                return 0;
-            }
-        }
-        let ring = self.buf.len();
-        let tail = self.phys(self.len);
-        let first = n.min(ring - tail);
-        self.buf[tail..tail + first].copy_from_slice(&data[..first]);
-        self.buf[..n - first].copy_from_slice(&data[first..n]);
+        self.ring.copy_in(self.len, &data[..n]);
         self.len += n;
         n
+    }
+
+    /// Zero-copy append: `f` writes into the contiguous free space after the queued bytes
+    /// and returns how many bytes it wrote (clipped to the space offered). The space may
+    /// be less than `free()` where the ring wraps; call again for the rest. Returns the
+    /// bytes queued.
+    pub fn push_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> usize {
+        let n = self.reserve(self.free());
+        let space = self.ring.contiguous_mut(self.len, n);
+        let k = if space.is_empty() { 0 } else { f(space).min(space.len()) };
+        self.len += k;
+        k
     }
 
     /// The bytes `[offset, offset + len)` clipped to `len()`, as up to two slices (the
@@ -140,13 +104,7 @@ impl SendBuffer {
     pub fn slices(&self, offset: usize, len: usize) -> (&[u8], &[u8]) {
         let start = offset.min(self.len);
         let end = offset.saturating_add(len).min(self.len);
-        let n = end - start;
-        if n == 0 {
-            return (&[], &[]);
-        }
-        let p = self.phys(start);
-        let first = n.min(self.buf.len() - p);
-        (&self.buf[p..p + first], &self.buf[..n - first])
+        self.ring.slices(start, end - start)
     }
 
     /// Drop `n` acknowledged bytes from the front (SND.UNA advanced by `n`); `n` is
@@ -155,66 +113,32 @@ impl SendBuffer {
         let n = n.min(self.len);
         self.len -= n;
         // Restart at index 0 when empty so later pushes stay contiguous longer.
-        self.head = if self.len == 0 { 0 } else { self.phys(n) };
+        if self.len == 0 { self.ring.rewind() } else { self.ring.advance(n) }
     }
 
     /// Drop everything (e.g. on RST, RFC 9293 §3.10.7).
     pub fn clear(&mut self) {
         self.len = 0;
-        self.head = 0;
+        self.ring.rewind();
     }
 
     /// Give the storage back if the buffer is empty; returns the bytes freed.
     pub fn release(&mut self) -> usize {
-        if self.len != 0 || self.buf.is_empty() {
-            return 0;
-        }
-        let n = self.buf.len();
-        if let Some(p) = &self.pool {
-            p.shrink(n);
-            p.count_released();
-        }
-        self.buf = Vec::new();
-        self.head = 0;
-        n
+        if self.len != 0 { 0 } else { self.ring.release() }
     }
 
     /// Called by the Stack's periodic sweep: a ring empty and unused for a whole interval
     /// is released. Returns the bytes freed.
     pub fn sweep_idle(&mut self) -> usize {
-        if self.len != 0 || self.buf.is_empty() {
-            self.idle = false;
-            return 0;
-        }
-        if !self.idle {
-            self.idle = true;
-            return 0;
-        }
-        self.release()
+        self.ring.sweep_idle(self.len == 0)
     }
 
     /// Change the capacity, keeping the content; the new capacity is never below `len()`.
     /// Reallocates (this is not a per-segment operation).
     pub fn set_capacity(&mut self, cap: usize) {
         let cap = cap.max(self.len);
-        if cap == self.cap {
-            return;
-        }
-        self.cap = cap;
-        if self.buf.len() > cap {
-            // Shrink the ring to the new logical size (growth stays lazy).
-            self.relayout(cap);
-            if let Some(p) = &self.pool {
-                p.force_grow(cap);
-            }
-        }
-    }
-}
-
-impl Drop for SendBuffer {
-    fn drop(&mut self) {
-        if let Some(p) = &self.pool {
-            p.shrink(self.buf.len());
+        if cap != self.ring.cap() {
+            self.ring.set_cap(cap, self.len);
         }
     }
 }
@@ -297,6 +221,31 @@ mod tests {
         sb.set_capacity(4);
         assert_eq!(sb.push(b"abcdef"), 4);
         assert_eq!(collect(&sb, 1, 2), b"bc");
+    }
+
+    #[test]
+    fn push_with_offers_contiguous_space() {
+        let mut sb = SendBuffer::with_capacity(8);
+        assert_eq!(sb.push_with(|b| {
+            assert_eq!(b.len(), 8);
+            b[..6].copy_from_slice(b"abcdef");
+            6
+        }), 6);
+        sb.drain(4); // "ef" at ring index 4..6
+        // The free space wraps: 6..8 first, then 0..4 on the next call.
+        assert_eq!(sb.push_with(|b| {
+            assert_eq!(b.len(), 2);
+            b.copy_from_slice(b"gh");
+            99
+        }), 2);
+        assert_eq!(sb.push_with(|b| {
+            assert_eq!(b.len(), 4);
+            b[..3].copy_from_slice(b"ijk");
+            3
+        }), 3);
+        assert_eq!(collect(&sb, 0, 10), b"efghijk");
+        assert_eq!(sb.push_with(|b| b.len()), 1);
+        assert_eq!(sb.push_with(|_| panic!("full")), 0);
     }
 
     #[test]

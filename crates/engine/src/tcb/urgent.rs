@@ -10,12 +10,11 @@
 
 use super::Tcb;
 use crate::seq::SeqNum;
-use std::io;
 
 impl Tcb {
     /// SEND with URGENT (RFC 9293 §3.10.2: "If the urgent flag is set, then SND.UP <-
     /// SND.NXT" after queueing): queue `data` and mark all of it urgent.
-    pub(crate) fn user_send_urgent(&mut self, data: &[u8]) -> io::Result<usize> {
+    pub(crate) fn user_send_urgent(&mut self, data: &[u8]) -> Result<usize, crate::error::SendError> {
         let n = self.user_send(data)?;
         if n > 0 {
             // The octet after the last one queued (RFC 6093 §4).

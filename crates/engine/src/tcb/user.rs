@@ -1,72 +1,96 @@
 //! User calls on a TCB (RFC 9293 §3.10.2–3.10.6): SEND, RECEIVE, CLOSE (and half-close),
-//! ABORT. Errors are the `io::ErrorKind`s std reports for the same situations.
+//! ABORT. Errors are the typed errors of `error.rs`.
 
 use super::{Cx, State, Tcb, notify};
 use crate::CloseReason;
-use std::io;
+use crate::error::{RecvError, SendError};
 
 impl Tcb {
-    /// The error a call should report once the connection died.
-    /// Like SO_ERROR on Linux, the error is reported once; later calls see end of stream
-    /// (reads) or a broken pipe (writes).
-    fn dead_error(&mut self) -> io::Error {
-        match self.error.take().and_then(CloseReason::error_kind) {
-            Some(kind) => io::Error::new(kind, describe(kind)),
-            None => io::Error::new(io::ErrorKind::NotConnected, "connection closed"),
+    /// Whether SEND may queue data now (RFC 9293 §3.10.2), else the error it returns.
+    fn send_allowed(&mut self) -> Result<(), SendError> {
+        if self.fin_queued || self.user_closed {
+            // "error: connection closing" — std reports EPIPE.
+            return Err(SendError::Closing);
+        }
+        match self.state {
+            State::SynSent | State::SynReceived | State::Established | State::CloseWait => Ok(()),
+            // Like SO_ERROR on Linux, the error is reported once; later calls see a broken pipe.
+            State::Closed => Err(SendError::closed(self.error.take())),
+            _ => Err(SendError::Closing),
         }
     }
 
     /// SEND (RFC 9293 §3.10.2).
-    pub(crate) fn user_send(&mut self, data: &[u8]) -> io::Result<usize> {
-        if self.fin_queued || self.user_closed {
-            // "error: connection closing" — std reports EPIPE.
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "write after shutdown"));
-        }
-        match self.state {
-            State::SynSent | State::SynReceived | State::Established | State::CloseWait => {}
-            State::Closed => {
-                return Err(match self.error {
-                    Some(_) => self.dead_error(),
-                    None => io::Error::new(io::ErrorKind::BrokenPipe, "connection closed"),
-                });
-            }
-            _ => {
-                return Err(io::Error::new(io::ErrorKind::BrokenPipe, "connection closing"));
-            }
-        }
+    pub(crate) fn user_send(&mut self, data: &[u8]) -> Result<usize, SendError> {
+        self.send_allowed()?;
         if data.is_empty() {
             return Ok(0);
         }
-        let n = self.sendbuf.push(data);
-        if n == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
+        match self.sendbuf.push(data) {
+            0 => Err(SendError::WouldBlock),
+            n => Ok(n),
         }
-        Ok(n)
+    }
+
+    /// SEND without a copy (smoltcp's `send` with a closure): `f` writes into the send
+    /// ring's free space and returns how many bytes it wrote.
+    pub(crate) fn user_send_with(&mut self, f: impl FnOnce(&mut [u8]) -> usize) -> Result<usize, SendError> {
+        self.send_allowed()?;
+        if self.sendbuf.free() == 0 {
+            return Err(SendError::WouldBlock);
+        }
+        match self.sendbuf.push_with(f) {
+            // The pool gave no storage at all: as full as a full buffer.
+            0 if self.sendbuf.allocated() == self.sendbuf.len() => Err(SendError::WouldBlock),
+            n => Ok(n),
+        }
+    }
+
+    /// Whether RECEIVE has data (`Ok(true)`), is at end of stream (`Ok(false)`), or fails
+    /// (RFC 9293 §3.10.3).
+    fn recv_ready(&mut self) -> Result<bool, RecvError> {
+        if self.read_shut {
+            return Ok(false);
+        }
+        if self.recvbuf.readable() > 0 {
+            return Ok(true);
+        }
+        if self.fin_rcvd {
+            return Ok(false);
+        }
+        match self.state {
+            // The error is reported once (SO_ERROR); later reads see end of stream. Our
+            // own ABORT is no read error: it stays for SO_ERROR and SEND.
+            State::Closed => match RecvError::closed(self.error) {
+                Some(e) => {
+                    self.error = None;
+                    Err(e)
+                }
+                None => Ok(false),
+            },
+            State::Closing | State::LastAck | State::TimeWait | State::CloseWait => Ok(false),
+            _ => Err(RecvError::WouldBlock),
+        }
     }
 
     /// RECEIVE (RFC 9293 §3.10.3). `Ok(0)` is end of stream.
-    pub(crate) fn user_recv(&mut self, buf: &mut [u8], peek: bool) -> io::Result<usize> {
-        if self.read_shut {
+    pub(crate) fn user_recv(&mut self, buf: &mut [u8], peek: bool) -> Result<usize, RecvError> {
+        if !self.recv_ready()? || buf.is_empty() {
             return Ok(0);
         }
-        if self.recvbuf.readable() > 0 {
-            if buf.is_empty() {
-                return Ok(0);
-            }
-            let n = if peek { self.recvbuf.peek(buf) } else { self.recvbuf.read(buf) };
-            return Ok(n);
-        }
-        if self.fin_rcvd {
+        Ok(if peek { self.recvbuf.peek(buf) } else { self.recvbuf.read(buf) })
+    }
+
+    /// RECEIVE without a copy: `f` sees the readable bytes up to the ring's wrap point and
+    /// returns how many it consumed. End of stream is `Ok(0)` without calling `f`.
+    pub(crate) fn user_recv_with(&mut self, f: impl FnOnce(&[u8]) -> usize) -> Result<usize, RecvError> {
+        if !self.recv_ready()? {
             return Ok(0);
         }
-        match self.state {
-            State::Closed => match self.error {
-                Some(CloseReason::Aborted) | None => Ok(0),
-                Some(_) => Err(self.dead_error()),
-            },
-            State::Closing | State::LastAck | State::TimeWait | State::CloseWait => Ok(0),
-            _ => Err(io::ErrorKind::WouldBlock.into()),
-        }
+        let (data, _) = self.recvbuf.peek_slices();
+        let n = f(data).min(data.len());
+        self.recvbuf.consume(n);
+        Ok(n)
     }
 
     /// After the user read: announce the opened window if it grew enough.
@@ -143,15 +167,5 @@ impl Tcb {
                 self.sendbuf.clear();
             }
         }
-    }
-}
-
-fn describe(kind: io::ErrorKind) -> &'static str {
-    match kind {
-        io::ErrorKind::ConnectionReset => "connection reset by peer",
-        io::ErrorKind::ConnectionRefused => "connection refused",
-        io::ErrorKind::TimedOut => "connection timed out",
-        io::ErrorKind::ConnectionAborted => "connection aborted",
-        _ => "connection closed",
     }
 }

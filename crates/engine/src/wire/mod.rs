@@ -131,6 +131,7 @@ impl fmt::Display for TcpFlags {
 /// Why a received packet was dropped before reaching a TCB, or by one. Counted in
 /// [`crate::Counters`] the way `nstat` counts.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+#[non_exhaustive]
 pub enum DropReason {
     /// Shorter than the headers it claims.
     Truncated,

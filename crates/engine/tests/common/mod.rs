@@ -44,17 +44,15 @@ pub const NONE: TcpFlags = TcpFlags::NONE;
 /// The engine configuration most tests start from: no optional TCP options, every
 /// segment acknowledged at once, an unscaled 64000-byte window.
 pub fn base_config() -> Config {
-    Config {
-        window_scale: false,
-        sack: false,
-        dsack: false,
-        timestamps: false,
-        delayed_ack: None,
-        recv_buffer: WIN as usize,
-        send_buffer: 256 * 1024,
-        trace_states: true,
-        ..Config::deterministic(1)
-    }
+    Config::deterministic(1)
+        .with_window_scale(false)
+        .with_sack(false)
+        .with_dsack(false)
+        .with_timestamps(false)
+        .with_delayed_ack(None)
+        .with_recv_buffer(WIN as usize)
+        .with_send_buffer(256 * 1024)
+        .with_trace_states(true)
 }
 
 pub fn local_addr() -> SocketAddr {
@@ -271,6 +269,15 @@ impl H {
         }
     }
 
+    /// A stack with `cfg` and a passively opened connection in ESTABLISHED (peer SYN with
+    /// MSS option only), events drained.
+    #[track_caller]
+    pub fn established(cfg: Config) -> H {
+        let mut h = H::new(cfg);
+        h.establish_passive(mss_opts(MSS));
+        h
+    }
+
     /// The connection under test.
     #[track_caller]
     pub fn c(&self) -> ConnId {
@@ -477,7 +484,7 @@ impl H {
     #[track_caller]
     pub fn write(&mut self, data: &[u8]) {
         let c = self.c();
-        let n = self.stack.send(self.now, c, data).expect("send");
+        let n = self.stack.send(c, data).expect("send");
         assert_eq!(n, data.len(), "send accepted only part of the data");
     }
 
@@ -487,7 +494,7 @@ impl H {
         let mut out = Vec::new();
         let mut buf = [0u8; 4096];
         loop {
-            match self.stack.recv(self.now, c, &mut buf) {
+            match self.stack.recv(c, &mut buf) {
                 Ok(0) | Err(_) => return out,
                 Ok(n) => out.extend_from_slice(&buf[..n]),
             }
@@ -498,7 +505,7 @@ impl H {
     pub fn read(&mut self, n: usize) -> std::io::Result<Vec<u8>> {
         let c = self.c();
         let mut buf = vec![0u8; n];
-        let k = self.stack.recv(self.now, c, &mut buf)?;
+        let k = self.stack.recv(c, &mut buf)?;
         buf.truncate(k);
         Ok(buf)
     }

@@ -240,21 +240,21 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
         let (sent_before, received_before) = (sent, received);
         while sent < total {
             let n = ((total - sent) as usize).min(data.len());
-            match pair.a.send(pair.now, ca, &data[..n]) {
+            match pair.a.send(ca, &data[..n]) {
                 Ok(0) => break,
                 Ok(k) => sent += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         let progressed = pair.tick();
         pair.check()?;
         loop {
-            match pair.b.recv(pair.now, cb, &mut sink) {
+            match pair.b.recv(cb, &mut sink) {
                 Ok(0) => break,
                 Ok(k) => received += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e),
+                Err(e) => return Err(e.into()),
             }
         }
         pair.drain_events();

@@ -262,7 +262,7 @@ fn start_utcp(
     stop: &Arc<AtomicBool>,
     threads: &mut Vec<JoinHandle<io::Result<io::Result<()>>>>,
 ) -> io::Result<Arc<utcp::Interface>> {
-    let name = format!("tunl{}", algo as u8);
+    let name = format!("tunl{}", u8::from(algo == CongestionAlgorithm::Cubic));
     let mut config = utcp::InterfaceConfig::new(&name, UTCP_SERVER, Ipv4Addr::new(10, 89, 3, 1), 24);
     config.netns = Some(topo.ut.name().to_string());
     config.engine.congestion_control = algo;

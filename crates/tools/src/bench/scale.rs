@@ -251,7 +251,7 @@ fn lookup_cost(pair: &mut Pair, conns: &[ConnId]) -> io::Result<(f64, usize)> {
     for pass in 0..=PASSES {
         packets.clear();
         for &c in &probe {
-            pair.a.send(pair.now, c, b"x")?;
+            pair.a.send(c, b"x")?;
         }
         // Bounded: one segment per probed connection is expected.
         for _ in 0..4 * k {

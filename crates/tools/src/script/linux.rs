@@ -28,51 +28,49 @@ const TCP_RMEM_MAX: usize = 15_728_640;
 impl Profile {
     /// Linux with the settings Linux packetdrill harnesses use.
     pub fn linux() -> Profile {
-        let config = Config {
-            // tcp_rmem[1] / tcp_wmem[1]: the default socket buffers.
-            recv_buffer: 540_000,
-            send_buffer: 262_144,
-            // Window scale from max(tcp_rmem[2], rmem_max): ilog2(15 MiB) - 15 = 8.
-            window_scale: true,
-            window_scale_shift: None,
-            window_scale_space: Some(TCP_RMEM_MAX.max(RMEM_MAX)),
-            timestamps: true,
-            sack: true,
-            dsack: true,
-            // tcp_slow_start_after_idle = 0.
-            slow_start_after_idle: false,
-            // tcp_syn_retries = tcp_synack_retries = 5.
-            syn_retries: 5,
-            // IW10 (RFC 6928, TCP_INIT_CWND), TCP_RTO_MIN 200 ms, TCP_TIMEOUT_INIT 1 s,
-            // TCP_RTO_MAX 120 s.
-            initial_window_segments: Some(10),
-            min_rto: Duration::from_millis(200),
-            initial_rto: Duration::from_secs(1),
-            max_rto: Duration::from_secs(120),
-            // TCP_DELACK_MIN 40 ms; an ACK for every second full-sized segment; quick-ACK
-            // for the first TCP_MAX_QUICKACKS = 16 segments and after idle.
-            delayed_ack: Some(Duration::from_millis(40)),
-            ack_every: 2,
-            ack_every_counts_segments: false,
-            quickack_segments: 16,
-            nagle_minshall: true,
-            // tcp_sequence(): in-sequence data beyond the window, accepted whole when the
-            // receive queue is empty.
-            accept_beyond_window_if_empty: true,
-            // TCP_TIMEWAIT_LEN = 60 s = 2 MSL.
-            msl: Duration::from_secs(30),
-            // tcp_retries2 = 15, tcp_rfc1337 = 0, RFC 5961 on.
-            data_retries: 15,
-            rfc1337: false,
-            rfc5961: true,
-            rfc5961_syn: true,
-            // tcp_congestion_control = cubic; tcp_early_retrans = 4 (TLP); PRR (RFC 6937)
-            // for the reduction in recovery, as Linux has done since 3.2.
-            congestion_control: CongestionAlgorithm::Cubic,
-            tail_loss_probe: true,
-            prr: true,
-            ..Config::deterministic(0)
-        };
+        let mut config = Config::deterministic(0);
+        // tcp_rmem[1] / tcp_wmem[1]: the default socket buffers.
+        config.recv_buffer = 540_000;
+        config.send_buffer = 262_144;
+        // Window scale from max(tcp_rmem[2], rmem_max): ilog2(15 MiB) - 15 = 8.
+        config.window_scale = true;
+        config.window_scale_shift = None;
+        config.window_scale_space = Some(TCP_RMEM_MAX.max(RMEM_MAX));
+        config.timestamps = true;
+        config.sack = true;
+        config.dsack = true;
+        // tcp_slow_start_after_idle = 0.
+        config.slow_start_after_idle = false;
+        // tcp_syn_retries = tcp_synack_retries = 5.
+        config.syn_retries = 5;
+        // IW10 (RFC 6928, TCP_INIT_CWND), TCP_RTO_MIN 200 ms, TCP_TIMEOUT_INIT 1 s,
+        // TCP_RTO_MAX 120 s.
+        config.initial_window_segments = Some(10);
+        config.min_rto = Duration::from_millis(200);
+        config.initial_rto = Duration::from_secs(1);
+        config.max_rto = Duration::from_secs(120);
+        // TCP_DELACK_MIN 40 ms; an ACK for every second full-sized segment; quick-ACK
+        // for the first TCP_MAX_QUICKACKS = 16 segments and after idle.
+        config.delayed_ack = Some(Duration::from_millis(40));
+        config.ack_every = 2;
+        config.ack_every_counts_segments = false;
+        config.quickack_segments = 16;
+        config.nagle_minshall = true;
+        // tcp_sequence(): in-sequence data beyond the window, accepted whole when the
+        // receive queue is empty.
+        config.accept_beyond_window_if_empty = true;
+        // TCP_TIMEWAIT_LEN = 60 s = 2 MSL.
+        config.msl = Duration::from_secs(30);
+        // tcp_retries2 = 15, tcp_rfc1337 = 0, RFC 5961 on.
+        config.data_retries = 15;
+        config.rfc1337 = false;
+        config.rfc5961 = true;
+        config.rfc5961_syn = true;
+        // tcp_congestion_control = cubic; tcp_early_retrans = 4 (TLP); PRR (RFC 6937)
+        // for the reduction in recovery, as Linux has done since 3.2.
+        config.congestion_control = CongestionAlgorithm::Cubic;
+        config.tail_loss_probe = true;
+        config.prr = true;
         Profile {
             name: "linux",
             config,

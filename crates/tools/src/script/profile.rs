@@ -56,56 +56,54 @@ impl Profile {
 
     /// FreeBSD's defaults as the freebsd-net/tcp-testsuite scripts expect them.
     pub fn freebsd() -> Profile {
-        let config = Config {
-            // net.inet.tcp.recvspace = 65536, rounded to a multiple of the MSS.
-            recv_buffer: 65536,
-            recv_buffer_round_to_mss: true,
-            // net.inet.tcp.sendspace = 32768.
-            send_buffer: 32768,
-            // SYN options `mss, nop, wscale, sackOK, TS`; the shift follows
-            // kern.ipc.maxsockbuf (2 MiB -> 6).
-            option_layout: OptionLayout::FreeBsd,
-            window_scale_shift: Some(wscale_for_maxsockbuf(2_097_152)),
-            // net.inet.tcp.delacktime = 40 ms; ACK every second full segment.
-            delayed_ack: Some(Duration::from_millis(40)),
-            ack_every: 2,
-            ack_every_counts_segments: true,
-            // FreeBSD's tcp_output applies RFC 1122 Nagle as written.
-            nagle_minshall: false,
-            // net.inet.tcp.insecure_rst = 0 / insecure_syn = 0.
-            rfc5961: true,
-            rfc5961_syn: true,
-            // FreeBSD puts all free space in every window field.
-            window_full_space: true,
-            resend_fin_with_ack: true,
-            time_wait_bsd: true,
-            ack_old_segments: true,
-            // net.inet.tcp.rexmit_slop = 200 ms.
-            rto_slop: Duration::from_millis(200),
-            // TCPTV_RTOBASE / net.inet.tcp.rexmit_initial: 1 s; TCPTV_REXMTMAX: 64 s.
-            initial_rto: Duration::from_secs(1),
-            max_rto: Duration::from_secs(64),
-            // net.inet.tcp.keepinit = 75 s bounds the handshake; SYNs are retransmitted up
-            // to 10 times within it.
-            connect_timeout: Some(Duration::from_secs(75)),
-            syn_retries: 10,
-            // TCPTV_MSL = 30 s.
-            msl: Duration::from_secs(30),
-            // net.inet.tcp.ack_war_timewindow = 1000 ms, ack_war_cnt = 5 (RFC 5961 §7).
-            challenge_ack_interval: Duration::from_millis(1000),
-            challenge_ack_burst: 5,
-            // tcp_input's dropafterack answers every unacceptable segment.
-            oow_ack_interval: Duration::ZERO,
-            // tcp_input drops a SYN-ACK to a listening socket without a RST.
-            listen_drop_syn_ack: true,
-            // SYN queue / cookies: net.inet.tcp.syncookies = 1, cookies on syncache overflow.
-            syn_cookies: SynCookies::OnOverflow,
-            // Loss recovery (issue 10): net.inet.tcp.cc.algorithm = newreno; the default
-            // stack has no tail loss probe (that is the RACK stack's).
-            congestion_control: utcp::engine::config::CongestionAlgorithm::NewReno,
-            tail_loss_probe: false,
-            ..Config::deterministic(0)
-        };
+        let mut config = Config::deterministic(0);
+        // net.inet.tcp.recvspace = 65536, rounded to a multiple of the MSS.
+        config.recv_buffer = 65536;
+        config.recv_buffer_round_to_mss = true;
+        // net.inet.tcp.sendspace = 32768.
+        config.send_buffer = 32768;
+        // SYN options `mss, nop, wscale, sackOK, TS`; the shift follows
+        // kern.ipc.maxsockbuf (2 MiB -> 6).
+        config.option_layout = OptionLayout::FreeBsd;
+        config.window_scale_shift = Some(wscale_for_maxsockbuf(2_097_152));
+        // net.inet.tcp.delacktime = 40 ms; ACK every second full segment.
+        config.delayed_ack = Some(Duration::from_millis(40));
+        config.ack_every = 2;
+        config.ack_every_counts_segments = true;
+        // FreeBSD's tcp_output applies RFC 1122 Nagle as written.
+        config.nagle_minshall = false;
+        // net.inet.tcp.insecure_rst = 0 / insecure_syn = 0.
+        config.rfc5961 = true;
+        config.rfc5961_syn = true;
+        // FreeBSD puts all free space in every window field.
+        config.window_full_space = true;
+        config.resend_fin_with_ack = true;
+        config.time_wait_bsd = true;
+        config.ack_old_segments = true;
+        // net.inet.tcp.rexmit_slop = 200 ms.
+        config.rto_slop = Duration::from_millis(200);
+        // TCPTV_RTOBASE / net.inet.tcp.rexmit_initial: 1 s; TCPTV_REXMTMAX: 64 s.
+        config.initial_rto = Duration::from_secs(1);
+        config.max_rto = Duration::from_secs(64);
+        // net.inet.tcp.keepinit = 75 s bounds the handshake; SYNs are retransmitted up
+        // to 10 times within it.
+        config.connect_timeout = Some(Duration::from_secs(75));
+        config.syn_retries = 10;
+        // TCPTV_MSL = 30 s.
+        config.msl = Duration::from_secs(30);
+        // net.inet.tcp.ack_war_timewindow = 1000 ms, ack_war_cnt = 5 (RFC 5961 §7).
+        config.challenge_ack_interval = Duration::from_millis(1000);
+        config.challenge_ack_burst = 5;
+        // tcp_input's dropafterack answers every unacceptable segment.
+        config.oow_ack_interval = Duration::ZERO;
+        // tcp_input drops a SYN-ACK to a listening socket without a RST.
+        config.listen_drop_syn_ack = true;
+        // SYN queue / cookies: net.inet.tcp.syncookies = 1, cookies on syncache overflow.
+        config.syn_cookies = SynCookies::OnOverflow;
+        // Loss recovery (issue 10): net.inet.tcp.cc.algorithm = newreno; the default
+        // stack has no tail loss probe (that is the RACK stack's).
+        config.congestion_control = utcp::engine::config::CongestionAlgorithm::NewReno;
+        config.tail_loss_probe = false;
         Profile {
             name: "freebsd",
             config,

@@ -666,8 +666,7 @@ impl<'a> Runner<'a> {
             .collect();
         for fd in victims {
             if let Some(c) = self.fds.get(&fd).and_then(Sock::conn) {
-                let now = self.instant();
-                self.stack().abort(now, c);
+                self.stack().abort(c);
                 if let Some(s) = self.fds.get_mut(&fd) {
                     s.dropped = true;
                 }

@@ -487,7 +487,7 @@ impl<'a> Runner<'a> {
                         let r = if peek {
                             self.stack().peek(c, &mut buf)
                         } else {
-                            self.stack().recv(now, c, &mut buf)
+                            self.stack().recv(c, &mut buf)
                         };
                         match r {
                             Ok(k) => Outcome::Done(Ok(k as i64)),
@@ -516,9 +516,9 @@ impl<'a> Runner<'a> {
                     Some(c) => {
                         let data = vec![0u8; n];
                         let r = if urgent {
-                            self.stack().send_urgent(now, c, &data)
+                            self.stack().send_urgent(c, &data)
                         } else {
-                            self.stack().send(now, c, &data)
+                            self.stack().send(c, &data)
                         };
                         match r {
                             Ok(k) => Outcome::Done(Ok(k as i64)),
@@ -530,12 +530,12 @@ impl<'a> Runner<'a> {
             }
             "close" => {
                 match s.kind {
-                    SockKind::Listener(l) => self.stack().close_listener(now, l),
+                    SockKind::Listener(l) => self.stack().close_listener(l),
                     SockKind::Conn(c) if !s.dropped => {
                         if s.linger_zero {
-                            self.stack().abort(now, c);
+                            self.stack().abort(c);
                         } else {
-                            self.stack().close(now, c);
+                            self.stack().close(c);
                         }
                     }
                     _ => {}
@@ -552,7 +552,7 @@ impl<'a> Runner<'a> {
                 };
                 match s.conn() {
                     None => Outcome::Done(Err("ENOTCONN")),
-                    Some(c) => match self.stack().shutdown(now, c, how) {
+                    Some(c) => match self.stack().shutdown(c, how) {
                         Ok(()) => Outcome::Done(Ok(0)),
                         Err(e) => Outcome::Done(Err(errno_of(e.kind()))),
                     },
