@@ -42,18 +42,21 @@ fn arb_header() -> impl Strategy<Value = TcpHeaderOut> {
     )
         .prop_map(|((src, dst, sp, dp), (seq, ack, flags, window, urgent), (options, ttl, ip_id))| {
             TcpHeaderOut {
+                tcp: utcp_engine::wire::TcpRepr {
+                    src_port: sp,
+                    dst_port: dp,
+                    seq: SeqNum(seq),
+                    ack: SeqNum(ack),
+                    flags: TcpFlags(flags),
+                    window,
+                    urgent,
+                    options,
+                },
                 src: IpAddr::V4(src),
                 dst: IpAddr::V4(dst),
-                src_port: sp,
-                dst_port: dp,
-                seq: SeqNum(seq),
-                ack: SeqNum(ack),
-                flags: TcpFlags(flags),
-                window,
-                urgent,
-                options,
                 ttl,
                 ip_id,
+                flow_label: 0,
             }
         })
 }
@@ -245,18 +248,21 @@ fn fuzz_mutations_of_valid_packets_no_panic() {
         (TcpOptions::default(), OptionLayout::Linux, &b"x"[..]),
     ] {
         let h = TcpHeaderOut {
+            tcp: utcp_engine::wire::TcpRepr {
+                src_port: 1234,
+                dst_port: 5678,
+                seq: SeqNum(1),
+                ack: SeqNum(2),
+                flags: TcpFlags::SYN | TcpFlags::ACK,
+                window: 1000,
+                urgent: 0,
+                options: opts,
+            },
             src: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)),
             dst: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)),
-            src_port: 1234,
-            dst_port: 5678,
-            seq: SeqNum(1),
-            ack: SeqNum(2),
-            flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: 1000,
-            urgent: 0,
-            options: opts,
             ttl: 64,
             ip_id: 9,
+            flow_label: 0,
         };
         let mut buf = [0u8; 200];
         let n = emit_ipv4_tcp(&mut buf, &h, layout, &[payload]).expect("fits");

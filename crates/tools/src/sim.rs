@@ -530,18 +530,21 @@ fn syn_flood(stack: &mut Stack, n: u32) {
     let mut buf = [0u8; 128];
     for i in 0..n {
         let h = TcpHeaderOut {
+            tcp: utcp::wire::TcpRepr {
+                src_port: 20000 + i as u16,
+                dst_port: 80,
+                seq: utcp::seq::SeqNum(i.wrapping_mul(7919)),
+                ack: utcp::seq::SeqNum(0),
+                flags: TcpFlags::SYN,
+                window: 65535,
+                urgent: 0,
+                options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
+            },
             src: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1 + (i % 250) as u8)),
             dst: ADDR_B,
-            src_port: 20000 + i as u16,
-            dst_port: 80,
-            seq: utcp::seq::SeqNum(i.wrapping_mul(7919)),
-            ack: utcp::seq::SeqNum(0),
-            flags: TcpFlags::SYN,
-            window: 65535,
-            urgent: 0,
-            options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
             ttl: 64,
             ip_id: i as u16,
+            flow_label: 0,
         };
         if let Some(len) = emit_ipv4_tcp(&mut buf, &h, utcp::wire::OptionLayout::default(), &[]) {
             stack.handle_packet(Instant::ZERO, &buf[..len]);

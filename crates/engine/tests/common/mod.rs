@@ -146,18 +146,21 @@ impl Seg {
     /// The IPv4 packet for this segment.
     pub fn packet(&self) -> Vec<u8> {
         let h = TcpHeaderOut {
+            tcp: utcp_engine::wire::TcpRepr {
+                src_port: self.src.port(),
+                dst_port: self.dst.port(),
+                seq: SeqNum(self.seq),
+                ack: SeqNum(self.ack),
+                flags: self.flags,
+                window: self.window,
+                urgent: self.urgent,
+                options: self.options,
+            },
             src: self.src.ip(),
             dst: self.dst.ip(),
-            src_port: self.src.port(),
-            dst_port: self.dst.port(),
-            seq: SeqNum(self.seq),
-            ack: SeqNum(self.ack),
-            flags: self.flags,
-            window: self.window,
-            urgent: self.urgent,
-            options: self.options,
             ttl: 64,
             ip_id: 1,
+            flow_label: 0,
         };
         let mut buf = vec![0u8; 65536];
         let n = emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[&self.payload]).expect("emit");
