@@ -80,6 +80,12 @@ pub struct InterfaceConfig {
     pub tap: Option<Box<dyn Tap>>,
     /// A TUN descriptor to adopt instead of creating one (see [`Interface::from_fd`]).
     pub tun_fd: Option<std::os::fd::OwnedFd>,
+    // --- IPv6 (issue 13)
+    /// The stack's own IPv6 address, if it has one.
+    pub addr6: Option<std::net::Ipv6Addr>,
+    /// The kernel side's IPv6 address on the TUN and its prefix length (the kernel routes
+    /// that prefix into the TUN).
+    pub peer6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 impl InterfaceConfig {
@@ -97,6 +103,8 @@ impl InterfaceConfig {
             impairment: None,
             tap: None,
             tun_fd: None,
+            addr6: None,
+            peer6: None,
         }
     }
 }
