@@ -244,7 +244,7 @@ w("- **`%{ }%`**: only `assert tcpi_state == TCPI_*` and `assert tcpi_options ==
 w("  other Python makes the script UNSUPPORTED.")
 w("- **Shell lines**: `sysctl -w` settings that name engine policy map onto `Config` fields (below); a setting")
 w("  without a knob makes the script UNSUPPORTED unless it only restores a value after the last packet or call.")
-w("  `sockstat -4 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N` counts the sockets the script")
+w("  `sockstat -4|-6 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N` counts the sockets the script")
 w("  holds (with `grep packetdril`) or every connection of the stack (`Stack::connections`, embryonic ones")
 w("  included); `tcpdrop -s TIME_WAIT` aborts the script's TIME-WAIT sockets. A command may span lines and hold")
 w("  several statements (`;`, `&&`, `\\` continuations); `set_sysctls.py /proc/sys/a/b=V ...` and `echo V >")
