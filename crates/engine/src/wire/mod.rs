@@ -142,7 +142,8 @@ impl fmt::Display for TcpFlags {
 pub enum DropReason {
     /// Shorter than the headers it claims.
     Truncated,
-    /// IP version 6.
+    /// An IPv6 packet given to the IPv4-only parser (`parse_ipv4_tcp`); `parse_ip_tcp` and
+    /// the Stack take IPv6.
     Ipv6,
     /// IP version neither 4 nor 6.
     BadIpVersion,
