@@ -4,7 +4,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use utcp_engine::seq::SeqNum;
 use utcp_engine::time::Instant;
-use utcp_engine::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+use utcp_engine::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, TcpRepr, emit_ipv4_tcp};
 use utcp_engine::{Config, Stack};
 
 const US: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
@@ -13,22 +13,25 @@ fn spoofed_syn(x: u64, buf: &mut [u8]) -> usize {
     let h = TcpHeaderOut {
         src: IpAddr::V4(Ipv4Addr::from(0x0a63_0000 | (x as u32 & 0xffff))),
         dst: US,
-        src_port: 1024 + ((x >> 16) as u16 % 60000),
-        dst_port: 80,
-        seq: SeqNum((x >> 32) as u32),
-        ack: SeqNum(0),
-        flags: TcpFlags::SYN,
-        window: 64240,
-        urgent: 0,
-        options: TcpOptions {
-            mss: Some(1460),
-            timestamps: Some((x as u32, 0)),
-            window_scale: Some(7),
-            sack_permitted: true,
-            ..TcpOptions::default()
+        tcp: TcpRepr {
+            src_port: 1024 + ((x >> 16) as u16 % 60000),
+            dst_port: 80,
+            seq: SeqNum((x >> 32) as u32),
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: 64240,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                timestamps: Some((x as u32, 0)),
+                window_scale: Some(7),
+                sack_permitted: true,
+                ..TcpOptions::default()
+            },
         },
         ttl: 64,
         ip_id: x as u16,
+        flow_label: 0,
     };
     emit_ipv4_tcp(buf, &h, OptionLayout::Linux, &[]).unwrap_or(0)
 }

@@ -140,7 +140,7 @@ pub struct Config {
     /// the ephemeral port start. `Config::default()` draws it from the OS (`getrandom`);
     /// tests and the simulator use [`Config::deterministic`] or [`Config::with_secret`].
     pub isn_secret: [u8; 16],
-    /// IPv4 TTL of emitted packets.
+    /// IPv4 TTL / IPv6 hop limit of emitted packets.
     pub ttl: u8,
     /// Ephemeral port range for active opens without an explicit port.
     pub ephemeral_ports: (u16, u16),
@@ -259,6 +259,14 @@ pub struct Config {
     /// one second's worth (Linux's net.ipv4.icmp_msgs_per_sec plays this role); excess
     /// requests are dropped and counted. 0 = never answer echo requests.
     pub icmp_echo_per_sec: u32,
+
+    // ---- IPv6 (issue 13; crates/engine/src/wire/ipv6.rs, stack.rs listener lookup) ----
+    /// IPV6_V6ONLY for every listener on the IPv6 wildcard `[::]` (RFC 3493 §5.3): when
+    /// false, a `[::]:port` listener also takes IPv4 connections to that port that no
+    /// IPv4 listener (exact or `0.0.0.0`) takes. Default false, as Linux's
+    /// net.ipv6.bindv6only = 0. (`ttl` is the IPv6 hop limit too; the MSS is derived per
+    /// family, `Config::mss_for`.)
+    pub v6only: bool,
 }
 
 /// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
@@ -347,6 +355,8 @@ impl Default for Config {
             tail_loss_probe: true,
             // ICMP echo (issue 13): Linux's icmp_msgs_per_sec default.
             icmp_echo_per_sec: 1000,
+            // IPv6 (issue 13): Linux's net.ipv6.bindv6only default.
+            v6only: false,
         }
     }
 }
@@ -391,6 +401,21 @@ impl Config {
     /// send, from the MTU alone; `mss` only changes what we advertise (Linux's advmss).
     pub fn send_mss_cap(&self) -> u16 {
         self.mtu.saturating_sub(40).clamp(16, 65495) as u16
+    }
+
+    // ---- IPv6 (issue 13): MSS per family ----
+
+    /// The MSS we advertise on a connection whose local address is `ip`: `mss` if set,
+    /// else the MTU less the fixed IP and TCP headers, 40 bytes over IPv4 and 60 over IPv6
+    /// (RFC 9293 §3.7.1; RFC 8200 §3: the IPv6 header is 40 bytes).
+    pub fn mss_for(&self, ip: std::net::IpAddr) -> u16 {
+        self.mss.unwrap_or_else(|| self.send_mss_cap_for(ip))
+    }
+
+    /// MMS_S − 20 for the family of `ip` (RFC 9293 §3.7.1, MUST-16).
+    pub fn send_mss_cap_for(&self, ip: std::net::IpAddr) -> u16 {
+        let headers = if ip.is_ipv6() { 60 } else { 40 };
+        self.mtu.saturating_sub(headers).clamp(16, 65495) as u16
     }
 
     /// The window-scale shift we offer (RFC 7323 §2.3): the smallest shift that lets

@@ -98,6 +98,7 @@ config_setters! {
     with_prr => prr: bool,
     with_tail_loss_probe => tail_loss_probe: bool,
     with_icmp_echo_per_sec => icmp_echo_per_sec: u32,
+    with_v6only => v6only: bool,
 }
 
 #[cfg(test)]

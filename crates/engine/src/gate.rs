@@ -34,16 +34,18 @@ impl HeldSyn {
     /// The SYN again, for the ordinary LISTEN processing.
     pub(crate) fn segment(&self, quad: &Quad) -> TcpSegment<'static> {
         TcpSegment {
+            tcp: crate::wire::TcpRepr {
+                src_port: quad.remote.port(),
+                dst_port: quad.local.port(),
+                seq: self.seq,
+                ack: SeqNum(0),
+                flags: TcpFlags::SYN,
+                window: self.window,
+                urgent: 0,
+                options: self.options,
+            },
             src: quad.remote.ip(),
             dst: quad.local.ip(),
-            src_port: quad.remote.port(),
-            dst_port: quad.local.port(),
-            seq: self.seq,
-            ack: SeqNum(0),
-            flags: TcpFlags::SYN,
-            window: self.window,
-            urgent: 0,
-            options: self.options,
             payload: &[],
         }
     }

@@ -114,7 +114,7 @@ struct QueuedReply {
 /// Token bucket of echo replies on virtual time; tokens are kept in millionths so a rate
 /// of any size refills smoothly per microsecond.
 #[derive(Debug, Default)]
-struct Bucket {
+pub(crate) struct Bucket {
     micro_tokens: u64,
     last: Option<Instant>,
 }
@@ -122,7 +122,7 @@ struct Bucket {
 impl Bucket {
     /// Take one token if there is one, after refilling `per_sec` tokens per second of
     /// virtual time since the last call, up to one second's worth.
-    fn take(&mut self, now: Instant, per_sec: u32) -> bool {
+    pub(crate) fn take(&mut self, now: Instant, per_sec: u32) -> bool {
         let cap = u64::from(per_sec) * 1_000_000;
         match self.last {
             // A new bucket starts full (as Linux's icmp_global does).

@@ -245,3 +245,7 @@ pub struct Status {
     /// Congestion-control phase (slow start, avoidance, fast or RTO recovery).
     pub phase: CcPhase,
 }
+
+// ---- IPv6 (issue 13): ICMPv6 and flow labels ----
+pub mod flow_label;
+pub mod icmp6;

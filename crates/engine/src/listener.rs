@@ -19,7 +19,7 @@ use crate::seq::SeqNum;
 use crate::syncookie;
 use crate::tcb::Tcb;
 use crate::time::{Duration, Instant};
-use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp};
+use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ip_tcp};
 use crate::{Config, ListenerId, Quad};
 use std::net::SocketAddr;
 
@@ -101,7 +101,7 @@ impl Stack {
         let keys = &mut self.cookie_keys;
         let iss = syncookie::encode_iss_cached(keys, &cfg.isn_secret, &quad, syn.seq, now, idx);
         let mut options =
-            TcpOptions { mss: cfg.send_mss_option.then(|| cfg.effective_mss()), ..TcpOptions::default() };
+            TcpOptions { mss: cfg.send_mss_option.then(|| cfg.mss_for(quad.local.ip())), ..TcpOptions::default() };
         // Window scale and SACK-permitted survive only inside the timestamp (RFC 7323 §3).
         if cfg.timestamps
             && let Some((tsval, _)) = o.timestamps
@@ -194,17 +194,20 @@ impl Stack {
     ) {
         let ts = seg.options.timestamps.filter(|_| self.config.timestamps);
         let syn = TcpSegment {
-            flags: TcpFlags::SYN,
-            seq: seg.seq - 1,
-            ack: SeqNum(0),
-            payload: &[],
-            options: TcpOptions {
+            tcp: crate::wire::TcpRepr {
+                flags: TcpFlags::SYN,
+                seq: seg.seq - 1,
+                ack: SeqNum(0),
+                options: TcpOptions {
                 mss: Some(o.mss),
                 window_scale: o.wscale,
                 sack_permitted: o.sack_permitted,
                 timestamps: ts.map(|(val, _)| (val, 0)),
                 ..TcpOptions::default()
             },
+                ..seg.tcp
+            },
+            payload: &[],
             ..*seg
         };
         self.counters.passive_opens += 1;
@@ -218,20 +221,24 @@ impl Stack {
     pub(super) fn emit_cookie_synack(&mut self, c: &CookieSynAck, buf: &mut [u8]) -> Option<usize> {
         self.reply_ip_id = self.reply_ip_id.wrapping_add(1);
         let h = TcpHeaderOut {
+            tcp: crate::wire::TcpRepr {
+                src_port: c.local.port(),
+                dst_port: c.remote.port(),
+                seq: c.iss,
+                ack: c.ack,
+                flags: TcpFlags::SYN | TcpFlags::ACK,
+                window: c.window,
+                urgent: 0,
+                options: c.options,
+            },
             src: c.local.ip(),
             dst: c.remote.ip(),
-            src_port: c.local.port(),
-            dst_port: c.remote.port(),
-            seq: c.iss,
-            ack: c.ack,
-            flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: c.window,
-            urgent: 0,
-            options: c.options,
             ttl: self.config.ttl,
             ip_id: self.reply_ip_id,
+            // RFC 6437: the label the connection will keep (crate::flow_label).
+            flow_label: crate::flow_label::flow_label(&self.config.isn_secret, &Quad { local: c.local, remote: c.remote }),
         };
-        let n = emit_ipv4_tcp(buf, &h, self.config.option_layout, &[])?;
+        let n = emit_ip_tcp(buf, &h, self.config.option_layout, &[])?;
         self.counters.out_segs += 1;
         Some(n)
     }

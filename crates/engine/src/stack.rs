@@ -11,7 +11,7 @@ use crate::time::{Duration, Instant};
 use crate::timewait::{TimeWaitTable, TwKey, TwRecord};
 use crate::wire::frag::{FragResult, Reassembler};
 use crate::wire::{
-    DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp,
+    DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ip_tcp, parse_ip_tcp,
 };
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use std::cmp::Reverse;
@@ -35,6 +35,10 @@ mod user_calls;
 // ICMP echo (issue 13): the Stack's half of crate::icmp lives in icmp_echo.rs.
 #[path = "icmp_echo.rs"]
 mod icmp_echo;
+
+// IPv6 (issue 13): the Stack's half of crate::icmp6 (echo, the ICMPv6 error hook).
+#[path = "icmp6_stack.rs"]
+mod icmp6_stack;
 
 /// Most stateless RSTs queued between two drains of `poll_transmit`.
 const MAX_REPLIES: usize = 1024;
@@ -128,6 +132,8 @@ pub struct Stack {
     last_tx_reason: crate::TxReason,
     // --- ICMP echo (issue 13): replies to pings for our addresses (crate::icmp)
     echo: crate::icmp::EchoServer,
+    // --- IPv6 (issue 13): ICMPv6 echo replies (crate::icmp6)
+    echo6: crate::icmp6::Echo6Server,
 }
 
 /// How often rings idle since the last sweep are released (and, under pressure,
@@ -173,6 +179,7 @@ impl Stack {
             cookie_keys: Default::default(),
             syn_cache: syncache::SynCache::new(hasher),
             echo: Default::default(),
+            echo6: Default::default(),
         }
     }
 
@@ -233,18 +240,20 @@ impl Stack {
 
     // ---------------------------------------------------------------- input
 
-    /// Feed one received IPv4 packet.
+    /// Feed one received IPv4 or IPv6 packet.
     pub fn handle_packet(&mut self, now: Instant, packet: &[u8]) {
         self.counters.in_packets += 1;
-        let seg = match parse_ipv4_tcp(packet) {
+        let seg = match parse_ip_tcp(packet) {
             Ok(s) => s,
             Err(DropReason::Fragment) if self.config.ipfrag_high_thresh > 0 => {
                 return self.handle_fragment(now, packet);
             }
             // ICMP echo (issue 13; RFC 1122 §3.2.2.6), crate::icmp.
-            Err(DropReason::NotTcp) if packet[9] == crate::icmp::PROTO_ICMP => {
+            Err(DropReason::NotTcp) if packet[0] >> 4 == 4 && packet[9] == crate::icmp::PROTO_ICMP => {
                 return self.handle_icmp(now, packet);
             }
+            // ICMPv6 (issue 13; RFC 4443), crate::icmp6.
+            Err(DropReason::NotTcp) if packet[0] >> 4 == 6 => return self.handle_ipv6_not_tcp(now, packet),
             Err(reason) => {
                 self.counters.drop(reason);
                 return;
@@ -253,11 +262,13 @@ impl Stack {
         self.handle_segment(now, seg);
     }
 
-    /// IPv4 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2 MUST; `wire/frag.rs`): a complete
-    /// datagram goes on as one segment.
+    /// IPv4 and IPv6 reassembly (RFC 791 §3.2, RFC 1122 §3.3.2 MUST, RFC 8200 §4.5;
+    /// `wire/frag.rs`): a complete datagram goes on as one segment.
     fn handle_fragment(&mut self, now: Instant, packet: &[u8]) {
         // Only datagrams for us may take reassembly memory (the header is validated).
-        let dst = IpAddr::V4(std::net::Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]));
+        let Some(dst) = crate::wire::frag::destination(packet) else {
+            return self.counters.drop(DropReason::FragMalformed);
+        };
         if !self.accepts_dst(dst) {
             self.counters.drop(DropReason::NotOurAddress);
             return;
@@ -266,7 +277,7 @@ impl Stack {
             FragResult::Pending(Some(reason)) => self.counters.drop(reason),
             FragResult::Pending(None) => {}
             FragResult::Complete(buf) => {
-                match parse_ipv4_tcp(&buf) {
+                match parse_ip_tcp(&buf) {
                     Ok(seg) => self.handle_segment(now, seg),
                     Err(reason) => self.counters.drop(reason),
                 }
@@ -391,7 +402,11 @@ impl Stack {
             IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
-        self.listen_map.get(&SocketAddr::new(any, local.port())).copied()
+        let v6_any = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), local.port());
+        self.listen_map.get(&SocketAddr::new(any, local.port())).copied().or_else(|| {
+            // IPv6 (issue 13): `[::]` takes IPv4 too unless `Config::v6only` (RFC 3493 §5.3).
+            (local.is_ipv4() && !self.config.v6only).then(|| self.listen_map.get(&v6_any).copied()).flatten()
+        })
     }
 
     /// RFC 9293 §3.10.7.1: CLOSED (no TCB). "An incoming segment containing a RST is
@@ -795,7 +810,12 @@ impl Stack {
     /// segment within the MSS, so an `mtu`-sized buffer is enough.
     #[must_use]
     pub fn min_transmit_buffer(&self) -> usize {
-        40 + (self.config.effective_mss() as usize).max(40)
+        // IPv6 (issue 13): the larger of an IPv4 and an IPv6 full-sized segment (both the
+        // MTU unless `Config::mss` is set).
+        let v4 = IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+        let v6 = IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED);
+        let full = |ip: IpAddr, headers: usize| headers + (self.config.mss_for(ip) as usize).max(40);
+        full(v4, 40).max(full(v6, 60))
     }
 
     /// Write the next packet to send into `buf` (at least [`Stack::min_transmit_buffer`]
@@ -815,6 +835,12 @@ impl Stack {
         if self.echo.pending() > 0
             && let Some(n) = self.echo.emit(buf)
         {
+            self.counters.icmp_out_echo_reps += 1;
+            self.last_tx_reason = crate::TxReason::EchoReply;
+            return Some(n);
+        }
+        // ICMPv6 echo (issue 13): RFC 4443 §4.2 replies, crate::icmp6.
+        if let Some(n) = self.echo6.emit(buf) {
             self.counters.icmp_out_echo_reps += 1;
             self.last_tx_reason = crate::TxReason::EchoReply;
             return Some(n);
@@ -868,20 +894,24 @@ impl Stack {
         }
         self.reply_ip_id = self.reply_ip_id.wrapping_add(1);
         let h = TcpHeaderOut {
+            tcp: crate::wire::TcpRepr {
+                src_port: r.local.port(),
+                dst_port: r.remote.port(),
+                seq: r.seq,
+                ack: r.ack.unwrap_or(SeqNum(0)),
+                flags,
+                window: 0,
+                urgent: 0,
+                options: TcpOptions::default(),
+            },
             src: r.local.ip(),
             dst: r.remote.ip(),
-            src_port: r.local.port(),
-            dst_port: r.remote.port(),
-            seq: r.seq,
-            ack: r.ack.unwrap_or(SeqNum(0)),
-            flags,
-            window: 0,
-            urgent: 0,
-            options: TcpOptions::default(),
             ttl: self.config.ttl,
             ip_id: self.reply_ip_id,
+            // RFC 6437: the 4-tuple's label (crate::flow_label).
+            flow_label: crate::flow_label::flow_label(&self.config.isn_secret, &Quad { local: r.local, remote: r.remote }),
         };
-        let n = emit_ipv4_tcp(buf, &h, self.config.option_layout, &[])?;
+        let n = emit_ip_tcp(buf, &h, self.config.option_layout, &[])?;
         self.counters.out_segs += 1;
         self.counters.out_rsts += 1;
         Some(n)

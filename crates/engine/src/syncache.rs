@@ -15,7 +15,7 @@ use super::{Stack, Stage};
 use crate::seq::SeqNum;
 use crate::tcb::Tcb;
 use crate::time::{Duration, Instant};
-use crate::wire::{TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ipv4_tcp};
+use crate::wire::{TcpFlags, TcpHeaderOut, TcpOptions, TcpRepr, TcpSegment, emit_ip_tcp};
 use crate::{ConnId, ListenerId, Quad};
 use std::collections::{HashMap, VecDeque};
 
@@ -137,19 +137,21 @@ impl SynRecord {
         TcpSegment {
             src: self.quad.remote.ip(),
             dst: self.quad.local.ip(),
-            src_port: self.quad.remote.port(),
-            dst_port: self.quad.local.port(),
-            seq: self.irs,
-            ack: SeqNum(0),
-            flags: TcpFlags::SYN,
-            window: self.peer_window,
-            urgent: 0,
-            options: TcpOptions {
-                mss: (self.peer_mss != 0).then_some(self.peer_mss),
-                window_scale: (self.peer_wscale != NONE8).then_some(self.peer_wscale),
-                sack_permitted: self.flags & F_PEER_SACK != 0,
-                timestamps: (self.flags & F_PEER_TS != 0).then_some((self.ts_recent, 0)),
-                ..TcpOptions::default()
+            tcp: TcpRepr {
+                src_port: self.quad.remote.port(),
+                dst_port: self.quad.local.port(),
+                seq: self.irs,
+                ack: SeqNum(0),
+                flags: TcpFlags::SYN,
+                window: self.peer_window,
+                urgent: 0,
+                options: TcpOptions {
+                    mss: (self.peer_mss != 0).then_some(self.peer_mss),
+                    window_scale: (self.peer_wscale != NONE8).then_some(self.peer_wscale),
+                    sack_permitted: self.flags & F_PEER_SACK != 0,
+                    timestamps: (self.flags & F_PEER_TS != 0).then_some((self.ts_recent, 0)),
+                    ..TcpOptions::default()
+                },
             },
             payload: &[],
         }
@@ -168,16 +170,20 @@ impl SynRecord {
         TcpHeaderOut {
             src: self.quad.local.ip(),
             dst: self.quad.remote.ip(),
-            src_port: self.quad.local.port(),
-            dst_port: self.quad.remote.port(),
-            seq: self.iss,
-            ack: self.irs + 1,
-            flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: self.window,
-            urgent: 0,
-            options,
+            tcp: TcpRepr {
+                src_port: self.quad.local.port(),
+                dst_port: self.quad.remote.port(),
+                seq: self.iss,
+                ack: self.irs + 1,
+                flags: TcpFlags::SYN | TcpFlags::ACK,
+                window: self.window,
+                urgent: 0,
+                options,
+            },
             ttl: cfg.ttl,
             ip_id: self.ip_id,
+            // RFC 6437: the label the connection will keep (crate::flow_label).
+            flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &self.quad),
         }
     }
 }
@@ -254,7 +260,7 @@ impl Stack {
             }
             r.ip_id = r.ip_id.wrapping_add(1);
             let h = r.synack_header(&self.config, now);
-            let Some(n) = emit_ipv4_tcp(buf, &h, self.config.option_layout, &[]) else {
+            let Some(n) = emit_ip_tcp(buf, &h, self.config.option_layout, &[]) else {
                 r.ip_id = r.ip_id.wrapping_sub(1);
                 self.syn_cache.owed.push_front(quad);
                 return None;
@@ -397,7 +403,7 @@ fn adopt_record(tcb: &mut Tcb, r: &SynRecord) {
 mod tests {
     use crate::seq::SeqNum;
     use crate::time::Instant;
-    use crate::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+    use crate::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, TcpRepr, emit_ipv4_tcp};
     use crate::{Config, Stack};
     use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -414,16 +420,19 @@ mod tests {
         let h = TcpHeaderOut {
             src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
             dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
-            src_port: port,
-            dst_port: 80,
-            seq: SeqNum(seq),
-            ack: SeqNum(0),
-            flags,
-            window: 1000,
-            urgent: 0,
-            options: TcpOptions::default(),
+            tcp: TcpRepr {
+                src_port: port,
+                dst_port: 80,
+                seq: SeqNum(seq),
+                ack: SeqNum(0),
+                flags,
+                window: 1000,
+                urgent: 0,
+                options: TcpOptions::default(),
+            },
             ttl: 64,
             ip_id: 0,
+            flow_label: 0,
         };
         emit_ipv4_tcp(buf, &h, OptionLayout::Linux, &[]).unwrap()
     }

@@ -6,7 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use utcp_engine::seq::SeqNum;
 use utcp_engine::time::Instant;
-use utcp_engine::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp, parse_ipv4_tcp};
+use utcp_engine::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpRepr, TcpOptions, emit_ipv4_tcp, parse_ipv4_tcp};
 use utcp_engine::{Config, Stack};
 
 struct Counting;
@@ -47,22 +47,25 @@ fn syn(x: u32, flags: TcpFlags, ack: SeqNum, tsecr: u32, buf: &mut [u8]) -> usiz
     let h = TcpHeaderOut {
         src: IpAddr::V4(Ipv4Addr::new(10, 99, (x >> 8) as u8, x as u8)),
         dst: US,
-        src_port: 1024 + (x % 60000) as u16,
-        dst_port: 80,
-        seq: SeqNum(x.wrapping_mul(2_654_435_761)),
-        ack,
-        flags,
-        window: 64240,
-        urgent: 0,
-        options: TcpOptions {
-            mss: Some(1460),
-            timestamps: Some((x, tsecr)),
-            window_scale: Some(7),
-            sack_permitted: true,
-            ..TcpOptions::default()
+        tcp: TcpRepr {
+            src_port: 1024 + (x % 60000) as u16,
+            dst_port: 80,
+            seq: SeqNum(x.wrapping_mul(2_654_435_761)),
+            ack,
+            flags,
+            window: 64240,
+            urgent: 0,
+            options: TcpOptions {
+                mss: Some(1460),
+                timestamps: Some((x, tsecr)),
+                window_scale: Some(7),
+                sack_permitted: true,
+                ..TcpOptions::default()
+            },
         },
         ttl: 64,
         ip_id: 0,
+        flow_label: 0,
     };
     emit_ipv4_tcp(buf, &h, OptionLayout::Linux, &[]).unwrap()
 }
@@ -108,16 +111,19 @@ fn cookie_syns_allocate_nothing_and_add_no_tcb() {
     let h = TcpHeaderOut {
         src: sa.dst,
         dst: US,
-        src_port: sa.dst_port,
-        dst_port: 80,
-        seq: ack_seq,
-        ack: sa.seq + 1,
-        flags: TcpFlags::ACK,
-        window: 502,
-        urgent: 0,
-        options: TcpOptions { timestamps: Some((x + 1, tsval)), ..TcpOptions::default() },
+        tcp: TcpRepr {
+            src_port: sa.dst_port,
+            dst_port: 80,
+            seq: ack_seq,
+            ack: sa.seq + 1,
+            flags: TcpFlags::ACK,
+            window: 502,
+            urgent: 0,
+            options: TcpOptions { timestamps: Some((x + 1, tsval)), ..TcpOptions::default() },
+        },
         ttl: 64,
         ip_id: 0,
+        flow_label: 0,
     };
     let n = emit_ipv4_tcp(&mut pkt, &h, OptionLayout::Linux, &[]).unwrap();
     stack.handle_packet(now, &pkt[..n]);

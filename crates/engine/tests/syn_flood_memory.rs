@@ -38,24 +38,27 @@ const US: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 
 fn spoofed_syn(x: u32, buf: &mut [u8]) -> usize {
     let h = TcpHeaderOut {
-        src: IpAddr::V4(Ipv4Addr::new(10, 64 + (x >> 26) as u8, (x >> 16) as u8, (x >> 8) as u8 | 1)),
-        dst: US,
-        src_port: 1024 + (x % 60000) as u16,
-        dst_port: 80,
-        seq: SeqNum(x),
-        ack: SeqNum(0),
-        flags: TcpFlags::SYN,
-        window: 65535,
-        urgent: 0,
-        options: TcpOptions {
+        tcp: utcp_engine::wire::TcpRepr {
+            src_port: 1024 + (x % 60000) as u16,
+            dst_port: 80,
+            seq: SeqNum(x),
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions {
             mss: Some(1460),
             timestamps: Some((x, 0)),
             window_scale: Some(7),
             sack_permitted: true,
             ..TcpOptions::default()
         },
+        },
+        src: IpAddr::V4(Ipv4Addr::new(10, 64 + (x >> 26) as u8, (x >> 16) as u8, (x >> 8) as u8 | 1)),
+        dst: US,
         ttl: 64,
         ip_id: 0,
+        flow_label: 0,
     };
     emit_ipv4_tcp(buf, &h, OptionLayout::Linux, &[]).unwrap()
 }

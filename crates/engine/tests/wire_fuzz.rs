@@ -42,18 +42,21 @@ fn arb_header() -> impl Strategy<Value = TcpHeaderOut> {
     )
         .prop_map(|((src, dst, sp, dp), (seq, ack, flags, window, urgent), (options, ttl, ip_id))| {
             TcpHeaderOut {
+                tcp: utcp_engine::wire::TcpRepr {
+                    src_port: sp,
+                    dst_port: dp,
+                    seq: SeqNum(seq),
+                    ack: SeqNum(ack),
+                    flags: TcpFlags(flags),
+                    window,
+                    urgent,
+                    options,
+                },
                 src: IpAddr::V4(src),
                 dst: IpAddr::V4(dst),
-                src_port: sp,
-                dst_port: dp,
-                seq: SeqNum(seq),
-                ack: SeqNum(ack),
-                flags: TcpFlags(flags),
-                window,
-                urgent,
-                options,
                 ttl,
                 ip_id,
+                flow_label: 0,
             }
         })
 }
@@ -245,18 +248,21 @@ fn fuzz_mutations_of_valid_packets_no_panic() {
         (TcpOptions::default(), OptionLayout::Linux, &b"x"[..]),
     ] {
         let h = TcpHeaderOut {
+            tcp: utcp_engine::wire::TcpRepr {
+                src_port: 1234,
+                dst_port: 5678,
+                seq: SeqNum(1),
+                ack: SeqNum(2),
+                flags: TcpFlags::SYN | TcpFlags::ACK,
+                window: 1000,
+                urgent: 0,
+                options: opts,
+            },
             src: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 1)),
             dst: IpAddr::V4(Ipv4Addr::new(192, 168, 1, 2)),
-            src_port: 1234,
-            dst_port: 5678,
-            seq: SeqNum(1),
-            ack: SeqNum(2),
-            flags: TcpFlags::SYN | TcpFlags::ACK,
-            window: 1000,
-            urgent: 0,
-            options: opts,
             ttl: 64,
             ip_id: 9,
+            flow_label: 0,
         };
         let mut buf = [0u8; 200];
         let n = emit_ipv4_tcp(&mut buf, &h, layout, &[payload]).expect("fits");
@@ -391,4 +397,142 @@ fn fuzz_fragments_into_stack_no_panic() {
         }
     }
     assert!(stack.counters().reasm_reqds > 50_000, "fragments reached reassembly");
+}
+
+// ---------------------------------------------------------------- IPv6 (issue 13)
+
+fn arb_unicast6() -> impl Strategy<Value = std::net::Ipv6Addr> {
+    // 2001:db8::/32 (documentation) with random low bits: never a martian.
+    any::<[u16; 6]>().prop_map(|s| std::net::Ipv6Addr::new(0x2001, 0xdb8, s[0], s[1], s[2], s[3], s[4], s[5] | 1))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+
+    /// RFC 8200 §8.1: an emitted IPv6 segment parses back to the same `TcpRepr`, and
+    /// etherparse agrees on the checksum and the flow label.
+    #[test]
+    fn emit_parse_round_trip_ipv6(
+        h in arb_header(),
+        (src, dst) in (arb_unicast6(), arb_unicast6()),
+        label in 0u32..=0xf_ffff,
+        layout in arb_layout(),
+        payload in proptest::collection::vec(any::<u8>(), 0..1400),
+    ) {
+        let h = TcpHeaderOut { src: IpAddr::V6(src), dst: IpAddr::V6(dst), flow_label: label, ..h };
+        let mut buf = vec![0u8; 1600];
+        let n = utcp_engine::wire::emit_ip_tcp(&mut buf, &h, layout, &[&payload]).expect("fits");
+        prop_assert_eq!(n, 60 + emitted_len(&h.options, layout) + payload.len());
+        let s = utcp_engine::wire::parse_ip_tcp(&buf[..n]).expect("emitted packet parses");
+        prop_assert_eq!((s.src, s.dst), (h.src, h.dst));
+        let (mut got, mut sent) = (s.tcp, h.tcp);
+        // SACK blocks may be cut to fit the option space (checked by the IPv4 property).
+        got.options.sack = SackBlocks::new();
+        sent.options.sack = SackBlocks::new();
+        prop_assert_eq!(got, sent);
+        prop_assert_eq!(s.payload, &payload[..]);
+        let sliced = etherparse::SlicedPacket::from_ip(&buf[..n]).expect("etherparse parses");
+        let Some(etherparse::NetSlice::Ipv6(ip)) = &sliced.net else { panic!("not ipv6") };
+        let iph = ip.header().to_header();
+        prop_assert_eq!(iph.flow_label.value(), label);
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = &sliced.transport else { panic!("not tcp") };
+        let th = tcp.to_header();
+        prop_assert_eq!(Some(th.checksum), th.calc_checksum_ipv6(&iph, tcp.payload()).ok());
+    }
+}
+
+/// A valid IPv6 TCP packet with a random chain of extension headers (types from the set
+/// the parser walks, random lengths and options), then random byte mutations: parsing
+/// never panics, and an accepted packet's payload lies inside the input.
+#[test]
+fn fuzz_ipv6_extension_headers_no_panic() {
+    let mut rng = Rng(0x6666_1234_abcd_0001);
+    let h = TcpHeaderOut {
+        tcp: utcp_engine::wire::TcpRepr { src_port: 1, dst_port: 2, window: 9, ..Default::default() },
+        src: "2001:db8::2".parse().unwrap(),
+        dst: "2001:db8::1".parse().unwrap(),
+        ttl: 64,
+        ip_id: 0,
+        flow_label: 5,
+    };
+    let mut base = vec![0u8; 200];
+    let n = utcp_engine::wire::emit_ip_tcp(&mut base, &h, OptionLayout::Linux, &[b"data"]).unwrap();
+    base.truncate(n);
+    let (mut accepted, mut walked) = (0, 0);
+    for i in 0..100_000 {
+        let mut p = base[..40].to_vec();
+        let kinds = [0u8, 43, 44, 60, 59, 6, 58];
+        let count = rng.below(5);
+        let mut chain: Vec<u8> = (0..count).map(|_| kinds[rng.below(kinds.len())]).collect();
+        chain.push(6);
+        p[6] = chain[0];
+        for k in 0..count {
+            let units = rng.below(3);
+            let mut hdr = vec![chain[k + 1], units as u8];
+            hdr.extend((0..units * 8 + 6).map(|_| if rng.below(2) == 0 { 0 } else { rng.next() as u8 }));
+            p.extend_from_slice(&hdr);
+        }
+        p.extend_from_slice(&base[40..]);
+        let len = (p.len() - 40) as u16;
+        p[4..6].copy_from_slice(&len.to_be_bytes());
+        for _ in 0..(i % 3) {
+            let at = rng.below(p.len());
+            p[at] = rng.next() as u8;
+        }
+        if let Ok(ip) = utcp_engine::wire::ipv6::parse(&p) {
+            walked += 1;
+            let start = ip.payload.as_ptr() as usize - p.as_ptr() as usize;
+            assert!(start + ip.payload.len() <= p.len());
+        }
+        if let Ok(s) = utcp_engine::wire::parse_ip_tcp(&p) {
+            accepted += 1;
+            assert_eq!(s.payload, b"data");
+        }
+        let cut = rng.below(p.len() + 1);
+        let _ = utcp_engine::wire::parse_ip_tcp(&p[..cut]);
+    }
+    assert!(accepted > 1000 && walked > accepted, "deep enough: {accepted} accepted, {walked} walked");
+}
+
+/// Random IPv6 fragments (few ids and sources so they meet, random offsets and M bits)
+/// into a Stack: no panic, reassembly memory under its cap.
+#[test]
+fn fuzz_ipv6_fragments_into_stack_no_panic() {
+    use utcp_engine::time::{Duration, Instant};
+    use utcp_engine::{Config, Stack};
+    const CAP: usize = 128 * 1024;
+    let mut cfg = Config::deterministic(1);
+    cfg.ipfrag_high_thresh = CAP;
+    cfg.ipfrag_max_datagrams = 32;
+    let mut stack = Stack::new(cfg);
+    let mut rng = Rng(0x0f0f_6666_8765_abcd);
+    let mut now = Instant::from_millis(1000);
+    let mut out = vec![0u8; 1600];
+    for i in 0..50_000u32 {
+        let data = 8 * (1 + rng.below(100));
+        let mut p = vec![0u8; 48 + data];
+        p[0] = 0x60;
+        p[4..6].copy_from_slice(&((8 + data) as u16).to_be_bytes());
+        p[6] = 44;
+        p[7] = 64;
+        p[8..24].copy_from_slice(&"2001:db8::2".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p[23] = rng.below(4) as u8;
+        p[24..40].copy_from_slice(&"2001:db8::1".parse::<std::net::Ipv6Addr>().unwrap().octets());
+        p[40] = if i % 13 == 0 { 17 } else { 6 };
+        let off = (rng.below(64) as u16) << 3 | rng.below(2) as u16;
+        p[42..44].copy_from_slice(&off.to_be_bytes());
+        p[44..48].copy_from_slice(&(rng.below(8) as u32).to_be_bytes());
+        for b in &mut p[48..] {
+            *b = rng.next() as u8;
+        }
+        stack.handle_packet(now, &p);
+        assert!(stack.reassembly_memory() <= CAP);
+        while stack.poll_transmit(now, &mut out).is_some() {}
+        if i % 1000 == 0 {
+            now += Duration::from_secs(3);
+            stack.handle_timeout(now);
+        }
+    }
+    assert!(stack.counters().reasm_reqds > 20_000, "fragments reached reassembly");
+    assert!(stack.counters().reasm_oks > 0, "some datagrams completed");
 }

@@ -393,18 +393,21 @@ fn aimed(rng: &mut Rng, c: &Conn, st: Option<&Status>, r: &mut LiveReport, pkt: 
     }
     let payload = vec![0x5a; len as usize];
     let h = TcpHeaderOut {
+        tcp: utcp::wire::TcpRepr {
+            src_port: c.port,
+            dst_port: if rng.chance(0.02) { rng.next_u64() as u16 } else { PORT },
+            seq: SeqNum(seq),
+            ack: SeqNum(ack),
+            flags: f,
+            window: rng.next_u64() as u16,
+            urgent: rng.next_u64() as u16,
+            options,
+        },
         src: A,
         dst: if rng.chance(0.01) { IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9)) } else { B },
-        src_port: c.port,
-        dst_port: if rng.chance(0.02) { rng.next_u64() as u16 } else { PORT },
-        seq: SeqNum(seq),
-        ack: SeqNum(ack),
-        flags: f,
-        window: rng.next_u64() as u16,
-        urgent: rng.next_u64() as u16,
-        options,
         ttl: 64,
         ip_id: 0,
+        flow_label: 0,
     };
     emit_ipv4_tcp(pkt, &h, OptionLayout::Linux, &[&payload]).unwrap_or(0)
 }
@@ -523,18 +526,21 @@ impl SegSpec {
         }
         let payload = vec![0xa5; self.payload as usize % 1461];
         let h = TcpHeaderOut {
+            tcp: utcp::wire::TcpRepr {
+                src_port: c.map_or(40_000, |c| c.port),
+                dst_port: if c.is_some() { PORT } else { 81 },
+                seq: SeqNum(self.seq.resolve(rcv_nxt, rcv_wnd)),
+                ack: SeqNum(self.ack.resolve(snd_una, rcv_wnd)),
+                flags: TcpFlags(if self.rare < 16 { self.flags } else { self.flags & !0x07 }),
+                window: self.window,
+                urgent: self.urgent,
+                options,
+            },
             src: A,
             dst: B,
-            src_port: c.map_or(40_000, |c| c.port),
-            dst_port: if c.is_some() { PORT } else { 81 },
-            seq: SeqNum(self.seq.resolve(rcv_nxt, rcv_wnd)),
-            ack: SeqNum(self.ack.resolve(snd_una, rcv_wnd)),
-            flags: TcpFlags(if self.rare < 16 { self.flags } else { self.flags & !0x07 }),
-            window: self.window,
-            urgent: self.urgent,
-            options,
             ttl: 64,
             ip_id: 0,
+            flow_label: 0,
         };
         let mut n = emit_ipv4_tcp(pkt, &h, OptionLayout::Linux, &[&payload]).unwrap_or(0);
         if self.rare >= 40 {

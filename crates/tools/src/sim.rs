@@ -7,7 +7,7 @@
 use crate::trace::Tracer;
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use utcp::device::link::{Impairments, Link, LinkStats, Side};
 use utcp::device::pcap::PcapWriter;
 use utcp::device::rng::Rng;
@@ -16,6 +16,10 @@ use utcp::time::{Duration, Instant};
 
 pub const ADDR_A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 pub const ADDR_B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+/// A's address with `SimConfig::ipv6` (issue 13).
+pub const ADDR_A6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1));
+/// B's address with `SimConfig::ipv6`.
+pub const ADDR_B6: IpAddr = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
 
 /// Who closes first.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -64,6 +68,16 @@ pub struct SimConfig {
     pub engine_b: Option<Config>,
     /// Bytes B sends, when it differs from `bytes` (a one-way transfer plots cleaner).
     pub bytes_b: Option<u64>,
+    // --- issue 13 (IPv6)
+    /// Run over IPv6 (`ADDR_A6`, `ADDR_B6`; `--ipv6`) instead of IPv4.
+    pub ipv6: bool,
+}
+
+impl SimConfig {
+    /// A's and B's addresses in the configured family.
+    pub fn addrs(&self) -> (IpAddr, IpAddr) {
+        if self.ipv6 { (ADDR_A6, ADDR_B6) } else { (ADDR_A, ADDR_B) }
+    }
 }
 
 /// Watches a run (`sim --plot`, `--explain` tests): every segment with the engine's
@@ -95,6 +109,7 @@ impl Default for SimConfig {
             syn_flood: 0,
             engine_b: None,
             bytes_b: None,
+            ipv6: false,
         }
     }
 }
@@ -319,10 +334,11 @@ pub fn run_observed(
         })
         .unwrap_or_else(|| engine_a.clone());
     engine_b.isn_secret[8..14].copy_from_slice(b"sideB-");
-    let mut a = App::new(engine_a, ADDR_A, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA, cfg.bytes);
+    let (addr_a, addr_b) = cfg.addrs();
+    let mut a = App::new(engine_a, addr_a, cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xA, cfg.bytes);
     let mut b = App::new(
         engine_b,
-        ADDR_B,
+        addr_b,
         cfg.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xB,
         cfg.bytes_b.unwrap_or(cfg.bytes),
     );
@@ -336,12 +352,12 @@ pub fn run_observed(
     let start = (|| -> io::Result<()> {
         match cfg.open {
             OpenMode::Normal => {
-                b.listener = Some(b.stack.listen(SocketAddr::new(ADDR_B, 80), 8)?);
+                b.listener = Some(b.stack.listen(SocketAddr::new(addr_b, 80), 8)?);
                 a.conn =
-                    Some(a.stack.connect(now, SocketAddr::new(ADDR_A, 0), SocketAddr::new(ADDR_B, 80))?);
+                    Some(a.stack.connect(now, SocketAddr::new(addr_a, 0), SocketAddr::new(addr_b, 80))?);
             }
             OpenMode::Simultaneous => {
-                let (pa, pb) = (SocketAddr::new(ADDR_A, 5000), SocketAddr::new(ADDR_B, 6000));
+                let (pa, pb) = (SocketAddr::new(addr_a, 5000), SocketAddr::new(addr_b, 6000));
                 a.conn = Some(a.stack.connect(now, pa, pb)?);
                 b.conn = Some(b.stack.connect(now, pb, pa)?);
             }
@@ -352,7 +368,7 @@ pub fn run_observed(
         failure = Some(format!("setup: {e}"));
     }
 
-    syn_flood(&mut b.stack, cfg.syn_flood);
+    syn_flood(&mut b.stack, cfg.syn_flood, addr_b);
     let mut a_sent = 0u64;
     let deadline = Instant::ZERO + cfg.time_limit;
     let mut idle_rounds = 0u32;
@@ -524,26 +540,33 @@ fn chosen_loss(cfg: &SimConfig, a_sent: &mut u64, now: Instant) -> bool {
         || cfg.blackout_a_to_b.is_some_and(|(from, to)| since >= from && since < to)
 }
 
-/// Inject `n` SYNs from spoofed sources 10.0.1.x into `stack` (port 80), at time zero.
-fn syn_flood(stack: &mut Stack, n: u32) {
-    use utcp::wire::{TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+/// Inject `n` SYNs from spoofed sources 10.0.1.x (2001:db8:1::x over IPv6) into `stack`
+/// (port 80, at `dst`), at time zero.
+fn syn_flood(stack: &mut Stack, n: u32, dst: IpAddr) {
+    use utcp::wire::{TcpFlags, TcpHeaderOut, TcpOptions, emit_ip_tcp};
     let mut buf = [0u8; 128];
     for i in 0..n {
         let h = TcpHeaderOut {
-            src: IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1 + (i % 250) as u8)),
-            dst: ADDR_B,
-            src_port: 20000 + i as u16,
-            dst_port: 80,
-            seq: utcp::seq::SeqNum(i.wrapping_mul(7919)),
-            ack: utcp::seq::SeqNum(0),
-            flags: TcpFlags::SYN,
-            window: 65535,
-            urgent: 0,
-            options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
+            tcp: utcp::wire::TcpRepr {
+                src_port: 20000 + i as u16,
+                dst_port: 80,
+                seq: utcp::seq::SeqNum(i.wrapping_mul(7919)),
+                ack: utcp::seq::SeqNum(0),
+                flags: TcpFlags::SYN,
+                window: 65535,
+                urgent: 0,
+                options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
+            },
+            src: match dst {
+                IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1 + (i % 250) as u8)),
+                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1 + (i % 250) as u16)),
+            },
+            dst,
             ttl: 64,
             ip_id: i as u16,
+            flow_label: 0,
         };
-        if let Some(len) = emit_ipv4_tcp(&mut buf, &h, utcp::wire::OptionLayout::default(), &[]) {
+        if let Some(len) = emit_ip_tcp(&mut buf, &h, utcp::wire::OptionLayout::default(), &[]) {
             stack.handle_packet(Instant::ZERO, &buf[..len]);
         }
     }

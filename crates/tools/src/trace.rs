@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::net::SocketAddr;
 use utcp::seq::SeqNum;
 use utcp::time::Instant;
-use utcp::wire::{TcpSegment, parse_ipv4_tcp};
+use utcp::wire::{TcpSegment, parse_ip_tcp};
 
 /// Formats segments with sequence numbers relative to each direction's first SYN
 /// (as tshark and packetdrill show them).
@@ -21,9 +21,9 @@ impl Tracer {
         Tracer::default()
     }
 
-    /// One line for an IPv4 packet, or a note on why it does not parse.
+    /// One line for an IPv4 or IPv6 packet, or a note on why it does not parse.
     pub fn line(&mut self, now: Instant, dir: &str, packet: &[u8]) -> String {
-        match parse_ipv4_tcp(packet) {
+        match parse_ip_tcp(packet) {
             Ok(seg) => self.segment_line(now, dir, &seg),
             Err(r) => format!("{:>11} {dir} [dropped: {}] {} bytes", fmt_time(now), r.name(), packet.len()),
         }

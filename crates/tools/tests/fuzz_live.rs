@@ -86,18 +86,21 @@ fn blind_in_window_data_does_not_start_an_ack_storm() {
     let st = b.status(s).unwrap();
     // The forged segment: A's quad, SEG.SEQ = RCV.NXT, an acceptable ACK, 100 bytes.
     let h = TcpHeaderOut {
+        tcp: utcp::wire::TcpRepr {
+            src_port: a.local_addr(c).unwrap().port(),
+            dst_port: 80,
+            seq: SeqNum(st.rcv_nxt),
+            ack: SeqNum(st.snd_una),
+            flags: TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0),
+            window: 1000,
+            urgent: 0,
+            options: TcpOptions::default(),
+        },
         src: ia,
         dst: ib,
-        src_port: a.local_addr(c).unwrap().port(),
-        dst_port: 80,
-        seq: SeqNum(st.rcv_nxt),
-        ack: SeqNum(st.snd_una),
-        flags: TcpFlags(TcpFlags::ACK.0 | TcpFlags::PSH.0),
-        window: 1000,
-        urgent: 0,
-        options: TcpOptions::default(),
         ttl: 64,
         ip_id: 0,
+        flow_label: 0,
     };
     let mut pkt = vec![0u8; 2048];
     let n = emit_ipv4_tcp(&mut pkt, &h, OptionLayout::Linux, &[&[0x41; 100]]).unwrap();

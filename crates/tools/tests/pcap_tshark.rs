@@ -11,18 +11,21 @@ use utcp::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp
 /// 10.0.0.1:12345 -> 10.0.0.2:80, SYN, built by the engine's own emitter (checksums filled).
 fn syn_packet() -> Vec<u8> {
     let h = TcpHeaderOut {
+        tcp: utcp::wire::TcpRepr {
+            src_port: 12345,
+            dst_port: 80,
+            seq: SeqNum(1),
+            ack: SeqNum(0),
+            flags: TcpFlags::SYN,
+            window: 65535,
+            urgent: 0,
+            options: TcpOptions::default(),
+        },
         src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
         dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-        src_port: 12345,
-        dst_port: 80,
-        seq: SeqNum(1),
-        ack: SeqNum(0),
-        flags: TcpFlags::SYN,
-        window: 65535,
-        urgent: 0,
-        options: TcpOptions::default(),
         ttl: 64,
         ip_id: 1,
+        flow_label: 0,
     };
     let mut buf = [0u8; 64];
     let n = emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[]).expect("fits");

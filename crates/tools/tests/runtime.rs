@@ -190,6 +190,7 @@ fn kernel_syn_arrives_as_raw_ipv4() {
                 peer: Ipv4Addr::new(10, 77, 0, 1),
                 prefix: 24,
                 mtu: 1400,
+                peer6: None,
             })?;
             // Nonblocking: nothing queued yet (or only IPv6 chatter).
             let mut buf = vec![0u8; utcp::device::tun::MAX_PACKET];

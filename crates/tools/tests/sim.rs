@@ -195,3 +195,65 @@ fn same_seed_same_run() {
     assert_eq!(a.a.retransmits, b.a.retransmits);
     assert_eq!(a.link.a_to_b.sent, b.link.a_to_b.sent);
 }
+
+/// `utcp sim --ipv6` (issue 13): the harsh mix over IPv6 stays byte-exact in every close
+/// mode and both open modes, and every packet on the link is IPv6 (full-sized segments
+/// fill the MTU with the 40-byte IPv6 header, one flow label per direction).
+#[test]
+fn harsh_mix_over_ipv6_is_byte_exact() {
+    use utcp::engine::TxReason;
+    use utcp::time::Instant;
+    use utcp::device::link::Side;
+    use utcp_tools::sim::{Observer, run_observed};
+    #[derive(Default)]
+    struct Watch {
+        packets: u64,
+        not_v6: u64,
+        max_payload: usize,
+        labels: std::collections::BTreeSet<(bool, u32)>,
+    }
+    impl Observer for Watch {
+        fn segment(&mut self, _now: Instant, from: Side, p: &[u8], _why: TxReason) {
+            self.packets += 1;
+            match utcp::wire::parse_ipv6_tcp(p) {
+                Ok(s) => {
+                    self.max_payload = self.max_payload.max(s.payload.len());
+                    let label = u32::from_be_bytes([0, p[1] & 0x0f, p[2], p[3]]);
+                    self.labels.insert((matches!(from, Side::A), label));
+                }
+                Err(_) => self.not_v6 += 1,
+            }
+        }
+        fn engine(&mut self, _now: Instant, _side: Side, _status: &utcp::engine::Status) {}
+    }
+    for (close, open) in [
+        (CloseMode::Active, OpenMode::Normal),
+        (CloseMode::Passive, OpenMode::Normal),
+        (CloseMode::Simultaneous, OpenMode::Simultaneous),
+    ] {
+        for seed in 1..=5 {
+            let cfg = SimConfig {
+                bytes: 1 << 20,
+                a_to_b: harsh(),
+                b_to_a: harsh(),
+                seed,
+                close,
+                open,
+                ipv6: true,
+                ..SimConfig::default()
+            };
+            let mut w = Watch::default();
+            let r = run_observed(&cfg, None, None, Some(&mut w));
+            assert!(r.ok(), "seed {seed} {close:?}: {:?}", r.failure);
+            assert_eq!((r.a.sent, r.b.received), (1 << 20, 1 << 20));
+            assert_eq!(r.a.sha_sent, r.b.sha_received);
+            assert_eq!(r.b.sha_sent, r.a.sha_received);
+            assert!(w.packets > 1000);
+            assert_eq!(w.not_v6, 0, "every packet the engines send is IPv6/TCP");
+            // MSS over IPv6 is MTU 1500 − 60 = 1440, less the 12-byte timestamp option:
+            // 40 + 20 + 12 + 1428 = 1500 bytes on the wire (IPv4 carries 1448).
+            assert_eq!(w.max_payload, 1428, "full-sized IPv6 segments fill the 1500-byte MTU");
+            assert_eq!(w.labels.len(), 2, "one RFC 6437 flow label per direction: {:?}", w.labels);
+        }
+    }
+}

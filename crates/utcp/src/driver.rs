@@ -255,6 +255,8 @@ pub(crate) struct Shared {
     /// `CLOCK_MONOTONIC` nanoseconds at engine time zero.
     epoch_ns: u64,
     pub(crate) addr: Ipv4Addr,
+    /// IPv6 (issue 13): the stack's IPv6 address, if any.
+    pub(crate) addr6: Option<std::net::Ipv6Addr>,
 }
 
 impl Shared {
@@ -714,6 +716,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
             peer: config.peer,
             prefix: config.prefix,
             mtu: config.mtu,
+            peer6: config.peer6,
         })?,
     });
     if let Some(len) = config.tx_queue_len {
@@ -734,6 +737,10 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     // OS (getrandom), and only tests and the simulator fix it (`Config::deterministic`).
     let mut stack = Stack::new(engine);
     stack.add_local_addr(IpAddr::V4(config.addr));
+    // IPv6 (issue 13).
+    if let Some(a6) = config.addr6 {
+        stack.add_local_addr(IpAddr::V6(a6));
+    }
 
     let mut taps: Vec<Box<dyn Tap>> = Vec::new();
     if let Some(path) = &config.pcap {
@@ -772,6 +779,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         tun_dev: tun.clone(),
         epoch_ns: mono_ns(),
         addr: config.addr,
+        addr6: config.addr6,
     });
     Ok((shared, tun))
 }

@@ -87,6 +87,12 @@ pub struct InterfaceConfig {
     /// (and legitimate SYNs among a flood) are lost, at the price of queueing delay when
     /// the stack cannot keep up. See docs/performance.md, "SYN flood".
     pub tx_queue_len: Option<u32>,
+    // --- IPv6 (issue 13)
+    /// The stack's own IPv6 address, if it has one.
+    pub addr6: Option<std::net::Ipv6Addr>,
+    /// The kernel side's IPv6 address on the TUN and its prefix length (the kernel routes
+    /// that prefix into the TUN).
+    pub peer6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 impl InterfaceConfig {
@@ -105,6 +111,8 @@ impl InterfaceConfig {
             tap: None,
             tun_fd: None,
             tx_queue_len: None,
+            addr6: None,
+            peer6: None,
         }
     }
 }

@@ -46,12 +46,10 @@ fn timed_out_would_block() -> io::Error {
 }
 
 fn resolve(addr: impl ToSocketAddrs) -> io::Result<Vec<SocketAddr>> {
-    let v: Vec<SocketAddr> = addr.to_socket_addrs()?.filter(|a| a.is_ipv4()).collect();
+    // IPv6 (issue 13): both families; an IPv6 one needs the interface's `addr6`.
+    let v: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
     if v.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "no IPv4 address to use (utcp speaks IPv4 only)",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no address to use"));
     }
     Ok(v)
 }
@@ -74,13 +72,17 @@ pub struct TcpListener {
 }
 
 impl TcpListener {
-    /// Listen on `addr`; an unspecified IP means the interface's address, port 0 picks a
-    /// free ephemeral port.
+    /// Listen on `addr`; an unspecified IPv4 address means the interface's address, the
+    /// unspecified IPv6 address `[::]` every address of the interface (IPv4 too unless
+    /// `Config::v6only`), port 0 picks a free ephemeral port.
     pub fn bind(iface: &Interface, addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
         let shared = iface.shared.clone();
         let mut last = None;
         for a in resolve(addr)? {
-            let ip = if a.ip().is_unspecified() { IpAddr::V4(shared.addr) } else { a.ip() };
+            let ip = match a.ip() {
+                IpAddr::V4(v4) if v4.is_unspecified() => IpAddr::V4(shared.addr),
+                ip => ip,
+            };
             let mut g = shared.lock();
             g.check_up()?;
             // Backlog 0: the engine's `default_backlog`; port 0: an ephemeral port.
@@ -263,7 +265,14 @@ impl TcpStream {
         deadline: Option<Instant>,
     ) -> io::Result<TcpStream> {
         let shared = iface.shared.clone();
-        let local = SocketAddr::new(IpAddr::V4(shared.addr), 0);
+        // IPv6 (issue 13): the interface's address of the remote's family.
+        let local_ip = match remote.ip() {
+            IpAddr::V4(_) => IpAddr::V4(shared.addr),
+            IpAddr::V6(_) => IpAddr::V6(shared.addr6.ok_or_else(|| {
+                io::Error::new(io::ErrorKind::AddrNotAvailable, "the interface has no IPv6 address")
+            })?),
+        };
+        let local = SocketAddr::new(local_ip, 0);
         let mut g = shared.lock();
         g.check_up()?;
         let now = shared.now();

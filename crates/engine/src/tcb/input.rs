@@ -65,7 +65,7 @@ impl Tcb {
         if cfg.recv_buffer_round_to_mss {
             // FreeBSD's tcp_mss(): once the MSS is known, round the receive buffer up to a
             // multiple of it.
-            let mss = (self.snd_mss as usize).min(cfg.effective_mss() as usize).max(1);
+            let mss = (self.snd_mss as usize).min(cfg.mss_for(self.quad.local.ip()) as usize).max(1);
             let cap = self.recvbuf.capacity().div_ceil(mss) * mss;
             self.recvbuf.set_capacity(cap);
         }
@@ -237,7 +237,14 @@ impl Tcb {
             && f.ack()
             && seg.seq == self.rcv.irs
         {
-            syn_trimmed = TcpSegment { seq: seg.seq + 1, flags: crate::wire::TcpFlags(f.0 & !0x02), ..*seg };
+            syn_trimmed = TcpSegment {
+                tcp: crate::wire::TcpRepr {
+                    seq: seg.seq + 1,
+                    flags: crate::wire::TcpFlags(f.0 & !0x02),
+                    ..seg.tcp
+                },
+                ..*seg
+            };
             &syn_trimmed
         } else {
             seg
@@ -277,9 +284,12 @@ impl Tcb {
                 self.dsack = Some((seg.seq, seg.seq + seg.payload.len() as u32));
             }
             trimmed = TcpSegment {
+                tcp: crate::wire::TcpRepr {
+                    flags: crate::wire::TcpFlags(f.0 & !0x01),
+                    seq: self.rcv.nxt,
+                    ..seg.tcp
+                },
                 payload: &[],
-                flags: crate::wire::TcpFlags(f.0 & !0x01),
-                seq: self.rcv.nxt,
                 ..*seg
             };
             &trimmed

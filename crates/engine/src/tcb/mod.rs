@@ -309,7 +309,7 @@ pub struct Tcb {
 impl Tcb {
     pub(crate) fn new(cfg: &Config, id: ConnId, quad: Quad, iss: SeqNum, now: Instant, state: State) -> Tcb {
         let recv_cap = cfg.recv_buffer.max(1);
-        let rcv_mss = cfg.effective_mss();
+        let rcv_mss = cfg.mss_for(quad.local.ip());
         let smss = 536usize;
         Tcb {
             id,
@@ -479,7 +479,7 @@ impl Tcb {
     /// (RFC 9293 §3.7.1, MUST-16: Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize).
     #[inline]
     pub(crate) fn eff_mss(&self, cfg: &Config) -> usize {
-        let mms = cfg.send_mss_cap() as usize;
+        let mms = cfg.send_mss_cap_for(self.quad.local.ip()) as usize;
         let mut mss = (self.snd_mss as usize).min(mms);
         if self.ts_ok {
             mss -= 12;

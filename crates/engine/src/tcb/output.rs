@@ -6,7 +6,7 @@ use crate::CloseReason;
 use crate::TxReason;
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
-use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
+use crate::wire::{SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ip_tcp};
 
 /// RFC 9293 §3.8.6.2.1: the override timeout for sender SWS avoidance (0.1 to 1 s).
 const SWS_OVERRIDE: Duration = Duration::from_millis(200);
@@ -163,20 +163,24 @@ impl Tcb {
         // The window in a SYN is never scaled (RFC 7323 §2.2).
         let wnd = (self.recvbuf.window() as u32).min(65535);
         let h = TcpHeaderOut {
+            tcp: crate::wire::TcpRepr {
+                src_port: self.quad.local.port(),
+                dst_port: self.quad.remote.port(),
+                seq: self.snd.iss,
+                ack,
+                flags,
+                window: wnd as u16,
+                urgent: 0,
+                options: opts,
+            },
             src: self.quad.local.ip(),
             dst: self.quad.remote.ip(),
-            src_port: self.quad.local.port(),
-            dst_port: self.quad.remote.port(),
-            seq: self.snd.iss,
-            ack,
-            flags,
-            window: wnd as u16,
-            urgent: 0,
-            options: opts,
             ttl: cfg.ttl,
             ip_id: self.next_ip_id(),
+            // RFC 6437: one label per connection (crate::flow_label).
+            flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &self.quad),
         };
-        let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[])?;
+        let n = emit_ip_tcp(buf, &h, cfg.option_layout, &[])?;
         self.send_syn = false;
         self.rcv.wnd = wnd;
         if !active {
@@ -451,7 +455,7 @@ impl Tcb {
         if plan.flags.ack() && !plan.flags.rst() {
             // MUST-16 (RFC 9293 §3.7.1): payload plus options stay within the send MSS, so
             // a full-sized segment carries only the SACK blocks that fit.
-            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap() as usize);
+            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap_for(self.quad.local.ip()) as usize);
             let room = mss.saturating_sub(plan.len + if self.ts_ok { 12 } else { 0 });
             let fit = if room >= 12 { (room - 4) / 8 } else { 0 };
             let max = fit.min(if self.ts_ok { 3 } else { 4 });
@@ -463,21 +467,25 @@ impl Tcb {
         let urgent = self.urgent_pointer(plan.seq).filter(|_| !plan.flags.rst());
         let flags = if urgent.is_some() { plan.flags | TcpFlags::URG } else { plan.flags };
         let h = TcpHeaderOut {
+            tcp: crate::wire::TcpRepr {
+                src_port: self.quad.local.port(),
+                dst_port: self.quad.remote.port(),
+                seq: plan.seq,
+                ack: if plan.flags.ack() { self.rcv.nxt } else { SeqNum(0) },
+                flags,
+                window,
+                urgent: urgent.unwrap_or(0),
+                options,
+            },
             src: self.quad.local.ip(),
             dst: self.quad.remote.ip(),
-            src_port: self.quad.local.port(),
-            dst_port: self.quad.remote.port(),
-            seq: plan.seq,
-            ack: if plan.flags.ack() { self.rcv.nxt } else { SeqNum(0) },
-            flags,
-            window,
-            urgent: urgent.unwrap_or(0),
-            options,
             ttl: cfg.ttl,
             ip_id: self.next_ip_id(),
+            // RFC 6437: one label per connection (crate::flow_label).
+            flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &self.quad),
         };
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
-        let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[a, b])?;
+        let n = emit_ip_tcp(buf, &h, cfg.option_layout, &[a, b])?;
         cx.counters.out_segs += 1;
         if plan.len > 0 && plan.seq.lt(self.snd_max) {
             // A retransmission: echoes of earlier TSvals are ambiguous from now on.

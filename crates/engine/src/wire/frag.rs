@@ -1,7 +1,11 @@
-//! IPv4 reassembly (RFC 791 §3.2 "reassembly", RFC 1122 §3.3.2: "the IP layer MUST
-//! implement reassembly of IP datagrams").
+//! IPv4 and IPv6 reassembly (RFC 791 §3.2 "reassembly", RFC 1122 §3.3.2: "the IP layer
+//! MUST implement reassembly of IP datagrams"; RFC 8200 §4.5).
 //!
-//! Fragments are keyed by (source, destination, protocol, identification) (RFC 791 §3.2).
+//! Fragments are keyed by (source, destination, protocol, identification) (RFC 791 §3.2;
+//! RFC 8200 §4.5: source, destination and the 32-bit identification). Both families share
+//! one table and its bounds. An IPv6 datagram is rebuilt as its 40-byte header followed by
+//! the fragmentable part (the unfragmentable extension headers are dropped: they were
+//! already walked), then parsed again.
 //! Policy for a hostile network:
 //!
 //! - every datagram is bounded: at most `Config::ipfrag_max_fragments` fragments and
@@ -11,7 +15,7 @@
 //!   a fragment that would pass either bound is dropped;
 //! - a datagram not complete `Config::ipfrag_time` after its first fragment is dropped
 //!   (RFC 1122 §3.3.2: a reassembly timeout, 30 s as Linux's net.ipv4.ipfrag_time);
-//! - overlapping fragments drop the whole datagram, the policy RFC 5722 sets for IPv6
+//! - overlapping fragments drop the whole datagram, the policy RFC 5722 §4 sets for IPv6
 //!   (overlaps are an IDS-evasion tool, never produced by an honest sender); an exact
 //!   duplicate fragment is dropped on its own (Linux does the same);
 //! - only TCP is reassembled: other protocols are dropped before they cost memory.
@@ -21,6 +25,7 @@
 
 use super::DropReason;
 use super::checksum;
+use super::ipv6::{self, IPV6_HEADER_LEN};
 use super::packet::{IPV4_HEADER_LEN, PROTO_TCP};
 use crate::time::Instant;
 use crate::{Config, Counters};
@@ -32,10 +37,18 @@ const MAX_DATAGRAM: usize = 65535;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 struct Key {
-    src: [u8; 4],
-    dst: [u8; 4],
-    id: u16,
+    src: [u8; 16],
+    dst: [u8; 16],
+    id: u32,
     proto: u8,
+    v6: bool,
+}
+
+impl Key {
+    /// Length of the datagram's fixed header in the reassembly buffer.
+    fn header_len(&self) -> usize {
+        if self.v6 { IPV6_HEADER_LEN } else { IPV4_HEADER_LEN }
+    }
 }
 
 /// One datagram being reassembled. `buf` holds a 20-byte header followed by the payload
@@ -53,10 +66,12 @@ struct Datagram {
     received: u32,
 }
 
-/// Fragment header fields of a packet `parse_ipv4_tcp` refused as `Fragment` (its IPv4
-/// header is then already validated: version, IHL, total length, checksum).
+/// Fragment header fields of a packet `parse_ip_tcp` refused as `Fragment` (its IP
+/// header is then already validated).
 struct Frag<'a> {
     key: Key,
+    /// Header bytes counted against the 65,535-byte limit with the payload: the IPv4 IHL;
+    /// 0 for IPv6, whose payload length excludes the fixed header.
     ihl: usize,
     offset: u32,
     more: bool,
@@ -65,18 +80,24 @@ struct Frag<'a> {
 }
 
 fn frag_of(packet: &[u8]) -> Option<Frag<'_>> {
+    if packet.first()? >> 4 == 6 {
+        return frag_of_v6(packet);
+    }
     let ihl = ((*packet.first()? & 0x0f) as usize) * 4;
     let total_len = u16::from_be_bytes([*packet.get(2)?, *packet.get(3)?]) as usize;
     if ihl < IPV4_HEADER_LEN || total_len < ihl || total_len > packet.len() {
         return None;
     }
     let fo = u16::from_be_bytes([packet[6], packet[7]]);
-    let key = Key {
-        src: [packet[12], packet[13], packet[14], packet[15]],
-        dst: [packet[16], packet[17], packet[18], packet[19]],
-        id: u16::from_be_bytes([packet[4], packet[5]]),
+    let mut key = Key {
+        src: [0; 16],
+        dst: [0; 16],
+        id: u16::from_be_bytes([packet[4], packet[5]]) as u32,
         proto: packet[9],
+        v6: false,
     };
+    key.src[..4].copy_from_slice(&packet[12..16]);
+    key.dst[..4].copy_from_slice(&packet[16..20]);
     Some(Frag {
         key,
         ihl,
@@ -84,6 +105,33 @@ fn frag_of(packet: &[u8]) -> Option<Frag<'_>> {
         more: fo & 0x2000 != 0,
         header: &packet[..IPV4_HEADER_LEN],
         payload: &packet[ihl..total_len],
+    })
+}
+
+/// RFC 8200 §4.5: the fragment header's offset, M flag and identification; the header
+/// copied into the datagram is the fixed 40 bytes.
+fn frag_of_v6(packet: &[u8]) -> Option<Frag<'_>> {
+    let ip = ipv6::parse(packet).ok()?;
+    let f = ip.fragment?;
+    let key = Key { src: ip.src.octets(), dst: ip.dst.octets(), id: f.id, proto: ip.next_header, v6: true };
+    Some(Frag {
+        key,
+        ihl: 0,
+        offset: f.offset,
+        more: f.more,
+        header: &packet[..IPV6_HEADER_LEN],
+        payload: ip.payload,
+    })
+}
+
+/// The destination address of a fragment (None if it is not a well-formed one).
+#[must_use]
+pub fn destination(packet: &[u8]) -> Option<std::net::IpAddr> {
+    let f = frag_of(packet)?;
+    Some(if f.key.v6 {
+        std::net::IpAddr::from(f.key.dst)
+    } else {
+        std::net::IpAddr::from([f.key.dst[0], f.key.dst[1], f.key.dst[2], f.key.dst[3]])
     })
 }
 
@@ -102,8 +150,8 @@ pub struct Reassembler {
 pub enum FragResult {
     /// Held (or dropped, with the reason to count).
     Pending(Option<DropReason>),
-    /// The datagram is complete: an unfragmented IPv4 packet (20-byte header). Hand it
-    /// back with [`Reassembler::recycle`] when done.
+    /// The datagram is complete: an unfragmented IPv4 packet (20-byte header) or IPv6
+    /// packet (40-byte header, no extension headers before the upper layer). Hand it back with [`Reassembler::recycle`] when done.
     Complete(Vec<u8>),
 }
 
@@ -153,7 +201,7 @@ impl Reassembler {
 
     /// A completed datagram's buffer is no longer needed: keep it as the spare.
     pub fn recycle(&mut self, mut buf: Vec<u8>) {
-        if self.spare.is_none() && buf.capacity() <= MAX_DATAGRAM {
+        if self.spare.is_none() && buf.capacity() <= MAX_DATAGRAM + IPV6_HEADER_LEN {
             buf.clear();
             self.memory += buf.capacity();
             self.spare = Some(buf);
@@ -174,7 +222,7 @@ impl Reassembler {
         FragResult::Pending(Some(reason))
     }
 
-    /// Take one fragment (a packet `parse_ipv4_tcp` refused as `Fragment`).
+    /// Take one fragment (a packet `parse_ip_tcp` refused as `Fragment`).
     /// The caller counts the returned drop reason; reassembly counters are kept here.
     pub fn insert(
         &mut self,
@@ -217,7 +265,7 @@ impl Reassembler {
                 _ => self.fail(i, reason, counters),
             };
         }
-        if !self.grow(cfg, i, IPV4_HEADER_LEN + end as usize) {
+        if !self.grow(cfg, i, f.key.header_len() + end as usize) {
             return self.fail(i, DropReason::FragMemory, counters);
         }
         self.place(i, &f, end, counters)
@@ -285,7 +333,7 @@ impl Reassembler {
         }
         // Known length: allocate it once; otherwise at least double (amortised growth).
         let want = match d.total {
-            Some(t) => IPV4_HEADER_LEN + t as usize,
+            Some(t) => d.key.header_len() + t as usize,
             None => need.max(d.buf.len() * 2).min(MAX_DATAGRAM),
         }
         .max(need);
@@ -311,11 +359,13 @@ impl Reassembler {
     /// Copy the fragment in; a complete datagram is taken out of the table.
     fn place(&mut self, i: usize, f: &Frag, end: u32, counters: &mut Counters) -> FragResult {
         let d = &mut self.datagrams[i];
-        let at = IPV4_HEADER_LEN + f.offset as usize;
+        let hl = d.key.header_len();
+        let at = hl + f.offset as usize;
         d.buf[at..at + f.payload.len()].copy_from_slice(f.payload);
         if f.offset == 0 {
-            // RFC 791 §3.2: the first fragment's header becomes the datagram's header.
-            d.buf[..IPV4_HEADER_LEN].copy_from_slice(f.header);
+            // RFC 791 §3.2 / RFC 8200 §4.5: the first fragment's header becomes the
+            // datagram's header.
+            d.buf[..hl].copy_from_slice(f.header);
         }
         d.ranges[d.nranges] = (f.offset, end);
         d.nranges += 1;
@@ -325,8 +375,13 @@ impl Reassembler {
         }
         match d.total {
             Some(t) if d.received == t => {
-                let mut buf = self.remove(i).buf;
-                finish_header(&mut buf, t as usize);
+                let d = self.remove(i);
+                let mut buf = d.buf;
+                if d.key.v6 {
+                    finish_header_v6(&mut buf, t as usize, d.key.proto);
+                } else {
+                    finish_header(&mut buf, t as usize);
+                }
                 counters.reasm_oks += 1;
                 FragResult::Complete(buf)
             }
@@ -348,4 +403,13 @@ fn finish_header(buf: &mut Vec<u8>, payload_len: usize) {
     buf[11] = 0;
     let c = checksum::checksum(&buf[..IPV4_HEADER_LEN]);
     buf[10..12].copy_from_slice(&c.to_be_bytes());
+}
+
+/// RFC 8200 §4.5 reassembly: the first fragment's fixed header, with the payload length
+/// of the whole and the fragment header's next header (the unfragmentable extension
+/// headers, already walked, are not kept).
+fn finish_header_v6(buf: &mut Vec<u8>, payload_len: usize, next_header: u8) {
+    buf.truncate(IPV6_HEADER_LEN + payload_len);
+    buf[4..6].copy_from_slice(&(payload_len as u16).to_be_bytes());
+    buf[6] = next_header;
 }

@@ -1,17 +1,25 @@
-//! Wire layer: IPv4/TCP header views and builders, options, checksums.
+//! Wire layer: IPv4 ([`ipv4`]), IPv6 ([`ipv6`]) and TCP ([`tcp`]) headers, options,
+//! checksums.
 //!
-//! Parsing ([`parse_ipv4_tcp`]) verifies the IPv4 header checksum and the TCP checksum and
-//! returns a zero-copy [`TcpSegment`] view; emitting ([`emit_ipv4_tcp`]) writes a complete
-//! IPv4+TCP packet into a caller-supplied buffer. Neither allocates. Fragments, which
-//! parsing refuses, are reassembled by [`frag`] (one reused buffer per datagram).
+//! Parsing ([`parse_ip_tcp`]) verifies the IP header and the TCP checksum and returns a
+//! zero-copy [`TcpSegment`] view; emitting ([`emit_ip_tcp`]) writes a complete IP+TCP
+//! packet into a caller-supplied buffer. Both use one TCP header representation,
+//! [`TcpRepr`]. Neither allocates. Fragments of either family, which parsing refuses, are
+//! reassembled by [`frag`] (one reused buffer per datagram).
 
 pub mod checksum;
 pub mod frag;
+pub mod ipv4;
+pub mod ipv6;
 pub mod options;
 pub mod packet;
+pub mod tcp;
 
 pub use options::{OptionLayout, SackBlocks, TcpOptions};
-pub use packet::{TcpHeaderOut, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp};
+pub use packet::{
+    TcpHeaderOut, TcpSegment, emit_ip_tcp, emit_ipv4_tcp, emit_ipv6_tcp, parse_ip_tcp, parse_ipv4_tcp, parse_ipv6_tcp,
+};
+pub use tcp::TcpRepr;
 
 use core::fmt;
 
@@ -135,7 +143,8 @@ impl fmt::Display for TcpFlags {
 pub enum DropReason {
     /// Shorter than the headers it claims.
     Truncated,
-    /// IP version 6.
+    /// An IPv6 packet given to the IPv4-only parser (`parse_ipv4_tcp`); `parse_ip_tcp` and
+    /// the Stack take IPv6.
     Ipv6,
     /// IP version neither 4 nor 6.
     BadIpVersion,
@@ -225,11 +234,24 @@ pub enum DropReason {
     IcmpRateLimited,
     /// Echo request while the reply queue was full (the caller did not drain `poll_transmit`).
     IcmpQueueFull,
+
+    // ---- IPv6 (issue 13; wire/ipv6.rs) ----
+    /// A malformed, misplaced or unroutable extension header, or more than
+    /// `ipv6::MAX_EXT_HEADERS` of them (RFC 8200 §4).
+    Ipv6ExtHeader,
+    /// An unrecognised option whose action bits say discard (RFC 8200 §4.2).
+    Ipv6BadOption,
+    /// A type 0 routing header with segments left (RFC 5095 §3).
+    Ipv6RoutingType0,
+    /// An atomic fragment: offset 0 and M = 0 (RFC 6946 context; utcp does not take them).
+    Ipv6AtomicFragment,
+    /// A jumbogram (RFC 2675 Jumbo Payload option).
+    Ipv6Jumbogram,
 }
 
 impl DropReason {
     /// Every reason, in `index` order (for tables of drop counters).
-    pub const ALL: [DropReason; 41] = [
+    pub const ALL: [DropReason; 46] = [
         DropReason::Truncated,
         DropReason::Ipv6,
         DropReason::BadIpVersion,
@@ -275,6 +297,12 @@ impl DropReason {
         DropReason::IcmpTooLarge,
         DropReason::IcmpRateLimited,
         DropReason::IcmpQueueFull,
+        // IPv6
+        DropReason::Ipv6ExtHeader,
+        DropReason::Ipv6BadOption,
+        DropReason::Ipv6RoutingType0,
+        DropReason::Ipv6AtomicFragment,
+        DropReason::Ipv6Jumbogram,
     ];
     /// Position of this reason in [`DropReason::ALL`] and in the drop counter table.
     pub fn index(self) -> usize {
@@ -325,6 +353,11 @@ impl DropReason {
             DropReason::IcmpTooLarge => "IcmpTooLarge",
             DropReason::IcmpRateLimited => "IcmpRateLimited",
             DropReason::IcmpQueueFull => "IcmpQueueFull",
+            DropReason::Ipv6ExtHeader => "Ipv6ExtHeader",
+            DropReason::Ipv6BadOption => "Ipv6BadOption",
+            DropReason::Ipv6RoutingType0 => "Ipv6RoutingType0",
+            DropReason::Ipv6AtomicFragment => "Ipv6AtomicFragment",
+            DropReason::Ipv6Jumbogram => "Ipv6Jumbogram",
         }
     }
 }

@@ -1,300 +1,213 @@
-//! IPv4 + TCP parse and emit (RFC 791, RFC 9293 §3.1).
+//! IP + TCP parse and emit (RFC 791, RFC 8200, RFC 9293 §3.1).
 //!
-//! Parsing is done by hand with explicit bounds checks: it reads the fixed header fields at
+//! The IP header is `ipv4.rs`'s or `ipv6.rs`'s, the TCP header is `tcp.rs`'s [`TcpRepr`],
+//! one representation for parse and emit. Parsing reads the fixed header fields at
 //! constant offsets after one length check per header, runs one checksum pass per header
 //! and returns a [`TcpSegment`] whose payload borrows the input. Emitting writes a whole
 //! packet into a caller buffer, copying the payload once. Neither allocates.
-use super::checksum;
+use super::ipv4::{self, Ipv4Out};
+use super::ipv6::{self, Ipv6Out};
 use super::options;
-use super::{DropReason, OptionLayout, TcpFlags, TcpOptions};
-use crate::seq::SeqNum;
-use std::net::{IpAddr, Ipv4Addr};
+use super::{DropReason, OptionLayout, TcpRepr};
+use std::net::IpAddr;
 
-/// IPv4 protocol number of TCP (RFC 9293 §3.1).
-pub const PROTO_TCP: u8 = 6;
-/// Size of an IPv4 header without options (IHL 5).
-pub const IPV4_HEADER_LEN: usize = 20;
-/// Size of a TCP header without options (data offset 5).
-pub const TCP_HEADER_LEN: usize = 20;
+pub use super::ipv4::IPV4_HEADER_LEN;
+pub use super::ipv6::IPV6_HEADER_LEN;
+pub use super::tcp::{PROTO_TCP, TCP_HEADER_LEN};
+pub(crate) use super::ipv4::martian_reason;
 
-/// A received TCP segment: the parsed headers and a view of its payload.
+/// A received TCP segment: the IP addresses, the TCP header and a view of its payload.
+/// Derefs to its [`TcpRepr`], so `seg.seq`, `seg.flags`, ... read the TCP header.
 #[derive(Clone, Copy, Debug)]
 pub struct TcpSegment<'a> {
     /// IP source address.
     pub src: IpAddr,
     /// IP destination address.
     pub dst: IpAddr,
-    /// TCP source port.
-    pub src_port: u16,
-    /// TCP destination port.
-    pub dst_port: u16,
-    /// SEG.SEQ: sequence number of the first octet (or of the SYN).
-    pub seq: SeqNum,
-    /// SEG.ACK: next sequence number the sender expects (valid if ACK is set).
-    pub ack: SeqNum,
-    /// Control bits.
-    pub flags: TcpFlags,
-    /// SEG.WND as on the wire, before window scaling (RFC 7323 §2.3).
-    pub window: u16,
-    /// SEG.UP, the urgent pointer (RFC 9293 §3.8.5).
-    pub urgent: u16,
-    /// Parsed TCP options.
-    pub options: TcpOptions,
+    /// The TCP header.
+    pub tcp: TcpRepr,
     /// The segment's data (SEG.LEN bytes, not counting SYN/FIN).
     pub payload: &'a [u8],
 }
 
+impl core::ops::Deref for TcpSegment<'_> {
+    type Target = TcpRepr;
+    fn deref(&self) -> &TcpRepr {
+        &self.tcp
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
-/// The headers of a segment to emit with [`emit_ipv4_tcp`].
+/// The headers of a segment to emit with [`emit_ip_tcp`]: the IP fields and the same
+/// [`TcpRepr`] parsing yields (it derefs to it).
 pub struct TcpHeaderOut {
     /// IP source address.
     pub src: IpAddr,
     /// IP destination address.
     pub dst: IpAddr,
-    /// TCP source port.
-    pub src_port: u16,
-    /// TCP destination port.
-    pub dst_port: u16,
-    /// SEG.SEQ.
-    pub seq: SeqNum,
-    /// SEG.ACK (sent as zero unless ACK is set).
-    pub ack: SeqNum,
-    /// Control bits.
-    pub flags: TcpFlags,
-    /// SEG.WND as written on the wire (already scaled down, RFC 7323 §2.3).
-    pub window: u16,
-    /// SEG.UP, the urgent pointer.
-    pub urgent: u16,
-    /// TCP options to write.
-    pub options: TcpOptions,
-    /// IPv4 time to live.
+    /// The TCP header (SEG.WND already scaled down, RFC 7323 §2.3).
+    pub tcp: TcpRepr,
+    /// IPv4 time to live / IPv6 hop limit.
     pub ttl: u8,
-    /// IPv4 identification field.
+    /// IPv4 identification field (unused over IPv6).
     pub ip_id: u16,
+    /// IPv6 flow label (RFC 6437; 20 bits, unused over IPv4).
+    pub flow_label: u32,
 }
 
-#[inline]
-fn be16(b: &[u8], at: usize) -> u16 {
-    u16::from_be_bytes([b[at], b[at + 1]])
-}
-
-#[inline]
-fn be32(b: &[u8], at: usize) -> u32 {
-    u32::from_be_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
-}
-
-#[inline]
-fn addr4(b: &[u8], at: usize) -> [u8; 4] {
-    [b[at], b[at + 1], b[at + 2], b[at + 3]]
-}
-
-/// Not a valid unicast endpoint: limited broadcast, multicast (224/4), or unspecified
-/// (RFC 1122 §3.2.1.3; RFC 9293 §3.10.7.2 "a SYN to a broadcast or multicast address
-/// should be ignored").
-#[inline]
-fn bad_address(a: Ipv4Addr) -> bool {
-    a.is_broadcast() || a.is_multicast() || a.is_unspecified()
-}
-
-/// A source no segment can legitimately come from on a link: loopback (127/8) or the
-/// reserved class E (240/4) (RFC 1122 §3.2.1.3, MUST-63 of RFC 9293).
-#[inline]
-fn martian_source(a: Ipv4Addr) -> bool {
-    a.is_loopback() || a.octets()[0] >= 240
-}
-
-/// Martians: why a packet with these addresses is dropped, by reason (RFC 1122 §3.2.1.3,
-/// RFC 1812 §5.3.7). Checks that need our own addresses (LAND, subnet broadcast) are
-/// made by the Stack (`crates/engine/src/martian.rs`).
-pub(crate) fn martian_reason(src: Ipv4Addr, dst: Ipv4Addr) -> Option<DropReason> {
-    if bad_address(dst) {
-        return Some(if dst.is_broadcast() {
-            DropReason::MartianDstBroadcast
-        } else if dst.is_multicast() {
-            DropReason::MartianDstMulticast
-        } else {
-            DropReason::BadAddress
-        });
+impl core::ops::Deref for TcpHeaderOut {
+    type Target = TcpRepr;
+    fn deref(&self) -> &TcpRepr {
+        &self.tcp
     }
-    if bad_address(src) {
-        return Some(if src.is_broadcast() {
-            DropReason::MartianSrcBroadcast
-        } else if src.is_multicast() {
-            DropReason::MartianSrcMulticast
-        } else {
-            DropReason::MartianSrcUnspecified
-        });
+}
+
+impl core::ops::DerefMut for TcpHeaderOut {
+    fn deref_mut(&mut self) -> &mut TcpRepr {
+        &mut self.tcp
     }
-    martian_source(src).then_some(DropReason::MartianSrcReserved)
 }
 
 /// Parse and verify one IPv4 packet carrying a TCP segment.
 ///
-/// Checks, in order (the first failure is returned): length ≥ 20 (`Truncated`), version
-/// (`Ipv6`, `BadIpVersion`), IHL (`BadIhl`), total length (`BadTotalLength`; bytes beyond
-/// it, e.g. Ethernet padding, are ignored), header checksum (`BadIpChecksum`), MF/offset
-/// (`Fragment`), protocol (`NotTcp`), TCP fixed header (`Truncated`), data offset
-/// (`BadDataOffset`), TCP checksum (`BadTcpChecksum`), options (`BadOption`), addresses
-/// (`BadAddress`).
+/// Checks, in order (the first failure is returned): the IPv4 header (`ipv4::parse`:
+/// `Truncated`, `Ipv6`, `BadIpVersion`, `BadIhl`, `BadTotalLength`, `BadIpChecksum`), MF/
+/// offset (`Fragment`), protocol (`NotTcp`), the TCP header (`TcpRepr::parse`:
+/// `Truncated`, `BadDataOffset`, `BadTcpChecksum`, `BadOption`), addresses (martians).
 pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
-    // RFC 791 §3.1: fixed 20-byte header.
-    if packet.len() < IPV4_HEADER_LEN {
-        return Err(DropReason::Truncated);
-    }
-    match packet[0] >> 4 {
-        4 => {}
-        6 => return Err(DropReason::Ipv6),
-        _ => return Err(DropReason::BadIpVersion),
-    }
-    // RFC 791 §3.1: IHL is the header length in 32-bit words, minimum 5.
-    let ihl = ((packet[0] & 0x0f) as usize) * 4;
-    if ihl < IPV4_HEADER_LEN || ihl > packet.len() {
-        return Err(DropReason::BadIhl);
-    }
-    let total_len = be16(packet, 2) as usize;
-    if total_len < ihl || total_len > packet.len() {
-        return Err(DropReason::BadTotalLength);
-    }
-    let packet = &packet[..total_len];
-    if !checksum::verify(&packet[..ihl], 0) {
-        return Err(DropReason::BadIpChecksum);
-    }
-    // RFC 791 §3.1: flags bit 2 = MF; 13-bit fragment offset. Fragments go to `frag.rs`.
-    if be16(packet, 6) & 0x3fff != 0 {
+    let ip = ipv4::parse(packet)?;
+    // RFC 791 §3.2: fragments go to `frag.rs`.
+    if ip.is_fragment {
         return Err(DropReason::Fragment);
     }
-    if packet[9] != PROTO_TCP {
+    if ip.protocol != PROTO_TCP {
         return Err(DropReason::NotTcp);
     }
-    let src = addr4(packet, 12);
-    let dst = addr4(packet, 16);
-
-    let tcp = &packet[ihl..];
-    if tcp.len() < TCP_HEADER_LEN {
-        return Err(DropReason::Truncated);
-    }
-    // RFC 9293 §3.1: data offset in 32-bit words, minimum 5.
-    let doff = ((tcp[12] >> 4) as usize) * 4;
-    if doff < TCP_HEADER_LEN || doff > tcp.len() {
-        return Err(DropReason::BadDataOffset);
-    }
-    // RFC 9293 §3.1 "Checksum": over the pseudo-header, TCP header and data. tcp.len() ≤
-    // total_len ≤ 65535, so the cast is lossless.
-    let pseudo = checksum::pseudo_header_ipv4(src, dst, PROTO_TCP, tcp.len() as u16);
-    if !checksum::verify(tcp, pseudo) {
-        return Err(DropReason::BadTcpChecksum);
-    }
-    let (src4, dst4) = (Ipv4Addr::from(src), Ipv4Addr::from(dst));
-    let mut seg = TcpSegment {
-        src: IpAddr::V4(src4),
-        dst: IpAddr::V4(dst4),
-        src_port: be16(tcp, 0),
-        dst_port: be16(tcp, 2),
-        seq: SeqNum(be32(tcp, 4)),
-        ack: SeqNum(be32(tcp, 8)),
-        flags: TcpFlags(tcp[13]),
-        window: be16(tcp, 14),
-        urgent: be16(tcp, 18),
-        options: TcpOptions::default(),
-        payload: &tcp[doff..],
-    };
-    // Filled in place: avoids building the options on the stack and copying them.
-    options::parse_into(&tcp[TCP_HEADER_LEN..doff], &mut seg.options)?;
-    if let Some(reason) = martian_reason(src4, dst4) {
+    // tcp.len() ≤ total length ≤ 65535, so the cast is lossless.
+    let pseudo = super::checksum::pseudo_header_ipv4(ip.src.octets(), ip.dst.octets(), PROTO_TCP, ip.payload.len() as u16);
+    let (tcp, doff) = TcpRepr::parse(ip.payload, pseudo)?;
+    if let Some(reason) = ipv4::martian_reason(ip.src, ip.dst) {
         return Err(reason);
     }
-    Ok(seg)
+    Ok(TcpSegment { src: IpAddr::V4(ip.src), dst: IpAddr::V4(ip.dst), tcp, payload: &ip.payload[doff..] })
+}
+
+/// Parse and verify one IPv6 packet carrying a TCP segment: the IPv6 header and its
+/// extension headers (`ipv6::parse`), a fragment (`Fragment`), the upper layer
+/// (`NotTcp`), the TCP header with the RFC 8200 §8.1 pseudo-header, the martians.
+pub fn parse_ipv6_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
+    let ip = ipv6::parse(packet)?;
+    if ip.fragment.is_some() {
+        return Err(DropReason::Fragment);
+    }
+    if ip.next_header != PROTO_TCP {
+        return Err(DropReason::NotTcp);
+    }
+    let pseudo = ipv6::pseudo_header(&ip.src, &ip.dst, PROTO_TCP, ip.payload.len() as u32);
+    let (tcp, doff) = TcpRepr::parse(ip.payload, pseudo)?;
+    if let Some(reason) = ipv6::martian_reason(&ip.src, &ip.dst) {
+        return Err(reason);
+    }
+    Ok(TcpSegment { src: IpAddr::V6(ip.src), dst: IpAddr::V6(ip.dst), tcp, payload: &ip.payload[doff..] })
+}
+
+/// Parse either family, by the version nibble (`Truncated` if empty, `BadIpVersion` if
+/// neither 4 nor 6).
+pub fn parse_ip_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
+    match packet.first().map(|b| b >> 4) {
+        None => Err(DropReason::Truncated),
+        Some(6) => parse_ipv6_tcp(packet),
+        Some(4) => parse_ipv4_tcp(packet),
+        Some(_) => Err(DropReason::BadIpVersion),
+    }
 }
 
 /// Write a complete IPv4 + TCP packet into `buf`: a 20-byte IPv4 header (DF set, no
 /// options), the TCP header with `h.options` laid out per `layout`, then the payload
 /// slices concatenated. Fills both checksums. Returns the packet length, or None if `buf`
 /// is too small, the packet would exceed 65535 bytes, or an address is not IPv4.
-pub fn emit_ipv4_tcp(
-    buf: &mut [u8],
-    h: &TcpHeaderOut,
-    layout: OptionLayout,
-    payload: &[&[u8]],
-) -> Option<usize> {
+pub fn emit_ipv4_tcp(buf: &mut [u8], h: &TcpHeaderOut, layout: OptionLayout, payload: &[&[u8]]) -> Option<usize> {
     let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
         return None;
     };
-    let (src, dst) = (src.octets(), dst.octets());
+    let ip = Ipv4Out { src, dst, protocol: PROTO_TCP, ttl: h.ttl, ip_id: h.ip_id };
+    emit_over(buf, IPV4_HEADER_LEN, h, layout, payload, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
+}
+
+/// Write a complete IPv6 + TCP packet (40-byte header, no extension headers, hop limit
+/// `h.ttl`, flow label `h.flow_label`). None if `buf` is too small, the TCP segment would
+/// exceed 65535 bytes, or an address is not IPv6.
+pub fn emit_ipv6_tcp(buf: &mut [u8], h: &TcpHeaderOut, layout: OptionLayout, payload: &[&[u8]]) -> Option<usize> {
+    let (IpAddr::V6(src), IpAddr::V6(dst)) = (h.src, h.dst) else {
+        return None;
+    };
+    let ip = Ipv6Out { src, dst, next_header: PROTO_TCP, hop_limit: h.ttl, traffic_class: 0, flow_label: h.flow_label };
+    emit_over(buf, IPV6_HEADER_LEN, h, layout, payload, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
+}
+
+/// Write a packet of the family of `h`'s addresses (None if they differ).
+pub fn emit_ip_tcp(buf: &mut [u8], h: &TcpHeaderOut, layout: OptionLayout, payload: &[&[u8]]) -> Option<usize> {
+    match h.dst {
+        IpAddr::V4(_) => emit_ipv4_tcp(buf, h, layout, payload),
+        IpAddr::V6(_) => emit_ipv6_tcp(buf, h, layout, payload),
+    }
+}
+
+/// Lay out IP header (`ip_len` bytes, written by `ip_emit` which returns the pseudo-header
+/// sum) + TCP header + payload.
+fn emit_over(
+    buf: &mut [u8],
+    ip_len: usize,
+    h: &TcpHeaderOut,
+    layout: OptionLayout,
+    payload: &[&[u8]],
+    ip_emit: impl FnOnce(&mut [u8], usize) -> Option<u64>,
+) -> Option<usize> {
     let opts = options::encode(&h.options, layout);
-    let opt_len = opts.as_bytes().len();
-    let tcp_hdr_len = TCP_HEADER_LEN + opt_len;
     let payload_len: usize = payload.iter().map(|p| p.len()).sum();
-    let total_len = IPV4_HEADER_LEN + tcp_hdr_len + payload_len;
-    if total_len > u16::MAX as usize {
+    let tcp_len = TCP_HEADER_LEN + opts.as_bytes().len() + payload_len;
+    if tcp_len > u16::MAX as usize {
         return None;
     }
-    let buf = buf.get_mut(..total_len)?;
-    let (ip, tcp) = buf.split_at_mut(IPV4_HEADER_LEN);
-
-    // RFC 791 §3.1 header, written as five 32-bit words. Checksums are summed from these
-    // words in registers rather than re-read from `buf` just after narrow stores.
-    let w_src = u32::from_be_bytes(src);
-    let w_dst = u32::from_be_bytes(dst);
-    let ip_words = [
-        0x4500_0000 | total_len as u32,  // version 4, IHL 5, TOS 0, total length
-        (h.ip_id as u32) << 16 | 0x4000, // id, DF set, fragment offset 0
-        (h.ttl as u32) << 24 | (PROTO_TCP as u32) << 16, // TTL, protocol, checksum 0
-        w_src,
-        w_dst,
-    ];
-    let ip_csum = checksum::finish(ip_words.iter().map(|&w| w as u64).sum());
-    for (k, w) in ip_words.iter().enumerate() {
-        ip[4 * k..4 * k + 4].copy_from_slice(&w.to_be_bytes());
-    }
-    ip[10..12].copy_from_slice(&ip_csum.to_be_bytes());
-
-    // RFC 9293 §3.1 header (checksum field 0 while summing).
-    let tcp_words = [
-        (h.src_port as u32) << 16 | h.dst_port as u32,
-        h.seq.0,
-        h.ack.0,
-        ((tcp_hdr_len as u32 / 4) << 28) | (h.flags.0 as u32) << 16 | h.window as u32,
-        h.urgent as u32,
-    ];
-    for (k, w) in tcp_words.iter().enumerate() {
-        tcp[4 * k..4 * k + 4].copy_from_slice(&w.to_be_bytes());
-    }
-    tcp[TCP_HEADER_LEN..tcp_hdr_len].copy_from_slice(opts.as_bytes());
-    let mut at = tcp_hdr_len;
-    for p in payload {
-        tcp[at..at + p.len()].copy_from_slice(p);
-        at += p.len();
-    }
-    // RFC 9293 §3.1 "Checksum": pseudo-header + header words + options + data. The options
-    // are a multiple of 4 bytes, so the data starts at an even offset as `sum` requires.
-    let mut acc = checksum::pseudo_header_ipv4(src, dst, PROTO_TCP, tcp.len() as u16);
-    acc += tcp_words.iter().map(|&w| w as u64).sum::<u64>();
-    acc = checksum::sum(opts.as_bytes(), acc);
-    acc = checksum::sum(&tcp[tcp_hdr_len..], acc);
-    let tcp_csum = checksum::finish(acc);
-    tcp[16..18].copy_from_slice(&tcp_csum.to_be_bytes());
-    Some(total_len)
+    let buf = buf.get_mut(..ip_len + tcp_len)?;
+    let (ip, tcp) = buf.split_at_mut(ip_len);
+    let pseudo = ip_emit(ip, tcp_len)?;
+    h.tcp.emit(tcp, &opts, payload, pseudo).then_some(ip_len + tcp_len)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::wire::SackBlocks;
+    use crate::seq::SeqNum;
+    use crate::wire::checksum;
+    use crate::wire::{SackBlocks, TcpFlags, TcpOptions};
+    use std::net::Ipv4Addr;
+
+    fn be16(b: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes([b[at], b[at + 1]])
+    }
+
+    fn addr4(b: &[u8], at: usize) -> [u8; 4] {
+        [b[at], b[at + 1], b[at + 2], b[at + 3]]
+    }
 
     fn header(options: TcpOptions) -> TcpHeaderOut {
         TcpHeaderOut {
             src: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)),
             dst: IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-            src_port: 40000,
-            dst_port: 80,
-            seq: SeqNum(0xfffffff0),
-            ack: SeqNum(7),
-            flags: TcpFlags::ACK | TcpFlags::PSH,
-            window: 65535,
-            urgent: 0,
-            options,
+            tcp: TcpRepr {
+                src_port: 40000,
+                dst_port: 80,
+                seq: SeqNum(0xfffffff0),
+                ack: SeqNum(7),
+                flags: TcpFlags::ACK | TcpFlags::PSH,
+                window: 65535,
+                urgent: 0,
+                options,
+            },
             ttl: 64,
             ip_id: 0x1234,
+            flow_label: 0,
         }
     }
 
@@ -495,16 +408,10 @@ mod tests {
             let h = TcpHeaderOut {
                 src: std::net::IpAddr::V4(Ipv4Addr::from(src)),
                 dst: std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-                src_port: 1,
-                dst_port: 2,
-                seq: SeqNum(1),
-                ack: SeqNum(0),
-                flags: TcpFlags::SYN,
-                window: 100,
-                urgent: 0,
-                options: TcpOptions::default(),
+                tcp: TcpRepr { seq: SeqNum(1), flags: TcpFlags::SYN, window: 100, src_port: 1, dst_port: 2, ..TcpRepr::default() },
                 ttl: 64,
                 ip_id: 0,
+                flow_label: 0,
             };
             let mut buf = [0u8; 100];
             let n = emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[]).unwrap();

@@ -8,14 +8,19 @@
 //! Sequence numbers: `h.iss` is our initial send sequence number (learned from our SYN
 //! or SYN-ACK), `h.irs` the peer's. [`H::our`] and [`H::peer`] give "ISS + 1 + offset",
 //! i.e. the sequence number of data byte `offset` in each direction.
+//!
+//! Either family: a test that calls [`use_ipv6`] (or builds its harness with [`H::new6`])
+//! before anything else runs over IPv6 ([`LOCAL_IP6`], [`REMOTE_IP6`]); `local_addr()`,
+//! `remote_addr()`, [`Seg`] and [`H::recv`] follow the family of the calling test thread.
 #![allow(dead_code, unused_imports)]
 
 pub use std::io::ErrorKind;
-pub use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+pub use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 pub use utcp_engine::seq::SeqNum;
 pub use utcp_engine::time::{Duration, Instant};
 pub use utcp_engine::wire::{
-    DropReason, OptionLayout, SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp, parse_ipv4_tcp,
+    DropReason, OptionLayout, SackBlocks, TcpFlags, TcpHeaderOut, TcpOptions, emit_ip_tcp, emit_ipv4_tcp,
+    parse_ip_tcp, parse_ipv4_tcp,
 };
 pub use utcp_engine::{CloseReason, Config, ConnId, Event, Keepalive, ListenerId, Quad, Stack, State};
 
@@ -23,7 +28,36 @@ pub use utcp_engine::{CloseReason, Config, ConnId, Event, Keepalive, ListenerId,
 pub const LOCAL_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
 /// The peer's address (played by the test).
 pub const REMOTE_IP: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 2);
+/// Our IPv6 address (tests run over IPv6 after [`use_ipv6`]).
+pub const LOCAL_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+/// The peer's IPv6 address.
+pub const REMOTE_IP6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
 pub const LOCAL_PORT: u16 = 80;
+
+thread_local! {
+    /// The address family of the calling test (each test runs on its own thread).
+    static IPV6: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Run the calling test over IPv6 from here on.
+pub fn use_ipv6() {
+    IPV6.with(|f| f.set(true));
+}
+
+/// True when the calling test runs over IPv6.
+pub fn ipv6() -> bool {
+    IPV6.with(|f| f.get())
+}
+
+/// Our address in the test's family.
+pub fn local_ip() -> IpAddr {
+    if ipv6() { IpAddr::V6(LOCAL_IP6) } else { IpAddr::V4(LOCAL_IP) }
+}
+
+/// The peer's address in the test's family.
+pub fn remote_ip() -> IpAddr {
+    if ipv6() { IpAddr::V6(REMOTE_IP6) } else { IpAddr::V4(REMOTE_IP) }
+}
 pub const REMOTE_PORT: u16 = 40000;
 /// The peer's initial sequence number.
 pub const PEER_ISS: u32 = 1_000_000;
@@ -56,11 +90,11 @@ pub fn base_config() -> Config {
 }
 
 pub fn local_addr() -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(LOCAL_IP), LOCAL_PORT)
+    SocketAddr::new(local_ip(), LOCAL_PORT)
 }
 
 pub fn remote_addr() -> SocketAddr {
-    SocketAddr::new(IpAddr::V4(REMOTE_IP), REMOTE_PORT)
+    SocketAddr::new(remote_ip(), REMOTE_PORT)
 }
 
 /// A segment the peer sends.
@@ -141,24 +175,27 @@ impl Seg {
         self.dst = dst;
         self
     }
-    /// The IPv4 packet for this segment.
+    /// The IPv4 or IPv6 packet for this segment (by its addresses).
     pub fn packet(&self) -> Vec<u8> {
         let h = TcpHeaderOut {
+            tcp: utcp_engine::wire::TcpRepr {
+                src_port: self.src.port(),
+                dst_port: self.dst.port(),
+                seq: SeqNum(self.seq),
+                ack: SeqNum(self.ack),
+                flags: self.flags,
+                window: self.window,
+                urgent: self.urgent,
+                options: self.options,
+            },
             src: self.src.ip(),
             dst: self.dst.ip(),
-            src_port: self.src.port(),
-            dst_port: self.dst.port(),
-            seq: SeqNum(self.seq),
-            ack: SeqNum(self.ack),
-            flags: self.flags,
-            window: self.window,
-            urgent: self.urgent,
-            options: self.options,
             ttl: 64,
             ip_id: 1,
+            flow_label: 0,
         };
         let mut buf = vec![0u8; 65536];
-        let n = emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[&self.payload]).expect("emit");
+        let n = emit_ip_tcp(&mut buf, &h, OptionLayout::Linux, &[&self.payload]).expect("emit");
         buf.truncate(n);
         buf
     }
@@ -176,6 +213,8 @@ pub struct Out {
     pub urgent: u16,
     pub options: TcpOptions,
     pub payload: Vec<u8>,
+    /// IPv6 flow label (0 over IPv4).
+    pub flow_label: u32,
 }
 
 impl Out {
@@ -254,10 +293,10 @@ pub struct H {
 }
 
 impl H {
-    /// A stack with `cfg`, owning `LOCAL_IP`, at t = 10 s.
+    /// A stack with `cfg`, owning `LOCAL_IP` (`LOCAL_IP6` over IPv6), at t = 10 s.
     pub fn new(cfg: Config) -> H {
         let mut stack = Stack::new(cfg);
-        stack.add_local_addr(IpAddr::V4(LOCAL_IP));
+        stack.add_local_addr(local_ip());
         H {
             stack,
             now: Instant::from_millis(10_000),
@@ -284,6 +323,12 @@ impl H {
         self.conn.expect("no connection: run a handshake helper first")
     }
 
+    /// The same over IPv6: the calling test runs over IPv6 from here on.
+    pub fn new6(cfg: Config) -> H {
+        use_ipv6();
+        H::new(cfg)
+    }
+
     /// Sequence number of our data byte `off` (ISS + 1 + off).
     pub fn our(&self, off: u32) -> u32 {
         self.iss.wrapping_add(1).wrapping_add(off)
@@ -308,7 +353,9 @@ impl H {
     /// The next segment the stack sends, if any.
     pub fn recv(&mut self) -> Option<Out> {
         let n = self.stack.poll_transmit(self.now, &mut self.buf)?;
-        let s = parse_ipv4_tcp(&self.buf[..n]).expect("the stack emitted an unparsable packet");
+        let p = &self.buf[..n];
+        let s = parse_ip_tcp(p).expect("the stack emitted an unparsable packet");
+        let flow_label = if p[0] >> 4 == 6 { u32::from_be_bytes([0, p[1] & 0x0f, p[2], p[3]]) } else { 0 };
         Some(Out {
             src: SocketAddr::new(s.src, s.src_port),
             dst: SocketAddr::new(s.dst, s.dst_port),
@@ -319,6 +366,7 @@ impl H {
             urgent: s.urgent,
             options: s.options,
             payload: s.payload.to_vec(),
+            flow_label,
         })
     }
 

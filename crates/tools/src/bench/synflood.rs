@@ -201,18 +201,21 @@ fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &AtomicU64) ->
         rng ^= rng << 17;
         let src = Ipv4Addr::from(u32::from(SPOOF_NET) | (rng as u32 & 0xffff));
         let h = TcpHeaderOut {
+            tcp: utcp::wire::TcpRepr {
+                src_port: 1024 + ((rng >> 16) as u16 % 60000),
+                dst_port: Port::Connect.number(),
+                seq: SeqNum((rng >> 32) as u32),
+                ack: SeqNum(0),
+                flags: TcpFlags::SYN,
+                window: 64240,
+                urgent: 0,
+                options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
+            },
             src: IpAddr::V4(src),
             dst: IpAddr::V4(server),
-            src_port: 1024 + ((rng >> 16) as u16 % 60000),
-            dst_port: Port::Connect.number(),
-            seq: SeqNum((rng >> 32) as u32),
-            ack: SeqNum(0),
-            flags: TcpFlags::SYN,
-            window: 64240,
-            urgent: 0,
-            options: TcpOptions { mss: Some(1460), ..TcpOptions::default() },
             ttl: 64,
             ip_id: rng as u16,
+            flow_label: 0,
         };
         let Some(len) = emit_ipv4_tcp(&mut buf, &h, OptionLayout::Linux, &[]) else { break };
         // SAFETY: valid fd, buffer and address of the right size.

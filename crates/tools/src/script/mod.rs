@@ -232,6 +232,11 @@ pub fn is_ipv4_script(text: &str) -> bool {
     })
 }
 
+/// True if the script runs over IPv6 (`--ip_version=ipv6`).
+pub fn is_ipv6_script(text: &str) -> bool {
+    text.lines().any(|l| l.trim() == "--ip_version=ipv6")
+}
+
 /// How many events of each kind a script has (for `--verbose` summaries and tests).
 pub fn event_counts(script: &Script) -> (usize, usize, usize) {
     let mut c = (0, 0, 0);

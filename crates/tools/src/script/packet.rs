@@ -8,7 +8,7 @@
 //! to decode its own output.
 
 use super::ast::{Packet, TcpOpt};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 pub const OPT_EOL: u8 = 0;
 pub const OPT_NOP: u8 = 1;
@@ -178,8 +178,8 @@ fn checksum_fold(mut sum: u32) -> u16 {
 
 /// Everything needed to build one inbound segment, already mapped into live space.
 pub struct InboundSegment<'a> {
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
     pub seq: u32,
     pub ack: u32,
     pub flags: u8,
@@ -192,26 +192,21 @@ pub struct InboundSegment<'a> {
     pub tos: u8,
 }
 
-/// Build an IPv4 + TCP packet with correct checksums. The payload is zero bytes.
-pub fn build_ipv4_tcp(s: &InboundSegment<'_>) -> Vec<u8> {
+/// Build an IPv4 or IPv6 (by the addresses) + TCP packet with correct checksums. The
+/// payload is zero bytes. Over IPv6, `tos` is the traffic class and `ttl` the hop limit.
+pub fn build_ip_tcp(s: &InboundSegment<'_>) -> Vec<u8> {
     let mut opts = s.options.to_vec();
     while !opts.len().is_multiple_of(4) {
         opts.push(OPT_EOL);
     }
     let tcp_len = 20 + opts.len() + s.payload_len;
-    let total = 20 + tcp_len;
-    let mut p = vec![0u8; total];
-    p[0] = 0x45;
-    p[1] = s.tos;
-    p[2..4].copy_from_slice(&(total.min(65535) as u16).to_be_bytes());
-    p[6] = 0x40; // DF
-    p[8] = s.ttl;
-    p[9] = 6;
-    p[12..16].copy_from_slice(&s.src.ip().octets());
-    p[16..20].copy_from_slice(&s.dst.ip().octets());
-    let ip_sum = checksum_fold(checksum_add(0, &p[..20]));
-    p[10..12].copy_from_slice(&ip_sum.to_be_bytes());
-    let t = &mut p[20..];
+    let (mut p, pseudo) = match (s.src.ip(), s.dst.ip()) {
+        (IpAddr::V6(src), IpAddr::V6(dst)) => ipv6_header(src, dst, s, tcp_len),
+        (src, dst) => ipv4_header(v4(src), v4(dst), s, tcp_len),
+    };
+    let at = p.len();
+    p.resize(at + tcp_len, 0);
+    let t = &mut p[at..];
     t[0..2].copy_from_slice(&s.src.port().to_be_bytes());
     t[2..4].copy_from_slice(&s.dst.port().to_be_bytes());
     t[4..8].copy_from_slice(&s.seq.to_be_bytes());
@@ -221,21 +216,63 @@ pub fn build_ipv4_tcp(s: &InboundSegment<'_>) -> Vec<u8> {
     t[14..16].copy_from_slice(&s.window.to_be_bytes());
     t[18..20].copy_from_slice(&s.urgent.to_be_bytes());
     t[20..20 + opts.len()].copy_from_slice(&opts);
-    let mut pseudo = [0u8; 12];
-    pseudo[0..4].copy_from_slice(&s.src.ip().octets());
-    pseudo[4..8].copy_from_slice(&s.dst.ip().octets());
+    let sum = checksum_fold(checksum_add(checksum_add(0, &pseudo), t));
+    t[16..18].copy_from_slice(&sum.to_be_bytes());
+    p
+}
+
+fn v4(ip: IpAddr) -> Ipv4Addr {
+    match ip {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => a.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+/// RFC 791 header (DF set) and the TCP pseudo-header.
+fn ipv4_header(src: Ipv4Addr, dst: Ipv4Addr, s: &InboundSegment<'_>, tcp_len: usize) -> (Vec<u8>, Vec<u8>) {
+    let total = 20 + tcp_len;
+    let mut p = vec![0u8; 20];
+    p[0] = 0x45;
+    p[1] = s.tos;
+    p[2..4].copy_from_slice(&(total.min(65535) as u16).to_be_bytes());
+    p[6] = 0x40; // DF
+    p[8] = s.ttl;
+    p[9] = 6;
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let ip_sum = checksum_fold(checksum_add(0, &p[..20]));
+    p[10..12].copy_from_slice(&ip_sum.to_be_bytes());
+    let mut pseudo = vec![0u8; 12];
+    pseudo[0..4].copy_from_slice(&src.octets());
+    pseudo[4..8].copy_from_slice(&dst.octets());
     pseudo[9] = 6;
     pseudo[10..12].copy_from_slice(&(tcp_len as u16).to_be_bytes());
-    let sum = checksum_fold(checksum_add(checksum_add(0, &pseudo), &p[20..]));
-    p[36..38].copy_from_slice(&sum.to_be_bytes());
-    p
+    (p, pseudo)
+}
+
+/// RFC 8200 §3 header (no extension headers) and the §8.1 pseudo-header.
+fn ipv6_header(src: Ipv6Addr, dst: Ipv6Addr, s: &InboundSegment<'_>, tcp_len: usize) -> (Vec<u8>, Vec<u8>) {
+    let mut p = vec![0u8; 40];
+    let vtf = 6u32 << 28 | (s.tos as u32) << 20;
+    p[0..4].copy_from_slice(&vtf.to_be_bytes());
+    p[4..6].copy_from_slice(&(tcp_len.min(65535) as u16).to_be_bytes());
+    p[6] = 6;
+    p[7] = s.ttl;
+    p[8..24].copy_from_slice(&src.octets());
+    p[24..40].copy_from_slice(&dst.octets());
+    let mut pseudo = vec![0u8; 40];
+    pseudo[0..16].copy_from_slice(&src.octets());
+    pseudo[16..32].copy_from_slice(&dst.octets());
+    pseudo[32..36].copy_from_slice(&(tcp_len as u32).to_be_bytes());
+    pseudo[39] = 6;
+    (p, pseudo)
 }
 
 /// A packet the stack sent, decoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outbound {
-    pub src: SocketAddrV4,
-    pub dst: SocketAddrV4,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
     pub tos: u8,
     pub ttl: u8,
     pub seq: u32,
@@ -247,8 +284,38 @@ pub struct Outbound {
     pub payload: Vec<u8>,
 }
 
-/// Decode an IPv4/TCP packet emitted by the stack, verifying both checksums.
+/// Decode an IPv4/TCP or IPv6/TCP packet emitted by the stack, verifying the checksums.
 pub fn parse_outbound(p: &[u8]) -> Result<Outbound, String> {
+    match p.first().map(|b| b >> 4) {
+        Some(6) => parse_outbound_v6(p),
+        _ => parse_outbound_v4(p),
+    }
+}
+
+/// The IPv6 half of [`parse_outbound`]: the stack sends no extension headers.
+fn parse_outbound_v6(p: &[u8]) -> Result<Outbound, String> {
+    if p.len() < 40 {
+        return Err(format!("packet of {} bytes is shorter than an IPv6 header", p.len()));
+    }
+    let plen = u16::from_be_bytes([p[4], p[5]]) as usize;
+    if 40 + plen > p.len() {
+        return Err(format!("bad IPv6 payload length {plen}, buffer {}", p.len()));
+    }
+    if p[6] != 6 {
+        return Err(format!("IPv6 next header {} is not TCP", p[6]));
+    }
+    let src: [u8; 16] = p[8..24].try_into().unwrap_or_default();
+    let dst: [u8; 16] = p[24..40].try_into().unwrap_or_default();
+    let mut pseudo = [0u8; 40];
+    pseudo[0..16].copy_from_slice(&src);
+    pseudo[16..32].copy_from_slice(&dst);
+    pseudo[32..36].copy_from_slice(&(plen as u32).to_be_bytes());
+    pseudo[39] = 6;
+    let tclass = ((u16::from_be_bytes([p[0], p[1]]) >> 4) & 0xff) as u8;
+    tcp_outbound(&p[40..40 + plen], &pseudo, IpAddr::from(src), IpAddr::from(dst), tclass, p[7])
+}
+
+fn parse_outbound_v4(p: &[u8]) -> Result<Outbound, String> {
     if p.len() < 20 {
         return Err(format!("packet of {} bytes is shorter than an IPv4 header", p.len()));
     }
@@ -269,6 +336,16 @@ pub fn parse_outbound(p: &[u8]) -> Result<Outbound, String> {
     let src_ip = Ipv4Addr::new(p[12], p[13], p[14], p[15]);
     let dst_ip = Ipv4Addr::new(p[16], p[17], p[18], p[19]);
     let t = &p[ihl..total];
+    let mut pseudo = [0u8; 12];
+    pseudo[0..4].copy_from_slice(&src_ip.octets());
+    pseudo[4..8].copy_from_slice(&dst_ip.octets());
+    pseudo[9] = 6;
+    pseudo[10..12].copy_from_slice(&(t.len() as u16).to_be_bytes());
+    tcp_outbound(t, &pseudo, src_ip.into(), dst_ip.into(), p[1], p[8])
+}
+
+/// The TCP half of [`parse_outbound`].
+fn tcp_outbound(t: &[u8], pseudo: &[u8], src_ip: IpAddr, dst_ip: IpAddr, tos: u8, ttl: u8) -> Result<Outbound, String> {
     if t.len() < 20 {
         return Err(format!("TCP segment of {} bytes is shorter than its header", t.len()));
     }
@@ -276,19 +353,14 @@ pub fn parse_outbound(p: &[u8]) -> Result<Outbound, String> {
     if doff < 20 || doff > t.len() {
         return Err(format!("bad TCP data offset {doff}"));
     }
-    let mut pseudo = [0u8; 12];
-    pseudo[0..4].copy_from_slice(&src_ip.octets());
-    pseudo[4..8].copy_from_slice(&dst_ip.octets());
-    pseudo[9] = 6;
-    pseudo[10..12].copy_from_slice(&(t.len() as u16).to_be_bytes());
-    if checksum_fold(checksum_add(checksum_add(0, &pseudo), t)) != 0 {
+    if checksum_fold(checksum_add(checksum_add(0, pseudo), t)) != 0 {
         return Err("bad TCP checksum".into());
     }
     Ok(Outbound {
-        src: SocketAddrV4::new(src_ip, u16::from_be_bytes([t[0], t[1]])),
-        dst: SocketAddrV4::new(dst_ip, u16::from_be_bytes([t[2], t[3]])),
-        tos: p[1],
-        ttl: p[8],
+        src: SocketAddr::new(src_ip, u16::from_be_bytes([t[0], t[1]])),
+        dst: SocketAddr::new(dst_ip, u16::from_be_bytes([t[2], t[3]])),
+        tos,
+        ttl,
         seq: read_u32(t, 4),
         ack: read_u32(t, 8),
         flags: t[13],
@@ -359,8 +431,8 @@ mod tests {
         let opts = encode_options(&[TcpOpt::Mss(1460), TcpOpt::SackOk, TcpOpt::Eol, TcpOpt::Eol]);
         assert_eq!(opts, vec![2, 4, 0x05, 0xb4, 4, 2, 0, 0]);
         let seg = InboundSegment {
-            src: SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 1), 42000),
-            dst: SocketAddrV4::new(Ipv4Addr::new(192, 168, 0, 1), 8080),
+            src: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 42000),
+            dst: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)), 8080),
             seq: 7,
             ack: 9,
             flags: 0x12,
@@ -371,7 +443,7 @@ mod tests {
             ttl: 64,
             tos: 0,
         };
-        let bytes = build_ipv4_tcp(&seg);
+        let bytes = build_ip_tcp(&seg);
         let o = parse_outbound(&bytes).expect("valid");
         assert_eq!((o.seq, o.ack, o.flags, o.window), (7, 9, 0x12, 32767));
         assert_eq!(o.options, opts);

@@ -22,7 +22,7 @@ use super::profile::{KeepaliveField, Profile, SysctlEffect, apply_sysctl};
 use super::shell::{self, RouteMetrics, Stmt};
 use super::syscall::{Pending, Sock};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use utcp::engine::{Config, Stack, State};
 use utcp::time::Instant;
 
@@ -34,6 +34,11 @@ pub enum Stop {
 }
 
 pub(super) type Res<T> = Result<T, Stop>;
+
+/// packetdrill's default local address under `--ip_version=ipv6`.
+pub(super) const IPV6_LOCAL: Ipv6Addr = Ipv6Addr::new(0xfd3d, 0xfa7b, 0xd17d, 0, 0, 0, 0, 0);
+/// packetdrill's default remote address under `--ip_version=ipv6`.
+pub(super) const IPV6_REMOTE: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
 
 pub(super) fn fail<T>(line: usize, reason: impl Into<String>) -> Res<T> {
     Err(Stop::Fail { line, reason: reason.into() })
@@ -79,8 +84,8 @@ pub(super) struct Runner<'a> {
     pub(super) tolerance: i64,
     pub(super) ts_tick_us: Option<i64>,
     pub(super) non_fatal_syscall: bool,
-    pub(super) local_ip: Ipv4Addr,
-    pub(super) remote_ip: Ipv4Addr,
+    pub(super) local_ip: IpAddr,
+    pub(super) remote_ip: IpAddr,
     pub(super) bind_port: u16,
     pub(super) connect_port: u16,
     pub(super) remote_port: u16,
@@ -93,7 +98,7 @@ pub(super) struct Runner<'a> {
     pub(super) under_test: Option<i64>,
     map: SeqMap,
     /// Live (local, remote) addresses of the connection under test.
-    pub(super) tuple: Option<(SocketAddrV4, SocketAddrV4)>,
+    pub(super) tuple: Option<(SocketAddr, SocketAddr)>,
     pub(super) pending: Option<Pending>,
     pub(super) notes: Vec<String>,
     pub(super) trace: Vec<String>,
@@ -118,8 +123,8 @@ impl<'a> Runner<'a> {
             tolerance: 4_000,
             ts_tick_us: None,
             non_fatal_syscall: false,
-            local_ip: Ipv4Addr::new(192, 168, 0, 1),
-            remote_ip: Ipv4Addr::new(192, 0, 2, 1),
+            local_ip: IpAddr::V4(Ipv4Addr::new(192, 168, 0, 1)),
+            remote_ip: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
             bind_port: 8080,
             connect_port: 8080,
             remote_port: 42_000,
@@ -159,7 +164,7 @@ impl<'a> Runner<'a> {
         let (cfg, ip) = (&self.cfg, self.local_ip);
         self.stack.get_or_insert_with(|| {
             let mut s = Stack::new(cfg.clone());
-            s.add_local_addr(ip.into());
+            s.add_local_addr(ip);
             s
         })
     }
@@ -173,7 +178,13 @@ impl<'a> Runner<'a> {
             match f.name.as_str() {
                 "ip_version" => match v {
                     "ipv4" => {}
-                    other => return unsupported(f.line, format!("--ip_version={other} (only IPv4 is run)")),
+                    // packetdrill's IPv6 defaults (a ULA local and a documentation remote
+                    // address); `--local_ip`/`--remote_ip` may override them.
+                    "ipv6" => {
+                        self.local_ip = IpAddr::V6(IPV6_LOCAL);
+                        self.remote_ip = IpAddr::V6(IPV6_REMOTE);
+                    }
+                    other => return unsupported(f.line, format!("--ip_version={other} (IPv4 and IPv6 are run)")),
                 },
                 "tolerance_usecs" => self.tolerance = v.parse().map_err(|_| bad("number"))?,
                 "tcp_ts_tick_usecs" => self.ts_tick_us = Some(v.parse().map_err(|_| bad("number"))?),
@@ -186,8 +197,8 @@ impl<'a> Runner<'a> {
                         }
                     }
                 }
-                "local_ip" => self.local_ip = v.parse().map_err(|_| bad("IPv4 address"))?,
-                "remote_ip" => self.remote_ip = v.parse().map_err(|_| bad("IPv4 address"))?,
+                "local_ip" => self.local_ip = v.parse().map_err(|_| bad("IP address"))?,
+                "remote_ip" => self.remote_ip = v.parse().map_err(|_| bad("IP address"))?,
                 "bind_port" => self.bind_port = v.parse().map_err(|_| bad("port"))?,
                 "connect_port" => self.connect_port = v.parse().map_err(|_| bad("port"))?,
                 "tcp_md5_secret" => return unsupported(f.line, "TCP MD5 signatures (--tcp_md5_secret)"),
@@ -375,8 +386,8 @@ impl<'a> Runner<'a> {
             return fail(self.line, "an inbound packet needs a sequence number, not `...`");
         };
         let (local, remote) = self.tuple.unwrap_or((
-            SocketAddrV4::new(self.local_ip, self.bind_port),
-            SocketAddrV4::new(self.remote_ip, self.remote_port),
+            SocketAddr::new(self.local_ip, self.bind_port),
+            SocketAddr::new(self.remote_ip, self.remote_port),
         ));
         let ack_flag = p.flags & 0x10 != 0;
         let off = self.map.local_offset();
@@ -403,7 +414,7 @@ impl<'a> Runner<'a> {
             };
             packet::write_u32(&mut opts, ts + 4, live);
         }
-        let bytes = packet::build_ipv4_tcp(&InboundSegment {
+        let bytes = packet::build_ip_tcp(&InboundSegment {
             src: remote,
             dst: local,
             seq,
@@ -547,7 +558,7 @@ impl<'a> Runner<'a> {
 
     /// Field-by-field comparison in script space, as packetdrill does it.
     fn compare(&self, p: &Packet, live: &Outbound, a: &Outbound) -> Result<(), String> {
-        if live.src.ip() != &self.local_ip || live.dst.ip() != &self.remote_ip {
+        if live.src.ip() != self.local_ip || live.dst.ip() != self.remote_ip {
             return Err(format!(
                 "packet from {} to {} is not between the script's hosts",
                 live.src, live.dst
@@ -742,22 +753,27 @@ impl<'a> Runner<'a> {
         let Some(q) = parse_sockstat(cmd) else {
             return unsupported(line, format!("sockstat assertion `{cmd}`"));
         };
-        // (local port, remote port, state) of everything sockstat would list.
-        let mut rows: Vec<(u16, u16, &'static str)> = Vec::new();
+        // (local port, remote port, state, IPv6) of everything sockstat would list.
+        let mut rows: Vec<(u16, u16, &'static str, bool)> = Vec::new();
         let stack = self.stack.as_ref();
         let mut held: Vec<(u16, u16)> = Vec::new();
+        let family = self.local_ip.is_ipv6();
         for s in self.fds.values().filter(|s| s.kind != super::syscall::SockKind::File) {
-            let (lport, rport, name) = match (s.conn(), stack) {
+            let bound_v6 = s.bound.map_or(family, |b| b.is_ipv6());
+            let (lport, rport, name, v6) = match (s.conn(), stack) {
                 (Some(c), Some(st)) => {
                     let l = st.local_addr(c).map(|a| a.port()).unwrap_or(0);
                     let r = st.peer_addr(c).map(|a| a.port()).unwrap_or(0);
+                    let v6 = st.local_addr(c).map_or(bound_v6, |a| a.is_ipv6());
                     held.push((l, r));
-                    (l, r, st.state(c).map(sockstat_name).unwrap_or("CLOSED"))
+                    (l, r, st.state(c).map(sockstat_name).unwrap_or("CLOSED"), v6)
                 }
-                (None, _) if s.listener().is_some() => (s.bound.map(|b| b.port()).unwrap_or(0), 0, "LISTEN"),
-                _ => (s.bound.map(|b| b.port()).unwrap_or(0), 0, "CLOSED"),
+                (None, _) if s.listener().is_some() => {
+                    (s.bound.map(|b| b.port()).unwrap_or(0), 0, "LISTEN", bound_v6)
+                }
+                _ => (s.bound.map(|b| b.port()).unwrap_or(0), 0, "CLOSED", bound_v6),
             };
-            rows.push((lport, rport, name));
+            rows.push((lport, rport, name, v6));
         }
         if !q.owned
             && let Some(st) = stack
@@ -765,13 +781,15 @@ impl<'a> Runner<'a> {
             for (quad, state) in st.connections() {
                 let key = (quad.local.port(), quad.remote.port());
                 if !held.contains(&key) {
-                    rows.push((key.0, key.1, sockstat_name(state)));
+                    rows.push((key.0, key.1, sockstat_name(state), quad.local.is_ipv6()));
                 }
             }
         }
         let count = rows
             .iter()
-            .filter(|(l, r, name)| q.port.is_none_or(|p| *l == p || *r == p) && *name == q.state)
+            .filter(|(l, r, name, v6)| {
+                q.port.is_none_or(|p| *l == p || *r == p) && *name == q.state && q.ipv6.is_none_or(|f| f == *v6)
+            })
             .count();
         if count.to_string().contains(&q.want) {
             Ok(())
@@ -920,8 +938,8 @@ fn stack_used_after(events: &[Event], i: usize) -> bool {
 pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, String)> {
     for f in &script.flags {
         match (f.name.as_str(), f.value.as_deref()) {
-            ("ip_version", Some(v)) if v != "ipv4" => {
-                return Some((f.line, format!("--ip_version={v} (only IPv4 is run)")));
+            ("ip_version", Some(v)) if v != "ipv4" && v != "ipv6" => {
+                return Some((f.line, format!("--ip_version={v} (IPv4 and IPv6 are run)")));
             }
             ("tcp_md5_secret", _) => return Some((f.line, "TCP MD5 signatures (--tcp_md5_secret)".into())),
             ("udp_encapsulation", _) => {
@@ -1020,9 +1038,11 @@ pub(super) struct SockstatQuery {
     state: String,
     /// The final `grep N` pattern.
     want: String,
+    /// `-4` / `-6`: only sockets of that family (`Some(true)` for IPv6).
+    ipv6: Option<bool>,
 }
 
-/// Parse `sockstat -4 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N`.
+/// Parse `sockstat -4|-6 -P tcp [-p PORT] -s [| grep packetdril] | grep -c STATE | grep N`.
 pub(super) fn parse_sockstat(cmd: &str) -> Option<SockstatQuery> {
     let stages: Vec<&str> = cmd.split('|').map(str::trim).collect();
     let (first, rest) = stages.split_first()?;
@@ -1032,9 +1052,12 @@ pub(super) fn parse_sockstat(cmd: &str) -> Option<SockstatQuery> {
     }
     let mut port = None;
     let mut tcp = false;
+    let mut ipv6 = None;
     while let Some(w) = words.next() {
         match w {
-            "-4" | "-s" | "-c" | "-l" => {}
+            "-4" => ipv6 = Some(false),
+            "-6" => ipv6 = Some(true),
+            "-s" | "-c" | "-l" => {}
             "-P" => tcp = words.next()? == "tcp",
             "-p" => port = Some(words.next()?.parse().ok()?),
             _ => return None,
@@ -1058,6 +1081,7 @@ pub(super) fn parse_sockstat(cmd: &str) -> Option<SockstatQuery> {
         port,
         state,
         want,
+        ipv6,
     })
 }
 
@@ -1086,6 +1110,9 @@ mod tests {
         let q = parse_sockstat("sockstat -4 -P tcp -p 8080 -s | grep -c SYN_RCVD | grep 0").expect("ok");
         assert!(!q.owned && q.port == Some(8080) && q.state == "SYN_RCVD" && q.want == "0");
         assert!(parse_sockstat("sockstat -4 -P udp -s | grep -c LISTEN | grep 1").is_none());
+        let q = parse_sockstat("sockstat -6 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1").expect("ok");
+        assert_eq!(q.ipv6, Some(true));
+        assert_eq!(parse_sockstat("sockstat -4 -P tcp -s | grep -c LISTEN | grep 1").map(|q| q.ipv6), Some(Some(false)));
         assert!(parse_sockstat("sockstat -4 -P tcp -s | grep -c BOGUS | grep 1").is_none());
         assert!(parse_sockstat("sockstat -4 -P tcp -s | wc -l").is_none());
         assert!(parse_sockstat("sockstat -4 -P tcp -s | grep foo | grep -c LISTEN | grep 1").is_none());

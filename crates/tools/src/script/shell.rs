@@ -42,8 +42,12 @@ pub struct RouteMetrics {
 }
 
 impl RouteMetrics {
-    /// Whether the route covers `ip` (a link metric or `default` covers everything).
-    pub fn covers(&self, ip: Ipv4Addr) -> bool {
+    /// Whether the route covers `ip` (a link metric or `default` covers everything; an
+    /// IPv4 prefix covers no IPv6 address).
+    pub fn covers(&self, ip: std::net::IpAddr) -> bool {
+        let std::net::IpAddr::V4(ip) = ip else {
+            return self.dest.is_none();
+        };
         match self.dest {
             None => true,
             Some((net, len)) => {

@@ -9,7 +9,7 @@
 use super::ast::{Expr, Syscall};
 use super::run::{Res, Runner, Stop, fail, unsupported};
 use std::io;
-use std::net::{Shutdown, SocketAddr, SocketAddrV4};
+use std::net::{Shutdown, SocketAddr};
 use utcp::engine::{ConnId, Keepalive, ListenerId, State};
 use utcp::time::Duration;
 
@@ -27,7 +27,7 @@ pub(super) enum SockKind {
 pub(super) struct Sock {
     pub kind: SockKind,
     pub nonblock: bool,
-    pub bound: Option<SocketAddrV4>,
+    pub bound: Option<SocketAddr>,
     pub rcvbuf: Option<usize>,
     pub sndbuf: Option<usize>,
     pub nodelay: Option<bool>,
@@ -377,7 +377,7 @@ impl<'a> Runner<'a> {
                 if s.bound.is_some() || s.kind != SockKind::Fresh {
                     Outcome::Done(Err("EINVAL"))
                 } else {
-                    self.sock_mut(line, fd)?.bound = Some(SocketAddrV4::new(self.local_ip, self.bind_port));
+                    self.sock_mut(line, fd)?.bound = Some(SocketAddr::new(self.local_ip, self.bind_port));
                     Outcome::Done(Ok(0))
                 }
             }
@@ -388,8 +388,8 @@ impl<'a> Runner<'a> {
                     SockKind::Conn(_) => Outcome::Done(Err("EINVAL")),
                     SockKind::File => Outcome::Done(Err("ENOTSOCK")),
                     SockKind::Fresh => {
-                        let addr = s.bound.unwrap_or(SocketAddrV4::new(self.local_ip, self.bind_port));
-                        match self.stack().listen(SocketAddr::V4(addr), backlog) {
+                        let addr = s.bound.unwrap_or(SocketAddr::new(self.local_ip, self.bind_port));
+                        match self.stack().listen(addr, backlog) {
                             Ok(l) => {
                                 if s.rcvbuf.is_some() || s.sndbuf.is_some() {
                                     let _ = self.stack().set_listener_buffer_sizes(l, s.rcvbuf, s.sndbuf);
@@ -398,7 +398,7 @@ impl<'a> Runner<'a> {
                                 sm.kind = SockKind::Listener(l);
                                 sm.bound = Some(addr);
                                 self.tuple =
-                                    Some((addr, SocketAddrV4::new(self.remote_ip, self.remote_port)));
+                                    Some((addr, SocketAddr::new(self.remote_ip, self.remote_port)));
                                 Outcome::Done(Ok(0))
                             }
                             Err(e) => Outcome::Done(Err(errno_of(e.kind()))),
@@ -440,13 +440,13 @@ impl<'a> Runner<'a> {
             },
             "connect" => match s.kind {
                 SockKind::Fresh => {
-                    let local = s.bound.unwrap_or(SocketAddrV4::new(self.local_ip, 0));
-                    let remote = SocketAddrV4::new(self.remote_ip, self.connect_port);
-                    match self.stack().connect(now, SocketAddr::V4(local), SocketAddr::V4(remote)) {
+                    let local = s.bound.unwrap_or(SocketAddr::new(self.local_ip, 0));
+                    let remote = SocketAddr::new(self.remote_ip, self.connect_port);
+                    match self.stack().connect(now, local, remote) {
                         Ok(c) => {
                             self.sock_mut(line, fd)?.kind = SockKind::Conn(c);
                             self.apply_conn_opts(fd)?;
-                            if let Ok(SocketAddr::V4(l)) = self.stack().local_addr(c) {
+                            if let Ok(l) = self.stack().local_addr(c) {
                                 self.tuple = Some((l, remote));
                             }
                             if s.nonblock { Outcome::Done(Err("EINPROGRESS")) } else { Outcome::Block }

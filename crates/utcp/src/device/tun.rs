@@ -28,6 +28,8 @@ pub struct TunConfig {
     pub prefix: u8,
     /// Link MTU, bytes.
     pub mtu: u16,
+    /// IPv6 (issue 13): the kernel side's IPv6 address and prefix length, if any.
+    pub peer6: Option<(std::net::Ipv6Addr, u8)>,
 }
 
 /// An open, configured, up TUN device.
@@ -60,12 +62,23 @@ impl Tun {
         }
         let ctx =
             |what: &str, e: io::Error| io::Error::new(e.kind(), format!("TUN {}: {what}: {e}", cfg.name));
-        let dev = tun_rs::DeviceBuilder::new()
+        let mut builder = tun_rs::DeviceBuilder::new()
             .name(cfg.name.clone())
             .layer(tun_rs::Layer::L3)
             .packet_information(false)
             .mtu(cfg.mtu)
-            .ipv4(cfg.peer, cfg.prefix, None)
+            .ipv4(cfg.peer, cfg.prefix, None);
+        if let Some((peer6, prefix6)) = cfg.peer6 {
+            // RFC 8200 §5: IPv6 links carry at least 1280 bytes.
+            if cfg.mtu < 1280 || prefix6 > 126 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("IPv6 needs MTU >= 1280 and a prefix of at most /126 (MTU {}, /{prefix6})", cfg.mtu),
+                ));
+            }
+            builder = builder.ipv6(peer6, prefix6);
+        }
+        let dev = builder
             .enable(true)
             .build_sync()
             .map_err(|e| ctx("create (needs CAP_NET_ADMIN and /dev/net/tun)", e))?;
@@ -177,6 +190,7 @@ mod tests {
             peer: Ipv4Addr::new(10, 77, 0, 1),
             prefix: 24,
             mtu: 1500,
+            peer6: None,
         };
         assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         cfg.name = "utcp0".into();

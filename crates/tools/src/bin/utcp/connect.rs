@@ -42,8 +42,9 @@ fn connect(args: &ConnectArgs) -> Result<i32, String> {
     let remote: SocketAddr = target
         .to_socket_addrs()
         .map_err(|e| format!("{target}: {e}"))?
-        .find(|a| a.is_ipv4())
-        .ok_or_else(|| format!("{target}: no IPv4 address"))?;
+        // IPv6 (issue 13): an IPv6 target needs --addr6/--peer6.
+        .find(|a| a.is_ipv4() || args.net.addr6.is_some())
+        .ok_or_else(|| format!("{target}: no IPv4 address (an IPv6 one needs --addr6 and --peer6)"))?;
     // A signal ends the session: shut the connection (once there is one) so the copy returns.
     let slot: Arc<Mutex<Option<Arc<TcpStream>>>> = Arc::default();
     let on_stop = slot.clone();

@@ -101,6 +101,17 @@ pub fn cidr(s: &str) -> Result<(Ipv4Addr, u8), String> {
     Ok((ip, prefix))
 }
 
+/// `IP6/PREFIX` (prefix /64 if omitted, at most /126).
+pub fn cidr6(s: &str) -> Result<(std::net::Ipv6Addr, u8), String> {
+    let (ip, prefix) = s.split_once('/').unwrap_or((s, "64"));
+    let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| format!("bad IPv6 address {ip:?}"))?;
+    let prefix: u8 = prefix.parse().map_err(|_| format!("bad prefix length {prefix:?}"))?;
+    if prefix > 126 {
+        return Err(format!("prefix /{prefix} leaves no room for the stack's address"));
+    }
+    Ok((ip, prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,6 +149,14 @@ mod tests {
         assert!(count("0").is_err());
         assert_eq!(list("3, 1,3", |s| s.parse::<u8>().map_err(|e| e.to_string())), Ok(vec![1, 3]));
         assert!(list(",", |s| s.parse::<u8>().map_err(|e| e.to_string())).is_err());
+    }
+
+    #[test]
+    fn cidr6_parsing() {
+        assert_eq!(cidr6("fd00:77::1/64"), Ok(("fd00:77::1".parse().unwrap(), 64)));
+        assert_eq!(cidr6("fd00:77::1"), Ok(("fd00:77::1".parse().unwrap(), 64)));
+        assert!(cidr6("fd00::1/127").is_err());
+        assert!(cidr6("10.0.0.1/24").is_err());
     }
 
     #[test]

@@ -62,6 +62,12 @@ pub struct NetArgs {
     /// The kernel side's address on the TUN
     #[arg(long, value_name = "IP/PREFIX", default_value = "10.77.0.1/24", value_parser = crate::parsers::cidr)]
     pub peer: (Ipv4Addr, u8),
+    /// The stack's own IPv6 address (with --peer6; `serve` then listens on [::], both families)
+    #[arg(long, value_name = "IP6", requires = "peer6")]
+    pub addr6: Option<std::net::Ipv6Addr>,
+    /// The kernel side's IPv6 address on the TUN and the prefix routed into it
+    #[arg(long, value_name = "IP6/PREFIX", requires = "addr6", value_parser = crate::parsers::cidr6)]
+    pub peer6: Option<(std::net::Ipv6Addr, u8)>,
     /// Write every packet crossing the TUN to FILE (pcap, raw IP)
     #[arg(long, value_name = "FILE")]
     pub pcap: Option<PathBuf>,
@@ -79,6 +85,11 @@ pub struct NetArgs {
 impl NetArgs {
     /// The checks clap cannot express; a usage error names the subcommand.
     pub fn validate(&self, subcommand: &str) {
+        if let (Some(a6), Some((p6, _))) = (self.addr6, self.peer6)
+            && a6 == p6
+        {
+            crate::usage_error(subcommand, format!("--addr6 {a6} must differ from the kernel side --peer6"));
+        }
         if self.addr == self.peer.0 {
             crate::usage_error(
                 subcommand,
@@ -119,6 +130,9 @@ impl NetArgs {
         cfg.engine = engine;
         cfg.netns = Some(self.netns.clone());
         cfg.tx_queue_len = self.txqueuelen;
+        // IPv6 (issue 13).
+        cfg.addr6 = self.addr6;
+        cfg.peer6 = self.peer6;
         cfg.pcap = self.capture();
         let iface = Interface::new(cfg).map_err(|e| format!("interface {}: {e}", self.tun))?;
         Ok((ns, iface))
@@ -171,10 +185,16 @@ fn serve(args: &ServeArgs) -> Result<(), String> {
     let stop =
         Stop::install(|| eprintln!("utcp serve: stopping")).map_err(|e| format!("signal handlers: {e}"))?;
     let (ns, iface) = net.open(utcp::engine::Config::default())?;
-    let listener = TcpListener::bind(&iface, (net.addr, port))
-        .map_err(|e| format!("listen on {}:{port}: {e}", net.addr))?;
+    // With an IPv6 address: the wildcard [::] takes both families (Config::v6only false).
+    let bind_ip: std::net::IpAddr = match net.addr6 {
+        Some(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        None => net.addr.into(),
+    };
+    let listener = TcpListener::bind(&iface, (bind_ip, port))
+        .map_err(|e| format!("listen on {}: {e}", std::net::SocketAddr::new(bind_ip, port)))?;
+    let six = net.addr6.map(|a| format!(" and [{a}]:{port}")).unwrap_or_default();
     println!(
-        "utcp serve: {mode:?} on {}:{port} via {} (kernel side {}/{}) in netns {}; ready",
+        "utcp serve: {mode:?} on {}:{port}{six} via {} (kernel side {}/{}) in netns {}; ready",
         net.addr,
         net.tun,
         net.peer.0,

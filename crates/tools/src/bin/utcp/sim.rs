@@ -76,6 +76,9 @@ pub struct SimArgs {
     /// A guided run that teaches one thing (`list` names them); writes its plot
     #[arg(long, value_name = "NAME")]
     scenario: Option<String>,
+    /// Run over IPv6 (2001:db8::1 to 2001:db8::2) instead of IPv4
+    #[arg(long)]
+    ipv6: bool,
 }
 
 fn side(s: &str) -> Result<utcp::device::link::Side, String> {
@@ -194,6 +197,8 @@ fn config(a: &SimArgs) -> SimConfig {
     };
     cfg.engine.tail_loss_probe = a.tlp.unwrap_or(cfg.engine.tail_loss_probe);
     cfg.engine.prr = a.prr.unwrap_or(cfg.engine.prr);
+    // IPv6 (issue 13).
+    cfg.ipv6 = a.ipv6;
     cfg
 }
 
