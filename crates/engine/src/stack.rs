@@ -32,6 +32,10 @@ mod user_calls;
 #[path = "icmp_echo.rs"]
 mod icmp_echo;
 
+// ICMP errors, TOS/TTL (issue 13): the Stack's half of crate::icmp_error.
+#[path = "icmp_demux.rs"]
+mod icmp_demux;
+
 /// Most stateless RSTs queued between two drains of `poll_transmit`.
 const MAX_REPLIES: usize = 1024;
 
@@ -70,6 +74,8 @@ struct Listener {
     send_buffer: Option<usize>,
     /// SYN queue / cookies: when this listener last answered with a SYN cookie.
     last_cookie: Option<Instant>,
+    /// IP_TTL / IP_TOS set on the listener, inherited by its connections (issue 13).
+    ip_ttl_tos: (Option<u8>, Option<u8>),
 }
 
 /// A stateless RST owed to a segment that has no TCB (or that a TCB refused).

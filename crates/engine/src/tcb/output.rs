@@ -173,10 +173,11 @@ impl Tcb {
             window: wnd as u16,
             urgent: 0,
             options: opts,
-            ttl: cfg.ttl,
+            ttl: self.path.ttl,
             ip_id: self.next_ip_id(),
         };
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[])?;
+        self.stamp_ip(cfg, &mut buf[..n]); // IP_TOS, DF (pmtu.rs)
         self.send_syn = false;
         self.rcv.wnd = wnd;
         if !active {
@@ -451,7 +452,7 @@ impl Tcb {
         if plan.flags.ack() && !plan.flags.rst() {
             // MUST-16 (RFC 9293 §3.7.1): payload plus options stay within the send MSS, so
             // a full-sized segment carries only the SACK blocks that fit.
-            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap() as usize);
+            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap() as usize).min(self.path_mss_cap());
             let room = mss.saturating_sub(plan.len + if self.ts_ok { 12 } else { 0 });
             let fit = if room >= 12 { (room - 4) / 8 } else { 0 };
             let max = fit.min(if self.ts_ok { 3 } else { 4 });
@@ -473,11 +474,12 @@ impl Tcb {
             window,
             urgent: urgent.unwrap_or(0),
             options,
-            ttl: cfg.ttl,
+            ttl: self.path.ttl,
             ip_id: self.next_ip_id(),
         };
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
         let n = emit_ipv4_tcp(buf, &h, cfg.option_layout, &[a, b])?;
+        self.stamp_ip(cfg, &mut buf[..n]); // IP_TOS, DF (pmtu.rs)
         cx.counters.out_segs += 1;
         if plan.len > 0 && plan.seq.lt(self.snd_max) {
             // A retransmission: echoes of earlier TSvals are ambiguous from now on.

@@ -214,7 +214,7 @@ pub enum DropReason {
     BadCookie,
 
     // ---- ICMP echo (issue 13; crates/engine/src/icmp.rs) ----
-    /// ICMP message other than an echo request (errors, replies, ...): not handled yet.
+    /// ICMP message neither an echo request nor an error TCP acts on (replies, timestamps, ...).
     IcmpNotEcho,
     /// ICMP checksum mismatch (RFC 792).
     IcmpBadChecksum,
@@ -224,11 +224,23 @@ pub enum DropReason {
     IcmpRateLimited,
     /// Echo request while the reply queue was full (the caller did not drain `poll_transmit`).
     IcmpQueueFull,
+
+    // ---- ICMP errors and PMTUD (issue 13; crates/engine/src/icmp_error.rs, tcb/pmtu.rs) ----
+    /// An ICMP error TCP does not act on: source quench (RFC 6633), redirect, unknown code.
+    IcmpIgnored,
+    /// An ICMP error quoting something other than a readable IPv4+TCP header.
+    IcmpNotTcp,
+    /// An ICMP error naming no connection of ours.
+    IcmpNoConnection,
+    /// An ICMP error whose quoted SEG.SEQ is outside SND.UNA..SND.NXT (RFC 5927 §4.1).
+    IcmpOutOfWindow,
+    /// A Fragmentation Needed that cannot lower the path MTU (PMTUD off, or not smaller).
+    IcmpPmtuIgnored,
 }
 
 impl DropReason {
     /// Every reason, in `index` order (for tables of drop counters).
-    pub const ALL: [DropReason; 41] = [
+    pub const ALL: [DropReason; 46] = [
         DropReason::Truncated,
         DropReason::Ipv6,
         DropReason::BadIpVersion,
@@ -274,6 +286,12 @@ impl DropReason {
         DropReason::IcmpTooLarge,
         DropReason::IcmpRateLimited,
         DropReason::IcmpQueueFull,
+        // ICMP errors and PMTUD
+        DropReason::IcmpIgnored,
+        DropReason::IcmpNotTcp,
+        DropReason::IcmpNoConnection,
+        DropReason::IcmpOutOfWindow,
+        DropReason::IcmpPmtuIgnored,
     ];
     /// Position of this reason in [`DropReason::ALL`] and in the drop counter table.
     pub fn index(self) -> usize {
@@ -324,6 +342,11 @@ impl DropReason {
             DropReason::IcmpTooLarge => "IcmpTooLarge",
             DropReason::IcmpRateLimited => "IcmpRateLimited",
             DropReason::IcmpQueueFull => "IcmpQueueFull",
+            DropReason::IcmpIgnored => "IcmpIgnored",
+            DropReason::IcmpNotTcp => "IcmpNotTcp",
+            DropReason::IcmpNoConnection => "IcmpNoConnection",
+            DropReason::IcmpOutOfWindow => "IcmpOutOfWindow",
+            DropReason::IcmpPmtuIgnored => "IcmpPmtuIgnored",
         }
     }
 }

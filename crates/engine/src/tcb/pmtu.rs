@@ -1,0 +1,153 @@
+//! The TCB's IP path state (issue 13): per-connection TTL and TOS (RFC 9293 MUST-48),
+//! ICMP errors (RFC 1122 §4.2.3.9, RFC 5927, RFC 9293 MUST-47/MUST-54), classic path MTU
+//! discovery (RFC 1191) and the black-hole fallback of packetization-layer PMTUD
+//! (RFC 4821 §7.7; Linux's tcp_mtu_probing, tcp_base_mss).
+
+use super::{Cx, State, Tcb};
+use crate::CloseReason;
+use crate::icmp_error::{IcmpError, IcmpErrorKind};
+use crate::time::Instant;
+use crate::wire::DropReason;
+
+/// RTOs of the same data after which a path counts as a black hole (Linux: tcp_retries1 = 3,
+/// the point where tcp_write_timeout calls tcp_mtu_probing).
+pub const BLACK_HOLE_RTOS: u32 = 3;
+/// Smallest MSS the black-hole search goes down to (Linux's tcp_mtu_probe_floor).
+pub const PROBE_FLOOR_MSS: u16 = 48;
+
+/// Per-connection IP-level state.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct PathState {
+    /// IPv4 TTL of emitted packets (IP_TTL; `Config::ttl` by default).
+    pub ttl: u8,
+    /// IPv4 TOS byte (DSCP + ECN) of emitted packets (IP_TOS; `Config::tos` by default).
+    pub tos: u8,
+    /// The last soft ICMP error (RFC 1122 §4.2.3.9), reported if the connection times out.
+    pub soft_error: Option<CloseReason>,
+    /// The MSS the path allows (RFC 1191 PMTU − 40, or the black-hole search's value);
+    /// `None` until the path said anything.
+    pub mss_cap: Option<u16>,
+    /// Packetization-layer PMTUD is searching (RFC 4821; Linux icsk_mtup.enabled).
+    pub probing: bool,
+}
+
+impl PathState {
+    /// Defaults for a new connection.
+    pub(crate) fn new(cfg: &crate::Config) -> PathState {
+        let mut p = PathState { ttl: cfg.ttl, tos: cfg.tos, ..PathState::default() };
+        if cfg.mtu_probing >= 2 {
+            // Linux tcp_mtu_probing=2: search from tcp_base_mss from the start.
+            p.probing = true;
+            p.mss_cap = Some(cfg.base_mss.max(PROBE_FLOOR_MSS));
+        }
+        p
+    }
+}
+
+/// The close reason a soft or hard error reports (what `io::ErrorKind` the user sees).
+fn reason_of(kind: IcmpErrorKind, cfg: &crate::Config, hard: bool) -> CloseReason {
+    if hard && cfg.icmp_hard_refused {
+        // FreeBSD's tcp_drop_syn_sent(tp, ECONNREFUSED) for every hard error.
+        return CloseReason::Refused;
+    }
+    match kind {
+        IcmpErrorKind::ProtocolUnreachable | IcmpErrorKind::PortUnreachable => CloseReason::Refused,
+        IcmpErrorKind::NetUnreachable => CloseReason::NetworkUnreachable,
+        _ => CloseReason::HostUnreachable,
+    }
+}
+
+impl Tcb {
+    /// Write the connection's TOS (MUST-48) and, with PMTUD off, a clear DF into the IPv4
+    /// header `emit_ipv4_tcp` wrote (TOS 0, DF set).
+    #[inline]
+    pub(crate) fn stamp_ip(&self, cfg: &crate::Config, packet: &mut [u8]) {
+        if self.path.tos != 0 || !cfg.pmtu_discovery {
+            crate::icmp_error::restamp_ipv4(packet, self.path.tos, cfg.pmtu_discovery);
+        }
+    }
+
+    /// The MSS cap the path imposes, if any (used by `eff_mss`).
+    #[inline]
+    pub(crate) fn path_mss_cap(&self) -> usize {
+        self.path.mss_cap.map_or(usize::MAX, usize::from)
+    }
+
+    /// An ICMP error quoting one of our segments (crate::icmp_error). `Err` names the drop
+    /// reason when it changes nothing.
+    pub(crate) fn on_icmp_error(&mut self, cx: &mut Cx, now: Instant, e: &IcmpError) -> Result<(), DropReason> {
+        // RFC 5927 §4.1: "TCP SHOULD check that the TCP sequence number contained in the
+        // payload of the ICMP error message is within the range SND.UNA =< SEG.SEQ <
+        // SND.NXT" (SND.NXT here is the highest sent: it moves back on RTO). In SYN-SENT
+        // and SYN-RECEIVED that is ISS alone.
+        if !(self.snd.una.le(e.seq) && e.seq.lt(self.snd_max)) || self.state == State::Closed {
+            return Err(DropReason::IcmpOutOfWindow);
+        }
+        if let IcmpErrorKind::FragmentationNeeded { mtu } = e.kind {
+            return self.on_frag_needed(cx, now, mtu);
+        }
+        let handshake = matches!(self.state, State::SynSent | State::SynReceived);
+        let time_exceeded_hard =
+            cx.cfg.icmp_time_exceeded_hard && e.kind == (IcmpErrorKind::TimeExceeded { in_transit: true });
+        let hard = e.kind.is_hard() || time_exceeded_hard;
+        if hard && handshake && cx.cfg.icmp_may_rst {
+            // RFC 1122 §4.2.3.9: protocol/port unreachable "SHOULD abort the connection";
+            // only while it is being opened (RFC 5927 §4.2: hard errors in synchronized
+            // states are treated as soft, so a forged one cannot reset a connection).
+            cx.counters.attempt_fails += 1;
+            cx.counters.icmp_hard_aborts += 1;
+            self.close_with(cx, reason_of(e.kind, cx.cfg, true));
+            return Ok(());
+        }
+        // RFC 1122 §4.2.3.9 / MUST-47: keep it; the user hears of it if we time out.
+        cx.counters.icmp_soft_errors += 1;
+        self.path.soft_error = Some(reason_of(e.kind, cx.cfg, false));
+        Ok(())
+    }
+
+    /// RFC 1191 §6.4: Fragmentation Needed lowers the MSS to PMTU − 40 and what was lost at
+    /// the old size is sent again at the new one (Linux's tcp_simple_retransmit: no cwnd
+    /// reduction, the loss was not congestion).
+    fn on_frag_needed(&mut self, cx: &mut Cx, now: Instant, mtu: u16) -> Result<(), DropReason> {
+        if !cx.cfg.pmtu_discovery {
+            return Err(DropReason::IcmpPmtuIgnored);
+        }
+        // Linux ip_rt_frag_needed / min_pmtu: a smaller value is raised to the floor.
+        let pmtu = mtu.max(cx.cfg.min_pmtu).max(68);
+        let mss = pmtu.saturating_sub(40);
+        // RFC 1191 §6.3: "a host MUST never increase its estimate of the Path MTU in
+        // response to the contents of a Datagram Too Big message".
+        let current = self.eff_mss(cx.cfg) + if self.ts_ok { 12 } else { 0 };
+        if usize::from(mss) >= current {
+            return Err(DropReason::IcmpPmtuIgnored);
+        }
+        self.path.mss_cap = Some(mss);
+        cx.counters.pmtu_reductions += 1;
+        if self.state.is_synchronized() && self.snd.una.lt(self.snd.nxt) {
+            // Resend from SND.UNA at the new size (RFC 1191 §6.4 "retransmit").
+            self.snd.nxt = self.snd.una;
+            self.rtt_timed = None;
+            self.rtx_reason = crate::TxReason::RtoRetransmit;
+            self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
+        }
+        Ok(())
+    }
+
+    /// RFC 4821 §7.7 / Linux tcp_mtu_probing: after `BLACK_HOLE_RTOS` timeouts of the same
+    /// data, a path that drops full-sized segments without ICMP is assumed; start the
+    /// search at `Config::base_mss`, then halve (down to `PROBE_FLOOR_MSS`) on each further
+    /// black-hole timeout.
+    pub(crate) fn black_hole_check(&mut self, cfg: &crate::Config, counters: &mut crate::Counters) {
+        if cfg.mtu_probing == 0 || !self.state.is_synchronized() || self.retries < BLACK_HOLE_RTOS {
+            return;
+        }
+        let cur = self.eff_mss(cfg) as u16 + if self.ts_ok { 12 } else { 0 };
+        let next = if self.path.probing { (cur / 2).min(cfg.base_mss) } else { cfg.base_mss.min(cur) };
+        self.path.probing = true;
+        let next = next.max(PROBE_FLOOR_MSS);
+        if next < cur {
+            self.path.mss_cap = Some(next);
+            counters.pmtu_black_holes += 1;
+        }
+    }
+}
