@@ -31,6 +31,14 @@ impl Stack {
         }
     }
 
+    /// `Config::tos` and, with PMTUD off, a clear DF on a packet sent for no connection
+    /// (stateless RSTs, cookie SYN-ACKs).
+    pub(super) fn stamp_stateless(&self, packet: &mut [u8]) {
+        if self.config.tos != 0 || !self.config.pmtu_discovery {
+            icmp_error::restamp_ipv4(packet, self.config.tos, self.config.pmtu_discovery);
+        }
+    }
+
     /// IP_TTL for one connection (RFC 9293 MUST-48 asks for the type of service; the TTL
     /// is its sibling, RFC 1122 §3.2.1.7): the IPv4 TTL of everything it sends from now on.
     pub fn set_ttl(&mut self, c: ConnId, ttl: u8) -> io::Result<()> {

@@ -231,6 +231,7 @@ impl Stack {
             ip_id: self.reply_ip_id,
         };
         let n = emit_ipv4_tcp(buf, &h, self.config.option_layout, &[])?;
+        self.stamp_stateless(&mut buf[..n]); // Config::tos, DF (icmp_demux.rs)
         self.counters.out_segs += 1;
         Some(n)
     }

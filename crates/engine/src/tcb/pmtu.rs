@@ -46,7 +46,7 @@ impl PathState {
 
 /// The close reason a soft or hard error reports (what `io::ErrorKind` the user sees).
 fn reason_of(kind: IcmpErrorKind, cfg: &crate::Config, hard: bool) -> CloseReason {
-    if hard && cfg.icmp_hard_refused {
+    if hard && cfg.icmp_hard_refused && kind.is_hard() {
         // FreeBSD's tcp_drop_syn_sent(tp, ECONNREFUSED) for every hard error.
         return CloseReason::Refused;
     }
@@ -117,7 +117,7 @@ impl Tcb {
         let mss = pmtu.saturating_sub(40);
         // RFC 1191 §6.3: "a host MUST never increase its estimate of the Path MTU in
         // response to the contents of a Datagram Too Big message".
-        let current = self.eff_mss(cx.cfg) + if self.ts_ok { 12 } else { 0 };
+        let current = (cx.cfg.send_mss_cap() as usize).min(self.path_mss_cap());
         if usize::from(mss) >= current {
             return Err(DropReason::IcmpPmtuIgnored);
         }

@@ -56,7 +56,7 @@ impl Profile {
 
     /// FreeBSD's defaults as the freebsd-net/tcp-testsuite scripts expect them.
     pub fn freebsd() -> Profile {
-        let config = Config {
+        let mut config = Config {
             // net.inet.tcp.recvspace = 65536, rounded to a multiple of the MSS.
             recv_buffer: 65536,
             recv_buffer_round_to_mss: true,
@@ -106,6 +106,10 @@ impl Profile {
             tail_loss_probe: false,
             ..Config::deterministic(0)
         };
+        // ICMP errors (issue 13): tcp_ctlinput treats TTL exceeded as hard in SYN-SENT and
+        // tcp_drop_syn_sent reports ECONNREFUSED for unreachable/prohibited.
+        config.icmp_time_exceeded_hard = true;
+        config.icmp_hard_refused = true;
         Profile {
             name: "freebsd",
             config,
@@ -240,6 +244,11 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
         "net.inet.tcp.rexmit_slop" => {
             cfg.rto_slop = Duration::from_millis(v);
             Applied(format!("rto_slop = {v} ms"))
+        }
+        // ICMP errors (issue 13): hard errors may abort a connection being opened.
+        "net.inet.tcp.icmp_may_rst" => {
+            cfg.icmp_may_rst = v != 0;
+            Applied(format!("icmp_may_rst = {}", v != 0))
         }
         "net.inet.tcp.drop_synfin" => {
             cfg.drop_synfin = v != 0;
