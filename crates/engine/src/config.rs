@@ -121,7 +121,8 @@ pub struct Config {
     /// the ephemeral port start. `Config::default()` draws it from the OS (`getrandom`);
     /// tests and the simulator use [`Config::deterministic`] or [`Config::with_secret`].
     pub isn_secret: [u8; 16],
-    /// IPv4 TTL of emitted packets.
+    /// IPv4 TTL of emitted packets: stateless replies, and each connection's default
+    /// (per connection: `Stack::set_ttl`, RFC 1122 §3.2.1.7).
     pub ttl: u8,
     /// Ephemeral port range for active opens without an explicit port.
     pub ephemeral_ports: (u16, u16),

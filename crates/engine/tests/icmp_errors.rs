@@ -471,3 +471,70 @@ fn icmp_storm_on_a_transfer_keeps_it_byte_exact() {
     // down to the 508 plateau, which `Config::min_pmtu` raises to 552: MSS 512.
     assert_eq!(a.path_mss(c).unwrap(), Some(512), "min_pmtu 552 - 40");
 }
+
+/// Mutated ICMP errors (random bytes flipped, checksums fixed up half of the time) never
+/// panic; whatever they do, the connection stays consistent and can still send.
+#[test]
+fn mutated_icmp_errors_never_panic() {
+    let mut h = H::new(base_config());
+    h.establish_passive(mss_opts(1460));
+    h.write(&payload(3000));
+    h.drain();
+    let mut rng = 0x2545_f491_u32;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 17;
+        rng ^= rng << 5;
+        rng
+    };
+    for i in 0..20_000u32 {
+        let ty = [3u8, 11, 12, 4, 5][(next() % 5) as usize];
+        let mut p = icmp_error(ty, (next() % 16) as u8, next() % 2000, h.our(next() % 3000));
+        for _ in 0..(next() % 4) {
+            let at = (next() as usize) % p.len();
+            p[at] ^= 1 << (next() % 8);
+        }
+        if i % 2 == 0 && p.len() >= 28 {
+            p[22..24].copy_from_slice(&[0, 0]);
+            let c = checksum(&p[20..]);
+            p[22..24].copy_from_slice(&c.to_be_bytes());
+            p[10..12].copy_from_slice(&[0, 0]);
+            let c = checksum(&p[..20]);
+            p[10..12].copy_from_slice(&c.to_be_bytes());
+        }
+        let n = (next() as usize) % (p.len() + 1);
+        h.send_raw(&p[..if i % 7 == 0 { n } else { p.len() }]);
+        // Raw: a flipped type byte can make an echo request, and its reply is no TCP.
+        let mut buf = [0u8; 2048];
+        while h.stack.poll_transmit(h.now, &mut buf).is_some() {}
+    }
+    assert_eq!(h.state(), Some(State::Established), "no ICMP error aborts a synchronized connection");
+    let mss = h.stack.path_mss(h.c()).unwrap().unwrap_or(1460);
+    assert!(mss >= 512, "never below min_pmtu: {mss}");
+    h.send(Seg::new(ACK, h.peer(0), h.our(3000)));
+    h.write(&payload(10));
+    let o = h.recv().expect("the connection still sends");
+    assert_eq!(o.payload.len(), 10);
+}
+
+/// Zero-window probes that go unanswered are no black hole: the MSS stays (the check
+/// skips timeouts while SND.WND = 0).
+#[test]
+fn zero_window_probe_timeouts_are_no_black_hole() {
+    let mut c = base_config();
+    c.mtu_probing = 1;
+    let mut h = H::new(c);
+    h.establish_passive(mss_opts(1460));
+    h.write(&payload(1460));
+    h.expect(ACK | PSH, h.our(0), h.peer(0)).len(1460);
+    h.send(Seg::new(ACK, h.peer(0), h.our(1460)).win(0));
+    h.write(&payload(3000));
+    h.expect_nothing();
+    for _ in 0..6 {
+        h.fire_timer();
+        h.drain();
+    }
+    assert_eq!(h.state(), Some(State::Established));
+    assert_eq!(h.stack.path_mss(h.c()).unwrap(), None);
+    assert_eq!(h.stack.counters().pmtu_black_holes, 0);
+}

@@ -127,7 +127,6 @@ impl Tcb {
             // Resend from SND.UNA at the new size (RFC 1191 §6.4 "retransmit").
             self.snd.nxt = self.snd.una;
             self.rtt_timed = None;
-            self.rtx_reason = crate::TxReason::RtoRetransmit;
             self.rtx_deadline = Some(now + self.rto_timer(cx.cfg));
         }
         Ok(())
@@ -138,7 +137,12 @@ impl Tcb {
     /// search at `Config::base_mss`, then halve (down to `PROBE_FLOOR_MSS`) on each further
     /// black-hole timeout.
     pub(crate) fn black_hole_check(&mut self, cfg: &crate::Config, counters: &mut crate::Counters) {
-        if cfg.mtu_probing == 0 || !self.state.is_synchronized() || self.retries < BLACK_HOLE_RTOS {
+        // Zero-window probes time out for want of window, not of path (RFC 9293 §3.8.6.1).
+        if cfg.mtu_probing == 0
+            || !self.state.is_synchronized()
+            || self.retries < BLACK_HOLE_RTOS
+            || self.snd.wnd == 0
+        {
             return;
         }
         let cur = self.eff_mss(cfg) as u16 + if self.ts_ok { 12 } else { 0 };
