@@ -113,8 +113,11 @@ impl Tcb {
             return Err(DropReason::IcmpPmtuIgnored);
         }
         // Linux ip_rt_frag_needed / min_pmtu: a smaller value is raised to the floor.
-        let pmtu = mtu.max(cx.cfg.min_pmtu).max(68);
-        let mss = pmtu.saturating_sub(40);
+        // IPv6 (a Packet Too Big, RFC 8201, once ICMPv6 calls in): the minimum link MTU is
+        // 1280 (RFC 8200 §5) and the header 40 bytes longer than IPv4's 20.
+        let (floor, headers) = if self.quad.remote.is_ipv6() { (1280, 60) } else { (68, 40) };
+        let pmtu = mtu.max(cx.cfg.min_pmtu).max(floor);
+        let mss = pmtu.saturating_sub(headers);
         // RFC 1191 §6.3: "a host MUST never increase its estimate of the Path MTU in
         // response to the contents of a Datagram Too Big message".
         let current = (cx.cfg.send_mss_cap() as usize).min(self.path_mss_cap());
