@@ -116,6 +116,10 @@ pub struct Counters {
     pub pmtu_reductions: u64,
     /// Black-hole timeouts that lowered a connection's MSS (RFC 4821 §7.7, tcp_mtu_probing).
     pub pmtu_black_holes: u64,
+    /// PMTU probes acknowledged: the MSS grew (RFC 4821 §7.6.1; Linux's TCPMTUPSuccess).
+    pub pmtu_probes_acked: u64,
+    /// PMTU probes lost to an RTO: the search stays below them (Linux's TCPMTUPFail).
+    pub pmtu_probes_failed: u64,
 }
 
 /// One counter per [`DropReason`] (a newtype: std derives `Default` for arrays of at
@@ -216,7 +220,7 @@ impl fmt::Display for Counters {
             }
         }
         // ICMP echo (issue 13; Linux's Icmp MIB names).
-        let icmp: [(&str, u64); 7] = [
+        let icmp: [(&str, u64); 9] = [
             ("InEchos", self.icmp_in_echos),
             ("OutEchoReps", self.icmp_out_echo_reps),
             ("RateLimited", self.icmp_rate_limited),
@@ -225,6 +229,8 @@ impl fmt::Display for Counters {
             ("SoftErrors", self.icmp_soft_errors),
             ("PmtuReductions", self.pmtu_reductions),
             ("PmtuBlackHoles", self.pmtu_black_holes),
+            ("PmtuProbesAcked", self.pmtu_probes_acked),
+            ("PmtuProbesFailed", self.pmtu_probes_failed),
         ];
         for (name, v) in icmp {
             if v != 0 {

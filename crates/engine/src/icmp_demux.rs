@@ -66,7 +66,12 @@ impl Stack {
 
     /// IP_TTL / IP_TOS on a listener: the connections it accepts from now on (their
     /// SYN-ACK included) use them. `None` leaves a value as it is.
-    pub fn set_listener_ttl_tos(&mut self, l: ListenerId, ttl: Option<u8>, tos: Option<u8>) -> io::Result<()> {
+    pub fn set_listener_ttl_tos(
+        &mut self,
+        l: ListenerId,
+        ttl: Option<u8>,
+        tos: Option<u8>,
+    ) -> io::Result<()> {
         if ttl == Some(0) {
             return Err(io::Error::new(io::ErrorKind::InvalidInput, "TTL 0"));
         }

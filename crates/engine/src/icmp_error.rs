@@ -65,7 +65,9 @@ impl IcmpErrorKind {
     pub fn is_hard(self) -> bool {
         matches!(
             self,
-            IcmpErrorKind::ProtocolUnreachable | IcmpErrorKind::PortUnreachable | IcmpErrorKind::AdminProhibited
+            IcmpErrorKind::ProtocolUnreachable
+                | IcmpErrorKind::PortUnreachable
+                | IcmpErrorKind::AdminProhibited
         )
     }
 }
@@ -205,7 +207,11 @@ pub fn restamp_ipv4(ip: &mut [u8], tos: u8, df: bool) {
     }
     let old = [u16::from_be_bytes([ip[0], ip[1]]), u16::from_be_bytes([ip[6], ip[7]])];
     ip[1] = tos;
-    if df { ip[6] |= 0x40 } else { ip[6] &= !0x40 }
+    if df {
+        ip[6] |= 0x40
+    } else {
+        ip[6] &= !0x40
+    }
     let new = [u16::from_be_bytes([ip[0], ip[1]]), u16::from_be_bytes([ip[6], ip[7]])];
     // HC' = ~(~HC + ~m + m') for each changed 16-bit word.
     let mut sum = u32::from(!u16::from_be_bytes([ip[10], ip[11]]));
@@ -244,7 +250,8 @@ mod tests {
 
     #[test]
     fn kinds_split_hard_and_soft_as_rfc1122() {
-        let hard: Vec<u8> = (0..16).filter(|&c| kind_v4(3, c, 0, 1500).is_some_and(|k| k.is_hard())).collect();
+        let hard: Vec<u8> =
+            (0..16).filter(|&c| kind_v4(3, c, 0, 1500).is_some_and(|k| k.is_hard())).collect();
         assert_eq!(hard, [2, 3, 9, 10, 13]);
         assert_eq!(kind_v4(3, 4, 0, 1500), Some(IcmpErrorKind::FragmentationNeeded { mtu: 1492 }));
         assert_eq!(kind_v4(3, 4, 1280, 1500), Some(IcmpErrorKind::FragmentationNeeded { mtu: 1280 }));

@@ -65,7 +65,10 @@ fn port_unreachable_aborts_syn_sent_as_refused() {
     assert_eq!(h.state(), Some(State::Closed));
     assert_eq!(h.stack.counters().icmp_hard_aborts, 1);
     h.expect_nothing();
-    assert_eq!(h.stack.recv(h.now, h.c(), &mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
+    assert_eq!(
+        h.stack.recv(h.now, h.c(), &mut [0u8; 8]).unwrap_err().kind(),
+        std::io::ErrorKind::ConnectionRefused
+    );
 }
 
 /// Administratively prohibited (codes 9, 10, 13) is hard in the handshake: HostUnreachable,
@@ -80,7 +83,8 @@ fn admin_prohibited_aborts_syn_sent_as_host_unreachable() {
         h.events();
         h.send_raw(&icmp_error(3, 13, 0, h.iss));
         assert_eq!(closed_reason(&mut h), Some(want));
-        let kind = if refused { std::io::ErrorKind::ConnectionRefused } else { std::io::ErrorKind::HostUnreachable };
+        let kind =
+            if refused { std::io::ErrorKind::ConnectionRefused } else { std::io::ErrorKind::HostUnreachable };
         assert_eq!(want.error_kind(), Some(kind));
     }
 }
@@ -378,7 +382,10 @@ fn black_hole_falls_back_to_base_mss() {
     // The third timeout detects the black hole (1024); the fourth halves (512). After an
     // RTO the congestion window is one segment, so one retransmission goes each time.
     assert_eq!(retransmission_sizes(1, 4), [1460, 1460, 1460, 1024, 512]);
-    assert_eq!(retransmission_sizes(2, 1), [1024, 436, 1024]);
+    // With 2 the search starts at base_mss and at once probes halfway up to the peer's
+    // MSS (RFC 4821 §7.3): 1024 + 218 = 1242; its loss to the RTO ends the search below it
+    // and the retransmission goes at 1024.
+    assert_eq!(retransmission_sizes(2, 1), [1242, 218, 1024]);
 }
 
 /// An ICMP error quoting the segment `packet` (an IPv4/TCP packet one stack sent), from a
@@ -418,8 +425,18 @@ fn icmp_storm_on_a_transfer_keeps_it_byte_exact() {
     let mut now = Instant::from_millis(1);
     let l = b.listen(SocketAddr::new(b_ip, 80), 4).unwrap();
     let c = a.connect(now, SocketAddr::new(a_ip, 0), SocketAddr::new(b_ip, 80)).unwrap();
-    let kinds: [(u8, u8, u32); 10] =
-        [(3, 0, 0), (3, 1, 0), (3, 2, 0), (3, 3, 0), (3, 13, 0), (11, 0, 0), (12, 0, 0), (3, 4, 0), (3, 4, 900), (3, 4, 1400)];
+    let kinds: [(u8, u8, u32); 10] = [
+        (3, 0, 0),
+        (3, 1, 0),
+        (3, 2, 0),
+        (3, 3, 0),
+        (3, 13, 0),
+        (11, 0, 0),
+        (12, 0, 0),
+        (3, 4, 0),
+        (3, 4, 900),
+        (3, 4, 1400),
+    ];
     let data: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let (mut sent, mut got, mut s) = (0usize, Vec::new(), None);
     let mut buf = vec![0u8; 65536];
@@ -537,4 +554,61 @@ fn zero_window_probe_timeouts_are_no_black_hole() {
     assert_eq!(h.state(), Some(State::Established));
     assert_eq!(h.stack.path_mss(h.c()).unwrap(), None);
     assert_eq!(h.stack.counters().pmtu_black_holes, 0);
+}
+
+/// Send `total` bytes through a path that drops every segment longer than `limit` bytes of
+/// payload (no ICMP) and ACKs the rest cumulatively; returns the payload sizes sent.
+fn through_path(mtu_probing: u8, limit: usize, total: usize) -> (H, Vec<usize>) {
+    let mut c = base_config();
+    c.mtu_probing = mtu_probing;
+    let mut h = H::new(c);
+    h.establish_passive(mss_opts(1460));
+    h.write(&payload(total));
+    let (mut sizes, mut rcv_nxt) = (Vec::new(), h.our(0));
+    for _ in 0..5_000 {
+        let out = h.drain();
+        if out.is_empty() {
+            if h.stack.status(h.c()).unwrap().bytes_in_flight == 0 {
+                break;
+            }
+            h.fire_timer();
+            continue;
+        }
+        for o in out {
+            sizes.push(o.payload.len());
+            if o.payload.len() <= limit && o.seq == rcv_nxt {
+                rcv_nxt = rcv_nxt.wrapping_add(o.payload.len() as u32);
+            }
+            if !o.payload.is_empty() {
+                h.send(Seg::new(ACK, h.peer(0), rcv_nxt));
+            }
+        }
+    }
+    assert_eq!(rcv_nxt, h.our(total as u32), "every byte delivered");
+    (h, sizes)
+}
+
+/// RFC 4821 §7.3 upward search (Linux tcp_mtu_probing=2): from base_mss the MSS climbs by
+/// acknowledged probes, halving the remaining range each time, to within 8 bytes of the
+/// peer's MSS; no probe is ever lost on a path that takes them all.
+#[test]
+fn probes_climb_to_the_peer_mss_on_an_open_path() {
+    let (h, sizes) = through_path(2, 1460, 200_000);
+    let mss = h.stack.path_mss(h.c()).unwrap().unwrap();
+    assert!((1452..=1460).contains(&mss), "mss {mss}");
+    assert_eq!(sizes[0], 1242, "the first segment is the first probe");
+    let k = h.stack.counters();
+    assert_eq!((k.pmtu_probes_acked, k.pmtu_probes_failed), (6, 0));
+    assert_eq!(k.timeouts, 0);
+}
+
+/// A 1240-byte black hole (no ICMP): the probes above it are lost, the search stays below
+/// and converges within 8 bytes under it; the transfer completes.
+#[test]
+fn probes_stop_below_a_black_hole() {
+    let (h, sizes) = through_path(2, 1240, 200_000);
+    let mss = h.stack.path_mss(h.c()).unwrap().unwrap();
+    assert!((1232..=1240).contains(&mss), "mss {mss}");
+    assert!(sizes.iter().filter(|&&s| s > 1240).count() <= 2, "few lost probes: {sizes:?}");
+    assert!(h.stack.counters().pmtu_probes_failed >= 1);
 }

@@ -29,7 +29,10 @@ fn count_rule(ns: &NetNs, ttl: u8, dscp: u8) {
     let src = STACK.to_string();
     ns.exec(
         "iptables",
-        &["-A", "INPUT", "-s", &src, "-m", "ttl", "--ttl-eq", &ttl, "-m", "dscp", "--dscp", &dscp, "-j", "ACCEPT"],
+        &[
+            "-A", "INPUT", "-s", &src, "-m", "ttl", "--ttl-eq", &ttl, "-m", "dscp", "--dscp", &dscp, "-j",
+            "ACCEPT",
+        ],
     )
     .expect("iptables -A");
 }

@@ -277,7 +277,9 @@ impl Tcb {
         // (RFC 6675 §5 (C), NextSeg rule 2); the peer's window still limits what is outstanding.
         let pipe = self.recovery_pipe(cx.cfg).unwrap_or(in_flight);
         let usable = (self.snd.wnd as usize).saturating_sub(in_flight).min(cwnd.saturating_sub(pipe));
-        let mut len = unsent.min(usable).min(mss);
+        // RFC 4821 §7.3: perhaps a larger probe segment (pmtu.rs).
+        let size = self.mtu_probe_size(cx.cfg, mss, unsent.min(usable));
+        let mut len = unsent.min(usable).min(size);
         let retransmission = self.snd.nxt.lt(self.snd_max);
         if retransmission && let Some(s) = self.scoreboard.next_sacked_after(self.snd.nxt) {
             len = len.min(s.since(self.snd.nxt) as usize);

@@ -14,6 +14,19 @@ use crate::wire::DropReason;
 pub const BLACK_HOLE_RTOS: u32 = 3;
 /// Smallest MSS the black-hole search goes down to (Linux's tcp_mtu_probe_floor).
 pub const PROBE_FLOOR_MSS: u16 = 48;
+/// The upward search stops once its range is narrower than this (Linux's
+/// tcp_probe_threshold, 8 bytes; RFC 4821 §7.2 leaves the step to the implementation).
+pub const PROBE_THRESHOLD: u16 = 8;
+
+/// A probe segment in flight (RFC 4821 §7.3): it ends at `end` and is `mss` bytes long; it
+/// succeeded if acknowledged with no retransmission since `retransmits` (then the MSS
+/// becomes `mss`), and failed on an RTO (then the search stops below it).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Probe {
+    end: crate::seq::SeqNum,
+    mss: u16,
+    retransmits: u64,
+}
 
 /// Per-connection IP-level state.
 #[derive(Clone, Copy, Debug, Default)]
@@ -29,6 +42,15 @@ pub(crate) struct PathState {
     pub mss_cap: Option<u16>,
     /// Packetization-layer PMTUD is searching (RFC 4821; Linux icsk_mtup.enabled).
     pub probing: bool,
+    /// The smallest MSS known not to fit (RFC 4821 search_high, as an MSS); 0 = the link's.
+    pub search_high: u16,
+    /// The probe in flight, if any.
+    pub probe: Option<Probe>,
+    /// `Tcb::retransmits` when last seen, and SND.MAX then: no probe goes out until all
+    /// sent before the latest retransmission is acknowledged (a probe must not share its
+    /// flight with a loss repair, or its fate proves nothing).
+    pub rtx_seen: u64,
+    pub quiet_after: Option<crate::seq::SeqNum>,
 }
 
 impl PathState {
@@ -75,7 +97,12 @@ impl Tcb {
 
     /// An ICMP error quoting one of our segments (crate::icmp_error). `Err` names the drop
     /// reason when it changes nothing.
-    pub(crate) fn on_icmp_error(&mut self, cx: &mut Cx, now: Instant, e: &IcmpError) -> Result<(), DropReason> {
+    pub(crate) fn on_icmp_error(
+        &mut self,
+        cx: &mut Cx,
+        now: Instant,
+        e: &IcmpError,
+    ) -> Result<(), DropReason> {
         // RFC 5927 §4.1: "TCP SHOULD check that the TCP sequence number contained in the
         // payload of the ICMP error message is within the range SND.UNA =< SEG.SEQ <
         // SND.NXT" (SND.NXT here is the highest sent: it moves back on RTO). In SYN-SENT
@@ -141,11 +168,16 @@ impl Tcb {
     /// black-hole timeout.
     pub(crate) fn black_hole_check(&mut self, cfg: &crate::Config, counters: &mut crate::Counters) {
         // Zero-window probes time out for want of window, not of path (RFC 9293 §3.8.6.1).
-        if cfg.mtu_probing == 0
-            || !self.state.is_synchronized()
-            || self.retries < BLACK_HOLE_RTOS
-            || self.snd.wnd == 0
-        {
+        if cfg.mtu_probing == 0 || !self.state.is_synchronized() || self.snd.wnd == 0 {
+            return;
+        }
+        if let Some(p) = self.path.probe.take() {
+            // RFC 4821 §7.6.1: the probe was lost (the RTO covers it): search below it.
+            self.path.search_high = p.mss.saturating_sub(1);
+            counters.pmtu_probes_failed += 1;
+            return;
+        }
+        if self.retries < BLACK_HOLE_RTOS {
             return;
         }
         let cur = self.eff_mss(cfg) as u16 + if self.ts_ok { 12 } else { 0 };
@@ -155,6 +187,61 @@ impl Tcb {
         if next < cur {
             self.path.mss_cap = Some(next);
             counters.pmtu_black_holes += 1;
+        }
+    }
+
+    /// RFC 4821 §7.3 / Linux tcp_mtu_probe: while searching, the next new segment may be a
+    /// probe halfway between the current MSS and the smallest size known too large (the
+    /// link's MSS at first). Returns the size for the segment at SND.NXT: a probe's if one
+    /// goes now (enough queued data and window for it, no loss recovery, none in flight),
+    /// else `mss`.
+    pub(crate) fn mtu_probe_size(&mut self, cfg: &crate::Config, mss: usize, room: usize) -> usize {
+        let Some(low) = self.path.mss_cap else { return mss };
+        if self.retransmits != self.path.rtx_seen {
+            self.path.rtx_seen = self.retransmits;
+            self.path.quiet_after = Some(self.snd_max);
+        }
+        if !self.path.probing
+            || self.path.quiet_after.is_some_and(|q| self.snd.una.lt(q))
+            || self.path.probe.is_some()
+            || self.snd.nxt != self.snd_max
+            || self.prr.is_some()
+        {
+            return mss;
+        }
+        let ts = if self.ts_ok { 12 } else { 0 };
+        let link = cfg.send_mss_cap().min(self.snd_mss);
+        let high = if self.path.search_high == 0 { link } else { self.path.search_high.min(link) };
+        if high <= low || high - low < PROBE_THRESHOLD {
+            return mss;
+        }
+        let probe = low + (high - low).div_ceil(2);
+        let len = usize::from(probe) - ts;
+        if room < len {
+            return mss;
+        }
+        let end = self.snd.nxt + len as u32;
+        self.path.probe = Some(Probe { end, mss: probe, retransmits: self.retransmits });
+        len
+    }
+
+    /// An ACK advanced SND.UNA past a probe: it succeeded if nothing was resent while it
+    /// was in flight. Otherwise it counts as lost, as Linux counts a probe that loss
+    /// recovery repaired (RFC 4821 §7.6.2 would call a loss among other losses
+    /// inconclusive; taking it as a failure keeps a lossy path from re-probing the same size
+    /// forever, at the price of stopping the search early there).
+    pub(crate) fn mtu_probe_acked(&mut self, counters: &mut crate::Counters) {
+        let Some(p) = self.path.probe else { return };
+        if self.snd.una.lt(p.end) {
+            return;
+        }
+        self.path.probe = None;
+        if self.retransmits == p.retransmits {
+            self.path.mss_cap = Some(p.mss);
+            counters.pmtu_probes_acked += 1;
+        } else {
+            self.path.search_high = p.mss.saturating_sub(1);
+            counters.pmtu_probes_failed += 1;
         }
     }
 }

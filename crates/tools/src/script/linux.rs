@@ -167,13 +167,13 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
         }
         ("tcp_frto", Some(0)) => Applied("no F-RTO (the engine has none)".into()),
         ("tcp_frto", _) => unsupported("F-RTO (RFC 5682) is not in the engine"),
-        // PMTUD (issue 13; engine tcb/pmtu.rs): the black-hole fallback of mode 1 is in the
-        // engine; the upward probes of mode 2 (and of mode 1 after a black hole) are not.
-        ("tcp_mtu_probing", Some(v @ (0 | 1))) => {
+        // PMTUD (issue 13; engine tcb/pmtu.rs): black-hole fallback to tcp_base_mss and the
+        // RFC 4821 upward search; Linux's re-probe every tcp_probe_interval is not there.
+        ("tcp_mtu_probing", Some(v @ (0..=2))) => {
             cfg.mtu_probing = v as u8;
             Applied(format!("mtu_probing = {v}"))
         }
-        ("tcp_mtu_probing", _) => unsupported("PLPMTUD upward probes (tcp_mtu_probing=2) are not in the engine"),
+        ("tcp_mtu_probing", _) => unsupported("tcp_mtu_probing above 2"),
         ("tcp_base_mss", Some(v @ 48..=65495)) => {
             cfg.base_mss = v as u16;
             Applied(format!("base_mss = {v}"))
@@ -243,7 +243,8 @@ mod tests {
             ("net.ipv4.tcp_early_retrans", "2", false),
             ("net.ipv4.tcp_mtu_probing", "0", true),
             ("net.ipv4.tcp_mtu_probing", "1", true),
-            ("net.ipv4.tcp_mtu_probing", "2", false),
+            ("net.ipv4.tcp_mtu_probing", "2", true),
+            ("net.ipv4.tcp_mtu_probing", "3", false),
             ("net.ipv4.tcp_base_mss", "1024", true),
             ("net.ipv4.tcp_min_tso_segs", "2", true),
             ("net.ipv4.tcp_min_tso_segs", "10", false),
