@@ -140,7 +140,8 @@ pub struct Config {
     /// the ephemeral port start. `Config::default()` draws it from the OS (`getrandom`);
     /// tests and the simulator use [`Config::deterministic`] or [`Config::with_secret`].
     pub isn_secret: [u8; 16],
-    /// IPv4 TTL / IPv6 hop limit of emitted packets.
+    /// IPv4 TTL / IPv6 hop limit of emitted packets: stateless replies, and each
+    /// connection's default (per connection: `Stack::set_ttl`, RFC 1122 §3.2.1.7).
     pub ttl: u8,
     /// Ephemeral port range for active opens without an explicit port.
     pub ephemeral_ports: (u16, u16),
@@ -267,6 +268,34 @@ pub struct Config {
     /// net.ipv6.bindv6only = 0. (`ttl` is the IPv6 hop limit too; the MSS is derived per
     /// family, `Config::mss_for`.)
     pub v6only: bool,
+    // ---- ICMP errors, PMTUD, TOS (issue 13; RFC 1122 §4.2.3.9, RFC 5927, RFC 1191,
+    //      RFC 4821; crates/engine/src/icmp_error.rs, crates/engine/src/tcb/pmtu.rs) ----
+    /// Hard ICMP errors (protocol/port unreachable, administratively prohibited) abort a
+    /// connection in SYN-SENT or SYN-RECEIVED (RFC 1122 §4.2.3.9 SHOULD; FreeBSD's
+    /// net.inet.tcp.icmp_may_rst=1, Linux always). Off: every error is soft.
+    pub icmp_may_rst: bool,
+    /// Time Exceeded in transit is a hard error in the handshake too (FreeBSD; RFC 1122
+    /// §4.2.3.9 calls it soft, as the default does).
+    pub icmp_time_exceeded_hard: bool,
+    /// A hard error reports `CloseReason::Refused` whatever its kind (FreeBSD's
+    /// tcp_drop_syn_sent(ECONNREFUSED)); off, administratively prohibited reports
+    /// `HostUnreachable` (Linux's EHOSTUNREACH).
+    pub icmp_hard_refused: bool,
+    /// Path MTU discovery (RFC 1191): DF on every emitted IPv4 packet, and Fragmentation
+    /// Needed lowers the connection's MSS. On as Linux (ip_no_pmtu_disc=0) and FreeBSD
+    /// (net.inet.tcp.path_mtu_discovery=1).
+    pub pmtu_discovery: bool,
+    /// Smallest path MTU taken from Fragmentation Needed (Linux's min_pmtu, 552).
+    pub min_pmtu: u16,
+    /// Packetization-layer PMTUD (RFC 4821) as Linux's tcp_mtu_probing: 0 off, 1 after a
+    /// black hole is detected (repeated RTOs of the same data), 2 always (start at
+    /// `base_mss`).
+    pub mtu_probing: u8,
+    /// The MSS the black-hole search starts from (Linux's tcp_base_mss, 1024).
+    pub base_mss: u16,
+    /// IPv4 TOS byte (DSCP and ECN bits) of emitted packets; per connection with
+    /// `Stack::set_tos` (RFC 9293 MUST-48). Linux and FreeBSD default to 0.
+    pub tos: u8,
 }
 
 /// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
@@ -357,6 +386,15 @@ impl Default for Config {
             icmp_echo_per_sec: 1000,
             // IPv6 (issue 13): Linux's net.ipv6.bindv6only default.
             v6only: false,
+            // ICMP errors, PMTUD, TOS (issue 13): Linux's defaults.
+            icmp_may_rst: true,
+            icmp_time_exceeded_hard: false,
+            icmp_hard_refused: false,
+            pmtu_discovery: true,
+            min_pmtu: 552,
+            mtu_probing: 0,
+            base_mss: 1024,
+            tos: 0,
         }
     }
 }

@@ -99,6 +99,14 @@ config_setters! {
     with_tail_loss_probe => tail_loss_probe: bool,
     with_icmp_echo_per_sec => icmp_echo_per_sec: u32,
     with_v6only => v6only: bool,
+    with_icmp_may_rst => icmp_may_rst: bool,
+    with_icmp_time_exceeded_hard => icmp_time_exceeded_hard: bool,
+    with_icmp_hard_refused => icmp_hard_refused: bool,
+    with_pmtu_discovery => pmtu_discovery: bool,
+    with_min_pmtu => min_pmtu: u16,
+    with_mtu_probing => mtu_probing: u8,
+    with_base_mss => base_mss: u16,
+    with_tos => tos: u8,
 }
 
 #[cfg(test)]

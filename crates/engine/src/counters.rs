@@ -106,6 +106,20 @@ pub struct Counters {
     pub icmp_out_echo_reps: u64,
     /// Echo requests not answered because `Config::icmp_echo_per_sec` held them back.
     pub icmp_rate_limited: u64,
+
+    // --- ICMP errors and PMTUD (issue 13; icmp_error.rs, tcb/pmtu.rs) ---
+    /// ICMP errors that aborted a connection being opened (RFC 1122 §4.2.3.9 hard errors).
+    pub icmp_hard_aborts: u64,
+    /// ICMP errors kept as a connection's soft error (RFC 1122 §4.2.3.9, MUST-47).
+    pub icmp_soft_errors: u64,
+    /// Fragmentation Needed messages that lowered a connection's MSS (RFC 1191).
+    pub pmtu_reductions: u64,
+    /// Black-hole timeouts that lowered a connection's MSS (RFC 4821 §7.7, tcp_mtu_probing).
+    pub pmtu_black_holes: u64,
+    /// PMTU probes acknowledged: the MSS grew (RFC 4821 §7.6.1; Linux's TCPMTUPSuccess).
+    pub pmtu_probes_acked: u64,
+    /// PMTU probes lost to an RTO: the search stays below them (Linux's TCPMTUPFail).
+    pub pmtu_probes_failed: u64,
 }
 
 /// One counter per [`DropReason`] (a newtype: std derives `Default` for arrays of at
@@ -206,10 +220,17 @@ impl fmt::Display for Counters {
             }
         }
         // ICMP echo (issue 13; Linux's Icmp MIB names).
-        let icmp: [(&str, u64); 3] = [
+        let icmp: [(&str, u64); 9] = [
             ("InEchos", self.icmp_in_echos),
             ("OutEchoReps", self.icmp_out_echo_reps),
             ("RateLimited", self.icmp_rate_limited),
+            // ICMP errors and PMTUD (issue 13).
+            ("HardAborts", self.icmp_hard_aborts),
+            ("SoftErrors", self.icmp_soft_errors),
+            ("PmtuReductions", self.pmtu_reductions),
+            ("PmtuBlackHoles", self.pmtu_black_holes),
+            ("PmtuProbesAcked", self.pmtu_probes_acked),
+            ("PmtuProbesFailed", self.pmtu_probes_failed),
         ];
         for (name, v) in icmp {
             if v != 0 {

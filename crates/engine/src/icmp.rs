@@ -1,7 +1,7 @@
 //! ICMPv4 echo (issue 13): answer pings to the stack's own addresses (RFC 792 "Echo or
 //! Echo Reply Message"; RFC 1122 §3.2.2.6: "Every host MUST implement an ICMP Echo server
-//! function"). Other ICMP messages (errors, PMTUD) are not handled yet: they are dropped
-//! and counted (`DropReason::IcmpNotEcho`).
+//! function"). Errors go to crate::icmp_error; other messages are dropped and counted
+//! (`DropReason::IcmpNotEcho`).
 //!
 //! Bounded by construction:
 //! - the request (hence the reply) is at most [`max_request_len`] bytes; a larger one,

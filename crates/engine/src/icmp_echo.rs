@@ -11,6 +11,10 @@ impl Stack {
     /// request to one of our addresses from a source that may get one; drop and count
     /// anything else.
     pub(super) fn handle_icmp(&mut self, now: Instant, packet: &[u8]) {
+        // ICMP errors for TCP (issue 13): icmp_demux.rs.
+        if crate::icmp_error::is_error_type(packet) {
+            return self.handle_icmp_error(now, packet);
+        }
         let req = match icmp::parse_echo_request(packet) {
             Ok(r) => r,
             Err(reason) => return self.counters.drop(reason),

@@ -104,6 +104,8 @@ pub mod syncookie;
 pub mod martian;
 // ICMP echo (RFC 792, RFC 1122 §3.2.2.6)
 pub mod icmp;
+/// ICMP errors for TCP (issue 13).
+pub mod icmp_error;
 
 pub use config::{Config, Keepalive, SynCookies};
 pub use counters::Counters;
@@ -149,6 +151,12 @@ pub enum CloseReason {
     TimedOut,
     /// The local user aborted (or closed with unread data, RFC 2525 §2.17).
     Aborted,
+    // --- ICMP errors (issue 13; RFC 1122 §4.2.3.9, RFC 9293 MUST-47) ---
+    /// An ICMP host unreachable (or administratively prohibited, time exceeded, parameter
+    /// problem): a hard error in the handshake, or the last soft error when we timed out.
+    HostUnreachable,
+    /// An ICMP network unreachable, the last soft error when we timed out.
+    NetworkUnreachable,
 }
 
 impl CloseReason {
@@ -162,6 +170,8 @@ impl CloseReason {
             CloseReason::Refused => Some(ConnectionRefused),
             CloseReason::TimedOut => Some(TimedOut),
             CloseReason::Aborted => Some(ConnectionAborted),
+            CloseReason::HostUnreachable => Some(HostUnreachable),
+            CloseReason::NetworkUnreachable => Some(NetworkUnreachable),
         }
     }
 }

@@ -76,10 +76,12 @@ impl Stack {
     /// The configuration for a connection of listener `lid` (its SO_RCVBUF/SO_SNDBUF).
     pub(super) fn listener_config(&self, lid: ListenerId) -> Option<Config> {
         let l = self.listeners.get(lid.0 as usize)?.as_ref()?;
-        if l.recv_buffer.is_none() && l.send_buffer.is_none() {
+        if l.recv_buffer.is_none() && l.send_buffer.is_none() && l.ip_ttl_tos == (None, None) {
             return None;
         }
         let mut cfg = self.config.clone();
+        cfg.ttl = l.ip_ttl_tos.0.unwrap_or(cfg.ttl);
+        cfg.tos = l.ip_ttl_tos.1.unwrap_or(cfg.tos);
         cfg.recv_buffer = l.recv_buffer.unwrap_or(cfg.recv_buffer);
         cfg.send_buffer = l.send_buffer.unwrap_or(cfg.send_buffer);
         Some(cfg)
@@ -239,6 +241,7 @@ impl Stack {
             flow_label: crate::flow_label::flow_label(&self.config.isn_secret, &Quad { local: c.local, remote: c.remote }),
         };
         let n = emit_ip_tcp(buf, &h, self.config.option_layout, &[])?;
+        self.stamp_stateless(&mut buf[..n]); // Config::tos, DF (icmp_demux.rs)
         self.counters.out_segs += 1;
         Some(n)
     }

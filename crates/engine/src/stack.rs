@@ -39,6 +39,9 @@ mod icmp_echo;
 // IPv6 (issue 13): the Stack's half of crate::icmp6 (echo, the ICMPv6 error hook).
 #[path = "icmp6_stack.rs"]
 mod icmp6_stack;
+// ICMP errors, TOS/TTL (issue 13): the Stack's half of crate::icmp_error.
+#[path = "icmp_demux.rs"]
+mod icmp_demux;
 
 /// Most stateless RSTs queued between two drains of `poll_transmit`.
 const MAX_REPLIES: usize = 1024;
@@ -78,6 +81,8 @@ struct Listener {
     send_buffer: Option<usize>,
     /// SYN queue / cookies: when this listener last answered with a SYN cookie.
     last_cookie: Option<Instant>,
+    /// IP_TTL / IP_TOS set on the listener, inherited by its connections (issue 13).
+    ip_ttl_tos: (Option<u8>, Option<u8>),
 }
 
 /// A stateless RST owed to a segment that has no TCB (or that a TCB refused).
@@ -912,6 +917,7 @@ impl Stack {
             flow_label: crate::flow_label::flow_label(&self.config.isn_secret, &Quad { local: r.local, remote: r.remote }),
         };
         let n = emit_ip_tcp(buf, &h, self.config.option_layout, &[])?;
+        self.stamp_stateless(&mut buf[..n]); // Config::tos, DF (icmp_demux.rs)
         self.counters.out_segs += 1;
         self.counters.out_rsts += 1;
         Some(n)

@@ -259,12 +259,22 @@ impl Stack {
                 continue;
             }
             r.ip_id = r.ip_id.wrapping_add(1);
-            let h = r.synack_header(&self.config, now);
+            let mut h = r.synack_header(&self.config, now);
+            // The listener's IP_TTL / IP_TOS (icmp_demux.rs), as its TCB would send them.
+            let (ttl, tos) = match self.listeners.get(r.lid.0 as usize) {
+                Some(Some(l)) => l.ip_ttl_tos,
+                _ => (None, None),
+            };
+            h.ttl = ttl.unwrap_or(h.ttl);
+            let tos = tos.unwrap_or(self.config.tos);
             let Some(n) = emit_ip_tcp(buf, &h, self.config.option_layout, &[]) else {
                 r.ip_id = r.ip_id.wrapping_sub(1);
                 self.syn_cache.owed.push_front(quad);
                 return None;
             };
+            if tos != 0 || !self.config.pmtu_discovery {
+                crate::icmp_error::restamp_ipv4(&mut buf[..n], tos, self.config.pmtu_discovery);
+            }
             r.flags &= !F_OWED;
             let rto = synack_rto(&self.config, r.retries);
             r.deadline = now + rto;

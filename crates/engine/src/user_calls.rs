@@ -50,6 +50,7 @@ impl Stack {
             recv_buffer: None,
             send_buffer: None,
             last_cookie: None,
+            ip_ttl_tos: (None, None),
         };
         match self.listeners.iter().position(|l| l.is_none()) {
             Some(i) => {

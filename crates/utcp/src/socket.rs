@@ -447,6 +447,35 @@ impl TcpStream {
         self.shared.lock().stack.nodelay(self.id)
     }
 
+    /// IP_TTL: the IPv4 TTL of this connection's packets from now on (std's `set_ttl`).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL > 255"))?;
+        self.shared.lock().stack.set_ttl(self.id, ttl)
+    }
+
+    /// The connection's IPv4 TTL.
+    pub fn ttl(&self) -> io::Result<u32> {
+        Ok(u32::from(self.shared.lock().stack.ttl_tos(self.id)?.0))
+    }
+
+    /// IP_TOS: the TOS byte (DSCP and ECN bits) of this connection's packets from now on
+    /// (RFC 9293 §3.9.1.1 MUST-48).
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TOS > 255"))?;
+        self.shared.lock().stack.set_tos(self.id, tos)
+    }
+
+    /// The connection's TOS byte.
+    pub fn tos(&self) -> io::Result<u32> {
+        Ok(u32::from(self.shared.lock().stack.ttl_tos(self.id)?.1))
+    }
+
+    /// The MSS path MTU discovery lowered this connection to (RFC 1191 Fragmentation
+    /// Needed, or RFC 4821 black-hole detection), if it did.
+    pub fn path_mss(&self) -> io::Result<Option<u16>> {
+        self.shared.lock().stack.path_mss(self.id)
+    }
+
     /// In non-blocking mode `read`/`write` fail with `WouldBlock` instead of waiting.
     pub fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
         self.nonblocking.store(nonblocking, Ordering::Relaxed);

@@ -417,6 +417,29 @@ impl TcpStream {
         self.conn.with_stack(|st, id| st.nodelay(id))
     }
 
+    /// IP_TTL: the IPv4 TTL of this connection's packets from now on (tokio's `set_ttl`).
+    pub fn set_ttl(&self, ttl: u32) -> io::Result<()> {
+        let ttl = u8::try_from(ttl).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TTL > 255"))?;
+        self.conn.with_stack(|st, id| st.set_ttl(id, ttl))
+    }
+
+    /// The connection's IPv4 TTL.
+    pub fn ttl(&self) -> io::Result<u32> {
+        self.conn.with_stack(|st, id| st.ttl_tos(id)).map(|(t, _)| u32::from(t))
+    }
+
+    /// IP_TOS: the TOS byte (DSCP and ECN bits) of this connection's packets from now on
+    /// (RFC 9293 §3.9.1.1 MUST-48).
+    pub fn set_tos(&self, tos: u32) -> io::Result<()> {
+        let tos = u8::try_from(tos).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "TOS > 255"))?;
+        self.conn.with_stack(|st, id| st.set_tos(id, tos))
+    }
+
+    /// The connection's TOS byte.
+    pub fn tos(&self) -> io::Result<u32> {
+        self.conn.with_stack(|st, id| st.ttl_tos(id)).map(|(_, t)| u32::from(t))
+    }
+
     /// Send a RST and release the connection now (like SO_LINGER 0 then close).
     pub fn abort(self) {
         let conn = &self.conn;

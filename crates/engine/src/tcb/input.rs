@@ -680,6 +680,7 @@ impl Tcb {
         // The backed-off RTO stays until a valid RTT sample replaces it (RFC 6298 §5, Karn:
         // `RttEstimator::sample` clears the backoff); the R2 counter restarts.
         self.retries = 0;
+        self.mtu_probe_acked(cx.counters); // RFC 4821 §7.6.1 (pmtu.rs)
 
         self.limited_transmit = 0;
         // Congestion control (RFC 5681 §3, RFC 6582 §3.2).

@@ -79,6 +79,7 @@ mod input;
 mod loss;
 mod memory;
 mod output;
+pub(crate) mod pmtu;
 pub mod prr;
 mod quickack;
 pub mod reassembly;
@@ -304,6 +305,8 @@ pub struct Tcb {
     pub(crate) oow_limit: challenge::ChallengeLimit,
     /// Largest in-order segment received: the "full size" of RFC 5681 §4.2 (issue 9).
     pub(crate) rcv_seg_max: u32,
+    /// TTL, TOS, ICMP soft error and path MTU (issue 13, pmtu.rs).
+    pub(crate) path: pmtu::PathState,
 }
 
 impl Tcb {
@@ -392,6 +395,7 @@ impl Tcb {
             challenge_limit: challenge::ChallengeLimit::default(),
             oow_limit: challenge::ChallengeLimit::default(),
             rcv_seg_max: 0,
+            path: pmtu::PathState::new(cfg),
         }
     }
 
@@ -447,6 +451,11 @@ impl Tcb {
 
     /// Enter CLOSED with a reason the user will see (RFC 9293 §3.10.7.4 "connection reset").
     pub(crate) fn close_with(&mut self, cx: &mut Cx, reason: CloseReason) {
+        // RFC 1122 §4.2.3.9 / MUST-47: a timeout reports the last soft ICMP error (pmtu.rs).
+        let reason = match (reason, self.path.soft_error) {
+            (CloseReason::TimedOut, Some(soft)) => soft,
+            _ => reason,
+        };
         if self.error.is_none() && reason != CloseReason::Normal {
             self.error = Some(reason);
         }
@@ -479,7 +488,8 @@ impl Tcb {
     /// (RFC 9293 §3.7.1, MUST-16: Eff.snd.MSS = min(SendMSS+20, MMS_S) - TCPhdrsize - IPoptionsize).
     #[inline]
     pub(crate) fn eff_mss(&self, cfg: &Config) -> usize {
-        let mms = cfg.send_mss_cap_for(self.quad.local.ip()) as usize;
+        // RFC 1191 / RFC 4821: the path's MSS (pmtu.rs) bounds MMS_S too.
+        let mms = (cfg.send_mss_cap_for(self.quad.local.ip()) as usize).min(self.path_mss_cap());
         let mut mss = (self.snd_mss as usize).min(mms);
         if self.ts_ok {
             mss -= 12;

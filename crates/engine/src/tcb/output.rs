@@ -175,12 +175,13 @@ impl Tcb {
             },
             src: self.quad.local.ip(),
             dst: self.quad.remote.ip(),
-            ttl: cfg.ttl,
+            ttl: self.path.ttl,
             ip_id: self.next_ip_id(),
             // RFC 6437: one label per connection (crate::flow_label).
             flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &self.quad),
         };
         let n = emit_ip_tcp(buf, &h, cfg.option_layout, &[])?;
+        self.stamp_ip(cfg, &mut buf[..n]); // IP_TOS, DF (pmtu.rs)
         self.send_syn = false;
         self.rcv.wnd = wnd;
         if !active {
@@ -280,7 +281,9 @@ impl Tcb {
         // (RFC 6675 §5 (C), NextSeg rule 2); the peer's window still limits what is outstanding.
         let pipe = self.recovery_pipe(cx.cfg).unwrap_or(in_flight);
         let usable = (self.snd.wnd as usize).saturating_sub(in_flight).min(cwnd.saturating_sub(pipe));
-        let mut len = unsent.min(usable).min(mss);
+        // RFC 4821 §7.3: perhaps a larger probe segment (pmtu.rs).
+        let size = self.mtu_probe_size(cx.cfg, mss, unsent.min(usable));
+        let mut len = unsent.min(usable).min(size);
         let retransmission = self.snd.nxt.lt(self.snd_max);
         if retransmission && let Some(s) = self.scoreboard.next_sacked_after(self.snd.nxt) {
             len = len.min(s.since(self.snd.nxt) as usize);
@@ -455,7 +458,7 @@ impl Tcb {
         if plan.flags.ack() && !plan.flags.rst() {
             // MUST-16 (RFC 9293 §3.7.1): payload plus options stay within the send MSS, so
             // a full-sized segment carries only the SACK blocks that fit.
-            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap_for(self.quad.local.ip()) as usize);
+            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap_for(self.quad.local.ip()) as usize).min(self.path_mss_cap());
             let room = mss.saturating_sub(plan.len + if self.ts_ok { 12 } else { 0 });
             let fit = if room >= 12 { (room - 4) / 8 } else { 0 };
             let max = fit.min(if self.ts_ok { 3 } else { 4 });
@@ -479,13 +482,14 @@ impl Tcb {
             },
             src: self.quad.local.ip(),
             dst: self.quad.remote.ip(),
-            ttl: cfg.ttl,
+            ttl: self.path.ttl,
             ip_id: self.next_ip_id(),
             // RFC 6437: one label per connection (crate::flow_label).
             flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &self.quad),
         };
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
         let n = emit_ip_tcp(buf, &h, cfg.option_layout, &[a, b])?;
+        self.stamp_ip(cfg, &mut buf[..n]); // IP_TOS, DF (pmtu.rs)
         cx.counters.out_segs += 1;
         if plan.len > 0 && plan.seq.lt(self.snd_max) {
             // A retransmission: echoes of earlier TSvals are ambiguous from now on.

@@ -101,6 +101,8 @@ impl Tcb {
             self.close_with(cx, CloseReason::TimedOut);
             return;
         }
+        // RFC 4821 §7.7 black-hole detection (pmtu.rs, Config::mtu_probing).
+        self.black_hole_check(cx.cfg, cx.counters);
         // RFC 6298 §5.5: back off the timer.
         self.rtt.backoff();
         // Karn's algorithm: nothing in flight now may be timed.

@@ -224,7 +224,7 @@ pub enum DropReason {
     BadCookie,
 
     // ---- ICMP echo (issue 13; crates/engine/src/icmp.rs) ----
-    /// ICMP message other than an echo request (errors, replies, ...): not handled yet.
+    /// ICMP message neither an echo request nor an error TCP acts on (replies, timestamps, ...).
     IcmpNotEcho,
     /// ICMP checksum mismatch (RFC 792).
     IcmpBadChecksum,
@@ -247,11 +247,22 @@ pub enum DropReason {
     Ipv6AtomicFragment,
     /// A jumbogram (RFC 2675 Jumbo Payload option).
     Ipv6Jumbogram,
+    // ---- ICMP errors and PMTUD (issue 13; crates/engine/src/icmp_error.rs, tcb/pmtu.rs) ----
+    /// An ICMP error TCP does not act on: source quench (RFC 6633), redirect, unknown code.
+    IcmpIgnored,
+    /// An ICMP error quoting something other than a readable IPv4+TCP header.
+    IcmpNotTcp,
+    /// An ICMP error naming no connection of ours.
+    IcmpNoConnection,
+    /// An ICMP error whose quoted SEG.SEQ is outside SND.UNA..SND.NXT (RFC 5927 §4.1).
+    IcmpOutOfWindow,
+    /// A Fragmentation Needed that cannot lower the path MTU (PMTUD off, or not smaller).
+    IcmpPmtuIgnored,
 }
 
 impl DropReason {
     /// Every reason, in `index` order (for tables of drop counters).
-    pub const ALL: [DropReason; 46] = [
+    pub const ALL: [DropReason; 51] = [
         DropReason::Truncated,
         DropReason::Ipv6,
         DropReason::BadIpVersion,
@@ -303,6 +314,12 @@ impl DropReason {
         DropReason::Ipv6RoutingType0,
         DropReason::Ipv6AtomicFragment,
         DropReason::Ipv6Jumbogram,
+        // ICMP errors and PMTUD
+        DropReason::IcmpIgnored,
+        DropReason::IcmpNotTcp,
+        DropReason::IcmpNoConnection,
+        DropReason::IcmpOutOfWindow,
+        DropReason::IcmpPmtuIgnored,
     ];
     /// Position of this reason in [`DropReason::ALL`] and in the drop counter table.
     pub fn index(self) -> usize {
@@ -358,6 +375,11 @@ impl DropReason {
             DropReason::Ipv6RoutingType0 => "Ipv6RoutingType0",
             DropReason::Ipv6AtomicFragment => "Ipv6AtomicFragment",
             DropReason::Ipv6Jumbogram => "Ipv6Jumbogram",
+            DropReason::IcmpIgnored => "IcmpIgnored",
+            DropReason::IcmpNotTcp => "IcmpNotTcp",
+            DropReason::IcmpNoConnection => "IcmpNoConnection",
+            DropReason::IcmpOutOfWindow => "IcmpOutOfWindow",
+            DropReason::IcmpPmtuIgnored => "IcmpPmtuIgnored",
         }
     }
 }

@@ -49,6 +49,8 @@ pub enum Action {
     Code(String),
     /// Something the runner cannot execute; the string names the feature.
     Unsupported(String),
+    /// An inbound ICMP error quoting one of our segments (issue 13; script/icmp.rs).
+    Icmp(super::icmp::IcmpLine),
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -85,6 +87,9 @@ pub struct Packet {
     pub urg: Option<u16>,
     /// `None` for `<...>` (any options); otherwise the options in order (possibly empty).
     pub options: Option<Vec<TcpOpt>>,
+    /// `start:end(len)!`: the sequence number is absolute, not relative to our ISN (the
+    /// RST answering a SYN, <SEQ=0><ACK=SEG.SEQ+1>, in the tcp-testsuite's scripts).
+    pub absolute_seq: bool,
 }
 
 /// One TCP option as written in a script.

@@ -165,8 +165,18 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
         }
         ("tcp_frto", Some(0)) => Applied("no F-RTO (the engine has none)".into()),
         ("tcp_frto", _) => unsupported("F-RTO (RFC 5682) is not in the engine"),
-        ("tcp_mtu_probing", Some(0)) => Applied("no PLPMTUD (the engine does not probe)".into()),
-        ("tcp_mtu_probing", _) => unsupported("packetization-layer path MTU discovery is not in the engine"),
+        // PMTUD (issue 13; engine tcb/pmtu.rs): black-hole fallback to tcp_base_mss and the
+        // RFC 4821 upward search; Linux's re-probe every tcp_probe_interval is not there.
+        ("tcp_mtu_probing", Some(v @ (0..=2))) => {
+            cfg.mtu_probing = v as u8;
+            Applied(format!("mtu_probing = {v}"))
+        }
+        ("tcp_mtu_probing", _) => unsupported("tcp_mtu_probing above 2"),
+        ("tcp_base_mss", Some(v @ 48..=65495)) => {
+            cfg.base_mss = v as u16;
+            Applied(format!("base_mss = {v}"))
+        }
+        ("tcp_base_mss", _) => unsupported("tcp_base_mss outside 48..=65495"),
         // The engine emits MSS-sized segments only (no TSO/GSO); Linux's defaults (2 and 3)
         // only size TSO bursts, which the runner sees as MSS-sized segments anyway.
         ("tcp_min_tso_segs", Some(2)) | ("tcp_tso_win_divisor", Some(3)) => {
@@ -230,7 +240,10 @@ mod tests {
             ("net.ipv4.tcp_early_retrans", "4", true),
             ("net.ipv4.tcp_early_retrans", "2", false),
             ("net.ipv4.tcp_mtu_probing", "0", true),
-            ("net.ipv4.tcp_mtu_probing", "1", false),
+            ("net.ipv4.tcp_mtu_probing", "1", true),
+            ("net.ipv4.tcp_mtu_probing", "2", true),
+            ("net.ipv4.tcp_mtu_probing", "3", false),
+            ("net.ipv4.tcp_base_mss", "1024", true),
             ("net.ipv4.tcp_min_tso_segs", "2", true),
             ("net.ipv4.tcp_min_tso_segs", "10", false),
             ("net.ipv4.tcp_slow_start_after_idle", "0", true),

@@ -12,6 +12,7 @@
 //! (naming the feature). Nothing unsupported is ever skipped silently.
 
 pub mod ast;
+pub mod icmp;
 pub mod linux;
 mod nstat;
 pub mod packet;

@@ -158,7 +158,7 @@ pub fn options_to_string(opts: &[u8]) -> String {
 }
 
 /// RFC 1071 Internet checksum over `data`, starting from `sum`.
-fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
+pub(super) fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
     let mut chunks = data.chunks_exact(2);
     for c in &mut chunks {
         sum += u16::from_be_bytes([c[0], c[1]]) as u32;
@@ -169,7 +169,7 @@ fn checksum_add(mut sum: u32, data: &[u8]) -> u32 {
     sum
 }
 
-fn checksum_fold(mut sum: u32) -> u16 {
+pub(super) fn checksum_fold(mut sum: u32) -> u16 {
     while sum > 0xffff {
         sum = (sum & 0xffff) + (sum >> 16);
     }

@@ -503,6 +503,14 @@ impl<'a> Parser<'a> {
             if let Some(word) = self.ident() {
                 let rest = self.rest_of_line();
                 if word.eq_ignore_ascii_case("icmp") {
+                    // Inbound ICMPv4 errors run (script/icmp.rs); outbound ones, and IP
+                    // attributes on them, are not modelled.
+                    if direction == Direction::Inbound && ip == IpAttrs::default() {
+                        return Ok(match super::icmp::parse(&rest) {
+                            Ok(l) => Action::Icmp(l),
+                            Err(why) => Action::Unsupported(format!("ICMP (icmp {rest}): {why}")),
+                        });
+                    }
                     return Ok(Action::Unsupported(format!("ICMP (icmp {rest})")));
                 }
                 return Ok(Action::Unsupported(format!("non-TCP packet `{word}` ({rest})")));
@@ -532,6 +540,7 @@ impl<'a> Parser<'a> {
             }
             seq = Some(s);
         }
+        let absolute_seq = direction == Direction::Outbound && seq.is_some() && self.eat(b'!');
         let mut pkt = Packet {
             direction,
             ip,
@@ -542,6 +551,7 @@ impl<'a> Parser<'a> {
             win: None,
             urg: None,
             options: Some(Vec::new()),
+            absolute_seq,
         };
         loop {
             self.skip_ws(false)?;
@@ -933,11 +943,15 @@ mod tests {
     }
 
     #[test]
-    fn icmp_lines_are_unsupported_icmp() {
+    fn icmp_lines_parse_or_are_unsupported_icmp() {
+        let e = one("+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]");
+        assert!(matches!(e.action, Action::Icmp(ref l) if l.mtu == Some(1200) && l.seq == 1 && l.len == 1460));
+        let e = one("+0 <icmp unreachable port_unreachable [0:0(0)]");
+        assert!(matches!(e.action, Action::Icmp(ref l) if (l.ty, l.code) == (3, 3)));
         for line in [
-            "+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]",
-            "+0 <icmp unreachable port_unreachable [0:0(0)]",
             "+0 < [1:1461(1460)] icmp unreachable",
+            "+0 > icmp unreachable port_unreachable [0:0(0)]",
+            "+0 < icmp unreachable nonsense [0:0(0)]",
         ] {
             let e = one(line);
             assert!(

@@ -104,6 +104,10 @@ impl Profile {
         // stack has no tail loss probe (that is the RACK stack's).
         config.congestion_control = utcp::engine::config::CongestionAlgorithm::NewReno;
         config.tail_loss_probe = false;
+        // ICMP errors (issue 13): tcp_ctlinput treats TTL exceeded as hard in SYN-SENT and
+        // tcp_drop_syn_sent reports ECONNREFUSED for unreachable/prohibited.
+        config.icmp_time_exceeded_hard = true;
+        config.icmp_hard_refused = true;
         Profile {
             name: "freebsd",
             config,
@@ -238,6 +242,11 @@ pub fn apply_sysctl(cfg: &mut Config, name: &str, value: &str) -> SysctlEffect {
         "net.inet.tcp.rexmit_slop" => {
             cfg.rto_slop = Duration::from_millis(v);
             Applied(format!("rto_slop = {v} ms"))
+        }
+        // ICMP errors (issue 13): hard errors may abort a connection being opened.
+        "net.inet.tcp.icmp_may_rst" => {
+            cfg.icmp_may_rst = v != 0;
+            Applied(format!("icmp_may_rst = {}", v != 0))
         }
         "net.inet.tcp.drop_synfin" => {
             cfg.drop_synfin = v != 0;

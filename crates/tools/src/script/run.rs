@@ -343,6 +343,7 @@ impl<'a> Runner<'a> {
                             self.command(ev.line, cmd, stack_used_after(events, i))?;
                         }
                         Action::Code(code) => self.code(ev.line, code)?,
+                        Action::Icmp(i) => self.inject_icmp(ev.line, i)?,
                         Action::Unsupported(_) => {}
                     }
                 }
@@ -380,6 +381,24 @@ impl<'a> Runner<'a> {
     }
 
     // ------------------------------------------------------------------ packets
+
+    /// An inbound ICMP error (script/icmp.rs): its quoted sequence number is ours, mapped
+    /// from script space like an outbound segment's.
+    fn inject_icmp(&mut self, line: usize, i: &super::icmp::IcmpLine) -> Res<()> {
+        let (local, remote) = self.tuple.unwrap_or((
+            SocketAddr::new(self.local_ip, self.bind_port),
+            SocketAddr::new(self.remote_ip, self.remote_port),
+        ));
+        let (SocketAddr::V4(local), SocketAddr::V4(remote)) = (local, remote) else {
+            return unsupported(line, "ICMPv6 error lines");
+        };
+        let live = i.seq.wrapping_add(self.map.local_offset());
+        let bytes = super::icmp::build(i, local, remote, live);
+        self.log(format!("< icmp type {} code {} [{}({})]", i.ty, i.code, i.seq, i.len));
+        let now = self.instant();
+        self.stack().handle_packet(now, &bytes);
+        self.collect()
+    }
 
     fn inject(&mut self, p: &Packet) -> Res<()> {
         let Some(seq) = p.seq else {
@@ -580,10 +599,11 @@ impl<'a> Runner<'a> {
                 packet::flags_to_string(a.flags)
             ));
         }
+        let seq = if p.absolute_seq { live.seq } else { a.seq };
         if let Some(s) = p.seq
-            && a.seq != s
+            && seq != s
         {
-            return Err(format!("sequence number: expected {s} but got {}", a.seq));
+            return Err(format!("sequence number: expected {s} but got {seq}"));
         }
         if a.payload.len() != p.len as usize {
             return Err(format!("payload length: expected {} but got {}", p.len, a.payload.len()));
@@ -930,7 +950,8 @@ fn sockstat_name(s: State) -> &'static str {
 /// without an engine knob only matters if something still uses the stack.
 fn stack_used_after(events: &[Event], i: usize) -> bool {
     events.get(i + 1..).unwrap_or_default().iter().any(|e| {
-        matches!(&e.action, Action::Packet(_)) || matches!(&e.action, Action::Syscall(s) if s.name != "close")
+        matches!(&e.action, Action::Packet(_) | Action::Icmp(_))
+            || matches!(&e.action, Action::Syscall(s) if s.name != "close")
     })
 }
 
@@ -970,7 +991,7 @@ pub(super) fn prescan(script: &Script, profile: &Profile) -> Option<(usize, Stri
                 })
                 .map(|stmt| format!("Python code `{stmt}`")),
             Action::Command(cmd) => command_check(cmd, &mut cfg, rest_needs_stack),
-            Action::Packet(_) => None,
+            Action::Packet(_) | Action::Icmp(_) => None,
         };
         if let Some(w) = why {
             return Some((ev.line, w));

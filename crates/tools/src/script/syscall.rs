@@ -41,6 +41,8 @@ pub(super) struct Sock {
     pub dropped: bool,
     /// TCP_USER_TIMEOUT in milliseconds.
     pub user_timeout_ms: Option<u64>,
+    /// IP_TTL and IP_TOS (issue 13, RFC 9293 MUST-48).
+    pub ip_ttl_tos: (Option<u8>, Option<u8>),
 }
 
 impl Sock {
@@ -59,6 +61,7 @@ impl Sock {
             linger_zero: false,
             dropped: false,
             user_timeout_ms: None,
+            ip_ttl_tos: (None, None),
         }
     }
 
@@ -106,6 +109,8 @@ fn errno_of(kind: io::ErrorKind) -> &'static str {
         AddrInUse => "EADDRINUSE",
         AddrNotAvailable => "EADDRNOTAVAIL",
         InvalidInput => "EINVAL",
+        HostUnreachable => "EHOSTUNREACH",
+        NetworkUnreachable => "ENETUNREACH",
         _ => "EIO",
     }
 }
@@ -127,6 +132,8 @@ fn errno_number(name: &str, freebsd: bool) -> Option<i64> {
         "ENOTCONN" => (107, 57),
         "ETIMEDOUT" => (110, 60),
         "ECONNREFUSED" => (111, 61),
+        "EHOSTUNREACH" => (113, 65),
+        "ENETUNREACH" => (101, 51),
         _ => return None,
     };
     Some(if freebsd { bsd } else { linux })
@@ -159,7 +166,9 @@ pub(super) const SYSCALLS: [&str; 17] = [
     "getsockopt",
     "setsockopt",
 ];
-pub(super) const SOCKOPTS: [&str; 16] = [
+pub(super) const SOCKOPTS: [&str; 18] = [
+    "IP_TTL",
+    "IP_TOS",
     "TCP_MAXSEG",
     "TCP_USER_TIMEOUT",
     "IP_MTU_DISCOVER",
@@ -212,6 +221,30 @@ fn int_arg(sc: &Syscall, i: usize) -> Option<i64> {
         },
         _ => None,
     }
+}
+
+/// <netinet/ip.h> TOS constants: IPTOS_DSCP_CSn = n << 5, IPTOS_DSCP_AFxy = (8x + 2y) << 2,
+/// IPTOS_DSCP_EF, and the RFC 1349 bits.
+fn iptos_constant(name: &str) -> Option<i64> {
+    let n = name.strip_prefix("IPTOS_")?;
+    if let Some(cs) = n.strip_prefix("DSCP_CS") {
+        return cs.parse::<i64>().ok().filter(|c| (0..8).contains(c)).map(|c| c << 5);
+    }
+    if let Some(af) = n.strip_prefix("DSCP_AF") {
+        let d: Vec<i64> = af.chars().map(|c| c.to_digit(10).map(i64::from)).collect::<Option<_>>()?;
+        return match d.as_slice() {
+            [x @ 1..=4, y @ 1..=3] => Some((8 * x + 2 * y) << 2),
+            _ => None,
+        };
+    }
+    Some(match n {
+        "DSCP_EF" => 0xb8,
+        "LOWDELAY" => 0x10,
+        "THROUGHPUT" => 0x08,
+        "RELIABILITY" => 0x04,
+        "MINCOST" => 0x02,
+        _ => return None,
+    })
 }
 
 fn ident_arg(sc: &Syscall, i: usize) -> Option<&str> {
@@ -394,6 +427,10 @@ impl<'a> Runner<'a> {
                                 if s.rcvbuf.is_some() || s.sndbuf.is_some() {
                                     let _ = self.stack().set_listener_buffer_sizes(l, s.rcvbuf, s.sndbuf);
                                 }
+                                if s.ip_ttl_tos != (None, None) {
+                                    let (ttl, tos) = s.ip_ttl_tos;
+                                    let _ = self.stack().set_listener_ttl_tos(l, ttl, tos);
+                                }
                                 let sm = self.sock_mut(line, fd)?;
                                 sm.kind = SockKind::Listener(l);
                                 sm.bound = Some(addr);
@@ -428,6 +465,7 @@ impl<'a> Runner<'a> {
                         ns.keep_cnt = s.keep_cnt;
                         ns.linger_zero = s.linger_zero;
                         ns.user_timeout_ms = s.user_timeout_ms;
+                        ns.ip_ttl_tos = s.ip_ttl_tos;
                         self.fds.insert(newfd, ns);
                         self.apply_conn_opts(newfd)?;
                         self.under_test = Some(newfd);
@@ -641,6 +679,12 @@ impl<'a> Runner<'a> {
         if let Some(ms) = s.user_timeout_ms {
             let _ = stack.set_user_timeout(c, Some(Duration::from_millis(ms)));
         }
+        if let Some(ttl) = s.ip_ttl_tos.0 {
+            let _ = stack.set_ttl(c, ttl);
+        }
+        if let Some(tos) = s.ip_ttl_tos.1 {
+            let _ = stack.set_tos(c, tos);
+        }
         Ok(())
     }
 
@@ -697,6 +741,17 @@ impl<'a> Runner<'a> {
                 }
             }
             "SO_KEEPALIVE" => s.keepalive as i64,
+            "IP_TTL" | "IP_TOS" => {
+                let cfg = self.stack.as_ref().map(|st| st.config()).unwrap_or(&self.cfg);
+                let dflt = (cfg.ttl, cfg.tos);
+                let live = match (s.conn(), &self.stack) {
+                    (Some(c), Some(st)) => st.ttl_tos(c).ok(),
+                    _ => None,
+                };
+                let (ttl, tos) =
+                    live.unwrap_or((s.ip_ttl_tos.0.unwrap_or(dflt.0), s.ip_ttl_tos.1.unwrap_or(dflt.1)));
+                i64::from(if opt == "IP_TTL" { ttl } else { tos })
+            }
             "SO_REUSEADDR" | "SO_REUSEPORT" => 0,
             "TCP_NODELAY" => match (s.conn(), &self.stack) {
                 (Some(c), Some(st)) => st.nodelay(c).map(|b| b as i64).unwrap_or(0),
@@ -876,7 +931,58 @@ impl<'a> Runner<'a> {
                     }
                 }
             }
+            "IP_TTL" | "IP_TOS" => return self.set_ip_ttl_tos(line, sc, fd, &opt),
             other => return unsupported(line, format!("setsockopt({other})")),
+        }
+        Ok(Outcome::Done(Ok(0)))
+    }
+
+    /// setsockopt(IPPROTO_IP, IP_TTL / IP_TOS) (issue 13, RFC 9293 MUST-48): per
+    /// connection or listener. On a socket that is neither yet, the value waits for
+    /// connect/listen; when it is the script's only socket it also becomes the stack's
+    /// default (`Config::ttl` / `Config::tos`), so the RSTs the stack sends for its bound
+    /// port carry it as FreeBSD's tcp_dropwithreset does with the socket's inpcb.
+    fn set_ip_ttl_tos(&mut self, line: usize, sc: &Syscall, fd: i64, opt: &str) -> Res<Outcome> {
+        let v = match sc.args.get(3) {
+            Some(Expr::List(l)) if l.len() == 1 => match &l[0] {
+                Expr::Int(v) => Some(*v),
+                Expr::Ident(name) => iptos_constant(name),
+                _ => None,
+            },
+            _ => int_arg(sc, 3),
+        };
+        let Some(v) = v else {
+            return unsupported(line, format!("setsockopt({opt}) value {:?}", sc.args.get(3)));
+        };
+        let ttl = opt == "IP_TTL";
+        let range = if ttl { 1..=255 } else { 0..=255 };
+        if !range.contains(&v) {
+            return Ok(Outcome::Done(Err("EINVAL")));
+        }
+        let v = v as u8;
+        let s = self.sock(line, fd)?.clone();
+        {
+            let sm = self.sock_mut(line, fd)?;
+            if ttl { sm.ip_ttl_tos.0 = Some(v) } else { sm.ip_ttl_tos.1 = Some(v) }
+        }
+        let (t, o) = if ttl { (Some(v), None) } else { (None, Some(v)) };
+        match s.kind {
+            SockKind::Conn(c) if !s.dropped => {
+                let _ = if ttl { self.stack().set_ttl(c, v) } else { self.stack().set_tos(c, v) };
+            }
+            SockKind::Listener(l) => {
+                let _ = self.stack().set_listener_ttl_tos(l, t, o);
+            }
+            SockKind::Fresh if self.fds.len() == 1 => {
+                let mut cfg = self.stack.as_ref().map_or_else(|| self.cfg.clone(), |st| st.config().clone());
+                if ttl { cfg.ttl = v } else { cfg.tos = v }
+                match self.stack.as_mut() {
+                    Some(st) => *st.config_mut() = cfg,
+                    None => self.cfg = cfg,
+                }
+                self.note(format!("line {line}: {opt} on the only socket -> Config::{} = {v}", opt[3..].to_lowercase()));
+            }
+            _ => {}
         }
         Ok(Outcome::Done(Ok(0)))
     }
