@@ -90,6 +90,11 @@ impl Drop for Topology {
     fn drop(&mut self) {
         // Stop the server threads before the interface and namespaces go.
         self.server.take();
+        if let Some(i) = &self._iface
+            && std::env::var_os("UTCP_HTTP_STATS").is_some()
+        {
+            eprintln!("bench http: {} link stats: {:?}", self.name, i.link_stats());
+        }
     }
 }
 
@@ -323,7 +328,16 @@ fn sample(t: &Topology, mode: Mode, dur: Duration) -> io::Result<(f64, u64)> {
 /// Run both modes on both systems, interleaved, `rounds` times.
 pub fn run(quick: bool) -> io::Result<HttpBenchReport> {
     let (rounds, dur) = if quick { (1, Duration::from_millis(500)) } else { (3, Duration::from_secs(3)) };
-    let systems = [kernel()?, utcp()?];
+    // `UTCP_HTTP_SYSTEM=utcp` runs one system alone (for profiling).
+    let only = std::env::var("UTCP_HTTP_SYSTEM").ok();
+    let want = |n: &str| only.as_deref().is_none_or(|o| o == n);
+    let mut systems = Vec::new();
+    if want("kernel") {
+        systems.push(kernel()?);
+    }
+    if want("utcp") {
+        systems.push(utcp()?);
+    }
     let modes = [Mode::Close, Mode::KeepAlive];
     let mut samples = vec![Vec::new(); systems.len() * modes.len()];
     let mut errors = vec![0u64; samples.len()];
