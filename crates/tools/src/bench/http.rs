@@ -203,38 +203,38 @@ fn worker<S: Stream>(rx: &Mutex<mpsc::Receiver<S>>, stop: &AtomicBool) {
 
 /// Serve requests on one connection until the client closes, asks to close, or `stop`.
 pub fn serve_http<S: Read + Write>(s: &mut S, stop: &AtomicBool) -> io::Result<()> {
-    let body = [b'x'; BODY];
     let mut head = Vec::with_capacity(512);
     let mut buf = [0u8; 2048];
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
-        if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
-            return Ok(());
-        }
-        let n = match s.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => n,
-            Err(e) if harness::is_timeout(&e) => continue,
-            Err(e) => return Err(e),
-        };
-        head.extend_from_slice(&buf[..n]);
-        let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") else {
-            if head.len() > MAX_HEAD {
+        // Answer every complete request already read (pipelined ones too) before reading.
+        while let Some(end) = head.windows(4).position(|w| w == b"\r\n\r\n") {
+            let close = head[..end].windows(17).any(|w| w.eq_ignore_ascii_case(b"connection: close"));
+            respond(s, close)?;
+            head.drain(..end + 4);
+            if close {
                 return Ok(());
             }
-            continue;
-        };
-        let close = head[..end].windows(17).any(|w| w.eq_ignore_ascii_case(b"connection: close"));
-        let mut resp = Vec::with_capacity(128 + BODY);
-        let conn = if close { "close" } else { "keep-alive" };
-        write!(resp, "HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\nConnection: {conn}\r\n\r\n")?;
-        resp.extend_from_slice(&body);
-        s.write_all(&resp)?;
-        head.drain(..end + 4);
-        if close {
+        }
+        if head.len() > MAX_HEAD || stop.load(Ordering::Relaxed) || Instant::now() > deadline {
             return Ok(());
         }
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if harness::is_timeout(&e) => {}
+            Err(e) => return Err(e),
+        }
     }
+}
+
+/// Write one response with the 1 KiB body, in one write.
+fn respond<S: Write>(s: &mut S, close: bool) -> io::Result<()> {
+    let mut resp = Vec::with_capacity(128 + BODY);
+    let conn = if close { "close" } else { "keep-alive" };
+    write!(resp, "HTTP/1.1 200 OK\r\nContent-Length: {BODY}\r\nConnection: {conn}\r\n\r\n")?;
+    resp.resize(resp.len() + BODY, b'x');
+    s.write_all(&resp)
 }
 
 /// One client: requests for `dur`; returns (completed, failed).
