@@ -282,8 +282,6 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
     let o = Arc::new(o);
     rt.block_on(async {
         let listener = Arc::new(TcpListener::bind_any(&iface, filter)?);
-        // Read the TUN on this runtime: no driver-thread hop per packet (issue 11).
-        utcp::tokio::drive(&iface)?;
         listener.set_handshake_gate(true)?;
         let waiting: Waiting = Arc::default();
         tokio::spawn(accept_loop(listener.clone(), waiting.clone()));
