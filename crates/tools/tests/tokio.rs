@@ -93,6 +93,51 @@ fn echo_8mib_on_multi_thread_runtime() {
     echo_on(rt, "tk-mt");
 }
 
+/// `utcp::tokio::drive`: a task on the runtime reads the TUN (no driver-thread hop).
+/// 8 MiB echo byte-exact with the engine fed by that task, and, once the runtime is
+/// gone (its task dropped), a blocking echo on the same interface still works: the TUN
+/// went back to the driver.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn echo_8mib_with_the_tun_read_by_a_task_then_blocking_after_the_runtime_is_gone() {
+    assert_root("echo_8mib_with_the_tun_read_by_a_task_then_blocking_after_the_runtime_is_gone");
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (iface, ns) = setup("tk-drive");
+    let listener = utcp::tokio::TcpListener::bind(&iface, "0.0.0.0:7".parse().unwrap()).unwrap();
+    let data = pattern(8 << 20, 3);
+    let client = kernel_echo_client(&ns, 7, data.clone());
+    rt.block_on(async {
+        utcp::tokio::drive(&iface).expect("drive");
+        utcp::tokio::drive(&iface).expect("drive again is a no-op");
+        tokio::time::timeout(STEP, echo_once(&listener)).await.expect("echo in time")
+    });
+    let back = client.join().unwrap();
+    assert!(back == data, "echoed bytes differ ({} of {} bytes back)", back.len(), data.len());
+    let during = iface.link_stats();
+    assert!(during.async_bursts > 0, "the task fed the engine: {during:?}");
+    drop(listener);
+    drop(rt);
+    let after_rt = iface.link_stats().async_bursts;
+    let blocking = utcp::TcpListener::bind(&iface, "0.0.0.0:8").unwrap();
+    let small = pattern(64 << 10, 4);
+    let client = kernel_echo_client(&ns, 8, small.clone());
+    let (mut s, _) = blocking.accept_timeout(STEP).expect("blocking accept after the runtime is gone");
+    s.set_read_timeout(Some(STEP)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let n = s.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+        s.write_all(&buf[..n]).unwrap();
+    }
+    s.shutdown(Shutdown::Write).unwrap();
+    assert!(got == small && client.join().unwrap() == small, "blocking echo after the runtime is gone");
+    assert_eq!(iface.link_stats().async_bursts, after_rt, "no task reads any more");
+}
+
 /// Async connect to a kernel server; owned halves on two tasks; the kernel sees our FIN
 /// after the write half is dropped, and we see its FIN as EOF.
 #[test]

@@ -158,6 +158,11 @@ pub(crate) enum RxOwner {
     /// connection. The TUN stays disarmed in the driver's epoll, so the next blocking call
     /// takes over without a syscall; the driver takes it back `HANDBACK` after `since`.
     Parked { since: Instant },
+    /// A tokio task reads the TUN through the runtime's reactor (`utcp::tokio::drive`,
+    /// `pump.rs`): a packet wakes that task, which runs the engine and wakes the waiting
+    /// tasks on its own worker, with no hop through the driver thread. Blocking calls
+    /// follow (condvar) while it owns the TUN.
+    Async,
 }
 
 /// A reusable receive arena: packets back to back, with their (offset, length).
@@ -238,6 +243,8 @@ pub(crate) struct Inner {
     timer_at: Option<Instant>,
     /// Current interval of the driver's checks of a parked TUN.
     handback_check: Duration,
+    /// A tokio task (`pump.rs`) is alive and wants the TUN.
+    pub(crate) pump_running: bool,
     pub(crate) stats: LinkStats,
 }
 
@@ -250,6 +257,9 @@ pub(crate) struct Shared {
     timer: TimerFd,
     /// Wakes the leading application thread.
     pub(crate) kick: EventFd,
+    /// Rings the tokio task reading the TUN (`pump.rs`): the interface stops, or the TUN
+    /// was handed to it.
+    pub(crate) pump_bell: EventFd,
     /// The device, for readiness registrations (the driver thread holds another handle).
     pub(crate) tun_dev: Arc<Tun>,
     /// `CLOCK_MONOTONIC` nanoseconds at engine time zero.
@@ -281,10 +291,20 @@ impl Shared {
         self.lock().stop = true;
         self.waker.signal();
         self.kick.signal();
+        self.pump_bell.signal();
     }
 
     /// After the driver thread has exited: close the TUN and fail every blocked call.
     pub(crate) fn closed_after_stop(&self) {
+        // The async reader holds the TUN open: give it a moment to see the stop and exit,
+        // so the device is gone when `Interface::drop` returns (bounded: its runtime may
+        // be blocked or gone, in which case its task was dropped already).
+        for _ in 0..200 {
+            if !self.lock().pump_running {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
         let mut g = self.lock();
         g.tun = None;
         if g.down.is_none() {
@@ -398,7 +418,7 @@ impl Inner {
             && match self.rx {
                 RxOwner::Driver => !self.driver_reading,
                 RxOwner::Parked { .. } => true,
-                RxOwner::Leader => false,
+                RxOwner::Leader | RxOwner::Async => false,
             }
     }
 
@@ -428,6 +448,18 @@ impl Inner {
     pub(crate) fn park(&mut self, shared: &Shared, now: Instant) {
         self.rx = RxOwner::Parked { since: now };
         self.arm_earlier(shared, now + self.handback_check);
+    }
+
+    /// If a tokio task wants the TUN (`pump.rs`) and the driver holds it, hand it over
+    /// and ring the task, so ownership settles with the task. Returns whether it did.
+    pub(crate) fn hand_to_pump(&mut self, shared: &Shared) -> bool {
+        if !self.pump_running || self.stop || self.driver_reading || self.rx != RxOwner::Driver {
+            return false;
+        }
+        shared.arm_tun(false);
+        self.rx = RxOwner::Async;
+        shared.pump_bell.signal();
+        true
     }
 
     /// Make the timerfd fire no later than `t`.
@@ -616,7 +648,7 @@ impl Inner {
             RxOwner::Parked { .. } | RxOwner::Leader => {
                 self.handback_check = (self.handback_check * 2).min(HANDBACK_CHECK_MAX);
             }
-            RxOwner::Driver => {}
+            RxOwner::Driver | RxOwner::Async => {}
         }
         let mut want = self.stack.poll_timeout();
         if want.is_some_and(|t| t <= now) {
@@ -726,6 +758,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     let epoll = Epoll::new().map_err(|e| ctx("epoll_create", e))?;
     let waker = EventFd::new().map_err(|e| ctx("eventfd", e))?;
     let kick = EventFd::new().map_err(|e| ctx("eventfd", e))?;
+    let pump_bell = EventFd::new().map_err(|e| ctx("eventfd", e))?;
     let timer = TimerFd::new().map_err(|e| ctx("timerfd_create", e))?;
     epoll.add(&*tun, TUN_TOKEN).map_err(|e| ctx("epoll_ctl TUN", e))?;
     epoll.add(&waker, WAKE_TOKEN).map_err(|e| ctx("epoll_ctl eventfd", e))?;
@@ -768,6 +801,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         woke_other_conn: false,
         timer_at: None,
         handback_check: HANDBACK,
+        pump_running: false,
         stats: LinkStats::default(),
     };
     let shared = Arc::new(Shared {
@@ -776,6 +810,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         waker,
         timer,
         kick,
+        pump_bell,
         tun_dev: tun.clone(),
         epoch_ns: mono_ns(),
         addr: config.addr,
@@ -824,6 +859,9 @@ fn drive(shared: &Shared, tun: &Tun) -> io::Result<()> {
             if g.stop {
                 return Ok(());
             }
+            if tun_ready && g.hand_to_pump(shared) {
+                tun_ready = false;
+            }
             let read = tun_ready && g.rx == RxOwner::Driver && !g.driver_reading;
             g.driver_reading |= read;
             read
@@ -859,6 +897,7 @@ fn rx_burst(shared: &Shared, tun: &Tun, rx: &mut RxBuf) -> io::Result<()> {
         }
         if done {
             g.driver_reading = false;
+            g.hand_to_pump(shared);
             return err.map_or(Ok(()), Err);
         }
     }

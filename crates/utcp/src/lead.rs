@@ -174,6 +174,10 @@ impl Shared {
         if g.stop || g.tun.is_none() {
             // The driver is on its way out; nothing to hand back.
             g.rx = RxOwner::Driver;
+        } else if g.pump_running {
+            // A tokio task reads the TUN (`pump.rs`): it gets it back.
+            g.rx = RxOwner::Driver;
+            g.hand_to_pump(self);
         } else if g.conn_followers > 0 || g.async_wakers > 0 || to_driver {
             // Others wait on connections: the driver reads for them from now on.
             self.arm_tun(true);

@@ -37,6 +37,8 @@ pub mod device;
 mod driver;
 mod impair;
 mod lead;
+#[cfg(feature = "tokio")]
+mod pump;
 mod pcap;
 mod socket;
 mod sys;
@@ -152,6 +154,11 @@ pub struct LinkStats {
     pub handbacks: u64,
     /// Bursts read from a parked TUN by a socket call that did not block.
     pub pumps: u64,
+    // --- async receive (`utcp::tokio::drive`, issue 11) ---
+    /// Times the tokio task that reads the TUN woke up on its readiness.
+    pub async_wakeups: u64,
+    /// Bursts the tokio task read from the TUN and fed to the engine.
+    pub async_bursts: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.

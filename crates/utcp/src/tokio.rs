@@ -41,6 +41,19 @@ use std::pin::Pin;
 use std::sync::{Arc, MutexGuard};
 use std::task::{Context, Poll};
 
+/// Let a task on the current tokio runtime read `iface`'s TUN (through the runtime's
+/// reactor) and run the engine, instead of the interface's driver thread: a packet for
+/// a stream then wakes one worker, which processes it and runs the stream's task next,
+/// with no hand-off between threads (issue 11; `pump.rs`). Idempotent; the driver
+/// thread keeps the timers and takes the TUN back when the task ends (stop, or the
+/// runtime shuts down). Blocking sockets on the same interface keep working (they
+/// follow). Call it inside a runtime with IO enabled (`enable_io`/`enable_all`; tokio
+/// panics otherwise); on a current-thread runtime, never block its thread in a
+/// blocking utcp call while the task owns the TUN.
+pub fn drive(iface: &Interface) -> io::Result<()> {
+    crate::pump::spawn(&iface.shared)
+}
+
 /// Which readiness a task waits for.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 enum Dir {

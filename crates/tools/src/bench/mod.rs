@@ -17,6 +17,7 @@ pub mod alloc;
 pub mod engine;
 pub mod forward;
 pub mod harness;
+pub mod http;
 pub mod kernel;
 pub mod lossy;
 pub mod report;
@@ -36,7 +37,7 @@ pub use harness::{Sample, Workload};
 pub type StandaloneRun = fn(bool, bool) -> io::Result<String>;
 
 /// Workloads with their own topology and systems, run alone by name (`utcp bench --only NAME`).
-pub const STANDALONE: &[(&str, StandaloneRun)] = &[("forward", forward::cli)];
+pub const STANDALONE: &[(&str, StandaloneRun)] = &[("forward", forward::cli), ("http", http::cli)];
 pub use report::Report;
 
 /// The systems under test, in the order they are interleaved.

@@ -133,6 +133,8 @@ async fn serve_utcp(
 ) -> io::Result<()> {
     let filter = utcp::engine::AnyIpFilter::all().prefix(IpAddr::V4(CLIENT_NET), 24);
     let listener = utcp::tokio::TcpListener::bind_any(&iface, filter)?;
+    // The TUN is read by a task on this runtime, like the other two stacks (issue 11).
+    utcp::tokio::drive(&iface)?;
     let _ = ready.send(Ok(()));
     loop {
         let (s, _peer) = listener.accept().await?;
