@@ -32,6 +32,10 @@ mod user_calls;
 #[path = "icmp_echo.rs"]
 mod icmp_echo;
 
+// TUN offload (issue 12): super-segments out, device-verified checksums in (gso.rs).
+#[path = "gso.rs"]
+pub(crate) mod gso;
+
 /// Most stateless RSTs queued between two drains of `poll_transmit`.
 const MAX_REPLIES: usize = 1024;
 
@@ -120,6 +124,8 @@ pub struct Stack {
     last_tx_reason: crate::TxReason,
     // --- ICMP echo (issue 13): replies to pings for our addresses (crate::icmp)
     echo: crate::icmp::EchoServer,
+    // --- TUN offload (issue 12): a packet poll_transmit_gso could not glue (gso.rs)
+    gso_stash: gso::GsoStash,
 }
 
 /// How often rings idle since the last sweep are released (and, under pressure,
@@ -163,6 +169,7 @@ impl Stack {
             frags: Reassembler::default(),
             cookie_synacks: VecDeque::new(),
             echo: Default::default(),
+            gso_stash: Default::default(),
         }
     }
 
@@ -789,6 +796,9 @@ impl Stack {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if buf.len() < self.min_transmit_buffer() {
             return None;
+        }
+        if let Some(n) = self.take_gso_stash(buf) {
+            return Some(n); // TUN offload (issue 12): held back by poll_transmit_gso
         }
         if let Some(r) = self.replies.pop_front() {
             self.last_tx_reason = r.why;

@@ -11,7 +11,7 @@ pub mod options;
 pub mod packet;
 
 pub use options::{OptionLayout, SackBlocks, TcpOptions};
-pub use packet::{TcpHeaderOut, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp};
+pub use packet::{TcpHeaderOut, TcpSegment, emit_ipv4_tcp, parse_ipv4_tcp, parse_ipv4_tcp_checksum_ok};
 
 use core::fmt;
 
