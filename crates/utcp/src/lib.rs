@@ -80,6 +80,12 @@ pub struct InterfaceConfig {
     pub tap: Option<Box<dyn Tap>>,
     /// A TUN descriptor to adopt instead of creating one (see [`Interface::from_fd`]).
     pub tun_fd: Option<std::os::fd::OwnedFd>,
+    /// TUN offload (issue 12, default on): open the TUN with `IFF_VNET_HDR`, checksum
+    /// offload and TSO, take GRO super-segments whole and send super-segments
+    /// (`Stack::poll_transmit_gso`). Falls back to a plain TUN when the kernel refuses;
+    /// off with an `impairment` (which works per packet) or an adopted `tun_fd`.
+    /// [`LinkStats::offload`] says what is in force.
+    pub offload: bool,
 }
 
 impl InterfaceConfig {
@@ -97,6 +103,7 @@ impl InterfaceConfig {
             impairment: None,
             tap: None,
             tun_fd: None,
+            offload: true,
         }
     }
 }
@@ -136,6 +143,15 @@ pub struct LinkStats {
     pub handbacks: u64,
     /// Bursts read from a parked TUN by a socket call that did not block.
     pub pumps: u64,
+    // --- TUN offload (issue 12)
+    /// Whether the TUN runs with offload (`virtio_net_hdr`, checksum offload, TSO/GRO).
+    pub offload: bool,
+    /// GSO super-segments read from the TUN (each one packet in `rx_packets`).
+    pub rx_super_segments: u64,
+    /// Super-segments written to the TUN for the kernel to cut (each one packet in `tx_packets`).
+    pub tx_super_segments: u64,
+    /// TCP segments those written super-segments stand for.
+    pub tx_super_segment_segs: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.

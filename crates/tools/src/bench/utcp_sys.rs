@@ -26,11 +26,13 @@ pub struct UtcpSystem {
 }
 
 impl UtcpSystem {
-    pub fn start() -> io::Result<UtcpSystem> {
+    /// `offload`: TUN offload (issue 12), off for `utcp bench --no-offload`.
+    pub fn start(offload: bool) -> io::Result<UtcpSystem> {
         let ns = NetNs::create(&NetNs::unique_name("utcpb-ut"))?;
         let mut config = InterfaceConfig::new(TUN_NAME, STACK_IP, KERNEL_IP, 24);
         config.mtu = 1500;
         config.netns = Some(ns.name().to_string());
+        config.offload = offload;
         // If this fails, `ns` is dropped (and deleted) on the way out.
         let iface = Interface::new(config)?;
         let mut listeners = Vec::new();

@@ -69,6 +69,10 @@ pub struct NetArgs {
     /// capture beside it, FILE.pcap, unless --pcap names one)
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
+    /// Open the TUN without offload (no virtio-net header, checksum offload or TSO/GRO;
+    /// one packet per MSS), to compare
+    #[arg(long)]
+    pub no_offload: bool,
 }
 
 impl NetArgs {
@@ -114,6 +118,7 @@ impl NetArgs {
         cfg.engine = engine;
         cfg.netns = Some(self.netns.clone());
         cfg.pcap = self.capture();
+        cfg.offload = !self.no_offload;
         let iface = Interface::new(cfg).map_err(|e| format!("interface {}: {e}", self.tun))?;
         Ok((ns, iface))
     }
