@@ -109,7 +109,7 @@ fn head_len(p: &[u8]) -> Option<usize> {
     let hdr = IP_HDR + ((p[IP_HDR + 12] >> 4) as usize) * 4;
     let flags = TcpFlags(p[IP_HDR + 13]);
     let plain = flags.ack() && !flags.syn() && !flags.rst() && !flags.urg() && !flags.psh() && !flags.fin();
-    (plain && hdr < p.len()).then_some(hdr)
+    (plain && hdr >= IP_HDR + 20 && hdr < p.len()).then_some(hdr)
 }
 
 /// Does `next` continue the super-segment `head` (of `segs` pieces of `size` octets, all

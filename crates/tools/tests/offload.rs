@@ -222,3 +222,54 @@ fn offload_pcap_opens_in_tshark_with_super_segments() {
     assert!(big(&KERNEL.to_string()) > 0, "kernel super-segments in the capture");
     assert!(big(&STACK.to_string()) > 0, "utcp super-segments in the capture");
 }
+
+/// RFC 5681 §4.2 (SHLD-19), as Linux applies it with GRO: a bulk upload from the kernel
+/// arrives as super-segments, and utcp acknowledges at least every second one of them
+/// (each carries far more than two full-sized segments). Counted in the capture.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn offload_bulk_upload_acks_at_least_every_second_super_segment() {
+    assert_root("offload_bulk_upload_acks_at_least_every_second_super_segment");
+    let path = std::env::temp_dir().join(format!("utcp-offload-ack-{}.pcap", std::process::id()));
+    let p = path.clone();
+    let e = env("offa", move |c| c.pcap = Some(p));
+    let len = 16 * MIB;
+    let l = TcpListener::bind(&e.iface, (STACK, 5010)).unwrap();
+    let client = e.kernel(move || -> io::Result<[u8; 32]> {
+        let s =
+            std::net::TcpStream::connect_timeout(&SocketAddr::from((STACK, 5010)), Duration::from_secs(10))?;
+        s.set_write_timeout(Some(STEP))?;
+        let h = send_stream(&s, 55, len)?;
+        s.shutdown(Shutdown::Write)?;
+        Ok(h)
+    });
+    let (s, _) = l.accept().unwrap();
+    s.set_read_timeout(Some(STEP)).unwrap();
+    assert_eq!(recv_stream(&s).unwrap(), (len, expected(55, len)));
+    assert_eq!(client.join().unwrap().unwrap(), expected(55, len));
+    let link = e.iface.link_stats();
+    drop(s);
+    drop(l);
+    drop(e);
+    let cap = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    // (from the kernel, TCP payload, flags) per record.
+    let mut pkts = Vec::new();
+    let mut at = 24;
+    while at + 16 <= cap.len() {
+        let incl = u32::from_le_bytes(cap[at + 8..at + 12].try_into().unwrap()) as usize;
+        let p = &cap[at + 16..(at + 16 + incl).min(cap.len())];
+        at += 16 + incl;
+        if p.len() < 40 || p[0] != 0x45 || p[9] != 6 {
+            continue;
+        }
+        let total = u16::from_be_bytes([p[2], p[3]]) as usize;
+        let payload = total.saturating_sub(20 + (p[32] >> 4) as usize * 4);
+        pkts.push((p[12..16] == KERNEL.octets(), payload, p[33]));
+    }
+    let supers = pkts.iter().filter(|p| p.0 && p.1 > 1460).count();
+    let acks = pkts.iter().filter(|p| !p.0 && p.1 == 0 && p.2 & 0x17 == 0x10).count();
+    eprintln!("bulk upload with offload: {supers} super-segments, {acks} pure ACKs; {link:?}");
+    assert!(link.rx_super_segments > 0 && supers > 0, "super-segments in the capture");
+    assert!(2 * acks >= supers, "{acks} ACKs for {supers} super-segments: fewer than one per two");
+}
