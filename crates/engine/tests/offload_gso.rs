@@ -72,6 +72,8 @@ struct Twin {
     received: Vec<u8>,
     supers: usize,
     max_pieces: usize,
+    /// End of the highest sequence number sent so far (SND.MAX as seen on the wire).
+    snd_max: Option<u32>,
 }
 
 fn sender_config() -> Config {
@@ -94,8 +96,18 @@ impl Twin {
         let l = peer.listen(SocketAddr::new(B, 80), 4).unwrap();
         let (la, rb) = (SocketAddr::new(A, 40000), SocketAddr::new(B, 80));
         let c = (gso.connect(now, la, rb).unwrap(), plain.connect(now, la, rb).unwrap());
-        let mut t =
-            Twin { gso, plain, peer, now, c, s: None, received: Vec::new(), supers: 0, max_pieces: 0 };
+        let mut t = Twin {
+            gso,
+            plain,
+            peer,
+            now,
+            c,
+            s: None,
+            received: Vec::new(),
+            supers: 0,
+            max_pieces: 0,
+            snd_max: None,
+        };
         t.pump(64);
         let (s, _) = t.peer.accept(l).expect("handshake");
         t.s = Some(s);
@@ -114,8 +126,17 @@ impl Twin {
                 if t.segments > 1 {
                     self.supers += 1;
                     self.max_pieces = self.max_pieces.max(t.segments);
+                    // Only new data is glued: a retransmission is always a normal segment.
+                    let seq = u32::from_be_bytes(buf[24..28].try_into().unwrap());
+                    assert_eq!(Some(seq), self.snd_max, "a super-segment starts at SND.MAX");
                 }
                 for piece in tso_split(&buf[..t.len], t) {
+                    let seq = u32::from_be_bytes(piece[24..28].try_into().unwrap());
+                    let doff = (piece[32] >> 4) as u32 * 4;
+                    let end = seq.wrapping_add(piece.len() as u32 - 20 - doff);
+                    if self.snd_max.is_none_or(|m| (end.wrapping_sub(m) as i32) > 0) {
+                        self.snd_max = Some(end);
+                    }
                     let n = self.plain.poll_transmit(self.now, &mut twin).expect("the twin sends it too");
                     assert_eq!(piece, &twin[..n], "piece of a super-segment differs from the plain segment");
                     self.peer.handle_packet(self.now, &piece);
@@ -210,6 +231,8 @@ fn lost_segment_is_retransmitted_as_a_normal_segment() {
             t.peer.handle_packet(t.now, &piece);
         }
     }
+    let seq0 = u32::from_be_bytes(buf[24..28].try_into().unwrap());
+    t.snd_max = Some(seq0.wrapping_add((tx.len - tx.header_len) as u32));
     // The rest (through recovery or the RTO) must still be per-segment identical.
     for _ in 0..400 {
         t.pump(64);
@@ -319,4 +342,54 @@ fn checksum_ok_entry_skips_only_the_tcp_checksum() {
     h.stack.handle_packet_checksum_ok(now, &p);
     h.expect(ACK, h.our(0), h.peer(big.len() as u32));
     assert_eq!(h.read_all(), big);
+}
+
+/// The reassembly path takes a super-segment too: one arriving out of order (past a hole)
+/// is held whole and delivered once the hole is filled (RFC 9293 §3.10.7.4). Exact ACKs.
+#[test]
+fn out_of_order_segment_longer_than_mss_is_held_and_delivered() {
+    let mut h = H::new(base_config());
+    h.establish_passive(TcpOptions { mss: Some(1460), ..TcpOptions::default() });
+    let data = payload(1460 + 20 * 1460);
+    let (first, rest) = data.split_at(1460);
+    h.send(Seg::new(ACK, h.peer(1460), h.our(0)).data(rest));
+    // Out of order: a duplicate ACK for the hole at once (RFC 5681 §4.2).
+    h.expect(ACK, h.our(0), h.peer(0));
+    h.expect_nothing();
+    assert!(h.read_all().is_empty());
+    h.send(Seg::new(ACK, h.peer(0), h.our(0)).data(first));
+    h.expect(ACK, h.our(0), h.peer(data.len() as u32));
+    h.expect_nothing();
+    assert_eq!(h.read_all(), data);
+}
+
+/// After a timeout the whole flight goes back N (RFC 6298 §5.4, RFC 5681 §3.1): those
+/// consecutive retransmissions stay normal segments (`Twin::pump` asserts every
+/// super-segment starts at SND.MAX), identical to the plain twin's.
+#[test]
+fn go_back_n_after_a_timeout_is_not_glued() {
+    let mut t = Twin::new();
+    let data = payload(60_000);
+    t.write(&data);
+    let mut buf = vec![0u8; 65536];
+    let mut twin = vec![0u8; 65536];
+    let tx = t.gso.poll_transmit_gso(t.now, &mut buf, 64).expect("data");
+    assert!(tx.segments > 2, "IW10 gives a super-segment: {tx:?}");
+    for piece in tso_split(&buf[..tx.len], tx) {
+        let n = t.plain.poll_transmit(t.now, &mut twin).unwrap();
+        assert_eq!(piece, &twin[..n]); // and the whole flight is lost
+    }
+    let seq0 = u32::from_be_bytes(buf[24..28].try_into().unwrap());
+    t.snd_max = Some(seq0.wrapping_add((tx.len - tx.header_len) as u32));
+    let rto = t.gso.counters().retrans_segs;
+    for _ in 0..2000 {
+        t.pump(64);
+        t.tick(Duration::from_millis(10));
+        if t.received.len() == data.len() {
+            break;
+        }
+    }
+    assert_eq!(t.received, data);
+    assert!(t.gso.counters().retrans_segs >= rto + 3, "went back N: {}", t.gso.counters().retrans_segs);
+    assert_eq!(t.gso.counters().retrans_segs, t.plain.counters().retrans_segs);
 }
