@@ -113,6 +113,8 @@ pub use error::{ConnectError, ListenError, RecvError, SendError};
 pub use explain::TxReason;
 pub use observe::CcPhase;
 pub use stack::Stack;
+// TUN offload (issue 12): what Stack::poll_transmit_gso writes.
+pub use stack::gso::{TCP_CSUM_OFFSET, Transmit};
 pub use tcb::State;
 
 use std::net::SocketAddr;

@@ -42,6 +42,9 @@ mod icmp6_stack;
 // ICMP errors, TOS/TTL (issue 13): the Stack's half of crate::icmp_error.
 #[path = "icmp_demux.rs"]
 mod icmp_demux;
+// TUN offload (issue 12): super-segments out, device-verified checksums in (gso.rs).
+#[path = "gso.rs"]
+pub(crate) mod gso;
 
 /// Most stateless RSTs queued between two drains of `poll_transmit`.
 const MAX_REPLIES: usize = 1024;
@@ -139,6 +142,8 @@ pub struct Stack {
     echo: crate::icmp::EchoServer,
     // --- IPv6 (issue 13): ICMPv6 echo replies (crate::icmp6)
     echo6: crate::icmp6::Echo6Server,
+    // --- TUN offload (issue 12): a packet poll_transmit_gso could not glue (gso.rs)
+    gso_stash: gso::GsoStash,
 }
 
 /// How often rings idle since the last sweep are released (and, under pressure,
@@ -185,6 +190,7 @@ impl Stack {
             syn_cache: syncache::SynCache::new(hasher),
             echo: Default::default(),
             echo6: Default::default(),
+            gso_stash: Default::default(),
         }
     }
 
@@ -831,6 +837,9 @@ impl Stack {
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if buf.len() < self.min_transmit_buffer() {
             return None;
+        }
+        if let Some(n) = self.take_gso_stash(buf) {
+            return Some(n); // TUN offload (issue 12): held back by poll_transmit_gso
         }
         if let Some(r) = self.replies.pop_front() {
             self.last_tx_reason = r.why;

@@ -69,16 +69,20 @@ fn deliver(b: &mut Stack, now: Instant, p: &[u8], fragment: bool, f: &mut [u8]) 
 
 /// The plain data path, then the same with every data segment cut into two IPv4
 /// fragments (reassembly reuses one buffer: nothing is allocated per fragment or
-/// datagram), then the zero-copy calls (`send_with`, `recv_with`). One test, so that no
+/// datagram), then the zero-copy calls (`send_with`, `recv_with`), then TUN offload's super-segments. One test, so that no
 /// other test's allocations are counted.
 #[test]
 fn steady_state_data_path_does_not_allocate() {
-    steady_state(false, false);
-    steady_state(true, false);
-    steady_state(false, true);
+    steady_state(false, false, false);
+    steady_state(true, false, false);
+    steady_state(false, true, false);
+    steady_state(false, false, true);
 }
 
-fn steady_state(fragment: bool, zero_copy: bool) {
+/// `zero_copy`: `send_with`/`recv_with`. `gso`: TUN offload (issue 12): the sender writes
+/// super-segments (`poll_transmit_gso`) and the receiver takes them whole
+/// (`handle_packet_checksum_ok`).
+fn steady_state(fragment: bool, zero_copy: bool, gso: bool) {
     let mut a = Stack::new(Config::default());
     a.add_local_addr(A);
     let mut b = Stack::new(Config::default().with_isn_secret(*b"no-alloc-test-k!"));
@@ -103,6 +107,10 @@ fn steady_state(fragment: bool, zero_copy: bool) {
         }
         for _ in 0..64 {
             let mut moved = false;
+            while gso && let Some(t) = a.poll_transmit_gso(now, &mut buf, 64) {
+                b.handle_packet_checksum_ok(now, &buf[..t.len]);
+                moved = true;
+            }
             while let Some(n) = a.poll_transmit(now, &mut buf) {
                 deliver(b, now, &buf[..n], fragment, &mut frag);
                 moved = true;
@@ -137,6 +145,7 @@ fn steady_state(fragment: bool, zero_copy: bool) {
     }
     let s = s.expect("accepted");
     let before_bytes = b.status(s).unwrap().rcv_nxt;
+    let before_pkts = b.counters().in_packets;
     let before = ALLOCS.load(Ordering::Relaxed);
     MEASURING.with(|m| m.set(true));
     for _ in 0..2000 {
@@ -150,5 +159,9 @@ fn steady_state(fragment: bool, zero_copy: bool) {
     assert_eq!(allocs, 0, "{allocs} allocations while moving {moved} bytes ({} segments)", moved / 1448);
     if fragment {
         assert!(b.counters().reasm_oks > 5000, "segments went through reassembly");
+    }
+    if gso {
+        let pkts = b.counters().in_packets - before_pkts;
+        assert!(pkts < moved / 1448 / 2, "super-segments carried the data ({pkts} packets in)");
     }
 }

@@ -107,6 +107,15 @@ fn every_subcommand_has_help_that_does_no_work() {
     }
 }
 
+/// TUN offload (issue 12): every command that opens a TUN can turn it off to compare.
+#[test]
+fn tun_commands_take_no_offload() {
+    for cmd in ["serve", "connect", "demo", "bench"] {
+        let o = utcp(&[cmd, "--help"]);
+        assert!(text(&o.stdout).contains("--no-offload"), "{cmd}: {}", text(&o.stdout));
+    }
+}
+
 #[track_caller]
 fn assert_usage_error(args: &[&str], needle: &str) {
     let o = utcp(args);

@@ -41,6 +41,9 @@ const RX_BATCH: usize = 128;
 /// Receive arena: a read needs `MAX_PACKET` free bytes, so this holds many MTU-sized
 /// packets (about 130 at MTU 1500) and at least one of 64 KiB.
 const RX_ARENA: usize = 256 * 1024;
+/// TUN offload (issue 12): most TCP segments glued into one super-segment (64 KiB / MSS
+/// is fewer; the engine also stops at 64 KiB).
+const GSO_MAX_SEGS: usize = 64;
 /// How long the TUN may stay parked with a leader that went back to its application
 /// before the driver takes it back.
 pub(crate) const HANDBACK: Duration = Duration::from_millis(1);
@@ -168,16 +171,20 @@ pub(crate) enum RxOwner {
 /// A reusable receive arena: packets back to back, with their (offset, length).
 pub(crate) struct RxBuf {
     arena: Box<[u8]>,
-    lens: Vec<(usize, usize)>,
+    /// (offset, length, the kernel vouches for the TCP checksum: TUN offload).
+    lens: Vec<(usize, usize, bool)>,
+    /// GSO super-segments among them (TUN offload).
+    gso: u64,
 }
 
 impl RxBuf {
     pub(crate) fn new() -> RxBuf {
-        RxBuf { arena: vec![0u8; RX_ARENA].into_boxed_slice(), lens: Vec::with_capacity(RX_BATCH) }
+        RxBuf { arena: vec![0u8; RX_ARENA].into_boxed_slice(), lens: Vec::with_capacity(RX_BATCH), gso: 0 }
     }
 
     pub(crate) fn clear(&mut self) {
         self.lens.clear();
+        self.gso = 0;
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -188,12 +195,13 @@ impl RxBuf {
     /// more (the batch filled up) and a fatal read error, if any; packets read before an
     /// error are kept.
     pub(crate) fn read_batch(&mut self, tun: &Tun) -> (bool, Option<io::Error>) {
-        self.lens.clear();
+        self.clear();
         let mut off = 0;
         while self.lens.len() < RX_BATCH && off + MAX_PACKET <= self.arena.len() {
-            match tun.recv(&mut self.arena[off..off + MAX_PACKET]) {
-                Ok(n) => {
-                    self.lens.push((off, n));
+            match tun.recv_info(&mut self.arena[off..off + MAX_PACKET]) {
+                Ok((n, info)) => {
+                    self.lens.push((off, n, info.checksum_ok));
+                    self.gso += info.gso as u64;
                     off += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (false, None),
@@ -477,7 +485,14 @@ impl Inner {
             return;
         };
         let mut fatal = None;
-        let mut emit = |p: &[u8]| emit(tun, tap, stats, &mut fatal, now, p);
+        if tun.offload() && impair.is_none() {
+            // TUN offload (issue 12): super-segments, cut by the kernel (TSO).
+            while let Some(t) = stack.poll_transmit_gso(now, txbuf, GSO_MAX_SEGS) {
+                let pkt = &txbuf[..t.len.min(txbuf.len())];
+                emit(tun, tap, stats, &mut fatal, now, pkt, Some(&t));
+            }
+        }
+        let mut emit = |p: &[u8]| emit(tun, tap, stats, &mut fatal, now, p, None);
         while let Some(n) = stack.poll_transmit(now, txbuf) {
             let pkt = &txbuf[..n.min(txbuf.len())];
             match impair {
@@ -597,7 +612,8 @@ impl Inner {
     }
 
     pub(crate) fn receive_batch(&mut self, shared: &Shared, now: Instant, rx: &RxBuf, who: Who) {
-        for &(off, len) in &rx.lens {
+        self.stats.rx_super_segments += rx.gso;
+        for &(off, len, checksum_ok) in &rx.lens {
             let pkt = &rx.arena[off..off + len];
             self.stats.rx_packets += 1;
             self.stats.rx_bytes += len as u64;
@@ -607,6 +623,7 @@ impl Inner {
             let stack = &mut self.stack;
             match &mut self.impair {
                 Some((rx, _)) => rx.process(pkt, |p| stack.handle_packet(now, p)),
+                None if checksum_ok => stack.handle_packet_checksum_ok(now, pkt),
                 None => stack.handle_packet(now, pkt),
             }
             if self.tap.is_some() {
@@ -676,6 +693,7 @@ fn emit(
     fatal: &mut Option<io::Error>,
     now: Instant,
     pkt: &[u8],
+    gso: Option<&utcp_engine::Transmit>,
 ) {
     if fatal.is_some() {
         return;
@@ -683,8 +701,16 @@ fn emit(
     if let Some(t) = tap.as_mut() {
         t.packet(now, Direction::Out, pkt);
     }
-    match tun.send(pkt) {
+    let sent = match gso {
+        Some(t) => tun.send_transmit(pkt, t),
+        None => tun.send(pkt),
+    };
+    match sent {
         Ok(()) => {
+            if let Some(t) = gso.filter(|t| t.segments > 1) {
+                stats.tx_super_segments += 1;
+                stats.tx_super_segment_segs += t.segments as u64;
+            }
             stats.tx_packets += 1;
             stats.tx_bytes += pkt.len() as u64;
         }
@@ -743,13 +769,17 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     }
     let tun = Arc::new(match config.tun_fd.take() {
         Some(fd) => Tun::from_fd(fd)?,
-        None => Tun::open(&TunConfig {
-            name: config.tun_name.clone(),
-            peer: config.peer,
-            prefix: config.prefix,
-            mtu: config.mtu,
-            peer6: config.peer6,
-        })?,
+        None => {
+            let cfg = TunConfig {
+                name: config.tun_name.clone(),
+                peer: config.peer,
+                prefix: config.prefix,
+                mtu: config.mtu,
+                peer6: config.peer6,
+            };
+            // TUN offload (issue 12); the impairment hook works per packet, so not with it.
+            if config.offload && config.impairment.is_none() { Tun::open_offload(&cfg)? } else { Tun::open(&cfg)? }
+        }
     });
     if let Some(len) = config.tx_queue_len {
         tun.set_tx_queue_len(len)?; // SYN flood (issue 9): InterfaceConfig::tx_queue_len
@@ -802,7 +832,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         timer_at: None,
         handback_check: HANDBACK,
         pump_running: false,
-        stats: LinkStats::default(),
+        stats: LinkStats { offload: tun.offload(), ..LinkStats::default() },
     };
     let shared = Arc::new(Shared {
         inner: Mutex::new(inner),

@@ -95,6 +95,12 @@ pub struct InterfaceConfig {
     /// The kernel side's IPv6 address on the TUN and its prefix length (the kernel routes
     /// that prefix into the TUN).
     pub peer6: Option<(std::net::Ipv6Addr, u8)>,
+    /// TUN offload (issue 12, default on): open the TUN with `IFF_VNET_HDR`, checksum
+    /// offload and TSO, take GRO super-segments whole and send super-segments
+    /// (`Stack::poll_transmit_gso`). Falls back to a plain TUN when the kernel refuses;
+    /// off with an `impairment` (which works per packet) or an adopted `tun_fd`.
+    /// [`LinkStats::offload`] says what is in force.
+    pub offload: bool,
 }
 
 impl InterfaceConfig {
@@ -115,6 +121,7 @@ impl InterfaceConfig {
             tx_queue_len: None,
             addr6: None,
             peer6: None,
+            offload: true,
         }
     }
 }
@@ -159,6 +166,15 @@ pub struct LinkStats {
     pub async_wakeups: u64,
     /// Bursts the tokio task read from the TUN and fed to the engine.
     pub async_bursts: u64,
+    // --- TUN offload (issue 12)
+    /// Whether the TUN runs with offload (`virtio_net_hdr`, checksum offload, TSO/GRO).
+    pub offload: bool,
+    /// GSO super-segments read from the TUN (each one packet in `rx_packets`).
+    pub rx_super_segments: u64,
+    /// Super-segments written to the TUN for the kernel to cut (each one packet in `tx_packets`).
+    pub tx_super_segments: u64,
+    /// TCP segments those written super-segments stand for.
+    pub tx_super_segment_segs: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.

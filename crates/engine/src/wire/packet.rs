@@ -75,6 +75,21 @@ impl core::ops::DerefMut for TcpHeaderOut {
 /// offset (`Fragment`), protocol (`NotTcp`), the TCP header (`TcpRepr::parse`:
 /// `Truncated`, `BadDataOffset`, `BadTcpChecksum`, `BadOption`), addresses (martians).
 pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
+    parse_ipv4_tcp_with(packet, true)
+}
+
+/// [`parse_ip_tcp`] for a packet whose TCP checksum the device vouches for (TUN offload,
+/// issue 12: virtio-net `NEEDS_CSUM` or `DATA_VALID`): everything is checked except the TCP
+/// checksum, which for `NEEDS_CSUM` holds only the pseudo-header sum. Never use it for a
+/// packet without such a flag.
+pub fn parse_ip_tcp_checksum_ok(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
+    match packet.first().map(|b| b >> 4) {
+        Some(6) => parse_ipv6_tcp_with(packet, false),
+        _ => parse_ipv4_tcp_with(packet, false),
+    }
+}
+
+fn parse_ipv4_tcp_with(packet: &[u8], verify_tcp: bool) -> Result<TcpSegment<'_>, DropReason> {
     let ip = ipv4::parse(packet)?;
     // RFC 791 §3.2: fragments go to `frag.rs`.
     if ip.is_fragment {
@@ -85,7 +100,7 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
     }
     // tcp.len() ≤ total length ≤ 65535, so the cast is lossless.
     let pseudo = super::checksum::pseudo_header_ipv4(ip.src.octets(), ip.dst.octets(), PROTO_TCP, ip.payload.len() as u16);
-    let (tcp, doff) = TcpRepr::parse(ip.payload, pseudo)?;
+    let (tcp, doff) = TcpRepr::parse_with(ip.payload, verify_tcp.then_some(pseudo))?;
     if let Some(reason) = ipv4::martian_reason(ip.src, ip.dst) {
         return Err(reason);
     }
@@ -96,6 +111,10 @@ pub fn parse_ipv4_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
 /// extension headers (`ipv6::parse`), a fragment (`Fragment`), the upper layer
 /// (`NotTcp`), the TCP header with the RFC 8200 §8.1 pseudo-header, the martians.
 pub fn parse_ipv6_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
+    parse_ipv6_tcp_with(packet, true)
+}
+
+fn parse_ipv6_tcp_with(packet: &[u8], verify_tcp: bool) -> Result<TcpSegment<'_>, DropReason> {
     let ip = ipv6::parse(packet)?;
     if ip.fragment.is_some() {
         return Err(DropReason::Fragment);
@@ -104,7 +123,7 @@ pub fn parse_ipv6_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
         return Err(DropReason::NotTcp);
     }
     let pseudo = ipv6::pseudo_header(&ip.src, &ip.dst, PROTO_TCP, ip.payload.len() as u32);
-    let (tcp, doff) = TcpRepr::parse(ip.payload, pseudo)?;
+    let (tcp, doff) = TcpRepr::parse_with(ip.payload, verify_tcp.then_some(pseudo))?;
     if let Some(reason) = ipv6::martian_reason(&ip.src, &ip.dst) {
         return Err(reason);
     }

@@ -54,6 +54,12 @@ impl TcpRepr {
     /// Checks, in order: fixed header (`Truncated`), data offset (`BadDataOffset`),
     /// checksum (`BadTcpChecksum`), options (`BadOption`).
     pub fn parse(tcp: &[u8], pseudo: u64) -> Result<(TcpRepr, usize), DropReason> {
+        Self::parse_with(tcp, Some(pseudo))
+    }
+
+    /// [`TcpRepr::parse`], verifying the checksum only when `pseudo` is given (`None`: the
+    /// device vouched for it, TUN offload).
+    pub fn parse_with(tcp: &[u8], pseudo: Option<u64>) -> Result<(TcpRepr, usize), DropReason> {
         if tcp.len() < TCP_HEADER_LEN {
             return Err(DropReason::Truncated);
         }
@@ -63,7 +69,7 @@ impl TcpRepr {
             return Err(DropReason::BadDataOffset);
         }
         // RFC 9293 §3.1 "Checksum": over the pseudo-header, TCP header and data.
-        if !checksum::verify(tcp, pseudo) {
+        if pseudo.is_some_and(|p| !checksum::verify(tcp, p)) {
             return Err(DropReason::BadTcpChecksum);
         }
         let mut repr = TcpRepr {

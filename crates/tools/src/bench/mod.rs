@@ -116,6 +116,8 @@ pub struct Options {
     pub progress: bool,
     /// Keep TSO/GSO on the kernel reference's veth (default); off moves one MSS per packet.
     pub kernel_offload: bool,
+    /// TUN offload on the utcp side (issue 12; default on): `--no-offload` turns it off.
+    pub utcp_offload: bool,
 }
 
 impl Options {
@@ -128,6 +130,7 @@ impl Options {
             systems: SystemKind::ALL.to_vec(),
             progress: true,
             kernel_offload: true,
+            utcp_offload: true,
         }
     }
 
@@ -156,7 +159,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
         let s: Box<dyn System> = match k {
             SystemKind::Kernel => Box::new(kernel::KernelSystem::start(opts.kernel_offload)?),
             SystemKind::Smoltcp => Box::new(smoltcp_sys::SmoltcpSystem::start()?),
-            SystemKind::Utcp => Box::new(utcp_sys::UtcpSystem::start()?),
+            SystemKind::Utcp => Box::new(utcp_sys::UtcpSystem::start(opts.utcp_offload)?),
         };
         systems.push(s);
     }

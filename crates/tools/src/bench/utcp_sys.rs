@@ -26,18 +26,20 @@ pub struct UtcpSystem {
 }
 
 impl UtcpSystem {
-    pub fn start() -> io::Result<UtcpSystem> {
-        UtcpSystem::start_with(None)
+    /// `offload`: TUN offload (issue 12), off for `utcp bench --no-offload`.
+    pub fn start(offload: bool) -> io::Result<UtcpSystem> {
+        UtcpSystem::start_with(None, offload)
     }
 
     /// [`UtcpSystem::start`] with the TUN's kernel queue set to `tx_queue_len` packets
     /// (`InterfaceConfig::tx_queue_len`; `utcp bench --synflood --txqueuelen`).
-    pub fn start_with(tx_queue_len: Option<u32>) -> io::Result<UtcpSystem> {
+    pub fn start_with(tx_queue_len: Option<u32>, offload: bool) -> io::Result<UtcpSystem> {
         let ns = NetNs::create(&NetNs::unique_name("utcpb-ut"))?;
         let mut config = InterfaceConfig::new(TUN_NAME, STACK_IP, KERNEL_IP, 24);
         config.mtu = 1500;
         config.netns = Some(ns.name().to_string());
         config.tx_queue_len = tx_queue_len;
+        config.offload = offload;
         // If this fails, `ns` is dropped (and deleted) on the way out.
         let iface = Interface::new(config)?;
         let mut listeners = Vec::new();

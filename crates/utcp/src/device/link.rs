@@ -17,6 +17,10 @@
 //!
 //! Delivery order is by (due time, send order), from a binary heap.
 //!
+//! A TCP super-segment (TUN offload, issue 12) is one packet here, of its real length (up
+//! to 64 KiB): it is queued, serialised, lost or corrupted as a whole, like a GSO packet on
+//! a Linux qdisc before segmentation.
+//!
 //! Buffers: received packets are [`Packet`]s; hand them back with [`Link::recycle`] and
 //! the link reuses their storage, so a steady-state simulation allocates nothing per packet.
 
@@ -443,6 +447,23 @@ mod tests {
         check_invariant(&s.a_to_b);
         check_invariant(&s.b_to_a);
         assert_eq!(link.in_flight(), 0);
+    }
+
+    /// TUN offload (issue 12): a 64 KiB super-segment crosses as one packet, intact, and
+    /// a rate-limited link serialises it by its real length.
+    #[test]
+    fn super_segment_crosses_whole_and_serialises_by_its_length() {
+        let imp = Impairments { rate_bps: Some(8_000_000), queue_limit: 4, ..Impairments::none() };
+        let mut link = Link::new(1, imp, Impairments::none());
+        let big: Vec<u8> = (0..65_535u32).map(|i| (i * 7 % 251) as u8).collect();
+        link.send(t(0), Side::A, &big);
+        link.send(t(0), Side::A, b"small");
+        let got = drain(&mut link, t(1000));
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].2, big, "one packet, byte-exact");
+        // 65535 bytes at 1 MB/s: 65.535 ms on the wire (rounded up to the microsecond).
+        assert_eq!(got[0].0, Instant::from_micros(65_535));
+        assert_eq!(got[1].2, b"small");
     }
 
     #[test]

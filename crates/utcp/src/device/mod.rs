@@ -4,3 +4,4 @@ pub mod link;
 pub mod pcap;
 pub mod rng;
 pub mod tun;
+pub mod vnet;

@@ -5,6 +5,12 @@
 //! packet a 16-byte record header (ts_sec, ts_usec, incl_len, orig_len) followed by
 //! `incl_len` bytes. Link type 101 (LINKTYPE_RAW) means each packet starts with an IPv4 or
 //! IPv6 header, which is exactly what a TUN device and the in-memory link carry.
+//!
+//! With TUN offload (issue 12) the capture shows what crossed the TUN: a TCP super-segment
+//! is one record of its real length (at most 65535 bytes, within the snaplen), the
+//! virtio-net header is not written, and a TCP checksum the kernel or the device completes
+//! (`NEEDS_CSUM`) appears as the pseudo-header sum, so Wireshark's optional checksum
+//! validation flags it, as it does for captures on a NIC with checksum offload.
 
 use crate::time::Instant;
 use std::io::{self, Write};
@@ -137,6 +143,19 @@ mod tests {
         assert_eq!(le32(&b, r2 + 8), 5);
         assert_eq!(le32(&b, r2 + 12), 5);
         assert_eq!(&b[r2 + 16..], &p2);
+    }
+
+    /// TUN offload (issue 12): the largest IPv4 super-segment (65535 bytes) is one whole
+    /// record, not truncated and not split.
+    #[test]
+    fn largest_super_segment_is_one_whole_record() {
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        let big = vec![0x45u8; 65_535];
+        w.write_packet(Instant::ZERO, &big).unwrap();
+        let b = w.into_inner();
+        assert_eq!(le32(&b, 32), 65_535, "incl_len");
+        assert_eq!(le32(&b, 36), 65_535, "orig_len");
+        assert_eq!(b.len(), 24 + 16 + 65_535);
     }
 
     #[test]

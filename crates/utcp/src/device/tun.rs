@@ -1,4 +1,5 @@
-//! A Linux TUN device carrying raw IPv4 packets (`IFF_TUN | IFF_NO_PI`).
+//! A Linux TUN device carrying raw IPv4 packets (`IFF_TUN | IFF_NO_PI`), optionally with
+//! TUN offload (`IFF_VNET_HDR`: checksum offload and TCP super-segments, issue 12).
 //!
 //! [`Tun::open`] creates the device in the network namespace of the *calling thread*
 //! (the runtime's driver thread `setns`es first), gives the kernel side its address and
@@ -36,11 +37,79 @@ pub struct TunConfig {
 pub struct Tun {
     dev: tun_rs::SyncDevice,
     name: String,
+    /// TUN offload (issue 12): every packet is preceded by a `virtio_net_hdr`
+    /// (`IFF_VNET_HDR`) and the kernel may send and take TCP super-segments (`device/vnet.rs`).
+    vnet: bool,
+}
+
+/// What the `virtio_net_hdr` of a received packet said (all false without offload).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RxInfo {
+    /// The kernel vouches for the TCP checksum (`NEEDS_CSUM` or `DATA_VALID`): feed the
+    /// packet through `Stack::handle_packet_checksum_ok`.
+    pub checksum_ok: bool,
+    /// A GSO super-segment (more than one MSS of TCP payload).
+    pub gso: bool,
+}
+
+// TUN offload (issue 12): <linux/if_tun.h> ioctls and flags.
+/// `TUNSETOFFLOAD = _IOW('T', 208, unsigned int)`, the argument passed by value.
+const TUNSETOFFLOAD: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<std::ffi::c_uint>(b'T', 208);
+/// `TUNSETVNETHDRSZ = _IOW('T', 216, int)`, the argument passed by pointer.
+const TUNSETVNETHDRSZ: rustix::ioctl::Opcode = rustix::ioctl::opcode::write::<std::ffi::c_int>(b'T', 216);
+/// `TUN_F_CSUM`: we take packets with partial checksums.
+pub const TUN_F_CSUM: u32 = 0x01;
+/// `TUN_F_TSO4`: we take TCP/IPv4 super-segments.
+pub const TUN_F_TSO4: u32 = 0x02;
+/// `TUN_F_TSO6`: we take TCP/IPv6 super-segments.
+pub const TUN_F_TSO6: u32 = 0x04;
+
+/// Tell the kernel which offloads this end of the TUN handles (`TUNSETOFFLOAD`).
+fn set_offload(fd: BorrowedFd<'_>, flags: u32) -> io::Result<()> {
+    // SAFETY: TUNSETOFFLOAD takes an unsigned int by value (drivers/net/tun.c, set_offload),
+    // which `IntegerSetter` passes as the ioctl argument; `fd` is a live TUN descriptor.
+    unsafe {
+        let op = rustix::ioctl::IntegerSetter::<TUNSETOFFLOAD>::new_usize(flags as usize);
+        rustix::ioctl::ioctl(fd, op).map_err(io::Error::from)
+    }
+}
+
+/// Set the size of the header before each packet (`TUNSETVNETHDRSZ`).
+fn set_vnet_hdr_size(fd: BorrowedFd<'_>, size: std::ffi::c_int) -> io::Result<()> {
+    // SAFETY: TUNSETVNETHDRSZ reads one int through the pointer argument (tun.c copies
+    // sizeof(int) from user memory); `Setter` passes a pointer to `size`, alive for the call.
+    unsafe {
+        let op = rustix::ioctl::Setter::<TUNSETVNETHDRSZ, std::ffi::c_int>::new(size);
+        rustix::ioctl::ioctl(fd, op).map_err(io::Error::from)
+    }
 }
 
 impl Tun {
     /// Create and configure the device in the calling thread's network namespace.
     pub fn open(cfg: &TunConfig) -> io::Result<Tun> {
+        Tun::open_with(cfg, false)
+    }
+
+    /// [`Tun::open`] with TUN offload (issue 12): `IFF_VNET_HDR`, a 10-byte header
+    /// (`TUNSETVNETHDRSZ`) and `TUNSETOFFLOAD` with `TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6`.
+    /// Falls back to a plain device (see [`Tun::offload`]) when the kernel refuses.
+    pub fn open_offload(cfg: &TunConfig) -> io::Result<Tun> {
+        match Tun::open_with(cfg, true) {
+            Ok(t) => Ok(t),
+            Err(e) if e.kind() != io::ErrorKind::InvalidInput => {
+                tracing::info!(error = %e, "TUN offload unavailable; using a plain TUN");
+                Tun::open_with(cfg, false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Are packets framed with a `virtio_net_hdr` (offload on)?
+    pub fn offload(&self) -> bool {
+        self.vnet
+    }
+
+    fn open_with(cfg: &TunConfig, offload: bool) -> io::Result<Tun> {
         if cfg.name.is_empty() || cfg.name.len() > 15 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -66,6 +135,7 @@ impl Tun {
             .name(cfg.name.clone())
             .layer(tun_rs::Layer::L3)
             .packet_information(false)
+            .offload(offload)
             .mtu(cfg.mtu)
             .ipv4(cfg.peer, cfg.prefix, None);
         if let Some((peer6, prefix6)) = cfg.peer6 {
@@ -84,7 +154,17 @@ impl Tun {
             .map_err(|e| ctx("create (needs CAP_NET_ADMIN and /dev/net/tun)", e))?;
         dev.set_nonblocking(true).map_err(|e| ctx("set nonblocking", e))?;
         let name = dev.name().unwrap_or_else(|_| cfg.name.clone());
-        Ok(Tun { dev, name })
+        let vnet = offload && dev.tcp_gso();
+        if vnet {
+            // tun-rs set IFF_VNET_HDR and its own offload mask (with UDP GSO, which the
+            // engine has no use for): state ours explicitly. Failing here leaves a device
+            // whose framing we know, so it is an error, and `open_offload` falls back.
+            set_vnet_hdr_size(dev.as_fd(), super::vnet::VNET_HDR_LEN as std::ffi::c_int)
+                .map_err(|e| ctx("TUNSETVNETHDRSZ", e))?;
+            set_offload(dev.as_fd(), TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+                .map_err(|e| ctx("TUNSETOFFLOAD", e))?;
+        }
+        Ok(Tun { dev, name, vnet })
     }
 
     /// Adopt a TUN descriptor made elsewhere: by a supervisor that passed it in, by
@@ -103,7 +183,7 @@ impl Tun {
             .map_err(|e| io::Error::new(e.kind(), format!("adopting TUN fd {raw}: {e}")))?;
         dev.set_nonblocking(true)?;
         let name = dev.name().unwrap_or_else(|_| format!("fd{raw}"));
-        Ok(Tun { dev, name })
+        Ok(Tun { dev, name, vnet: false })
     }
 
     /// The interface name the kernel gave the device.
@@ -131,8 +211,34 @@ impl Tun {
 
     /// Read one packet. `WouldBlock` when none is queued; `EINTR` is retried.
     /// A packet longer than `buf` is truncated by the kernel, so pass [`MAX_PACKET`] bytes.
+    /// With offload on, the packet's checksum may be partial: use [`Tun::recv_info`].
     #[inline]
     pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv_info(buf).map(|(n, _)| n)
+    }
+
+    /// Read one packet and what its `virtio_net_hdr` says (offload on; all false otherwise).
+    /// The header is read beside `buf` (`readv`), so the packet starts at `buf[0]`.
+    #[inline]
+    pub fn recv_info(&self, buf: &mut [u8]) -> io::Result<(usize, RxInfo)> {
+        if !self.vnet {
+            return self.recv_raw(buf).map(|n| (n, RxInfo::default()));
+        }
+        let mut hdr = [0u8; super::vnet::VNET_HDR_LEN];
+        let n = loop {
+            let mut iov = [io::IoSliceMut::new(&mut hdr), io::IoSliceMut::new(buf)];
+            match self.dev.recv_vectored(&mut iov) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                r => break r?,
+            }
+        };
+        let Some(h) = super::vnet::VnetHdr::parse(&hdr).filter(|_| n >= hdr.len()) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "TUN read shorter than its vnet header"));
+        };
+        Ok((n - hdr.len(), RxInfo { checksum_ok: h.checksum_ok(), gso: h.is_gso() }))
+    }
+
+    fn recv_raw(&self, buf: &mut [u8]) -> io::Result<usize> {
         loop {
             match self.dev.recv(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -141,10 +247,42 @@ impl Tun {
         }
     }
 
+    /// Write one engine packet: a super-segment when `t.segment_size` is set (the kernel
+    /// cuts it, TSO), else a plain packet. Without offload only plain packets are possible.
+    pub fn send_transmit(&self, packet: &[u8], t: &utcp_engine::Transmit) -> io::Result<()> {
+        if !self.vnet {
+            if t.segment_size.is_some() || t.csum_start.is_some() {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "super-segment on a TUN without offload"));
+            }
+            return self.send(packet);
+        }
+        self.send_vnet(&super::vnet::VnetHdr::for_transmit(t).encode(), packet)
+    }
+
+    fn send_vnet(&self, hdr: &[u8], packet: &[u8]) -> io::Result<()> {
+        let want = hdr.len() + packet.len();
+        loop {
+            match self.dev.send_vectored(&[io::IoSlice::new(hdr), io::IoSlice::new(packet)]) {
+                Ok(n) if n == want => return Ok(()),
+                Ok(n) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::WriteZero,
+                        format!("short TUN write: {n} of {want} bytes"),
+                    ));
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// Write one packet. `EINTR` is retried; `WouldBlock` (queue full) is returned to the
     /// caller, which treats it as a loss on the link (TCP retransmits).
     #[inline]
     pub fn send(&self, packet: &[u8]) -> io::Result<()> {
+        if self.vnet {
+            return self.send_vnet(&[0u8; super::vnet::VNET_HDR_LEN], packet);
+        }
         loop {
             match self.dev.send(packet) {
                 Ok(n) if n == packet.len() => return Ok(()),

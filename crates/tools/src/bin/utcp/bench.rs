@@ -37,6 +37,9 @@ pub struct BenchArgs {
     /// Turn TSO/GSO/GRO off on the kernel reference's veth (needs ethtool)
     #[arg(long)]
     kernel_no_offload: bool,
+    /// Open utcp's TUN without offload (no virtio-net header, checksum offload or TSO/GRO)
+    #[arg(long)]
+    no_offload: bool,
     /// Two in-memory Stacks exchange --segments full segments (no root)
     #[arg(long, conflicts_with = "scale")]
     engine: bool,
@@ -151,6 +154,7 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
 fn options(a: &BenchArgs) -> Options {
     let mut opts = if a.quick { Options::quick() } else { Options::full() };
     opts.kernel_offload = !a.kernel_no_offload;
+    opts.utcp_offload = !a.no_offload;
     opts.rounds = a.rounds.unwrap_or(opts.rounds);
     opts.duration = a.duration.unwrap_or(opts.duration);
     opts.max_bytes = a.max_bytes.map(|m| m.max(1)).unwrap_or(opts.max_bytes);

@@ -42,6 +42,9 @@ pub struct DemoArgs {
     /// (from a capture there, DIR/demo.pcap, unless --pcap names one)
     #[arg(long, value_name = "DIR")]
     plot: Option<PathBuf>,
+    /// Open the TUN without offload (no virtio-net header, checksum offload or TSO/GRO)
+    #[arg(long)]
+    no_offload: bool,
 }
 
 /// A size the demo holds in memory (twice, for the echo): capped at 1 GiB.
@@ -227,6 +230,7 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
     // transfer that flow control never has to stop.
     cfg.engine.recv_buffer = 1 << 20;
     cfg.pcap = a.pcap.clone();
+    cfg.offload = !a.no_offload;
     if let (None, Some(dir)) = (&cfg.pcap, &a.plot) {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("utcp demo: {}: {e}", dir.display());
@@ -357,6 +361,12 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
     println!("  connections served      {}", served.load(Ordering::Relaxed));
     println!("  bytes echoed            {}", echoed.load(Ordering::Relaxed));
     println!("  packets in / out (TUN)  {} / {}", link.rx_packets, link.tx_packets);
+    if link.offload {
+        println!(
+            "  TUN offload             {} super-segments in, {} out ({} segments)",
+            link.rx_super_segments, link.tx_super_segments, link.tx_super_segment_segs
+        );
+    }
     println!("  bytes in / out (TUN)    {} / {}", link.rx_bytes, link.tx_bytes);
     println!(
         "  retransmitted segments  {} (echo connections: {})",

@@ -80,6 +80,10 @@ pub struct NetArgs {
     /// the price of queueing delay (docs/performance.md, "SYN flood")
     #[arg(long, value_name = "N")]
     pub txqueuelen: Option<u32>,
+    /// Open the TUN without offload (no virtio-net header, checksum offload or TSO/GRO;
+    /// one packet per MSS), to compare
+    #[arg(long)]
+    pub no_offload: bool,
 }
 
 impl NetArgs {
@@ -134,6 +138,7 @@ impl NetArgs {
         cfg.addr6 = self.addr6;
         cfg.peer6 = self.peer6;
         cfg.pcap = self.capture();
+        cfg.offload = !self.no_offload;
         let iface = Interface::new(cfg).map_err(|e| format!("interface {}: {e}", self.tun))?;
         Ok((ns, iface))
     }
