@@ -9,7 +9,10 @@ use common::*;
 const SMSS: u32 = 1460;
 
 fn sack_sender() -> H {
-    let cfg = Config { sack: true, ..base_config() };
+    // RFC 6675 as written: RACK (RFC 8985, tests/rfc8985_rack.rs) off, so that these
+    // segments come from DupThresh and IsLost() alone.
+    let mut cfg = Config { sack: true, ..base_config() };
+    cfg.rack = false;
     let mut h = H::new(cfg);
     h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     h

@@ -81,6 +81,7 @@ mod memory;
 mod output;
 pub mod prr;
 mod quickack;
+mod rack;
 pub mod reassembly;
 pub mod rtt;
 mod sack;
