@@ -106,6 +106,9 @@ impl Profile {
             tail_loss_probe: false,
             ..Config::deterministic(0)
         };
+        // Nor RACK (RFC 8985 §6).
+        let mut config = config;
+        config.rack = false;
         Profile {
             name: "freebsd",
             config,
