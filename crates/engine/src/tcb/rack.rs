@@ -82,6 +82,9 @@ pub(crate) struct Rack {
     /// Loss recovery started by RACK: its first retransmission ignores cwnd - pipe
     /// (RFC 6675 §5 step 4.3).
     pub(crate) rxt_first: bool,
+    /// The end of the highest retransmission above SND.UNA: above it records were sent
+    /// once, in sequence order, so their times do not decrease (detect_loss stops there).
+    rtx_end: Option<SeqNum>,
 }
 
 impl Default for Rack {
@@ -98,7 +101,7 @@ impl Default for Rack {
             reo_wnd_persist: 0,
             dsack_round: None,
         };
-        Rack { segs: VecDeque::new(), v, timer: None, rxt_first: false }
+        Rack { segs: VecDeque::new(), v, timer: None, rxt_first: false, rtx_end: None }
     }
 }
 
@@ -167,6 +170,9 @@ impl Rack {
             return;
         }
         // A retransmission: the records it covers exactly get the new time.
+        if self.rtx_end.is_none_or(|e| e.lt(end)) {
+            self.rtx_end = Some(end);
+        }
         self.split_at(start);
         self.split_at(end);
         for s in self.segs.iter_mut() {
@@ -203,6 +209,9 @@ impl Rack {
     /// Steps 2-3 for an ACK: records below `una` left the window, records inside a SACKed
     /// range are delivered now.
     fn on_ack(&mut self, una: SeqNum, ranges: &[(SeqNum, SeqNum)], now: Instant, older: &dyn Fn(Instant) -> bool) {
+        if self.rtx_end.is_some_and(|e| e.le(una)) {
+            self.rtx_end = None;
+        }
         while let Some(f) = self.segs.front_mut() {
             if !f.end.le(una) {
                 if f.start.lt(una) {
@@ -282,8 +291,15 @@ impl Rack {
         let Some(rx) = self.v.xmit_ts else { return (0, None) };
         let (end_seq, rtt) = (self.v.end_seq, self.v.rtt);
         let (mut lost, mut timeout) = (0, None::<Duration>);
+        let rtx_end = self.rtx_end;
         for s in self.segs.iter_mut() {
-            if s.flags & SACKED != 0 || !sent_after(rx, end_seq, s.xmit_ts, s.end) {
+            if !sent_after(rx, end_seq, s.xmit_ts, s.end) {
+                if s.flags & RETRANS == 0 && rtx_end.is_none_or(|e| !s.start.lt(e)) {
+                    break; // This and every later record were sent after RACK's segment.
+                }
+                continue;
+            }
+            if s.flags & SACKED != 0 {
                 continue;
             }
             if s.flags & LOST != 0 && s.flags & RETRANS == 0 {
