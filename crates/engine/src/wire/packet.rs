@@ -260,17 +260,22 @@ pub fn emit_ipv4_tcp(
         tcp[4 * k..4 * k + 4].copy_from_slice(&w.to_be_bytes());
     }
     tcp[TCP_HEADER_LEN..tcp_hdr_len].copy_from_slice(opts.as_bytes());
+    // The payload is summed while it is copied (one pass over the data). The options are
+    // a multiple of 4 bytes, so the data starts at an even offset; a slice that starts at
+    // an odd offset of the data counts byte-swapped (RFC 1071 §2(B)).
     let mut at = tcp_hdr_len;
+    let mut data_acc = 0u64;
     for p in payload {
-        tcp[at..at + p.len()].copy_from_slice(p);
+        let part = checksum::copy_and_sum(&mut tcp[at..at + p.len()], p, 0);
+        let part = if (at - tcp_hdr_len) % 2 == 1 { checksum::odd_offset(part) } else { part };
+        data_acc = checksum::add_carry(data_acc, part);
         at += p.len();
     }
-    // RFC 9293 §3.1 "Checksum": pseudo-header + header words + options + data. The options
-    // are a multiple of 4 bytes, so the data starts at an even offset as `sum` requires.
+    // RFC 9293 §3.1 "Checksum": pseudo-header + header words + options + data.
     let mut acc = checksum::pseudo_header_ipv4(src, dst, PROTO_TCP, tcp.len() as u16);
     acc += tcp_words.iter().map(|&w| w as u64).sum::<u64>();
     acc = checksum::sum(opts.as_bytes(), acc);
-    acc = checksum::sum(&tcp[tcp_hdr_len..], acc);
+    acc = checksum::add_carry(acc, data_acc);
     let tcp_csum = checksum::finish(acc);
     tcp[16..18].copy_from_slice(&tcp_csum.to_be_bytes());
     Some(total_len)
@@ -369,6 +374,26 @@ mod tests {
         assert_eq!(th.checksum, want);
         assert_eq!(tcp.payload(), b"hello");
         assert_eq!(th.sequence_number, 0xfffffff0);
+    }
+
+    /// The checksum folded into the payload copy is right for every split of the payload
+    /// into the send ring's two halves, odd or even (RFC 1071 §2(B)).
+    #[test]
+    fn checksum_of_split_payloads_matches_etherparse() {
+        let data: Vec<u8> = (0..301u32).map(|i| (i * 151 % 256) as u8 | (i % 9 == 0) as u8 * 0xf0).collect();
+        for k in 0..=data.len() {
+            let p = build(syn_options(), &[&data[..k], &data[k..]]);
+            let sliced = etherparse::SlicedPacket::from_ip(&p).expect("etherparse parses");
+            let (Some(etherparse::NetSlice::Ipv4(ip)), Some(etherparse::TransportSlice::Tcp(tcp))) =
+                (&sliced.net, &sliced.transport)
+            else {
+                panic!("not ipv4/tcp");
+            };
+            let th = tcp.to_header();
+            let want = th.calc_checksum_ipv4(&ip.header().to_header(), tcp.payload()).expect("checksum");
+            assert_eq!(th.checksum, want, "split at {k}");
+            assert_eq!(tcp.payload(), &data[..]);
+        }
     }
 
     #[test]
