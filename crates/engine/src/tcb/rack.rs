@@ -430,6 +430,9 @@ impl Tcb {
     /// recovery starts it (RFC 6675 §5 step 4).
     pub(crate) fn on_rack_timer(&mut self, cx: &mut Cx, now: Instant) {
         self.scoreboard.rack.timer = None;
+        if !self.state.is_synchronized() || self.state == super::State::TimeWait {
+            return;
+        }
         cx.counters.rack_reo_timeouts += 1;
         let lost = self.rack_detect_loss_and_arm_timer(cx, now);
         if lost > 0 && !self.recovery.in_recovery() && self.snd.una != self.snd_max {
