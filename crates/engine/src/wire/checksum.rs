@@ -21,64 +21,35 @@ pub fn sum(data: &[u8], acc: u64) -> u64 {
 }
 
 /// The one's complement sum of `data` as native-endian 64-bit words (RFC 1071 §2(B): the
-/// sum does not depend on byte order; §2(C): 64-bit words with end-around carry). Four
-/// independent lanes keep the carry chains short; their carries are counted apart and
-/// added back at the end.
+/// sum does not depend on byte order; §2(C): 64-bit words with end-around carry). The
+/// words go into a 128-bit accumulator (one add and one add-with-carry per word); its high
+/// half counts the carries out of bit 63, added back at the end (the end-around carry).
+///
+/// Measured with callgrind (instructions for one 1472-byte segment, x86-64 baseline, no
+/// target-cpu): 716 for the former 32-bit words in eight 64-bit lanes, 688 for 64-bit words
+/// in four lanes with counted carries, 482 for this (-33 %). Summing while copying the
+/// payload into the segment (one pass, a store per word) took 1030 against 674 for
+/// `memcpy` + this sum, so the copy stays separate.
 #[inline(always)]
 fn sum_native(data: &[u8]) -> u64 {
-    let mut lanes = [0u64; 4];
-    let mut carries = 0u64;
+    let mut acc: u128 = 0;
     let mut blocks = data.chunks_exact(32);
     for b in &mut blocks {
-        for (k, lane) in lanes.iter_mut().enumerate() {
-            let (s, c) = lane.overflowing_add(word(&b[8 * k..8 * k + 8]));
-            *lane = s;
-            carries += c as u64;
-        }
+        acc += word(&b[0..8]) as u128;
+        acc += word(&b[8..16]) as u128;
+        acc += word(&b[16..24]) as u128;
+        acc += word(&b[24..32]) as u128;
     }
     let mut words = blocks.remainder().chunks_exact(8);
     for w in &mut words {
-        let (s, c) = lanes[0].overflowing_add(word(w));
-        lanes[0] = s;
-        carries += c as u64;
+        acc += word(w) as u128;
     }
     // 0 to 7 bytes left: zero-pad on the right (RFC 1071 §1), in stream order.
     let rest = words.remainder();
     let mut last = [0u8; 8];
     last[..rest.len()].copy_from_slice(rest);
-    let mut acc = add_carry(lanes[0], u64::from_ne_bytes(last));
-    for &l in &lanes[1..] {
-        acc = add_carry(acc, l);
-    }
-    add_carry(acc, carries)
-}
-
-/// Copy `src` into `dst` (same length) and add it to `acc` as [`sum`] does, in one pass
-/// over the data: the payload is checksummed while it is copied into the outgoing
-/// segment. `src` must start at an even offset of the checksummed stream.
-#[inline]
-pub fn copy_and_sum(dst: &mut [u8], src: &[u8], acc: u64) -> u64 {
-    let dst = &mut dst[..src.len()];
-    let mut lanes = [0u64; 4];
-    let mut carries = 0u64;
-    let mut s_blocks = src.chunks_exact(32);
-    let mut d_blocks = dst.chunks_exact_mut(32);
-    for (s, d) in (&mut s_blocks).zip(&mut d_blocks) {
-        for (k, lane) in lanes.iter_mut().enumerate() {
-            let w = word(&s[8 * k..8 * k + 8]);
-            d[8 * k..8 * k + 8].copy_from_slice(&w.to_ne_bytes());
-            let (x, c) = lane.overflowing_add(w);
-            *lane = x;
-            carries += c as u64;
-        }
-    }
-    let rest = s_blocks.remainder();
-    d_blocks.into_remainder().copy_from_slice(rest);
-    let mut native = add_carry(sum_native(rest), carries);
-    for l in lanes {
-        native = add_carry(native, l);
-    }
-    add_carry(acc, to_network(native))
+    acc += u64::from_ne_bytes(last) as u128;
+    add_carry(acc as u64, (acc >> 64) as u64)
 }
 
 #[inline(always)]
@@ -93,9 +64,9 @@ fn to_network(native: u64) -> u64 {
     (if cfg!(target_endian = "little") { folded.swap_bytes() } else { folded }) as u64
 }
 
-/// One's complement 64-bit addition (end-around carry): combines partial sums.
+/// One's complement 64-bit addition (end-around carry).
 #[inline(always)]
-pub fn add_carry(a: u64, b: u64) -> u64 {
+fn add_carry(a: u64, b: u64) -> u64 {
     let (s, carry) = a.overflowing_add(b);
     s + carry as u64
 }
@@ -119,13 +90,6 @@ pub fn fold(acc: u64) -> u16 {
 #[inline]
 pub fn checksum(data: &[u8]) -> u16 {
     !fold(sum(data, 0))
-}
-
-/// The partial sum of a piece that starts at an odd offset of the stream, as it counts in
-/// the whole: byte-swapped (RFC 1071 §2(B)).
-#[inline]
-pub fn odd_offset(acc: u64) -> u64 {
-    fold(acc).swap_bytes() as u64
 }
 
 /// Finish a checksum from an accumulator (e.g. pseudo-header + segment).
@@ -213,9 +177,8 @@ mod tests {
         }
     }
 
-    /// All alignments and lengths against the 16-bit reference: `sum` (from every start
-    /// offset of an aligned buffer, as an even offset of the stream), `copy_and_sum` (same
-    /// sum, exact copy), and a stream split at an odd point (`odd_offset`).
+    /// All alignments and lengths against the 16-bit reference: `sum` from every start
+    /// offset of an aligned buffer (as an even offset of the stream), and two pieces.
     #[test]
     fn sum_copy_and_split_match_reference_all_lengths_and_alignments() {
         let mut x: u64 = 0x2545_f491_4f6c_dd1d;
@@ -226,31 +189,22 @@ mod tests {
             x ^= x << 17;
             *b = if i % 7 == 0 { 0xff } else { x as u8 };
         }
-        let mut dst = vec![0u8; data.len()];
         for align in 0..8 {
             for len in 0..200 {
                 let src = &data[align..align + len];
                 let want = reference(src);
                 assert_eq!(finish(sum(src, 0)), want, "sum align {align} len {len}");
-                let d = &mut dst[(7 - align)..(7 - align) + len];
-                assert_eq!(finish(copy_and_sum(d, src, 0)), want, "copy align {align} len {len}");
-                assert_eq!(d, src);
-                let k = len / 2 | 1;
-                if k < len {
-                    let acc = sum(&src[..k], 0);
-                    assert_eq!(finish(add_carry(acc, odd_offset(sum(&src[k..], 0)))), want, "split {k} of {len}");
-                }
+                let k = len / 2 & !1;
+                assert_eq!(finish(sum(&src[k..], sum(&src[..k], 0))), want, "split {k} of {len}");
             }
         }
     }
 
     proptest::proptest! {
         #[test]
-        fn copy_and_sum_is_sum_plus_copy(data in proptest::collection::vec(proptest::num::u8::ANY, 0..3000), acc in 0u64..u64::MAX) {
-            let mut dst = vec![0u8; data.len()];
-            proptest::prop_assert_eq!(fold(copy_and_sum(&mut dst, &data, acc)), fold(sum(&data, acc)));
-            proptest::prop_assert_eq!(&dst, &data);
-            proptest::prop_assert_eq!(checksum(&data), reference(&data));
+        fn sum_matches_reference(data in proptest::collection::vec(proptest::num::u8::ANY, 0..3000), off in 0usize..8) {
+            let d = &data[off.min(data.len())..];
+            proptest::prop_assert_eq!(checksum(d), reference(d));
         }
     }
 
