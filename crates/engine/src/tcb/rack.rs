@@ -69,6 +69,8 @@ struct RackVars {
     reo_wnd_mult: u32,
     reo_wnd_persist: u32,
     dsack_round: Option<SeqNum>,
+    /// The most recently sent segment this ACK delivered so far (for RACK.rtt).
+    ack_newest: Option<(Instant, SeqNum)>,
 }
 
 /// The RACK state of one connection, kept in the scoreboard.
@@ -100,6 +102,7 @@ impl Default for Rack {
             reo_wnd_mult: 1,
             reo_wnd_persist: 0,
             dsack_round: None,
+            ack_newest: None,
         };
         Rack { segs: VecDeque::new(), v, timer: None, rxt_first: false, rtx_end: None }
     }
@@ -131,8 +134,13 @@ impl RackVars {
         if d.retrans && (tsval_older(d.xmit_ts) || self.min_rtt.is_some_and(|m| rtt < m)) {
             return; // Step 2: the ACK may be for the original transmission.
         }
-        self.rtt = rtt;
         self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        // The RFC walks this ACK's delivered segments in send order, so RACK.rtt ends as
+        // the most recently sent one's; we walk in sequence order and keep that one's.
+        if self.ack_newest.is_none_or(|(t, e)| sent_after(d.xmit_ts, d.end, t, e)) {
+            self.ack_newest = Some((d.xmit_ts, d.end));
+            self.rtt = rtt;
+        }
         if self.xmit_ts.is_none_or(|t| sent_after(d.xmit_ts, d.end, t, self.end_seq)) {
             self.xmit_ts = Some(d.xmit_ts);
             self.end_seq = d.end;
@@ -212,6 +220,7 @@ impl Rack {
         if self.rtx_end.is_some_and(|e| e.le(una)) {
             self.rtx_end = None;
         }
+        self.v.ack_newest = None;
         while let Some(f) = self.segs.front_mut() {
             if !f.end.le(una) {
                 if f.start.lt(una) {
