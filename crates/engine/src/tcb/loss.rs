@@ -225,7 +225,8 @@ impl Tcb {
     /// RFC 8985 §6.2: RACK marked a segment lost outside recovery; start it as RFC 6675
     /// §5 step 4 does.
     pub(crate) fn rack_start_recovery(&mut self, cx: &mut Cx) {
-        if let DupAckAction::FastRetransmit = self.recovery.on_sack_dup_ack(self.snd.una, self.snd_max, true) {
+        let action = self.recovery.on_sack_dup_ack(self.snd.una, self.snd_max, true);
+        if let DupAckAction::FastRetransmit = action {
             self.start_sack_recovery(cx, 0);
         }
     }

@@ -16,6 +16,7 @@
 //! - step 6: when a segment could still be lost later, the reordering timer fires then.
 //!   It shares its slot with the TLP's PTO (§8: arming one cancels the other; the RTO
 //!   stays armed as the backstop).
+//!
 //! Lost-marked segments become NextSeg rule 1 (loss.rs) and leave `pipe` (RFC 6675 §4);
 //! a RACK loss outside recovery starts it (RFC 6675 §5 step 4, with PRR).
 //! After an RTO every unSACKed segment is lost (§6.3).
@@ -216,7 +217,13 @@ impl Rack {
 
     /// Steps 2-3 for an ACK: records below `una` left the window, records inside a SACKed
     /// range are delivered now.
-    fn on_ack(&mut self, una: SeqNum, ranges: &[(SeqNum, SeqNum)], now: Instant, older: &dyn Fn(Instant) -> bool) {
+    fn on_ack(
+        &mut self,
+        una: SeqNum,
+        ranges: &[(SeqNum, SeqNum)],
+        now: Instant,
+        older: &dyn Fn(Instant) -> bool,
+    ) {
         if self.rtx_end.is_some_and(|e| e.le(una)) {
             self.rtx_end = None;
         }
@@ -352,7 +359,10 @@ impl Rack {
 
     /// Whether the record starting at `seq` is lost and not retransmitted.
     pub(crate) fn is_lost_at(&self, seq: SeqNum) -> bool {
-        self.segs.iter().find(|s| s.start.le(seq) && seq.lt(s.end)).is_some_and(|s| s.flags & (LOST | RETRANS) == LOST)
+        self.segs
+            .iter()
+            .find(|s| s.start.le(seq) && seq.lt(s.end))
+            .is_some_and(|s| s.flags & (LOST | RETRANS) == LOST)
     }
 }
 
@@ -390,7 +400,14 @@ impl Scoreboard {
 impl Tcb {
     /// A data segment `[seq, end)` left at `now` (output.rs); `new` if it extends SND.MAX.
     #[inline]
-    pub(crate) fn rack_on_sent(&mut self, cfg: &crate::Config, seq: SeqNum, end: SeqNum, now: Instant, new: bool) {
+    pub(crate) fn rack_on_sent(
+        &mut self,
+        cfg: &crate::Config,
+        seq: SeqNum,
+        end: SeqNum,
+        now: Instant,
+        new: bool,
+    ) {
         if cfg.rack && self.sack_ok {
             self.scoreboard.rack.on_sent(seq, end, now, new);
         }

@@ -194,7 +194,7 @@ mod tests {
                 let src = &data[align..align + len];
                 let want = reference(src);
                 assert_eq!(finish(sum(src, 0)), want, "sum align {align} len {len}");
-                let k = len / 2 & !1;
+                let k = (len / 2) & !1;
                 assert_eq!(finish(sum(&src[k..], sum(&src[..k], 0))), want, "split {k} of {len}");
             }
         }

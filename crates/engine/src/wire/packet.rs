@@ -376,7 +376,8 @@ mod tests {
     /// halves, odd or even.
     #[test]
     fn checksum_of_split_payloads_matches_etherparse() {
-        let data: Vec<u8> = (0..301u32).map(|i| (i * 151 % 256) as u8 | (i % 9 == 0) as u8 * 0xf0).collect();
+        let data: Vec<u8> =
+            (0..301u32).map(|i| (i * 151 % 256) as u8 | ((i % 9 == 0) as u8 * 0xf0)).collect();
         for k in 0..=data.len() {
             let p = build(syn_options(), &[&data[..k], &data[k..]]);
             let sliced = etherparse::SlicedPacket::from_ip(&p).expect("etherparse parses");

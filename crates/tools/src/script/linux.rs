@@ -153,7 +153,9 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
             cfg.rack = v & 1 != 0;
             Applied(format!("rack = {}", cfg.rack))
         }
-        ("tcp_recovery", _) => unsupported("RACK without D-SACK adaptation or without DupThresh (bits 0x2/0x4)"),
+        ("tcp_recovery", _) => {
+            unsupported("RACK without D-SACK adaptation or without DupThresh (bits 0x2/0x4)")
+        }
         // 3 and 4 turn the tail loss probe on (Linux: 3 = ER + TLP, 4 = TLP), 0 off.
         ("tcp_early_retrans", Some(0)) => {
             cfg.tail_loss_probe = false;
