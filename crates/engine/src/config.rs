@@ -254,6 +254,11 @@ pub struct Config {
     /// flight) instead of waiting for the RTO. See docs/performance.md for the measurement
     /// behind the default.
     pub tail_loss_probe: bool,
+    /// RFC 8985 §6 RACK: time-based loss detection from per-segment transmit times (needs
+    /// SACK). A segment sent more than RTT + reo_wnd before one that was delivered is lost;
+    /// this repairs lost retransmissions and tail losses without an RTO. Linux's
+    /// `tcp_recovery` bit 0. See docs/performance.md for the measurement behind the default.
+    pub rack: bool,
 
     // ---- ICMP echo (issue 13; RFC 792, RFC 1122 §3.2.2.6; crates/engine/src/icmp.rs) ----
     /// Echo replies per second, a token bucket refilled on virtual time that holds at most
@@ -382,6 +387,7 @@ impl Default for Config {
             congestion_control: CongestionAlgorithm::NewReno,
             prr: true,
             tail_loss_probe: true,
+            rack: true,
             // ICMP echo (issue 13): Linux's icmp_msgs_per_sec default.
             icmp_echo_per_sec: 1000,
             // IPv6 (issue 13): Linux's net.ipv6.bindv6only default.

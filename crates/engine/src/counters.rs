@@ -98,6 +98,10 @@ pub struct Counters {
     pub tlp_recoveries: u64,
     /// Retransmissions found lost during SACK recovery and sent again before the RTO.
     pub lost_retransmits: u64,
+    /// Segments RACK marked lost (RFC 8985 §6.2 step 5, with RFC 6675 IsLost() marks).
+    pub rack_lost_marks: u64,
+    /// RACK reordering timer expirations (RFC 8985 §6.2 step 6).
+    pub rack_reo_timeouts: u64,
 
     // --- ICMP echo (issue 13; Linux's Icmp MIB names) ---
     /// Echo requests received for us with a valid checksum (IcmpInEchos).
@@ -200,6 +204,8 @@ impl fmt::Display for Counters {
             ("TLPProbes", self.tlp_probes),
             ("TLPRecoveries", self.tlp_recoveries),
             ("LostRetransmits", self.lost_retransmits),
+            ("RackLostMarks", self.rack_lost_marks),
+            ("RackReoTimeouts", self.rack_reo_timeouts),
         ]);
         for (name, v) in rows {
             if v != 0 {

@@ -9,7 +9,9 @@ use common::*;
 const SMSS: u32 = 1460;
 
 fn sack_sender() -> H {
-    let cfg = base_config().with_sack(true);
+    // RFC 6675 as written: RACK (RFC 8985, tests/rfc8985_rack.rs) off, so that these
+    // segments come from DupThresh and IsLost() alone.
+    let cfg = base_config().with_sack(true).with_rack(false);
     let mut h = H::new(cfg);
     h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
     h

@@ -62,10 +62,21 @@ fn harsh_mix_all_close_modes_20_seeds() {
 }
 
 /// The same mix for every loss-recovery configuration (issue 10): CUBIC, NewReno without
-/// the tail loss probe, and RFC 6675 without PRR. Every run stays byte-exact.
+/// the tail loss probe, RFC 6675 without PRR, and both congestion controls with RACK
+/// (RFC 8985 §6) on and off. Every run stays byte-exact.
 #[test]
 fn harsh_mix_every_congestion_control_20_seeds() {
+    let rack = |cc: CongestionAlgorithm, on: bool| {
+        let mut c = Config::deterministic(1);
+        c.congestion_control = cc;
+        c.rack = on;
+        c
+    };
     let configs = [
+        rack(CongestionAlgorithm::NewReno, true),
+        rack(CongestionAlgorithm::NewReno, false),
+        rack(CongestionAlgorithm::Cubic, true),
+        rack(CongestionAlgorithm::Cubic, false),
         Config::default().with_congestion_control(CongestionAlgorithm::Cubic),
         Config::default()
             .with_congestion_control(CongestionAlgorithm::Cubic)
@@ -95,6 +106,24 @@ fn tail_loss_probes_are_sent_only_when_enabled() {
         let cfg = Config::default().with_tail_loss_probe(false);
         let r = sim_with(256 << 10, imp.clone(), seed, CloseMode::Active, OpenMode::Normal, cfg);
         off += r.a.counters.tlp_probes + r.b.counters.tlp_probes;
+    }
+    assert!(on > 0);
+    assert_eq!(off, 0);
+}
+
+/// RACK (RFC 8985 §6) marks losses under loss (its counter moves) and none when disabled.
+#[test]
+fn rack_marks_losses_only_when_enabled() {
+    let imp = Impairments { loss: 0.05, delay: Duration::from_millis(5), ..Impairments::none() };
+    let (mut on, mut off) = (0, 0);
+    for seed in 1..=5 {
+        let mut cfg = Config::deterministic(1);
+        cfg.rack = true;
+        let r = sim_with(256 << 10, imp.clone(), seed, CloseMode::Active, OpenMode::Normal, cfg.clone());
+        on += r.a.counters.rack_lost_marks + r.b.counters.rack_lost_marks;
+        cfg.rack = false;
+        let r = sim_with(256 << 10, imp.clone(), seed, CloseMode::Active, OpenMode::Normal, cfg);
+        off += r.a.counters.rack_lost_marks + r.b.counters.rack_lost_marks;
     }
     assert!(on > 0);
     assert_eq!(off, 0);

@@ -36,6 +36,8 @@ impl Tcb {
         if self.snd.una.lt(seg.ack) {
             self.on_new_ack(cx, now, seg);
         }
+        // RFC 8985 §6.2: RACK's time-based loss marks (rack.rs, `Config::rack`).
+        let rack_lost = self.rack_on_ack(cx, now, seg);
         // RFC 6937 §3: DeliveredData = change in SND.UNA + change in SACKed bytes (which
         // shrink when SND.UNA passes SACKed data).
         let sacked_after = self.scoreboard.total_sacked() as usize;
@@ -43,16 +45,18 @@ impl Tcb {
             (self.snd.una.since(una_before) as usize + sacked_after).saturating_sub(sacked_before);
         if self.recovery.in_recovery() {
             // §5 (B): Update() done, SetPipe() is computed where it is used; PRR.
-            self.detect_lost_retransmission(cx.cfg);
+            if !self.scoreboard.rack.active() {
+                self.detect_lost_retransmission(cx.cfg);
+            }
             self.prr_on_ack(cx.cfg, delivered);
             return;
         }
         // §2 DupAck, with data outstanding.
-        if self.snd.una == self.snd_max || !(newly_sacked > 0 || classic_dup) {
+        if self.snd.una == self.snd_max || !(newly_sacked > 0 || classic_dup || rack_lost > 0) {
             return;
         }
         let smss = self.eff_mss(cx.cfg);
-        let lost = self.scoreboard.is_lost(self.snd.una, smss as u32);
+        let lost = rack_lost > 0 || self.scoreboard.is_lost(self.snd.una, smss as u32);
         match self.recovery.on_sack_dup_ack(self.snd.una, self.snd_max, lost) {
             DupAckAction::FastRetransmit => self.start_sack_recovery(cx, delivered),
             DupAckAction::None => {
@@ -74,8 +78,14 @@ impl Tcb {
         self.scoreboard.high_rxt = self.snd.una;
         self.scoreboard.rescue_rxt = None;
         self.limited_transmit = 0;
-        // (4.3) Retransmit the first segment presumed dropped, HighACK + 1.
-        self.rtx_una = true;
+        // (4.3) Retransmit the first segment presumed dropped, HighACK + 1; with RACK, the
+        // first segment it marked lost.
+        let rack = &mut self.scoreboard.rack;
+        if rack.active() && !rack.is_lost_at(self.snd.una) && rack.first_lost(self.snd_max).is_some() {
+            rack.rxt_first = true;
+        } else {
+            self.rtx_una = true;
+        }
         self.scoreboard.rxt_fence = Some((self.snd.una, self.snd_max));
         self.scoreboard.rxt_again = None;
         self.fast_retransmits += 1;
@@ -122,6 +132,7 @@ impl Tcb {
     /// RFC 6675 §5 (A): the cumulative ACK covers RecoveryPoint; recovery ends. With PRR,
     /// cwnd = ssthresh (RFC 6937 §3); else RFC 6582 §3.2 step 3's burst-avoiding exit.
     pub(crate) fn end_sack_recovery(&mut self, cx: &mut Cx) {
+        self.scoreboard.rack.on_recovery_exit(); // RFC 8985 §6.2 step 3
         if self.prr.take().is_some() {
             let ssthresh = self.cc.ssthresh();
             self.cc.set_cwnd(ssthresh);
@@ -160,6 +171,9 @@ impl Tcb {
     /// NextSeg rule 1 (RFC 6675 §4): the first lost unSACKed range above HighRxt; before
     /// it, a retransmission found lost again (`detect_lost_retransmission`).
     pub(super) fn plan_next_seg_lost(&mut self, cx: &mut Cx) -> Option<Plan> {
+        if self.scoreboard.rack.active() {
+            return self.plan_rack_lost(cx);
+        }
         if !self.recovery_room(cx.cfg) {
             return None;
         }
@@ -205,6 +219,44 @@ impl Tcb {
         let plan = self.plan_rxt(cx, seq, len, false)?;
         // "RescueRxt set to RecoveryPoint. HighRxt MUST NOT be updated."
         self.scoreboard.rescue_rxt = Some(self.recovery.recover());
+        Some(plan)
+    }
+
+    /// RFC 8985 §6.2: RACK marked a segment lost outside recovery; start it as RFC 6675
+    /// §5 step 4 does.
+    pub(crate) fn rack_start_recovery(&mut self, cx: &mut Cx) {
+        let action = self.recovery.on_sack_dup_ack(self.snd.una, self.snd_max, true);
+        if let DupAckAction::FastRetransmit = action {
+            self.start_sack_recovery(cx, 0);
+        }
+    }
+
+    /// NextSeg rule 1 with RACK (RFC 8985 §6.2, RFC 6675 §4): the first segment marked lost
+    /// (by RACK or IsLost()) and not retransmitted since, its unSACKed front, at most SMSS.
+    fn plan_rack_lost(&mut self, cx: &mut Cx) -> Option<Plan> {
+        let first = core::mem::take(&mut self.scoreboard.rack.rxt_first);
+        if !first && !self.recovery_room(cx.cfg) {
+            return None;
+        }
+        let data_end = self.buf_seq() + self.sendbuf.len() as u32;
+        let (mut seq, end) = self.scoreboard.rack.first_lost(data_end)?;
+        if let Some(e) = self.scoreboard.sacked_end_at(seq) {
+            seq = e;
+        }
+        let mut end = end.min(data_end);
+        if let Some(s) = self.scoreboard.next_sacked_after(seq) {
+            end = end.min(s);
+        }
+        if !seq.lt(end) {
+            return None;
+        }
+        let len = end.since(seq).min(self.eff_mss(cx.cfg) as u32);
+        self.tx_reason = crate::TxReason::SackHoleRetransmit;
+        let plan = self.plan_rxt(cx, seq, len, false)?;
+        // HighRxt covers it, so that rules 3 and 4 do not send it again.
+        if self.scoreboard.high_rxt.lt(seq + len) {
+            self.scoreboard.high_rxt = seq + len;
+        }
         Some(plan)
     }
 

@@ -82,6 +82,7 @@ mod output;
 pub(crate) mod pmtu;
 pub mod prr;
 mod quickack;
+mod rack;
 pub mod reassembly;
 mod ring;
 pub mod rtt;

@@ -515,6 +515,8 @@ impl Tcb {
             if plan.seq == self.snd.nxt {
                 self.snd.nxt = end;
             }
+            // RFC 8985 §6.1: remember when each segment left (rack.rs).
+            self.rack_on_sent(cx.cfg, plan.seq, end, now, !plan.seq.lt(self.snd_max));
             if end.gt(self.snd_max) {
                 // New data: time it unless timestamps do the job (Karn: never a retransmission).
                 if self.rtt_timed.is_none() && !self.ts_ok && plan.seq.ge(self.snd_max) {

@@ -19,15 +19,29 @@ pub(crate) struct Scoreboard {
     pub(crate) rxt_fence: Option<(SeqNum, SeqNum)>,
     /// A retransmission found lost: send the segment at this sequence number again.
     pub(crate) rxt_again: Option<SeqNum>,
+    /// RACK's per-segment transmission records and variables (RFC 8985 §6, rack.rs).
+    pub(crate) rack: super::rack::Rack,
 }
 
 impl Scoreboard {
     pub(crate) fn new(iss: SeqNum) -> Scoreboard {
-        Scoreboard { ranges: Vec::new(), high_rxt: iss, rescue_rxt: None, rxt_fence: None, rxt_again: None }
+        Scoreboard {
+            ranges: Vec::new(),
+            high_rxt: iss,
+            rescue_rxt: None,
+            rxt_fence: None,
+            rxt_again: None,
+            rack: Default::default(),
+        }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.ranges.is_empty()
+    }
+
+    /// RACK's state beside the SACKed ranges (rack.rs).
+    pub(crate) fn rack_and_ranges(&mut self) -> (&mut super::rack::Rack, &[(SeqNum, SeqNum)]) {
+        (&mut self.rack, &self.ranges)
     }
 
     pub(crate) fn clear(&mut self) {
@@ -102,6 +116,9 @@ impl Scoreboard {
     /// (SND.UNA) and HighData (SND.MAX) counts once if it is not lost, and once more if it
     /// was retransmitted in this recovery (at or below HighRxt).
     pub(crate) fn pipe(&self, una: SeqNum, high_data: SeqNum, smss: u32) -> u32 {
+        if self.rack.active() {
+            return self.pipe_rack(una, high_data, smss); // RFC 8985 marks (rack.rs)
+        }
         let lost_end = self.lost_below(smss).map_or(una, |l| l.max(una));
         let rxt_end = self.high_rxt.max(una).min(high_data);
         self.unsacked_in(lost_end, high_data) + self.unsacked_in(una, rxt_end)

@@ -20,6 +20,7 @@ impl Tcb {
         let d = earliest(self.rtx_deadline, self.delack_deadline);
         let d = earliest(d, self.persist_deadline);
         let d = earliest(earliest(d, self.timewait_deadline), self.keepalive_deadline);
+        let d = earliest(d, self.scoreboard.rack.timer); // RFC 8985 §6.2 step 6
         earliest(earliest(d, self.handshake_deadline), self.tlp.deadline)
     }
 
@@ -52,6 +53,12 @@ impl Tcb {
             if self.state == State::Closed {
                 return;
             }
+        }
+        if let Some(t) = self.scoreboard.rack.timer
+            && t <= now
+        {
+            // RFC 8985 §6.2 step 6: the reordering timer (rack.rs).
+            self.on_rack_timer(cx, now);
         }
         if let Some(t) = self.tlp.deadline
             && t <= now
@@ -136,6 +143,8 @@ impl Tcb {
         // RFC 6675 §5.1: the RTO ends loss recovery; HighRxt restarts at HighACK.
         self.prr = None;
         self.scoreboard.high_rxt = self.snd.una;
+        // RFC 8985 §6.3: every unSACKed segment is lost (all of them when SACK is forgotten).
+        self.scoreboard.rack.on_rto(self.retries >= 2);
         // SACKed data is not resent after a first timeout (as Linux does); from the second
         // one on, the receiver may have reneged (RFC 2018 §8): forget the SACK information.
         if self.retries >= 2 {

@@ -7,7 +7,8 @@
 //! One probe per tail: no new probe until an ACK covers the data sent before it (§7.2).
 //! A loss the probe repaired (its ACK carries no D-SACK for it) triggers the same
 //! cwnd reduction as fast recovery would have (§7.4).
-//! The time-based loss detection half of RFC 8985 (RACK) is not implemented.
+//! With RACK (rack.rs, `Config::rack`) the PTO and the reordering timer share one slot
+//! (RFC 8985 §8): while the reordering timer is armed no PTO is.
 
 use super::output::Plan;
 use super::{Cx, State, Tcb};
@@ -48,6 +49,7 @@ impl Tcb {
             || self.tlp.end_seq.is_some()
             || self.retries > 0
             || self.snd.wnd == 0
+            || self.scoreboard.rack.timer.is_some()
         {
             return;
         }

@@ -17,31 +17,51 @@
 /// is padded with a zero byte on the right (RFC 1071 §1).
 #[inline]
 pub fn sum(data: &[u8], acc: u64) -> u64 {
-    // RFC 1071 §2(B): the sum is independent of byte order. Sum native-endian 32-bit words
-    // into 64-bit lanes (no carry to propagate until 2^32 words, far beyond any packet),
-    // which the compiler vectorizes; fold to 16 bits and swap into network order once.
-    let mut lanes = [0u64; 8];
+    add_carry(acc, to_network(sum_native(data)))
+}
+
+/// The one's complement sum of `data` as native-endian 64-bit words (RFC 1071 §2(B): the
+/// sum does not depend on byte order; §2(C): 64-bit words with end-around carry). The
+/// words go into a 128-bit accumulator (one add and one add-with-carry per word); its high
+/// half counts the carries out of bit 63, added back at the end (the end-around carry).
+///
+/// Measured with callgrind (instructions for one 1472-byte segment, x86-64 baseline, no
+/// target-cpu): 716 for the former 32-bit words in eight 64-bit lanes, 688 for 64-bit words
+/// in four lanes with counted carries, 482 for this (-33 %). Summing while copying the
+/// payload into the segment (one pass, a store per word) took 1030 against 674 for
+/// `memcpy` + this sum, so the copy stays separate.
+#[inline(always)]
+fn sum_native(data: &[u8]) -> u64 {
+    let mut acc: u128 = 0;
     let mut blocks = data.chunks_exact(32);
     for b in &mut blocks {
-        for (lane, c) in lanes.iter_mut().zip(b.chunks_exact(4)) {
-            *lane += u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64;
-        }
+        acc += word(&b[0..8]) as u128;
+        acc += word(&b[8..16]) as u128;
+        acc += word(&b[16..24]) as u128;
+        acc += word(&b[24..32]) as u128;
     }
-    let mut native: u64 = lanes.iter().sum();
-    let mut words = blocks.remainder().chunks_exact(4);
-    for c in &mut words {
-        native += u32::from_ne_bytes([c[0], c[1], c[2], c[3]]) as u64;
+    let mut words = blocks.remainder().chunks_exact(8);
+    for w in &mut words {
+        acc += word(w) as u128;
     }
-    // 0 to 3 bytes left: zero-pad on the right (RFC 1071 §1), in stream order.
+    // 0 to 7 bytes left: zero-pad on the right (RFC 1071 §1), in stream order.
     let rest = words.remainder();
-    if !rest.is_empty() {
-        let mut w = [0u8; 4];
-        w[..rest.len()].copy_from_slice(rest);
-        native += u32::from_ne_bytes(w) as u64;
-    }
+    let mut last = [0u8; 8];
+    last[..rest.len()].copy_from_slice(rest);
+    acc += u64::from_ne_bytes(last) as u128;
+    add_carry(acc as u64, (acc >> 64) as u64)
+}
+
+#[inline(always)]
+fn word(b: &[u8]) -> u64 {
+    u64::from_ne_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
+}
+
+/// A native-endian partial sum, folded and put in network byte order (RFC 1071 §2(B)).
+#[inline(always)]
+fn to_network(native: u64) -> u64 {
     let folded = fold(native);
-    let be = if cfg!(target_endian = "little") { folded.swap_bytes() } else { folded };
-    add_carry(acc, be as u64)
+    (if cfg!(target_endian = "little") { folded.swap_bytes() } else { folded }) as u64
 }
 
 /// One's complement 64-bit addition (end-around carry).
@@ -154,6 +174,37 @@ mod tests {
         let ones = vec![0xffu8; 1000];
         for len in [0, 1, 2, 7, 8, 9, 999, 1000] {
             assert_eq!(checksum(&ones[..len]), reference(&ones[..len]));
+        }
+    }
+
+    /// All alignments and lengths against the 16-bit reference: `sum` from every start
+    /// offset of an aligned buffer (as an even offset of the stream), and two pieces.
+    #[test]
+    fn sum_copy_and_split_match_reference_all_lengths_and_alignments() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut data = vec![0u8; 200 + 8];
+        for (i, b) in data.iter_mut().enumerate() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            *b = if i % 7 == 0 { 0xff } else { x as u8 };
+        }
+        for align in 0..8 {
+            for len in 0..200 {
+                let src = &data[align..align + len];
+                let want = reference(src);
+                assert_eq!(finish(sum(src, 0)), want, "sum align {align} len {len}");
+                let k = (len / 2) & !1;
+                assert_eq!(finish(sum(&src[k..], sum(&src[..k], 0))), want, "split {k} of {len}");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sum_matches_reference(data in proptest::collection::vec(proptest::num::u8::ANY, 0..3000), off in 0usize..8) {
+            let d = &data[off.min(data.len())..];
+            proptest::prop_assert_eq!(checksum(d), reference(d));
         }
     }
 

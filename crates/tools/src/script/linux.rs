@@ -7,12 +7,8 @@
 //! SYN-ACK retries 5, F-RTO 2. Behaviour is taken from Documentation/networking/
 //! ip-sysctl.rst, tcp(7) and net/ipv4/tcp_input.c / tcp_output.c.
 //!
-//! TODO(lead, after merging loss recovery): CUBIC (`tcp_congestion_control=cubic`, the
-//! Linux default), RACK-TLP (`tcp_recovery=1`, `tcp_early_retrans=3|4`) and PRR are built on
-//! another branch. Until their `Config` knobs exist here, the profile runs NewReno without
-//! RACK-TLP, and a script that sets those sysctls to anything but what the engine does is
-//! UNSUPPORTED (see [`apply_linux_sysctl`]); wire the knobs in `Profile::linux` and in
-//! the `tcp_congestion_control` / `tcp_recovery` / `tcp_early_retrans` arms below.
+//! Loss recovery: CUBIC (`tcp_congestion_control=cubic`, the Linux default), RACK
+//! (`tcp_recovery` bit 0, `Config::rack`), TLP (`tcp_early_retrans=3|4`) and PRR.
 
 use super::profile::{Profile, SysctlEffect};
 use utcp::engine::Config;
@@ -71,6 +67,8 @@ impl Profile {
         config.congestion_control = CongestionAlgorithm::Cubic;
         config.tail_loss_probe = true;
         config.prr = true;
+        // tcp_recovery = 1: RACK (RFC 8985 §6).
+        config.rack = true;
         Profile {
             name: "linux",
             config,
@@ -145,11 +143,15 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
             Applied("congestion_control = Cubic".into())
         }
         ("tcp_congestion_control", _) => unsupported("only reno (NewReno) and cubic are in the engine"),
-        // Bit 0x1 is RACK's time-based loss detection (RFC 8985 §6), which the engine lacks:
-        // only its tail loss probe half (§7) is in (see tcp_early_retrans).
-        ("tcp_recovery", Some(0)) => Applied("no RACK (RFC 6675 loss detection)".into()),
+        // Bit 0x1 is RACK's time-based loss detection (RFC 8985 §6, `Config::rack`). Bits
+        // 0x2 (static reordering window, no D-SACK adaptation) and 0x4 (no DupThresh) are
+        // variants the engine does not have.
+        ("tcp_recovery", Some(v)) if v & !1 == 0 => {
+            cfg.rack = v & 1 != 0;
+            Applied(format!("rack = {}", cfg.rack))
+        }
         ("tcp_recovery", _) => {
-            unsupported("RACK time-based loss detection (RFC 8985 §6) is not in the engine")
+            unsupported("RACK without D-SACK adaptation or without DupThresh (bits 0x2/0x4)")
         }
         // 3 and 4 turn the tail loss probe on (Linux: 3 = ER + TLP, 4 = TLP), 0 off.
         ("tcp_early_retrans", Some(0)) => {
@@ -236,7 +238,8 @@ mod tests {
             ("net.ipv4.tcp_congestion_control", "cubic", true),
             ("net.ipv4.tcp_congestion_control", "bbr", false),
             ("net.ipv4.tcp_recovery", "0", true),
-            ("net.ipv4.tcp_recovery", "1", false),
+            ("net.ipv4.tcp_recovery", "1", true),
+            ("net.ipv4.tcp_recovery", "4", false),
             ("net.ipv4.tcp_early_retrans", "4", true),
             ("net.ipv4.tcp_early_retrans", "2", false),
             ("net.ipv4.tcp_mtu_probing", "0", true),
@@ -254,6 +257,9 @@ mod tests {
         assert!(!cfg.slow_start_after_idle);
         assert_eq!(cfg.congestion_control, CongestionAlgorithm::Cubic);
         assert!(cfg.tail_loss_probe);
+        assert!(cfg.rack, "tcp_recovery=1 is the last applied");
+        apply_sysctl(&mut cfg, "net.ipv4.tcp_recovery", "0");
+        assert!(!cfg.rack);
     }
 
     #[test]

@@ -314,7 +314,7 @@ mod tests {
         );
         let v = verdict(
             &p,
-            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `/tmp/set_sysctls.py /proc/sys/net/ipv4/tcp_recovery=1`\n+0 close(3) = 0\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n",
+            "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0 `/tmp/set_sysctls.py /proc/sys/net/ipv4/tcp_recovery=4`\n+0 close(3) = 0\n+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n",
         );
         assert!(
             matches!(&v, Verdict::Unsupported { line: 2, feature } if feature.contains("tcp_recovery")),

@@ -63,6 +63,9 @@ pub struct SimArgs {
     /// RFC 6937 proportional rate reduction in SACK recovery [default: Config default]
     #[arg(long, value_name = "on|off", value_parser = on_off)]
     prr: Option<bool>,
+    /// RFC 8985 §6 RACK time-based loss detection [default: the engine's Config default]
+    #[arg(long, value_name = "on|off", value_parser = on_off)]
+    rack: Option<bool>,
     /// With --trace: the rule that sent each segment (and each drop's reason)
     #[arg(long)]
     explain: bool,
@@ -199,6 +202,7 @@ fn config(a: &SimArgs) -> SimConfig {
     cfg.engine.prr = a.prr.unwrap_or(cfg.engine.prr);
     // IPv6 (issue 13).
     cfg.ipv6 = a.ipv6;
+    cfg.engine.rack = a.rack.unwrap_or(cfg.engine.rack);
     cfg
 }
 
