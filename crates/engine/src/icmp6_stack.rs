@@ -32,7 +32,7 @@ impl Stack {
         }
         match icmp6::parse(&ip.src, &ip.dst, ip.payload) {
             Err(reason) => self.counters.drop(reason),
-            Ok(Icmp6::Error(e)) => self.handle_icmp6_error(now, &e),
+            Ok(Icmp6::Error(e)) => self.handle_icmp6_error(now, ip.dst, &e),
             Ok(Icmp6::EchoRequest(msg)) => {
                 // The reply is as large as the request's IPv6 packet: bounded by the MTU
                 // and the transmit buffer, as for IPv4 (crate::icmp::max_request_len).
@@ -53,14 +53,14 @@ impl Stack {
     }
 
     /// ICMPv6 errors (RFC 4443 §3: destination unreachable, packet too big, time
-    /// exceeded, parameter problem) for our address.
-    ///
-    /// Hook: this is where IPv6 joins the IPv4 ICMP error handler (RFC 5927 validation
-    /// of the quoted TCP header, soft/hard errors, RFC 8201 PMTUD from `e.param` of a
-    /// packet too big). `e.quoted` starts with the invoking packet's IPv6 header; its
-    /// TCP header follows the extension headers `wire::ipv6::parse` walks. Until that
-    /// handler exists, errors are dropped and counted like IPv4's (`IcmpNotEcho`).
-    pub(super) fn handle_icmp6_error(&mut self, _now: Instant, _e: &Icmp6Error<'_>) {
-        self.counters.drop(DropReason::IcmpNotEcho);
+    /// exceeded, parameter problem) for our address `dst`: parsed into the family-agnostic
+    /// `IcmpError` (`icmp_error::from_v6`) and handed to the IPv4 handler
+    /// (`Stack::deliver_icmp_error`: RFC 5927 validation of the quoted SEG.SEQ, soft/hard
+    /// errors, RFC 8201 PMTUD from a packet too big).
+    pub(super) fn handle_icmp6_error(&mut self, now: Instant, dst: std::net::Ipv6Addr, e: &Icmp6Error<'_>) {
+        match crate::icmp_error::from_v6(e.kind, e.code, e.param, e.quoted, dst) {
+            Ok(err) => self.deliver_icmp_error(now, &err),
+            Err(reason) => self.counters.drop(reason),
+        }
     }
 }

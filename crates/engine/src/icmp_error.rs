@@ -14,7 +14,7 @@ use crate::Quad;
 use crate::seq::SeqNum;
 use crate::wire::DropReason;
 use crate::wire::checksum;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// ICMP type Destination Unreachable (RFC 792).
 pub const DEST_UNREACHABLE: u8 = 3;
@@ -160,6 +160,49 @@ pub fn parse_v4(packet: &[u8]) -> Result<IcmpError, DropReason> {
     };
     let dst = IpAddr::V4(Ipv4Addr::new(packet[16], packet[17], packet[18], packet[19]));
     Ok(IcmpError { kind, quad, seq, dst })
+}
+
+/// An ICMPv6 error (RFC 4443 §3, already checksum-verified by `icmp6::parse`) as an
+/// [`IcmpError`], so IPv6 shares the IPv4 handler: Destination Unreachable (§3.1) codes 0
+/// no route and 2 beyond scope are soft like IPv4's net/host unreachable, 3 address
+/// unreachable soft, 4 port unreachable hard, 1/5/6 (prohibited, ingress policy, reject
+/// route) as administratively prohibited; Packet Too Big (§3.2, RFC 8201) carries the
+/// MTU; Time Exceeded (§3.3) and Parameter Problem (§3.4) are soft, except an
+/// unrecognized Next Header (§3.4 code 1), which is protocol unreachable. The quoted packet
+/// must be an IPv6 header directly followed by at least 8 bytes of TCP (`IcmpNotTcp`
+/// otherwise: utcp sends no extension headers, so a quote with them is not ours).
+pub fn from_v6(ty: u8, code: u8, param: u32, quoted: &[u8], dst: Ipv6Addr) -> Result<IcmpError, DropReason> {
+    use IcmpErrorKind::*;
+    let kind = match (ty, code) {
+        (1, 0 | 2) => NetUnreachable,
+        (1, 3) => HostUnreachable,
+        (1, 4) => PortUnreachable,
+        (1, 1 | 5 | 6) => AdminProhibited,
+        (2, _) => FragmentationNeeded { mtu: param.min(65535) as u16 },
+        (3, c @ (0 | 1)) => TimeExceeded { in_transit: c == 0 },
+        // §3.4 code 1, "unrecognized Next Header type": the peer has no TCP, IPv6's
+        // protocol unreachable (hard, as FreeBSD's icmp6_errmap has it).
+        (4, 1) => ProtocolUnreachable,
+        (4, 0 | 2) => ParameterProblem,
+        _ => return Err(DropReason::IcmpIgnored),
+    };
+    if quoted.len() < 48 || quoted[0] >> 4 != 6 || quoted[6] != crate::wire::packet::PROTO_TCP {
+        return Err(DropReason::IcmpNotTcp);
+    }
+    let addr = |at: usize| {
+        let mut a = [0u8; 16];
+        a.copy_from_slice(&quoted[at..at + 16]);
+        Ipv6Addr::from(a)
+    };
+    let tcp = &quoted[40..];
+    let sport = u16::from_be_bytes([tcp[0], tcp[1]]);
+    let dport = u16::from_be_bytes([tcp[2], tcp[3]]);
+    let seq = SeqNum(u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]));
+    let quad = Quad {
+        local: SocketAddr::new(IpAddr::V6(addr(8)), sport),
+        remote: SocketAddr::new(IpAddr::V6(addr(24)), dport),
+    };
+    Ok(IcmpError { kind, quad, seq, dst: IpAddr::V6(dst) })
 }
 
 /// The outer IPv4 header's length, after the checks of RFC 791 §3.1.

@@ -453,7 +453,10 @@ impl<'a> Parser<'a> {
                 match name.as_str() {
                     "tos" => ip.tos = Some(self.u8_val("tos")?),
                     "ttl" => ip.ttl = Some(self.u8_val("ttl")?),
-                    "class" | "hlim" | "flowlabel" => {
+                    // IPv6 (RFC 8200 §3): traffic class and hop limit, the same fields.
+                    "class" => ip.tos = Some(self.u8_val("class")?),
+                    "hlim" => ip.ttl = Some(self.u8_val("hlim")?),
+                    "flowlabel" => {
                         let rest = self.rest_of_line();
                         return Ok(Action::Unsupported(format!("IPv6 packet attribute `{name}` ({rest})")));
                     }
@@ -947,7 +950,7 @@ mod tests {
         let e = one("+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]");
         assert!(matches!(e.action, Action::Icmp(ref l) if l.mtu == Some(1200) && l.seq == 1 && l.len == 1460));
         let e = one("+0 <icmp unreachable port_unreachable [0:0(0)]");
-        assert!(matches!(e.action, Action::Icmp(ref l) if (l.ty, l.code) == (3, 3)));
+        assert!(matches!(e.action, Action::Icmp(ref l) if l.v4() == Ok((3, 3))));
         for line in [
             "+0 < [1:1461(1460)] icmp unreachable",
             "+0 > icmp unreachable port_unreachable [0:0(0)]",

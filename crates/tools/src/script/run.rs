@@ -389,12 +389,13 @@ impl<'a> Runner<'a> {
             SocketAddr::new(self.local_ip, self.bind_port),
             SocketAddr::new(self.remote_ip, self.remote_port),
         ));
-        let (SocketAddr::V4(local), SocketAddr::V4(remote)) = (local, remote) else {
-            return unsupported(line, "ICMPv6 error lines");
-        };
         let live = i.seq.wrapping_add(self.map.local_offset());
-        let bytes = super::icmp::build(i, local, remote, live);
-        self.log(format!("< icmp type {} code {} [{}({})]", i.ty, i.code, i.seq, i.len));
+        let bytes = match super::icmp::build(i, local, remote, live) {
+            Ok(b) => b,
+            Err(why) => return unsupported(line, why),
+        };
+        let code = i.code_name.as_deref().unwrap_or("");
+        self.log(format!("< icmp {} {code} [{}({})]", i.ty_name, i.seq, i.len));
         let now = self.instant();
         self.stack().handle_packet(now, &bytes);
         self.collect()

@@ -166,9 +166,11 @@ pub(super) const SYSCALLS: [&str; 17] = [
     "getsockopt",
     "setsockopt",
 ];
-pub(super) const SOCKOPTS: [&str; 18] = [
+pub(super) const SOCKOPTS: [&str; 20] = [
     "IP_TTL",
     "IP_TOS",
+    "IPV6_UNICAST_HOPS",
+    "IPV6_TCLASS",
     "TCP_MAXSEG",
     "TCP_USER_TIMEOUT",
     "IP_MTU_DISCOVER",
@@ -741,7 +743,7 @@ impl<'a> Runner<'a> {
                 }
             }
             "SO_KEEPALIVE" => s.keepalive as i64,
-            "IP_TTL" | "IP_TOS" => {
+            "IP_TTL" | "IP_TOS" | "IPV6_UNICAST_HOPS" | "IPV6_TCLASS" => {
                 let cfg = self.stack.as_ref().map(|st| st.config()).unwrap_or(&self.cfg);
                 let dflt = (cfg.ttl, cfg.tos);
                 let live = match (s.conn(), &self.stack) {
@@ -750,7 +752,7 @@ impl<'a> Runner<'a> {
                 };
                 let (ttl, tos) =
                     live.unwrap_or((s.ip_ttl_tos.0.unwrap_or(dflt.0), s.ip_ttl_tos.1.unwrap_or(dflt.1)));
-                i64::from(if opt == "IP_TTL" { ttl } else { tos })
+                i64::from(if matches!(&*opt, "IP_TTL" | "IPV6_UNICAST_HOPS") { ttl } else { tos })
             }
             "SO_REUSEADDR" | "SO_REUSEPORT" => 0,
             "TCP_NODELAY" => match (s.conn(), &self.stack) {
@@ -932,6 +934,9 @@ impl<'a> Runner<'a> {
                 }
             }
             "IP_TTL" | "IP_TOS" => return self.set_ip_ttl_tos(line, sc, fd, &opt),
+            // IPv6 (RFC 8200 §3): the hop limit and the traffic class are the same knobs.
+            "IPV6_UNICAST_HOPS" => return self.set_ip_ttl_tos(line, sc, fd, "IP_TTL"),
+            "IPV6_TCLASS" => return self.set_ip_ttl_tos(line, sc, fd, "IP_TOS"),
             other => return unsupported(line, format!("setsockopt({other})")),
         }
         Ok(Outcome::Done(Ok(0)))
