@@ -11,7 +11,7 @@ WT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.environ.get("UTCP_BIN", os.path.join(WT, "target/release/utcp"))
 ROOT = os.environ.get("UTCP_TCP_TESTSUITE", os.path.join(WT, "../shared/tcp-testsuite"))
 ROOT = os.path.normpath(ROOT)
-FOLDERS = ["state-event-engine", "rcv-data-segments", "snd-syn", "socket-api", "snippets"]
+FOLDERS = ["state-event-engine", "rcv-data-segments", "snd-syn", "socket-api", "snippets", "rcv-icmp"]
 
 
 def run(args):
@@ -61,8 +61,9 @@ LINUX_SYSCTLS = [
     ("tcp_min_tso_segs, tcp_tso_win_divisor", "no TSO: the defaults (2, 3) are accepted, other values UNSUPPORTED"),
     ("tcp_congestion_control", "`congestion_control`: reno = NewReno (RFC 5681/6582), cubic = CUBIC (RFC 9438); others UNSUPPORTED"),
     ("tcp_early_retrans", "`tail_loss_probe`: 3/4 = RFC 8985 §7 TLP on, 0 off; others UNSUPPORTED"),
-    ("tcp_recovery", "0 accepted; 1 (RACK time-based loss detection, RFC 8985 §6) UNSUPPORTED: not in the engine"),
-    ("tcp_frto, tcp_mtu_probing, tcp_ecn", "0 accepted (the engine has none); others UNSUPPORTED"),
+    ("tcp_recovery", "bit 0x1 -> `rack` (RACK time-based loss detection, RFC 8985 §6); bits 0x2/0x4 UNSUPPORTED"),
+    ("tcp_frto, tcp_ecn", "0 accepted (the engine has none); others UNSUPPORTED"),
+    ("tcp_mtu_probing, tcp_base_mss", "`mtu_probing` 0/1/2 (black-hole fallback and RFC 4821 probes, no periodic re-probe), `base_mss`"),
     ("tcp_syncookies", "`syn_cookies`: 0 = Never, 1 = OnOverflow, 2 = Always (RFC 4987 §3.6)"),
     ("tcp_no_metrics_save, tcp_fastopen (0/1)", "ignored with a note (no metrics cache; TFO calls are UNSUPPORTED)"),
     ("`ip route ... mtu N advmss M initcwnd K rto_min T`, `ip link set ... mtu N`", "`mtu`, `mss` (advertised only), `initial_window_segments`, `min_rto`"),
@@ -167,6 +168,11 @@ CATS = [
      "the MSS option with its real receive MSS, which RFC 9293 §3.7.1 asks for (SHOULD-5: send an MSS option in "
      "every SYN when the receive MSS differs from 536).",
      lambda p, r: "without-options" in p or "noopt" in p),
+    ("hostcache-pmtu", "A Packet Too Big remembered for the next connection", FBSD,
+     "After an ICMPv6 Packet Too Big (MTU 1300) that the connection ignores, FreeBSD's host cache still records the "
+     "path MTU for the destination, and the next connection's SYN offers MSS 1240. utcp keeps the path MTU per "
+     "connection (RFC 8201 §5.2 allows either) and has no per-destination cache, so its next SYN offers 1440.",
+     lambda p, r: "hard-error-ignored-ipv6" in p),
 ]
 UCATS = [
     ("ip-version", "IP version", "Only `--ip_version=ipv4` and `ipv6` are run (not `ipv4-mapped-ipv6`).",
@@ -254,7 +260,20 @@ w("  counter of the same meaning (TcpActiveOpens, TcpRetransSegs, TcpOutRsts, Tc
 w("  TcpExtTCPChallengeACK) and fails when the last grep")
 w("  selects nothing; naming another counter is UNSUPPORTED. Any other command or assertion makes the script")
 w("  UNSUPPORTED naming it (after the last packet or call, a command that asserts nothing is only noted).")
-w("- **Packets**: `-` stands for no flags; ICMP lines are UNSUPPORTED (\"ICMP\").")
+w("- **Packets**: `-` stands for no flags; `start:end(len)!` on an outbound segment means an absolute sequence")
+w("  number (the RST answering a SYN, <SEQ=0>), not one relative to our ISN. Inbound ICMP error lines run for")
+w("  either family (`< icmp unreachable port_unreachable [0:0(0)]`, `... frag_needed mtu 1234 [1:1461(1460)]`,")
+w("  `time_exceeded ttl_exceeded_in_transit`, `parameter_problem code_N`, `source_quench`, `redirect`; over IPv6")
+w("  RFC 4443's names: `packet_too_big mtu N`, `unreachable no_route|admin_prohibited|address_unreachable|...`,")
+w("  `time_exceeded exceeded_hop_limit`, `parameter_problem unknown_next_header`; `crates/tools/src/script/icmp.rs`):")
+w("  the packet comes from the remote host and quotes an IP header and the first 8 TCP bytes of a segment we sent,")
+w("  its sequence number mapped like an outbound one. Outbound ICMP lines are UNSUPPORTED (\"ICMP\").")
+w("- **IP_TTL / IP_TOS** (`setsockopt(IPPROTO_IP, ...)`, values as numbers or `IPTOS_DSCP_*`, `IPTOS_LOWDELAY`...;")
+w("  IPV6_UNICAST_HOPS / IPV6_TCLASS and the `(hlim N)` / `(class N)` packet attributes over IPv6):")
+w("  per connection (`Stack::set_ttl`/`set_tos`) or per listener (`Stack::set_listener_ttl_tos`, inherited by what it")
+w("  accepts, SYN-ACK included); on a socket that is neither yet the value waits for connect/listen, and when it is")
+w("  the script's only socket it also becomes `Config::ttl`/`Config::tos`, so the stateless RST answering a SYN to")
+w("  its bound port carries it, as FreeBSD's tcp_dropwithreset does with the socket's inpcb. `getsockopt` reads them.")
 w("- `#ifdef NAME` blocks: the utcp profile defines `STANDARD`, the freebsd profile `FreeBSD`, the linux profile")
 w("  `Linux`; `--define` replaces them.")
 w("")
@@ -270,14 +289,16 @@ w("  initial and 64 s maximum plus 200 ms slop (`rto_slop`), RFC 5961 on (`rfc59
 w("  tcp_twcheck handles it (`time_wait_bsd`), ACK fields of segments left of the window processed")
 w("  (`ack_old_segments`), classic Nagle (`nagle_minshall = false`), and the handshake bounded by 75 s")
 w("  (`connect_timeout`, net.inet.tcp.keepinit) with up to 10 SYN retransmissions (`syn_retries`), and a SYN-ACK to")
-w("  a listener dropped without a RST (`listen_drop_syn_ack`).")
+w("  a listener dropped without a RST (`listen_drop_syn_ack`), TTL exceeded a hard ICMP error in SYN-SENT")
+w("  (`icmp_time_exceeded_hard`) and every hard error reported as ECONNREFUSED (`icmp_hard_refused`, FreeBSD's")
+w("  tcp_drop_syn_sent); no RACK (`rack = false`, the default stack's loss detection).")
 w("- sysctls: `rfc1323` -> `window_scale`, `timestamps`; `sack.enable` -> `sack`, `dsack`; `recvspace`/`sendspace` ->")
 w("  buffers; `kern.ipc.maxsockbuf` -> `window_scale_shift`; `delacktime` -> `delayed_ack`; `rexmit_initial` ->")
 w("  `initial_rto`; `rexmit_min` -> `min_rto`; `insecure_rst` -> `rfc5961`; `insecure_syn` -> `rfc5961_syn`;")
 w("  `keepidle`/`keepintvl`/`keepcnt` -> keepalive timing; `rexmit_slop` -> `rto_slop`; `drop_synfin` ->")
 w("  `drop_synfin`; `keepinit` and TCP_KEEPINIT -> `connect_timeout`; `rexmit_drop_options` -> `syn_rexmit_drop_options`")
 w("  (MSS only from the third SYN retransmission); `tolerate_missing_ts=0` -> `ts_missing_drop` (RFC 7323 §3.2);")
-w("  TCP_NOOPT -> no SYN options. Linux names (Google's scripts): `net.ipv4.tcp_timestamps`, `tcp_window_scaling`, `tcp_sack`,")
+w("  TCP_NOOPT -> no SYN options; `icmp_may_rst` -> `icmp_may_rst`. Linux names (Google's scripts): `net.ipv4.tcp_timestamps`, `tcp_window_scaling`, `tcp_sack`,")
 w("  `tcp_dsack`, `tcp_rfc1337`, `tcp_syn_retries`, `tcp_retries2`, `tcp_challenge_ack_limit`, `tcp_keepalive_*`.")
 w("  `--mtu` -> `Config::mtu`. packetdrill's init command (a backquoted line before the first event) is handled")
 w("  like a command at time 0.")
@@ -308,9 +329,9 @@ w("|---|---|")
 for n, k in LINUX_SYSCTLS:
     w(f"| {n} | {k} |")
 w("")
-w("The profile runs CUBIC, PRR and the tail loss probe as Linux does. Not (yet) expressible, so the profile differs")
-w("from Linux there: RACK's time-based loss detection (RFC 8985 §6; the engine detects loss by RFC 6675),")
-w("F-RTO, TSO-sized bursts and Linux's PSH placement per burst (the engine sets PSH on the last")
+w("The profile runs CUBIC, PRR, RACK and the tail loss probe as Linux does (RACK keeps RFC 6675's")
+w("DupThresh/IsLost() marks beside its time-based ones, as Linux's default `tcp_recovery=1` does). Not (yet)")
+w("expressible, so the profile differs from Linux there: F-RTO, TSO-sized bursts and Linux's PSH placement per burst (the engine sets PSH on the last")
 w("segment of each write), receive-buffer auto-tuning (Linux starts with a smaller advertised window and grows it;")
 w("utcp advertises its free buffer). One script per knob lives in `tests/scripts/linux/` (run by `crates/tools/tests/conformance.rs` with")
 w("`--profile linux`):")
