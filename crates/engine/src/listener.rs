@@ -102,8 +102,10 @@ impl Stack {
         let idx = syncookie::mss_index(o.mss.unwrap_or(536));
         let keys = &mut self.cookie_keys;
         let iss = syncookie::encode_iss_cached(keys, &cfg.isn_secret, &quad, syn.seq, now, idx);
-        let mut options =
-            TcpOptions { mss: cfg.send_mss_option.then(|| cfg.mss_for(quad.local.ip())), ..TcpOptions::default() };
+        let mut options = TcpOptions {
+            mss: cfg.send_mss_option.then(|| cfg.mss_for(quad.local.ip())),
+            ..TcpOptions::default()
+        };
         // Window scale and SACK-permitted survive only inside the timestamp (RFC 7323 §3).
         if cfg.timestamps
             && let Some((tsval, _)) = o.timestamps
@@ -201,12 +203,12 @@ impl Stack {
                 seq: seg.seq - 1,
                 ack: SeqNum(0),
                 options: TcpOptions {
-                mss: Some(o.mss),
-                window_scale: o.wscale,
-                sack_permitted: o.sack_permitted,
-                timestamps: ts.map(|(val, _)| (val, 0)),
-                ..TcpOptions::default()
-            },
+                    mss: Some(o.mss),
+                    window_scale: o.wscale,
+                    sack_permitted: o.sack_permitted,
+                    timestamps: ts.map(|(val, _)| (val, 0)),
+                    ..TcpOptions::default()
+                },
                 ..seg.tcp
             },
             payload: &[],
@@ -238,7 +240,10 @@ impl Stack {
             ttl: self.config.ttl,
             ip_id: self.reply_ip_id,
             // RFC 6437: the label the connection will keep (crate::flow_label).
-            flow_label: crate::flow_label::flow_label(&self.config.isn_secret, &Quad { local: c.local, remote: c.remote }),
+            flow_label: crate::flow_label::flow_label(
+                &self.config.isn_secret,
+                &Quad { local: c.local, remote: c.remote },
+            ),
         };
         let n = emit_ip_tcp(buf, &h, self.config.option_layout, &[])?;
         self.stamp_stateless(&mut buf[..n]); // Config::tos, DF (icmp_demux.rs)

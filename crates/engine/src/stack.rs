@@ -10,9 +10,7 @@ use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::time::{Duration, Instant};
 use crate::timewait::{TimeWaitTable, TwKey, TwRecord};
 use crate::wire::frag::{FragResult, Reassembler};
-use crate::wire::{
-    DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ip_tcp, parse_ip_tcp,
-};
+use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ip_tcp, parse_ip_tcp};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
@@ -923,7 +921,10 @@ impl Stack {
             ttl: self.config.ttl,
             ip_id: self.reply_ip_id,
             // RFC 6437: the 4-tuple's label (crate::flow_label).
-            flow_label: crate::flow_label::flow_label(&self.config.isn_secret, &Quad { local: r.local, remote: r.remote }),
+            flow_label: crate::flow_label::flow_label(
+                &self.config.isn_secret,
+                &Quad { local: r.local, remote: r.remote },
+            ),
         };
         let n = emit_ip_tcp(buf, &h, self.config.option_layout, &[])?;
         self.stamp_stateless(&mut buf[..n]); // Config::tos, DF (icmp_demux.rs)

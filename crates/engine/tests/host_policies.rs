@@ -131,8 +131,7 @@ fn window_scale_derived_from_linux_buffer_space() {
 }
 
 fn quickack_conn(quick: u32) -> H {
-    let cfg =
-        base_config().with_delayed_ack(Some(Duration::from_millis(40))).with_quickack_segments(quick);
+    let cfg = base_config().with_delayed_ack(Some(Duration::from_millis(40))).with_quickack_segments(quick);
     let mut h = H::new(cfg);
     h.establish_passive(mss_opts(MSS));
     h

@@ -65,10 +65,7 @@ fn port_unreachable_aborts_syn_sent_as_refused() {
     assert_eq!(h.state(), Some(State::Closed));
     assert_eq!(h.stack.counters().icmp_hard_aborts, 1);
     h.expect_nothing();
-    assert_eq!(
-        h.stack.recv(h.c(), &mut [0u8; 8]).unwrap_err().kind(),
-        std::io::ErrorKind::ConnectionRefused
-    );
+    assert_eq!(h.stack.recv(h.c(), &mut [0u8; 8]).unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused);
 }
 
 /// Administratively prohibited (codes 9, 10, 13) is hard in the handshake: HostUnreachable,

@@ -12,7 +12,7 @@ use common::{ACK, H, PSH, Seg, base_config, payload};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use utcp_engine::time::{Duration, Instant};
 use utcp_engine::wire::checksum;
-use utcp_engine::wire::{TcpOptions, parse_ipv4_tcp, parse_ip_tcp_checksum_ok};
+use utcp_engine::wire::{TcpOptions, parse_ip_tcp_checksum_ok, parse_ipv4_tcp};
 use utcp_engine::{Config, ConnId, Stack, Transmit};
 
 const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));

@@ -592,8 +592,7 @@ fn syn_retransmitted_for_at_least_three_minutes() {
 #[test]
 fn data_retransmitted_for_at_least_100_seconds() {
     let d = Config::default();
-    let cfg =
-        base_config().with_data_retries(d.data_retries).with_min_rto(d.min_rto).with_max_rto(d.max_rto);
+    let cfg = base_config().with_data_retries(d.data_retries).with_min_rto(d.min_rto).with_max_rto(d.max_rto);
     let mut h = established_with_rtt(cfg, Duration::from_millis(1));
     h.write(b"x");
     h.expect(ACK | PSH, h.our(0), h.peer(0));

@@ -6,7 +6,9 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use utcp_engine::seq::SeqNum;
 use utcp_engine::time::Instant;
-use utcp_engine::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpRepr, TcpOptions, emit_ipv4_tcp, parse_ipv4_tcp};
+use utcp_engine::wire::{
+    OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, TcpRepr, emit_ipv4_tcp, parse_ipv4_tcp,
+};
 use utcp_engine::{Config, Stack};
 
 struct Counting;

@@ -47,12 +47,12 @@ fn spoofed_syn(x: u32, buf: &mut [u8]) -> usize {
             window: 65535,
             urgent: 0,
             options: TcpOptions {
-            mss: Some(1460),
-            timestamps: Some((x, 0)),
-            window_scale: Some(7),
-            sack_permitted: true,
-            ..TcpOptions::default()
-        },
+                mss: Some(1460),
+                timestamps: Some((x, 0)),
+                window_scale: Some(7),
+                sack_permitted: true,
+                ..TcpOptions::default()
+            },
         },
         src: IpAddr::V4(Ipv4Addr::new(10, 64 + (x >> 26) as u8, (x >> 16) as u8, (x >> 8) as u8 | 1)),
         dst: US,

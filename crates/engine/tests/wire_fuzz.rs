@@ -403,7 +403,8 @@ fn fuzz_fragments_into_stack_no_panic() {
 
 fn arb_unicast6() -> impl Strategy<Value = std::net::Ipv6Addr> {
     // 2001:db8::/32 (documentation) with random low bits: never a martian.
-    any::<[u16; 6]>().prop_map(|s| std::net::Ipv6Addr::new(0x2001, 0xdb8, s[0], s[1], s[2], s[3], s[4], s[5] | 1))
+    any::<[u16; 6]>()
+        .prop_map(|s| std::net::Ipv6Addr::new(0x2001, 0xdb8, s[0], s[1], s[2], s[3], s[4], s[5] | 1))
 }
 
 proptest! {

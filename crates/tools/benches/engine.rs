@@ -45,9 +45,8 @@ mod utcp_engine {
 
     /// An established connection; the sender may have many segments in flight.
     pub fn conn(ack_each_segment: bool) -> Conn {
-        let ca_cfg = Config::default()
-            .with_initial_window_segments(Some(4 * SAMPLE_SIZE))
-            .with_send_buffer(4 << 20);
+        let ca_cfg =
+            Config::default().with_initial_window_segments(Some(4 * SAMPLE_SIZE)).with_send_buffer(4 << 20);
         let cb_cfg = if ack_each_segment {
             Config::default().with_delayed_ack(None).with_ack_every(1)
         } else {

@@ -80,7 +80,10 @@ impl Pair {
 
     /// Connect A to B's listener and accept.
     fn open(&mut self) -> Result<Conn, String> {
-        let c = self.a.connect(self.now, SocketAddr::new(A, 0), SocketAddr::new(B, PORT)).map_err(|e| e.to_string())?;
+        let c = self
+            .a
+            .connect(self.now, SocketAddr::new(A, 0), SocketAddr::new(B, PORT))
+            .map_err(|e| e.to_string())?;
         self.pump()?;
         let (s, _) = self.b.accept(self.listener).map_err(|e| format!("accept: {e}"))?;
         let port = self.a.local_addr(c).map_err(|e| e.to_string())?.port();

@@ -559,7 +559,9 @@ fn syn_flood(stack: &mut Stack, n: u32, dst: IpAddr) {
             },
             src: match dst {
                 IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::new(10, 0, 1, 1 + (i % 250) as u8)),
-                IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1 + (i % 250) as u16)),
+                IpAddr::V6(_) => {
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 1, 0, 0, 0, 0, 1 + (i % 250) as u16))
+                }
             },
             dst,
             ttl: 64,

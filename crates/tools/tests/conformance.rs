@@ -324,7 +324,10 @@ fn unsupported_features_are_named_not_skipped() {
         "{v:?}"
     );
     let v = mutated(s, "--tolerance_usecs=10000", "--tolerance_usecs=10000\n--ip_version=ipv4-mapped-ipv6");
-    assert!(matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("ipv4-mapped-ipv6")), "{v:?}");
+    assert!(
+        matches!(&v, Verdict::Unsupported { feature, .. } if feature.contains("ipv4-mapped-ipv6")),
+        "{v:?}"
+    );
 }
 
 /// A small deterministic PRNG (xorshift64*) for the mutation test.

@@ -47,7 +47,8 @@ fn ping6_curl6_and_python6_against_utcp_serve_http() {
     let ping4 = ns.exec("ping", &["-c", "2", "-i", "0.2", "-W", "2", STACK4]);
     let got6 = dir.join("got6.bin");
     let url6 = format!("http://[{STACK6}]:8080/f.bin");
-    let curl6 = ns.exec("curl", &["-g", "-6", "-sS", "--max-time", "60", "-o", got6.to_str().unwrap(), &url6]);
+    let curl6 =
+        ns.exec("curl", &["-g", "-6", "-sS", "--max-time", "60", "-o", got6.to_str().unwrap(), &url6]);
     let got4 = dir.join("got4.bin");
     let url4 = format!("http://{STACK4}:8080/f.bin");
     let curl4 = ns.exec("curl", &["-sS", "--max-time", "60", "-o", got4.to_str().unwrap(), &url4]);

@@ -78,9 +78,7 @@ fn harsh_mix_every_congestion_control_20_seeds() {
         rack(CongestionAlgorithm::Cubic, true),
         rack(CongestionAlgorithm::Cubic, false),
         Config::default().with_congestion_control(CongestionAlgorithm::Cubic),
-        Config::default()
-            .with_congestion_control(CongestionAlgorithm::Cubic)
-            .with_tail_loss_probe(false),
+        Config::default().with_congestion_control(CongestionAlgorithm::Cubic).with_tail_loss_probe(false),
         Config::default().with_tail_loss_probe(false),
         Config::default().with_prr(false),
     ];
@@ -230,9 +228,9 @@ fn same_seed_same_run() {
 /// fill the MTU with the 40-byte IPv6 header, one flow label per direction).
 #[test]
 fn harsh_mix_over_ipv6_is_byte_exact() {
+    use utcp::device::link::Side;
     use utcp::engine::TxReason;
     use utcp::time::Instant;
-    use utcp::device::link::Side;
     use utcp_tools::sim::{Observer, run_observed};
     #[derive(Default)]
     struct Watch {

@@ -778,7 +778,11 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
                 peer6: config.peer6,
             };
             // TUN offload (issue 12); the impairment hook works per packet, so not with it.
-            if config.offload && config.impairment.is_none() { Tun::open_offload(&cfg)? } else { Tun::open(&cfg)? }
+            if config.offload && config.impairment.is_none() {
+                Tun::open_offload(&cfg)?
+            } else {
+                Tun::open(&cfg)?
+            }
         }
     });
     if let Some(len) = config.tx_queue_len {

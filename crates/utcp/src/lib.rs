@@ -37,9 +37,9 @@ pub mod device;
 mod driver;
 mod impair;
 mod lead;
+mod pcap;
 #[cfg(feature = "tokio")]
 mod pump;
-mod pcap;
 mod socket;
 mod sys;
 mod tap;

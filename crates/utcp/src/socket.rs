@@ -86,10 +86,11 @@ impl TcpListener {
             let mut g = shared.lock();
             g.check_up()?;
             // Backlog 0: the engine's `default_backlog`; port 0: an ephemeral port.
-            let result = g.stack.listen(SocketAddr::new(ip, a.port()), 0).map_err(io::Error::from).and_then(|l| {
-                let port = g.stack.listener_addr(l)?.port();
-                Ok((l, port))
-            });
+            let result =
+                g.stack.listen(SocketAddr::new(ip, a.port()), 0).map_err(io::Error::from).and_then(|l| {
+                    let port = g.stack.listener_addr(l)?.port();
+                    Ok((l, port))
+                });
             match result {
                 Ok((id, port)) => {
                     shared.register(&mut g, Key::Listener(id));

@@ -458,7 +458,9 @@ impl Tcb {
         if plan.flags.ack() && !plan.flags.rst() {
             // MUST-16 (RFC 9293 §3.7.1): payload plus options stay within the send MSS, so
             // a full-sized segment carries only the SACK blocks that fit.
-            let mss = (self.snd_mss as usize).min(cfg.send_mss_cap_for(self.quad.local.ip()) as usize).min(self.path_mss_cap());
+            let mss = (self.snd_mss as usize)
+                .min(cfg.send_mss_cap_for(self.quad.local.ip()) as usize)
+                .min(self.path_mss_cap());
             let room = mss.saturating_sub(plan.len + if self.ts_ok { 12 } else { 0 });
             let fit = if room >= 12 { (room - 4) / 8 } else { 0 };
             let max = fit.min(if self.ts_ok { 3 } else { 4 });

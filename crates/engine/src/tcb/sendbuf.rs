@@ -72,7 +72,11 @@ impl SendBuffer {
             return 0;
         }
         self.ring.touch();
-        if self.ring.ensure(self.len + n, self.len, false) { n } else { n.min(self.ring.allocated() - self.len) }
+        if self.ring.ensure(self.len + n, self.len, false) {
+            n
+        } else {
+            n.min(self.ring.allocated() - self.len)
+        }
     }
 
     /// Append as much of `data` as fits; returns the number of bytes queued. Under the
@@ -226,23 +230,32 @@ mod tests {
     #[test]
     fn push_with_offers_contiguous_space() {
         let mut sb = SendBuffer::with_capacity(8);
-        assert_eq!(sb.push_with(|b| {
-            assert_eq!(b.len(), 8);
-            b[..6].copy_from_slice(b"abcdef");
+        assert_eq!(
+            sb.push_with(|b| {
+                assert_eq!(b.len(), 8);
+                b[..6].copy_from_slice(b"abcdef");
+                6
+            }),
             6
-        }), 6);
+        );
         sb.drain(4); // "ef" at ring index 4..6
         // The free space wraps: 6..8 first, then 0..4 on the next call.
-        assert_eq!(sb.push_with(|b| {
-            assert_eq!(b.len(), 2);
-            b.copy_from_slice(b"gh");
-            99
-        }), 2);
-        assert_eq!(sb.push_with(|b| {
-            assert_eq!(b.len(), 4);
-            b[..3].copy_from_slice(b"ijk");
+        assert_eq!(
+            sb.push_with(|b| {
+                assert_eq!(b.len(), 2);
+                b.copy_from_slice(b"gh");
+                99
+            }),
+            2
+        );
+        assert_eq!(
+            sb.push_with(|b| {
+                assert_eq!(b.len(), 4);
+                b[..3].copy_from_slice(b"ijk");
+                3
+            }),
             3
-        }), 3);
+        );
         assert_eq!(collect(&sb, 0, 10), b"efghijk");
         assert_eq!(sb.push_with(|b| b.len()), 1);
         assert_eq!(sb.push_with(|_| panic!("full")), 0);

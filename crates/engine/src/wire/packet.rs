@@ -12,9 +12,9 @@ use super::{DropReason, OptionLayout, TcpRepr};
 use std::net::IpAddr;
 
 pub use super::ipv4::IPV4_HEADER_LEN;
+pub(crate) use super::ipv4::martian_reason;
 pub use super::ipv6::IPV6_HEADER_LEN;
 pub use super::tcp::{PROTO_TCP, TCP_HEADER_LEN};
-pub(crate) use super::ipv4::martian_reason;
 
 /// A received TCP segment: the IP addresses, the TCP header and a view of its payload.
 /// Derefs to its [`TcpRepr`], so `seg.seq`, `seg.flags`, ... read the TCP header.
@@ -99,7 +99,12 @@ fn parse_ipv4_tcp_with(packet: &[u8], verify_tcp: bool) -> Result<TcpSegment<'_>
         return Err(DropReason::NotTcp);
     }
     // tcp.len() ≤ total length ≤ 65535, so the cast is lossless.
-    let pseudo = super::checksum::pseudo_header_ipv4(ip.src.octets(), ip.dst.octets(), PROTO_TCP, ip.payload.len() as u16);
+    let pseudo = super::checksum::pseudo_header_ipv4(
+        ip.src.octets(),
+        ip.dst.octets(),
+        PROTO_TCP,
+        ip.payload.len() as u16,
+    );
     let (tcp, doff) = TcpRepr::parse_with(ip.payload, verify_tcp.then_some(pseudo))?;
     if let Some(reason) = ipv4::martian_reason(ip.src, ip.dst) {
         return Err(reason);
@@ -145,7 +150,12 @@ pub fn parse_ip_tcp(packet: &[u8]) -> Result<TcpSegment<'_>, DropReason> {
 /// options), the TCP header with `h.options` laid out per `layout`, then the payload
 /// slices concatenated. Fills both checksums. Returns the packet length, or None if `buf`
 /// is too small, the packet would exceed 65535 bytes, or an address is not IPv4.
-pub fn emit_ipv4_tcp(buf: &mut [u8], h: &TcpHeaderOut, layout: OptionLayout, payload: &[&[u8]]) -> Option<usize> {
+pub fn emit_ipv4_tcp(
+    buf: &mut [u8],
+    h: &TcpHeaderOut,
+    layout: OptionLayout,
+    payload: &[&[u8]],
+) -> Option<usize> {
     let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
         return None;
     };
@@ -156,16 +166,33 @@ pub fn emit_ipv4_tcp(buf: &mut [u8], h: &TcpHeaderOut, layout: OptionLayout, pay
 /// Write a complete IPv6 + TCP packet (40-byte header, no extension headers, hop limit
 /// `h.ttl`, flow label `h.flow_label`). None if `buf` is too small, the TCP segment would
 /// exceed 65535 bytes, or an address is not IPv6.
-pub fn emit_ipv6_tcp(buf: &mut [u8], h: &TcpHeaderOut, layout: OptionLayout, payload: &[&[u8]]) -> Option<usize> {
+pub fn emit_ipv6_tcp(
+    buf: &mut [u8],
+    h: &TcpHeaderOut,
+    layout: OptionLayout,
+    payload: &[&[u8]],
+) -> Option<usize> {
     let (IpAddr::V6(src), IpAddr::V6(dst)) = (h.src, h.dst) else {
         return None;
     };
-    let ip = Ipv6Out { src, dst, next_header: PROTO_TCP, hop_limit: h.ttl, traffic_class: 0, flow_label: h.flow_label };
+    let ip = Ipv6Out {
+        src,
+        dst,
+        next_header: PROTO_TCP,
+        hop_limit: h.ttl,
+        traffic_class: 0,
+        flow_label: h.flow_label,
+    };
     emit_over(buf, IPV6_HEADER_LEN, h, layout, payload, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
 }
 
 /// Write a packet of the family of `h`'s addresses (None if they differ).
-pub fn emit_ip_tcp(buf: &mut [u8], h: &TcpHeaderOut, layout: OptionLayout, payload: &[&[u8]]) -> Option<usize> {
+pub fn emit_ip_tcp(
+    buf: &mut [u8],
+    h: &TcpHeaderOut,
+    layout: OptionLayout,
+    payload: &[&[u8]],
+) -> Option<usize> {
     match h.dst {
         IpAddr::V4(_) => emit_ipv4_tcp(buf, h, layout, payload),
         IpAddr::V6(_) => emit_ipv6_tcp(buf, h, layout, payload),
@@ -448,7 +475,14 @@ mod tests {
             let h = TcpHeaderOut {
                 src: std::net::IpAddr::V4(Ipv4Addr::from(src)),
                 dst: std::net::IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2)),
-                tcp: TcpRepr { seq: SeqNum(1), flags: TcpFlags::SYN, window: 100, src_port: 1, dst_port: 2, ..TcpRepr::default() },
+                tcp: TcpRepr {
+                    seq: SeqNum(1),
+                    flags: TcpFlags::SYN,
+                    window: 100,
+                    src_port: 1,
+                    dst_port: 2,
+                    ..TcpRepr::default()
+                },
                 ttl: 64,
                 ip_id: 0,
                 flow_label: 0,

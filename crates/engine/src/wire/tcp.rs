@@ -97,7 +97,13 @@ impl TcpRepr {
     /// header + payload long, and fill the checksum from `pseudo` (the pseudo-header
     /// partial sum, length included). Returns false, writing nothing, if `tcp` has the
     /// wrong length.
-    pub fn emit(&self, tcp: &mut [u8], opts: &options::EncodedOptions, payload: &[&[u8]], pseudo: u64) -> bool {
+    pub fn emit(
+        &self,
+        tcp: &mut [u8],
+        opts: &options::EncodedOptions,
+        payload: &[&[u8]],
+        pseudo: u64,
+    ) -> bool {
         let hdr_len = TCP_HEADER_LEN + opts.as_bytes().len();
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
         if tcp.len() != hdr_len + payload_len {

@@ -107,7 +107,9 @@ pub fn run(opts: &SynfloodOptions, progress: bool) -> io::Result<Vec<SynfloodRes
         let sys: Box<dyn System> = match k {
             SystemKind::Kernel => Box::new(super::kernel::KernelSystem::start(true)?),
             SystemKind::Smoltcp => Box::new(super::smoltcp_sys::SmoltcpSystem::start()?),
-            SystemKind::Utcp => Box::new(super::utcp_sys::UtcpSystem::start_with(opts.utcp_tx_queue_len, true)?),
+            SystemKind::Utcp => {
+                Box::new(super::utcp_sys::UtcpSystem::start_with(opts.utcp_tx_queue_len, true)?)
+            }
         };
         if let Some(server) = sys.server_ns() {
             // The spoofed range answers into the client namespace, which drops it.

@@ -170,7 +170,13 @@ pub fn build(i: &IcmpLine, local: SocketAddr, remote: SocketAddr, live_seq: u32)
 
 /// The IPv6 packet (RFC 4443 §2.1, §2.3): an ICMPv6 error from `remote` to `local` quoting
 /// the IPv6 header and the first 8 TCP bytes of a segment `local → remote`.
-fn build_v6(i: &IcmpLine, (ty, code): (u8, u8), local: (Ipv6Addr, u16), remote: (Ipv6Addr, u16), seq: u32) -> Vec<u8> {
+fn build_v6(
+    i: &IcmpLine,
+    (ty, code): (u8, u8),
+    local: (Ipv6Addr, u16),
+    remote: (Ipv6Addr, u16),
+    seq: u32,
+) -> Vec<u8> {
     let mut quoted = [0u8; 48];
     quoted[0] = 0x60;
     let plen = 20u32.saturating_add(i.len).min(65535) as u16;
@@ -215,7 +221,13 @@ fn parse_quote(q: &str) -> Option<(u32, u32)> {
 
 /// The IPv4 packet: an ICMP error from `remote` to `local` quoting a segment `local →
 /// remote` with SEG.SEQ `live_seq` (the script's sequence number mapped to live space).
-fn build_v4(i: &IcmpLine, (ty, code): (u8, u8), local: SocketAddrV4, remote: SocketAddrV4, live_seq: u32) -> Vec<u8> {
+fn build_v4(
+    i: &IcmpLine,
+    (ty, code): (u8, u8),
+    local: SocketAddrV4,
+    remote: SocketAddrV4,
+    live_seq: u32,
+) -> Vec<u8> {
     let mut quoted = [0u8; 28];
     quoted[0] = 0x45;
     let qlen = 40u32.saturating_add(i.len).min(65535) as u16;

@@ -345,7 +345,14 @@ fn parse_outbound_v4(p: &[u8]) -> Result<Outbound, String> {
 }
 
 /// The TCP half of [`parse_outbound`].
-fn tcp_outbound(t: &[u8], pseudo: &[u8], src_ip: IpAddr, dst_ip: IpAddr, tos: u8, ttl: u8) -> Result<Outbound, String> {
+fn tcp_outbound(
+    t: &[u8],
+    pseudo: &[u8],
+    src_ip: IpAddr,
+    dst_ip: IpAddr,
+    tos: u8,
+    ttl: u8,
+) -> Result<Outbound, String> {
     if t.len() < 20 {
         return Err(format!("TCP segment of {} bytes is shorter than its header", t.len()));
     }

@@ -948,7 +948,9 @@ mod tests {
     #[test]
     fn icmp_lines_parse_or_are_unsupported_icmp() {
         let e = one("+0 < icmp unreachable frag_needed mtu 1200 [1:1461(1460)]");
-        assert!(matches!(e.action, Action::Icmp(ref l) if l.mtu == Some(1200) && l.seq == 1 && l.len == 1460));
+        assert!(
+            matches!(e.action, Action::Icmp(ref l) if l.mtu == Some(1200) && l.seq == 1 && l.len == 1460)
+        );
         let e = one("+0 <icmp unreachable port_unreachable [0:0(0)]");
         assert!(matches!(e.action, Action::Icmp(ref l) if l.v4() == Ok((3, 3))));
         for line in [

@@ -184,7 +184,9 @@ impl<'a> Runner<'a> {
                         self.local_ip = IpAddr::V6(IPV6_LOCAL);
                         self.remote_ip = IpAddr::V6(IPV6_REMOTE);
                     }
-                    other => return unsupported(f.line, format!("--ip_version={other} (IPv4 and IPv6 are run)")),
+                    other => {
+                        return unsupported(f.line, format!("--ip_version={other} (IPv4 and IPv6 are run)"));
+                    }
                 },
                 "tolerance_usecs" => self.tolerance = v.parse().map_err(|_| bad("number"))?,
                 "tcp_ts_tick_usecs" => self.ts_tick_us = Some(v.parse().map_err(|_| bad("number"))?),
@@ -809,7 +811,9 @@ impl<'a> Runner<'a> {
         let count = rows
             .iter()
             .filter(|(l, r, name, v6)| {
-                q.port.is_none_or(|p| *l == p || *r == p) && *name == q.state && q.ipv6.is_none_or(|f| f == *v6)
+                q.port.is_none_or(|p| *l == p || *r == p)
+                    && *name == q.state
+                    && q.ipv6.is_none_or(|f| f == *v6)
             })
             .count();
         if count.to_string().contains(&q.want) {
@@ -1132,9 +1136,13 @@ mod tests {
         let q = parse_sockstat("sockstat -4 -P tcp -p 8080 -s | grep -c SYN_RCVD | grep 0").expect("ok");
         assert!(!q.owned && q.port == Some(8080) && q.state == "SYN_RCVD" && q.want == "0");
         assert!(parse_sockstat("sockstat -4 -P udp -s | grep -c LISTEN | grep 1").is_none());
-        let q = parse_sockstat("sockstat -6 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1").expect("ok");
+        let q = parse_sockstat("sockstat -6 -P tcp -s | grep packetdril | grep -c TIME_WAIT | grep 1")
+            .expect("ok");
         assert_eq!(q.ipv6, Some(true));
-        assert_eq!(parse_sockstat("sockstat -4 -P tcp -s | grep -c LISTEN | grep 1").map(|q| q.ipv6), Some(Some(false)));
+        assert_eq!(
+            parse_sockstat("sockstat -4 -P tcp -s | grep -c LISTEN | grep 1").map(|q| q.ipv6),
+            Some(Some(false))
+        );
         assert!(parse_sockstat("sockstat -4 -P tcp -s | grep -c BOGUS | grep 1").is_none());
         assert!(parse_sockstat("sockstat -4 -P tcp -s | wc -l").is_none());
         assert!(parse_sockstat("sockstat -4 -P tcp -s | grep foo | grep -c LISTEN | grep 1").is_none());

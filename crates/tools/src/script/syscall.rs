@@ -436,8 +436,7 @@ impl<'a> Runner<'a> {
                                 let sm = self.sock_mut(line, fd)?;
                                 sm.kind = SockKind::Listener(l);
                                 sm.bound = Some(addr);
-                                self.tuple =
-                                    Some((addr, SocketAddr::new(self.remote_ip, self.remote_port)));
+                                self.tuple = Some((addr, SocketAddr::new(self.remote_ip, self.remote_port)));
                                 Outcome::Done(Ok(0))
                             }
                             Err(e) => Outcome::Done(Err(errno_of(e.kind()))),
@@ -980,12 +979,19 @@ impl<'a> Runner<'a> {
             }
             SockKind::Fresh if self.fds.len() == 1 => {
                 let mut cfg = self.stack.as_ref().map_or_else(|| self.cfg.clone(), |st| st.config().clone());
-                if ttl { cfg.ttl = v } else { cfg.tos = v }
+                if ttl {
+                    cfg.ttl = v
+                } else {
+                    cfg.tos = v
+                }
                 match self.stack.as_mut() {
                     Some(st) => *st.config_mut() = cfg,
                     None => self.cfg = cfg,
                 }
-                self.note(format!("line {line}: {opt} on the only socket -> Config::{} = {v}", opt[3..].to_lowercase()));
+                self.note(format!(
+                    "line {line}: {opt} on the only socket -> Config::{} = {v}",
+                    opt[3..].to_lowercase()
+                ));
             }
             _ => {}
         }

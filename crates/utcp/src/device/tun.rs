@@ -143,7 +143,10 @@ impl Tun {
             if cfg.mtu < 1280 || prefix6 > 126 {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
-                    format!("IPv6 needs MTU >= 1280 and a prefix of at most /126 (MTU {}, /{prefix6})", cfg.mtu),
+                    format!(
+                        "IPv6 needs MTU >= 1280 and a prefix of at most /126 (MTU {}, /{prefix6})",
+                        cfg.mtu
+                    ),
                 ));
             }
             builder = builder.ipv6(peer6, prefix6);
@@ -252,7 +255,10 @@ impl Tun {
     pub fn send_transmit(&self, packet: &[u8], t: &utcp_engine::Transmit) -> io::Result<()> {
         if !self.vnet {
             if t.segment_size.is_some() || t.csum_start.is_some() {
-                return Err(io::Error::new(io::ErrorKind::InvalidInput, "super-segment on a TUN without offload"));
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "super-segment on a TUN without offload",
+                ));
             }
             return self.send(packet);
         }
