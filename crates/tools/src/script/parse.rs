@@ -853,6 +853,14 @@ mod tests {
         assert_eq!(s.events[1].line, 4);
     }
 
+    /// IPv6's traffic class and hop limit are the IPv4 TOS and TTL fields (RFC 8200 §3).
+    #[test]
+    fn ipv6_class_and_hlim_attributes_parse() {
+        let e = one("+0 > (class 0x20, hlim 6) . 1:1(0) ack 1 win 5");
+        let Action::Packet(p) = e.action else { panic!("not a packet") };
+        assert_eq!(p.ip, IpAttrs { tos: Some(0x20), ttl: Some(6) });
+    }
+
     #[test]
     fn outbound_syn_with_options() {
         let e = one("+0.00 > S  0:0(0) win 65535 <mss 1460,nop,wscale 6,sackOK,TS val 100 ecr 0>");
@@ -929,8 +937,8 @@ mod tests {
 
     #[test]
     fn unsupported_constructs_are_named() {
-        let e = one("+0 < (class 0x28) . 1:1(0) ack 1 win 5");
-        assert!(matches!(e.action, Action::Unsupported(ref s) if s.contains("class")));
+        let e = one("+0 < (flowlabel 0x12345) . 1:1(0) ack 1 win 5");
+        assert!(matches!(e.action, Action::Unsupported(ref s) if s.contains("flowlabel")));
         let e = one("+0 < S 0:0(0) win 5 <md5 valid>");
         assert!(matches!(e.action, Action::Unsupported(ref s) if s.contains("md5")));
     }
