@@ -361,9 +361,12 @@ fn icmpv6_echo_request_gets_a_reply_rate_limited() {
     assert_eq!(s.counters().dropped(DropReason::NotOurAddress), 1);
     s.handle_packet(now, &echo6(v6("ff02::1"), LOCAL_IP6, 1, 1, b"", 128));
     assert_eq!(s.counters().dropped(DropReason::MartianSrcMulticast), 1);
-    // Neighbour solicitation (135) and an error (1, the hook for the ICMP error handler).
+    // Neighbour solicitation (135): not an echo. An error (1) goes to the ICMP error
+    // handler (RFC 4443 §3, `icmp_error::from_v6`); its quote is not IPv6/TCP.
     s.handle_packet(now, &echo6(REMOTE_IP6, LOCAL_IP6, 0, 0, &[0; 16], 135));
+    assert_eq!(s.counters().dropped(DropReason::IcmpNotEcho), 1);
     s.handle_packet(now, &echo6(REMOTE_IP6, LOCAL_IP6, 0, 0, &[0x60; 48], 1));
-    assert_eq!(s.counters().dropped(DropReason::IcmpNotEcho), 2);
+    assert_eq!(s.counters().dropped(DropReason::IcmpNotEcho), 1);
+    assert_eq!(s.counters().dropped(DropReason::IcmpNotTcp), 1);
     assert_eq!(s.poll_transmit(now + Duration::from_secs(5), &mut buf), None);
 }
