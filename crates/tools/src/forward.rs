@@ -10,12 +10,16 @@
 //! - A RST from either side aborts the other (SO_LINGER 0 on the kernel socket).
 //! - Non-TCP packets are dropped and counted by the engine.
 //!
+//! - IPv6 (issue 13): routes may be IPv6 prefixes; the TUN then also gets an IPv6
+//!   address (`addr6`/`peer6`), the stack terminates any IPv6 destination in them, and
+//!   the upstream socket is of the destination's family.
+//!
 //! A line per connection on stdout, totals when `stop` is set (SIGINT in the CLI).
 
 use socket2::{Domain, Socket, Type};
 use std::collections::HashMap;
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -43,12 +47,17 @@ pub struct ForwardOptions {
     pub netns: String,
     /// TUN name.
     pub tun: String,
-    /// Destinations routed into the TUN and terminated.
-    pub routes: Vec<(Ipv4Addr, u8)>,
+    /// Destinations routed into the TUN and terminated (IPv4 or IPv6 prefixes).
+    pub routes: Vec<(IpAddr, u8)>,
     /// The stack's address and the kernel side's address/prefix on the TUN.
     pub addr: Ipv4Addr,
     /// The kernel side of the TUN.
     pub peer: (Ipv4Addr, u8),
+    // --- IPv6 (issue 13): used only when `routes` holds an IPv6 prefix.
+    /// The stack's IPv6 address on the TUN.
+    pub addr6: Ipv6Addr,
+    /// The kernel side's IPv6 address and prefix on the TUN.
+    pub peer6: (Ipv6Addr, u8),
     /// Where upstream connections leave from.
     pub upstream: Upstream,
     /// SOCKS5 proxy for upstream connections.
@@ -62,20 +71,29 @@ pub struct ForwardOptions {
 }
 
 impl ForwardOptions {
-    /// Defaults: stack 10.255.255.2, kernel side 10.255.255.1/30, 5 s connect timeout.
-    pub fn new(netns: &str, tun: &str, routes: Vec<(Ipv4Addr, u8)>, upstream: Upstream) -> ForwardOptions {
+    /// Defaults: stack 10.255.255.2, kernel side 10.255.255.1/30 (IPv6: stack
+    /// fd00:ff:ff::2, kernel side fd00:ff:ff::1/126, private ULAs of RFC 4193), 5 s
+    /// connect timeout.
+    pub fn new(netns: &str, tun: &str, routes: Vec<(IpAddr, u8)>, upstream: Upstream) -> ForwardOptions {
         ForwardOptions {
             netns: netns.into(),
             tun: tun.into(),
             routes,
             addr: Ipv4Addr::new(10, 255, 255, 2),
             peer: (Ipv4Addr::new(10, 255, 255, 1), 30),
+            addr6: Ipv6Addr::new(0xfd00, 0xff, 0xff, 0, 0, 0, 0, 2),
+            peer6: (Ipv6Addr::new(0xfd00, 0xff, 0xff, 0, 0, 0, 0, 1), 126),
             upstream,
             socks5: None,
             connect_timeout: Duration::from_secs(5),
             pcap: None,
             verbose: true,
         }
+    }
+
+    /// Some route is an IPv6 prefix: the TUN needs an IPv6 address.
+    pub fn wants_ipv6(&self) -> bool {
+        self.routes.iter().any(|(net, _)| net.is_ipv6())
     }
 }
 
@@ -125,12 +143,15 @@ impl Totals {
 /// namespace (a socket belongs to the namespace it was created in), or here with
 /// SO_BINDTODEVICE. Shared with the `forward` bench ([`crate::bench::forward`]).
 pub(crate) struct SocketFactory {
-    requests: Mutex<mpsc::Sender<mpsc::Sender<io::Result<Socket>>>>,
+    requests: Mutex<mpsc::Sender<SocketRequest>>,
 }
+
+/// A socket of this family (IPv4 or IPv6), and where to send it.
+type SocketRequest = (Domain, mpsc::Sender<io::Result<Socket>>);
 
 impl SocketFactory {
     pub(crate) fn new(up: &Upstream) -> io::Result<SocketFactory> {
-        let (tx, rx) = mpsc::channel::<mpsc::Sender<io::Result<Socket>>>();
+        let (tx, rx) = mpsc::channel::<SocketRequest>();
         let (ready_tx, ready_rx) = mpsc::channel();
         let up = up.clone();
         std::thread::Builder::new().name("utcp-fwd-sockets".into()).spawn(move || {
@@ -143,8 +164,8 @@ impl SocketFactory {
             if failed {
                 return;
             }
-            for reply in rx {
-                let s = Socket::new(Domain::IPV4, Type::STREAM, None).and_then(|s| {
+            for (domain, reply) in rx {
+                let s = Socket::new(domain, Type::STREAM, None).and_then(|s| {
                     if let Upstream::BindDevice(dev) = &up {
                         s.bind_device(Some(dev.as_bytes()))?;
                     }
@@ -157,12 +178,13 @@ impl SocketFactory {
         Ok(SocketFactory { requests: Mutex::new(tx) })
     }
 
-    fn socket(&self) -> io::Result<Socket> {
+    /// A stream socket of the family of `to`.
+    fn socket(&self, to: SocketAddr) -> io::Result<Socket> {
         let (tx, rx) = mpsc::channel();
         self.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .send(tx)
+            .send((Domain::for_address(to), tx))
             .map_err(|_| io::Error::other("socket thread gone"))?;
         rx.recv().map_err(|_| io::Error::other("socket thread gone"))?
     }
@@ -179,8 +201,9 @@ fn enter_netns(ns: &str) -> io::Result<()> {
 /// Add a route for each prefix into the TUN, inside its namespace.
 fn add_routes(o: &ForwardOptions) -> io::Result<()> {
     for (net, len) in &o.routes {
+        let family = if net.is_ipv6() { "-6" } else { "-4" };
         let st = std::process::Command::new("ip")
-            .args(["-n", &o.netns, "route", "replace", &format!("{net}/{len}"), "dev", &o.tun])
+            .args(["-n", &o.netns, family, "route", "replace", &format!("{net}/{len}"), "dev", &o.tun])
             .status()?;
         if !st.success() {
             return Err(io::Error::other(format!("ip route {net}/{len} dev {} failed", o.tun)));
@@ -196,7 +219,7 @@ pub(crate) async fn connect_upstream(
     dst: SocketAddr,
 ) -> io::Result<tokio::net::TcpStream> {
     let first_hop = o.socks5.unwrap_or(dst);
-    let sock = f.socket()?;
+    let sock = f.socket(first_hop)?;
     sock.set_nonblocking(true)?;
     let std_stream: std::net::TcpStream = sock.into();
     let s = tokio::net::TcpSocket::from_std_stream(std_stream);
@@ -270,6 +293,10 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
     let mut cfg = InterfaceConfig::new(&o.tun, o.addr, o.peer.0, o.peer.1);
     cfg.netns = Some(o.netns.clone());
     cfg.pcap = o.pcap.clone();
+    if o.wants_ipv6() {
+        cfg.addr6 = Some(o.addr6);
+        cfg.peer6 = Some(o.peer6);
+    }
     let iface = Interface::new(cfg)?;
     add_routes(&o)?;
     let factory = Arc::new(SocketFactory::new(&o.upstream)?);
@@ -277,7 +304,7 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
     let totals = Arc::new(Totals::default());
     let mut filter = AnyIpFilter::all();
     for (net, len) in &o.routes {
-        filter = filter.prefix(IpAddr::V4(*net), *len);
+        filter = filter.prefix(*net, *len);
     }
     let o = Arc::new(o);
     rt.block_on(async {

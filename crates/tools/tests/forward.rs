@@ -6,6 +6,8 @@
 //!
 //! Checks: a 50 MiB file arrives byte-exact; a closed port upstream is "connection
 //! refused" for the client; 200 parallel curls succeed; the totals add up.
+//! IPv6 (issue 13): B's interface also gets fd00:99::1, and the gateway routes
+//! fd00:99::/64 and 10.99.0.0/24 both; curl -6 gets the file byte-exact.
 //! Needs root (namespaces, TUN), curl and python3.
 
 use std::process::{Child, Command, Stdio};
@@ -38,8 +40,23 @@ fn upstream_server(b: &NetNs, dir: &std::path::Path) -> Server {
         let out = sh(b, cmd);
         assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
     }
+    serve_http(b, dir, "10.99.0.1")
+}
+
+/// IPv6 (issue 13): B's upstream interface (after [`upstream_server`]) also gets
+/// fd00:99::1/64, and a second python HTTP server listens there.
+fn upstream_server6(b: &NetNs, dir: &std::path::Path) -> Server {
+    let iface = if sh(b, "ip link show d0").status.success() { "d0" } else { "lo" };
+    let cmd = format!("ip -6 addr add fd00:99::1/64 dev {iface} nodad");
+    let out = sh(b, &cmd);
+    assert!(out.status.success(), "{cmd}: {}", String::from_utf8_lossy(&out.stderr));
+    serve_http(b, dir, "fd00:99::1")
+}
+
+/// A python HTTP server in `b` on `ip`:8080 serving `dir`, once it accepts connections.
+fn serve_http(b: &NetNs, dir: &std::path::Path, ip: &str) -> Server {
     let child = Command::new("ip")
-        .args(["netns", "exec", b.name(), "python3", "-m", "http.server", "8080", "--bind", "10.99.0.1"])
+        .args(["netns", "exec", b.name(), "python3", "-m", "http.server", "8080", "--bind", ip])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -47,10 +64,8 @@ fn upstream_server(b: &NetNs, dir: &std::path::Path) -> Server {
         .expect("python3 http.server");
     let server = Server(child);
     let start = Instant::now();
-    while !sh(b, "python3 -c 'import socket; socket.create_connection((\"10.99.0.1\", 8080), 1)'")
-        .status
-        .success()
-    {
+    let probe = format!("python3 -c 'import socket; socket.create_connection((\"{ip}\", 8080), 1)'");
+    while !sh(b, &probe).status.success() {
         assert!(start.elapsed() < Duration::from_secs(20), "upstream HTTP server did not start");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -174,5 +189,56 @@ fn forward_command_line_relays_and_refuses() {
     assert!(status.success(), "{status:?}\n{text}");
     assert!(text.contains("-> 10.99.0.1:8080") && text.contains("Closed"), "a line per connection:\n{text}");
     assert!(text.contains("1 refused"), "totals:\n{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// IPv6 (issue 13): `utcp forward --route 10.99.0.0/24,fd00:99::/64`: the TUN gets its
+/// IPv6 address, curl -6 in A reaches [fd00:99::1]:8080 in B through the gateway (any-IP
+/// termination of an IPv6 destination, upstream over IPv6 from B) byte-exact, a closed
+/// IPv6 port is refused, and IPv4 still works through the same gateway.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn forward_command_line_over_ipv6() {
+    assert_root("forward_command_line_over_ipv6");
+    let a = NetNs::create(&NetNs::unique_name("fw6-a")).expect("netns A");
+    let b = NetNs::create(&NetNs::unique_name("fw6-b")).expect("netns B");
+    let dir = std::env::temp_dir().join(format!("utcp-fw6-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let body: Vec<u8> = (0..4u32 << 20).map(|i| (i.wrapping_mul(3266489917) >> 9) as u8).collect();
+    std::fs::write(dir.join("f.bin"), &body).unwrap();
+    let _server = upstream_server(&b, &dir);
+    let _server6 = upstream_server6(&b, &dir);
+    let mut gw = Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(["forward", "--netns", a.name(), "--tun", "fw0", "--route", "10.99.0.0/24,fd00:99::/64"])
+        .args(["--out-netns", b.name()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("utcp forward");
+    let start = Instant::now();
+    while !String::from_utf8_lossy(&sh(&a, "ip -6 route show fd00:99::/64").stdout).contains("fw0") {
+        assert!(start.elapsed() < Duration::from_secs(20), "gateway did not come up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let want = sha256_hex(&body);
+    let out = sh(&a, "curl -g -6 -sS --max-time 60 http://[fd00:99::1]:8080/f.bin | sha256sum");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&want), "curl -6: {out:?}");
+    let out = sh(&a, "curl -g -6 -sS --max-time 10 http://[fd00:99::1]:9/");
+    assert_eq!(out.status.code(), Some(7), "refused upstream = refused client over IPv6: {out:?}");
+    let out = sh(&a, "curl -sS --max-time 60 http://10.99.0.1:8080/f.bin | sha256sum");
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with(&want), "curl over IPv4: {out:?}");
+    use rustix::process::{Pid, Signal, kill_process};
+    kill_process(Pid::from_child(&gw), Signal::INT).expect("SIGINT to the gateway");
+    let mut text = String::new();
+    std::io::Read::read_to_string(gw.stdout.as_mut().unwrap(), &mut text).unwrap();
+    let status = gw.wait().unwrap();
+    assert!(status.success(), "{status:?}\n{text}");
+    // One line per connection: the client's IPv6 address (the TUN's kernel side) and
+    // the original IPv6 destination.
+    let v6 = text.lines().find(|l| l.contains("-> [fd00:99::1]:8080")).unwrap_or_else(|| panic!("{text}"));
+    let down: u64 = v6.split(" B down").next().and_then(|h| h.rsplit(' ').next()?.parse().ok()).unwrap_or(0);
+    assert!(v6.starts_with("[fd00:ff:ff::1]:") && down > body.len() as u64, "{v6}");
+    assert!(v6.ends_with("Closed"), "{v6}");
+    assert!(text.contains("-> 10.99.0.1:8080") && text.contains("1 refused"), "totals:\n{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -100,3 +100,61 @@ fn ping6_curl6_and_python6_against_utcp_serve_http() {
     let status = status.expect("serve did not exit within 20 s of SIGTERM");
     assert!(status.success(), "serve exited with {status}: {err}");
 }
+
+/// `utcp connect [IPv6]:PORT` (issue 13): the stack connects over IPv6 to a kernel
+/// listener in the namespace, stdin reaches it byte-exact, its answer reaches stdout;
+/// a closed IPv6 port is a clear refusal and a non-zero exit.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn utcp_connect_cli_over_ipv6() {
+    use std::io::Write;
+    assert_root("utcp_connect_cli_over_ipv6");
+    let ns = NetNs::create(&NetNs::unique_name("utcp-nc6")).unwrap();
+    let kernel = KERNEL6.split('/').next().unwrap();
+    // The kernel listens on [::] (its TUN address appears once `utcp connect` made the TUN):
+    // read to EOF, answer with the byte count and the client's address, close.
+    let h = ns
+        .spawn(|| -> io::Result<(Vec<u8>, std::net::SocketAddr)> {
+            use std::io::Write;
+            let l = std::net::TcpListener::bind("[::]:7070")?;
+            let (mut s, peer) = l.accept()?;
+            s.set_read_timeout(Some(Duration::from_secs(30)))?;
+            let mut got = Vec::new();
+            s.read_to_end(&mut got)?;
+            s.write_all(format!("got {} bytes from {}\n", got.len(), peer.ip()).as_bytes())?;
+            Ok((got, peer))
+        })
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    let net = ["--netns", ns.name(), "--addr6", STACK6, "--peer6", KERNEL6];
+    let input: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(["connect", &format!("[{kernel}]:7070")])
+        .args(net)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let data = input.clone();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap().unwrap();
+    assert!(out.status.success(), "connect failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("got 300000 bytes from {STACK6}\n"));
+    let (got, peer) = h.join().unwrap().unwrap().unwrap();
+    assert!(got == input, "the kernel got {} bytes, not the input", got.len());
+    assert!(peer.is_ipv6(), "{peer}");
+
+    // Nobody listens on 7071: refused over IPv6 too.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .args(["connect", &format!("[{kernel}]:7071")])
+        .args(net)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused"), "{err}");
+}

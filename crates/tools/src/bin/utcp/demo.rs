@@ -5,11 +5,13 @@
 //! 3. a kernel client says hello to the echo server (its segments and state changes are
 //!    printed as a trace), then pushes a bulk transfer through it, then `curl` (or a
 //!    kernel-socket HTTP client if curl is missing) downloads a file;
-//! 4. a summary; everything it made is removed.
+//! 4. over IPv6 (issue 13; kernel fd00:75:7463::2/64, stack fd00:75:7463::1 on the same
+//!    TUN), a kernel client sends a block through the echo server, byte-exact;
+//! 5. a summary; everything it made is removed.
 
 use clap::Args;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -54,6 +56,12 @@ fn buffer_size(s: &str) -> Result<u64, String> {
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+// --- IPv6 (issue 13): a private ULA prefix (RFC 4193) on the same TUN.
+const KERNEL6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x75, 0x7463, 0, 0, 0, 0, 2);
+const STACK6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x75, 0x7463, 0, 0, 0, 0, 1);
+const PREFIX6: u8 = 64;
+/// Bytes the kernel sends through the echo server over IPv6.
+const ECHO6_BYTES: usize = 256 << 10;
 /// Lines of trace kept for the first connection.
 const TRACE_LIMIT: usize = 80;
 
@@ -221,11 +229,14 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
     let ns = NetNs::create(&NetNs::unique_name("utcp-demo"))
         .map_err(|e| format!("creating a network namespace: {e}"))?;
     println!("namespace {}: kernel {KERNEL}/24 on TUN utcp0, utcp stack at {STACK}", ns.name());
+    println!("  and over IPv6: kernel {KERNEL6}/{PREFIX6}, utcp stack at {STACK6}");
 
     let lines = Arc::new(Mutex::new(Vec::new()));
     let mut cfg = InterfaceConfig::new("utcp0", STACK, KERNEL, 24);
     cfg.netns = Some(ns.name().to_string());
     cfg.engine.trace_states = true;
+    cfg.addr6 = Some(STACK6);
+    cfg.peer6 = Some((KERNEL6, PREFIX6));
     // A receive buffer well above what one paced burst brings: the capture shows a
     // transfer that flow control never has to stop.
     cfg.engine.recv_buffer = 1 << 20;
@@ -249,6 +260,7 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
 
     let echo_l = TcpListener::bind(&iface, (STACK, 7)).map_err(|e| format!("listen :7: {e}"))?;
     let http_l = TcpListener::bind(&iface, (STACK, 80)).map_err(|e| format!("listen :80: {e}"))?;
+    let echo6_l = TcpListener::bind(&iface, (STACK6, 7)).map_err(|e| format!("listen [{STACK6}]:7: {e}"))?;
     let served = Arc::new(AtomicU64::new(0));
     let echoed = Arc::new(AtomicU64::new(0));
     let retrans_seen = Arc::new(AtomicU64::new(0));
@@ -267,6 +279,13 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
                 }
             }
         });
+        let echo6_srv = sc.spawn(|| {
+            // The IPv6 echo connection.
+            if let Ok((s, _)) = echo6_l.accept_timeout(Duration::from_secs(20)) {
+                served.fetch_add(1, Ordering::Relaxed);
+                echoed.fetch_add(apps::echo(&s).unwrap_or(0), Ordering::Relaxed);
+            }
+        });
         let http_srv = sc.spawn(|| {
             // One download, by curl or by the fallback client.
             if let Ok((s, _)) = http_l.accept_timeout(Duration::from_secs(20)) {
@@ -277,7 +296,7 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
 
         // 1. Hello, traced.
         let hello = in_ns(&ns, "kernel echo client", || {
-            let mut s = kernel_connect(7, Duration::from_secs(10))?;
+            let mut s = kernel_connect(IpAddr::V4(STACK), 7, Duration::from_secs(10))?;
             s.write_all(b"hello, utcp\n")?;
             s.shutdown(Shutdown::Write)?;
             let mut back = Vec::new();
@@ -302,7 +321,7 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
         let d2 = data.clone();
         let t0 = Instant::now();
         let ok = in_ns(&ns, "kernel bulk client", move || {
-            let s = kernel_connect(7, Duration::from_secs(30))?;
+            let s = kernel_connect(IpAddr::V4(STACK), 7, Duration::from_secs(30))?;
             let mut w = s.try_clone()?;
             let d3 = d2.clone();
             let writer = std::thread::spawn(move || -> io::Result<()> {
@@ -347,12 +366,17 @@ fn demo(a: &DemoArgs) -> Result<(), String> {
             http_time.as_secs_f64(),
             mbps(got, http_time)
         );
+
+        // 4. IPv6 (issue 13): a block through the echo server, byte-exact.
+        echo6(&ns)?;
         let _ = echo_srv.join();
+        let _ = echo6_srv.join();
         let _ = http_srv.join();
         Ok(())
     })?;
     drop(echo_l);
     drop(http_l);
+    drop(echo6_l);
     iface.wait_quiet(Duration::from_millis(100), Duration::from_secs(2));
 
     let c = iface.counters();
@@ -414,7 +438,7 @@ fn http_download(ns: &NetNs, expect: usize) -> Result<u64, String> {
         Err(e) if which("curl").is_none() => {
             println!("\ncurl not installed ({e}); fetching with a kernel socket instead");
             in_ns(ns, "kernel HTTP client", move || {
-                let mut s = kernel_connect(80, Duration::from_secs(30))?;
+                let mut s = kernel_connect(IpAddr::V4(STACK), 80, Duration::from_secs(30))?;
                 s.write_all(b"GET /file.bin HTTP/1.1\r\nHost: utcp\r\n\r\n")?;
                 let mut resp = Vec::with_capacity(expect + 512);
                 s.read_to_end(&mut resp)?;
@@ -437,9 +461,39 @@ fn in_ns<T: Send + 'static>(
     thread.join().map_err(|_| format!("{what} panicked"))?.and_then(|r| r).map_err(|e| format!("{what}: {e}"))
 }
 
-/// A kernel socket connected to the stack's `port`, with a read timeout.
-fn kernel_connect(port: u16, read_timeout: Duration) -> io::Result<std::net::TcpStream> {
-    let addr = SocketAddr::new(IpAddr::V4(STACK), port);
+/// IPv6 (issue 13): a kernel client sends [`ECHO6_BYTES`] through the stack's echo
+/// server at [STACK6]:7 and checks what comes back; prints the summary line.
+fn echo6(ns: &NetNs) -> Result<(), String> {
+    let data = Arc::new(pattern(ECHO6_BYTES, 6));
+    let d2 = data.clone();
+    let t0 = Instant::now();
+    let (local, back) = in_ns(ns, "kernel IPv6 echo client", move || {
+        let s = kernel_connect(IpAddr::V6(STACK6), 7, Duration::from_secs(20))?;
+        let local = s.local_addr()?;
+        let mut w = s.try_clone()?;
+        let writer = std::thread::spawn(move || -> io::Result<()> {
+            w.write_all(&d2)?;
+            w.shutdown(Shutdown::Write)
+        });
+        let mut back = Vec::with_capacity(ECHO6_BYTES);
+        (&s).read_to_end(&mut back)?;
+        writer.join().map_err(|_| io::Error::other("writer panicked"))??;
+        Ok((local, back))
+    })?;
+    if back[..] != data[..] {
+        return Err(format!("IPv6 echo returned {} different bytes", back.len()));
+    }
+    println!(
+        "ipv6 echo: {local} -> [{STACK6}]:7, {} bytes each way, byte-exact, {:.2} s",
+        data.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// A kernel socket connected to the stack's `ip`:`port`, with a read timeout.
+fn kernel_connect(ip: IpAddr, port: u16, read_timeout: Duration) -> io::Result<std::net::TcpStream> {
+    let addr = SocketAddr::new(ip, port);
     let s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(read_timeout))?;
     Ok(s)

@@ -1,7 +1,7 @@
 //! `utcp forward`: the command line of [`utcp_tools::forward`], a tun2socks-style gateway.
 
 use clap::Args;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,10 +23,11 @@ pub struct ForwardArgs {
     /// TUN interface name
     #[arg(long, value_name = "NAME", default_value = "fw0")]
     tun: String,
-    /// Destination prefixes to route into the TUN and terminate
+    /// Destination prefixes to route into the TUN and terminate, IPv4 or IPv6
+    /// (e.g. 10.99.0.0/24,fd00:99::/64; an IPv6 one gives the TUN --addr6/--peer6)
     #[arg(long, value_name = "PREFIX[,PREFIX..]", required = true, value_delimiter = ',',
-          value_parser = crate::parsers::cidr)]
-    route: Vec<(Ipv4Addr, u8)>,
+          value_parser = crate::parsers::route)]
+    route: Vec<(IpAddr, u8)>,
     /// Open upstream connections from this namespace (so they do not loop into the TUN)
     #[arg(long, value_name = "NS2", required_unless_present = "bind_device", conflicts_with = "bind_device")]
     out_netns: Option<String>,
@@ -45,6 +46,12 @@ pub struct ForwardArgs {
     /// The kernel side's address on the TUN
     #[arg(long, value_name = "IP/PREFIX", default_value = "10.255.255.1/30", value_parser = crate::parsers::cidr)]
     peer: (Ipv4Addr, u8),
+    /// The stack's IPv6 address on the TUN (when a --route is IPv6)
+    #[arg(long, value_name = "IP6", default_value = "fd00:ff:ff::2")]
+    addr6: Ipv6Addr,
+    /// The kernel side's IPv6 address on the TUN (when a --route is IPv6)
+    #[arg(long, value_name = "IP6/PREFIX", default_value = "fd00:ff:ff::1/126", value_parser = crate::parsers::cidr6)]
+    peer6: (Ipv6Addr, u8),
     /// Write every packet crossing the TUN to FILE (pcap, raw IP)
     #[arg(long, value_name = "FILE")]
     pcap: Option<PathBuf>,
@@ -74,6 +81,8 @@ pub fn run_cli(a: ForwardArgs) -> i32 {
     let mut o = ForwardOptions::new(&a.netns, &a.tun, a.route.clone(), upstream);
     o.addr = a.addr;
     o.peer = a.peer;
+    o.addr6 = a.addr6;
+    o.peer6 = a.peer6;
     o.socks5 = a.socks5;
     o.connect_timeout = Duration::from_secs(a.connect_timeout.max(1));
     o.pcap = a.pcap.clone();
@@ -88,8 +97,10 @@ pub fn run_cli(a: ForwardArgs) -> i32 {
         }
     };
     eprintln!(
-        "utcp forward: terminating {:?} in namespace {} via {}; Ctrl-C prints totals",
-        a.route, a.netns, a.tun
+        "utcp forward: terminating {} in namespace {} via {}; Ctrl-C prints totals",
+        a.route.iter().map(|(net, len)| format!("{net}/{len}")).collect::<Vec<_>>().join(", "),
+        a.netns,
+        a.tun
     );
     let code = match run(o, stop) {
         Ok(_) => 0,

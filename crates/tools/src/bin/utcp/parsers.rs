@@ -112,6 +112,22 @@ pub fn cidr6(s: &str) -> Result<(std::net::Ipv6Addr, u8), String> {
     Ok((ip, prefix))
 }
 
+/// IPv6 (issue 13): a `--route` prefix of either family: IPv4 as [`cidr`], IPv6 as
+/// `IP6/PREFIX` (prefix /64 if omitted, at most /128: a route may name one host).
+pub fn route(s: &str) -> Result<(std::net::IpAddr, u8), String> {
+    let ip = s.split_once('/').map_or(s, |(ip, _)| ip);
+    if ip.parse::<Ipv4Addr>().is_ok() {
+        return cidr(s).map(|(ip, len)| (ip.into(), len));
+    }
+    let (ip, prefix) = s.split_once('/').unwrap_or((s, "64"));
+    let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| format!("bad IPv4 or IPv6 address {ip:?}"))?;
+    let prefix: u8 = prefix.parse().map_err(|_| format!("bad prefix length {prefix:?}"))?;
+    if prefix > 128 {
+        return Err(format!("prefix /{prefix} is longer than an IPv6 address"));
+    }
+    Ok((ip.into(), prefix))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,6 +173,17 @@ mod tests {
         assert_eq!(cidr6("fd00:77::1"), Ok(("fd00:77::1".parse().unwrap(), 64)));
         assert!(cidr6("fd00::1/127").is_err());
         assert!(cidr6("10.0.0.1/24").is_err());
+    }
+
+    #[test]
+    fn route_parsing_takes_both_families() {
+        assert_eq!(route("10.99.0.0/24"), Ok(("10.99.0.0".parse().unwrap(), 24)));
+        assert_eq!(route("fd00:99::/64"), Ok(("fd00:99::".parse().unwrap(), 64)));
+        assert_eq!(route("fd00:99::1"), Ok(("fd00:99::1".parse().unwrap(), 64)));
+        assert_eq!(route("fd00:99::1/128"), Ok(("fd00:99::1".parse().unwrap(), 128)));
+        assert!(route("fd00:99::/129").is_err());
+        assert!(route("10.99.0.0/31").is_err());
+        assert!(route("nope/24").is_err());
     }
 
     #[test]
