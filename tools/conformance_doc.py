@@ -168,11 +168,6 @@ CATS = [
      "the MSS option with its real receive MSS, which RFC 9293 §3.7.1 asks for (SHOULD-5: send an MSS option in "
      "every SYN when the receive MSS differs from 536).",
      lambda p, r: "without-options" in p or "noopt" in p),
-    ("hostcache-pmtu", "A Packet Too Big remembered for the next connection", FBSD,
-     "After an ICMPv6 Packet Too Big (MTU 1300) that the connection ignores, FreeBSD's host cache still records the "
-     "path MTU for the destination, and the next connection's SYN offers MSS 1240. utcp keeps the path MTU per "
-     "connection (RFC 8201 §5.2 allows either) and has no per-destination cache, so its next SYN offers 1440.",
-     lambda p, r: "hard-error-ignored-ipv6" in p),
 ]
 UCATS = [
     ("ip-version", "IP version", "Only `--ip_version=ipv4` and `ipv6` are run (not `ipv4-mapped-ipv6`).",
@@ -291,7 +286,8 @@ w("  (`ack_old_segments`), classic Nagle (`nagle_minshall = false`), and the han
 w("  (`connect_timeout`, net.inet.tcp.keepinit) with up to 10 SYN retransmissions (`syn_retries`), and a SYN-ACK to")
 w("  a listener dropped without a RST (`listen_drop_syn_ack`), TTL exceeded a hard ICMP error in SYN-SENT")
 w("  (`icmp_time_exceeded_hard`) and every hard error reported as ECONNREFUSED (`icmp_hard_refused`, FreeBSD's")
-w("  tcp_drop_syn_sent); no RACK (`rack = false`, the default stack's loss detection).")
+w("  tcp_drop_syn_sent), an ICMPv6 Packet Too Big in SYN-SENT lowering the retransmitted SYN's MSS option")
+w("  (`pmtu_syn_mss`, FreeBSD's host cache read by tcp_mssopt); no RACK (`rack = false`, the default stack's loss detection).")
 w("- sysctls: `rfc1323` -> `window_scale`, `timestamps`; `sack.enable` -> `sack`, `dsack`; `recvspace`/`sendspace` ->")
 w("  buffers; `kern.ipc.maxsockbuf` -> `window_scale_shift`; `delacktime` -> `delayed_ack`; `rexmit_initial` ->")
 w("  `initial_rto`; `rexmit_min` -> `min_rto`; `insecure_rst` -> `rfc5961`; `insecure_syn` -> `rfc5961_syn`;")

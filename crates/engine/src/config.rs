@@ -301,6 +301,14 @@ pub struct Config {
     /// IPv4 TOS byte (DSCP and ECN bits) of emitted packets; per connection with
     /// `Stack::set_tos` (RFC 9293 MUST-48). Linux and FreeBSD default to 0.
     pub tos: u8,
+    /// An ICMPv6 Packet Too Big taken in SYN-SENT also lowers the MSS option of the
+    /// retransmitted SYN (FreeBSD: icmp6_mtudisc_update writes the PTB into the host cache
+    /// at the ICMPv6 layer, and tcp_mssopt reads it; an IPv4 Fragmentation Needed goes
+    /// through tcp_ctlinput, which in SYN-SENT compares it with the not yet negotiated
+    /// 536-byte t_maxseg and leaves the offer alone). Off (default) the MSS option stays
+    /// what the interface allows, as Linux's advmss and RFC 9293 §3.7.1 have it; the path
+    /// bounds only what we send.
+    pub pmtu_syn_mss: bool,
 }
 
 /// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
@@ -401,6 +409,7 @@ impl Default for Config {
             mtu_probing: 0,
             base_mss: 1024,
             tos: 0,
+            pmtu_syn_mss: false,
         }
     }
 }

@@ -107,6 +107,7 @@ config_setters! {
     with_mtu_probing => mtu_probing: u8,
     with_base_mss => base_mss: u16,
     with_tos => tos: u8,
+    with_pmtu_syn_mss => pmtu_syn_mss: bool,
     with_rack => rack: bool,
 }
 

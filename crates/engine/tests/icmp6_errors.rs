@@ -113,3 +113,21 @@ fn unusable_icmp6_errors_are_dropped_by_reason() {
     assert_eq!(h.stack.counters().dropped(DropReason::IcmpIgnored), 1);
     assert_eq!(h.state(), Some(State::Established));
 }
+
+/// `Config::pmtu_syn_mss` (the freebsd profile): a Packet Too Big quoting our SYN lowers the
+/// MSS option of the retransmitted SYN to the path's (MTU 1300 − 60 = 1240); off (the
+/// default, Linux's advmss) the offer stays 1440 and only what we send is bounded.
+#[test]
+fn packet_too_big_in_syn_sent_lowers_the_syn_mss_only_with_the_knob() {
+    for (knob, want) in [(false, 1440), (true, 1240)] {
+        let mut h = H::new6(base_config().with_pmtu_syn_mss(knob));
+        let syn = h.open_to_syn_sent();
+        assert_eq!(syn.options.mss, Some(1440));
+        h.send_raw(&icmp6_error(2, 0, 1300, h.iss));
+        assert_eq!(h.stack.path_mss(h.c()).unwrap(), Some(1240));
+        h.fire_timer();
+        let again = h.recv().expect("SYN retransmission");
+        assert!(again.flags.syn());
+        assert_eq!(again.options.mss, Some(want), "pmtu_syn_mss = {knob}");
+    }
+}

@@ -140,7 +140,12 @@ impl Tcb {
     fn emit_syn(&mut self, cx: &mut Cx, now: Instant, buf: &mut [u8]) -> Option<usize> {
         let cfg = cx.cfg;
         let active = self.state == State::SynSent;
-        let mss = cfg.send_mss_option.then_some(self.rcv_mss);
+        // `Config::pmtu_syn_mss` (FreeBSD): a path MTU learnt from ICMP lowers our offer.
+        let path = match self.path.mss_cap {
+            Some(cap) if cfg.pmtu_syn_mss && self.quad.remote.is_ipv6() => cap,
+            _ => u16::MAX,
+        };
+        let mss = cfg.send_mss_option.then_some(self.rcv_mss.min(path));
         let mut opts = TcpOptions { mss, ..TcpOptions::default() };
         // `Config::syn_rexmit_drop_options`: late SYN retransmissions carry the MSS only.
         let mss_only = self.syn_options_dropped(cfg);

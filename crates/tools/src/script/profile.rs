@@ -108,6 +108,8 @@ impl Profile {
         // tcp_drop_syn_sent reports ECONNREFUSED for unreachable/prohibited.
         config.icmp_time_exceeded_hard = true;
         config.icmp_hard_refused = true;
+        // tcp_mssopt: the MSS option follows the host cache's path MTU.
+        config.pmtu_syn_mss = true;
         // Nor RACK (RFC 8985 §6).
         config.rack = false;
         Profile {
