@@ -5,10 +5,10 @@
 mod common;
 use common::*;
 use std::net::Ipv6Addr;
+use utcp_engine::CloseReason;
 use utcp_engine::wire::DropReason;
 use utcp_engine::wire::checksum::{fold, sum};
 use utcp_engine::wire::ipv6::pseudo_header;
-use utcp_engine::{CloseReason, Event};
 
 const ROUTER6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0xfe);
 
@@ -40,13 +40,6 @@ fn icmp6_error(ty: u8, code: u8, param: u32, seq: u32) -> Vec<u8> {
     p[24..40].copy_from_slice(&LOCAL_IP6.octets());
     p.extend_from_slice(&icmp);
     p
-}
-
-fn closed_reason(h: &mut H) -> Option<CloseReason> {
-    h.events().into_iter().find_map(|e| match e {
-        Event::Closed(_, r) => Some(r),
-        _ => None,
-    })
 }
 
 /// RFC 4443 §3.1 code 4 (port unreachable) is hard, as IPv4's: it aborts SYN-SENT.

@@ -5,9 +5,9 @@
 mod common;
 use common::*;
 use std::net::Ipv4Addr;
+use utcp_engine::CloseReason;
 use utcp_engine::wire::DropReason;
 use utcp_engine::wire::checksum::checksum;
-use utcp_engine::{CloseReason, Event};
 
 const ROUTER: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 254);
 
@@ -44,13 +44,6 @@ fn icmp_error(ty: u8, code: u8, word: u32, seq: u32) -> Vec<u8> {
     p[10..12].copy_from_slice(&c.to_be_bytes());
     p.extend_from_slice(&icmp);
     p
-}
-
-fn closed_reason(h: &mut H) -> Option<CloseReason> {
-    h.events().into_iter().find_map(|e| match e {
-        Event::Closed(_, r) => Some(r),
-        _ => None,
-    })
 }
 
 /// RFC 1122 §4.2.3.9: port unreachable is hard; in SYN-SENT it aborts the open and the

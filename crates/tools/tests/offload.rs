@@ -8,13 +8,13 @@
 //! counters must show super-segments really crossed, so a silent fallback to a plain TUN
 //! fails the test.
 
-use sha2::{Digest, Sha256};
-use std::io::{self, Read, Write};
+mod common;
+use common::{expected, recv_stream, send_stream};
+use std::io::{self};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use utcp::device::rng::Rng;
 use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener, TcpStream};
 use utcp_tools::netns::{NetNs, assert_root};
 
@@ -42,42 +42,6 @@ impl Env {
         let h = self.ns.spawn(f).expect("spawn in netns");
         std::thread::spawn(move || h.join().expect("kernel thread panicked").expect("setns"))
     }
-}
-
-fn send_stream(mut w: impl Write, seed: u64, len: u64) -> io::Result<[u8; 32]> {
-    let mut rng = Rng::new(seed);
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let n = (left as usize).min(buf.len());
-        rng.fill_bytes(&mut buf[..n]);
-        w.write_all(&buf[..n])?;
-        h.update(&buf[..n]);
-        left -= n as u64;
-    }
-    Ok(h.finalize().into())
-}
-
-fn recv_stream(mut r: impl Read) -> io::Result<(u64, [u8; 32])> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        match r.read(&mut buf) {
-            Ok(0) => return Ok((total, h.finalize().into())),
-            Ok(n) => {
-                h.update(&buf[..n]);
-                total += n as u64;
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-}
-
-fn expected(seed: u64, len: u64) -> [u8; 32] {
-    send_stream(io::sink(), seed, len).unwrap()
 }
 
 /// Kernel client <-> utcp server, `len` bytes each way at once, byte-exact.

@@ -596,3 +596,11 @@ pub fn rewrite_options(mut packet: Vec<u8>, f: impl FnOnce(&mut [u8])) -> Vec<u8
     packet[ihl + 16..ihl + 18].copy_from_slice(&c.to_be_bytes());
     packet
 }
+
+/// The reason of the first `Closed` event pending on `h`, draining the events.
+pub fn closed_reason(h: &mut H) -> Option<utcp_engine::CloseReason> {
+    h.events().into_iter().find_map(|e| match e {
+        utcp_engine::Event::Closed(_, r) => Some(r),
+        _ => None,
+    })
+}
