@@ -104,7 +104,7 @@ pub mod syncookie;
 pub mod martian;
 // ICMP echo (RFC 792, RFC 1122 §3.2.2.6)
 pub mod icmp;
-/// ICMP errors for TCP (issue 13).
+// ICMP errors for TCP (issue 13).
 pub mod icmp_error;
 
 pub use config::{Config, Keepalive, SynCookies};
