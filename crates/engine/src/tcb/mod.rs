@@ -300,6 +300,9 @@ pub struct Tcb {
     pub(crate) timeouts: u64,
     /// Counter for the IPv4 identification field.
     pub(crate) ip_id: u16,
+    /// IPv6 flow label (RFC 6437 §3: constant for the connection's life; 0 over IPv4),
+    /// hashed once here rather than per segment (crate::flow_label).
+    pub(crate) flow_label: u32,
     /// RFC 5961 §7 per-connection challenge-ACK limit (issue 9, hostile networks).
     pub(crate) challenge_limit: challenge::ChallengeLimit,
     /// Per-connection limit on duplicate ACKs for unacceptable pure ACKs (issue 9).
@@ -393,6 +396,7 @@ impl Tcb {
             fast_retransmits: 0,
             timeouts: 0,
             ip_id: iss.0 as u16,
+            flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &quad),
             challenge_limit: challenge::ChallengeLimit::default(),
             oow_limit: challenge::ChallengeLimit::default(),
             rcv_seg_max: 0,

@@ -182,8 +182,8 @@ impl Tcb {
             dst: self.quad.remote.ip(),
             ttl: self.path.ttl,
             ip_id: self.next_ip_id(),
-            // RFC 6437: one label per connection (crate::flow_label).
-            flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &self.quad),
+            // RFC 6437: one label per connection (Tcb::flow_label).
+            flow_label: self.flow_label,
         };
         let n = emit_ip_tcp(buf, &h, cfg.option_layout, &[])?;
         self.stamp_ip(cfg, &mut buf[..n]); // IP_TOS, DF (pmtu.rs)
@@ -491,8 +491,8 @@ impl Tcb {
             dst: self.quad.remote.ip(),
             ttl: self.path.ttl,
             ip_id: self.next_ip_id(),
-            // RFC 6437: one label per connection (crate::flow_label).
-            flow_label: crate::flow_label::flow_label(&cfg.isn_secret, &self.quad),
+            // RFC 6437: one label per connection (Tcb::flow_label).
+            flow_label: self.flow_label,
         };
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
         let n = emit_ip_tcp(buf, &h, cfg.option_layout, &[a, b])?;
