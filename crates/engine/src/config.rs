@@ -259,6 +259,11 @@ pub struct Config {
     /// this repairs lost retransmissions and tail losses without an RTO. Linux's
     /// `tcp_recovery` bit 0. See docs/performance.md for the measurement behind the default.
     pub rack: bool,
+    /// RFC 8985 §6.2 step 2: RACK.min_RTT is the minimum RTT over this window, not over
+    /// the connection's life (a windowed min filter, `minmax.rs`), so that a path that got
+    /// longer widens the reordering window again. Linux's `net.ipv4.tcp_min_rtt_wlen`
+    /// (default 300 s).
+    pub min_rtt_window: Duration,
 
     // ---- ICMP echo (issue 13; RFC 792, RFC 1122 §3.2.2.6; crates/engine/src/icmp.rs) ----
     /// Echo replies per second, a token bucket refilled on virtual time that holds at most
@@ -396,6 +401,7 @@ impl Default for Config {
             prr: true,
             tail_loss_probe: true,
             rack: true,
+            min_rtt_window: Duration::from_secs(300),
             // ICMP echo (issue 13): Linux's icmp_msgs_per_sec default.
             icmp_echo_per_sec: 1000,
             // IPv6 (issue 13): Linux's net.ipv6.bindv6only default.

@@ -109,6 +109,7 @@ config_setters! {
     with_tos => tos: u8,
     with_pmtu_syn_mss => pmtu_syn_mss: bool,
     with_rack => rack: bool,
+    with_min_rtt_window => min_rtt_window: Duration,
 }
 
 #[cfg(test)]

@@ -88,6 +88,7 @@ pub mod explain;
 mod gate;
 pub mod isn;
 pub mod memory;
+mod minmax;
 pub mod observe;
 pub mod seq;
 pub mod stack;

@@ -24,6 +24,7 @@
 use super::congestion::DUP_THRESH;
 use super::sack::Scoreboard;
 use super::{Cx, Tcb};
+use crate::minmax::WindowedMin;
 use crate::seq::SeqNum;
 use crate::time::{Duration, Instant};
 use crate::wire::TcpSegment;
@@ -62,8 +63,8 @@ struct RackVars {
     fack: SeqNum,
     /// RACK.rtt: the RTT of the segment behind RACK.xmit_ts.
     rtt: Duration,
-    /// RACK.min_RTT: the smallest RACK RTT sample of the connection.
-    min_rtt: Option<Duration>,
+    /// RACK.min_RTT: the smallest RACK RTT sample inside `Config::min_rtt_window`.
+    min_rtt: WindowedMin,
     /// RACK.reord: reordering has been observed.
     reord: bool,
     /// RACK.reo_wnd_mult / RACK.reo_wnd_persist / RACK.dsack_round (§6.2 step 3).
@@ -98,7 +99,7 @@ impl Default for Rack {
             segs_sacked: 0,
             fack: SeqNum(0),
             rtt: Duration::ZERO,
-            min_rtt: None,
+            min_rtt: WindowedMin::default(),
             reord: false,
             reo_wnd_mult: 1,
             reo_wnd_persist: 0,
@@ -124,7 +125,13 @@ struct Delivered {
 impl RackVars {
     /// §6.2 steps 2 and 3 for one newly delivered segment. `tsval_older(t)`: the ACK echoes
     /// a TSval older than our clock at `t` (a timestamp-based ambiguity check).
-    fn on_delivered(&mut self, d: Delivered, now: Instant, tsval_older: &dyn Fn(Instant) -> bool) {
+    fn on_delivered(
+        &mut self,
+        d: Delivered,
+        now: Instant,
+        win: Duration,
+        tsval_older: &dyn Fn(Instant) -> bool,
+    ) {
         // Step 3: RACK_detect_reordering.
         if d.end.gt(self.fack) {
             self.fack = d.end;
@@ -132,10 +139,10 @@ impl RackVars {
             self.reord = true;
         }
         let rtt = now.saturating_since(d.xmit_ts);
-        if d.retrans && (tsval_older(d.xmit_ts) || self.min_rtt.is_some_and(|m| rtt < m)) {
+        if d.retrans && (tsval_older(d.xmit_ts) || self.min_rtt.get().is_some_and(|m| rtt < m)) {
             return; // Step 2: the ACK may be for the original transmission.
         }
-        self.min_rtt = Some(self.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        self.min_rtt.update(win, now, rtt);
         // The RFC walks this ACK's delivered segments in send order, so RACK.rtt ends as
         // the most recently sent one's; we walk in sequence order and keep that one's.
         if self.ack_newest.is_none_or(|(t, e)| sent_after(d.xmit_ts, d.end, t, e)) {
@@ -153,7 +160,7 @@ impl RackVars {
         if !self.reord && (in_recovery || self.segs_sacked >= DUP_THRESH) {
             return Duration::ZERO;
         }
-        let w = self.min_rtt.unwrap_or(Duration::ZERO) / 4 * self.reo_wnd_mult;
+        let w = self.min_rtt.get().unwrap_or(Duration::ZERO) / 4 * self.reo_wnd_mult;
         srtt.map_or(w, |s| w.min(s))
     }
 }
@@ -222,6 +229,7 @@ impl Rack {
         una: SeqNum,
         ranges: &[(SeqNum, SeqNum)],
         now: Instant,
+        win: Duration,
         older: &dyn Fn(Instant) -> bool,
     ) {
         if self.rtx_end.is_some_and(|e| e.le(una)) {
@@ -241,7 +249,7 @@ impl Rack {
                 self.v.segs_sacked = self.v.segs_sacked.saturating_sub(1);
             } else {
                 let d = Delivered { xmit_ts: s.xmit_ts, end: s.end, retrans: s.flags & RETRANS != 0 };
-                self.v.on_delivered(d, now, older);
+                self.v.on_delivered(d, now, win, older);
             }
         }
         if ranges.is_empty() {
@@ -260,7 +268,7 @@ impl Rack {
                 s.flags = (s.flags & !LOST) | SACKED;
                 self.v.segs_sacked += 1;
                 let d = Delivered { xmit_ts: s.xmit_ts, end: s.end, retrans: s.flags & RETRANS != 0 };
-                self.v.on_delivered(d, now, older);
+                self.v.on_delivered(d, now, win, older);
             }
         }
     }
@@ -429,7 +437,7 @@ impl Tcb {
         let (una, nxt) = (self.snd.una, self.snd.nxt);
         let dsack = is_dsack(seg);
         let (rack, ranges) = self.scoreboard.rack_and_ranges();
-        rack.on_ack(una, ranges, now, &older);
+        rack.on_ack(una, ranges, now, cx.cfg.min_rtt_window, &older);
         rack.on_dsack(dsack, una, nxt);
         let marked = match self.scoreboard.lost_below(smss) {
             Some(l) => self.scoreboard.rack.mark_lost_below(l),
@@ -483,6 +491,26 @@ mod tests {
     use super::*;
 
     const T0: Instant = Instant::from_millis(1000);
+    const W: Duration = Duration::from_secs(300);
+
+    /// RFC 8985 §6.2 step 2 with a windowed RACK.min_RTT: once the 5 ms path is a window
+    /// old, reo_wnd follows the 40 ms path (40 / 4) instead of staying at 5 / 4 for good.
+    #[test]
+    fn reo_wnd_follows_min_rtt_over_the_window() {
+        let mut v = Rack::default().v;
+        v.reord = true;
+        let win = Duration::from_secs(10);
+        let deliver = |v: &mut RackVars, sent: Instant, rtt_ms: u64| {
+            let d = Delivered { xmit_ts: sent, end: SeqNum(100), retrans: false };
+            v.on_delivered(d, sent + Duration::from_millis(rtt_ms), win, &|_| false);
+        };
+        deliver(&mut v, T0, 5);
+        assert_eq!(v.reo_wnd(false, None), Duration::from_micros(1250));
+        for i in 1..=30 {
+            deliver(&mut v, T0 + Duration::from_secs(i), 40);
+        }
+        assert_eq!(v.reo_wnd(false, None), Duration::from_millis(10));
+    }
 
     #[test]
     fn records_are_capped_and_retransmissions_split_them() {
@@ -510,7 +538,7 @@ mod tests {
         r.on_sent(SeqNum(200), SeqNum(300), t1, true);
         // 100 ms later the segment sent at t1 (100..200) is SACKed.
         let now = t1 + Duration::from_millis(100);
-        r.on_ack(SeqNum(0), &[(SeqNum(100), SeqNum(200))], now, &|_| false);
+        r.on_ack(SeqNum(0), &[(SeqNum(100), SeqNum(200))], now, W, &|_| false);
         assert_eq!(r.v.rtt, Duration::from_millis(100));
         // reo_wnd 5 ms: 0..100 was sent 10 ms earlier, so it is lost; 200..300 was sent
         // after RACK's segment (same time, higher sequence) and is not judged.
@@ -521,7 +549,7 @@ mod tests {
         let mut r2 = Rack::default();
         r2.on_sent(SeqNum(0), SeqNum(100), T0, true);
         r2.on_sent(SeqNum(100), SeqNum(200), t1, true);
-        r2.on_ack(SeqNum(0), &[(SeqNum(100), SeqNum(200))], now, &|_| false);
+        r2.on_ack(SeqNum(0), &[(SeqNum(100), SeqNum(200))], now, W, &|_| false);
         assert_eq!(r2.detect_loss(now, Duration::from_millis(20)), (0, Some(Duration::from_millis(10))));
     }
 }

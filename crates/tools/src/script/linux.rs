@@ -150,6 +150,11 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
             cfg.rack = v & 1 != 0;
             Applied(format!("rack = {}", cfg.rack))
         }
+        // RACK.min_RTT's window (RFC 8985 §6.2 step 2, `Config::min_rtt_window`), seconds.
+        ("tcp_min_rtt_wlen", Some(v)) => {
+            cfg.min_rtt_window = Duration::from_secs(v);
+            Applied(format!("min_rtt_window = {v} s"))
+        }
         ("tcp_recovery", _) => {
             unsupported("RACK without D-SACK adaptation or without DupThresh (bits 0x2/0x4)")
         }
@@ -228,6 +233,15 @@ mod tests {
         apply_sysctl(&mut cfg, "net.ipv4.tcp_wmem", "4096 16384 4194304");
         assert_eq!(cfg.send_buffer, 16384);
         assert!(matches!(apply_sysctl(&mut cfg, "net.ipv4.tcp_rmem", "1 2"), SysctlEffect::Unsupported(_)));
+    }
+
+    #[test]
+    fn min_rtt_wlen_sets_racks_min_rtt_window() {
+        let mut cfg = Config::default();
+        assert_eq!(cfg.min_rtt_window, Duration::from_secs(300), "Linux's default");
+        let e = apply_sysctl(&mut cfg, "net.ipv4.tcp_min_rtt_wlen", "10");
+        assert!(matches!(e, SysctlEffect::Applied(_)));
+        assert_eq!(cfg.min_rtt_window, Duration::from_secs(10));
     }
 
     #[test]
