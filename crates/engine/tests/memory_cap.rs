@@ -6,37 +6,9 @@
 //! measured with a counting allocator as well as by the engine's own accounting.
 
 mod common;
+mod live_heap;
 use common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const CONNS: u16 = 10_000;
 const CAP: usize = 64 << 20;
@@ -75,7 +47,7 @@ fn drain(h: &mut H, peers: &mut [Peer], by_port: &HashMap<u16, usize>) -> usize 
 
 #[test]
 fn ten_thousand_connections_full_of_out_of_order_data_stay_under_the_cap() {
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = live_heap::live() as usize;
     let cfg = base_config().with_buffer_memory(CAP).with_trace_states(false);
     let mut h = H::new(cfg);
     let l = h.stack.listen(local_addr(), CONNS as usize + 1).unwrap();
@@ -91,7 +63,7 @@ fn ten_thousand_connections_full_of_out_of_order_data_stay_under_the_cap() {
         by_port.insert(port, peers.len());
         peers.push(Peer { port, iss, conn, edge: PEER_ISS + 1 + WIN as u32, acked: PEER_ISS + 1 });
     }
-    let per_conn_overhead = (LIVE.load(Ordering::Relaxed) - base) / CONNS as usize;
+    let per_conn_overhead = (live_heap::live() as usize - base) / CONNS as usize;
 
     // Phase 1: every peer sends its whole window but the first byte (all out of order).
     let window = WIN as usize;
@@ -110,7 +82,7 @@ fn ten_thousand_connections_full_of_out_of_order_data_stay_under_the_cap() {
     }
     let c = h.stack.counters().clone();
     let used = h.stack.buffer_memory();
-    let live = LIVE.load(Ordering::Relaxed) - base;
+    let live = live_heap::live() as usize - base;
     println!(
         "after the out-of-order flood: rings {used} B, heap {live} B, overhead/conn {per_conn_overhead} B, \
          ofo_pruned {} B, refusals {}",
@@ -168,5 +140,5 @@ fn ten_thousand_connections_full_of_out_of_order_data_stay_under_the_cap() {
     h.advance(Duration::from_millis(1100));
     h.advance(Duration::from_millis(1100));
     assert_eq!(h.stack.buffer_memory(), 0, "idle rings are all released");
-    println!("after reading everything: heap {} B", LIVE.load(Ordering::Relaxed) - base);
+    println!("after reading everything: heap {} B", live_heap::live() as usize - base);
 }

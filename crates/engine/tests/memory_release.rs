@@ -4,36 +4,8 @@
 //! burst (measured by a counting allocator, on virtual time).
 
 mod common;
+mod live_heap;
 use common::*;
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering};
-
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size, Ordering::Relaxed);
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const CONNS: u32 = 20_000;
 
@@ -54,7 +26,7 @@ fn heap_returns_to_baseline_after_time_wait() {
     for i in 0..=CONNS {
         if i == 1 {
             h.advance(h.stack.config().msl * 2 + Duration::from_secs(2));
-            base = LIVE.load(Ordering::Relaxed);
+            base = live_heap::live() as usize;
         }
         let a = addr(i);
         h.send(Seg::new(SYN, PEER_ISS, 0).mss(1460).from(a));
@@ -75,7 +47,7 @@ fn heap_returns_to_baseline_after_time_wait() {
         h.drain();
         h.events();
     }
-    let loaded = LIVE.load(Ordering::Relaxed) - base;
+    let loaded = live_heap::live() as usize - base;
     assert_eq!(h.stack.time_wait_count(), CONNS as usize);
     assert_eq!(h.stack.buffer_memory(), 0, "no ring survives TIME-WAIT entry");
     println!("heap for {CONNS} connections in TIME-WAIT: {loaded} B ({} B each)", loaded / CONNS as usize);
@@ -87,7 +59,7 @@ fn heap_returns_to_baseline_after_time_wait() {
         h.advance_to(t);
     }
     assert_eq!(h.stack.connection_count(), 0);
-    let after = LIVE.load(Ordering::Relaxed) as isize - base as isize;
+    let after = live_heap::live() as isize - base as isize;
     println!("heap after TIME-WAIT expiry: {after} B above the baseline");
     assert!(after < 64 * 1024, "{after} B retained after every connection closed");
 }

@@ -1,38 +1,13 @@
 //! RFC 4987 §3: a SYN flood must not grow memory without bound. Live heap bytes are
 //! counted while 10k spoofed SYNs reach a listener, the driver never polling (worst case),
 //! then 10k more with output drained.
-use std::alloc::{GlobalAlloc, Layout, System};
+
+mod live_heap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicI64, Ordering};
 use utcp_engine::seq::SeqNum;
 use utcp_engine::time::Instant;
 use utcp_engine::wire::{OptionLayout, TcpFlags, TcpHeaderOut, TcpOptions, emit_ipv4_tcp};
 use utcp_engine::{Config, Stack};
-
-struct Counting;
-static LIVE: AtomicI64 = AtomicI64::new(0);
-
-// SAFETY: forwards to the system allocator; only counts bytes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as i64 - layout.size() as i64, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
 
 const US: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
 
@@ -75,19 +50,19 @@ fn syn_flood_memory_is_capped() {
         x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
         x
     };
-    let base = LIVE.load(Ordering::Relaxed);
+    let base = live_heap::live();
     for _ in 0..10_000 {
         let n = spoofed_syn(next(), &mut pkt);
         stack.handle_packet(now, &pkt[..n]);
     }
-    let undrained = LIVE.load(Ordering::Relaxed) - base;
+    let undrained = live_heap::live() - base;
     while stack.poll_transmit(now, &mut out).is_some() {}
     for _ in 0..10_000 {
         let n = spoofed_syn(next(), &mut pkt);
         stack.handle_packet(now, &pkt[..n]);
         while stack.poll_transmit(now, &mut out).is_some() {}
     }
-    let drained = LIVE.load(Ordering::Relaxed) - base;
+    let drained = live_heap::live() - base;
     println!("live heap after 10k undrained SYNs: {undrained} B; after 10k more, drained: {drained} B");
     assert_eq!(stack.connection_count(), 128);
     assert_eq!(stack.counters().syncookies_sent + stack.counters().listen_drops, 20_000 - 128);
