@@ -6,13 +6,12 @@
 //! so transfers of tens of MiB need no big buffers.
 
 mod common;
-use common::{expected, recv_stream, send_stream};
+use common::{Env, env_at, expected, recv_stream, send_stream, stop_child};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use utcp::{Impairment, Interface, InterfaceConfig, TcpListener, TcpStream};
+use utcp::{Impairment, InterfaceConfig, TcpListener, TcpStream};
 use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -21,32 +20,15 @@ const MIB: u64 = 1 << 20;
 /// Upper bound on any single blocking step of a test.
 const STEP: Duration = Duration::from_secs(60);
 
-/// A namespace with a TUN in it and the stack behind the TUN.
-struct Env {
-    iface: Interface,
-    ns: NetNs,
-}
-
 fn env(tag: &str, impairment: Option<Impairment>) -> Env {
     env_with(tag, impairment, |_| {})
 }
 
 fn env_with(tag: &str, impairment: Option<Impairment>, f: impl FnOnce(&mut InterfaceConfig)) -> Env {
-    let ns = NetNs::create(&NetNs::unique_name(&format!("utcp-{tag}"))).expect("create netns");
-    let mut cfg = InterfaceConfig::new("utcp0", STACK, KERNEL, 24);
-    cfg.netns = Some(ns.name().to_string());
-    cfg.impairment = impairment;
-    f(&mut cfg);
-    let iface = Interface::new(cfg).expect("interface");
-    Env { iface, ns }
-}
-
-impl Env {
-    /// Run `f` on a thread inside the namespace (the kernel's side).
-    fn kernel<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let h = self.ns.spawn(f).expect("spawn in netns");
-        std::thread::spawn(move || h.join().expect("kernel thread panicked").expect("setns"))
-    }
+    env_at(tag, "utcp0", STACK, KERNEL, |cfg| {
+        cfg.impairment = impairment;
+        f(cfg);
+    })
 }
 
 fn stack_addr(port: u16) -> SocketAddr {
@@ -316,19 +298,7 @@ fn curl_downloads_20mib_from_utcp_serve_http() {
     let r = ns.exec("curl", &["-sS", "--max-time", "60", "-o", got.to_str().unwrap(), &url]);
     let head = ns.exec("curl", &["-sS", "--max-time", "10", "-I", &url]);
     let missing = ns.exec("curl", &["-s", "-o", "/dev/null", "-w", "%{http_code}", &format!("{url}.nope")]);
-    use rustix::process::{Pid, Signal, kill_process};
-    kill_process(Pid::from_child(&child), Signal::TERM).expect("SIGTERM to our child");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if t0.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop_child(&mut child, rustix::process::Signal::TERM);
     r.unwrap();
     let body = recv_stream(std::fs::File::open(&got).unwrap()).unwrap();
     let _ = std::fs::remove_dir_all(&dir);

@@ -5,8 +5,10 @@
 //! HTTP over AF_INET6. Needs root and /dev/net/tun: `ignored` otherwise, run (and failing
 //! without them) under CI=true; see `crates/tools/build.rs`.
 
+mod common;
+use common::stop_child;
 use std::io::{self, BufRead, Read};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use utcp_tools::netns::{NetNs, assert_root};
 
 const STACK4: &str = "10.77.0.2";
@@ -64,19 +66,7 @@ fn ping6_curl6_and_python6_against_utcp_serve_http() {
     );
     let python6 = ns.exec("python3", &["-c", &py]);
 
-    use rustix::process::{Pid, Signal, kill_process};
-    kill_process(Pid::from_child(&child), Signal::TERM).expect("SIGTERM to our child");
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break Some(st);
-        }
-        if t0.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = stop_child(&mut child, rustix::process::Signal::TERM);
     let mut err = String::new();
     if let Some(mut e) = child.stderr.take() {
         let _ = e.read_to_string(&mut err);

@@ -9,39 +9,21 @@
 //! fails the test.
 
 mod common;
-use common::{expected, recv_stream, send_stream};
+use common::{Env, env_at, expected, recv_stream, send_stream};
 use std::io::{self};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 use std::time::Duration;
-use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener, TcpStream};
-use utcp_tools::netns::{NetNs, assert_root};
+use utcp::{InterfaceConfig, LinkStats, TcpListener, TcpStream};
+use utcp_tools::netns::assert_root;
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);
 const MIB: u64 = 1 << 20;
 const STEP: Duration = Duration::from_secs(60);
 
-struct Env {
-    iface: Interface,
-    ns: NetNs,
-}
-
 fn env(tag: &str, f: impl FnOnce(&mut InterfaceConfig)) -> Env {
-    let ns = NetNs::create(&NetNs::unique_name(&format!("utcp-{tag}"))).expect("create netns");
-    let mut cfg = InterfaceConfig::new("off0", STACK, KERNEL, 24);
-    cfg.netns = Some(ns.name().to_string());
-    f(&mut cfg);
-    let iface = Interface::new(cfg).expect("interface");
-    Env { iface, ns }
-}
-
-impl Env {
-    fn kernel<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
-        let h = self.ns.spawn(f).expect("spawn in netns");
-        std::thread::spawn(move || h.join().expect("kernel thread panicked").expect("setns"))
-    }
+    env_at(tag, "off0", STACK, KERNEL, f)
 }
 
 /// Kernel client <-> utcp server, `len` bytes each way at once, byte-exact.

@@ -45,3 +45,61 @@ pub fn recv_stream(mut r: impl Read) -> io::Result<(u64, [u8; 32])> {
 pub fn expected(seed: u64, len: u64) -> [u8; 32] {
     send_stream(io::sink(), seed, len).unwrap()
 }
+
+/// A namespace this test created, with a TUN in it and the stack behind the TUN.
+pub struct Env {
+    pub iface: utcp::Interface,
+    pub ns: utcp_tools::netns::NetNs,
+}
+
+/// Create a namespace named after `tag`, a TUN `tun` in it (the kernel side `kernel`/24,
+/// the stack `stack`), let `f` adjust the interface, and bring it up.
+pub fn env_at(
+    tag: &str,
+    tun: &str,
+    stack: std::net::Ipv4Addr,
+    kernel: std::net::Ipv4Addr,
+    f: impl FnOnce(&mut utcp::InterfaceConfig),
+) -> Env {
+    use utcp_tools::netns::NetNs;
+    let ns = NetNs::create(&NetNs::unique_name(&format!("utcp-{tag}"))).expect("create netns");
+    let mut cfg = utcp::InterfaceConfig::new(tun, stack, kernel, 24);
+    cfg.netns = Some(ns.name().to_string());
+    f(&mut cfg);
+    let iface = utcp::Interface::new(cfg).expect("interface");
+    Env { iface, ns }
+}
+
+impl Env {
+    /// Run `f` on a thread inside the namespace (the kernel's side).
+    pub fn kernel<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
+        let h = self.ns.spawn(f).expect("spawn in netns");
+        std::thread::spawn(move || h.join().expect("kernel thread panicked").expect("setns"))
+    }
+}
+
+/// Send our child `sig` and wait for it to exit, killing it after 20 s; its exit
+/// status, or `None` if it had to be killed.
+pub fn stop_child(
+    child: &mut std::process::Child,
+    sig: rustix::process::Signal,
+) -> Option<std::process::ExitStatus> {
+    use rustix::process::{Pid, kill_process};
+    use std::time::{Duration, Instant};
+    kill_process(Pid::from_child(child), sig).expect("signal to our child");
+    let t0 = Instant::now();
+    loop {
+        if let Some(st) = child.try_wait().expect("wait for our child") {
+            return Some(st);
+        }
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
