@@ -197,21 +197,11 @@ impl CongestionControl for NewReno {
     }
 
     fn on_partial_ack(&mut self, acked: usize, smss: usize) {
-        // RFC 6582 §3.2 step 3 (partial acknowledgments): deflate by the amount of new
-        // data acknowledged; if at least one SMSS was acknowledged, add back SMSS so
-        // about ssthresh bytes stay outstanding when recovery ends. We keep cwnd at
-        // least one SMSS so the retransmission can always be sent.
-        self.cwnd = self.cwnd.saturating_sub(acked);
-        if acked >= smss {
-            self.cwnd = self.cwnd.saturating_add(smss);
-        }
-        self.cwnd = self.cwnd.max(smss);
+        self.cwnd = partial_ack_cwnd(self.cwnd, acked, smss);
     }
 
     fn on_recovery_exit(&mut self, flight_size: usize, smss: usize) {
-        // RFC 6582 §3.2 step 3 (full acknowledgments), option 2: avoids a burst when
-        // little data is outstanding.
-        self.cwnd = self.ssthresh.min(flight_size.max(smss).saturating_add(smss));
+        self.cwnd = recovery_exit_cwnd(self.ssthresh, flight_size, smss);
         self.bytes_acked = 0;
     }
 
@@ -392,6 +382,24 @@ impl Recovery {
     pub fn partial_acks(&self) -> u32 {
         self.partial_acks
     }
+}
+
+/// RFC 6582 §3.2 step 3 (partial acknowledgments): deflate cwnd by the new data
+/// acknowledged; if at least one SMSS was acknowledged, add back SMSS so about ssthresh
+/// bytes stay outstanding when recovery ends. cwnd stays at least one SMSS so the
+/// retransmission can always be sent. (NewReno and CUBIC share it.)
+pub(crate) fn partial_ack_cwnd(cwnd: usize, acked: usize, smss: usize) -> usize {
+    let mut cwnd = cwnd.saturating_sub(acked);
+    if acked >= smss {
+        cwnd = cwnd.saturating_add(smss);
+    }
+    cwnd.max(smss)
+}
+
+/// RFC 6582 §3.2 step 3 (full acknowledgments), option 2: cwnd = min(ssthresh,
+/// max(FlightSize, SMSS) + SMSS), which avoids a burst when little data is outstanding.
+pub(crate) fn recovery_exit_cwnd(ssthresh: usize, flight_size: usize, smss: usize) -> usize {
+    ssthresh.min(flight_size.max(smss).saturating_add(smss))
 }
 
 #[cfg(test)]

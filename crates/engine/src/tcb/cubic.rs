@@ -184,15 +184,11 @@ impl CongestionControl for Cubic {
 
     fn on_partial_ack(&mut self, acked: usize, smss: usize) {
         // RFC 6582 §3.2 step 3 as in NewReno.
-        self.cwnd = self.cwnd.saturating_sub(acked);
-        if acked >= smss {
-            self.cwnd = self.cwnd.saturating_add(smss);
-        }
-        self.cwnd = self.cwnd.max(smss);
+        self.cwnd = super::congestion::partial_ack_cwnd(self.cwnd, acked, smss);
     }
 
     fn on_recovery_exit(&mut self, flight_size: usize, smss: usize) {
-        self.cwnd = self.ssthresh.min(flight_size.max(smss).saturating_add(smss));
+        self.cwnd = super::congestion::recovery_exit_cwnd(self.ssthresh, flight_size, smss);
         self.epoch_start = None;
     }
 
