@@ -11,11 +11,14 @@
 //!   `Config::mtu_probing = 1`, the client kernel with net.ipv4.tcp_mtu_probing=1 (RFC 4821
 //!   §7.7 black-hole detection, then `tcp_base_mss`).
 //!
+//! - IPv6 (RFC 8201): the same topology dual-stacked; the router meeting the 1280-byte
+//!   link answers with ICMPv6 Packet Too Big (IPv6 routers never fragment).
+//!
 //! Each variant moves 10 MiB each way, byte-exact. All traffic stays on private addresses
 //! inside the namespaces; every wait is bounded.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream};
 use std::time::Duration;
 use utcp::{Interface, InterfaceConfig, TcpListener};
 use utcp_tools::netns::{NetNs, assert_root};
@@ -23,6 +26,9 @@ use utcp_tools::netns::{NetNs, assert_root};
 const CLIENT: Ipv4Addr = Ipv4Addr::new(10, 93, 1, 1);
 const TUN_PEER: Ipv4Addr = Ipv4Addr::new(10, 93, 3, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 93, 3, 2);
+const CLIENT6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x93, 1, 0, 0, 0, 0, 1);
+const TUN_PEER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x93, 3, 0, 0, 0, 0, 1);
+const STACK6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x93, 3, 0, 0, 0, 0, 2);
 const PORT: u16 = 7100;
 const BYTES: usize = 10 << 20;
 const LIMIT: Duration = Duration::from_secs(60);
@@ -61,6 +67,23 @@ impl Topology {
             ns.exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])?;
         }
         Ok(t)
+    }
+
+    /// IPv6 addresses and routes on the same links (`nodad`: usable at once).
+    fn add_ipv6(&self) -> std::io::Result<()> {
+        let addr =
+            |ns: &NetNs, dev: &str, a: &str| ns.exec("ip", &["-6", "addr", "add", a, "dev", dev, "nodad"]);
+        addr(&self.cl, "c0", "fd00:93:1::1/64")?;
+        addr(&self.rt, "r0", "fd00:93:1::fe/64")?;
+        addr(&self.ut, "u0", "fd00:93:2::1/64")?;
+        addr(&self.rt, "r1", "fd00:93:2::fe/64")?;
+        self.cl.exec("ip", &["-6", "route", "add", "default", "via", "fd00:93:1::fe"])?;
+        self.ut.exec("ip", &["-6", "route", "add", "default", "via", "fd00:93:2::fe"])?;
+        self.rt.exec("ip", &["-6", "route", "add", "fd00:93:3::/64", "via", "fd00:93:2::1"])?;
+        for ns in [&self.rt, &self.ut] {
+            ns.exec("sysctl", &["-qw", "net.ipv6.conf.all.forwarding=1"])?;
+        }
+        Ok(())
     }
 
     /// Drop every ICMP Fragmentation Needed the two routing kernels send or forward.
@@ -112,15 +135,23 @@ fn read_pattern(r: &mut impl Read) -> std::io::Result<(usize, bool)> {
 
 /// Client → utcp 10 MiB, then utcp → client 10 MiB; returns utcp's path MSS afterwards.
 fn transfer_both_ways(t: &Topology, mtu_probing: u8) -> Option<u16> {
+    transfer_both_ways_at(t, mtu_probing, IpAddr::V4(STACK), IpAddr::V4(CLIENT))
+}
+
+/// As `transfer_both_ways`, to utcp's `stack` address from the client's `client` one.
+fn transfer_both_ways_at(t: &Topology, mtu_probing: u8, stack: IpAddr, client: IpAddr) -> Option<u16> {
     let mut cfg = InterfaceConfig::new("pm0", STACK, TUN_PEER, 24);
     cfg.netns = Some(t.ut.name().to_string());
     cfg.engine.mtu_probing = mtu_probing;
+    if stack.is_ipv6() {
+        cfg.addr6 = Some(STACK6);
+        cfg.peer6 = Some((TUN_PEER6, 64));
+    }
     let iface = Interface::new(cfg).expect("interface");
-    let l = TcpListener::bind(&iface, (STACK, PORT)).expect("bind");
-    let client =
-        t.cl.spawn(|| -> std::io::Result<(usize, bool)> {
-            let mut s =
-                TcpStream::connect_timeout(&SocketAddr::from((STACK, PORT)), Duration::from_secs(10))?;
+    let l = TcpListener::bind(&iface, SocketAddr::new(stack, PORT)).expect("bind");
+    let client_thread =
+        t.cl.spawn(move || -> std::io::Result<(usize, bool)> {
+            let mut s = TcpStream::connect_timeout(&SocketAddr::new(stack, PORT), Duration::from_secs(10))?;
             s.set_read_timeout(Some(LIMIT))?;
             s.set_write_timeout(Some(LIMIT))?;
             write_pattern(&mut s)?;
@@ -129,7 +160,7 @@ fn transfer_both_ways(t: &Topology, mtu_probing: u8) -> Option<u16> {
         })
         .expect("spawn client");
     let (mut s, peer) = l.accept_timeout(LIMIT).expect("accept");
-    assert_eq!(peer.ip(), std::net::IpAddr::V4(CLIENT));
+    assert_eq!(peer.ip(), client);
     s.set_read_timeout(Some(LIMIT)).unwrap();
     s.set_write_timeout(Some(LIMIT)).unwrap();
     let (got, exact) = read_pattern(&mut s).expect("utcp reads the client's 10 MiB");
@@ -137,7 +168,7 @@ fn transfer_both_ways(t: &Topology, mtu_probing: u8) -> Option<u16> {
     write_pattern(&mut s).expect("utcp writes 10 MiB");
     let mss = s.path_mss().expect("path mss");
     drop(s);
-    let (got, exact) = client.join().expect("client thread").expect("setns").expect("client transfer");
+    let (got, exact) = client_thread.join().expect("client thread").expect("setns").expect("client transfer");
     assert_eq!((got, exact), (BYTES, true), "utcp -> client");
     mss
 }
@@ -167,4 +198,16 @@ fn ten_mib_both_ways_through_an_icmp_black_hole() {
     let mss = mss.expect("the path MSS changed");
     eprintln!("utcp's path MSS after the transfer: {mss}");
     assert!((1024..=1240).contains(&mss), "utcp's MSS after black-hole detection and probing: {mss}");
+}
+
+/// IPv6 (RFC 8201): Packet Too Big from the router both ways through the 1280-byte link.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn ten_mib_both_ways_over_ipv6_through_a_1280_byte_link() {
+    assert_root("ten_mib_both_ways_over_ipv6_through_a_1280_byte_link");
+    let t = Topology::build("6").expect("topology");
+    t.add_ipv6().expect("IPv6 addresses and routes");
+    let mss = transfer_both_ways_at(&t, 0, IpAddr::V6(STACK6), IpAddr::V6(CLIENT6));
+    // Packet Too Big with MTU 1280: 1280 - 40 (IPv6 header) - 20 (TCP header).
+    assert_eq!(mss, Some(1220), "utcp's MSS after Packet Too Big");
 }
