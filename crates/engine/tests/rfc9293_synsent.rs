@@ -272,6 +272,21 @@ fn missing_mss_option_means_536() {
     h.expect_nothing();
 }
 
+/// RFC 9293 §3.7.1 (MUST-15): over IPv6 the default send MSS is 1220 (RFC 8200 §5).
+#[test]
+fn missing_mss_option_over_ipv6_means_1220() {
+    let mut h = H::new6(base_config());
+    h.open_to_syn_sent();
+    h.send(Seg::new(SYN | ACK, PEER_ISS, h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(0));
+    let c = h.c();
+    h.stack.set_nodelay(c, true).unwrap();
+    h.write(&payload(2000));
+    h.expect(ACK, h.our(0), h.peer(0)).len(1220);
+    h.expect(ACK | PSH, h.our(1220), h.peer(0)).len(780);
+    h.expect_nothing();
+}
+
 /// RFC 9293 §3.7.1: segments never exceed the MSS the peer announced.
 #[test]
 fn peer_mss_bounds_segment_size() {

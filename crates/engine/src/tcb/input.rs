@@ -48,8 +48,10 @@ impl Tcb {
         // An option is used only if our SYN offered it too (RFC 7323 §2.2, §3.2; RFC 2018 §2).
         let none = TcpOptions { mss: seg.options.mss, ..TcpOptions::default() };
         let o = if self.syn_options_dropped(cfg) { &none } else { &seg.options };
-        // RFC 9293 §3.7.1 (MUST-15): assume 536 when the MSS option is absent.
-        self.snd_mss = o.mss.unwrap_or(536).max(64);
+        // RFC 9293 §3.7.1 (MUST-15): without an MSS option assume 536 over IPv4, and
+        // 1220 over IPv6 (RFC 8200 §5's 1280-byte minimum link MTU less 60).
+        let dflt = if self.quad.remote.is_ipv6() { 1220 } else { 536 };
+        self.snd_mss = o.mss.unwrap_or(dflt).max(64);
         if cfg.window_scale
             && let Some(ws) = o.window_scale
         {
