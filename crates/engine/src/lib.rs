@@ -196,6 +196,11 @@ pub enum Event {
     Writable(ConnId),
     /// The connection reached CLOSED. The handle stays valid until `close`/`abort` releases it.
     Closed(ConnId, CloseReason),
+    /// The peer sent urgent data (RFC 9293 §3.8.5, MUST-32): its urgent pointer moved ahead
+    /// of what the user has read. Raised once per continuous stretch of urgent data; the
+    /// data itself stays inline (RFC 6093), and `Status::urgent_remaining` says how much
+    /// of what `recv` returns next is urgent.
+    Urgent(ConnId),
     /// A state transition, emitted only when `Config::trace_states` is set.
     StateChange {
         /// The connection.
@@ -244,6 +249,10 @@ pub struct Status {
     pub rcv_wscale: u8,
     /// In-order bytes the user can read now.
     pub bytes_readable: usize,
+    /// Urgent data not yet read (RFC 9293 §3.8.5, MUST-33): the bytes from the next one
+    /// `recv` returns up to the peer's urgent pointer (RCV.UP, RFC 6093 §4: it points
+    /// after the last urgent octet), whether or not they have arrived yet; 0 when none.
+    pub urgent_remaining: u32,
     /// Queued bytes not yet sent.
     pub bytes_unsent: usize,
     /// Bytes sent and not yet acknowledged (FlightSize, RFC 5681 §2).

@@ -662,6 +662,9 @@ impl Stack {
                 slot.pending_ev |= notify::WRITABLE;
                 self.events.push_back(Event::Writable(id));
             }
+            if bits & notify::URGENT != 0 {
+                self.events.push_back(Event::Urgent(id));
+            }
         }
         if state == State::Closed {
             // A new incarnation may already own the quad (TIME-WAIT reuse, reconnect).

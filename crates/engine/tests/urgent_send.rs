@@ -101,3 +101,46 @@ fn urgent_send_after_shutdown_fails() {
     assert_eq!(e.kind(), ErrorKind::BrokenPipe);
     h.expect_nothing();
 }
+
+fn urgent_events(h: &mut H) -> usize {
+    h.events().iter().filter(|e| matches!(e, Event::Urgent(_))).count()
+}
+
+/// MUST-32 (§3.10.7.4 sixth step): urgent data from the peer is signalled once per
+/// continuous stretch, even when later segments repeat or extend the pointer; MUST-33:
+/// `Status::urgent_remaining` counts the urgent octets before the pointer not yet read.
+#[test]
+fn received_urgent_data_is_signalled_once_and_counted() {
+    let mut h = established();
+    let c = h.c();
+    // 10 octets, all urgent (the pointer points after them, RFC 6093 §4).
+    h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"0123456789").urg(10));
+    assert_eq!(urgent_events(&mut h), 1);
+    assert_eq!(h.stack.status(c).unwrap().urgent_remaining, 10);
+    // The same stretch, extended by the next segment: no second signal.
+    h.send(Seg::new(ACK | PSH, h.peer(10), h.our(0)).data(b"abcde").urg(3));
+    assert_eq!(urgent_events(&mut h), 0);
+    assert_eq!(h.stack.status(c).unwrap().urgent_remaining, 13);
+    // Reading moves the count down; reading past the pointer ends the stretch.
+    assert_eq!(h.read(4).unwrap(), b"0123");
+    assert_eq!(h.stack.status(c).unwrap().urgent_remaining, 9);
+    assert_eq!(h.read(11).unwrap(), b"456789abcde");
+    assert_eq!(h.stack.status(c).unwrap().urgent_remaining, 0);
+    // A new urgent stretch after that is signalled again.
+    h.send(Seg::new(ACK | PSH, h.peer(15), h.our(0)).data(b"xy").urg(2));
+    assert_eq!(urgent_events(&mut h), 1);
+    assert_eq!(h.stack.status(c).unwrap().urgent_remaining, 2);
+}
+
+/// A pointer at or behind what the user has read is no news: no signal, nothing remains.
+#[test]
+fn a_stale_urgent_pointer_is_not_signalled() {
+    let mut h = established();
+    let c = h.c();
+    h.send(Seg::new(ACK | PSH, h.peer(0), h.our(0)).data(b"hello"));
+    assert_eq!(h.read(5).unwrap(), b"hello");
+    h.events();
+    h.send(Seg::new(ACK | PSH, h.peer(5), h.our(0)).data(b"!").urg(0));
+    assert_eq!(urgent_events(&mut h), 0);
+    assert_eq!(h.stack.status(c).unwrap().urgent_remaining, 0);
+}

@@ -399,6 +399,7 @@ impl Tcb {
             // "RCV.UP <- max(RCV.UP,SEG.UP)" — the data stays inline (RFC 6093).
             let up = seg.seq + seg.urgent as u32;
             self.rcv.up = self.rcv.up.max(up);
+            self.on_urgent_pointer(up);
         }
 
         // Seventh and eighth: segment text and FIN.

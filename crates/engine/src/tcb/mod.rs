@@ -144,6 +144,8 @@ pub(crate) mod notify {
     pub const CLOSED: u8 = 8;
     /// A passive open reached ESTABLISHED: move it to the listener's accept queue.
     pub const ACCEPTABLE: u8 = 16;
+    /// The peer's urgent pointer moved ahead of what the user has read (MUST-32).
+    pub const URGENT: u8 = 32;
 }
 
 /// What the Stack lends a TCB for one call.
@@ -311,6 +313,9 @@ pub struct Tcb {
     pub(crate) rcv_seg_max: u32,
     /// TTL, TOS, ICMP soft error and path MTU (issue 13, pmtu.rs).
     pub(crate) path: pmtu::PathState,
+    /// The end of the urgent data the user has been told of and not yet read (MUST-32/33,
+    /// urgent.rs); `None` outside such a stretch.
+    pub(crate) rcv_urgent_end: Option<SeqNum>,
 }
 
 impl Tcb {
@@ -400,6 +405,7 @@ impl Tcb {
             challenge_limit: challenge::ChallengeLimit::default(),
             oow_limit: challenge::ChallengeLimit::default(),
             rcv_seg_max: 0,
+            rcv_urgent_end: None,
             path: pmtu::PathState::new(cfg),
         }
     }
@@ -547,6 +553,7 @@ impl Tcb {
             snd_wscale: self.snd_wscale,
             rcv_wscale: self.rcv_wscale,
             bytes_readable: self.recvbuf.readable(),
+            urgent_remaining: self.urgent_remaining(),
             bytes_unsent: self.sendbuf.len().saturating_sub(sent_off),
             bytes_in_flight: self.flight_size(),
             retransmits: self.retransmits,

@@ -7,6 +7,11 @@
 //! sequence number is below SND.UP carries URG and the offset SND.UP − SEG.SEQ, capped at
 //! 65535 (RFC 6093 §4 recommends the cap for urgent data beyond 64 KiB), and Nagle does not
 //! hold the urgent data back (Linux's tcp_nagle_test). Receiving stays inline (MUST-30/31).
+//!
+//! Receiving: when SEG.UP moves the urgent pointer ahead of the data the user has read, the
+//! user is signalled once for that continuous stretch (§3.10.7.4 sixth step, MUST-32,
+//! `Event::Urgent`), and `Status::urgent_remaining` tells how much urgent data remains
+//! before the pointer (MUST-33).
 
 use super::Tcb;
 use crate::seq::SeqNum;
@@ -21,6 +26,42 @@ impl Tcb {
             self.snd.up = self.buf_seq() + self.sendbuf.len() as u32;
         }
         Ok(n)
+    }
+
+    /// The sequence number of the next octet the user reads.
+    fn read_seq(&self) -> SeqNum {
+        self.rcv.nxt - self.recvbuf.readable() as u32
+    }
+
+    /// §3.10.7.4 sixth step: "signal the user that the remote side has urgent data if the
+    /// urgent pointer (RCV.UP) is in advance of the data consumed. If the user has already
+    /// been signaled (or is still in the 'urgent mode') for this continuous sequence of
+    /// urgent data, do not signal the user again."
+    pub(crate) fn on_urgent_pointer(&mut self, up: SeqNum) {
+        let read = self.read_seq();
+        if !up.gt(read) {
+            return;
+        }
+        match self.rcv_urgent_end {
+            Some(end) if end.gt(read) => self.rcv_urgent_end = Some(end.max(up)),
+            _ => {
+                self.rcv_urgent_end = Some(up);
+                self.notify |= super::notify::URGENT;
+            }
+        }
+    }
+
+    /// MUST-33: urgent octets between the user's read point and the urgent pointer.
+    pub(crate) fn urgent_remaining(&self) -> u32 {
+        let read = self.read_seq();
+        self.rcv_urgent_end.filter(|e| e.gt(read)).map_or(0, |e| e.since(read))
+    }
+
+    /// After a read: the stretch ends once the user has read past the urgent pointer.
+    pub(crate) fn urgent_read(&mut self) {
+        if self.rcv_urgent_end.is_some() && self.urgent_remaining() == 0 {
+            self.rcv_urgent_end = None;
+        }
     }
 
     /// Urgent mode: SND.UP is ahead of SND.UNA (urgent data not yet acknowledged).

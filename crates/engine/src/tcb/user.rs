@@ -95,6 +95,7 @@ impl Tcb {
 
     /// After the user read: announce the opened window if it grew enough.
     pub(crate) fn after_user_read(&mut self) {
+        self.urgent_read();
         if self.window_update_due() {
             self.ack_now = true;
             self.ack_reason = crate::TxReason::WindowUpdate;
