@@ -80,3 +80,50 @@ fn without_tlp_the_rto_retransmits_snd_una() {
     h.expect(ACK, h.our(2 * SMSS), h.peer(0));
     assert_eq!(h.stack.counters().tlp_probes, 0);
 }
+
+/// §7.3 "the last segment sent" is our FIN alone (the data was acknowledged): the probe
+/// resends the FIN after the PTO instead of leaving it to the RTO.
+#[test]
+fn a_lost_fin_alone_is_probed_before_the_rto() {
+    // One byte in flight adds the delayed-ACK allowance (200 ms) to the PTO: with the
+    // RFC 6298 (2.4) minimum RTO of 1 s, the probe still comes first.
+    let cfg = base_config().with_sack(true).with_tail_loss_probe(true).with_min_rto(Duration::from_secs(1));
+    let mut h = H::new(cfg);
+    h.establish_passive(TcpOptions { sack_permitted: true, ..mss_opts(MSS) });
+    let c = h.c();
+    h.write(&payload(100));
+    h.expect(ACK | PSH, h.our(0), h.peer(0)).len(100);
+    h.advance(Duration::from_millis(5));
+    h.send(Seg::new(ACK, h.peer(0), h.our(100)));
+    h.stack.shutdown(c, std::net::Shutdown::Write).unwrap();
+    h.expect(ACK | FIN, h.our(100), h.peer(0));
+    h.expect_nothing();
+    let waited = h.fire_timer();
+    let st = h.stack.status(c).unwrap();
+    assert!(waited < Duration::from_micros(st.rto_us), "the PTO, not the RTO: {waited:?}");
+    h.expect(ACK | FIN, h.our(100), h.peer(0));
+    h.expect_nothing();
+    assert_eq!(h.stack.counters().tlp_probes, 1);
+    h.send(Seg::new(ACK, h.peer(0), h.our(101)));
+    h.expect_nothing();
+    assert_eq!(h.stack.status(c).unwrap().state, State::FinWait2);
+}
+
+/// The last segment sent carried data and the FIN: the probe resends both.
+#[test]
+fn a_probe_of_the_last_data_segment_keeps_its_fin() {
+    let mut h = sender(true);
+    let c = h.c();
+    h.write(&payload(4 * SMSS as usize));
+    h.stack.shutdown(c, std::net::Shutdown::Write).unwrap();
+    for i in 0..4 {
+        h.expect(if i == 3 { ACK | PSH | FIN } else { ACK }, h.our(i * SMSS), h.peer(0));
+    }
+    h.advance(Duration::from_millis(5));
+    h.send(Seg::new(ACK, h.peer(0), h.our(2 * SMSS)));
+    h.expect_nothing();
+    h.fire_timer();
+    let o = h.expect(ACK | PSH | FIN, h.our(3 * SMSS), h.peer(0));
+    assert_eq!(o.payload.len(), SMSS as usize);
+    h.expect_nothing();
+}

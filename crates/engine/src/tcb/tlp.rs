@@ -40,7 +40,11 @@ impl Tcb {
     /// §7.2: (re)arm the PTO after an ACK or a transmission.
     pub(crate) fn arm_tlp(&mut self, cfg: &Config, now: Instant) {
         self.tlp.deadline = None;
-        let open = matches!(self.state, State::Established | State::CloseWait);
+        // Our FIN may be outstanding (FIN-WAIT-1, CLOSING, LAST-ACK): it is probed too.
+        let open = matches!(
+            self.state,
+            State::Established | State::CloseWait | State::FinWait1 | State::Closing | State::LastAck
+        );
         if !cfg.tail_loss_probe
             || !self.sack_ok
             || !open
@@ -119,10 +123,30 @@ impl Tcb {
         let end = if self.snd_max.lt(data_end) { self.snd_max } else { data_end };
         let start = if end.since(self.snd.una) as usize > mss { end - mss as u32 } else { self.snd.una };
         self.tlp.is_retrans = true;
-        let plan = self.plan_rxt_range(cx, start, end.since(start));
+        // "The last segment sent" may carry our FIN, or be the FIN alone: the probe carries
+        // it again (as Linux's loss probe resends its tail skb), so a lost FIN is repaired
+        // after the PTO, not the RTO.
+        let fin = self.fin_seq().filter(|&fs| fs == end && !self.fin_acked() && self.snd_max.gt(fs));
+        let plan = match fin {
+            Some(fs) if start == end => Some(self.plan_fin_probe(cx, fs)),
+            _ => self.plan_rxt_range(cx, start, end.since(start)).map(|mut p| {
+                if fin.is_some_and(|fs| p.seq + p.len as u32 == fs) {
+                    p.flags |= TcpFlags::FIN;
+                }
+                p
+            }),
+        };
         if plan.is_none() {
             self.tlp.end_seq = None;
         }
         plan
+    }
+
+    /// A probe that is the FIN alone (all data acknowledged, the FIN not).
+    fn plan_fin_probe(&mut self, cx: &mut Cx, fin_seq: crate::seq::SeqNum) -> Plan {
+        self.tx_reason = crate::TxReason::TailLossProbe;
+        self.retransmits += 1;
+        cx.counters.retrans_segs += 1;
+        Plan { seq: fin_seq, flags: TcpFlags::ACK | TcpFlags::FIN, off: self.sendbuf.len(), len: 0 }
     }
 }
