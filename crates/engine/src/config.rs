@@ -303,6 +303,15 @@ pub struct Config {
     pub mtu_probing: u8,
     /// The MSS the black-hole search starts from (Linux's tcp_base_mss, 1024).
     pub base_mss: u16,
+    /// RFC 4821 §7.2 / Linux tcp_probe_interval (600 s): this long after a packetization-
+    /// layer search began, it starts again from the link's MSS, so that a path that got
+    /// wider is found. Zero: never.
+    pub mtu_probe_interval: Duration,
+    /// RFC 1191 §6.3: a path MTU learned from Fragmentation Needed / Packet Too Big is
+    /// forgotten after this ("no less than 5 minutes, 10 recommended"; Linux's
+    /// net.ipv4.route.mtu_expires, 600 s), and new segments try the link's size again; a
+    /// path still that narrow answers with another ICMP. Zero: never.
+    pub pmtu_expires: Duration,
     /// IPv4 TOS byte (DSCP and ECN bits) of emitted packets; per connection with
     /// `Stack::set_tos` (RFC 9293 MUST-48). Linux and FreeBSD default to 0.
     pub tos: u8,
@@ -414,6 +423,8 @@ impl Default for Config {
             min_pmtu: 552,
             mtu_probing: 0,
             base_mss: 1024,
+            mtu_probe_interval: Duration::from_secs(600),
+            pmtu_expires: Duration::from_secs(600),
             tos: 0,
             pmtu_syn_mss: false,
         }

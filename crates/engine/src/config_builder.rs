@@ -106,6 +106,8 @@ config_setters! {
     with_min_pmtu => min_pmtu: u16,
     with_mtu_probing => mtu_probing: u8,
     with_base_mss => base_mss: u16,
+    with_mtu_probe_interval => mtu_probe_interval: Duration,
+    with_pmtu_expires => pmtu_expires: Duration,
     with_tos => tos: u8,
     with_pmtu_syn_mss => pmtu_syn_mss: bool,
     with_rack => rack: bool,

@@ -602,3 +602,47 @@ fn probes_stop_below_a_black_hole() {
     assert!(sizes.iter().filter(|&&s| s > 1240).count() <= 2, "few lost probes: {sizes:?}");
     assert!(h.stack.counters().pmtu_probes_failed >= 1);
 }
+
+/// RFC 1191 §6.3: the MSS learned from Fragmentation Needed is forgotten after
+/// `Config::pmtu_expires` (Linux route mtu_expires, 600 s); new data then tries the
+/// link's size again (a path still that narrow would answer with another ICMP).
+#[test]
+fn an_icmp_learned_pmtu_expires() {
+    let mut h = H::new(base_config());
+    h.establish_passive(mss_opts(1460));
+    h.write(&payload(1460));
+    h.expect(ACK | PSH, h.our(0), h.peer(0)).len(1460);
+    h.send_raw(&icmp_error(3, 4, 1280, h.our(0)));
+    h.expect(ACK, h.our(0), h.peer(0)).len(1240);
+    h.expect(ACK | PSH, h.our(1240), h.peer(0)).len(220);
+    h.send(Seg::new(ACK, h.peer(0), h.our(1460)));
+    h.advance(Duration::from_secs(599));
+    h.write(&payload(1460));
+    h.expect(ACK, h.our(1460), h.peer(0)).len(1240);
+    h.expect(ACK | PSH, h.our(2700), h.peer(0)).len(220);
+    h.send(Seg::new(ACK, h.peer(0), h.our(2920)));
+    h.advance(Duration::from_secs(2));
+    h.write(&payload(1460));
+    h.expect(ACK | PSH, h.our(2920), h.peer(0)).len(1460);
+    assert_eq!(h.stack.path_mss(h.c()).unwrap(), None, "the ICMP's value expired");
+}
+
+/// RFC 4821 §7.2 / Linux tcp_probe_interval: a search that stopped below a black hole
+/// starts again from the link's MSS after `Config::mtu_probe_interval`, so a path that
+/// got wider would be found: the first new segment is a probe above the old limit.
+#[test]
+fn the_search_starts_again_after_the_probe_interval() {
+    let (mut h, _) = through_path(2, 1240, 200_000);
+    let mss = h.stack.path_mss(h.c()).unwrap().unwrap();
+    h.advance(Duration::from_secs(60));
+    h.write(&payload(20_000));
+    let first = h.drain().first().map(|o| o.payload.len()).unwrap();
+    assert!(first <= mss as usize, "within the interval no probe above the limit: {first}");
+    h.send(Seg::new(ACK, h.peer(0), h.our(200_000 + first as u32)));
+    h.drain();
+    let (mut h, _) = through_path(2, 1240, 200_000);
+    h.advance(Duration::from_secs(601));
+    h.write(&payload(20_000));
+    let first = h.drain().first().map(|o| o.payload.len()).unwrap();
+    assert!(first > 1240, "a probe above the old black hole: {first}");
+}

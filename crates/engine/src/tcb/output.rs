@@ -278,6 +278,7 @@ impl Tcb {
         {
             self.cc.on_idle_restart(self.eff_mss(cx.cfg));
         }
+        self.path_aging(cx.cfg, now); // RFC 1191 §6.3, RFC 4821 §7.2 (pmtu.rs)
         let mss = self.eff_mss(cx.cfg);
         self.tx_reason = TxReason::NewData;
         let in_flight = self.snd.nxt.since(self.snd.una) as usize;

@@ -51,6 +51,10 @@ pub(crate) struct PathState {
     /// flight with a loss repair, or its fate proves nothing).
     pub rtx_seen: u64,
     pub quiet_after: Option<crate::seq::SeqNum>,
+    /// When the current upward search began (`Config::mtu_probe_interval`).
+    pub search_started: Option<Instant>,
+    /// When the MSS learned from an ICMP error is forgotten (`Config::pmtu_expires`).
+    pub icmp_cap_expires: Option<Instant>,
 }
 
 impl PathState {
@@ -152,6 +156,8 @@ impl Tcb {
             return Err(DropReason::IcmpPmtuIgnored);
         }
         self.path.mss_cap = Some(mss);
+        let expires = cx.cfg.pmtu_expires;
+        self.path.icmp_cap_expires = (!expires.is_zero()).then(|| now + expires);
         cx.counters.pmtu_reductions += 1;
         if self.state.is_synchronized() && self.snd.una.lt(self.snd.nxt) {
             // Resend from SND.UNA at the new size (RFC 1191 §6.4 "retransmit").
@@ -223,6 +229,29 @@ impl Tcb {
         let end = self.snd.nxt + len as u32;
         self.path.probe = Some(Probe { end, mss: probe, retransmits: self.retransmits });
         len
+    }
+
+    /// What the path taught us ages: an ICMP-learned MSS is forgotten after
+    /// `Config::pmtu_expires` (RFC 1191 §6.3), and a finished upward search starts again
+    /// from the link's MSS every `Config::mtu_probe_interval` (Linux tcp_mtu_check_reprobe).
+    pub(crate) fn path_aging(&mut self, cfg: &crate::Config, now: Instant) {
+        if self.path.icmp_cap_expires.is_some_and(|t| now >= t) {
+            self.path.icmp_cap_expires = None;
+            if !self.path.probing {
+                self.path.mss_cap = None;
+            }
+        }
+        if !self.path.probing || cfg.mtu_probe_interval.is_zero() {
+            return;
+        }
+        match self.path.search_started {
+            None => self.path.search_started = Some(now),
+            Some(t) if now >= t + cfg.mtu_probe_interval && self.path.probe.is_none() => {
+                self.path.search_high = 0;
+                self.path.search_started = Some(now);
+            }
+            Some(_) => {}
+        }
     }
 
     /// An ACK advanced SND.UNA past a probe: it succeeded if nothing was resent while it

@@ -173,7 +173,16 @@ pub fn apply_linux_sysctl(cfg: &mut Config, name: &str, value: &str) -> Option<S
         ("tcp_frto", Some(0)) => Applied("no F-RTO (the engine has none)".into()),
         ("tcp_frto", _) => unsupported("F-RTO (RFC 5682) is not in the engine"),
         // PMTUD (issue 13; engine tcb/pmtu.rs): black-hole fallback to tcp_base_mss and the
-        // RFC 4821 upward search; Linux's re-probe every tcp_probe_interval is not there.
+        // RFC 4821 upward search, restarted every tcp_probe_interval; route.mtu_expires
+        // ages an ICMP-learned PMTU (RFC 1191 §6.3).
+        ("tcp_probe_interval", Some(v)) => {
+            cfg.mtu_probe_interval = Duration::from_secs(v);
+            Applied(format!("mtu_probe_interval = {v} s"))
+        }
+        ("route.mtu_expires", Some(v)) => {
+            cfg.pmtu_expires = Duration::from_secs(v);
+            Applied(format!("pmtu_expires = {v} s"))
+        }
         ("tcp_mtu_probing", Some(v @ (0..=2))) => {
             cfg.mtu_probing = v as u8;
             Applied(format!("mtu_probing = {v}"))
@@ -242,6 +251,16 @@ mod tests {
         let e = apply_sysctl(&mut cfg, "net.ipv4.tcp_min_rtt_wlen", "10");
         assert!(matches!(e, SysctlEffect::Applied(_)));
         assert_eq!(cfg.min_rtt_window, Duration::from_secs(10));
+        assert!(matches!(
+            apply_sysctl(&mut cfg, "net.ipv4.tcp_probe_interval", "30"),
+            SysctlEffect::Applied(_)
+        ));
+        assert_eq!(cfg.mtu_probe_interval, Duration::from_secs(30));
+        assert!(matches!(
+            apply_sysctl(&mut cfg, "net.ipv4.route.mtu_expires", "300"),
+            SysctlEffect::Applied(_)
+        ));
+        assert_eq!(cfg.pmtu_expires, Duration::from_secs(300));
     }
 
     #[test]
