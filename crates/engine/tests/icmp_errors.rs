@@ -445,7 +445,7 @@ fn icmp_storm_on_a_transfer_keeps_it_byte_exact() {
             rng ^= rng << 13;
             rng ^= rng >> 17;
             rng ^= rng << 5;
-            if rng % 3 == 0 {
+            if rng.is_multiple_of(3) {
                 let (ty, code, word) = kinds[(rng >> 8) as usize % kinds.len()];
                 a.handle_packet(now, &icmp_quoting(ty, code, word, &pkt));
             }

@@ -203,7 +203,7 @@ fn fragment_flood_stays_under_the_memory_cap() {
         let mut f =
             fragment(&base, (r & 0xffff) as u16, 0, 8 * (1 + (r >> 16) as usize % 170), (r >> 32) & 1 == 1);
         // Random source (many datagrams) and a random offset up to the 64 KiB limit.
-        f[12..16].copy_from_slice(&((i % 977) as u32 | 0x0a00_0000).to_be_bytes());
+        f[12..16].copy_from_slice(&((i % 977) | 0x0a00_0000).to_be_bytes());
         let fo = ((r >> 40) as u16 & 0x1fff) | if (r >> 32) & 1 == 1 { 0x2000 } else { 0 };
         f[6..8].copy_from_slice(&fo.to_be_bytes());
         f[10] = 0;

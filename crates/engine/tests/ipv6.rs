@@ -126,7 +126,7 @@ fn extension_headers_are_walked_and_skipped() {
     let ok: Vec<_> = (0..ipv6::MAX_EXT_HEADERS).map(|_| dst.clone()).collect();
     assert!(parse_ipv6_tcp(&with_ext(&p, &ok)).is_ok(), "MAX_EXT_HEADERS headers are fine");
     // A header whose length runs past the payload.
-    let mut cut = with_ext(&p, &[dst.clone()]);
+    let mut cut = with_ext(&p, std::slice::from_ref(&dst));
     cut[41] = 200;
     assert_eq!(parse_ipv6_tcp(&cut).err(), Some(DropReason::Ipv6ExtHeader));
     // No next header (59).

@@ -260,9 +260,11 @@ fn readiness_then_try_read() {
 const BODY_LEN: usize = 100 << 20;
 
 /// The body served at /big: 100 MiB of the pattern, in 1 MiB frames.
-fn big_body() -> http_body_util::StreamBody<
-    futures_util::stream::Iter<std::vec::IntoIter<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>>,
-> {
+/// A streamed response body: its frames, each `Ok`.
+type FrameStream =
+    futures_util::stream::Iter<std::vec::IntoIter<Result<hyper::body::Frame<bytes::Bytes>, std::io::Error>>>;
+
+fn big_body() -> http_body_util::StreamBody<FrameStream> {
     let chunk = bytes::Bytes::from(pattern(1 << 20, 3));
     let frames: Vec<_> = (0..BODY_LEN >> 20).map(|_| Ok(hyper::body::Frame::data(chunk.clone()))).collect();
     http_body_util::StreamBody::new(futures_util::stream::iter(frames))

@@ -9,6 +9,7 @@
 //!   hole above HighRxt (rule 1), else new data (rule 2, `plan_data`), else an unSACKed
 //!   range above HighRxt (rule 3), else one rescue retransmission per recovery (rule 4).
 //!   A partial ACK retransmits nothing by itself; RFC 6582's rule is the non-SACK path.
+//!
 //! The non-SACK path (RFC 5681 + RFC 6582) stays in input.rs.
 
 use super::congestion::DupAckAction;

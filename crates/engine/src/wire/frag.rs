@@ -240,7 +240,7 @@ impl Reassembler {
         }
         let len = f.payload.len() as u32;
         // RFC 791 §3.2: every fragment but the last carries a multiple of 8 octets.
-        if len == 0 || (f.more && len % 8 != 0) {
+        if len == 0 || (f.more && !len.is_multiple_of(8)) {
             return FragResult::Pending(Some(DropReason::FragMalformed));
         }
         let end = f.offset + len;

@@ -751,7 +751,7 @@ impl<'a> Runner<'a> {
                 };
                 let (ttl, tos) =
                     live.unwrap_or((s.ip_ttl_tos.0.unwrap_or(dflt.0), s.ip_ttl_tos.1.unwrap_or(dflt.1)));
-                i64::from(if matches!(&*opt, "IP_TTL" | "IPV6_UNICAST_HOPS") { ttl } else { tos })
+                i64::from(if matches!(opt, "IP_TTL" | "IPV6_UNICAST_HOPS") { ttl } else { tos })
             }
             "SO_REUSEADDR" | "SO_REUSEPORT" => 0,
             "TCP_NODELAY" => match (s.conn(), &self.stack) {
