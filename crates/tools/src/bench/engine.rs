@@ -4,6 +4,13 @@
 //! round, jumps to the next timer when idle), the ISN secret and ports are fixed, so the
 //! instruction count under `valgrind --tool=callgrind` compares run to run. Wall-clock elapsed
 //! time is printed beside it for a rough per-segment cost.
+//!
+//! `--systems smoltcp` (or `utcp,smoltcp`) runs the same workload for smoltcp 0.14 ([`smol`]).
+//! The measured loops are the functions [`utcp_transfer`] and [`smol::smoltcp_transfer`]
+//! (never inlined), so `valgrind --tool=callgrind --toggle-collect='*utcp_transfer*'` counts
+//! the data transfer without the setup (docs/engine-cost.md).
+
+pub mod smol;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -157,6 +164,8 @@ pub fn segment_payload(config: &Config) -> usize {
 /// The outcome of `utcp bench --engine`.
 #[derive(Clone, Debug)]
 pub struct EngineRun {
+    /// `utcp` or `smoltcp`.
+    pub system: &'static str,
     pub segments: u64,
     pub bytes: u64,
     /// Payload bytes per full segment.
@@ -171,8 +180,9 @@ impl EngineRun {
     pub fn text(&self) -> String {
         let ns = self.elapsed.as_nanos() as f64 / self.segments.max(1) as f64;
         format!(
-            "engine: {} segments of {} bytes ({} bytes) A->B in {:.3} s wall ({:.0} ns/segment, \
+            "engine {}: {} segments of {} bytes ({} bytes) A->B in {:.3} s wall ({:.0} ns/segment, \
              {:.2} Gbit/s), {} packets A->B, {} packets B->A, {:.3} s virtual\n",
+            self.system,
             self.segments,
             self.payload,
             self.bytes,
@@ -195,6 +205,7 @@ impl EngineRun {
             packets_b_to_a: self.packets_b_to_a,
             virtual_us: self.virtual_time.as_micros(),
             elapsed_ns: self.elapsed.as_nanos(),
+            system: self.system,
         };
         super::report::to_json(&j)
     }
@@ -210,25 +221,27 @@ struct EngineJson {
     packets_b_to_a: u64,
     virtual_us: u128,
     elapsed_ns: u128,
+    system: &'static str,
 }
 
-/// Transfer `segments` full-sized segments from A to B with the default (utcp) profile.
-pub fn run(segments: u64) -> io::Result<EngineRun> {
-    let config = Config::default();
-    let payload = segment_payload(&config);
-    let mut pair = Pair::new(config.clone(), config);
-    let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 16)?;
-    let (ca, cb) = pair.establish(l, 40_000)?;
-    let total = segments * payload as u64;
-    // Whole segments per send call, so no call leaves a runt segment behind.
-    let data = vec![0xa5u8; 44 * payload];
-    let mut sink = vec![0u8; 64 * 1024];
+/// Most delivery rounds a transfer of `bytes` may take: a healthy one needs about two per
+/// full segment; this allows one per 64 bytes.
+fn max_rounds(bytes: u64) -> u64 {
+    (bytes / 64).saturating_add(10_000)
+}
+
+/// The measured loop: A's application sends `total` bytes, B's reads them all. Not inlined,
+/// so `valgrind --tool=callgrind --toggle-collect='*utcp_transfer*'` counts exactly it.
+#[inline(never)]
+pub fn utcp_transfer(
+    pair: &mut Pair,
+    (ca, cb): (ConnId, ConnId),
+    total: u64,
+    data: &[u8],
+    sink: &mut [u8],
+) -> io::Result<()> {
     let (mut sent, mut received) = (0u64, 0u64);
-    let (p_ab, p_ba) = (pair.a.counters().out_segs, pair.b.counters().out_segs);
-    let t0 = pair.now;
-    let start = std::time::Instant::now();
-    // Bounded: a healthy transfer needs about two rounds per segment.
-    let max_rounds = segments.saturating_mul(20).saturating_add(10_000);
+    let max_rounds = max_rounds(total);
     let mut rounds = 0u64;
     while received < total {
         rounds += 1;
@@ -250,7 +263,7 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
         let progressed = pair.tick();
         pair.check()?;
         loop {
-            match pair.b.recv(cb, &mut sink) {
+            match pair.b.recv(cb, sink) {
                 Ok(0) => break,
                 Ok(k) => received += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -263,8 +276,27 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
             return Err(io::Error::other(format!("in-memory transfer idle at {received} of {total} bytes")));
         }
     }
+    Ok(())
+}
+
+/// Transfer `segments` full-sized segments from A to B with the default (utcp) profile.
+pub fn run(segments: u64) -> io::Result<EngineRun> {
+    let config = Config::default();
+    let payload = segment_payload(&config);
+    let mut pair = Pair::new(config.clone(), config);
+    let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 16)?;
+    let conns = pair.establish(l, 40_000)?;
+    let total = segments * payload as u64;
+    // Whole segments per send call, so no call leaves a runt segment behind.
+    let data = vec![0xa5u8; 44 * payload];
+    let mut sink = vec![0u8; 64 * 1024];
+    let (p_ab, p_ba) = (pair.a.counters().out_segs, pair.b.counters().out_segs);
+    let t0 = pair.now;
+    let start = std::time::Instant::now();
+    utcp_transfer(&mut pair, conns, total, &data, &mut sink)?;
     let elapsed = start.elapsed();
     Ok(EngineRun {
+        system: "utcp",
         segments,
         bytes: total,
         payload,
@@ -273,6 +305,45 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
         virtual_time: Duration::from_micros(pair.now.micros() - t0.micros()),
         elapsed,
     })
+}
+
+/// `run` for utcp, [`smol::run`] for smoltcp, one after the other; `systems` names them
+/// (`utcp`, `smoltcp`).
+pub fn run_systems(segments: u64, systems: &[&str]) -> io::Result<Vec<EngineRun>> {
+    systems
+        .iter()
+        .map(|s| match *s {
+            "utcp" => run(segments),
+            "smoltcp" => smol::run(segments),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--engine runs utcp and smoltcp, not {other}"),
+            )),
+        })
+        .collect()
+}
+
+/// Text for several runs: one line each, then the wall-time ratio of the first two.
+pub fn text(runs: &[EngineRun]) -> String {
+    let mut s: String = runs.iter().map(EngineRun::text).collect();
+    if let [x, y, ..] = runs {
+        let per = |r: &EngineRun| r.elapsed.as_secs_f64() / r.segments.max(1) as f64;
+        s += &format!(
+            "wall time per segment {}/{}: {:.2} (instructions: valgrind --tool=callgrind, docs/engine-cost.md)\n",
+            x.system,
+            y.system,
+            per(x) / per(y).max(1e-12)
+        );
+    }
+    s
+}
+
+/// JSON: the run's object for one run, `{"runs":[...]}` for several.
+pub fn json(runs: &[EngineRun]) -> String {
+    match runs {
+        [r] => r.json(),
+        _ => format!("{{\"runs\":[{}]}}", runs.iter().map(EngineRun::json).collect::<Vec<_>>().join(",")),
+    }
 }
 
 #[cfg(test)]

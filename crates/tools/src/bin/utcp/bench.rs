@@ -40,7 +40,8 @@ pub struct BenchArgs {
     /// Open utcp's TUN without offload (no virtio-net header, checksum offload or TSO/GRO)
     #[arg(long)]
     no_offload: bool,
-    /// Two in-memory Stacks exchange --segments full segments (no root)
+    /// Two in-memory Stacks exchange --segments full segments (no root); with --systems
+    /// smoltcp (or utcp,smoltcp) two smoltcp interfaces run the same workload
     #[arg(long, conflicts_with = "scale")]
     engine: bool,
     /// Segments of the --engine run
@@ -113,8 +114,13 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
     let text = if let Some(Workloads(_, Some(standalone))) = &a.only {
         standalone(a.quick, a.json)?
     } else if a.engine {
-        let r = bench::engine::run(a.segments)?;
-        if a.json { r.json() } else { r.text() }
+        let systems = match &a.systems {
+            // utcp first, so the ratio line reads utcp/smoltcp.
+            Some(Systems(s)) => s.iter().rev().map(|k| k.name()).collect(),
+            None => vec!["utcp"],
+        };
+        let r = bench::engine::run_systems(a.segments, &systems)?;
+        if a.json { bench::engine::json(&r) } else { bench::engine::text(&r) }
     } else if let Some(n) = a.twmem {
         bench::twmem::run(n, !a.json)?.text()
     } else if a.lossy {
