@@ -631,7 +631,6 @@ impl Stack {
         let bits = std::mem::take(&mut tcb.notify);
         let id = ConnId { index: idx, generation: slot.generation };
         let state = tcb.state;
-        let quad = tcb.quad;
         let error = tcb.error;
         let deadline = tcb.next_deadline();
         let mut stage = slot.stage;
@@ -665,7 +664,9 @@ impl Stack {
         }
         if state == State::Closed {
             // A new incarnation may already own the quad (TIME-WAIT reuse, reconnect).
-            if self.conns.get(&quad) == Some(&idx) {
+            if let Some(quad) = slot.tcb.as_ref().map(|t| t.quad)
+                && self.conns.get(&quad) == Some(&idx)
+            {
                 self.conns.remove(&quad);
             }
             match stage {
@@ -866,7 +867,9 @@ impl Stack {
             self.last_tx_reason = crate::TxReason::CookieSynAck;
             return self.emit_cookie_synack(&c, buf);
         }
-        if let Some(n) = self.syn_cache_emit(now, buf) {
+        if self.syn_cache.owes_synack()
+            && let Some(n) = self.syn_cache_emit(now, buf)
+        {
             return Some(n);
         }
         while let Some(&idx) = self.dirty.front() {
