@@ -363,6 +363,8 @@ impl Stack {
                     counters: &mut self.counters,
                     events: &mut self.events,
                     challenge_budget: &mut self.challenge_budget,
+                    partial_csum: false,
+                    wrote_partial: false,
                 };
                 if !seg.payload.is_empty() && tcb.owes_data_ack(&self.config) {
                     owed_ack(tcb, &mut cx, now, &mut self.acks);
@@ -837,6 +839,7 @@ impl Stack {
         if buf.len() < self.min_transmit_buffer() {
             return None;
         }
+        self.gso_stash.wrote_partial = false;
         if let Some(n) = self.take_gso_stash(buf) {
             return Some(n); // TUN offload (issue 12): held back by poll_transmit_gso
         }
@@ -883,9 +886,12 @@ impl Stack {
                             counters: &mut self.counters,
                             events: &mut self.events,
                             challenge_budget: &mut self.challenge_budget,
+                            partial_csum: self.gso_stash.partial_csum,
+                            wrote_partial: false,
                         };
                         let n = tcb.poll_transmit(&mut cx, now, buf);
                         self.last_tx_reason = tcb.tx_reason;
+                        self.gso_stash.wrote_partial = cx.wrote_partial;
                         n
                     }
                 }
@@ -1009,6 +1015,8 @@ impl Stack {
                 counters: &mut self.counters,
                 events: &mut self.events,
                 challenge_budget: &mut self.challenge_budget,
+                partial_csum: false,
+                wrote_partial: false,
             };
             tcb.on_timeout(&mut cx, now);
             self.settle(idx);

@@ -104,6 +104,19 @@ impl TcpRepr {
         payload: &[&[u8]],
         pseudo: u64,
     ) -> bool {
+        self.emit_with(tcp, opts, payload, pseudo, true)
+    }
+
+    /// [`TcpRepr::emit`]; with `full_csum` false the checksum field gets only `pseudo`,
+    /// folded and not complemented, for a device to complete (virtio-net `NEEDS_CSUM`).
+    pub fn emit_with(
+        &self,
+        tcp: &mut [u8],
+        opts: &options::EncodedOptions,
+        payload: &[&[u8]],
+        pseudo: u64,
+        full_csum: bool,
+    ) -> bool {
         let hdr_len = TCP_HEADER_LEN + opts.as_bytes().len();
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
         if tcp.len() != hdr_len + payload_len {
@@ -126,6 +139,10 @@ impl TcpRepr {
         for p in payload {
             tcp[at..at + p.len()].copy_from_slice(p);
             at += p.len();
+        }
+        if !full_csum {
+            tcp[16..18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            return true;
         }
         // The options are a multiple of 4 bytes, so the data starts at an even offset as
         // `checksum::sum` requires.
