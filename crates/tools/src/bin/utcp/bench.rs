@@ -47,6 +47,10 @@ pub struct BenchArgs {
     /// Segments of the --engine run
     #[arg(long, value_name = "N", default_value_t = 100_000, requires = "engine")]
     segments: u64,
+    /// With --engine: the utcp pair moves super-segments of up to N segments
+    /// (poll_transmit_gso) handed over whole with the checksum vouched for (TUN offload)
+    #[arg(long, value_name = "N", requires = "engine")]
+    gso: Option<usize>,
     /// Memory per connection and demux cost for N connections (in memory, no root)
     #[arg(long, value_name = "N[,N..]", value_parser = scale)]
     scale: Option<Counts>,
@@ -119,7 +123,7 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
             Some(Systems(s)) => s.iter().rev().map(|k| k.name()).collect(),
             None => vec!["utcp"],
         };
-        let r = bench::engine::run_systems(a.segments, &systems)?;
+        let r = bench::engine::run_systems(a.segments, &systems, a.gso.unwrap_or(0))?;
         if a.json { bench::engine::json(&r) } else { bench::engine::text(&r) }
     } else if let Some(n) = a.twmem {
         bench::twmem::run(n, !a.json)?.text()
