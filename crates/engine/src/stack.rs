@@ -856,7 +856,9 @@ impl Stack {
             return Some(n);
         }
         // ICMPv6 echo (issue 13): RFC 4443 §4.2 replies, crate::icmp6.
-        if let Some(n) = self.echo6.emit(buf) {
+        if self.echo6.pending() > 0
+            && let Some(n) = self.echo6.emit(buf)
+        {
             self.counters.icmp_out_echo_reps += 1;
             self.last_tx_reason = crate::TxReason::EchoReply;
             return Some(n);

@@ -147,8 +147,18 @@ impl TcpRepr {
         // The options are a multiple of 4 bytes, so the data starts at an even offset as
         // `checksum::sum` requires.
         let mut acc = pseudo + words.iter().map(|&w| w as u64).sum::<u64>();
-        acc = checksum::sum(opts.as_bytes(), acc);
-        acc = checksum::sum(&tcp[hdr_len..], acc);
+        // The options (padded to whole 32-bit words) summed as such, like the header words
+        // (2^16 ≡ 1 mod 2^16 - 1); a remainder, were there one, by the general sum.
+        let mut ow = opts.as_bytes().chunks_exact(4);
+        for w in &mut ow {
+            acc += u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as u64;
+        }
+        if !ow.remainder().is_empty() {
+            acc = checksum::sum(ow.remainder(), acc);
+        }
+        if payload_len > 0 {
+            acc = checksum::sum(&tcp[hdr_len..], acc);
+        }
         let c = checksum::finish(acc);
         tcp[16..18].copy_from_slice(&c.to_be_bytes());
         true
