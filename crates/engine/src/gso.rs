@@ -62,12 +62,18 @@ impl Transmit {
     }
 }
 
-/// The packet polled from the engine but not glued to the previous super-segment.
+/// The packet polled from the engine but not glued to the previous super-segment, and the
+/// partial-checksum flags between `poll_transmit_gso` and the TCB's emitter.
 #[derive(Default)]
 pub(super) struct GsoStash {
     buf: Vec<u8>,
     len: usize,
     why: TxReason,
+    /// Set while `poll_transmit_gso` polls: IPv4 data segments leave the TCP checksum to
+    /// the device (`Cx::partial_csum`).
+    pub(super) partial_csum: bool,
+    /// The packet `poll_transmit` just wrote has only the pseudo-header sum.
+    pub(super) wrote_partial: bool,
 }
 
 impl GsoStash {
@@ -136,6 +142,22 @@ fn continues(head: &[u8], hdr: usize, size: usize, segs: usize, next: &[u8]) -> 
     headers_match && flags.ack() && extra == TcpFlags(head[t + 13]) && seq_ok && id_ok
 }
 
+/// Longest IPv4 (IHL 5) + TCP header (data offset 15).
+const MAX_HDR: usize = IP_HDR + 60;
+
+/// Complete the TCP checksum of an IPv4 packet the emitter wrote with only the
+/// pseudo-header sum (it goes out alone; RFC 9293 §3.1). The same bytes as a full emit.
+fn complete_tcp_checksum(p: &mut [u8]) {
+    let src = [p[12], p[13], p[14], p[15]];
+    let dst = [p[16], p[17], p[18], p[19]];
+    let tcp_len = (p.len() - IP_HDR) as u16;
+    let pseudo = checksum::pseudo_header_ipv4(src, dst, crate::wire::packet::PROTO_TCP, tcp_len);
+    let at = IP_HDR + TCP_CSUM_OFFSET;
+    p[at..at + 2].fill(0);
+    let c = checksum::finish(checksum::sum(&p[IP_HDR..], pseudo));
+    p[at..at + 2].copy_from_slice(&c.to_be_bytes());
+}
+
 /// Turn `p` (IPv4 + TCP, `tcp_len` octets of TCP) into the head of a super-segment: its
 /// total length, a new IPv4 header checksum, and the TCP pseudo-header sum for the device.
 fn finish_super(p: &mut [u8], total: usize) {
@@ -178,37 +200,64 @@ impl Stack {
     /// segmentation offload (see the module doc). `buf` should hold 64 KiB; one segment
     /// needs [`Stack::min_transmit_buffer`] bytes. Do not mix with `poll_transmit` within
     /// one drain unless the ordering of a held packet does not matter (it goes out first).
+    ///
+    /// While it polls, the TCB writes IPv4 data segments without summing them (the device
+    /// checksums every piece, `NEEDS_CSUM`), and each next piece is written with its header
+    /// over the last octets of the previous piece (saved and put back), so its payload lands
+    /// in place: the header is built once per piece but no payload is summed or moved here.
+    /// A packet that goes out alone gets its full checksum.
     #[must_use = "a packet written into `buf` must be sent, or it is lost"]
     pub fn poll_transmit_gso(&mut self, now: Instant, buf: &mut [u8], max_segs: usize) -> Option<Transmit> {
+        self.gso_stash.partial_csum = true;
+        let t = self.gso_glue(now, buf, max_segs);
+        self.gso_stash.partial_csum = false;
+        t
+    }
+
+    fn gso_glue(&mut self, now: Instant, buf: &mut [u8], max_segs: usize) -> Option<Transmit> {
         let min = self.min_transmit_buffer();
         if buf.len() < min {
             return None;
         }
-        let (n, why) = match self.gso_stash.take_into(buf) {
-            Some(held) => held,
-            None => (self.poll_transmit(now, buf)?, self.last_tx_reason),
+        let (n, why, partial) = match self.gso_stash.take_into(buf) {
+            Some((n, why)) => (n, why, false),
+            None => (self.poll_transmit(now, buf)?, self.last_tx_reason, self.gso_stash.wrote_partial),
         };
         self.last_tx_reason = why;
         let Some(hdr) = head_len(&buf[..n]).filter(|_| why == TxReason::NewData && max_segs > 1) else {
+            if partial {
+                complete_tcp_checksum(&mut buf[..n]);
+            }
             let hdr = if n >= IP_HDR + 20 { IP_HDR + ((buf[IP_HDR + 12] >> 4) as usize) * 4 } else { n };
             return Some(Transmit::single(n, hdr.min(n)));
         };
         let size = n - hdr;
+        let mut head = [0u8; MAX_HDR];
+        head[..hdr].copy_from_slice(&buf[..hdr]);
+        let mut saved = [0u8; MAX_HDR];
         let (mut total, mut segs) = (n, 1);
         while segs < max_segs && total + size <= u16::MAX as usize && buf.len() - total >= min {
-            let Some(m) = self.poll_transmit(now, &mut buf[total..]) else {
+            // The next packet starts `hdr` octets early, so its payload lands at `total`.
+            let at = total - hdr;
+            saved[..hdr].copy_from_slice(&buf[at..total]);
+            let polled = self.poll_transmit(now, &mut buf[at..]);
+            let Some(m) = polled else {
+                buf[at..total].copy_from_slice(&saved[..hdr]);
                 break;
             };
             let why = self.last_tx_reason;
-            let (head, next) = buf.split_at_mut(total);
-            let next = &next[..m];
-            if why != TxReason::NewData || !continues(head, hdr, size, segs, next) {
+            let next = &mut buf[at..at + m];
+            if why != TxReason::NewData || !continues(&head[..hdr], hdr, size, segs, next) {
+                if self.gso_stash.wrote_partial {
+                    complete_tcp_checksum(next);
+                }
                 self.gso_stash.hold(next, why);
+                buf[at..total].copy_from_slice(&saved[..hdr]);
                 break;
             }
             let last_flags = next[IP_HDR + 13] & (TcpFlags::PSH.0 | TcpFlags::FIN.0);
             let piece = m - hdr;
-            buf.copy_within(total + hdr..total + m, total);
+            buf[at..total].copy_from_slice(&saved[..hdr]);
             total += piece;
             segs += 1;
             if piece < size || last_flags != 0 {
@@ -218,6 +267,9 @@ impl Stack {
         }
         self.last_tx_reason = TxReason::NewData;
         if segs == 1 {
+            if partial {
+                complete_tcp_checksum(&mut buf[..n]);
+            }
             return Some(Transmit::single(n, hdr));
         }
         finish_super(&mut buf[..total], total);

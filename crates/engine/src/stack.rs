@@ -363,6 +363,8 @@ impl Stack {
                     counters: &mut self.counters,
                     events: &mut self.events,
                     challenge_budget: &mut self.challenge_budget,
+                    partial_csum: false,
+                    wrote_partial: false,
                 };
                 if !seg.payload.is_empty() && tcb.owes_data_ack(&self.config) {
                     owed_ack(tcb, &mut cx, now, &mut self.acks);
@@ -631,7 +633,6 @@ impl Stack {
         let bits = std::mem::take(&mut tcb.notify);
         let id = ConnId { index: idx, generation: slot.generation };
         let state = tcb.state;
-        let quad = tcb.quad;
         let error = tcb.error;
         let deadline = tcb.next_deadline();
         let mut stage = slot.stage;
@@ -668,7 +669,9 @@ impl Stack {
         }
         if state == State::Closed {
             // A new incarnation may already own the quad (TIME-WAIT reuse, reconnect).
-            if self.conns.get(&quad) == Some(&idx) {
+            if let Some(quad) = slot.tcb.as_ref().map(|t| t.quad)
+                && self.conns.get(&quad) == Some(&idx)
+            {
                 self.conns.remove(&quad);
             }
             match stage {
@@ -839,6 +842,7 @@ impl Stack {
         if buf.len() < self.min_transmit_buffer() {
             return None;
         }
+        self.gso_stash.wrote_partial = false;
         if let Some(n) = self.take_gso_stash(buf) {
             return Some(n); // TUN offload (issue 12): held back by poll_transmit_gso
         }
@@ -855,7 +859,9 @@ impl Stack {
             return Some(n);
         }
         // ICMPv6 echo (issue 13): RFC 4443 §4.2 replies, crate::icmp6.
-        if let Some(n) = self.echo6.emit(buf) {
+        if self.echo6.pending() > 0
+            && let Some(n) = self.echo6.emit(buf)
+        {
             self.counters.icmp_out_echo_reps += 1;
             self.last_tx_reason = crate::TxReason::EchoReply;
             return Some(n);
@@ -869,7 +875,9 @@ impl Stack {
             self.last_tx_reason = crate::TxReason::CookieSynAck;
             return self.emit_cookie_synack(&c, buf);
         }
-        if let Some(n) = self.syn_cache_emit(now, buf) {
+        if self.syn_cache.owes_synack()
+            && let Some(n) = self.syn_cache_emit(now, buf)
+        {
             return Some(n);
         }
         while let Some(&idx) = self.dirty.front() {
@@ -883,9 +891,12 @@ impl Stack {
                             counters: &mut self.counters,
                             events: &mut self.events,
                             challenge_budget: &mut self.challenge_budget,
+                            partial_csum: self.gso_stash.partial_csum,
+                            wrote_partial: false,
                         };
                         let n = tcb.poll_transmit(&mut cx, now, buf);
                         self.last_tx_reason = tcb.tx_reason;
+                        self.gso_stash.wrote_partial = cx.wrote_partial;
                         n
                     }
                 }
@@ -1009,6 +1020,8 @@ impl Stack {
                 counters: &mut self.counters,
                 events: &mut self.events,
                 challenge_budget: &mut self.challenge_budget,
+                partial_csum: false,
+                wrote_partial: false,
             };
             tcb.on_timeout(&mut cx, now);
             self.settle(idx);

@@ -80,6 +80,12 @@ impl SynCache {
         self.records.len()
     }
 
+    /// Some record may owe a SYN-ACK (a cheap test before `syn_cache_emit`).
+    #[inline]
+    pub(crate) fn owes_synack(&self) -> bool {
+        !self.owed.is_empty()
+    }
+
     pub(crate) fn contains(&self, quad: &Quad) -> bool {
         self.records.contains_key(quad)
     }

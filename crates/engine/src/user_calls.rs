@@ -283,6 +283,8 @@ impl Stack {
                 counters: &mut self.counters,
                 events: &mut self.events,
                 challenge_budget: &mut self.challenge_budget,
+                partial_csum: false,
+                wrote_partial: false,
             };
             f(tcb, &mut cx)
         };

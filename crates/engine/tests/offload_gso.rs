@@ -56,6 +56,15 @@ fn tso_split(p: &[u8], t: Transmit) -> Vec<Vec<u8>> {
         let dst: [u8; 4] = s[16..20].try_into().unwrap();
         let ph = checksum::pseudo_header_ipv4(src, dst, 6, (s.len() - 20) as u16);
         let tc = checksum::finish(checksum::sum(&s[20..], ph));
+        // The kernel's way (tcp_gso_segment, then NEEDS_CSUM): the super-segment's field
+        // (pseudo-header sum over the whole TCP length) is adjusted by the length change,
+        // then the device sums from csum_start with that field in place and complements.
+        let whole_field = u16::from_be_bytes([p[36], p[37]]);
+        let piece_field = checksum::fold(
+            u64::from(whole_field) + u64::from(!((p.len() - 20) as u16)) + (s.len() - 20) as u64,
+        );
+        s[36..38].copy_from_slice(&piece_field.to_be_bytes());
+        assert_eq!(checksum::checksum(&s[20..]), tc, "kernel-style completion of piece {i}");
         s[36..38].copy_from_slice(&tc.to_be_bytes());
         out.push(s);
     }
@@ -74,6 +83,8 @@ struct Twin {
     max_pieces: usize,
     /// End of the highest sequence number sent so far (SND.MAX as seen on the wire).
     snd_max: Option<u32>,
+    /// Packets with data `poll_transmit_gso` sent alone (their checksum must be complete).
+    data_singles: usize,
 }
 
 fn sender_config() -> Config {
@@ -107,6 +118,7 @@ impl Twin {
             supers: 0,
             max_pieces: 0,
             snd_max: None,
+            data_singles: 0,
         };
         t.pump(64);
         let (s, _) = t.peer.accept(l).expect("handshake");
@@ -123,6 +135,11 @@ impl Twin {
             let mut moved = false;
             while let Some(t) = self.gso.poll_transmit_gso(self.now, &mut buf, max_segs) {
                 assert!(t.segments <= max_segs.max(1));
+                if t.segments == 1 {
+                    // Alone: no device help asked, a full checksum (partial ones completed).
+                    assert_eq!((t.segment_size, t.csum_start), (None, None), "{t:?}");
+                    self.data_singles += usize::from(t.len > t.header_len);
+                }
                 if t.segments > 1 {
                     self.supers += 1;
                     self.max_pieces = self.max_pieces.max(t.segments);
@@ -212,6 +229,31 @@ fn max_segs_caps_the_super_segment_and_fin_rides_on_the_last_piece() {
     }
     assert_eq!(t.received, data);
     assert!(t.supers > 0 && t.max_pieces == 4, "capped at 4 pieces: {}", t.max_pieces);
+}
+
+/// Data segments are written with only the pseudo-header sum while `poll_transmit_gso`
+/// polls (the device checksums the pieces); one that goes out alone (a runt, a segment held
+/// back because it did not continue the previous one, the head of a one-piece packet) gets
+/// its full checksum: byte-identical to the plain twin's. Odd write sizes and a cap of 3
+/// pieces make many of those.
+#[test]
+fn data_segments_sent_alone_carry_full_checksums() {
+    let mut t = Twin::new();
+    let mut all = Vec::new();
+    for (i, n) in [1_000, 5_000, 3 * 1448 + 7, 100, 20_000, 1, 9_999].into_iter().enumerate() {
+        let data = payload(n + i);
+        t.write(&data);
+        all.extend_from_slice(&data);
+        t.pump(3);
+        t.tick(Duration::from_millis(50));
+    }
+    for _ in 0..100 {
+        t.pump(3);
+        t.tick(Duration::from_millis(50));
+    }
+    assert_eq!(t.received, all, "byte-exact");
+    assert!(t.supers > 0, "some super-segments");
+    assert!(t.data_singles >= 5, "data segments went out alone: {}", t.data_singles);
 }
 
 #[test]

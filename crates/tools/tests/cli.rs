@@ -195,6 +195,25 @@ fn bench_engine_json_parses() {
     assert!(v["packets_a_to_b"].as_u64().is_some_and(|p| p >= 200), "{v}");
 }
 
+/// `--engine --systems utcp,smoltcp`: both in-memory runs, utcp first; the kernel is refused.
+#[test]
+fn bench_engine_runs_smoltcp_beside_utcp() {
+    let o = utcp(&["bench", "--engine", "--systems", "smoltcp,utcp", "--segments", "200", "--json"]);
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let v: serde_json::Value = serde_json::from_str(text(&o.stdout).trim()).expect("one JSON object");
+    let runs = v["runs"].as_array().expect("runs");
+    let systems: Vec<_> = runs.iter().map(|r| r["system"].as_str().unwrap_or("")).collect();
+    assert_eq!(systems, ["utcp", "smoltcp"], "{v}");
+    for r in runs {
+        assert_eq!(r["segments"], 200, "{r}");
+        assert_eq!(r["payload"], 1448, "{r}");
+        assert!(r["packets_a_to_b"].as_u64().is_some_and(|p| p >= 200), "{r}");
+    }
+    let o = utcp(&["bench", "--engine", "--systems", "kernel", "--segments", "10"]);
+    assert_eq!(o.status.code(), Some(1), "{o:?}");
+    assert!(text(&o.stderr).contains("not kernel"), "{o:?}");
+}
+
 /// `utcp script ... | head`: the reader goes away; the command exits quietly, no panic.
 #[test]
 fn closed_stdout_is_not_a_panic() {

@@ -155,6 +155,12 @@ pub(crate) struct Cx<'a> {
     pub events: &'a mut VecDeque<Event>,
     /// Challenge ACKs still allowed in the current second (RFC 5961 §7).
     pub challenge_budget: &'a mut u32,
+    // --- TUN offload (issue 12, engine cost): `Stack::poll_transmit_gso` (gso.rs)
+    /// Write IPv4 data segments with only the pseudo-header sum in the TCP checksum field
+    /// (the device, or gso.rs for a packet that goes out alone, completes it).
+    pub partial_csum: bool,
+    /// Set by `Tcb::emit` when it wrote such a segment.
+    pub wrote_partial: bool,
 }
 
 /// Why a stateless reply is needed: the TCB asks the Stack to send a RST

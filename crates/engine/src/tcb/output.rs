@@ -496,7 +496,14 @@ impl Tcb {
             flow_label: self.flow_label,
         };
         let (a, b) = self.sendbuf.slices(plan.off, plan.len);
-        let n = emit_ip_tcp(buf, &h, cfg.option_layout, &[a, b])?;
+        // TUN offload (issue 12): the device checksums data segments (gso.rs).
+        let partial = cx.partial_csum && plan.len > 0 && self.quad.remote.is_ipv4();
+        let n = if partial {
+            crate::wire::emit_ipv4_tcp_partial(buf, &h, cfg.option_layout, &[a, b])?
+        } else {
+            emit_ip_tcp(buf, &h, cfg.option_layout, &[a, b])?
+        };
+        cx.wrote_partial = partial;
         self.stamp_ip(cfg, &mut buf[..n]); // IP_TOS, DF (pmtu.rs)
         cx.counters.out_segs += 1;
         if plan.len > 0 && plan.seq.lt(self.snd_max) {

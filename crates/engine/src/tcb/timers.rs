@@ -9,19 +9,21 @@ impl Tcb {
     /// The earliest instant at which `on_timeout` has work to do.
     #[inline]
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        // Branch-free: an unarmed timer counts as `u64::MAX` microseconds (the Stack asks
+        // after every segment in and out; issue 12, engine cost).
         #[inline(always)]
-        fn earliest(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
-            match (a, b) {
-                (Some(x), Some(y)) => Some(x.min(y)),
-                (x, None) => x,
-                (None, y) => y,
-            }
+        fn at(t: Option<Instant>) -> u64 {
+            t.map_or(u64::MAX, |t| t.micros())
         }
-        let d = earliest(self.rtx_deadline, self.delack_deadline);
-        let d = earliest(d, self.persist_deadline);
-        let d = earliest(earliest(d, self.timewait_deadline), self.keepalive_deadline);
-        let d = earliest(d, self.scoreboard.rack.timer); // RFC 8985 §6.2 step 6
-        earliest(earliest(d, self.handshake_deadline), self.tlp.deadline)
+        let d = at(self.rtx_deadline)
+            .min(at(self.delack_deadline))
+            .min(at(self.persist_deadline))
+            .min(at(self.timewait_deadline))
+            .min(at(self.keepalive_deadline))
+            .min(at(self.scoreboard.rack.timer)) // RFC 8985 §6.2 step 6
+            .min(at(self.handshake_deadline))
+            .min(at(self.tlp.deadline));
+        (d != u64::MAX).then(|| Instant::from_micros(d))
     }
 
     /// Fire every timer due at `now`.

@@ -60,7 +60,11 @@ pub fn parse(packet: &[u8]) -> Result<Ipv4Packet<'_>, DropReason> {
         return Err(DropReason::BadTotalLength);
     }
     let packet = &packet[..total_len];
-    if !checksum::verify(&packet[..ihl], 0) {
+    let header_ok = match <&[u8; IPV4_HEADER_LEN]>::try_from(&packet[..ihl]) {
+        Ok(h) => checksum::verify_ipv4_header(h),
+        Err(_) => checksum::verify(&packet[..ihl], 0), // with options
+    };
+    if !header_ok {
         return Err(DropReason::BadIpChecksum);
     }
     Ok(Ipv4Packet {

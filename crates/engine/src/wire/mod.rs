@@ -17,7 +17,7 @@ pub mod tcp;
 
 pub use options::{OptionLayout, SackBlocks, TcpOptions};
 pub use packet::{
-    TcpHeaderOut, TcpSegment, emit_ip_tcp, emit_ipv4_tcp, emit_ipv6_tcp, parse_ip_tcp,
+    TcpHeaderOut, TcpSegment, emit_ip_tcp, emit_ipv4_tcp, emit_ipv4_tcp_partial, emit_ipv6_tcp, parse_ip_tcp,
     parse_ip_tcp_checksum_ok, parse_ipv4_tcp, parse_ipv6_tcp,
 };
 pub use tcp::TcpRepr;

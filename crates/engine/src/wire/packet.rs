@@ -160,7 +160,24 @@ pub fn emit_ipv4_tcp(
         return None;
     };
     let ip = Ipv4Out { src, dst, protocol: PROTO_TCP, ttl: h.ttl, ip_id: h.ip_id };
-    emit_over(buf, IPV4_HEADER_LEN, h, layout, payload, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
+    emit_over(buf, IPV4_HEADER_LEN, h, layout, payload, true, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
+}
+
+/// [`emit_ipv4_tcp`] for a device that completes the TCP checksum (virtio-net
+/// `NEEDS_CSUM`, issue 12): the TCP checksum field holds the pseudo-header sum over the TCP
+/// length, folded and not complemented; the header and payload are not summed. The IPv4
+/// header checksum is complete.
+pub fn emit_ipv4_tcp_partial(
+    buf: &mut [u8],
+    h: &TcpHeaderOut,
+    layout: OptionLayout,
+    payload: &[&[u8]],
+) -> Option<usize> {
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
+        return None;
+    };
+    let ip = Ipv4Out { src, dst, protocol: PROTO_TCP, ttl: h.ttl, ip_id: h.ip_id };
+    emit_over(buf, IPV4_HEADER_LEN, h, layout, payload, false, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
 }
 
 /// Write a complete IPv6 + TCP packet (40-byte header, no extension headers, hop limit
@@ -183,7 +200,7 @@ pub fn emit_ipv6_tcp(
         traffic_class: 0,
         flow_label: h.flow_label,
     };
-    emit_over(buf, IPV6_HEADER_LEN, h, layout, payload, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
+    emit_over(buf, IPV6_HEADER_LEN, h, layout, payload, true, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
 }
 
 /// Write a packet of the family of `h`'s addresses (None if they differ).
@@ -200,13 +217,14 @@ pub fn emit_ip_tcp(
 }
 
 /// Lay out IP header (`ip_len` bytes, written by `ip_emit` which returns the pseudo-header
-/// sum) + TCP header + payload.
+/// sum) + TCP header + payload; `full_csum` false leaves the TCP checksum to the device.
 fn emit_over(
     buf: &mut [u8],
     ip_len: usize,
     h: &TcpHeaderOut,
     layout: OptionLayout,
     payload: &[&[u8]],
+    full_csum: bool,
     ip_emit: impl FnOnce(&mut [u8], usize) -> Option<u64>,
 ) -> Option<usize> {
     let opts = options::encode(&h.options, layout);
@@ -218,7 +236,7 @@ fn emit_over(
     let buf = buf.get_mut(..ip_len + tcp_len)?;
     let (ip, tcp) = buf.split_at_mut(ip_len);
     let pseudo = ip_emit(ip, tcp_len)?;
-    h.tcp.emit(tcp, &opts, payload, pseudo).then_some(ip_len + tcp_len)
+    h.tcp.emit_with(tcp, &opts, payload, pseudo, full_csum).then_some(ip_len + tcp_len)
 }
 
 #[cfg(test)]

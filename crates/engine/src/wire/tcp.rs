@@ -104,6 +104,19 @@ impl TcpRepr {
         payload: &[&[u8]],
         pseudo: u64,
     ) -> bool {
+        self.emit_with(tcp, opts, payload, pseudo, true)
+    }
+
+    /// [`TcpRepr::emit`]; with `full_csum` false the checksum field gets only `pseudo`,
+    /// folded and not complemented, for a device to complete (virtio-net `NEEDS_CSUM`).
+    pub fn emit_with(
+        &self,
+        tcp: &mut [u8],
+        opts: &options::EncodedOptions,
+        payload: &[&[u8]],
+        pseudo: u64,
+        full_csum: bool,
+    ) -> bool {
         let hdr_len = TCP_HEADER_LEN + opts.as_bytes().len();
         let payload_len: usize = payload.iter().map(|p| p.len()).sum();
         if tcp.len() != hdr_len + payload_len {
@@ -127,11 +140,25 @@ impl TcpRepr {
             tcp[at..at + p.len()].copy_from_slice(p);
             at += p.len();
         }
+        if !full_csum {
+            tcp[16..18].copy_from_slice(&checksum::fold(pseudo).to_be_bytes());
+            return true;
+        }
         // The options are a multiple of 4 bytes, so the data starts at an even offset as
         // `checksum::sum` requires.
         let mut acc = pseudo + words.iter().map(|&w| w as u64).sum::<u64>();
-        acc = checksum::sum(opts.as_bytes(), acc);
-        acc = checksum::sum(&tcp[hdr_len..], acc);
+        // The options (padded to whole 32-bit words) summed as such, like the header words
+        // (2^16 ≡ 1 mod 2^16 - 1); a remainder, were there one, by the general sum.
+        let mut ow = opts.as_bytes().chunks_exact(4);
+        for w in &mut ow {
+            acc += u32::from_be_bytes([w[0], w[1], w[2], w[3]]) as u64;
+        }
+        if !ow.remainder().is_empty() {
+            acc = checksum::sum(ow.remainder(), acc);
+        }
+        if payload_len > 0 {
+            acc = checksum::sum(&tcp[hdr_len..], acc);
+        }
         let c = checksum::finish(acc);
         tcp[16..18].copy_from_slice(&c.to_be_bytes());
         true

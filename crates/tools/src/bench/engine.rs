@@ -4,6 +4,13 @@
 //! round, jumps to the next timer when idle), the ISN secret and ports are fixed, so the
 //! instruction count under `valgrind --tool=callgrind` compares run to run. Wall-clock elapsed
 //! time is printed beside it for a rough per-segment cost.
+//!
+//! `--systems smoltcp` (or `utcp,smoltcp`) runs the same workload for smoltcp 0.14 ([`smol`]).
+//! The measured loops are the functions [`utcp_transfer`] and [`smol::smoltcp_transfer`]
+//! (never inlined), so `valgrind --tool=callgrind --toggle-collect='*utcp_transfer*'` counts
+//! the data transfer without the setup (docs/engine-cost.md).
+
+pub mod smol;
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -26,6 +33,12 @@ pub struct Pair {
     buf: Vec<u8>,
     /// Set when a `step` hit `STEP_LIMIT`: a stack kept emitting (an engine bug).
     pub overflowed: bool,
+    /// TUN offload in memory: above 1, both stacks are drained with `poll_transmit_gso`
+    /// (at most this many segments per packet) and a super-segment is handed over whole
+    /// with its checksum vouched for (`handle_packet_checksum_ok`), as GRO would.
+    pub gso: usize,
+    /// Packets (super-segments count once) handed A→B and B→A.
+    pub moved: (u64, u64),
 }
 
 impl Pair {
@@ -35,7 +48,40 @@ impl Pair {
         let mut b = Stack::new(config_b);
         a.add_local_addr(IpAddr::V4(A_IP));
         b.add_local_addr(IpAddr::V4(B_IP));
-        Pair { a, b, now: Instant::from_micros(1_000_000), buf: vec![0u8; mtu + 64], overflowed: false }
+        Pair {
+            a,
+            b,
+            now: Instant::from_micros(1_000_000),
+            buf: vec![0u8; mtu + 64],
+            overflowed: false,
+            gso: 0,
+            moved: (0, 0),
+        }
+    }
+
+    /// Move super-segments of up to `max_segs` segments (see [`Pair::gso`]).
+    pub fn with_gso(mut self, max_segs: usize) -> Pair {
+        self.gso = max_segs;
+        if max_segs > 1 {
+            self.buf.resize(65_536, 0);
+        }
+        self
+    }
+
+    /// The next packet `from` sends, handed to `to`; false when `from` is quiet.
+    fn hand_over(from: &mut Stack, to: &mut Stack, now: Instant, buf: &mut [u8], gso: usize) -> bool {
+        if gso > 1 {
+            let Some(t) = from.poll_transmit_gso(now, buf, gso) else { return false };
+            if t.csum_start.is_some() {
+                to.handle_packet_checksum_ok(now, &buf[..t.len]);
+            } else {
+                to.handle_packet(now, &buf[..t.len]);
+            }
+            return true;
+        }
+        let Some(n) = from.poll_transmit(now, buf) else { return false };
+        to.handle_packet(now, &buf[..n]);
+        true
     }
 
     /// Move every queued packet: each packet A emits is handed to B, and what B emits in
@@ -46,16 +92,15 @@ impl Pair {
         let mut moved = 0;
         loop {
             let mut round = 0;
-            if let Some(n) = self.a.poll_transmit(self.now, &mut self.buf) {
-                self.b.handle_packet(self.now, &self.buf[..n]);
+            if Self::hand_over(&mut self.a, &mut self.b, self.now, &mut self.buf, self.gso) {
                 round += 1;
+                self.moved.0 += 1;
             }
-            while moved + round < STEP_LIMIT {
-                let Some(n) = self.b.poll_transmit(self.now, &mut self.buf) else {
-                    break;
-                };
-                self.a.handle_packet(self.now, &self.buf[..n]);
+            while moved + round < STEP_LIMIT
+                && Self::hand_over(&mut self.b, &mut self.a, self.now, &mut self.buf, self.gso)
+            {
                 round += 1;
+                self.moved.1 += 1;
             }
             moved += round;
             if round == 0 {
@@ -157,6 +202,8 @@ pub fn segment_payload(config: &Config) -> usize {
 /// The outcome of `utcp bench --engine`.
 #[derive(Clone, Debug)]
 pub struct EngineRun {
+    /// `utcp` or `smoltcp`.
+    pub system: &'static str,
     pub segments: u64,
     pub bytes: u64,
     /// Payload bytes per full segment.
@@ -171,8 +218,9 @@ impl EngineRun {
     pub fn text(&self) -> String {
         let ns = self.elapsed.as_nanos() as f64 / self.segments.max(1) as f64;
         format!(
-            "engine: {} segments of {} bytes ({} bytes) A->B in {:.3} s wall ({:.0} ns/segment, \
+            "engine {}: {} segments of {} bytes ({} bytes) A->B in {:.3} s wall ({:.0} ns/segment, \
              {:.2} Gbit/s), {} packets A->B, {} packets B->A, {:.3} s virtual\n",
+            self.system,
             self.segments,
             self.payload,
             self.bytes,
@@ -195,6 +243,7 @@ impl EngineRun {
             packets_b_to_a: self.packets_b_to_a,
             virtual_us: self.virtual_time.as_micros(),
             elapsed_ns: self.elapsed.as_nanos(),
+            system: self.system,
         };
         super::report::to_json(&j)
     }
@@ -210,25 +259,27 @@ struct EngineJson {
     packets_b_to_a: u64,
     virtual_us: u128,
     elapsed_ns: u128,
+    system: &'static str,
 }
 
-/// Transfer `segments` full-sized segments from A to B with the default (utcp) profile.
-pub fn run(segments: u64) -> io::Result<EngineRun> {
-    let config = Config::default();
-    let payload = segment_payload(&config);
-    let mut pair = Pair::new(config.clone(), config);
-    let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 16)?;
-    let (ca, cb) = pair.establish(l, 40_000)?;
-    let total = segments * payload as u64;
-    // Whole segments per send call, so no call leaves a runt segment behind.
-    let data = vec![0xa5u8; 44 * payload];
-    let mut sink = vec![0u8; 64 * 1024];
+/// Most delivery rounds a transfer of `bytes` may take: a healthy one needs about two per
+/// full segment; this allows one per 64 bytes.
+fn max_rounds(bytes: u64) -> u64 {
+    (bytes / 64).saturating_add(10_000)
+}
+
+/// The measured loop: A's application sends `total` bytes, B's reads them all. Not inlined,
+/// so `valgrind --tool=callgrind --toggle-collect='*utcp_transfer*'` counts exactly it.
+#[inline(never)]
+pub fn utcp_transfer(
+    pair: &mut Pair,
+    (ca, cb): (ConnId, ConnId),
+    total: u64,
+    data: &[u8],
+    sink: &mut [u8],
+) -> io::Result<()> {
     let (mut sent, mut received) = (0u64, 0u64);
-    let (p_ab, p_ba) = (pair.a.counters().out_segs, pair.b.counters().out_segs);
-    let t0 = pair.now;
-    let start = std::time::Instant::now();
-    // Bounded: a healthy transfer needs about two rounds per segment.
-    let max_rounds = segments.saturating_mul(20).saturating_add(10_000);
+    let max_rounds = max_rounds(total);
     let mut rounds = 0u64;
     while received < total {
         rounds += 1;
@@ -250,7 +301,7 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
         let progressed = pair.tick();
         pair.check()?;
         loop {
-            match pair.b.recv(cb, &mut sink) {
+            match pair.b.recv(cb, sink) {
                 Ok(0) => break,
                 Ok(k) => received += k as u64,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -263,16 +314,79 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
             return Err(io::Error::other(format!("in-memory transfer idle at {received} of {total} bytes")));
         }
     }
+    Ok(())
+}
+
+/// Transfer `segments` full-sized segments from A to B with the default (utcp) profile.
+pub fn run(segments: u64) -> io::Result<EngineRun> {
+    run_utcp(segments, 0)
+}
+
+/// [`run`] with super-segments of up to `gso` segments when `gso > 1` ([`Pair::gso`]).
+pub fn run_utcp(segments: u64, gso: usize) -> io::Result<EngineRun> {
+    let config = Config::default();
+    let payload = segment_payload(&config);
+    let mut pair = Pair::new(config.clone(), config).with_gso(gso);
+    let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 16)?;
+    let conns = pair.establish(l, 40_000)?;
+    let total = segments * payload as u64;
+    // Whole segments per send call, so no call leaves a runt segment behind.
+    let data = vec![0xa5u8; 44 * payload];
+    let mut sink = vec![0u8; 64 * 1024];
+    let (p_ab, p_ba) = pair.moved;
+    let t0 = pair.now;
+    let start = std::time::Instant::now();
+    utcp_transfer(&mut pair, conns, total, &data, &mut sink)?;
     let elapsed = start.elapsed();
     Ok(EngineRun {
+        system: if gso > 1 { "utcp-gso" } else { "utcp" },
         segments,
         bytes: total,
         payload,
-        packets_a_to_b: pair.a.counters().out_segs - p_ab,
-        packets_b_to_a: pair.b.counters().out_segs - p_ba,
+        packets_a_to_b: pair.moved.0 - p_ab,
+        packets_b_to_a: pair.moved.1 - p_ba,
         virtual_time: Duration::from_micros(pair.now.micros() - t0.micros()),
         elapsed,
     })
+}
+
+/// `run` for utcp, [`smol::run`] for smoltcp, one after the other; `systems` names them
+/// (`utcp`, `smoltcp`). `gso > 1`: utcp moves super-segments ([`run_utcp`]).
+pub fn run_systems(segments: u64, systems: &[&str], gso: usize) -> io::Result<Vec<EngineRun>> {
+    systems
+        .iter()
+        .map(|s| match *s {
+            "utcp" => run_utcp(segments, gso),
+            "smoltcp" => smol::run(segments),
+            other => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("--engine runs utcp and smoltcp, not {other}"),
+            )),
+        })
+        .collect()
+}
+
+/// Text for several runs: one line each, then the wall-time ratio of the first two.
+pub fn text(runs: &[EngineRun]) -> String {
+    let mut s: String = runs.iter().map(EngineRun::text).collect();
+    if let [x, y, ..] = runs {
+        let per = |r: &EngineRun| r.elapsed.as_secs_f64() / r.segments.max(1) as f64;
+        s += &format!(
+            "wall time per segment {}/{}: {:.2} (instructions: valgrind --tool=callgrind, docs/engine-cost.md)\n",
+            x.system,
+            y.system,
+            per(x) / per(y).max(1e-12)
+        );
+    }
+    s
+}
+
+/// JSON: the run's object for one run, `{"runs":[...]}` for several.
+pub fn json(runs: &[EngineRun]) -> String {
+    match runs {
+        [r] => r.json(),
+        _ => format!("{{\"runs\":[{}]}}", runs.iter().map(EngineRun::json).collect::<Vec<_>>().join(",")),
+    }
 }
 
 #[cfg(test)]
@@ -293,6 +407,17 @@ mod tests {
         assert!(j.starts_with("{\"segments\":500,"), "{j}");
         let v: serde_json::Value = serde_json::from_str(&j).expect("valid JSON");
         assert_eq!(v["packets_a_to_b"], r.packets_a_to_b, "{j}");
+    }
+
+    /// The in-memory offload path: super-segments of up to 44 segments out, handed over
+    /// whole; every byte arrives and far fewer packets move than segments.
+    #[test]
+    fn gso_run_moves_super_segments() {
+        let r = run_utcp(2_000, 44).expect("in-memory offload run");
+        assert_eq!((r.system, r.bytes), ("utcp-gso", 2_000 * segment_payload(&Config::default()) as u64));
+        assert!(r.packets_a_to_b < 1_000, "super-segments: {r:?}");
+        // Per-segment accounting stays: every segment is counted as sent.
+        assert!(r.packets_a_to_b > 0 && r.packets_b_to_a > 0, "{r:?}");
     }
 
     #[test]

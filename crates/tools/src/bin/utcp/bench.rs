@@ -40,12 +40,17 @@ pub struct BenchArgs {
     /// Open utcp's TUN without offload (no virtio-net header, checksum offload or TSO/GRO)
     #[arg(long)]
     no_offload: bool,
-    /// Two in-memory Stacks exchange --segments full segments (no root)
+    /// Two in-memory Stacks exchange --segments full segments (no root); with --systems
+    /// smoltcp (or utcp,smoltcp) two smoltcp interfaces run the same workload
     #[arg(long, conflicts_with = "scale")]
     engine: bool,
     /// Segments of the --engine run
     #[arg(long, value_name = "N", default_value_t = 100_000, requires = "engine")]
     segments: u64,
+    /// With --engine: the utcp pair moves super-segments of up to N segments
+    /// (poll_transmit_gso) handed over whole with the checksum vouched for (TUN offload)
+    #[arg(long, value_name = "N", requires = "engine")]
+    gso: Option<usize>,
     /// Memory per connection and demux cost for N connections (in memory, no root)
     #[arg(long, value_name = "N[,N..]", value_parser = scale)]
     scale: Option<Counts>,
@@ -113,8 +118,13 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
     let text = if let Some(Workloads(_, Some(standalone))) = &a.only {
         standalone(a.quick, a.json)?
     } else if a.engine {
-        let r = bench::engine::run(a.segments)?;
-        if a.json { r.json() } else { r.text() }
+        let systems = match &a.systems {
+            // utcp first, so the ratio line reads utcp/smoltcp.
+            Some(Systems(s)) => s.iter().rev().map(|k| k.name()).collect(),
+            None => vec!["utcp"],
+        };
+        let r = bench::engine::run_systems(a.segments, &systems, a.gso.unwrap_or(0))?;
+        if a.json { bench::engine::json(&r) } else { bench::engine::text(&r) }
     } else if let Some(n) = a.twmem {
         bench::twmem::run(n, !a.json)?.text()
     } else if a.lossy {
