@@ -100,6 +100,8 @@ pub use anyip::AnyIpFilter;
 
 // SYN queue / cookies (RFC 4987)
 pub mod syncookie;
+// SYN flood (issue 9): Quad hashing by whole words.
+mod quad_hash;
 // Martians (RFC 1122 §3.2.1.3)
 pub mod martian;
 // ICMP echo (RFC 792, RFC 1122 §3.2.2.6)
@@ -120,7 +122,8 @@ pub use tcb::State;
 use std::net::SocketAddr;
 
 /// A connection's identity: local and remote socket addresses (RFC 9293 §3.2 "socket pair").
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+/// `Hash` is written out in `quad_hash.rs` (whole words, for the per-SYN path).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Quad {
     /// Our address and port.
     pub local: SocketAddr,

@@ -1,0 +1,485 @@
+//! `utcp bench --synflood-ceiling`: how many SYNs per second can *anything* behind a TUN
+//! answer on this machine? (issue 9, "SYN flood": the ceiling for utcp's device path.)
+//!
+//! The same namespace, TUN (offload on, as `utcp bench --synflood` opens it: every packet
+//! carries a 10-byte `virtio_net_hdr`) and flooder ([`super::synflood`]'s raw-socket
+//! loop) as the synflood bench, but the engine is replaced by a NULL REFLECTOR: for each
+//! packet read from the TUN it writes back one fixed 40-byte IPv4+TCP SYN-ACK-sized
+//! packet to the packet's (spoofed) source, which the namespace's kernel drops (it does
+//! not forward). Two device paths:
+//!
+//! - [`Path::ReadWrite`]: `read(2)` up to [`RW_BATCH`] packets, then one `write(2)` per
+//!   answer, `poll(2)` when the queue is empty: today's runtime path (`RxBuf::read_batch`
+//!   and `flush_tx`) without the engine.
+//! - [`Path::Uring`]: io_uring with [`UringOptions::depth`] reads in flight and the
+//!   answers queued as write SQEs, one `io_uring_enter` per completion batch.
+//!
+//! Reported per path: SYNs offered by the flooder, packets read and answered, TUN drops,
+//! CPU time per packet of the reflector's thread and per SYN of the flooder's thread
+//! (`getrusage(RUSAGE_THREAD)`), and for io_uring the `io_uring_enter` calls and the most
+//! io-wq worker threads (`iou-wrk-*`) seen at once.
+
+use super::synflood::{self, SPOOF_NET};
+use crate::netns::NetNs;
+use std::io;
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use utcp::device::tun::{Tun, TunConfig};
+
+const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 4, 1);
+const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 4, 2);
+/// Packets read per batch on the read/write path (the runtime's `RX_BATCH`).
+pub const RW_BATCH: usize = 128;
+/// Read buffer per packet: a SYN is 60 bytes; anything longer is cut (a reflector only).
+const BUF: usize = 2048;
+/// The answer: 40 bytes of IPv4 + TCP.
+const ANSWER: usize = 40;
+
+/// Which device path the reflector uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Path {
+    ReadWrite,
+    Uring,
+}
+
+impl Path {
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::ReadWrite => "read/write",
+            Path::Uring => "io_uring",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct UringOptions {
+    /// Reads in flight.
+    pub depth: u32,
+}
+
+#[derive(Clone, Debug)]
+pub struct CeilingOptions {
+    pub flood: Duration,
+    pub paths: Vec<Path>,
+    /// The TUN's queue (`None`: the kernel's 500).
+    pub tx_queue_len: Option<u32>,
+    pub uring: UringOptions,
+}
+
+impl Default for CeilingOptions {
+    fn default() -> Self {
+        CeilingOptions {
+            flood: Duration::from_secs(10),
+            paths: vec![Path::ReadWrite, Path::Uring],
+            tx_queue_len: Some(synflood::UTCP_TX_QUEUE_LEN),
+            uring: UringOptions { depth: 64 },
+        }
+    }
+}
+
+/// What the reflector thread counted.
+#[derive(Clone, Debug, Default)]
+pub struct ReflectorCounts {
+    pub read: u64,
+    pub answered: u64,
+    pub write_errors: u64,
+    /// `read`/`write`/`poll` (read/write path) or `io_uring_enter` calls.
+    pub syscalls: u64,
+    /// CPU time of the reflector thread, ns.
+    pub cpu_ns: u64,
+    pub busy: Duration,
+}
+
+#[derive(Clone, Debug)]
+pub struct CeilingResult {
+    pub path: Path,
+    pub flood: Duration,
+    pub syns_sent: u64,
+    /// CPU time of the flooder's thread, ns.
+    pub flooder_cpu_ns: u64,
+    pub counts: ReflectorCounts,
+    pub tun_drops: u64,
+    /// Most `iou-wrk-*` threads of this process seen at once during the run.
+    pub iowq_threads_max: usize,
+}
+
+/// Run the flood against the reflector once per path.
+pub fn run(opts: &CeilingOptions, progress: bool) -> io::Result<Vec<CeilingResult>> {
+    if !crate::netns::is_root() || !std::path::Path::new("/dev/net/tun").exists() {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "utcp bench --synflood-ceiling needs root and /dev/net/tun",
+        ));
+    }
+    let mut out = Vec::new();
+    for &path in &opts.paths {
+        let r = run_one(path, opts)?;
+        if progress {
+            eprintln!("synflood-ceiling: {}", describe(&r));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn run_one(path: Path, opts: &CeilingOptions) -> io::Result<CeilingResult> {
+    let ns = NetNs::create(&NetNs::unique_name("utcpb-ceil"))?;
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    let stop = Arc::new(AtomicBool::new(false));
+    let uring = opts.uring;
+    let txq = opts.tx_queue_len;
+    let reflector = {
+        let stop = stop.clone();
+        ns.spawn(move || -> io::Result<ReflectorCounts> {
+            let tun = match open_tun(txq) {
+                Ok(t) => {
+                    let _ = ready_tx.send(Ok(()));
+                    t
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(io::Error::new(e.kind(), e.to_string())));
+                    return Err(e);
+                }
+            };
+            let t0 = thread_cpu_ns();
+            let mut c = match path {
+                Path::ReadWrite => reflect_rw(&tun, &stop)?,
+                Path::Uring => reflect_uring(&tun, &stop, uring)?,
+            };
+            c.cpu_ns = thread_cpu_ns().saturating_sub(t0);
+            Ok(c)
+        })?
+    };
+    ready_rx.recv().map_err(|_| io::Error::other("reflector thread died"))??;
+    let drops0 = tun_tx_dropped(&ns);
+    let sent = Arc::new(AtomicU64::new(0));
+    let flood_end = Instant::now() + opts.flood;
+    let flooder = {
+        let (stop, sent) = (stop.clone(), sent.clone());
+        ns.spawn(move || -> io::Result<u64> {
+            let t0 = thread_cpu_ns();
+            synflood::flood(STACK_IP, flood_end, &stop, &sent)?;
+            Ok(thread_cpu_ns().saturating_sub(t0))
+        })?
+    };
+    let mut iowq_max = 0;
+    while Instant::now() < flood_end {
+        std::thread::sleep(Duration::from_millis(100));
+        iowq_max = iowq_max.max(iowq_threads());
+    }
+    let flooder_cpu_ns = flooder.join().map_err(|_| io::Error::other("flooder panicked"))???;
+    // Let the reflector drain the queue, then stop it.
+    std::thread::sleep(Duration::from_millis(200));
+    // Before the reflector closes the TUN (which deletes the device and its counters).
+    let tun_drops = match (drops0, tun_tx_dropped(&ns)) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => return Err(io::Error::other("cannot read the TUN's drop counter")),
+    };
+    stop.store(true, Ordering::Relaxed);
+    let counts = reflector.join().map_err(|_| io::Error::other("reflector panicked"))???;
+    Ok(CeilingResult {
+        path,
+        flood: opts.flood,
+        syns_sent: sent.load(Ordering::Relaxed),
+        flooder_cpu_ns,
+        counts,
+        tun_drops,
+        iowq_threads_max: iowq_max,
+    })
+}
+
+fn open_tun(tx_queue_len: Option<u32>) -> io::Result<Tun> {
+    let cfg = TunConfig { name: "tun-ceil".into(), peer: KERNEL_IP, prefix: 24, mtu: 1500, peer6: None };
+    let tun = Tun::open_offload(&cfg)?;
+    if let Some(n) = tx_queue_len {
+        tun.set_tx_queue_len(n)?;
+    }
+    Ok(tun)
+}
+
+/// TX `dropped` of the TUN devices in `ns`: packets the kernel could not queue for us.
+fn tun_tx_dropped(ns: &NetNs) -> Option<u64> {
+    let out = ns.exec("ip", &["-j", "-s", "link", "show", "type", "tun"]).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    Some(v.as_array()?.iter().filter_map(|d| d["stats64"]["tx"]["dropped"].as_u64()).sum())
+}
+
+/// This thread's user + system CPU time, ns.
+fn thread_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// Threads of this process named `iou-wrk-*` (io_uring's io-wq workers).
+fn iowq_threads() -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0 };
+    dir.filter_map(|e| e.ok())
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with("iou-wrk"))
+        })
+        .count()
+}
+
+/// Build the answer to `pkt` (an IPv4 packet) in `out` (a zeroed vnet header + 40 bytes):
+/// a SYN-ACK-sized segment from us to the packet's source. `None` if it is not IPv4/TCP.
+fn answer(pkt: &[u8], out: &mut [u8; VNET + ANSWER]) -> Option<()> {
+    let ihl = ((*pkt.first()? & 0x0f) as usize) * 4;
+    if pkt[0] >> 4 != 4 || pkt.len() < ihl + 20 || pkt[9] != 6 {
+        return None;
+    }
+    let tcp = &pkt[ihl..];
+    let o = &mut out[VNET..];
+    o[..20].copy_from_slice(&[0x45, 0, 0, ANSWER as u8, 0, 0, 0x40, 0, 64, 6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    o[12..16].copy_from_slice(&STACK_IP.octets());
+    o[16..20].copy_from_slice(&pkt[12..16]);
+    let csum = ip_checksum(&o[..20]);
+    o[10..12].copy_from_slice(&csum.to_be_bytes());
+    o[20..22].copy_from_slice(&tcp[2..4]);
+    o[22..24].copy_from_slice(&tcp[0..2]);
+    o[24..28].copy_from_slice(&0x1234_5678u32.to_be_bytes());
+    let ack = u32::from_be_bytes([tcp[4], tcp[5], tcp[6], tcp[7]]).wrapping_add(1);
+    o[28..32].copy_from_slice(&ack.to_be_bytes());
+    o[32] = 5 << 4;
+    o[33] = 0x12; // SYN|ACK
+    o[34..36].copy_from_slice(&65535u16.to_be_bytes());
+    Some(())
+}
+
+/// Size of the `virtio_net_hdr` before each packet (offload on).
+const VNET: usize = utcp::device::vnet::VNET_HDR_LEN;
+
+fn ip_checksum(h: &[u8]) -> u16 {
+    let mut s: u32 = h.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]]) as u32).sum();
+    while s > 0xffff {
+        s = (s & 0xffff) + (s >> 16);
+    }
+    !(s as u16)
+}
+
+fn raw_read(fd: RawFd, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes.
+    let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+fn raw_write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY: `buf` is valid for `buf.len()` bytes.
+    let n = unsafe { libc::write(fd, buf.as_ptr().cast(), buf.len()) };
+    if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
+}
+
+/// Today's device path without the engine: a batch of reads, then one write per answer.
+fn reflect_rw(tun: &Tun, stop: &AtomicBool) -> io::Result<ReflectorCounts> {
+    let fd = tun.as_raw_fd();
+    let mut c = ReflectorCounts::default();
+    let mut bufs = vec![[0u8; BUF]; RW_BATCH];
+    let mut lens = [0usize; RW_BATCH];
+    let mut ans = [0u8; VNET + ANSWER];
+    let t0 = Instant::now();
+    let mut idle = Duration::ZERO;
+    while !stop.load(Ordering::Relaxed) {
+        let mut n = 0;
+        while n < RW_BATCH {
+            c.syscalls += 1;
+            match raw_read(fd, &mut bufs[n]) {
+                Ok(len) => {
+                    lens[n] = len;
+                    n += 1;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        c.read += n as u64;
+        for (b, &len) in bufs.iter().zip(&lens[..n]) {
+            if len > VNET && answer(&b[VNET..len], &mut ans).is_some() {
+                c.syscalls += 1;
+                match raw_write(fd, &ans) {
+                    Ok(_) => c.answered += 1,
+                    Err(_) => c.write_errors += 1,
+                }
+            }
+        }
+        if n == 0 {
+            let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+            let w = Instant::now();
+            c.syscalls += 1;
+            // SAFETY: one valid pollfd.
+            unsafe { libc::poll(&mut p, 1, 100) };
+            idle += w.elapsed();
+        }
+    }
+    c.busy = t0.elapsed().saturating_sub(idle);
+    Ok(c)
+}
+
+/// io_uring: `depth` reads in flight; each completed read queues its answer as a write
+/// and re-arms itself; one `io_uring_enter` submits and reaps a whole batch.
+fn reflect_uring(tun: &Tun, stop: &AtomicBool, o: UringOptions) -> io::Result<ReflectorCounts> {
+    use io_uring::{IoUring, opcode, types};
+    let depth = o.depth.clamp(1, 1024) as usize;
+    let entries = (depth * 4).next_power_of_two() as u32;
+    // DEFER_TASKRUN: completions (and poll-driven retries) run in our io_uring_enter, not
+    // by interrupting us; fall back to a plain ring on older kernels.
+    let mut ring = IoUring::builder()
+        .setup_single_issuer()
+        .setup_defer_taskrun()
+        .build(entries)
+        .or_else(|_| IoUring::new(entries))?;
+    let fd = types::Fd(tun.as_raw_fd());
+    let mut rbufs = vec![[0u8; BUF]; depth];
+    // Write buffers: a free list; at most one answer per read in flight, times two for
+    // writes that complete one batch later.
+    let nw = depth * 2;
+    let mut wbufs = vec![[0u8; VNET + ANSWER]; nw];
+    let mut wfree: Vec<usize> = (0..nw).collect();
+    const WRITE: u64 = 1 << 32;
+    let mut c = ReflectorCounts::default();
+    let push = |ring: &mut IoUring, e: io_uring::squeue::Entry, c: &mut ReflectorCounts| -> io::Result<()> {
+        // SAFETY: the buffers an entry points at live in `rbufs`/`wbufs` until the ring is
+        // dropped (below, after the last completion was reaped or the ring closed).
+        while unsafe { ring.submission().push(&e) }.is_err() {
+            c.syscalls += 1;
+            ring.submit()?;
+        }
+        Ok(())
+    };
+    for (i, b) in rbufs.iter_mut().enumerate() {
+        let e = opcode::Read::new(fd, b.as_mut_ptr(), BUF as u32).build().user_data(i as u64);
+        push(&mut ring, e, &mut c)?;
+    }
+    let t0 = Instant::now();
+    let ts = types::Timespec::new().nsec(100_000_000);
+    let args = types::SubmitArgs::new().timespec(&ts);
+    let mut done = Vec::with_capacity(entries as usize * 2);
+    while !stop.load(Ordering::Relaxed) {
+        c.syscalls += 1;
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ETIME) || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
+            Err(e) => return Err(e),
+        }
+        done.clear();
+        done.extend(ring.completion().map(|q| (q.user_data(), q.result())));
+        for &(ud, res) in &done {
+            if ud & WRITE != 0 {
+                wfree.push((ud & 0xffff_ffff) as usize);
+                if res > 0 { c.answered += 1 } else { c.write_errors += 1 }
+                continue;
+            }
+            let i = ud as usize;
+            if res > 0 {
+                c.read += 1;
+                let len = res as usize;
+                if len > VNET
+                    && let Some(w) = wfree.pop()
+                {
+                    if answer(&rbufs[i][VNET..len], &mut wbufs[w]).is_some() {
+                        let e = opcode::Write::new(fd, wbufs[w].as_ptr(), (VNET + ANSWER) as u32)
+                            .build()
+                            .user_data(WRITE | w as u64);
+                        push(&mut ring, e, &mut c)?;
+                    } else {
+                        wfree.push(w);
+                    }
+                }
+            } else if res != -libc::EAGAIN && res != -libc::EINTR {
+                return Err(io::Error::from_raw_os_error(-res));
+            }
+            let e = opcode::Read::new(fd, rbufs[i].as_mut_ptr(), BUF as u32).build().user_data(i as u64);
+            push(&mut ring, e, &mut c)?;
+        }
+    }
+    c.busy = t0.elapsed();
+    // Cancel the reads in flight and reap everything before the buffers go away.
+    let _ = push(&mut ring, opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(u64::MAX), &mut c);
+    let _ = ring.submit_and_wait(1);
+    drop(ring);
+    Ok(c)
+}
+
+fn per(ns: u64, n: u64) -> f64 {
+    if n == 0 { 0.0 } else { ns as f64 / n as f64 }
+}
+
+/// One line per path.
+pub fn describe(r: &CeilingResult) -> String {
+    let s = r.flood.as_secs_f64();
+    format!(
+        "{:<10} offered {:>7.0}/s  read {:>7.0}/s  answered {:>7.0}/s  TUN drops {} ({:.1}%)  reflector {:.0} ns CPU/pkt  flooder {:.0} ns CPU/SYN  syscalls/pkt {:.3}  io-wq threads max {}",
+        r.path.name(),
+        r.syns_sent as f64 / s,
+        r.counts.read as f64 / s,
+        r.counts.answered as f64 / s,
+        r.tun_drops,
+        100.0 * r.tun_drops as f64 / r.syns_sent.max(1) as f64,
+        per(r.counts.cpu_ns, r.counts.read),
+        per(r.flooder_cpu_ns, r.syns_sent),
+        r.counts.syscalls as f64 / r.counts.read.max(1) as f64,
+        r.iowq_threads_max,
+    )
+}
+
+/// A Markdown table (for docs/synflood-notes.md).
+pub fn table(results: &[CeilingResult], opts: &CeilingOptions) -> String {
+    let mut t = format!(
+        "synflood-ceiling: {} s random-source SYN flood from {SPOOF_NET}/16 into a TUN (offload on, txqueuelen {}) answered by a null reflector; io_uring depth {}\n\n",
+        opts.flood.as_secs(),
+        opts.tx_queue_len.map_or("500".into(), |n| n.to_string()),
+        opts.uring.depth,
+    );
+    t.push_str("| path | SYNs offered/s | read/s | answered/s | TUN drops | reflector CPU ns/pkt | flooder CPU ns/SYN | syscalls/pkt | io-wq threads |\n");
+    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    for r in results {
+        let s = r.flood.as_secs_f64();
+        t.push_str(&format!(
+            "| {} | {:.0} | {:.0} | {:.0} | {} ({:.1}%) | {:.0} | {:.0} | {:.3} | {} |\n",
+            r.path.name(),
+            r.syns_sent as f64 / s,
+            r.counts.read as f64 / s,
+            r.counts.answered as f64 / s,
+            r.tun_drops,
+            100.0 * r.tun_drops as f64 / r.syns_sent.max(1) as f64,
+            per(r.counts.cpu_ns, r.counts.read),
+            per(r.flooder_cpu_ns, r.syns_sent),
+            r.counts.syscalls as f64 / r.counts.read.max(1) as f64,
+            r.iowq_threads_max,
+        ));
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answer_swaps_ports_and_addresses_and_acks_the_syn() {
+        let mut syn = [0u8; 40];
+        syn[0] = 0x45;
+        syn[9] = 6;
+        syn[12..16].copy_from_slice(&[10, 99, 1, 2]);
+        syn[16..20].copy_from_slice(&STACK_IP.octets());
+        syn[20..22].copy_from_slice(&4000u16.to_be_bytes());
+        syn[22..24].copy_from_slice(&80u16.to_be_bytes());
+        syn[24..28].copy_from_slice(&7u32.to_be_bytes());
+        let mut out = [0u8; VNET + ANSWER];
+        assert!(answer(&syn, &mut out).is_some());
+        let o = &out[VNET..];
+        assert_eq!(&o[16..20], &[10, 99, 1, 2]);
+        assert_eq!(u16::from_be_bytes([o[20], o[21]]), 80);
+        assert_eq!(u16::from_be_bytes([o[22], o[23]]), 4000);
+        assert_eq!(u32::from_be_bytes([o[28], o[29], o[30], o[31]]), 8);
+        assert_eq!(ip_checksum(&o[..20]), 0, "a valid IPv4 header sums to zero");
+        syn[9] = 17;
+        assert!(answer(&syn, &mut out).is_none());
+    }
+}
