@@ -89,6 +89,10 @@ pub struct SynfloodResult {
     /// TUN devices in the client namespace): SYNs that never reached the stack. `None`
     /// for the kernel reference (no TUN).
     pub tun_drops: Option<u64>,
+    /// CPU time of the flooder's thread per SYN sent, ns (`getrusage(RUSAGE_THREAD)`): for
+    /// the kernel reference it includes the kernel's own SYN handling, which runs inside
+    /// the flooder's `sendto` (loopback delivery in softirq context on the sending thread).
+    pub flooder_ns_per_syn: f64,
 }
 
 /// Run the flood against every selected system, one after the other.
@@ -141,7 +145,10 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     let flood_end = t0 + opts.flood;
     let flooder = {
         let (stop, sent) = (stop.clone(), sent.clone());
-        sys.client_ns().spawn(move || flood(server, flood_end, &stop, &sent))?
+        sys.client_ns().spawn(move || {
+            let t0 = thread_cpu_ns();
+            flood(server, flood_end, &stop, &sent).map(|()| thread_cpu_ns().saturating_sub(t0))
+        })?
     };
     let end = flood_end + opts.after;
     let client = sys.client_ns().spawn(move || legit_client(server, flood_end, end))?;
@@ -149,7 +156,8 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     stop.store(true, Ordering::Relaxed);
     let flood_res = flooder.join().map_err(|_| io::Error::other("flood thread panicked"))?;
     let ((mut during, mut after), (peak_flood, peak)) = phases??;
-    flood_res??;
+    let flooder_cpu_ns = flood_res??;
+    let syns_sent = sent.load(Ordering::Relaxed);
     let tun_drops = match (drops0, tun_tx_dropped(sys.client_ns())) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
@@ -158,13 +166,24 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     after.connect_ms.sort_by(f64::total_cmp);
     Ok(SynfloodResult {
         kind: sys.kind(),
-        syns_sent: sent.load(Ordering::Relaxed),
+        syns_sent,
         during,
         after,
         rss_growth_kib: peak_flood as i64 - rss0 as i64,
         rss_growth_total_kib: peak.max(rss_kib()) as i64 - rss0 as i64,
         tun_drops,
+        flooder_ns_per_syn: flooder_cpu_ns as f64 / syns_sent.max(1) as f64,
     })
+}
+
+/// This thread's user + system CPU time, ns.
+pub(crate) fn thread_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD with a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Sum of the TX `dropped` counters of the TUN devices in `ns` (what the kernel could not
@@ -306,7 +325,7 @@ fn fmt_ms(v: Option<f64>) -> String {
 /// One line per system.
 pub fn describe(r: &SynfloodResult) -> String {
     format!(
-        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)  TUN drops {}",
+        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)  TUN drops {}  flooder {:.0} ns CPU/SYN",
         r.kind.name(),
         r.syns_sent,
         r.during.success_pct(),
@@ -322,6 +341,7 @@ pub fn describe(r: &SynfloodResult) -> String {
         r.rss_growth_kib,
         r.rss_growth_total_kib,
         r.tun_drops.map_or("-".into(), |d| d.to_string()),
+        r.flooder_ns_per_syn,
     )
 }
 
@@ -334,11 +354,11 @@ pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
         INTERVAL.as_millis(),
         opts.utcp_tx_queue_len.map_or("500 (kernel default)".into(), |n| n.to_string()),
     );
-    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) | TUN drops |\n");
-    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) | TUN drops | flooder CPU ns/SYN |\n");
+    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         t.push_str(&format!(
-            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB | {} |\n",
+            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB | {} | {:.0} |\n",
             r.kind.name(),
             r.syns_sent,
             r.during.success_pct(),
@@ -354,6 +374,7 @@ pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
             r.rss_growth_kib,
             r.rss_growth_total_kib,
             r.tun_drops.map_or("-".into(), |d| d.to_string()),
+            r.flooder_ns_per_syn,
         ));
     }
     t
@@ -382,6 +403,7 @@ pub fn json(results: &[SynfloodResult]) -> String {
                 "rss_growth_kib": r.rss_growth_kib,
                 "rss_growth_total_kib": r.rss_growth_total_kib,
                 "tun_drops": r.tun_drops,
+                "flooder_ns_per_syn": r.flooder_ns_per_syn,
             })
         })
         .collect();

@@ -13,13 +13,16 @@
 //!   and `flush_tx`) without the engine.
 //! - [`Path::Uring`]: io_uring with [`UringOptions::depth`] reads in flight and the
 //!   answers queued as write SQEs, one `io_uring_enter` per completion batch.
+//! - [`Path::Sink`]: the read/write path without the writes (the receive half alone).
+//! - [`Path::ReadWrite2`]: a two-queue TUN (`IFF_MULTI_QUEUE`, the kernel spreads flows
+//!   over the queues by hash) with one read/write reflector thread per queue.
 //!
 //! Reported per path: SYNs offered by the flooder, packets read and answered, TUN drops,
 //! CPU time per packet of the reflector's thread and per SYN of the flooder's thread
 //! (`getrusage(RUSAGE_THREAD)`), and for io_uring the `io_uring_enter` calls and the most
 //! io-wq worker threads (`iou-wrk-*`) seen at once.
 
-use super::synflood::{self, SPOOF_NET};
+use super::synflood::{self, SPOOF_NET, thread_cpu_ns};
 use crate::netns::NetNs;
 use std::io;
 use std::net::Ipv4Addr;
@@ -43,6 +46,10 @@ const ANSWER: usize = 40;
 pub enum Path {
     ReadWrite,
     Uring,
+    /// Read only, no answers: the receive half of the floor.
+    Sink,
+    /// Read/write on a two-queue TUN (`IFF_MULTI_QUEUE`), one reflector thread per queue.
+    ReadWrite2,
 }
 
 impl Path {
@@ -50,7 +57,19 @@ impl Path {
         match self {
             Path::ReadWrite => "read/write",
             Path::Uring => "io_uring",
+            Path::Sink => "read only",
+            Path::ReadWrite2 => "rw 2 queues",
         }
+    }
+
+    pub fn parse(s: &str) -> Option<Path> {
+        Some(match s {
+            "rw" => Path::ReadWrite,
+            "uring" => Path::Uring,
+            "sink" => Path::Sink,
+            "rw2" => Path::ReadWrite2,
+            _ => return None,
+        })
     }
 }
 
@@ -134,7 +153,7 @@ fn run_one(path: Path, opts: &CeilingOptions) -> io::Result<CeilingResult> {
     let reflector = {
         let stop = stop.clone();
         ns.spawn(move || -> io::Result<ReflectorCounts> {
-            let tun = match open_tun(txq) {
+            let queues = match open_tun(txq, if path == Path::ReadWrite2 { 2 } else { 1 }) {
                 Ok(t) => {
                     let _ = ready_tx.send(Ok(()));
                     t
@@ -144,12 +163,31 @@ fn run_one(path: Path, opts: &CeilingOptions) -> io::Result<CeilingResult> {
                     return Err(e);
                 }
             };
+            let fd = queues[0].as_raw_fd();
             let t0 = thread_cpu_ns();
             let mut c = match path {
-                Path::ReadWrite => reflect_rw(&tun, &stop)?,
-                Path::Uring => reflect_uring(&tun, &stop, uring)?,
+                Path::ReadWrite => reflect_rw(fd, &stop, true)?,
+                Path::Sink => reflect_rw(fd, &stop, false)?,
+                Path::Uring => reflect_uring(fd, &stop, uring)?,
+                Path::ReadWrite2 => {
+                    let fd2 = queues[1].as_raw_fd();
+                    let stop2 = stop.clone();
+                    let other = std::thread::spawn(move || {
+                        let t0 = thread_cpu_ns();
+                        reflect_rw(fd2, &stop2, true).map(|c| (c, thread_cpu_ns().saturating_sub(t0)))
+                    });
+                    let mut c = reflect_rw(fd, &stop, true)?;
+                    let (c2, cpu2) = other.join().map_err(|_| io::Error::other("reflector panicked"))??;
+                    c.read += c2.read;
+                    c.answered += c2.answered;
+                    c.write_errors += c2.write_errors;
+                    c.syscalls += c2.syscalls;
+                    c.cpu_ns = cpu2; // plus this thread's, below
+                    c
+                }
             };
-            c.cpu_ns = thread_cpu_ns().saturating_sub(t0);
+            c.cpu_ns += thread_cpu_ns().saturating_sub(t0);
+            drop(queues);
             Ok(c)
         })?
     };
@@ -191,13 +229,39 @@ fn run_one(path: Path, opts: &CeilingOptions) -> io::Result<CeilingResult> {
     })
 }
 
-fn open_tun(tx_queue_len: Option<u32>) -> io::Result<Tun> {
-    let cfg = TunConfig { name: "tun-ceil".into(), peer: KERNEL_IP, prefix: 24, mtu: 1500, peer6: None };
-    let tun = Tun::open_offload(&cfg)?;
-    if let Some(n) = tx_queue_len {
-        tun.set_tx_queue_len(n)?;
+/// The TUN as the runtime opens it (offload on), or with `queues` > 1 a multi-queue TUN
+/// through tun-rs (offload on, the same 10-byte header). One descriptor per queue.
+fn open_tun(tx_queue_len: Option<u32>, queues: usize) -> io::Result<Vec<Box<dyn AsRawFd + Send>>> {
+    if queues == 1 {
+        let cfg = TunConfig { name: "tun-ceil".into(), peer: KERNEL_IP, prefix: 24, mtu: 1500, peer6: None };
+        let tun = Tun::open_offload(&cfg)?;
+        if let Some(n) = tx_queue_len {
+            tun.set_tx_queue_len(n)?;
+        }
+        return Ok(vec![Box::new(tun)]);
     }
-    Ok(tun)
+    let dev = tun_rs::DeviceBuilder::new()
+        .name("tun-ceil")
+        .layer(tun_rs::Layer::L3)
+        .packet_information(false)
+        .offload(true)
+        .multi_queue(true)
+        .mtu(1500)
+        .ipv4(KERNEL_IP, 24, None)
+        .enable(true)
+        .build_sync()?;
+    if let Some(n) = tx_queue_len {
+        dev.set_tx_queue_len(n)?;
+    }
+    let mut out: Vec<Box<dyn AsRawFd + Send>> = Vec::new();
+    for _ in 1..queues {
+        let q = dev.try_clone()?;
+        q.set_nonblocking(true)?;
+        out.push(Box::new(q));
+    }
+    dev.set_nonblocking(true)?;
+    out.insert(0, Box::new(dev));
+    Ok(out)
 }
 
 /// TX `dropped` of the TUN devices in `ns`: packets the kernel could not queue for us.
@@ -205,15 +269,6 @@ fn tun_tx_dropped(ns: &NetNs) -> Option<u64> {
     let out = ns.exec("ip", &["-j", "-s", "link", "show", "type", "tun"]).ok()?;
     let v: serde_json::Value = serde_json::from_str(&out).ok()?;
     Some(v.as_array()?.iter().filter_map(|d| d["stats64"]["tx"]["dropped"].as_u64()).sum())
-}
-
-/// This thread's user + system CPU time, ns.
-fn thread_cpu_ns() -> u64 {
-    // SAFETY: getrusage fills the struct it is given.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
-    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Threads of this process named `iou-wrk-*` (io_uring's io-wq workers).
@@ -274,9 +329,9 @@ fn raw_write(fd: RawFd, buf: &[u8]) -> io::Result<usize> {
     if n < 0 { Err(io::Error::last_os_error()) } else { Ok(n as usize) }
 }
 
-/// Today's device path without the engine: a batch of reads, then one write per answer.
-fn reflect_rw(tun: &Tun, stop: &AtomicBool) -> io::Result<ReflectorCounts> {
-    let fd = tun.as_raw_fd();
+/// Today's device path without the engine: a batch of reads, then one write per answer
+/// (none with `reply` false: the read-only sink).
+fn reflect_rw(fd: RawFd, stop: &AtomicBool, reply: bool) -> io::Result<ReflectorCounts> {
     let mut c = ReflectorCounts::default();
     let mut bufs = vec![[0u8; BUF]; RW_BATCH];
     let mut lens = [0usize; RW_BATCH];
@@ -299,7 +354,7 @@ fn reflect_rw(tun: &Tun, stop: &AtomicBool) -> io::Result<ReflectorCounts> {
         }
         c.read += n as u64;
         for (b, &len) in bufs.iter().zip(&lens[..n]) {
-            if len > VNET && answer(&b[VNET..len], &mut ans).is_some() {
+            if reply && len > VNET && answer(&b[VNET..len], &mut ans).is_some() {
                 c.syscalls += 1;
                 match raw_write(fd, &ans) {
                     Ok(_) => c.answered += 1,
@@ -322,7 +377,7 @@ fn reflect_rw(tun: &Tun, stop: &AtomicBool) -> io::Result<ReflectorCounts> {
 
 /// io_uring: `depth` reads in flight; each completed read queues its answer as a write
 /// and re-arms itself; one `io_uring_enter` submits and reaps a whole batch.
-fn reflect_uring(tun: &Tun, stop: &AtomicBool, o: UringOptions) -> io::Result<ReflectorCounts> {
+fn reflect_uring(tun_fd: RawFd, stop: &AtomicBool, o: UringOptions) -> io::Result<ReflectorCounts> {
     use io_uring::{IoUring, opcode, types};
     let depth = o.depth.clamp(1, 1024) as usize;
     let entries = (depth * 4).next_power_of_two() as u32;
@@ -333,7 +388,7 @@ fn reflect_uring(tun: &Tun, stop: &AtomicBool, o: UringOptions) -> io::Result<Re
         .setup_defer_taskrun()
         .build(entries)
         .or_else(|_| IoUring::new(entries))?;
-    let fd = types::Fd(tun.as_raw_fd());
+    let fd = types::Fd(tun_fd);
     let mut rbufs = vec![[0u8; BUF]; depth];
     // Write buffers: a free list; at most one answer per read in flight, times two for
     // writes that complete one batch later.
