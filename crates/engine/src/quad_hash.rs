@@ -59,7 +59,8 @@ mod tests {
         let (a, b) = (IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)), IpAddr::V4(Ipv4Addr::new(10, 99, 1, 2)));
         let q = quad(a, 80, b, 4000);
         let base = h(&q);
-        for other in [quad(b, 80, b, 4000), quad(a, 81, b, 4000), quad(a, 80, a, 4000), quad(a, 80, b, 4001)] {
+        for other in [quad(b, 80, b, 4000), quad(a, 81, b, 4000), quad(a, 80, a, 4000), quad(a, 80, b, 4001)]
+        {
             assert_ne!(h(&other), base, "{other:?}");
         }
         // Sides are not interchangeable.

@@ -275,9 +275,7 @@ fn tun_tx_dropped(ns: &NetNs) -> Option<u64> {
 fn iowq_threads() -> usize {
     let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return 0 };
     dir.filter_map(|e| e.ok())
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with("iou-wrk"))
-        })
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.starts_with("iou-wrk")))
         .count()
 }
 
@@ -406,30 +404,45 @@ fn reflect_uring(tun_fd: RawFd, stop: &AtomicBool, o: UringOptions) -> io::Resul
         }
         Ok(())
     };
+    // Requests in flight (reads, writes): the buffers they point at must outlive them.
+    let (mut reads, mut writes) = (0usize, 0usize);
+    let mut err = None;
     for (i, b) in rbufs.iter_mut().enumerate() {
         let e = opcode::Read::new(fd, b.as_mut_ptr(), BUF as u32).build().user_data(i as u64);
-        push(&mut ring, e, &mut c)?;
+        if let Err(e) = push(&mut ring, e, &mut c) {
+            err = Some(e);
+            break;
+        }
+        reads += 1;
     }
     let t0 = Instant::now();
     let ts = types::Timespec::new().nsec(100_000_000);
     let args = types::SubmitArgs::new().timespec(&ts);
     let mut done = Vec::with_capacity(entries as usize * 2);
-    while !stop.load(Ordering::Relaxed) {
+    'run: while err.is_none() && !stop.load(Ordering::Relaxed) {
         c.syscalls += 1;
         match ring.submitter().submit_with_args(1, &args) {
             Ok(_) => {}
-            Err(e) if e.raw_os_error() == Some(libc::ETIME) || e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {}
-            Err(e) => return Err(e),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EBUSY | libc::EINTR)) => {}
+            Err(e) => {
+                err = Some(e);
+                break;
+            }
         }
         done.clear();
         done.extend(ring.completion().map(|q| (q.user_data(), q.result())));
         for &(ud, res) in &done {
             if ud & WRITE != 0 {
+                writes -= 1;
                 wfree.push((ud & 0xffff_ffff) as usize);
-                if res > 0 { c.answered += 1 } else { c.write_errors += 1 }
+                if res > 0 {
+                    c.answered += 1
+                } else {
+                    c.write_errors += 1
+                }
                 continue;
             }
+            reads -= 1;
             let i = ud as usize;
             if res > 0 {
                 c.read += 1;
@@ -441,24 +454,52 @@ fn reflect_uring(tun_fd: RawFd, stop: &AtomicBool, o: UringOptions) -> io::Resul
                         let e = opcode::Write::new(fd, wbufs[w].as_ptr(), (VNET + ANSWER) as u32)
                             .build()
                             .user_data(WRITE | w as u64);
-                        push(&mut ring, e, &mut c)?;
+                        if let Err(e) = push(&mut ring, e, &mut c) {
+                            err = Some(e);
+                            break 'run;
+                        }
+                        writes += 1;
                     } else {
                         wfree.push(w);
                     }
                 }
             } else if res != -libc::EAGAIN && res != -libc::EINTR {
-                return Err(io::Error::from_raw_os_error(-res));
+                err = Some(io::Error::from_raw_os_error(-res));
+                break 'run;
             }
             let e = opcode::Read::new(fd, rbufs[i].as_mut_ptr(), BUF as u32).build().user_data(i as u64);
-            push(&mut ring, e, &mut c)?;
+            if let Err(e) = push(&mut ring, e, &mut c) {
+                err = Some(e);
+                break 'run;
+            }
+            reads += 1;
         }
     }
     c.busy = t0.elapsed();
-    // Cancel the reads in flight and reap everything before the buffers go away.
-    let _ = push(&mut ring, opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(u64::MAX), &mut c);
-    let _ = ring.submit_and_wait(1);
+    // Cancel the reads in flight and reap every request before the buffers go away.
+    const CANCEL: u64 = u64::MAX;
+    let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
+    let _ = push(&mut ring, cancel, &mut c);
+    for _ in 0..50 {
+        if reads == 0 && writes == 0 {
+            break;
+        }
+        let _ = ring.submitter().submit_with_args(1, &args);
+        for q in ring.completion() {
+            match q.user_data() {
+                CANCEL => {}
+                ud if ud & WRITE != 0 => writes -= 1,
+                _ => reads -= 1,
+            }
+        }
+    }
     drop(ring);
-    Ok(c)
+    if reads + writes > 0 {
+        // Never free memory the kernel may still write to: leak it instead.
+        std::mem::forget(rbufs);
+        std::mem::forget(wbufs);
+    }
+    err.map_or(Ok(c), Err)
 }
 
 fn per(ns: u64, n: u64) -> f64 {
