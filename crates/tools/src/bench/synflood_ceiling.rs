@@ -13,6 +13,8 @@
 //!   and `flush_tx`) without the engine.
 //! - [`Path::Uring`]: io_uring with [`UringOptions::depth`] reads in flight and the
 //!   answers queued as write SQEs, one `io_uring_enter` per completion batch.
+//! - [`Path::UringMultishot`]: io_uring with one multishot read into a ring of provided
+//!   buffers (no read SQE per packet), the answers as write SQEs.
 //! - [`Path::Sink`]: the read/write path without the writes (the receive half alone).
 //! - [`Path::ReadWrite2`]: a two-queue TUN (`IFF_MULTI_QUEUE`, the kernel spreads flows
 //!   over the queues by hash) with one read/write reflector thread per queue.
@@ -50,6 +52,9 @@ pub enum Path {
     Sink,
     /// Read/write on a two-queue TUN (`IFF_MULTI_QUEUE`), one reflector thread per queue.
     ReadWrite2,
+    /// io_uring with one multishot read (`IORING_OP_READ_MULTISHOT`, kernel 6.7) into a
+    /// registered ring of provided buffers.
+    UringMultishot,
 }
 
 impl Path {
@@ -59,6 +64,7 @@ impl Path {
             Path::Uring => "io_uring",
             Path::Sink => "read only",
             Path::ReadWrite2 => "rw 2 queues",
+            Path::UringMultishot => "io_uring multishot",
         }
     }
 
@@ -68,6 +74,7 @@ impl Path {
             "uring" => Path::Uring,
             "sink" => Path::Sink,
             "rw2" => Path::ReadWrite2,
+            "uring-ms" => Path::UringMultishot,
             _ => return None,
         })
     }
@@ -169,6 +176,7 @@ fn run_one(path: Path, opts: &CeilingOptions) -> io::Result<CeilingResult> {
                 Path::ReadWrite => reflect_rw(fd, &stop, true)?,
                 Path::Sink => reflect_rw(fd, &stop, false)?,
                 Path::Uring => reflect_uring(fd, &stop, uring)?,
+                Path::UringMultishot => reflect_uring_multishot(fd, &stop)?,
                 Path::ReadWrite2 => {
                     let fd2 = queues[1].as_raw_fd();
                     let stop2 = stop.clone();
@@ -498,6 +506,143 @@ fn reflect_uring(tun_fd: RawFd, stop: &AtomicBool, o: UringOptions) -> io::Resul
         // Never free memory the kernel may still write to: leak it instead.
         std::mem::forget(rbufs);
         std::mem::forget(wbufs);
+    }
+    err.map_or(Ok(c), Err)
+}
+
+/// Buffers in the provided-buffer ring of the multishot path.
+const MS_BUFS: u16 = 256;
+
+/// io_uring with one multishot read: the kernel picks a buffer from a registered ring per
+/// packet, we hand it back after answering; writes as in [`reflect_uring`].
+fn reflect_uring_multishot(tun_fd: RawFd, stop: &AtomicBool) -> io::Result<ReflectorCounts> {
+    use io_uring::{IoUring, cqueue, opcode, types};
+    use std::sync::atomic::AtomicU16;
+    let mut ring: IoUring = IoUring::builder().setup_single_issuer().setup_defer_taskrun().build(1024)?;
+    let fd = types::Fd(tun_fd);
+    let n = MS_BUFS as usize;
+    // The buffer ring: `n` 16-byte entries, page-aligned; the tail lives in entry 0's resv.
+    let layout = std::alloc::Layout::from_size_align(n * 16, 4096).map_err(io::Error::other)?;
+    // SAFETY: a non-zero-sized layout; freed below (or leaked if requests stay in flight).
+    let base = unsafe { std::alloc::alloc_zeroed(layout) } as *mut types::BufRingEntry;
+    if base.is_null() {
+        return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+    }
+    let bufs = vec![[0u8; BUF]; n];
+    // SAFETY: `base` points at `n` zeroed entries that outlive the registration (the ring
+    // is dropped before they are freed).
+    unsafe { ring.submitter().register_buf_ring_with_flags(base as u64, MS_BUFS, 0, 0)? };
+    // SAFETY: entry 0 is initialised (zeroed); the tail is a u16 the kernel reads.
+    let tail = unsafe { &*(types::BufRingEntry::tail(base) as *const AtomicU16) };
+    let mut t: u16 = 0;
+    let give = |bid: u16, t: &mut u16| {
+        // SAFETY: index masked into the ring; the kernel owns only entries before the tail.
+        let e = unsafe { &mut *base.add((*t as usize) & (n - 1)) };
+        e.set_addr(bufs[bid as usize].as_ptr() as u64);
+        e.set_len(BUF as u32);
+        e.set_bid(bid);
+        *t = t.wrapping_add(1);
+    };
+    for bid in 0..MS_BUFS {
+        give(bid, &mut t);
+    }
+    tail.store(t, Ordering::Release);
+    let nw = 512;
+    let mut wbufs = vec![[0u8; VNET + ANSWER]; nw];
+    let mut wfree: Vec<usize> = (0..nw).collect();
+    const WRITE: u64 = 1 << 32;
+    const READ: u64 = 1;
+    let mut c = ReflectorCounts::default();
+    let read = opcode::ReadMulti::new(fd, 0, 0).build().user_data(READ);
+    // SAFETY: the multishot read uses only ring buffers (alive until after the ring).
+    unsafe { ring.submission().push(&read).map_err(io::Error::other)? };
+    let (mut armed, mut writes) = (true, 0usize);
+    let mut err = None;
+    let t0 = Instant::now();
+    let ts = types::Timespec::new().nsec(100_000_000);
+    let args = types::SubmitArgs::new().timespec(&ts);
+    let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(2048);
+    while err.is_none() && !stop.load(Ordering::Relaxed) {
+        c.syscalls += 1;
+        match ring.submitter().submit_with_args(1, &args) {
+            Ok(_) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EBUSY | libc::EINTR)) => {}
+            Err(e) => err = Some(e),
+        }
+        done.clear();
+        done.extend(ring.completion().map(|q| (q.user_data(), q.result(), q.flags())));
+        for &(ud, res, flags) in &done {
+            if ud & WRITE != 0 {
+                writes -= 1;
+                wfree.push((ud & 0xffff_ffff) as usize);
+                if res > 0 { c.answered += 1 } else { c.write_errors += 1 }
+                continue;
+            }
+            armed = cqueue::more(flags);
+            let Some(bid) = cqueue::buffer_select(flags) else {
+                if res < 0 && res != -libc::ENOBUFS && res != -libc::EAGAIN {
+                    err = Some(io::Error::from_raw_os_error(-res));
+                }
+                continue;
+            };
+            c.read += 1;
+            let len = (res.max(0) as usize).min(BUF);
+            if len > VNET
+                && let Some(w) = wfree.pop()
+            {
+                if answer(&bufs[bid as usize][VNET..len], &mut wbufs[w]).is_some() {
+                    let e = opcode::Write::new(fd, wbufs[w].as_ptr(), (VNET + ANSWER) as u32)
+                        .build()
+                        .user_data(WRITE | w as u64);
+                    // SAFETY: `wbufs[w]` stays untouched until its completion.
+                    while unsafe { ring.submission().push(&e) }.is_err() {
+                        c.syscalls += 1;
+                        if let Err(e) = ring.submit() {
+                            err = Some(e);
+                            break;
+                        }
+                    }
+                    writes += 1;
+                } else {
+                    wfree.push(w);
+                }
+            }
+            give(bid, &mut t);
+        }
+        tail.store(t, Ordering::Release);
+        if !armed && err.is_none() {
+            // SAFETY: as above.
+            if unsafe { ring.submission().push(&read) }.is_ok() {
+                armed = true;
+            }
+        }
+    }
+    c.busy = t0.elapsed();
+    const CANCEL: u64 = u64::MAX;
+    let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
+    // SAFETY: a cancel request points at no memory.
+    let _ = unsafe { ring.submission().push(&cancel) };
+    for _ in 0..50 {
+        if !armed && writes == 0 {
+            break;
+        }
+        let _ = ring.submitter().submit_with_args(1, &args);
+        for q in ring.completion() {
+            match q.user_data() {
+                CANCEL => {}
+                ud if ud & WRITE != 0 => writes -= 1,
+                _ => armed = cqueue::more(q.flags()),
+            }
+        }
+    }
+    drop(ring);
+    if armed || writes > 0 {
+        // Never free memory the kernel may still write to: leak it instead.
+        std::mem::forget(bufs);
+        std::mem::forget(wbufs);
+    } else {
+        // SAFETY: allocated above with this layout; the ring (and its registration) is gone.
+        unsafe { std::alloc::dealloc(base.cast(), layout) };
     }
     err.map_or(Ok(c), Err)
 }

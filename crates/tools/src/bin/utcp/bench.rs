@@ -69,7 +69,7 @@ pub struct BenchArgs {
     /// read/write and through io_uring (--duration, 10 s by default, at most 60; root)
     #[arg(long, conflicts_with_all = ["engine", "scale", "synflood", "twmem", "lossy"])]
     synflood_ceiling: bool,
-    /// With --synflood-ceiling: the paths (rw, uring, sink, rw2) [default: rw,uring]
+    /// With --synflood-ceiling: the paths (rw, uring, uring-ms, sink, rw2) [default: rw,uring]
     #[arg(long, value_name = "P[,P..]", requires = "synflood_ceiling")]
     paths: Option<String>,
     /// With --synflood-ceiling: io_uring reads in flight [default: 64]
@@ -159,7 +159,7 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
             o.uring.depth = n;
         }
         if let Some(p) = &a.paths {
-            o.paths = parsers::list(p, |w| ceil::Path::parse(w).ok_or(format!("unknown path {w:?} (rw, uring, sink, rw2)")))
+            o.paths = parsers::list(p, |w| ceil::Path::parse(w).ok_or(format!("unknown path {w:?} (rw, uring, uring-ms, sink, rw2)")))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
         ceil::table(&ceil::run(&o, !a.json)?, &o)
