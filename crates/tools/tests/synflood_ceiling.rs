@@ -12,12 +12,12 @@ fn every_path_reads_answers_and_accounts_for_the_flood() {
     assert_root("every_path_reads_answers_and_accounts_for_the_flood");
     let opts = CeilingOptions {
         flood: Duration::from_secs(1),
-        paths: vec![Path::ReadWrite, Path::Uring, Path::Sink, Path::ReadWrite2],
+        paths: vec![Path::ReadWrite, Path::Uring, Path::UringMultishot, Path::Sink, Path::ReadWrite2],
         tx_queue_len: Some(10_000),
         uring: UringOptions { depth: 16 },
     };
     let results = run(&opts, false).expect("ceiling bench runs");
-    assert_eq!(results.len(), 4, "{}", table(&results, &opts));
+    assert_eq!(results.len(), 5, "{}", table(&results, &opts));
     for r in &results {
         let c = &r.counts;
         let t = table(&results, &opts);

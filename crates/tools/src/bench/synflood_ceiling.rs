@@ -575,7 +575,11 @@ fn reflect_uring_multishot(tun_fd: RawFd, stop: &AtomicBool) -> io::Result<Refle
             if ud & WRITE != 0 {
                 writes -= 1;
                 wfree.push((ud & 0xffff_ffff) as usize);
-                if res > 0 { c.answered += 1 } else { c.write_errors += 1 }
+                if res > 0 {
+                    c.answered += 1
+                } else {
+                    c.write_errors += 1
+                }
                 continue;
             }
             armed = cqueue::more(flags);
