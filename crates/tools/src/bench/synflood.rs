@@ -93,6 +93,11 @@ pub struct SynfloodResult {
     /// the kernel reference it includes the kernel's own SYN handling, which runs inside
     /// the flooder's `sendto` (loopback delivery in softirq context on the sending thread).
     pub flooder_ns_per_syn: f64,
+    /// CPU time of this process less the flooder's thread, per SYN that reached the
+    /// stack (SYNs sent less TUN drops), ns: the user-space stack's cost per SYN, plus
+    /// the legitimate client's small share. `None` for the kernel reference (its SYN
+    /// work is in the flooder's `sendto`).
+    pub stack_ns_per_syn: Option<f64>,
 }
 
 /// Run the flood against every selected system, one after the other.
@@ -141,6 +146,7 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     let sent = Arc::new(AtomicU64::new(0));
     let rss0 = rss_kib();
     let drops0 = tun_tx_dropped(sys.client_ns());
+    let cpu0 = process_cpu_ns();
     let t0 = Instant::now();
     let flood_end = t0 + opts.flood;
     let flooder = {
@@ -157,6 +163,7 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     let flood_res = flooder.join().map_err(|_| io::Error::other("flood thread panicked"))?;
     let ((mut during, mut after), (peak_flood, peak)) = phases??;
     let flooder_cpu_ns = flood_res??;
+    let cpu = process_cpu_ns().saturating_sub(cpu0).saturating_sub(flooder_cpu_ns);
     let syns_sent = sent.load(Ordering::Relaxed);
     let tun_drops = match (drops0, tun_tx_dropped(sys.client_ns())) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
@@ -173,7 +180,21 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
         rss_growth_total_kib: peak.max(rss_kib()) as i64 - rss0 as i64,
         tun_drops,
         flooder_ns_per_syn: flooder_cpu_ns as f64 / syns_sent.max(1) as f64,
+        stack_ns_per_syn: tun_drops
+            .map(|d| syns_sent.saturating_sub(d))
+            .filter(|&n| n > 0)
+            .map(|n| cpu as f64 / n as f64),
     })
+}
+
+/// This process's user + system CPU time, ns.
+fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// This thread's user + system CPU time, ns.
@@ -325,7 +346,7 @@ fn fmt_ms(v: Option<f64>) -> String {
 /// One line per system.
 pub fn describe(r: &SynfloodResult) -> String {
     format!(
-        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)  TUN drops {}  flooder {:.0} ns CPU/SYN",
+        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)  TUN drops {}  flooder {:.0} ns CPU/SYN  stack {} ns CPU/SYN",
         r.kind.name(),
         r.syns_sent,
         r.during.success_pct(),
@@ -342,6 +363,7 @@ pub fn describe(r: &SynfloodResult) -> String {
         r.rss_growth_total_kib,
         r.tun_drops.map_or("-".into(), |d| d.to_string()),
         r.flooder_ns_per_syn,
+        r.stack_ns_per_syn.map_or("-".into(), |v| format!("{v:.0}")),
     )
 }
 
@@ -354,11 +376,11 @@ pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
         INTERVAL.as_millis(),
         opts.utcp_tx_queue_len.map_or("500 (kernel default)".into(), |n| n.to_string()),
     );
-    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) | TUN drops | flooder CPU ns/SYN |\n");
-    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) | TUN drops | flooder CPU ns/SYN | stack CPU ns/SYN |\n");
+    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         t.push_str(&format!(
-            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB | {} | {:.0} |\n",
+            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB | {} | {:.0} | {} |\n",
             r.kind.name(),
             r.syns_sent,
             r.during.success_pct(),
@@ -375,6 +397,7 @@ pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
             r.rss_growth_total_kib,
             r.tun_drops.map_or("-".into(), |d| d.to_string()),
             r.flooder_ns_per_syn,
+            r.stack_ns_per_syn.map_or("-".into(), |v| format!("{v:.0}")),
         ));
     }
     t
@@ -404,6 +427,7 @@ pub fn json(results: &[SynfloodResult]) -> String {
                 "rss_growth_total_kib": r.rss_growth_total_kib,
                 "tun_drops": r.tun_drops,
                 "flooder_ns_per_syn": r.flooder_ns_per_syn,
+                "stack_ns_per_syn": r.stack_ns_per_syn,
             })
         })
         .collect();
