@@ -30,7 +30,7 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use utcp::device::tun::{Tun, TunConfig};
 
@@ -381,10 +381,132 @@ fn reflect_rw(fd: RawFd, stop: &AtomicBool, reply: bool) -> io::Result<Reflector
     Ok(c)
 }
 
+/// `user_data` of a write request (the low bits: its buffer); of the cancel request.
+const WRITE: u64 = 1 << 32;
+const CANCEL: u64 = u64::MAX;
+
+/// Push one request, submitting the queue first when it is full.
+///
+/// # Safety
+/// The memory `e` points at must stay valid and untouched until its completion is reaped
+/// (or the ring is gone and [`cancel_and_reap`] said nothing is left in flight).
+unsafe fn push(
+    ring: &mut io_uring::IoUring,
+    e: &io_uring::squeue::Entry,
+    c: &mut ReflectorCounts,
+) -> io::Result<()> {
+    // SAFETY: the caller's promise.
+    while unsafe { ring.submission().push(e) }.is_err() {
+        c.syscalls += 1;
+        ring.submit()?;
+    }
+    Ok(())
+}
+
+/// One `io_uring_enter`: submit what is queued, wait up to 100 ms for a completion.
+fn enter(ring: &mut io_uring::IoUring, c: &mut ReflectorCounts) -> io::Result<()> {
+    let ts = io_uring::types::Timespec::new().nsec(100_000_000);
+    let args = io_uring::types::SubmitArgs::new().timespec(&ts);
+    c.syscalls += 1;
+    match ring.submitter().submit_with_args(1, &args) {
+        Ok(_) => Ok(()),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EBUSY | libc::EINTR)) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Cancel every request and reap completions until none of the `pending` ones is left
+/// (`settles` says whether a completion ends one), for at most ~5 s. Returns whether all
+/// settled: only then may the memory they point at be freed.
+fn cancel_and_reap(
+    ring: &mut io_uring::IoUring,
+    mut pending: usize,
+    mut settles: impl FnMut(u64, u32) -> bool,
+) -> bool {
+    use io_uring::{opcode, types};
+    let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
+    let mut c = ReflectorCounts::default();
+    // SAFETY: a cancel request points at no memory.
+    let _ = unsafe { push(ring, &cancel, &mut c) };
+    for _ in 0..50 {
+        if pending == 0 {
+            break;
+        }
+        let _ = enter(ring, &mut c);
+        for q in ring.completion() {
+            if q.user_data() != CANCEL && settles(q.user_data(), q.flags()) {
+                pending = pending.saturating_sub(1);
+            }
+        }
+    }
+    pending == 0
+}
+
+/// The answers in flight as io_uring write requests, from a pool of buffers.
+struct Writer {
+    bufs: Vec<[u8; VNET + ANSWER]>,
+    free: Vec<usize>,
+    in_flight: usize,
+}
+
+impl Writer {
+    fn new(n: usize) -> Writer {
+        Writer { bufs: vec![[0u8; VNET + ANSWER]; n], free: (0..n).collect(), in_flight: 0 }
+    }
+
+    /// Queue the answer to `pkt` (an IPv4 packet); nothing if it is not TCP or every
+    /// buffer is in flight. The `Writer` must outlive the ring (or be leaked).
+    fn queue(
+        &mut self,
+        ring: &mut io_uring::IoUring,
+        fd: io_uring::types::Fd,
+        pkt: &[u8],
+        c: &mut ReflectorCounts,
+    ) -> io::Result<()> {
+        let Some(w) = self.free.pop() else { return Ok(()) };
+        if answer(pkt, &mut self.bufs[w]).is_none() {
+            self.free.push(w);
+            return Ok(());
+        }
+        let e = io_uring::opcode::Write::new(fd, self.bufs[w].as_ptr(), (VNET + ANSWER) as u32)
+            .build()
+            .user_data(WRITE | w as u64);
+        // SAFETY: `bufs[w]` is off the free list until its completion (`complete`).
+        unsafe { push(ring, &e, c) }.inspect_err(|_| self.free.push(w))?;
+        self.in_flight += 1;
+        Ok(())
+    }
+
+    /// A write request completed.
+    fn complete(&mut self, ud: u64, res: i32, c: &mut ReflectorCounts) {
+        self.in_flight -= 1;
+        self.free.push((ud & 0xffff_ffff) as usize);
+        if res > 0 {
+            c.answered += 1;
+        } else {
+            c.write_errors += 1;
+        }
+    }
+}
+
+/// Queue the read of TUN packet into `rbufs[i]`.
+fn read_into(
+    ring: &mut io_uring::IoUring,
+    fd: io_uring::types::Fd,
+    rbufs: &mut [[u8; BUF]],
+    i: usize,
+    c: &mut ReflectorCounts,
+) -> io::Result<()> {
+    let e = io_uring::opcode::Read::new(fd, rbufs[i].as_mut_ptr(), BUF as u32).build().user_data(i as u64);
+    // SAFETY: `rbufs[i]` is not touched again until this read completes; the caller leaks
+    // `rbufs` unless `cancel_and_reap` saw every read settle.
+    unsafe { push(ring, &e, c) }
+}
+
 /// io_uring: `depth` reads in flight; each completed read queues its answer as a write
 /// and re-arms itself; one `io_uring_enter` submits and reaps a whole batch.
 fn reflect_uring(tun_fd: RawFd, stop: &AtomicBool, o: UringOptions) -> io::Result<ReflectorCounts> {
-    use io_uring::{IoUring, opcode, types};
+    use io_uring::{IoUring, types};
     let depth = o.depth.clamp(1, 1024) as usize;
     let entries = (depth * 4).next_power_of_two() as u32;
     // DEFER_TASKRUN: completions (and poll-driven retries) run in our io_uring_enter, not
@@ -396,116 +518,57 @@ fn reflect_uring(tun_fd: RawFd, stop: &AtomicBool, o: UringOptions) -> io::Resul
         .or_else(|_| IoUring::new(entries))?;
     let fd = types::Fd(tun_fd);
     let mut rbufs = vec![[0u8; BUF]; depth];
-    // Write buffers: a free list; at most one answer per read in flight, times two for
-    // writes that complete one batch later.
-    let nw = depth * 2;
-    let mut wbufs = vec![[0u8; VNET + ANSWER]; nw];
-    let mut wfree: Vec<usize> = (0..nw).collect();
-    const WRITE: u64 = 1 << 32;
+    // At most one answer per read in flight, times two for writes reaped a batch later.
+    let mut writer = Writer::new(depth * 2);
     let mut c = ReflectorCounts::default();
-    let push = |ring: &mut IoUring, e: io_uring::squeue::Entry, c: &mut ReflectorCounts| -> io::Result<()> {
-        // SAFETY: the buffers an entry points at live in `rbufs`/`wbufs` until the ring is
-        // dropped (below, after the last completion was reaped or the ring closed).
-        while unsafe { ring.submission().push(&e) }.is_err() {
-            c.syscalls += 1;
-            ring.submit()?;
-        }
-        Ok(())
-    };
-    // Requests in flight (reads, writes): the buffers they point at must outlive them.
-    let (mut reads, mut writes) = (0usize, 0usize);
+    let mut reads = 0usize;
     let mut err = None;
-    for (i, b) in rbufs.iter_mut().enumerate() {
-        let e = opcode::Read::new(fd, b.as_mut_ptr(), BUF as u32).build().user_data(i as u64);
-        if let Err(e) = push(&mut ring, e, &mut c) {
-            err = Some(e);
-            break;
-        }
-        reads += 1;
-    }
-    let t0 = Instant::now();
-    let ts = types::Timespec::new().nsec(100_000_000);
-    let args = types::SubmitArgs::new().timespec(&ts);
-    let mut done = Vec::with_capacity(entries as usize * 2);
-    'run: while err.is_none() && !stop.load(Ordering::Relaxed) {
-        c.syscalls += 1;
-        match ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EBUSY | libc::EINTR)) => {}
+    for i in 0..depth {
+        match read_into(&mut ring, fd, &mut rbufs, i, &mut c) {
+            Ok(()) => reads += 1,
             Err(e) => {
                 err = Some(e);
                 break;
             }
         }
+    }
+    let t0 = Instant::now();
+    let mut done = Vec::with_capacity(entries as usize * 2);
+    while err.is_none() && !stop.load(Ordering::Relaxed) {
+        err = enter(&mut ring, &mut c).err();
         done.clear();
         done.extend(ring.completion().map(|q| (q.user_data(), q.result())));
         for &(ud, res) in &done {
             if ud & WRITE != 0 {
-                writes -= 1;
-                wfree.push((ud & 0xffff_ffff) as usize);
-                if res > 0 {
-                    c.answered += 1
-                } else {
-                    c.write_errors += 1
-                }
+                writer.complete(ud, res, &mut c);
                 continue;
             }
             reads -= 1;
             let i = ud as usize;
+            let mut r = Ok(());
             if res > 0 {
                 c.read += 1;
-                let len = res as usize;
-                if len > VNET
-                    && let Some(w) = wfree.pop()
-                {
-                    if answer(&rbufs[i][VNET..len], &mut wbufs[w]).is_some() {
-                        let e = opcode::Write::new(fd, wbufs[w].as_ptr(), (VNET + ANSWER) as u32)
-                            .build()
-                            .user_data(WRITE | w as u64);
-                        if let Err(e) = push(&mut ring, e, &mut c) {
-                            err = Some(e);
-                            break 'run;
-                        }
-                        writes += 1;
-                    } else {
-                        wfree.push(w);
-                    }
+                let len = (res as usize).min(BUF);
+                if len > VNET {
+                    r = writer.queue(&mut ring, fd, &rbufs[i][VNET..len], &mut c);
                 }
             } else if res != -libc::EAGAIN && res != -libc::EINTR {
-                err = Some(io::Error::from_raw_os_error(-res));
-                break 'run;
+                r = Err(io::Error::from_raw_os_error(-res));
             }
-            let e = opcode::Read::new(fd, rbufs[i].as_mut_ptr(), BUF as u32).build().user_data(i as u64);
-            if let Err(e) = push(&mut ring, e, &mut c) {
-                err = Some(e);
-                break 'run;
+            // The answer is already copied into its own buffer: re-arm the read.
+            let r = r.and_then(|()| read_into(&mut ring, fd, &mut rbufs, i, &mut c).map(|()| reads += 1));
+            if let Err(e) = r {
+                err.get_or_insert(e);
             }
-            reads += 1;
         }
     }
     c.busy = t0.elapsed();
-    // Cancel the reads in flight and reap every request before the buffers go away.
-    const CANCEL: u64 = u64::MAX;
-    let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
-    let _ = push(&mut ring, cancel, &mut c);
-    for _ in 0..50 {
-        if reads == 0 && writes == 0 {
-            break;
-        }
-        let _ = ring.submitter().submit_with_args(1, &args);
-        for q in ring.completion() {
-            match q.user_data() {
-                CANCEL => {}
-                ud if ud & WRITE != 0 => writes -= 1,
-                _ => reads -= 1,
-            }
-        }
-    }
+    let settled = cancel_and_reap(&mut ring, reads + writer.in_flight, |_, _| true);
     drop(ring);
-    if reads + writes > 0 {
+    if !settled {
         // Never free memory the kernel may still write to: leak it instead.
         std::mem::forget(rbufs);
-        std::mem::forget(wbufs);
+        std::mem::forget(writer);
     }
     err.map_or(Ok(c), Err)
 }
@@ -513,140 +576,124 @@ fn reflect_uring(tun_fd: RawFd, stop: &AtomicBool, o: UringOptions) -> io::Resul
 /// Buffers in the provided-buffer ring of the multishot path.
 const MS_BUFS: u16 = 256;
 
+/// A registered ring of provided buffers (`IORING_REGISTER_PBUF_RING`, group 0): the
+/// kernel takes a buffer per packet; [`BufRing::give`] hands one back.
+struct BufRing {
+    base: *mut io_uring::types::BufRingEntry,
+    layout: std::alloc::Layout,
+    bufs: Vec<[u8; BUF]>,
+    tail: u16,
+}
+
+impl BufRing {
+    fn register(ring: &io_uring::IoUring) -> io::Result<BufRing> {
+        let n = MS_BUFS as usize;
+        // `n` 16-byte entries, page-aligned; the tail lives in entry 0's `resv`.
+        let layout = std::alloc::Layout::from_size_align(n * 16, 4096).map_err(io::Error::other)?;
+        // SAFETY: a non-zero-sized layout; freed in `free` (or leaked).
+        let base = unsafe { std::alloc::alloc_zeroed(layout) } as *mut io_uring::types::BufRingEntry;
+        if base.is_null() {
+            return Err(io::Error::from(io::ErrorKind::OutOfMemory));
+        }
+        let mut r = BufRing { base, layout, bufs: vec![[0u8; BUF]; n], tail: 0 };
+        // SAFETY: `base` points at `n` zeroed entries that outlive the registration (the
+        // ring is dropped before `free`).
+        if let Err(e) = unsafe { ring.submitter().register_buf_ring_with_flags(base as u64, MS_BUFS, 0, 0) } {
+            // SAFETY: allocated just above with `layout`; the kernel never saw it.
+            unsafe { std::alloc::dealloc(base.cast(), layout) };
+            return Err(e);
+        }
+        for bid in 0..MS_BUFS {
+            r.give(bid);
+        }
+        r.publish();
+        Ok(r)
+    }
+
+    /// Put buffer `bid` back at the tail (seen by the kernel after [`BufRing::publish`]).
+    fn give(&mut self, bid: u16) {
+        // SAFETY: the index is masked into the ring (`MS_BUFS` is a power of two); the
+        // kernel only reads entries before the published tail.
+        let e = unsafe { &mut *self.base.add(self.tail as usize & (MS_BUFS as usize - 1)) };
+        e.set_addr(self.bufs[bid as usize].as_ptr() as u64);
+        e.set_len(BUF as u32);
+        e.set_bid(bid);
+        self.tail = self.tail.wrapping_add(1);
+    }
+
+    fn publish(&self) {
+        // SAFETY: entry 0 is initialised; its `resv` field is the ring's u16 tail, which
+        // the kernel reads concurrently: an atomic release store.
+        let tail = unsafe { &*(io_uring::types::BufRingEntry::tail(self.base) as *const AtomicU16) };
+        tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Free the ring's memory once the io_uring is gone (`settled`), else leak it.
+    fn free(self, settled: bool) {
+        if settled {
+            // SAFETY: allocated in `register` with this layout; the registration died
+            // with the ring.
+            unsafe { std::alloc::dealloc(self.base.cast(), self.layout) };
+        } else {
+            std::mem::forget(self.bufs);
+        }
+    }
+}
+
 /// io_uring with one multishot read: the kernel picks a buffer from a registered ring per
 /// packet, we hand it back after answering; writes as in [`reflect_uring`].
 fn reflect_uring_multishot(tun_fd: RawFd, stop: &AtomicBool) -> io::Result<ReflectorCounts> {
     use io_uring::{IoUring, cqueue, opcode, types};
-    use std::sync::atomic::AtomicU16;
     let mut ring: IoUring = IoUring::builder().setup_single_issuer().setup_defer_taskrun().build(1024)?;
     let fd = types::Fd(tun_fd);
-    let n = MS_BUFS as usize;
-    // The buffer ring: `n` 16-byte entries, page-aligned; the tail lives in entry 0's resv.
-    let layout = std::alloc::Layout::from_size_align(n * 16, 4096).map_err(io::Error::other)?;
-    // SAFETY: a non-zero-sized layout; freed below (or leaked if requests stay in flight).
-    let base = unsafe { std::alloc::alloc_zeroed(layout) } as *mut types::BufRingEntry;
-    if base.is_null() {
-        return Err(io::Error::from(io::ErrorKind::OutOfMemory));
-    }
-    let bufs = vec![[0u8; BUF]; n];
-    // SAFETY: `base` points at `n` zeroed entries that outlive the registration (the ring
-    // is dropped before they are freed).
-    unsafe { ring.submitter().register_buf_ring_with_flags(base as u64, MS_BUFS, 0, 0)? };
-    // SAFETY: entry 0 is initialised (zeroed); the tail is a u16 the kernel reads.
-    let tail = unsafe { &*(types::BufRingEntry::tail(base) as *const AtomicU16) };
-    let mut t: u16 = 0;
-    let give = |bid: u16, t: &mut u16| {
-        // SAFETY: index masked into the ring; the kernel owns only entries before the tail.
-        let e = unsafe { &mut *base.add((*t as usize) & (n - 1)) };
-        e.set_addr(bufs[bid as usize].as_ptr() as u64);
-        e.set_len(BUF as u32);
-        e.set_bid(bid);
-        *t = t.wrapping_add(1);
-    };
-    for bid in 0..MS_BUFS {
-        give(bid, &mut t);
-    }
-    tail.store(t, Ordering::Release);
-    let nw = 512;
-    let mut wbufs = vec![[0u8; VNET + ANSWER]; nw];
-    let mut wfree: Vec<usize> = (0..nw).collect();
-    const WRITE: u64 = 1 << 32;
-    const READ: u64 = 1;
+    let mut bufs = BufRing::register(&ring)?;
+    let mut writer = Writer::new(512);
     let mut c = ReflectorCounts::default();
-    let read = opcode::ReadMulti::new(fd, 0, 0).build().user_data(READ);
-    // SAFETY: the multishot read uses only ring buffers (alive until after the ring).
-    unsafe { ring.submission().push(&read).map_err(io::Error::other)? };
-    let (mut armed, mut writes) = (true, 0usize);
-    let mut err = None;
+    let read = opcode::ReadMulti::new(fd, 0, 0).build().user_data(1);
+    // SAFETY: the multishot read writes only into ring buffers (see `BufRing::free`).
+    let mut err = unsafe { push(&mut ring, &read, &mut c) }.err();
+    let mut armed = err.is_none();
     let t0 = Instant::now();
-    let ts = types::Timespec::new().nsec(100_000_000);
-    let args = types::SubmitArgs::new().timespec(&ts);
     let mut done: Vec<(u64, i32, u32)> = Vec::with_capacity(2048);
     while err.is_none() && !stop.load(Ordering::Relaxed) {
-        c.syscalls += 1;
-        match ring.submitter().submit_with_args(1, &args) {
-            Ok(_) => {}
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ETIME | libc::EBUSY | libc::EINTR)) => {}
-            Err(e) => err = Some(e),
-        }
+        err = enter(&mut ring, &mut c).err();
         done.clear();
         done.extend(ring.completion().map(|q| (q.user_data(), q.result(), q.flags())));
         for &(ud, res, flags) in &done {
             if ud & WRITE != 0 {
-                writes -= 1;
-                wfree.push((ud & 0xffff_ffff) as usize);
-                if res > 0 {
-                    c.answered += 1
-                } else {
-                    c.write_errors += 1
-                }
+                writer.complete(ud, res, &mut c);
                 continue;
             }
             armed = cqueue::more(flags);
             let Some(bid) = cqueue::buffer_select(flags) else {
                 if res < 0 && res != -libc::ENOBUFS && res != -libc::EAGAIN {
-                    err = Some(io::Error::from_raw_os_error(-res));
+                    err.get_or_insert(io::Error::from_raw_os_error(-res));
                 }
                 continue;
             };
             c.read += 1;
             let len = (res.max(0) as usize).min(BUF);
             if len > VNET
-                && let Some(w) = wfree.pop()
+                && let Err(e) = writer.queue(&mut ring, fd, &bufs.bufs[bid as usize][VNET..len], &mut c)
             {
-                if answer(&bufs[bid as usize][VNET..len], &mut wbufs[w]).is_some() {
-                    let e = opcode::Write::new(fd, wbufs[w].as_ptr(), (VNET + ANSWER) as u32)
-                        .build()
-                        .user_data(WRITE | w as u64);
-                    // SAFETY: `wbufs[w]` stays untouched until its completion.
-                    while unsafe { ring.submission().push(&e) }.is_err() {
-                        c.syscalls += 1;
-                        if let Err(e) = ring.submit() {
-                            err = Some(e);
-                            break;
-                        }
-                    }
-                    writes += 1;
-                } else {
-                    wfree.push(w);
-                }
+                err.get_or_insert(e);
             }
-            give(bid, &mut t);
+            bufs.give(bid);
         }
-        tail.store(t, Ordering::Release);
+        bufs.publish();
         if !armed && err.is_none() {
             // SAFETY: as above.
-            if unsafe { ring.submission().push(&read) }.is_ok() {
-                armed = true;
-            }
+            err = unsafe { push(&mut ring, &read, &mut c) }.err();
+            armed = err.is_none();
         }
     }
     c.busy = t0.elapsed();
-    const CANCEL: u64 = u64::MAX;
-    let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any()).build().user_data(CANCEL);
-    // SAFETY: a cancel request points at no memory.
-    let _ = unsafe { ring.submission().push(&cancel) };
-    for _ in 0..50 {
-        if !armed && writes == 0 {
-            break;
-        }
-        let _ = ring.submitter().submit_with_args(1, &args);
-        for q in ring.completion() {
-            match q.user_data() {
-                CANCEL => {}
-                ud if ud & WRITE != 0 => writes -= 1,
-                _ => armed = cqueue::more(q.flags()),
-            }
-        }
-    }
+    let pending = armed as usize + writer.in_flight;
+    let settled = cancel_and_reap(&mut ring, pending, |ud, flags| ud & WRITE != 0 || !cqueue::more(flags));
     drop(ring);
-    if armed || writes > 0 {
-        // Never free memory the kernel may still write to: leak it instead.
-        std::mem::forget(bufs);
-        std::mem::forget(wbufs);
-    } else {
-        // SAFETY: allocated above with this layout; the ring (and its registration) is gone.
-        unsafe { std::alloc::dealloc(base.cast(), layout) };
+    bufs.free(settled);
+    if !settled {
+        std::mem::forget(writer);
     }
     err.map_or(Ok(c), Err)
 }
