@@ -101,6 +101,8 @@ pub use anyip::AnyIpFilter;
 
 // SYN queue / cookies (RFC 4987)
 pub mod syncookie;
+// SYN flood (issue 9): Quad hashing by whole words.
+mod quad_hash;
 // Martians (RFC 1122 §3.2.1.3)
 pub mod martian;
 // ICMP echo (RFC 792, RFC 1122 §3.2.2.6)
@@ -121,32 +123,14 @@ pub use tcb::State;
 use std::net::SocketAddr;
 
 /// A connection's identity: local and remote socket addresses (RFC 9293 §3.2 "socket pair").
+/// `Hash` is written out in `quad_hash.rs` (whole words: the demux lookup runs for every
+/// segment and every SYN).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Quad {
     /// Our address and port.
     pub local: SocketAddr,
     /// The peer's address and port.
     pub remote: SocketAddr,
-}
-
-/// An IPv4 quad is hashed as two words (addresses, ports) instead of field by field (the
-/// derived hash writes the enum tags, each address and each port separately): the demux
-/// lookup runs for every segment (issue 12, engine cost). IPv6 quads hash their fields.
-/// Equal quads hash equally (the hash reads a subset of what `Eq` compares).
-impl std::hash::Hash for Quad {
-    #[inline]
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        match (self.local, self.remote) {
-            (SocketAddr::V4(l), SocketAddr::V4(r)) => {
-                h.write_u64(u64::from(l.ip().to_bits()) << 32 | u64::from(r.ip().to_bits()));
-                h.write_u32(u32::from(l.port()) << 16 | u32::from(r.port()));
-            }
-            (l, r) => {
-                l.hash(h);
-                r.hash(h);
-            }
-        }
-    }
 }
 
 /// Handle of a connection inside a [`Stack`]. Stale handles are detected by generation.

@@ -24,6 +24,7 @@ pub mod report;
 pub mod scale;
 pub mod smoltcp_sys;
 pub mod synflood;
+pub mod synflood_ceiling;
 pub mod twmem;
 pub mod utcp_sys;
 

@@ -89,6 +89,15 @@ pub struct SynfloodResult {
     /// TUN devices in the client namespace): SYNs that never reached the stack. `None`
     /// for the kernel reference (no TUN).
     pub tun_drops: Option<u64>,
+    /// CPU time of the flooder's thread per SYN sent, ns (`getrusage(RUSAGE_THREAD)`): for
+    /// the kernel reference it includes the kernel's own SYN handling, which runs inside
+    /// the flooder's `sendto` (loopback delivery in softirq context on the sending thread).
+    pub flooder_ns_per_syn: f64,
+    /// CPU time of this process less the flooder's thread, per SYN that reached the
+    /// stack (SYNs sent less TUN drops), ns: the user-space stack's cost per SYN, plus
+    /// the legitimate client's small share. `None` for the kernel reference (its SYN
+    /// work is in the flooder's `sendto`).
+    pub stack_ns_per_syn: Option<f64>,
 }
 
 /// Run the flood against every selected system, one after the other.
@@ -137,11 +146,15 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     let sent = Arc::new(AtomicU64::new(0));
     let rss0 = rss_kib();
     let drops0 = tun_tx_dropped(sys.client_ns());
+    let cpu0 = process_cpu_ns();
     let t0 = Instant::now();
     let flood_end = t0 + opts.flood;
     let flooder = {
         let (stop, sent) = (stop.clone(), sent.clone());
-        sys.client_ns().spawn(move || flood(server, flood_end, &stop, &sent))?
+        sys.client_ns().spawn(move || {
+            let t0 = thread_cpu_ns();
+            flood(server, flood_end, &stop, &sent).map(|()| thread_cpu_ns().saturating_sub(t0))
+        })?
     };
     let end = flood_end + opts.after;
     let client = sys.client_ns().spawn(move || legit_client(server, flood_end, end))?;
@@ -149,7 +162,9 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     stop.store(true, Ordering::Relaxed);
     let flood_res = flooder.join().map_err(|_| io::Error::other("flood thread panicked"))?;
     let ((mut during, mut after), (peak_flood, peak)) = phases??;
-    flood_res??;
+    let flooder_cpu_ns = flood_res??;
+    let cpu = process_cpu_ns().saturating_sub(cpu0).saturating_sub(flooder_cpu_ns);
+    let syns_sent = sent.load(Ordering::Relaxed);
     let tun_drops = match (drops0, tun_tx_dropped(sys.client_ns())) {
         (Some(a), Some(b)) => Some(b.saturating_sub(a)),
         _ => None,
@@ -158,13 +173,38 @@ fn flood_one(sys: &dyn System, opts: &SynfloodOptions) -> io::Result<SynfloodRes
     after.connect_ms.sort_by(f64::total_cmp);
     Ok(SynfloodResult {
         kind: sys.kind(),
-        syns_sent: sent.load(Ordering::Relaxed),
+        syns_sent,
         during,
         after,
         rss_growth_kib: peak_flood as i64 - rss0 as i64,
         rss_growth_total_kib: peak.max(rss_kib()) as i64 - rss0 as i64,
         tun_drops,
+        flooder_ns_per_syn: flooder_cpu_ns as f64 / syns_sent.max(1) as f64,
+        stack_ns_per_syn: tun_drops
+            .map(|d| syns_sent.saturating_sub(d))
+            .filter(|&n| n > 0)
+            .map(|n| cpu as f64 / n as f64),
     })
+}
+
+/// This process's user + system CPU time, ns.
+fn process_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
+}
+
+/// This thread's user + system CPU time, ns.
+pub(crate) fn thread_cpu_ns() -> u64 {
+    // SAFETY: getrusage fills the struct it is given.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_THREAD with a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    let tv = |t: libc::timeval| t.tv_sec as u64 * 1_000_000_000 + t.tv_usec as u64 * 1000;
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }
 
 /// Sum of the TX `dropped` counters of the TUN devices in `ns` (what the kernel could not
@@ -177,7 +217,12 @@ fn tun_tx_dropped(ns: &crate::netns::NetNs) -> Option<u64> {
 }
 
 /// Spoofed SYNs through a raw socket until `end`, `stop` or the packet bound.
-fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &AtomicU64) -> io::Result<()> {
+pub(crate) fn flood(
+    server: Ipv4Addr,
+    end: Instant,
+    stop: &AtomicBool,
+    sent: &AtomicU64,
+) -> io::Result<()> {
     // SAFETY: plain socket(2); the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     if fd < 0 {
@@ -301,7 +346,7 @@ fn fmt_ms(v: Option<f64>) -> String {
 /// One line per system.
 pub fn describe(r: &SynfloodResult) -> String {
     format!(
-        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)  TUN drops {}",
+        "{:<8} SYNs {:>9}  during: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  after: {:>6.2}% ok ({}/{}) p50 {} p99 {} ms  RSS +{} KiB (run +{} KiB)  TUN drops {}  flooder {:.0} ns CPU/SYN  stack {} ns CPU/SYN",
         r.kind.name(),
         r.syns_sent,
         r.during.success_pct(),
@@ -317,6 +362,8 @@ pub fn describe(r: &SynfloodResult) -> String {
         r.rss_growth_kib,
         r.rss_growth_total_kib,
         r.tun_drops.map_or("-".into(), |d| d.to_string()),
+        r.flooder_ns_per_syn,
+        r.stack_ns_per_syn.map_or("-".into(), |v| format!("{v:.0}")),
     )
 }
 
@@ -329,11 +376,11 @@ pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
         INTERVAL.as_millis(),
         opts.utcp_tx_queue_len.map_or("500 (kernel default)".into(), |n| n.to_string()),
     );
-    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) | TUN drops |\n");
-    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|\n");
+    t.push_str("| system | SYNs sent | success during | p50 / p99 during (ms) | success after | p50 / p99 after (ms) | RSS growth (flood / run) | TUN drops | flooder CPU ns/SYN | stack CPU ns/SYN |\n");
+    t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
         t.push_str(&format!(
-            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB | {} |\n",
+            "| {} | {} | {:.1}% ({}/{}) | {} / {} | {:.1}% ({}/{}) | {} / {} | {} / {} KiB | {} | {:.0} | {} |\n",
             r.kind.name(),
             r.syns_sent,
             r.during.success_pct(),
@@ -349,6 +396,8 @@ pub fn table(results: &[SynfloodResult], opts: &SynfloodOptions) -> String {
             r.rss_growth_kib,
             r.rss_growth_total_kib,
             r.tun_drops.map_or("-".into(), |d| d.to_string()),
+            r.flooder_ns_per_syn,
+            r.stack_ns_per_syn.map_or("-".into(), |v| format!("{v:.0}")),
         ));
     }
     t
@@ -377,6 +426,8 @@ pub fn json(results: &[SynfloodResult]) -> String {
                 "rss_growth_kib": r.rss_growth_kib,
                 "rss_growth_total_kib": r.rss_growth_total_kib,
                 "tun_drops": r.tun_drops,
+                "flooder_ns_per_syn": r.flooder_ns_per_syn,
+                "stack_ns_per_syn": r.stack_ns_per_syn,
             })
         })
         .collect();

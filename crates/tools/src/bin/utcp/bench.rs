@@ -66,10 +66,20 @@ pub struct BenchArgs {
     /// kernel client connects every 20 ms; legitimate success, p50/p99 and RSS (root)
     #[arg(long, conflicts_with_all = ["engine", "scale"])]
     synflood: bool,
-    /// With --synflood: the utcp system's TUN queue in packets (InterfaceConfig::tx_queue_len;
+    /// With --synflood(-ceiling): the utcp (or reflector) TUN queue in packets (InterfaceConfig::tx_queue_len;
     /// 0 keeps the kernel's 500) [default: 10000]
-    #[arg(long, value_name = "N", requires = "synflood")]
+    #[arg(long, value_name = "N")]
     txqueuelen: Option<u32>,
+    /// The SYN flood's ceiling behind a TUN: a null reflector answers each packet through
+    /// read/write and through io_uring (--duration, 10 s by default, at most 60; root)
+    #[arg(long, conflicts_with_all = ["engine", "scale", "synflood", "twmem", "lossy"])]
+    synflood_ceiling: bool,
+    /// With --synflood-ceiling: the paths (rw, uring, uring-ms, sink, rw2) [default: rw,uring]
+    #[arg(long, value_name = "P[,P..]", requires = "synflood_ceiling")]
+    paths: Option<String>,
+    /// With --synflood-ceiling: io_uring reads in flight [default: 64]
+    #[arg(long, value_name = "N", requires = "synflood_ceiling")]
+    uring_depth: Option<u32>,
 }
 
 /// The parsed comma lists (newtypes: clap reads a `Vec` field as a repeatable flag).
@@ -146,6 +156,23 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
         }
         let r = bench::synflood::run(&o, !a.json)?;
         if a.json { bench::synflood::json(&r) } else { bench::synflood::table(&r, &o) }
+    } else if a.synflood_ceiling {
+        use bench::synflood_ceiling as ceil;
+        let mut o = ceil::CeilingOptions::default();
+        if let Some(d) = a.duration {
+            o.flood = d.min(Duration::from_secs(60));
+        }
+        if let Some(n) = a.txqueuelen {
+            o.tx_queue_len = (n > 0).then_some(n);
+        }
+        if let Some(n) = a.uring_depth {
+            o.uring.depth = n;
+        }
+        if let Some(p) = &a.paths {
+            o.paths = parsers::list(p, |w| ceil::Path::parse(w).ok_or(format!("unknown path {w:?} (rw, uring, uring-ms, sink, rw2)")))
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        }
+        ceil::table(&ceil::run(&o, !a.json)?, &o)
     } else if let Some(Counts(ns)) = &a.scale {
         let r = bench::scale::run(ns, !a.json)?;
         if a.json { r.json() } else { r.text() }
