@@ -217,12 +217,7 @@ fn tun_tx_dropped(ns: &crate::netns::NetNs) -> Option<u64> {
 }
 
 /// Spoofed SYNs through a raw socket until `end`, `stop` or the packet bound.
-pub(crate) fn flood(
-    server: Ipv4Addr,
-    end: Instant,
-    stop: &AtomicBool,
-    sent: &AtomicU64,
-) -> io::Result<()> {
+pub(crate) fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &AtomicU64) -> io::Result<()> {
     // SAFETY: plain socket(2); the fd is closed below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_RAW) };
     if fd < 0 {

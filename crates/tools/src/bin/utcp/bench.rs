@@ -169,7 +169,9 @@ fn run_inner(a: &BenchArgs) -> io::Result<()> {
             o.uring.depth = n;
         }
         if let Some(p) = &a.paths {
-            o.paths = parsers::list(p, |w| ceil::Path::parse(w).ok_or(format!("unknown path {w:?} (rw, uring, uring-ms, sink, rw2)")))
+            o.paths = parsers::list(p, |w| {
+                ceil::Path::parse(w).ok_or(format!("unknown path {w:?} (rw, uring, uring-ms, sink, rw2)"))
+            })
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         }
         ceil::table(&ceil::run(&o, !a.json)?, &o)
