@@ -720,7 +720,7 @@ pub fn describe(r: &CeilingResult) -> String {
     )
 }
 
-/// A Markdown table (for docs/synflood-notes.md).
+/// A Markdown table (for docs/synflood.md).
 pub fn table(results: &[CeilingResult], opts: &CeilingOptions) -> String {
     let mut t = format!(
         "synflood-ceiling: {} s random-source SYN flood from {SPOOF_NET}/16 into a TUN (offload on, txqueuelen {}) answered by a null reflector; io_uring depth {}\n\n",
