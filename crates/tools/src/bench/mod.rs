@@ -100,6 +100,16 @@ pub trait System {
     fn server_ns(&self) -> Option<&crate::netns::NetNs> {
         None
     }
+    /// The runtime's link counters so far (utcp only), printed after each sample when
+    /// `UTCP_BENCH_STATS` is set (issue 12: who woke how often).
+    fn link_stats(&self) -> Option<utcp::LinkStats> {
+        None
+    }
+}
+
+/// `UTCP_BENCH_STATS` is set: print utcp's link counters and rr's latency tail per sample.
+pub fn stats_wanted() -> bool {
+    std::env::var_os("UTCP_BENCH_STATS").is_some()
 }
 
 /// Options of a network run (`utcp bench` without `--engine`/`--scale`).
@@ -186,6 +196,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                                 s.kind().name(),
                                 sample.describe()
                             );
+                        }
+                        if stats_wanted()
+                            && let Some(st) = s.link_stats()
+                        {
+                            eprintln!("bench: utcp link stats so far: {st:?}");
                         }
                         report.add(w, s.kind(), sample);
                     }

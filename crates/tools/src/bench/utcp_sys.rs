@@ -65,4 +65,7 @@ impl System for UtcpSystem {
     fn server_ip(&self) -> Ipv4Addr {
         STACK_IP
     }
+    fn link_stats(&self) -> Option<utcp::LinkStats> {
+        Some(self._iface.link_stats())
+    }
 }
