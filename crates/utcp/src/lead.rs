@@ -22,6 +22,7 @@
 
 use super::driver::{Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
 use super::sys::{Ready, ppoll2};
+use super::tx::TxDuty;
 use crate::time::Instant;
 use std::io;
 use std::sync::MutexGuard;
@@ -92,8 +93,11 @@ impl Shared {
         let deadline = deadline.map(|d| {
             now + d.saturating_duration_since(std::time::Instant::now()) + std::time::Duration::from_micros(1)
         });
+        // The previous burst's TUN writes, done after the lock is released (issue 12).
+        let mut duty = TxDuty::none();
         let end = loop {
             drop(g);
+            std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
             let mut err = None;
             let polled = !more;
             let ready = if more {
@@ -132,7 +136,7 @@ impl Shared {
             let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if !g.stop && !rx.is_empty() {
                     g.receive_batch(self, now, &rx, Who::Leader);
-                    g.after_op_by(self, now, Who::Leader);
+                    duty = g.after_op_by(self, now, Who::Leader);
                 }
                 if !g.stop {
                     g.fire_due_timers(self, now, Who::Leader);
@@ -162,6 +166,7 @@ impl Shared {
                 }
             }
         };
+        duty.write_locked();
         g.leader = None;
         g.leader_rx = Some(rx);
         self.release_rx(&mut g, now, end == End::StepDown);
@@ -218,7 +223,7 @@ impl Shared {
         if !g.stop && !rx.is_empty() {
             let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 g.receive_batch(self, now, &rx, Who::App);
-                g.after_op_by(self, now, Who::App);
+                g.after_op_by(self, now, Who::App).write_locked();
             }));
             if let Err(p) = fed {
                 err =

@@ -45,6 +45,7 @@ mod sys;
 mod tap;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod tx;
 
 pub use impair::Impairment;
 pub use socket::{Incoming, TcpListener, TcpStream};
@@ -139,6 +140,16 @@ pub struct LinkStats {
     pub tx_bytes: u64,
     /// Packets the kernel refused to take (`EAGAIN`/`ENOBUFS` on the TUN write).
     pub tx_dropped: u64,
+    // --- transmit queue (issue 12, latency): TUN writes after the interface lock ---
+    /// Packets written to the TUN after the interface lock was released.
+    pub tx_unlocked: u64,
+    /// Packets written by another thread than the one whose engine call produced them
+    /// (it found a writer already busy and returned at once).
+    pub tx_by_other: u64,
+    /// Times the transmit arena filled up in one engine call and was handed over early.
+    pub tx_spills: u64,
+    /// Times a producer waited for the writer to take a full queue.
+    pub tx_waits: u64,
     /// Packets the impairment hook dropped.
     pub impaired_drops: u64,
     /// Packets the impairment hook duplicated.
@@ -243,7 +254,11 @@ impl Interface {
 
     /// A snapshot of the device-layer counters.
     pub fn link_stats(&self) -> LinkStats {
-        self.shared.lock().link_stats()
+        let g = self.shared.lock();
+        let mut s = g.link_stats();
+        // Issue 12: the transmit counters live with the queue written outside the lock.
+        self.shared.tx.add_stats(&mut s);
+        s
     }
 
     /// The error that shut the interface down, if it is down.

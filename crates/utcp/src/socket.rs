@@ -279,8 +279,9 @@ impl TcpStream {
         let now = shared.now();
         let id = g.stack.connect(now, local, remote)?;
         shared.register(&mut g, Key::Conn(id));
-        g.after_op(&shared, now);
+        let duty = g.after_op_deferred(&shared, now);
         drop(g);
+        duty.write_unlocked();
         // From here on, dropping `stream` releases the connection on every error path.
         let stream = TcpStream::new(shared.clone(), id, remote);
         stream.span.in_scope(|| tracing::debug!("connecting"));
@@ -355,7 +356,10 @@ impl TcpStream {
             (g, now) = self.shared.pump_parked(g, self.shared.now());
             match op(&mut g.stack, self.id) {
                 Ok(n) => {
-                    g.after_op(&self.shared, now);
+                    // Issue 12: write to the TUN after releasing the interface lock.
+                    let duty = g.after_op_deferred(&self.shared, now);
+                    drop(g);
+                    duty.write_unlocked();
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -383,9 +387,11 @@ impl TcpStream {
         g.check_up()?;
         let now = self.shared.now();
         let r = g.stack.shutdown(self.id, how);
-        g.after_op(&self.shared, now);
+        let duty = g.after_op_deferred(&self.shared, now);
         // Blocked readers/writers of this socket must re-check.
         self.shared.notify(&mut g, self.key());
+        drop(g);
+        duty.write_unlocked();
         r
     }
 
@@ -397,8 +403,10 @@ impl TcpStream {
         g.stack.abort(self.id);
         self.shared.notify(&mut g, self.key());
         g.waiters.remove(&self.key());
-        g.after_op(&self.shared, now);
+        let duty = g.after_op_deferred(&self.shared, now);
         self.released.store(true, Ordering::Relaxed);
+        drop(g);
+        duty.write_unlocked();
     }
 
     /// The remote socket address. Errors: `NotConnected` once the connection is released.
@@ -536,7 +544,9 @@ impl Drop for TcpStream {
         let now = self.shared.now();
         g.stack.close(self.id);
         g.waiters.remove(&self.key());
-        g.after_op(&self.shared, now);
+        let duty = g.after_op_deferred(&self.shared, now);
+        drop(g);
+        duty.write_unlocked();
     }
 }
 
