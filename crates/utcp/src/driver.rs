@@ -192,9 +192,14 @@ impl RxBuf {
     /// more (the batch filled up) and a fatal read error, if any; packets read before an
     /// error are kept.
     pub(crate) fn read_batch(&mut self, tun: &Tun) -> (bool, Option<io::Error>) {
+        self.read_up_to(tun, RX_BATCH)
+    }
+
+    /// `read_batch` of at most `max` packets (the batch "fills up" at `max`).
+    pub(crate) fn read_up_to(&mut self, tun: &Tun, max: usize) -> (bool, Option<io::Error>) {
         self.clear();
         let mut off = 0;
-        while self.lens.len() < RX_BATCH && off + MAX_PACKET <= self.arena.len() {
+        while self.lens.len() < max.min(RX_BATCH) && off + MAX_PACKET <= self.arena.len() {
             match tun.recv_info(&mut self.arena[off..off + MAX_PACKET]) {
                 Ok((n, info)) => {
                     self.lens.push((off, n, info.checksum_ok));
@@ -248,12 +253,17 @@ pub(crate) struct Inner {
     pub(crate) async_wakers: u32,
     /// Set when a dispatch woke a thread blocked on a connection other than the leader's.
     pub(crate) woke_other_conn: bool,
+    /// The last leader read one packet after its poll and returned without reading on:
+    /// the TUN may hold more, so the next leader reads before it polls (issue 12).
+    pub(crate) rx_maybe_more: bool,
     /// What the timerfd is armed to (it may already have fired).
     timer_at: Option<Instant>,
     /// Current interval of the driver's checks of a parked TUN.
     handback_check: Duration,
     /// A tokio task (`pump.rs`) is alive and wants the TUN.
     pub(crate) pump_running: bool,
+    /// `InterfaceConfig::busy_poll` (issue 12).
+    pub(crate) busy_poll: Option<Duration>,
     pub(crate) stats: LinkStats,
 }
 
@@ -275,6 +285,8 @@ pub(crate) struct Shared {
     pub(crate) tun_dev: Arc<Tun>,
     /// `CLOCK_MONOTONIC` nanoseconds at engine time zero.
     epoch_ns: u64,
+    /// The same moment as `epoch_ns` (taken just before it, so timers never fire early).
+    epoch: std::time::Instant,
     pub(crate) addr: Ipv4Addr,
     /// IPv6 (issue 13): the stack's IPv6 address, if any.
     pub(crate) addr6: Option<std::net::Ipv6Addr>,
@@ -291,7 +303,14 @@ impl Shared {
     /// The monotonic clock mapped onto engine time (microseconds since interface start).
     #[inline]
     pub(crate) fn now(&self) -> Instant {
-        Instant::from_micros(mono_ns().saturating_sub(self.epoch_ns) / 1000)
+        self.now_at(std::time::Instant::now())
+    }
+
+    /// Engine time at `t`, a reading the caller already took (one clock read serves the
+    /// socket timeouts and the engine, issue 12). Both clocks are `CLOCK_MONOTONIC`.
+    #[inline]
+    pub(crate) fn now_at(&self, t: std::time::Instant) -> Instant {
+        Instant::from_micros(t.saturating_duration_since(self.epoch).as_micros() as u64)
     }
 
     fn mono_of(&self, t: Instant) -> u64 {
@@ -840,11 +859,14 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         conn_followers: 0,
         async_wakers: 0,
         woke_other_conn: false,
+        rx_maybe_more: false,
         timer_at: None,
         handback_check: HANDBACK,
         pump_running: false,
+        busy_poll: config.busy_poll,
         stats: LinkStats { offload: tun.offload(), ..LinkStats::default() },
     };
+    let epoch = std::time::Instant::now();
     let shared = Arc::new(Shared {
         inner: Mutex::new(inner),
         tx: TxQueue::new(),
@@ -854,6 +876,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         kick,
         pump_bell,
         tun_dev: tun.clone(),
+        epoch,
         epoch_ns: mono_ns(),
         addr: config.addr,
         addr6: config.addr6,

@@ -87,12 +87,16 @@ impl Shared {
         let mut rx = g.leader_rx.take().unwrap_or_else(RxBuf::new);
         let start = g.waiters.get(&key).map(|w| w.seq(interest));
         let mut foreign = 0;
-        let mut more = false;
+        // A previous leader may have left packets behind (see below): read before polling.
+        let mut more = std::mem::take(&mut g.rx_maybe_more);
+        let mut ahead = more;
+        let mut first_only = false;
         // One clock read per wake-up: the deadline in engine time (rounded up).
-        let mut now = self.now();
-        let deadline = deadline.map(|d| {
-            now + d.saturating_duration_since(std::time::Instant::now()) + std::time::Duration::from_micros(1)
-        });
+        let t0 = std::time::Instant::now();
+        let mut now = self.now_at(t0);
+        let busy_poll = g.busy_poll;
+        let deadline =
+            deadline.map(|d| now + d.saturating_duration_since(t0) + std::time::Duration::from_micros(1));
         // The previous burst's TUN writes, done after the lock is released (issue 12).
         let mut duty = TxDuty::none();
         let end = loop {
@@ -100,9 +104,16 @@ impl Shared {
             std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
             let mut err = None;
             let polled = !more;
+            let mut hit = false;
             let ready = if more {
                 // The last burst filled up: read on without asking.
                 Ready { a: true, a_err: false, b: false }
+            } else if let Some(budget) = busy_poll
+                && self.busy_poll(&tun, &mut rx, budget)
+            {
+                // Busy polling read packets: no sleep, no wake-up.
+                hit = true;
+                Ready { a: false, a_err: false, b: false }
             } else {
                 let timeout = deadline.map(|d| d.saturating_since(now));
                 match ppoll2(&*self.tun_dev, &self.kick, timeout) {
@@ -117,9 +128,15 @@ impl Shared {
                 self.kick.drain();
             }
             more = false;
-            rx.clear();
+            if !hit {
+                rx.clear();
+            }
             if ready.a {
-                let (m, e) = rx.read_batch(&tun);
+                // Just woken from the poll: read one packet first and process it at once,
+                // so that a request/response answers without first paying the read that
+                // finds the TUN empty (issue 12); the rest is read on the next round.
+                first_only = polled;
+                let (m, e) = if polled { rx.read_up_to(&tun, 1) } else { rx.read_batch(&tun) };
                 more = m;
                 err = err.or(e);
                 if ready.a_err && rx.is_empty() && err.is_none() {
@@ -128,7 +145,10 @@ impl Shared {
                 }
             }
             g = self.lock();
-            if polled {
+            if hit {
+                g.stats.busy_poll_hits += 1;
+            } else if polled || (std::mem::take(&mut ahead) && !rx.is_empty()) {
+                // Woken by the poll, or found what a previous leader left unread.
                 g.stats.leader_wakeups += 1;
             }
             now = self.now();
@@ -167,10 +187,30 @@ impl Shared {
             }
         };
         duty.write_locked();
+        // We stopped after one packet without looking for more: tell the next leader.
+        g.rx_maybe_more = more && first_only;
         g.leader = None;
         g.leader_rx = Some(rx);
         self.release_rx(&mut g, now, end == End::StepDown);
         (g, end)
+    }
+
+    /// Busy polling (`InterfaceConfig::busy_poll`): read the TUN without sleeping until a
+    /// packet comes, the kick rings, or `budget` passes. Returns whether packets were read
+    /// into `rx` (else `rx` is empty and the caller sleeps in `ppoll` as usual).
+    fn busy_poll(&self, tun: &crate::device::tun::Tun, rx: &mut RxBuf, budget: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            let (more, err) = rx.read_batch(tun);
+            if !rx.is_empty() || more || err.is_some() {
+                // An error is left for the ppoll/read path to report.
+                return !rx.is_empty();
+            }
+            if start.elapsed() >= budget {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Give up reading the TUN: to the driver if other threads (or async tasks) wait on
