@@ -90,7 +90,7 @@ impl Shared {
         // A previous leader may have left packets behind (see below): read before polling.
         let mut more = std::mem::take(&mut g.rx_maybe_more);
         let mut ahead = more;
-        let mut first_only = false;
+        let mut first_only;
         // One clock read per wake-up: the deadline in engine time (rounded up).
         let t0 = std::time::Instant::now();
         let mut now = self.now_at(t0);
@@ -102,48 +102,8 @@ impl Shared {
         let end = loop {
             drop(g);
             std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
-            let mut err = None;
-            let polled = !more;
-            let mut hit = false;
-            let ready = if more {
-                // The last burst filled up: read on without asking.
-                Ready { a: true, a_err: false, b: false }
-            } else if let Some(budget) = busy_poll
-                && self.busy_poll(&tun, &mut rx, budget)
-            {
-                // Busy polling read packets: no sleep, no wake-up.
-                hit = true;
-                Ready { a: false, a_err: false, b: false }
-            } else {
-                let timeout = deadline.map(|d| d.saturating_since(now));
-                match ppoll2(&*self.tun_dev, &self.kick, timeout) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        err = Some(io::Error::new(e.kind(), format!("TUN poll: {e}")));
-                        Ready::default()
-                    }
-                }
-            };
-            if ready.b {
-                self.kick.drain();
-            }
-            more = false;
-            if !hit {
-                rx.clear();
-            }
-            if ready.a {
-                // Just woken from the poll: read one packet first and process it at once,
-                // so that a request/response answers without first paying the read that
-                // finds the TUN empty (issue 12); the rest is read on the next round.
-                first_only = polled;
-                let (m, e) = if polled { rx.read_up_to(&tun, 1) } else { rx.read_batch(&tun) };
-                more = m;
-                err = err.or(e);
-                if ready.a_err && rx.is_empty() && err.is_none() {
-                    // An error the read does not report: do not spin on it.
-                    err = Some(io::Error::other("TUN poll reports an error condition"));
-                }
-            }
+            let (polled, hit, mut err) = self.next_burst(&tun, &mut rx, &mut more, busy_poll, deadline, now);
+            first_only = polled && !hit;
             g = self.lock();
             if hit {
                 g.stats.busy_poll_hits += 1;
@@ -193,6 +153,65 @@ impl Shared {
         g.leader_rx = Some(rx);
         self.release_rx(&mut g, now, end == End::StepDown);
         (g, end)
+    }
+
+    /// Wait for and read the leader's next burst into `rx`: busy poll (if configured),
+    /// else sleep in `ppoll` on the TUN and the kick. Woken by the poll, read one packet
+    /// only, so that a request/response answers without first paying the read that finds
+    /// the TUN empty (issue 12); `more` then says to read on without polling. A read that
+    /// finds nothing, with no kick and no error, polls again without taking the lock.
+    /// Returns (woken by the poll, busy polling delivered, error).
+    fn next_burst(
+        &self,
+        tun: &crate::device::tun::Tun,
+        rx: &mut RxBuf,
+        more: &mut bool,
+        busy_poll: Option<std::time::Duration>,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> (bool, bool, Option<io::Error>) {
+        loop {
+            let polled = !*more;
+            let mut err = None;
+            let ready = if *more {
+                // The last burst filled up: read on without asking.
+                Ready { a: true, a_err: false, b: false }
+            } else if let Some(budget) = busy_poll
+                && self.busy_poll(tun, rx, budget)
+            {
+                // Busy polling read packets: no sleep, no wake-up.
+                *more = false;
+                return (true, true, None);
+            } else {
+                let timeout = deadline.map(|d| d.saturating_since(now));
+                match ppoll2(&*self.tun_dev, &self.kick, timeout) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        err = Some(io::Error::new(e.kind(), format!("TUN poll: {e}")));
+                        Ready::default()
+                    }
+                }
+            };
+            if ready.b {
+                self.kick.drain();
+            }
+            *more = false;
+            rx.clear();
+            if ready.a {
+                let (m, e) = if polled { rx.read_up_to(tun, 1) } else { rx.read_batch(tun) };
+                *more = m;
+                err = err.or(e);
+                if ready.a_err && rx.is_empty() && err.is_none() {
+                    // An error the read does not report: do not spin on it.
+                    err = Some(io::Error::other("TUN poll reports an error condition"));
+                }
+            }
+            if !polled && rx.is_empty() && err.is_none() {
+                // Read on and found the TUN empty: nothing new, poll.
+                continue;
+            }
+            return (polled, false, err);
+        }
     }
 
     /// Busy polling (`InterfaceConfig::busy_poll`): read the TUN without sleeping until a
