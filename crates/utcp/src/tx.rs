@@ -142,6 +142,9 @@ struct Queue {
     fatal: Option<io::Error>,
     /// The interface is down: discard instead of writing.
     dead: bool,
+    /// Producers waiting on `taken` (std's condvar makes a syscall per notify even with
+    /// nobody waiting, so the writer notifies only when someone is).
+    waiting: u32,
     counts: TxCounts,
 }
 
@@ -162,6 +165,7 @@ impl TxQueue {
                 pending_by_other: false,
                 fatal: None,
                 dead: false,
+                waiting: 0,
                 counts: TxCounts::default(),
             }),
             taken: Condvar::new(),
@@ -198,7 +202,9 @@ impl TxQueue {
                 q.writer = Some(me);
             } else {
                 q.counts.waits += 1;
+                q.waiting += 1;
                 q = self.taken.wait(q).unwrap_or_else(|e| e.into_inner());
+                q.waiting -= 1;
             }
         }
         if q.writer.is_none() {
@@ -232,8 +238,11 @@ impl TxQueue {
             std::mem::swap(&mut batch, &mut q.pending);
             let by_other = std::mem::take(&mut q.pending_by_other);
             let dead = q.dead;
+            let waiting = q.waiting > 0;
             drop(q);
-            self.taken.notify_all();
+            if waiting {
+                self.taken.notify_all();
+            }
             let mut c = TxCounts::default();
             let fatal = if dead { None } else { write_batch(tun, &batch, &mut c) };
             if unlocked {
