@@ -2,8 +2,10 @@
 //!
 //! Locking: one mutex ([`Shared::lock`]) guards the engine and everything that goes with
 //! it. Whoever reads the TUN reads a burst of packets *without* the lock (into a reused
-//! arena), then takes the lock once to feed the whole burst to the engine, transmit what
-//! the engine produced, and signal the sockets the engine's events concern.
+//! arena), then takes the lock once to feed the whole burst to the engine, queue what
+//! the engine produced for the TUN, and signal the sockets the engine's events concern.
+//! The queued packets are written after the lock is released (`tx.rs`, issue 12), so a
+//! TUN write, which runs the kernel's receive path inside the syscall, holds nobody up.
 //!
 //! Who reads the TUN ([`RxOwner`]): the driver thread, or an application thread that
 //! blocks in a socket call and polls the TUN itself (the "leader", see `lead.rs`). Only
