@@ -2,8 +2,10 @@
 //!
 //! Locking: one mutex ([`Shared::lock`]) guards the engine and everything that goes with
 //! it. Whoever reads the TUN reads a burst of packets *without* the lock (into a reused
-//! arena), then takes the lock once to feed the whole burst to the engine, transmit what
-//! the engine produced, and signal the sockets the engine's events concern.
+//! arena), then takes the lock once to feed the whole burst to the engine, queue what
+//! the engine produced for the TUN, and signal the sockets the engine's events concern.
+//! The queued packets are written after the lock is released (`tx.rs`, issue 12), so a
+//! TUN write, which runs the kernel's receive path inside the syscall, holds nobody up.
 //!
 //! Who reads the TUN ([`RxOwner`]): the driver thread, or an application thread that
 //! blocks in a socket call and polls the TUN itself (the "leader", see `lead.rs`). Only
@@ -17,6 +19,7 @@
 use super::impair::{Impairer, Impairment};
 use super::sys::{Epoll, EventFd, TimerFd, mono_ns, token};
 use super::tap::{Direction, Tap, Taps};
+use super::tx::{TxArena, TxDuty, TxQueue};
 use super::{InterfaceConfig, LinkStats};
 use crate::device::tun::{MAX_PACKET, Tun, TunConfig};
 use crate::engine::{CloseReason, ConnId, Event, ListenerId, Stack};
@@ -32,10 +35,6 @@ use std::time::Duration;
 const TUN_TOKEN: u64 = 0;
 const WAKE_TOKEN: u64 = 1;
 const TIMER_TOKEN: u64 = 2;
-/// Errors a TUN write reports for a packet the kernel would not take (a loss, not a failure).
-const ENOBUFS: i32 = rustix::io::Errno::NOBUFS.raw_os_error();
-const ENOMEM: i32 = rustix::io::Errno::NOMEM.raw_os_error();
-const EINVAL: i32 = rustix::io::Errno::INVAL.raw_os_error();
 /// Packets read per lock acquisition, at most.
 const RX_BATCH: usize = 128;
 /// Receive arena: a read needs `MAX_PACKET` free bytes, so this holds many MTU-sized
@@ -195,9 +194,14 @@ impl RxBuf {
     /// more (the batch filled up) and a fatal read error, if any; packets read before an
     /// error are kept.
     pub(crate) fn read_batch(&mut self, tun: &Tun) -> (bool, Option<io::Error>) {
+        self.read_up_to(tun, RX_BATCH)
+    }
+
+    /// `read_batch` of at most `max` packets (the batch "fills up" at `max`).
+    pub(crate) fn read_up_to(&mut self, tun: &Tun, max: usize) -> (bool, Option<io::Error>) {
         self.clear();
         let mut off = 0;
-        while self.lens.len() < RX_BATCH && off + MAX_PACKET <= self.arena.len() {
+        while self.lens.len() < max.min(RX_BATCH) && off + MAX_PACKET <= self.arena.len() {
             match tun.recv_info(&mut self.arena[off..off + MAX_PACKET]) {
                 Ok((n, info)) => {
                     self.lens.push((off, n, info.checksum_ok));
@@ -226,7 +230,11 @@ pub(crate) enum Who {
 pub(crate) struct Inner {
     pub(crate) stack: Stack,
     pub(crate) tun: Option<Arc<Tun>>,
+    /// The impairment hook's packet buffer.
     txbuf: Box<[u8]>,
+    /// The engine's output under the lock, handed to `Shared::tx` before the lock goes
+    /// (issue 12, `tx.rs`).
+    txq: TxArena,
     tap: Option<Taps>,
     /// (receive direction, transmit direction)
     impair: Option<(Impairer, Impairer)>,
@@ -247,17 +255,24 @@ pub(crate) struct Inner {
     pub(crate) async_wakers: u32,
     /// Set when a dispatch woke a thread blocked on a connection other than the leader's.
     pub(crate) woke_other_conn: bool,
+    /// The last leader read one packet after its poll and returned without reading on:
+    /// the TUN may hold more, so the next leader reads before it polls (issue 12).
+    pub(crate) rx_maybe_more: bool,
     /// What the timerfd is armed to (it may already have fired).
     timer_at: Option<Instant>,
     /// Current interval of the driver's checks of a parked TUN.
     handback_check: Duration,
     /// A tokio task (`pump.rs`) is alive and wants the TUN.
     pub(crate) pump_running: bool,
+    /// `InterfaceConfig::busy_poll` (issue 12).
+    pub(crate) busy_poll: Option<Duration>,
     pub(crate) stats: LinkStats,
 }
 
 pub(crate) struct Shared {
     inner: Mutex<Inner>,
+    /// Packets on their way to the TUN, written outside the interface lock (`tx.rs`).
+    pub(crate) tx: TxQueue,
     epoll: Epoll,
     /// Wakes the driver (stop, fatal error).
     waker: EventFd,
@@ -272,6 +287,8 @@ pub(crate) struct Shared {
     pub(crate) tun_dev: Arc<Tun>,
     /// `CLOCK_MONOTONIC` nanoseconds at engine time zero.
     epoch_ns: u64,
+    /// The same moment as `epoch_ns` (taken just before it, so timers never fire early).
+    epoch: std::time::Instant,
     pub(crate) addr: Ipv4Addr,
     /// IPv6 (issue 13): the stack's IPv6 address, if any.
     pub(crate) addr6: Option<std::net::Ipv6Addr>,
@@ -288,11 +305,23 @@ impl Shared {
     /// The monotonic clock mapped onto engine time (microseconds since interface start).
     #[inline]
     pub(crate) fn now(&self) -> Instant {
-        Instant::from_micros(mono_ns().saturating_sub(self.epoch_ns) / 1000)
+        self.now_at(std::time::Instant::now())
+    }
+
+    /// Engine time at `t`, a reading the caller already took (one clock read serves the
+    /// socket timeouts and the engine, issue 12). Both clocks are `CLOCK_MONOTONIC`.
+    #[inline]
+    pub(crate) fn now_at(&self, t: std::time::Instant) -> Instant {
+        Instant::from_micros(t.saturating_duration_since(self.epoch).as_micros() as u64)
     }
 
     fn mono_of(&self, t: Instant) -> u64 {
         self.epoch_ns.saturating_add(t.micros().saturating_mul(1000))
+    }
+
+    /// Wake the driver thread (it re-checks stop, timers and write errors).
+    pub(crate) fn wake_driver(&self) {
+        self.waker.signal();
     }
 
     pub(crate) fn stop(&self) {
@@ -433,22 +462,32 @@ impl Inner {
     /// After any engine call from an application thread: transmit what it produced,
     /// signal sockets, and make sure the timerfd fires by the engine's next deadline.
     pub(crate) fn after_op(&mut self, shared: &Shared, now: Instant) {
-        self.after_op_by(shared, now, Who::App);
+        self.after_op_by(shared, now, Who::App).write_locked();
     }
 
-    pub(crate) fn after_op_by(&mut self, shared: &Shared, now: Instant, who: Who) {
-        self.flush_tx(shared, now);
+    /// `after_op` that leaves the TUN writes to the caller: it drops the interface lock,
+    /// then the returned duty (`drop(g); duty.write_unlocked()`), issue 12.
+    pub(crate) fn after_op_deferred<'s>(&mut self, shared: &'s Shared, now: Instant) -> TxDuty<'s> {
+        self.after_op_by(shared, now, Who::App)
+    }
+
+    pub(crate) fn after_op_by<'s>(&mut self, shared: &'s Shared, now: Instant, who: Who) -> TxDuty<'s> {
+        let duty = self.flush_tx(shared, now);
         self.dispatch_events(shared, now, who);
+        if let Some(e) = shared.tx.take_fatal() {
+            self.fail(shared, e);
+        }
         if self.stop {
             if who != Who::Driver {
                 // A fatal TUN error on this thread: make the driver notice and exit.
                 shared.waker.signal();
             }
-            return;
+            return duty;
         }
         if let Some(t) = self.stack.poll_timeout() {
             self.arm_earlier(shared, t);
         }
+        duty
     }
 
     /// A leader returns to its application and nobody else waits on a connection: keep
@@ -479,33 +518,57 @@ impl Inner {
         }
     }
 
-    fn flush_tx(&mut self, shared: &Shared, now: Instant) {
-        let Inner { stack, tun, txbuf, tap, impair, stats, .. } = self;
-        let Some(tun) = tun.as_deref() else {
-            return;
+    /// Produce the engine's output into the transmit arena and hand it to the queue
+    /// (issue 12, `tx.rs`). A full arena is handed over at once (written under the lock if
+    /// this thread becomes the writer). Returns the writer's duty if this thread has it.
+    fn flush_tx<'s>(&mut self, shared: &'s Shared, now: Instant) -> TxDuty<'s> {
+        let Inner { stack, tun, txbuf, txq, tap, impair, .. } = self;
+        if tun.is_none() {
+            return TxDuty::none();
+        }
+        let dev = &*shared.tun_dev;
+        let mut writer = false;
+        let spill = |txq: &mut TxArena| {
+            if !txq.has_room() && shared.tx.hand_over(txq, dev, true) {
+                // This thread became the writer: write now (under the lock) to make room.
+                TxDuty::writer(shared).write_locked();
+            }
         };
-        let mut fatal = None;
-        if tun.offload() && impair.is_none() {
+        let tapped = |tap: &mut Option<Taps>, pkt: &[u8]| {
+            if let Some(t) = tap.as_mut() {
+                t.packet(now, Direction::Out, pkt);
+            }
+        };
+        if dev.offload() && impair.is_none() {
             // TUN offload (issue 12): super-segments, cut by the kernel (TSO).
-            while let Some(t) = stack.poll_transmit_gso(now, txbuf, GSO_MAX_SEGS) {
-                let pkt = &txbuf[..t.len.min(txbuf.len())];
-                emit(tun, tap, stats, &mut fatal, now, pkt, Some(&t));
+            loop {
+                spill(txq);
+                let Some(t) = stack.poll_transmit_gso(now, txq.space(), GSO_MAX_SEGS) else { break };
+                tapped(tap, &txq.space()[..t.len.min(MAX_PACKET)]);
+                txq.commit(t.len, Some(t));
             }
         }
-        let mut emit = |p: &[u8]| emit(tun, tap, stats, &mut fatal, now, p, None);
-        while let Some(n) = stack.poll_transmit(now, txbuf) {
-            let pkt = &txbuf[..n.min(txbuf.len())];
-            match impair {
-                Some((_, tx)) => tx.process(pkt, &mut emit),
-                None => emit(pkt),
+        match impair {
+            None => loop {
+                spill(txq);
+                let Some(n) = stack.poll_transmit(now, txq.space()) else { break };
+                tapped(tap, &txq.space()[..n.min(MAX_PACKET)]);
+                txq.commit(n, None);
+            },
+            Some((_, imp)) => {
+                let mut emit = |p: &[u8]| {
+                    spill(txq);
+                    tapped(tap, p);
+                    txq.push(p);
+                };
+                while let Some(n) = stack.poll_transmit(now, txbuf) {
+                    imp.process(&txbuf[..n.min(txbuf.len())], &mut emit);
+                }
+                imp.release(&mut emit);
             }
         }
-        if let Some((_, tx)) = impair {
-            tx.release(&mut emit);
-        }
-        if let Some(e) = fatal {
-            self.fail(shared, e);
-        }
+        writer |= shared.tx.hand_over(txq, dev, false);
+        if writer { TxDuty::writer(shared) } else { TxDuty::none() }
     }
 
     fn dispatch_events(&mut self, shared: &Shared, now: Instant, who: Who) {
@@ -607,6 +670,7 @@ impl Inner {
         }
         self.stop = true;
         self.tun = None;
+        shared.tx.kill();
         self.notify_all(shared);
         shared.waker.signal();
     }
@@ -641,7 +705,7 @@ impl Inner {
     pub(crate) fn fire_due_timers(&mut self, shared: &Shared, now: Instant, who: Who) {
         if self.stack.poll_timeout().is_some_and(|t| t <= now) {
             self.stack.handle_timeout(now);
-            self.after_op_by(shared, now, who);
+            self.after_op_by(shared, now, who).write_locked();
         }
     }
 
@@ -649,6 +713,10 @@ impl Inner {
     /// a leader that has been away too long, and program the timerfd for what is next.
     /// Returns true if the driver took the TUN back.
     fn driver_timers(&mut self, shared: &Shared, now: Instant) -> bool {
+        if let Some(e) = shared.tx.take_fatal() {
+            self.fail(shared, e);
+            return false;
+        }
         self.fire_due_timers(shared, now, Who::Driver);
         if self.stop {
             return false;
@@ -681,47 +749,6 @@ impl Inner {
             shared.timer.set(want.map(|t| shared.mono_of(t)));
         }
         took_back
-    }
-}
-
-/// Write one packet to the TUN. Congestion in the kernel (`EAGAIN`, `ENOBUFS`) and a
-/// packet the kernel rejects (`EINVAL`) are losses; anything else kills the interface.
-fn emit(
-    tun: &Tun,
-    tap: &mut Option<Taps>,
-    stats: &mut LinkStats,
-    fatal: &mut Option<io::Error>,
-    now: Instant,
-    pkt: &[u8],
-    gso: Option<&utcp_engine::Transmit>,
-) {
-    if fatal.is_some() {
-        return;
-    }
-    if let Some(t) = tap.as_mut() {
-        t.packet(now, Direction::Out, pkt);
-    }
-    let sent = match gso {
-        Some(t) => tun.send_transmit(pkt, t),
-        None => tun.send(pkt),
-    };
-    match sent {
-        Ok(()) => {
-            if let Some(t) = gso.filter(|t| t.segments > 1) {
-                stats.tx_super_segments += 1;
-                stats.tx_super_segment_segs += t.segments as u64;
-            }
-            stats.tx_packets += 1;
-            stats.tx_bytes += pkt.len() as u64;
-        }
-        Err(e)
-            if e.kind() == io::ErrorKind::WouldBlock
-                || matches!(e.raw_os_error(), Some(ENOBUFS | ENOMEM | EINVAL)) =>
-        {
-            stats.tx_dropped += 1;
-            tracing::trace!(error = %e, "TUN write refused: counted as a loss");
-        }
-        Err(e) => *fatal = Some(io::Error::new(e.kind(), format!("TUN write: {e}"))),
     }
 }
 
@@ -821,6 +848,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         stack,
         tun: Some(tun.clone()),
         txbuf: vec![0u8; MAX_PACKET].into_boxed_slice(),
+        txq: TxArena::new(),
         tap: if taps.is_empty() { None } else { Some(Taps(taps)) },
         impair,
         waiters: KeyMap::default(),
@@ -833,19 +861,24 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         conn_followers: 0,
         async_wakers: 0,
         woke_other_conn: false,
+        rx_maybe_more: false,
         timer_at: None,
         handback_check: HANDBACK,
         pump_running: false,
+        busy_poll: config.busy_poll,
         stats: LinkStats { offload: tun.offload(), ..LinkStats::default() },
     };
+    let epoch = std::time::Instant::now();
     let shared = Arc::new(Shared {
         inner: Mutex::new(inner),
+        tx: TxQueue::new(),
         epoll,
         waker,
         timer,
         kick,
         pump_bell,
         tun_dev: tun.clone(),
+        epoch,
         epoch_ns: mono_ns(),
         addr: config.addr,
         addr6: config.addr6,
@@ -924,14 +957,20 @@ fn rx_burst(shared: &Shared, tun: &Tun, rx: &mut RxBuf) -> io::Result<()> {
         let (more, err) = rx.read_batch(tun);
         let mut g = shared.lock();
         let done = !more || err.is_some() || g.stop;
+        let mut duty = TxDuty::none();
         if !g.stop && !rx.is_empty() {
             let now = shared.now();
             g.receive_batch(shared, now, rx, Who::Driver);
-            g.after_op_by(shared, now, Who::Driver);
+            duty = g.after_op_by(shared, now, Who::Driver);
         }
         if done {
             g.driver_reading = false;
             g.hand_to_pump(shared);
+        }
+        // Issue 12: the TUN writes happen after the interface lock is released.
+        drop(g);
+        duty.write_unlocked();
+        if done {
             return err.map_or(Ok(()), Err);
         }
     }

@@ -22,6 +22,7 @@
 
 use super::driver::{Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
 use super::sys::{Ready, ppoll2};
+use super::tx::TxDuty;
 use crate::time::Instant;
 use std::io;
 use std::sync::MutexGuard;
@@ -86,45 +87,28 @@ impl Shared {
         let mut rx = g.leader_rx.take().unwrap_or_else(RxBuf::new);
         let start = g.waiters.get(&key).map(|w| w.seq(interest));
         let mut foreign = 0;
-        let mut more = false;
+        // A previous leader may have left packets behind (see below): read before polling.
+        let mut more = std::mem::take(&mut g.rx_maybe_more);
+        let mut ahead = more;
+        let mut first_only;
         // One clock read per wake-up: the deadline in engine time (rounded up).
-        let mut now = self.now();
-        let deadline = deadline.map(|d| {
-            now + d.saturating_duration_since(std::time::Instant::now()) + std::time::Duration::from_micros(1)
-        });
+        let t0 = std::time::Instant::now();
+        let mut now = self.now_at(t0);
+        let busy_poll = g.busy_poll;
+        let deadline =
+            deadline.map(|d| now + d.saturating_duration_since(t0) + std::time::Duration::from_micros(1));
+        // The previous burst's TUN writes, done after the lock is released (issue 12).
+        let mut duty = TxDuty::none();
         let end = loop {
             drop(g);
-            let mut err = None;
-            let polled = !more;
-            let ready = if more {
-                // The last burst filled up: read on without asking.
-                Ready { a: true, a_err: false, b: false }
-            } else {
-                let timeout = deadline.map(|d| d.saturating_since(now));
-                match ppoll2(&*self.tun_dev, &self.kick, timeout) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        err = Some(io::Error::new(e.kind(), format!("TUN poll: {e}")));
-                        Ready::default()
-                    }
-                }
-            };
-            if ready.b {
-                self.kick.drain();
-            }
-            more = false;
-            rx.clear();
-            if ready.a {
-                let (m, e) = rx.read_batch(&tun);
-                more = m;
-                err = err.or(e);
-                if ready.a_err && rx.is_empty() && err.is_none() {
-                    // An error the read does not report: do not spin on it.
-                    err = Some(io::Error::other("TUN poll reports an error condition"));
-                }
-            }
+            std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
+            let (polled, hit, mut err) = self.next_burst(&tun, &mut rx, &mut more, busy_poll, deadline, now);
+            first_only = polled && !hit;
             g = self.lock();
-            if polled {
+            if hit {
+                g.stats.busy_poll_hits += 1;
+            } else if polled || (std::mem::take(&mut ahead) && !rx.is_empty()) {
+                // Woken by the poll, or found what a previous leader left unread.
                 g.stats.leader_wakeups += 1;
             }
             now = self.now();
@@ -132,7 +116,7 @@ impl Shared {
             let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 if !g.stop && !rx.is_empty() {
                     g.receive_batch(self, now, &rx, Who::Leader);
-                    g.after_op_by(self, now, Who::Leader);
+                    duty = g.after_op_by(self, now, Who::Leader);
                 }
                 if !g.stop {
                     g.fire_due_timers(self, now, Who::Leader);
@@ -162,10 +146,90 @@ impl Shared {
                 }
             }
         };
+        duty.write_locked();
+        // We stopped after one packet without looking for more: tell the next leader.
+        g.rx_maybe_more = more && first_only;
         g.leader = None;
         g.leader_rx = Some(rx);
         self.release_rx(&mut g, now, end == End::StepDown);
         (g, end)
+    }
+
+    /// Wait for and read the leader's next burst into `rx`: busy poll (if configured),
+    /// else sleep in `ppoll` on the TUN and the kick. Woken by the poll, read one packet
+    /// only, so that a request/response answers without first paying the read that finds
+    /// the TUN empty (issue 12); `more` then says to read on without polling. A read that
+    /// finds nothing, with no kick and no error, polls again without taking the lock.
+    /// Returns (woken by the poll, busy polling delivered, error).
+    fn next_burst(
+        &self,
+        tun: &crate::device::tun::Tun,
+        rx: &mut RxBuf,
+        more: &mut bool,
+        busy_poll: Option<std::time::Duration>,
+        deadline: Option<Instant>,
+        now: Instant,
+    ) -> (bool, bool, Option<io::Error>) {
+        loop {
+            let polled = !*more;
+            let mut err = None;
+            let ready = if *more {
+                // The last burst filled up: read on without asking.
+                Ready { a: true, a_err: false, b: false }
+            } else if let Some(budget) = busy_poll
+                && self.busy_poll(tun, rx, budget)
+            {
+                // Busy polling read packets: no sleep, no wake-up.
+                *more = false;
+                return (true, true, None);
+            } else {
+                let timeout = deadline.map(|d| d.saturating_since(now));
+                match ppoll2(&*self.tun_dev, &self.kick, timeout) {
+                    Ok(r) => r,
+                    Err(e) => {
+                        err = Some(io::Error::new(e.kind(), format!("TUN poll: {e}")));
+                        Ready::default()
+                    }
+                }
+            };
+            if ready.b {
+                self.kick.drain();
+            }
+            *more = false;
+            rx.clear();
+            if ready.a {
+                let (m, e) = if polled { rx.read_up_to(tun, 1) } else { rx.read_batch(tun) };
+                *more = m;
+                err = err.or(e);
+                if ready.a_err && rx.is_empty() && err.is_none() {
+                    // An error the read does not report: do not spin on it.
+                    err = Some(io::Error::other("TUN poll reports an error condition"));
+                }
+            }
+            if !polled && rx.is_empty() && err.is_none() {
+                // Read on and found the TUN empty: nothing new, poll.
+                continue;
+            }
+            return (polled, false, err);
+        }
+    }
+
+    /// Busy polling (`InterfaceConfig::busy_poll`): read the TUN without sleeping until a
+    /// packet comes, the kick rings, or `budget` passes. Returns whether packets were read
+    /// into `rx` (else `rx` is empty and the caller sleeps in `ppoll` as usual).
+    fn busy_poll(&self, tun: &crate::device::tun::Tun, rx: &mut RxBuf, budget: std::time::Duration) -> bool {
+        let start = std::time::Instant::now();
+        loop {
+            let (more, err) = rx.read_batch(tun);
+            if !rx.is_empty() || more || err.is_some() {
+                // An error is left for the ppoll/read path to report.
+                return !rx.is_empty();
+            }
+            if start.elapsed() >= budget {
+                return false;
+            }
+            std::hint::spin_loop();
+        }
     }
 
     /// Give up reading the TUN: to the driver if other threads (or async tasks) wait on
@@ -218,7 +282,7 @@ impl Shared {
         if !g.stop && !rx.is_empty() {
             let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                 g.receive_batch(self, now, &rx, Who::App);
-                g.after_op_by(self, now, Who::App);
+                g.after_op_by(self, now, Who::App).write_locked();
             }));
             if let Err(p) = fed {
                 err =

@@ -45,6 +45,7 @@ mod sys;
 mod tap;
 #[cfg(feature = "tokio")]
 pub mod tokio;
+mod tx;
 
 pub use impair::Impairment;
 pub use socket::{Incoming, TcpListener, TcpStream};
@@ -101,6 +102,13 @@ pub struct InterfaceConfig {
     /// off with an `impairment` (which works per packet) or an adopted `tun_fd`.
     /// [`LinkStats::offload`] says what is in force.
     pub offload: bool,
+    // --- latency (issue 12)
+    /// Busy polling (like Linux's `net.core.busy_read`; default `None` = off): a thread
+    /// that leads (reads the TUN while blocked in a socket call) first polls the TUN
+    /// without sleeping for up to this long, so that a reply arriving within it costs no
+    /// wake-up. It burns that much CPU per wait; worth it only for request/response
+    /// traffic on a machine with a core to spare. See docs/latency-notes.md.
+    pub busy_poll: Option<std::time::Duration>,
 }
 
 impl InterfaceConfig {
@@ -122,6 +130,7 @@ impl InterfaceConfig {
             addr6: None,
             peer6: None,
             offload: true,
+            busy_poll: None,
         }
     }
 }
@@ -139,6 +148,16 @@ pub struct LinkStats {
     pub tx_bytes: u64,
     /// Packets the kernel refused to take (`EAGAIN`/`ENOBUFS` on the TUN write).
     pub tx_dropped: u64,
+    // --- transmit queue (issue 12, latency): TUN writes after the interface lock ---
+    /// Packets written to the TUN after the interface lock was released.
+    pub tx_unlocked: u64,
+    /// Packets written by another thread than the one whose engine call produced them
+    /// (it found a writer already busy and returned at once).
+    pub tx_by_other: u64,
+    /// Times the transmit arena filled up in one engine call and was handed over early.
+    pub tx_spills: u64,
+    /// Times a producer waited for the writer to take a full queue.
+    pub tx_waits: u64,
     /// Packets the impairment hook dropped.
     pub impaired_drops: u64,
     /// Packets the impairment hook duplicated.
@@ -151,7 +170,9 @@ pub struct LinkStats {
     pub timer_arms: u64,
     /// Times a blocked application thread took over reading the TUN (became the leader).
     pub leads: u64,
-    /// Times a leading application thread woke up from its poll of the TUN.
+    /// Times a leading application thread woke up from its poll of the TUN, or found
+    /// packets waiting that the previous leader had left unread (it read one packet after
+    /// its poll and returned, issue 12).
     pub leader_wakeups: u64,
     /// Times another thread had to wake the leader (an event for its socket).
     pub leader_kicks: u64,
@@ -159,6 +180,9 @@ pub struct LinkStats {
     pub handoffs: u64,
     /// Times the driver took back a TUN parked by a leader that stayed away.
     pub handbacks: u64,
+    /// Waits a leader ended by busy polling (`InterfaceConfig::busy_poll`): a packet came
+    /// before the budget ran out, so it did not sleep.
+    pub busy_poll_hits: u64,
     /// Bursts read from a parked TUN by a socket call that did not block.
     pub pumps: u64,
     // --- async receive (`utcp::tokio::drive`, issue 11) ---
@@ -243,7 +267,11 @@ impl Interface {
 
     /// A snapshot of the device-layer counters.
     pub fn link_stats(&self) -> LinkStats {
-        self.shared.lock().link_stats()
+        let g = self.shared.lock();
+        let mut s = g.link_stats();
+        // Issue 12: the transmit counters live with the queue written outside the lock.
+        self.shared.tx.add_stats(&mut s);
+        s
     }
 
     /// The error that shut the interface down, if it is down.

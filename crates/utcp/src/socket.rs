@@ -36,9 +36,6 @@ impl AtomicTimeout {
             n => Some(Duration::from_nanos(n)),
         }
     }
-    fn deadline(&self) -> Option<Instant> {
-        self.get().and_then(|d| Instant::now().checked_add(d))
-    }
 }
 
 fn timed_out_would_block() -> io::Error {
@@ -279,8 +276,9 @@ impl TcpStream {
         let now = shared.now();
         let id = g.stack.connect(now, local, remote)?;
         shared.register(&mut g, Key::Conn(id));
-        g.after_op(&shared, now);
+        let duty = g.after_op_deferred(&shared, now);
         drop(g);
+        duty.write_unlocked();
         // From here on, dropping `stream` releases the connection on every error path.
         let stream = TcpStream::new(shared.clone(), id, remote);
         stream.span.in_scope(|| tracing::debug!("connecting"));
@@ -329,7 +327,7 @@ impl TcpStream {
             return Ok(0);
         }
         // Reading opens the window: a window update may be due at once.
-        self.blocking(Interest::Read, self.read_timeout.deadline(), |st, id| Ok(st.recv(id, buf)?))
+        self.blocking(Interest::Read, self.read_timeout.get(), |st, id| Ok(st.recv(id, buf)?))
     }
 
     fn do_write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -337,25 +335,35 @@ impl TcpStream {
             return Ok(0);
         }
         // Transmit on this thread, now: no wait for the driver.
-        self.blocking(Interest::Write, self.write_timeout.deadline(), |st, id| Ok(st.send(id, buf)?))
+        self.blocking(Interest::Write, self.write_timeout.get(), |st, id| Ok(st.send(id, buf)?))
     }
 
     /// Run `op` until it stops answering WouldBlock, waiting (or leading the TUN) for
-    /// `interest` in between, unless the socket is non-blocking or `deadline` passed.
+    /// `interest` in between, unless the socket is non-blocking or `timeout` passed.
     fn blocking(
         &self,
         interest: Interest,
-        deadline: Option<Instant>,
+        timeout: Option<Duration>,
         mut op: impl FnMut(&mut crate::engine::Stack, ConnId) -> io::Result<usize>,
     ) -> io::Result<usize> {
+        // One clock read per round serves the timeout and the engine (issue 12).
+        let mut t = Instant::now();
+        let deadline = timeout.and_then(|d| t.checked_add(d));
         let mut g = self.shared.lock();
+        let mut first = true;
         loop {
             g.check_up()?;
+            if !std::mem::take(&mut first) {
+                t = Instant::now();
+            }
             let now;
-            (g, now) = self.shared.pump_parked(g, self.shared.now());
+            (g, now) = self.shared.pump_parked(g, self.shared.now_at(t));
             match op(&mut g.stack, self.id) {
                 Ok(n) => {
-                    g.after_op(&self.shared, now);
+                    // Issue 12: write to the TUN after releasing the interface lock.
+                    let duty = g.after_op_deferred(&self.shared, now);
+                    drop(g);
+                    duty.write_unlocked();
                     return Ok(n);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
@@ -365,7 +373,7 @@ impl TcpStream {
                     if self.nonblocking.load(Ordering::Relaxed) {
                         return Err(e);
                     }
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
+                    if deadline.is_some_and(|d| t >= d) {
                         return Err(timed_out_would_block());
                     }
                     g = self.shared.wait(g, self.key(), interest, deadline)?;
@@ -383,9 +391,11 @@ impl TcpStream {
         g.check_up()?;
         let now = self.shared.now();
         let r = g.stack.shutdown(self.id, how);
-        g.after_op(&self.shared, now);
+        let duty = g.after_op_deferred(&self.shared, now);
         // Blocked readers/writers of this socket must re-check.
         self.shared.notify(&mut g, self.key());
+        drop(g);
+        duty.write_unlocked();
         r
     }
 
@@ -397,8 +407,10 @@ impl TcpStream {
         g.stack.abort(self.id);
         self.shared.notify(&mut g, self.key());
         g.waiters.remove(&self.key());
-        g.after_op(&self.shared, now);
+        let duty = g.after_op_deferred(&self.shared, now);
         self.released.store(true, Ordering::Relaxed);
+        drop(g);
+        duty.write_unlocked();
     }
 
     /// The remote socket address. Errors: `NotConnected` once the connection is released.
@@ -536,7 +548,9 @@ impl Drop for TcpStream {
         let now = self.shared.now();
         g.stack.close(self.id);
         g.waiters.remove(&self.key());
-        g.after_op(&self.shared, now);
+        let duty = g.after_op_deferred(&self.shared, now);
+        drop(g);
+        duty.write_unlocked();
     }
 }
 

@@ -194,6 +194,19 @@ fn request_response(addr: SocketAddr, duration: Duration) -> io::Result<Sample> 
     }
     lat_ns.sort_unstable();
     let n = lat_ns.len();
+    if super::stats_wanted() {
+        let over = |us: u32| lat_ns.iter().rev().take_while(|&&l| l > us * 1000).count();
+        let mean = elapsed.as_secs_f64() * 1e6 / n as f64;
+        eprintln!(
+            "bench: rr tail: mean {mean:.2} us, p99.9 {:.1} us, max {:.1} us, >50us {}, >200us {}, >1ms {}, >3ms {}",
+            percentile(&lat_ns, 0.999) / 1e3,
+            lat_ns[n - 1] as f64 / 1e3,
+            over(50),
+            over(200),
+            over(1000),
+            over(3000)
+        );
+    }
     Ok(Sample {
         workload: Workload::Rr,
         values: vec![

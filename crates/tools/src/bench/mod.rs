@@ -47,21 +47,28 @@ pub enum SystemKind {
     Kernel,
     Smoltcp,
     Utcp,
+    /// utcp with `InterfaceConfig::busy_poll` ([`utcp_sys::BUSY_POLL`]): only on request
+    /// (`--systems ...,utcp-busy`), reported as its own row, never instead of `utcp`.
+    UtcpBusy,
 }
 
 impl SystemKind {
+    /// The systems of a default run.
     pub const ALL: [SystemKind; 3] = [SystemKind::Kernel, SystemKind::Smoltcp, SystemKind::Utcp];
+    /// Systems measured only when named (`--systems`).
+    pub const EXTRA: [SystemKind; 1] = [SystemKind::UtcpBusy];
 
     pub fn name(self) -> &'static str {
         match self {
             SystemKind::Kernel => "kernel",
             SystemKind::Smoltcp => "smoltcp",
             SystemKind::Utcp => "utcp",
+            SystemKind::UtcpBusy => "utcp-busy",
         }
     }
 
     pub fn parse(s: &str) -> Option<SystemKind> {
-        SystemKind::ALL.into_iter().find(|k| k.name() == s)
+        SystemKind::ALL.into_iter().chain(SystemKind::EXTRA).find(|k| k.name() == s)
     }
 }
 
@@ -101,6 +108,16 @@ pub trait System {
     fn server_ns(&self) -> Option<&crate::netns::NetNs> {
         None
     }
+    /// The runtime's link counters so far (utcp only), printed after each sample when
+    /// `UTCP_BENCH_STATS` is set (issue 12: who woke how often).
+    fn link_stats(&self) -> Option<utcp::LinkStats> {
+        None
+    }
+}
+
+/// `UTCP_BENCH_STATS` is set: print utcp's link counters and rr's latency tail per sample.
+pub fn stats_wanted() -> bool {
+    std::env::var_os("UTCP_BENCH_STATS").is_some()
 }
 
 /// Options of a network run (`utcp bench` without `--engine`/`--scale`).
@@ -161,6 +178,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             SystemKind::Kernel => Box::new(kernel::KernelSystem::start(opts.kernel_offload)?),
             SystemKind::Smoltcp => Box::new(smoltcp_sys::SmoltcpSystem::start()?),
             SystemKind::Utcp => Box::new(utcp_sys::UtcpSystem::start(opts.utcp_offload)?),
+            SystemKind::UtcpBusy => Box::new(utcp_sys::UtcpSystem::start_busy_poll(opts.utcp_offload)?),
         };
         systems.push(s);
     }
@@ -187,6 +205,11 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                                 s.kind().name(),
                                 sample.describe()
                             );
+                        }
+                        if stats_wanted()
+                            && let Some(st) = s.link_stats()
+                        {
+                            eprintln!("bench: utcp link stats so far: {st:?}");
                         }
                         report.add(w, s.kind(), sample);
                     }

@@ -17,7 +17,11 @@ pub const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 1);
 pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 2);
 const TUN_NAME: &str = "tun-utcp";
 
+/// The busy-poll budget of the `utcp-busy` system (`InterfaceConfig::busy_poll`).
+pub const BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(50);
+
 pub struct UtcpSystem {
+    kind: SystemKind,
     // Dropped in this order: the server threads are stopped and joined, then the interface,
     // then the namespace.
     _servers: Servers<io::Result<()>>,
@@ -31,15 +35,30 @@ impl UtcpSystem {
         UtcpSystem::start_with(None, offload)
     }
 
+    /// The `utcp-busy` system: [`UtcpSystem::start`] with busy polling ([`BUSY_POLL`]).
+    pub fn start_busy_poll(offload: bool) -> io::Result<UtcpSystem> {
+        UtcpSystem::start_config(None, offload, Some(BUSY_POLL))
+    }
+
     /// [`UtcpSystem::start`] with the TUN's kernel queue set to `tx_queue_len` packets
     /// (`InterfaceConfig::tx_queue_len`; `utcp bench --synflood --txqueuelen`).
     pub fn start_with(tx_queue_len: Option<u32>, offload: bool) -> io::Result<UtcpSystem> {
+        UtcpSystem::start_config(tx_queue_len, offload, None)
+    }
+
+    fn start_config(
+        tx_queue_len: Option<u32>,
+        offload: bool,
+        busy_poll: Option<std::time::Duration>,
+    ) -> io::Result<UtcpSystem> {
         let ns = NetNs::create(&NetNs::unique_name("utcpb-ut"))?;
         let mut config = InterfaceConfig::new(TUN_NAME, STACK_IP, KERNEL_IP, 24);
         config.mtu = 1500;
         config.netns = Some(ns.name().to_string());
         config.tx_queue_len = tx_queue_len;
         config.offload = offload;
+        config.busy_poll = busy_poll;
+        let kind = if busy_poll.is_some() { SystemKind::UtcpBusy } else { SystemKind::Utcp };
         // If this fails, `ns` is dropped (and deleted) on the way out.
         let iface = Interface::new(config)?;
         let mut listeners = Vec::new();
@@ -51,18 +70,21 @@ impl UtcpSystem {
             let stop = servers.stop.clone();
             servers.push(std::thread::spawn(move || serve_port(port, &l, &stop)));
         }
-        Ok(UtcpSystem { _servers: servers, _iface: iface, ns })
+        Ok(UtcpSystem { kind, _servers: servers, _iface: iface, ns })
     }
 }
 
 impl System for UtcpSystem {
     fn kind(&self) -> SystemKind {
-        SystemKind::Utcp
+        self.kind
     }
     fn client_ns(&self) -> &NetNs {
         &self.ns
     }
     fn server_ip(&self) -> Ipv4Addr {
         STACK_IP
+    }
+    fn link_stats(&self) -> Option<utcp::LinkStats> {
+        Some(self._iface.link_stats())
     }
 }
