@@ -107,7 +107,7 @@ pub struct InterfaceConfig {
     /// that leads (reads the TUN while blocked in a socket call) first polls the TUN
     /// without sleeping for up to this long, so that a reply arriving within it costs no
     /// wake-up. It burns that much CPU per wait; worth it only for request/response
-    /// traffic on a machine with a core to spare. See docs/latency-notes.md.
+    /// traffic on a machine with a core to spare. See docs/latency.md.
     pub busy_poll: Option<std::time::Duration>,
 }
 
