@@ -37,6 +37,13 @@
 //!   pre-ACK checks (PAWS, SYN, RST, old-segment and acceptability tests, which all pass)
 //!   and the text/FIN steps (nothing to do); the ACK itself goes through the same
 //!   `process_ack` as the full path (RFC 6675, RACK, TLP, congestion control, window).
+//!
+//! Shared with the full path, so identical by construction: the per-segment preamble and
+//! keepalive restart (`on_segment`), the receive buffer's memory-pool accounting and
+//! pressure rules (`RecvBuffer::write` inside `accept_text`), delayed ACK / `ack_every` /
+//! quick-ACK bookkeeping (`accept_text`), RTT samples, PMTU probe acknowledgement and the
+//! user timeout (`on_new_ack`, reached only through `process_ack`). Urgent data (URG set)
+//! and ICMP errors never enter here.
 
 use super::{Cx, RstReply, State, Tcb};
 use crate::time::Instant;
