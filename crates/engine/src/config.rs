@@ -323,6 +323,12 @@ pub struct Config {
     /// what the interface allows, as Linux's advmss and RFC 9293 §3.7.1 have it; the path
     /// bounds only what we send.
     pub pmtu_syn_mss: bool,
+    // ---- Engine cost (issue 12): header prediction (tcb/fast_path.rs)
+    /// Take the header-prediction fast path for segments whose processing it provably
+    /// reproduces (tcb/fast_path.rs). Off: every segment goes through the full RFC 9293
+    /// §3.10.7.4 path (the equivalence test runs both). Not a policy knob.
+    #[doc(hidden)]
+    pub fast_path: bool,
 }
 
 /// SYN cookie policy (RFC 4987 §3.6; Linux's net.ipv4.tcp_syncookies 1/2/0, FreeBSD's
@@ -427,6 +433,7 @@ impl Default for Config {
             pmtu_expires: Duration::from_secs(600),
             tos: 0,
             pmtu_syn_mss: false,
+            fast_path: true,
         }
     }
 }

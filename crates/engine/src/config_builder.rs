@@ -112,6 +112,7 @@ config_setters! {
     with_pmtu_syn_mss => pmtu_syn_mss: bool,
     with_rack => rack: bool,
     with_min_rtt_window => min_rtt_window: Duration,
+    with_fast_path => fast_path: bool,
 }
 
 #[cfg(test)]

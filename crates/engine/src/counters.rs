@@ -124,6 +124,12 @@ pub struct Counters {
     pub pmtu_probes_acked: u64,
     /// PMTU probes lost to an RTO: the search stays below them (Linux's TCPMTUPFail).
     pub pmtu_probes_failed: u64,
+
+    // --- Engine cost (issue 12): header prediction (tcb/fast_path.rs) ---
+    /// Segments the header-prediction fast path processed (in-order data with nothing in
+    /// flight, pure ACKs advancing SND.UNA). Diagnostic: the only counter that differs
+    /// with `Config::fast_path` off.
+    pub fast_path_segs: u64,
 }
 
 /// One counter per [`DropReason`] (a newtype: std derives `Default` for arrays of at

@@ -627,6 +627,14 @@ impl Stack {
         self.mem.sync(&mut self.counters);
         let slot = &mut self.slots[idx as usize];
         let Some(tcb) = slot.tcb.as_mut() else { return };
+        // Nothing to report, not closing, and the timer heap already wakes it no later
+        // than its next deadline: the rest would change nothing (issue 12, engine cost).
+        if tcb.notify == 0
+            && !matches!(tcb.state, State::TimeWait | State::Closed)
+            && tcb.next_deadline().is_none_or(|d| slot.scheduled.is_some_and(|s| s <= d))
+        {
+            return;
+        }
         if matches!(tcb.state, State::TimeWait | State::Closed) && tcb.buffer_bytes() > 0 {
             tcb.release_closed_buffers();
         }

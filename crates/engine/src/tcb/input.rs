@@ -206,6 +206,10 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.4: SYN-RECEIVED through TIME-WAIT.
     fn on_segment_synchronized(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<RstReply> {
+        // Header prediction (fast_path.rs): the same result for the segments it takes.
+        if let Some(reply) = self.fast_path(cx, now, seg) {
+            return reply;
+        }
         let f = seg.flags;
 
         // RFC 7323 §3.2: "a TCP SHOULD silently drop" a non-RST segment without TSopt once
@@ -486,7 +490,7 @@ impl Tcb {
 
     /// The window the acceptability test and text trimming use: what we advertised, or
     /// with `Config::window_full_space` all free buffer space if that is more.
-    fn acceptance_window(&self) -> u32 {
+    pub(super) fn acceptance_window(&self) -> u32 {
         let adv = self.rcv_wnd_now();
         // (A FreeBSD passive SYN-RECEIVED connection lives in the syncache, whose window is
         // the one its SYN-ACK advertised.)
@@ -523,7 +527,7 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.4 "fifth, check the ACK field". Returns Some(reply) to stop
     /// processing this segment (with an optional RST to send).
-    fn process_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<Option<RstReply>> {
+    pub(super) fn process_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<Option<RstReply>> {
         if self.state == State::SynReceived {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"
             if self.snd.una.lt(seg.ack) && seg.ack.le(self.snd_max) {
@@ -868,7 +872,7 @@ impl Tcb {
     }
 
     /// Place in-window text in the receive buffer and decide how to acknowledge it.
-    fn accept_text(&mut self, cx: &mut Cx, now: Instant, seq: SeqNum, data: &[u8]) {
+    pub(super) fn accept_text(&mut self, cx: &mut Cx, now: Instant, seq: SeqNum, data: &[u8]) {
         let offset = seq.since(self.rcv.nxt) as usize;
         let had_ooo = self.recvbuf.ooo_bytes() > 0;
         let advanced = if self.read_shut {

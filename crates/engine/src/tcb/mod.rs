@@ -75,6 +75,7 @@ impl core::fmt::Display for State {
 mod challenge;
 pub mod congestion;
 pub mod cubic;
+mod fast_path;
 mod input;
 mod loss;
 mod memory;

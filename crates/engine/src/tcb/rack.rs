@@ -172,6 +172,13 @@ impl Rack {
         !self.segs.is_empty()
     }
 
+    /// No records, no reordering timer, no retransmission mark and no D-SACK round: the
+    /// per-ACK steps (`Tcb::rack_on_ack`) of an ACK without SACK blocks change nothing
+    /// observable (tcb/fast_path.rs).
+    pub(crate) fn idle(&self) -> bool {
+        self.segs.is_empty() && self.timer.is_none() && self.rtx_end.is_none() && self.v.dsack_round.is_none()
+    }
+
     /// A transmission of `[start, end)` at `now`; `new` when it extends SND.MAX.
     pub(crate) fn on_sent(&mut self, start: SeqNum, end: SeqNum, now: Instant, new: bool) {
         if new || self.segs.back().is_none_or(|b| b.end.le(start)) {

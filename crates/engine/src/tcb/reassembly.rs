@@ -121,6 +121,12 @@ impl RecvBuffer {
         }
     }
 
+    /// Any range held out of order (the fast path's test, tcb/fast_path.rs).
+    #[inline]
+    pub fn has_ooo(&self) -> bool {
+        !self.ranges.is_empty()
+    }
+
     /// Total bytes held out of order.
     pub fn ooo_bytes(&self) -> usize {
         self.ranges.iter().map(|&(s, e)| (e - s) as usize).sum()

@@ -323,8 +323,13 @@ pub fn run(segments: u64) -> io::Result<EngineRun> {
 }
 
 /// [`run`] with super-segments of up to `gso` segments when `gso > 1` ([`Pair::gso`]).
+///
+/// `UTCP_ENGINE_FAST_PATH=0` in the environment turns header prediction off
+/// (`Config::fast_path`, engine tcb/fast_path.rs): the before/after of docs/engine-cost.md
+/// with one binary.
 pub fn run_utcp(segments: u64, gso: usize) -> io::Result<EngineRun> {
-    let config = Config::default();
+    let mut config = Config::default();
+    config.fast_path = std::env::var_os("UTCP_ENGINE_FAST_PATH").is_none_or(|v| v != "0");
     let payload = segment_payload(&config);
     let mut pair = Pair::new(config.clone(), config).with_gso(gso);
     let l = pair.b.listen(SocketAddr::from((B_IP, B_PORT)), 16)?;
