@@ -527,7 +527,12 @@ impl Tcb {
 
     /// RFC 9293 §3.10.7.4 "fifth, check the ACK field". Returns Some(reply) to stop
     /// processing this segment (with an optional RST to send).
-    pub(super) fn process_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) -> Option<Option<RstReply>> {
+    pub(super) fn process_ack(
+        &mut self,
+        cx: &mut Cx,
+        now: Instant,
+        seg: &TcpSegment,
+    ) -> Option<Option<RstReply>> {
         if self.state == State::SynReceived {
             // "If SND.UNA < SEG.ACK =< SND.NXT, then enter ESTABLISHED state"
             if self.snd.una.lt(seg.ack) && seg.ack.le(self.snd_max) {
