@@ -1,10 +1,12 @@
 //! Issue 12 (latency): the runtime's busy polling and its transmit queue, against the
 //! Linux kernel in a namespace each test creates. Correctness only (no timing asserts).
 
+mod common;
+use common::{env_at, kernel_connect_nodelay};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
-use utcp::{Interface, InterfaceConfig, TcpListener};
+use utcp::{Interface, TcpListener};
 use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 1, 1);
@@ -12,20 +14,12 @@ const STACK: Ipv4Addr = Ipv4Addr::new(10, 79, 1, 2);
 const STEP: Duration = Duration::from_secs(20);
 
 fn setup(tag: &str, busy_poll: Option<Duration>) -> (Interface, NetNs) {
-    let ns = NetNs::create(&NetNs::unique_name(tag)).expect("create netns");
-    let mut cfg = InterfaceConfig::new("lat0", STACK, KERNEL, 24);
-    cfg.netns = Some(ns.name().to_string());
-    cfg.busy_poll = busy_poll;
-    let iface = Interface::new(cfg).expect("interface");
-    (iface, ns)
+    let e = env_at(tag.trim_start_matches("utcp-"), "lat0", STACK, KERNEL, |cfg| cfg.busy_poll = busy_poll);
+    (e.iface, e.ns)
 }
 
 fn kernel_connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect_timeout(&SocketAddr::from((STACK, port)), STEP).expect("connect");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
+    kernel_connect_nodelay(SocketAddr::from((STACK, port)), STEP)
 }
 
 /// With `busy_poll`, a leader reads requests without sleeping: every transaction is

@@ -1,10 +1,12 @@
 //! Who does the work: these tests watch the runtime's own counters ([`LinkStats`]) while
 //! the Linux kernel, in a namespace each test creates, talks to the stack over the TUN.
 
+mod common;
+use common::{env_at, kernel_connect_nodelay};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
-use utcp::{Interface, InterfaceConfig, LinkStats, TcpListener};
+use utcp::{Interface, LinkStats, TcpListener};
 use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
@@ -12,19 +14,12 @@ const STACK: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 2);
 const STEP: Duration = Duration::from_secs(20);
 
 fn setup(tag: &str) -> (Interface, NetNs) {
-    let ns = NetNs::create(&NetNs::unique_name(tag)).expect("create netns");
-    let mut cfg = InterfaceConfig::new("rt0", STACK, KERNEL, 24);
-    cfg.netns = Some(ns.name().to_string());
-    let iface = Interface::new(cfg).expect("interface");
-    (iface, ns)
+    let e = env_at(tag.trim_start_matches("utcp-"), "rt0", STACK, KERNEL, |_| {});
+    (e.iface, e.ns)
 }
 
 fn kernel_connect(port: u16) -> TcpStream {
-    let s = TcpStream::connect_timeout(&SocketAddr::from((STACK, port)), STEP).expect("connect");
-    s.set_read_timeout(Some(STEP)).unwrap();
-    s.set_write_timeout(Some(STEP)).unwrap();
-    s.set_nodelay(true).unwrap();
-    s
+    kernel_connect_nodelay(SocketAddr::from((STACK, port)), STEP)
 }
 
 /// 1-byte request/response: the application thread blocked in `read` polls the TUN

@@ -156,11 +156,7 @@ pub fn emit_ipv4_tcp(
     layout: OptionLayout,
     payload: &[&[u8]],
 ) -> Option<usize> {
-    let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
-        return None;
-    };
-    let ip = Ipv4Out { src, dst, protocol: PROTO_TCP, ttl: h.ttl, ip_id: h.ip_id };
-    emit_over(buf, IPV4_HEADER_LEN, h, layout, payload, true, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
+    emit_ipv4_tcp_with(buf, h, layout, payload, true)
 }
 
 /// [`emit_ipv4_tcp`] for a device that completes the TCP checksum (virtio-net
@@ -173,11 +169,22 @@ pub fn emit_ipv4_tcp_partial(
     layout: OptionLayout,
     payload: &[&[u8]],
 ) -> Option<usize> {
+    emit_ipv4_tcp_with(buf, h, layout, payload, false)
+}
+
+/// IPv4 + TCP with the full TCP checksum (`full`) or only the pseudo-header sum.
+fn emit_ipv4_tcp_with(
+    buf: &mut [u8],
+    h: &TcpHeaderOut,
+    layout: OptionLayout,
+    payload: &[&[u8]],
+    full: bool,
+) -> Option<usize> {
     let (IpAddr::V4(src), IpAddr::V4(dst)) = (h.src, h.dst) else {
         return None;
     };
     let ip = Ipv4Out { src, dst, protocol: PROTO_TCP, ttl: h.ttl, ip_id: h.ip_id };
-    emit_over(buf, IPV4_HEADER_LEN, h, layout, payload, false, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
+    emit_over(buf, IPV4_HEADER_LEN, h, layout, payload, full, |b, n| ip.emit(b, n).then(|| ip.pseudo(n)))
 }
 
 /// Write a complete IPv6 + TCP packet (40-byte header, no extension headers, hop limit

@@ -103,3 +103,13 @@ pub fn stop_child(
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A kernel client connected to `addr` (from inside the namespace), with `step` as its
+/// connect, read and write timeouts and Nagle off (request/response tests).
+pub fn kernel_connect_nodelay(addr: std::net::SocketAddr, step: std::time::Duration) -> std::net::TcpStream {
+    let s = std::net::TcpStream::connect_timeout(&addr, step).expect("connect");
+    s.set_read_timeout(Some(step)).unwrap();
+    s.set_write_timeout(Some(step)).unwrap();
+    s.set_nodelay(true).unwrap();
+    s
+}
