@@ -218,7 +218,7 @@ mod tests {
         assert_eq!(r.allocated(), 0);
         assert!(r.ensure(3, 0, false));
         let small = r.allocated();
-        assert!(small >= 3 && small <= 16);
+        assert!((3..=16).contains(&small));
         r.copy_in(0, b"abc");
         r.advance(2);
         assert!(r.ensure(16, 1, false));

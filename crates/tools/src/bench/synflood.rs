@@ -236,7 +236,7 @@ pub(crate) fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &At
     let mut buf = [0u8; 64];
     let mut n_sent = 0u64;
     while n_sent < MAX_FLOOD_PACKETS && !stop.load(Ordering::Relaxed) {
-        if n_sent % 1024 == 0 && Instant::now() >= end {
+        if n_sent.is_multiple_of(1024) && Instant::now() >= end {
             break;
         }
         rng ^= rng << 13;
@@ -274,7 +274,7 @@ pub(crate) fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &At
         };
         if rc > 0 {
             n_sent += 1;
-            if n_sent % 1024 == 0 {
+            if n_sent.is_multiple_of(1024) {
                 sent.store(n_sent, Ordering::Relaxed);
             }
         }
@@ -287,6 +287,13 @@ pub(crate) fn flood(server: Ipv4Addr, end: Instant, stop: &AtomicBool, sent: &At
 
 /// One connect + 1-byte echo every INTERVAL until `end`. Returns (during, after) and the
 /// peak RSS seen (during the flood, over the whole run).
+/// Most legitimate exchanges in flight at once (each ends within two 3 s timeouts, so
+/// at one start per 20 ms about 300 can be; beyond the cap an attempt counts as failed).
+const MAX_IN_FLIGHT: usize = 512;
+
+/// One exchange starts every `INTERVAL` whether or not the earlier ones have finished,
+/// so a connect stuck behind the flood does not thin out the samples (each exchange runs
+/// on its own thread, which inherits this thread's network namespace).
 fn legit_client(
     server: Ipv4Addr,
     flood_end: Instant,
@@ -295,24 +302,42 @@ fn legit_client(
     let addr = SocketAddr::from((server, Port::Connect.number()));
     let (mut during, mut after) = (Phase::default(), Phase::default());
     let (mut peak_flood, mut peak) = (0u64, 0u64);
+    let (tx, rx) = std::sync::mpsc::channel::<(bool, Option<f64>)>();
+    let in_flight = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut next = Instant::now();
     while next < end {
         let now = Instant::now();
         if now < next {
             std::thread::sleep(next - now);
         }
-        let start = Instant::now();
-        let phase = if start < flood_end { &mut during } else { &mut after };
-        phase.attempts += 1;
-        if let Some(ms) = one_exchange(addr) {
-            phase.ok += 1;
-            phase.connect_ms.push(ms);
+        let in_flood = Instant::now() < flood_end;
+        if in_flood { &mut during } else { &mut after }.attempts += 1;
+        if in_flight.fetch_add(1, Ordering::Relaxed) < MAX_IN_FLIGHT {
+            let (tx, slot) = (tx.clone(), in_flight.clone());
+            let spawned = std::thread::Builder::new().spawn(move || {
+                let _ = tx.send((in_flood, one_exchange(addr)));
+                slot.fetch_sub(1, Ordering::Relaxed);
+            });
+            if spawned.is_err() {
+                in_flight.fetch_sub(1, Ordering::Relaxed);
+            }
+        } else {
+            in_flight.fetch_sub(1, Ordering::Relaxed);
         }
         peak = peak.max(rss_kib());
         if Instant::now() < flood_end {
             peak_flood = peak;
         }
         next = (next + INTERVAL).max(Instant::now());
+    }
+    drop(tx);
+    // Every exchange ends within its timeouts; the channel closes with the last one.
+    for (in_flood, r) in rx {
+        if let Some(ms) = r {
+            let phase = if in_flood { &mut during } else { &mut after };
+            phase.ok += 1;
+            phase.connect_ms.push(ms);
+        }
     }
     Ok(((during, after), (peak_flood, peak)))
 }
