@@ -179,8 +179,8 @@ pub struct SmolPair {
 impl SmolPair {
     pub fn new() -> SmolPair {
         let (mut ab, mut ba) = (Wire::default(), Wire::default());
-        let a = End::new(Ipv4Address::from(super::A_IP), &mut ba, &mut ab);
-        let b = End::new(Ipv4Address::from(super::B_IP), &mut ab, &mut ba);
+        let a = End::new(super::A_IP, &mut ba, &mut ab);
+        let b = End::new(super::B_IP, &mut ab, &mut ba);
         SmolPair { a, b, ab, ba, now: 1_000_000, overflowed: false }
     }
 
@@ -249,7 +249,7 @@ impl SmolPair {
     pub fn establish(&mut self, a_port: u16) -> io::Result<()> {
         self.b.socket().listen(super::B_PORT).map_err(|e| io::Error::other(format!("listen: {e}")))?;
         let cx = self.a.iface.context();
-        let remote = (IpAddress::Ipv4(Ipv4Address::from(super::B_IP)), super::B_PORT);
+        let remote = (IpAddress::Ipv4(super::B_IP), super::B_PORT);
         self.a
             .set
             .get_mut::<tcp::Socket>(self.a.sock)
