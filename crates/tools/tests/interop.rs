@@ -6,7 +6,7 @@
 //! so transfers of tens of MiB need no big buffers.
 
 mod common;
-use common::{Env, env_at, expected, recv_stream, send_stream, stop_child};
+use common::{Env, env_at, expected, recv_stream, run_utcp_connect, send_stream, stop_child};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Shutdown, SocketAddr};
 use std::sync::{Arc, mpsc};
@@ -484,18 +484,8 @@ fn utcp_connect_cli_half_closes_and_reports_refusal() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(100));
     let input: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
-        .args(["connect", "10.77.0.1:7070", "--netns", ns.name(), "--pcap", pcap.to_str().unwrap()])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.clone();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
+    let out =
+        run_utcp_connect(&["10.77.0.1:7070", "--netns", ns.name(), "--pcap", pcap.to_str().unwrap()], &input);
     assert!(out.status.success(), "connect failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "got 300000 bytes\n");
     assert_eq!(h.join().unwrap().unwrap().unwrap(), input);

@@ -6,7 +6,7 @@
 //! without them) under CI=true; see `crates/tools/build.rs`.
 
 mod common;
-use common::stop_child;
+use common::{run_utcp_connect, stop_child};
 use std::io::{self, BufRead, Read};
 use std::time::Duration;
 use utcp_tools::netns::{NetNs, assert_root};
@@ -97,7 +97,6 @@ fn ping6_curl6_and_python6_against_utcp_serve_http() {
 #[test]
 #[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn utcp_connect_cli_over_ipv6() {
-    use std::io::Write;
     assert_root("utcp_connect_cli_over_ipv6");
     let ns = NetNs::create(&NetNs::unique_name("utcp-nc6")).unwrap();
     let kernel = KERNEL6.split('/').next().unwrap();
@@ -118,19 +117,8 @@ fn utcp_connect_cli_over_ipv6() {
     std::thread::sleep(Duration::from_millis(100));
     let net = ["--netns", ns.name(), "--addr6", STACK6, "--peer6", KERNEL6];
     let input: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_utcp"))
-        .args(["connect", &format!("[{kernel}]:7070")])
-        .args(net)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let data = input.clone();
-    let feeder = std::thread::spawn(move || stdin.write_all(&data));
-    let out = child.wait_with_output().unwrap();
-    feeder.join().unwrap().unwrap();
+    let target = format!("[{kernel}]:7070");
+    let out = run_utcp_connect(&[&[target.as_str()][..], &net[..]].concat(), &input);
     assert!(out.status.success(), "connect failed: {}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(String::from_utf8_lossy(&out.stdout), format!("got 300000 bytes from {STACK6}\n"));
     let (got, peer) = h.join().unwrap().unwrap().unwrap();

@@ -432,6 +432,31 @@ pub fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
 }
 
+/// A Read+Write test double: scripted input, recorded output (the bench's unit tests).
+#[cfg(test)]
+pub(crate) struct Pipe {
+    pub(crate) input: io::Cursor<Vec<u8>>,
+    pub(crate) out: Vec<u8>,
+}
+
+#[cfg(test)]
+impl Read for Pipe {
+    fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
+        self.input.read(b)
+    }
+}
+
+#[cfg(test)]
+impl Write for Pipe {
+    fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+        self.out.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,25 +481,7 @@ mod tests {
 
     #[test]
     fn serve_stream_sink_answers_after_eof() {
-        // A Read+Write double: 10 bytes of input then EOF; records what the server writes.
-        struct Pipe {
-            input: io::Cursor<Vec<u8>>,
-            out: Vec<u8>,
-        }
-        impl Read for Pipe {
-            fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-                self.input.read(b)
-            }
-        }
-        impl Write for Pipe {
-            fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-                self.out.extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
+        // 10 bytes of input then EOF; records what the server writes.
         let mut p = Pipe { input: io::Cursor::new(vec![1; 10]), out: vec![] };
         serve_stream(Port::Sink, &mut p, &|| false).unwrap();
         assert_eq!(p.out, b"k");

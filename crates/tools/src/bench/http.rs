@@ -423,25 +423,7 @@ pub fn cli(quick: bool, json: bool) -> io::Result<String> {
 mod tests {
     use super::*;
 
-    /// A Read+Write double: scripted input, recorded output.
-    struct Pipe {
-        input: io::Cursor<Vec<u8>>,
-        out: Vec<u8>,
-    }
-    impl Read for Pipe {
-        fn read(&mut self, b: &mut [u8]) -> io::Result<usize> {
-            self.input.read(b)
-        }
-    }
-    impl Write for Pipe {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.out.extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::bench::harness::Pipe;
 
     fn responses(out: &[u8]) -> usize {
         out.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count()

@@ -113,3 +113,23 @@ pub fn kernel_connect_nodelay(addr: std::net::SocketAddr, step: std::time::Durat
     s.set_nodelay(true).unwrap();
     s
 }
+
+/// Run `utcp connect ARGS...` with `input` on its stdin (fed from another thread, so a
+/// large input cannot deadlock against its stdout) and collect its exit and output.
+pub fn run_utcp_connect(args: &[&str], input: &[u8]) -> std::process::Output {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_utcp"))
+        .arg("connect")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn utcp connect");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let data = input.to_vec();
+    let feeder = std::thread::spawn(move || stdin.write_all(&data));
+    let out = child.wait_with_output().expect("wait for utcp connect");
+    feeder.join().expect("feeder thread").expect("write utcp connect's stdin");
+    out
+}
