@@ -702,20 +702,46 @@ fn per(ns: u64, n: u64) -> f64 {
     if n == 0 { 0.0 } else { ns as f64 / n as f64 }
 }
 
+/// What one path's result says, per second and per packet (shared by both reports).
+struct Rates {
+    offered: f64,
+    read: f64,
+    answered: f64,
+    drop_pct: f64,
+    reflector_ns: f64,
+    flooder_ns: f64,
+    syscalls: f64,
+}
+
+impl Rates {
+    fn of(r: &CeilingResult) -> Rates {
+        let s = r.flood.as_secs_f64();
+        Rates {
+            offered: r.syns_sent as f64 / s,
+            read: r.counts.read as f64 / s,
+            answered: r.counts.answered as f64 / s,
+            drop_pct: 100.0 * r.tun_drops as f64 / r.syns_sent.max(1) as f64,
+            reflector_ns: per(r.counts.cpu_ns, r.counts.read),
+            flooder_ns: per(r.flooder_cpu_ns, r.syns_sent),
+            syscalls: r.counts.syscalls as f64 / r.counts.read.max(1) as f64,
+        }
+    }
+}
+
 /// One line per path.
 pub fn describe(r: &CeilingResult) -> String {
-    let s = r.flood.as_secs_f64();
+    let x = Rates::of(r);
     format!(
         "{:<10} offered {:>7.0}/s  read {:>7.0}/s  answered {:>7.0}/s  TUN drops {} ({:.1}%)  reflector {:.0} ns CPU/pkt  flooder {:.0} ns CPU/SYN  syscalls/pkt {:.3}  io-wq threads max {}",
         r.path.name(),
-        r.syns_sent as f64 / s,
-        r.counts.read as f64 / s,
-        r.counts.answered as f64 / s,
+        x.offered,
+        x.read,
+        x.answered,
         r.tun_drops,
-        100.0 * r.tun_drops as f64 / r.syns_sent.max(1) as f64,
-        per(r.counts.cpu_ns, r.counts.read),
-        per(r.flooder_cpu_ns, r.syns_sent),
-        r.counts.syscalls as f64 / r.counts.read.max(1) as f64,
+        x.drop_pct,
+        x.reflector_ns,
+        x.flooder_ns,
+        x.syscalls,
         r.iowq_threads_max,
     )
 }
@@ -731,18 +757,18 @@ pub fn table(results: &[CeilingResult], opts: &CeilingOptions) -> String {
     t.push_str("| path | SYNs offered/s | read/s | answered/s | TUN drops | reflector CPU ns/pkt | flooder CPU ns/SYN | syscalls/pkt | io-wq threads |\n");
     t.push_str("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
     for r in results {
-        let s = r.flood.as_secs_f64();
+        let x = Rates::of(r);
         t.push_str(&format!(
             "| {} | {:.0} | {:.0} | {:.0} | {} ({:.1}%) | {:.0} | {:.0} | {:.3} | {} |\n",
             r.path.name(),
-            r.syns_sent as f64 / s,
-            r.counts.read as f64 / s,
-            r.counts.answered as f64 / s,
+            x.offered,
+            x.read,
+            x.answered,
             r.tun_drops,
-            100.0 * r.tun_drops as f64 / r.syns_sent.max(1) as f64,
-            per(r.counts.cpu_ns, r.counts.read),
-            per(r.flooder_cpu_ns, r.syns_sent),
-            r.counts.syscalls as f64 / r.counts.read.max(1) as f64,
+            x.drop_pct,
+            x.reflector_ns,
+            x.flooder_ns,
+            x.syscalls,
             r.iowq_threads_max,
         ));
     }
