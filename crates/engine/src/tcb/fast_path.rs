@@ -70,7 +70,7 @@ impl Tcb {
             if let Some(rst) = self.process_ack(cx, now, seg) {
                 return Some(rst);
             }
-            self.fast_update_ts_recent(now, seg);
+            self.update_ts_recent(now, seg, seg.payload.len() as u32);
             return Some(None);
         }
         if !self.data_predicted(seg) {
@@ -83,7 +83,7 @@ impl Tcb {
             // RFC 8985 §7.2: arm_tlp with nothing in flight leaves the PTO disarmed.
             self.tlp.deadline = None;
         }
-        self.fast_update_ts_recent(now, seg);
+        self.update_ts_recent(now, seg, seg.payload.len() as u32);
         self.accept_text(cx, now, seg.seq, seg.payload);
         Some(None)
     }
@@ -126,19 +126,6 @@ impl Tcb {
             self.snd.wl2 = seg.ack;
             self.persist_deadline = None;
             self.persist_backoff = 0;
-        }
-    }
-
-    /// RFC 7323 §4.3, exactly as the full path (input.rs) applies it.
-    fn fast_update_ts_recent(&mut self, now: Instant, seg: &TcpSegment) {
-        let seg_len = seg.payload.len() as u32;
-        if self.ts_ok
-            && let Some((tsval, _)) = seg.options.timestamps
-            && seg.seq.le(self.last_ack_sent)
-            && self.last_ack_sent.lt(seg.seq + seg_len.max(1))
-        {
-            self.ts_recent = tsval;
-            self.ts_recent_stamp = now;
         }
     }
 }

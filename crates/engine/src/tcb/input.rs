@@ -388,14 +388,8 @@ impl Tcb {
         // text a zero window refused (RFC 9293 §3.10.7.4: such a segment is not acceptable,
         // only its ACK is processed).
         let refused_text = !seg.payload.is_empty() && self.acceptance_window() == 0;
-        if self.ts_ok
-            && !refused_text
-            && let Some((tsval, _)) = seg.options.timestamps
-            && seg.seq.le(self.last_ack_sent)
-            && self.last_ack_sent.lt(seg.seq + seg_len.max(1))
-        {
-            self.ts_recent = tsval;
-            self.ts_recent_stamp = now;
+        if !refused_text {
+            self.update_ts_recent(now, seg, seg_len);
         }
 
         // Sixth, check the URG bit.
@@ -409,6 +403,19 @@ impl Tcb {
         // Seventh and eighth: segment text and FIN.
         self.process_text_and_fin(cx, now, seg);
         None
+    }
+
+    /// RFC 7323 §4.3: TS.Recent takes SEG.TSval when the segment (`seg_len` octets of
+    /// sequence space) covers Last.ACK.sent. Shared by the full path and fast_path.rs.
+    pub(super) fn update_ts_recent(&mut self, now: Instant, seg: &TcpSegment, seg_len: u32) {
+        if self.ts_ok
+            && let Some((tsval, _)) = seg.options.timestamps
+            && seg.seq.le(self.last_ack_sent)
+            && self.last_ack_sent.lt(seg.seq + seg_len.max(1))
+        {
+            self.ts_recent = tsval;
+            self.ts_recent_stamp = now;
+        }
     }
 
     /// A SYN that may reopen this connection from TIME-WAIT (RFC 1122 §4.2.2.13, RFC 6191):
