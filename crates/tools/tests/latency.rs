@@ -6,14 +6,14 @@ use common::{env_at, kernel_connect_nodelay};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
-use utcp::{Interface, TcpListener};
+use utcp::{BusyPoll, Interface, TcpListener};
 use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 1, 1);
 const STACK: Ipv4Addr = Ipv4Addr::new(10, 79, 1, 2);
 const STEP: Duration = Duration::from_secs(20);
 
-fn setup(tag: &str, busy_poll: Option<Duration>) -> (Interface, NetNs) {
+fn setup(tag: &str, busy_poll: BusyPoll) -> (Interface, NetNs) {
     let e = env_at(tag.trim_start_matches("utcp-"), "lat0", STACK, KERNEL, |cfg| cfg.busy_poll = busy_poll);
     (e.iface, e.ns)
 }
@@ -22,7 +22,7 @@ fn kernel_connect(port: u16) -> TcpStream {
     kernel_connect_nodelay(SocketAddr::from((STACK, port)), STEP)
 }
 
-/// With `busy_poll`, a leader reads requests without sleeping: every transaction is
+/// With `BusyPoll::Always`, a leader reads requests without sleeping: every transaction is
 /// answered correctly and (with a budget far above any round trip) busy polling, not
 /// the poll, delivers requests.
 #[test]
@@ -30,7 +30,7 @@ fn kernel_connect(port: u16) -> TcpStream {
 fn busy_polling_leader_serves_request_response() {
     assert_root("busy_polling_leader_serves_request_response");
     const N: u64 = 2000;
-    let (iface, ns) = setup("utcp-ltbusy", Some(Duration::from_millis(20)));
+    let (iface, ns) = setup("utcp-ltbusy", BusyPoll::Always(Duration::from_millis(20)));
     let l = TcpListener::bind(&iface, (STACK, 7101)).unwrap();
     let client = ns
         .spawn(|| {
@@ -70,7 +70,7 @@ fn concurrent_writers_deliver_in_order() {
     assert_root("concurrent_writers_deliver_in_order");
     const CONNS: usize = 16;
     const BYTES: usize = 2 << 20;
-    let (iface, ns) = setup("utcp-lttx", None);
+    let (iface, ns) = setup("utcp-lttx", BusyPoll::default());
     let l = TcpListener::bind(&iface, (STACK, 7102)).unwrap();
     let client = ns
         .spawn(|| {
@@ -112,4 +112,44 @@ fn concurrent_writers_deliver_in_order() {
     let st = iface.link_stats();
     eprintln!("{st:?}");
     assert!(st.tx_unlocked > 0, "data writes go out after the interface lock");
+}
+
+/// The default `BusyPoll::Adaptive` backs off when polling does not pay: a client that
+/// sends a byte every 5 ms (far beyond the 50 µs budget) gets every byte echoed, and the
+/// leader polls on only a handful of its 40 waits (1, 3, 7, ... chances skipped after
+/// each miss) instead of every one.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn adaptive_busy_poll_backs_off_when_idle() {
+    assert_root("adaptive_busy_poll_backs_off_when_idle");
+    const N: u8 = 40;
+    let (iface, ns) = setup("utcp-ltadapt", BusyPoll::default());
+    let l = TcpListener::bind(&iface, (STACK, 7103)).unwrap();
+    let client = ns
+        .spawn(|| {
+            let mut s = kernel_connect(7103);
+            let mut b = [0u8; 1];
+            for i in 0..N {
+                std::thread::sleep(Duration::from_millis(5));
+                s.write_all(&[i]).unwrap();
+                s.read_exact(&mut b).unwrap();
+                assert_eq!(b[0], i ^ 0xff);
+            }
+        })
+        .unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    s.set_nodelay(true).unwrap();
+    let before = iface.link_stats();
+    let mut b = [0u8; 1];
+    for _ in 0..N {
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&[b[0] ^ 0xff]).unwrap();
+    }
+    client.join().expect("client panicked").expect("setns");
+    let after = iface.link_stats();
+    let polls =
+        (after.busy_poll_hits + after.busy_poll_misses) - (before.busy_poll_hits + before.busy_poll_misses);
+    eprintln!("{N} idle waits: {polls} busy polls; {after:?}");
+    assert!(after.leader_wakeups - before.leader_wakeups >= u64::from(N) / 2, "the leader slept in ppoll");
+    assert!(polls <= 12, "{polls} busy polls in {N} idle waits: the adaptive poll did not back off");
 }

@@ -264,8 +264,9 @@ pub(crate) struct Inner {
     handback_check: Duration,
     /// A tokio task (`pump.rs`) is alive and wants the TUN.
     pub(crate) pump_running: bool,
-    /// `InterfaceConfig::busy_poll` (issue 12).
-    pub(crate) busy_poll: Option<Duration>,
+    /// `InterfaceConfig::busy_poll` (issue 12) and its adaptive state (`lead.rs`).
+    pub(crate) busy_poll: super::BusyPoll,
+    pub(crate) spin: super::lead::SpinBackoff,
     pub(crate) stats: LinkStats,
 }
 
@@ -866,6 +867,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         handback_check: HANDBACK,
         pump_running: false,
         busy_poll: config.busy_poll,
+        spin: Default::default(),
         stats: LinkStats { offload: tun.offload(), ..LinkStats::default() },
     };
     let epoch = std::time::Instant::now();

@@ -23,6 +23,7 @@
 use super::driver::{Inner, Interest, Key, RxBuf, RxOwner, Shared, Who, panic_message};
 use super::sys::{Ready, ppoll2};
 use super::tx::TxDuty;
+use crate::BusyPoll;
 use crate::time::Instant;
 use std::io;
 use std::sync::MutexGuard;
@@ -42,6 +43,62 @@ enum End {
     Return,
     /// Others' traffic only: go on waiting as a follower.
     StepDown,
+}
+
+/// How one busy poll went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Spin {
+    /// It read packets before the budget ran out.
+    pub(crate) hit: bool,
+    /// The thread was preempted while polling (see `Shared::busy_poll`).
+    pub(crate) contended: bool,
+}
+
+/// The adaptive busy poll's back-off (`BusyPoll::Adaptive`): after `level` polls in a row
+/// that read nothing or were contended, the next `2^level - 1` chances to poll are skipped.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct SpinBackoff {
+    level: u32,
+    skip: u32,
+}
+
+impl SpinBackoff {
+    /// At most 2^8 - 1 = 255 chances skipped after a run of misses.
+    const MAX_LEVEL: u32 = 8;
+
+    /// Whether this chance to poll is taken (else it counts as skipped).
+    fn take(&mut self) -> bool {
+        if self.skip > 0 {
+            self.skip -= 1;
+            return false;
+        }
+        true
+    }
+
+    /// A poll paid (read packets without taking a CPU others wanted) or did not.
+    pub(crate) fn record(&mut self, s: Spin) {
+        if s.hit && !s.contended {
+            *self = SpinBackoff::default();
+        } else {
+            self.level = (self.level + 1).min(Self::MAX_LEVEL);
+            self.skip = (1 << self.level) - 1;
+        }
+    }
+}
+
+impl Inner {
+    /// The busy-poll budget for the leader's next wait, if it polls (`BusyPoll`).
+    fn spin_budget(&mut self) -> Option<std::time::Duration> {
+        match self.busy_poll {
+            BusyPoll::Off => None,
+            BusyPoll::Always(d) => Some(d),
+            BusyPoll::Adaptive(d) => {
+                // Alone: nobody else needs the CPU this poll would take from the peer.
+                let alone = self.conn_followers == 0 && self.async_wakers == 0 && !self.pump_running;
+                (alone && self.spin.take()).then_some(d)
+            }
+        }
+    }
 }
 
 impl Shared {
@@ -94,20 +151,24 @@ impl Shared {
         // One clock read per wake-up: the deadline in engine time (rounded up).
         let t0 = std::time::Instant::now();
         let mut now = self.now_at(t0);
-        let busy_poll = g.busy_poll;
         let deadline =
             deadline.map(|d| now + d.saturating_duration_since(t0) + std::time::Duration::from_micros(1));
         // The previous burst's TUN writes, done after the lock is released (issue 12).
         let mut duty = TxDuty::none();
         let end = loop {
+            let spin = g.spin_budget();
             drop(g);
             std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
-            let (polled, hit, mut err) = self.next_burst(&tun, &mut rx, &mut more, busy_poll, deadline, now);
+            let (polled, spun, mut err) = self.next_burst(&tun, &mut rx, &mut more, spin, deadline, now);
+            let hit = spun.is_some_and(|s| s.hit);
             first_only = polled && !hit;
             g = self.lock();
-            if hit {
-                g.stats.busy_poll_hits += 1;
-            } else if polled || (std::mem::take(&mut ahead) && !rx.is_empty()) {
+            if let Some(s) = spun {
+                g.spin.record(s);
+                *(if hit { &mut g.stats.busy_poll_hits } else { &mut g.stats.busy_poll_misses }) += 1;
+                g.stats.busy_poll_contended += s.contended as u64;
+            }
+            if !hit && (polled || (std::mem::take(&mut ahead) && !rx.is_empty())) {
                 // Woken by the poll, or found what a previous leader left unread.
                 g.stats.leader_wakeups += 1;
             }
@@ -155,33 +216,34 @@ impl Shared {
         (g, end)
     }
 
-    /// Wait for and read the leader's next burst into `rx`: busy poll (if configured),
-    /// else sleep in `ppoll` on the TUN and the kick. Woken by the poll, read one packet
-    /// only, so that a request/response answers without first paying the read that finds
-    /// the TUN empty (issue 12); `more` then says to read on without polling. A read that
-    /// finds nothing, with no kick and no error, polls again without taking the lock.
-    /// Returns (woken by the poll, busy polling delivered, error).
+    /// Wait for and read the leader's next burst into `rx`: busy poll for `spin` (if
+    /// any), else sleep in `ppoll` on the TUN and the kick. Woken by the poll, read one
+    /// packet only, so that a request/response answers without first paying the read that
+    /// finds the TUN empty (issue 12); `more` then says to read on without polling. A read
+    /// that finds nothing, with no kick and no error, polls again without taking the lock.
+    /// Returns (woken by the poll, how the busy poll went if one ran, error).
     fn next_burst(
         &self,
         tun: &crate::device::tun::Tun,
         rx: &mut RxBuf,
         more: &mut bool,
-        busy_poll: Option<std::time::Duration>,
+        mut spin: Option<std::time::Duration>,
         deadline: Option<Instant>,
         now: Instant,
-    ) -> (bool, bool, Option<io::Error>) {
+    ) -> (bool, Option<Spin>, Option<io::Error>) {
+        let mut spun = None;
         loop {
             let polled = !*more;
             let mut err = None;
             let ready = if *more {
                 // The last burst filled up: read on without asking.
                 Ready { a: true, a_err: false, b: false }
-            } else if let Some(budget) = busy_poll
-                && self.busy_poll(tun, rx, budget)
+            } else if let Some(budget) = spin.take()
+                && spun.insert(self.busy_poll(tun, rx, budget)).hit
             {
                 // Busy polling read packets: no sleep, no wake-up.
                 *more = false;
-                return (true, true, None);
+                return (true, spun, None);
             } else {
                 let timeout = deadline.map(|d| d.saturating_since(now));
                 match ppoll2(&*self.tun_dev, &self.kick, timeout) {
@@ -210,26 +272,32 @@ impl Shared {
                 // Read on and found the TUN empty: nothing new, poll.
                 continue;
             }
-            return (polled, false, err);
+            return (polled, spun, err);
         }
     }
 
     /// Busy polling (`InterfaceConfig::busy_poll`): read the TUN without sleeping until a
     /// packet comes, the kick rings, or `budget` passes. Returns whether packets were read
-    /// into `rx` (else `rx` is empty and the caller sleeps in `ppoll` as usual).
-    fn busy_poll(&self, tun: &crate::device::tun::Tun, rx: &mut RxBuf, budget: std::time::Duration) -> bool {
+    /// into `rx` (else `rx` is empty and the caller sleeps in `ppoll` as usual), and
+    /// whether the poll was *contended*: this thread got under 3/4 of the wall time as CPU
+    /// time (it was preempted, so the poll took a CPU that other threads wanted).
+    fn busy_poll(&self, tun: &crate::device::tun::Tun, rx: &mut RxBuf, budget: std::time::Duration) -> Spin {
         let start = std::time::Instant::now();
-        loop {
+        let cpu0 = super::sys::thread_cpu_ns();
+        let hit = loop {
             let (more, err) = rx.read_batch(tun);
             if !rx.is_empty() || more || err.is_some() {
                 // An error is left for the ppoll/read path to report.
-                return !rx.is_empty();
+                break !rx.is_empty();
             }
             if start.elapsed() >= budget {
-                return false;
+                break false;
             }
             std::hint::spin_loop();
-        }
+        };
+        let wall = start.elapsed().as_nanos() as u64;
+        let cpu = super::sys::thread_cpu_ns().saturating_sub(cpu0);
+        Spin { hit, contended: cpu < wall / 4 * 3 }
     }
 
     /// Give up reading the TUN: to the driver if other threads (or async tasks) wait on
@@ -295,5 +363,48 @@ impl Shared {
         g.leader_rx = Some(rx);
         self.release_rx(&mut g, now, false);
         (g, now)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Spin, SpinBackoff};
+
+    const MISS: Spin = Spin { hit: false, contended: false };
+    const HIT: Spin = Spin { hit: true, contended: false };
+    const CONTENDED_HIT: Spin = Spin { hit: true, contended: true };
+
+    /// Which of the next `n` chances poll, recording `outcome` for each poll.
+    fn run(b: &mut SpinBackoff, n: usize, outcome: Spin) -> Vec<usize> {
+        (0..n)
+            .filter(|_| {
+                let polls = b.take();
+                if polls {
+                    b.record(outcome);
+                }
+                polls
+            })
+            .collect()
+    }
+
+    #[test]
+    fn misses_back_off_exponentially_up_to_255_skips() {
+        let mut b = SpinBackoff::default();
+        // Polls at 0, then after 1, 3, 7, 15 skips.
+        assert_eq!(run(&mut b, 32, MISS), vec![0, 2, 6, 14, 30]);
+        let mut b = SpinBackoff::default();
+        let polls = run(&mut b, 5000, MISS);
+        let gaps: Vec<usize> = polls.windows(2).map(|w| w[1] - w[0]).collect();
+        assert_eq!(*gaps.iter().max().unwrap(), 256, "capped at 255 skipped chances");
+        assert!(gaps.ends_with(&[256, 256]));
+    }
+
+    #[test]
+    fn an_uncontended_hit_resets_and_a_contended_one_backs_off() {
+        let mut b = SpinBackoff::default();
+        run(&mut b, 64, MISS);
+        b.record(HIT);
+        assert_eq!(run(&mut b, 4, HIT), vec![0, 1, 2, 3], "polls every time while it pays");
+        assert_eq!(run(&mut b, 8, CONTENDED_HIT), vec![0, 2, 6], "preempted polls back off like misses");
     }
 }

@@ -103,12 +103,11 @@ pub struct InterfaceConfig {
     /// [`LinkStats::offload`] says what is in force.
     pub offload: bool,
     // --- latency (issue 12)
-    /// Busy polling (like Linux's `net.core.busy_read`; default `None` = off): a thread
-    /// that leads (reads the TUN while blocked in a socket call) first polls the TUN
-    /// without sleeping for up to this long, so that a reply arriving within it costs no
-    /// wake-up. It burns that much CPU per wait; worth it only for request/response
-    /// traffic on a machine with a core to spare. See docs/latency.md.
-    pub busy_poll: Option<std::time::Duration>,
+    /// Whether a thread that leads (reads the TUN while blocked in a socket call) polls
+    /// the TUN without sleeping before it sleeps in `ppoll`, so that a reply arriving
+    /// within the budget costs no wake-up. Default [`BusyPoll::Adaptive`] with 50 µs.
+    /// See [`BusyPoll`] and docs/latency.md.
+    pub busy_poll: BusyPoll,
 }
 
 impl InterfaceConfig {
@@ -130,8 +129,37 @@ impl InterfaceConfig {
             addr6: None,
             peer6: None,
             offload: true,
-            busy_poll: None,
+            busy_poll: BusyPoll::default(),
         }
+    }
+}
+
+/// How a leading thread waits for the TUN (`InterfaceConfig::busy_poll`, issue 12).
+///
+/// On a virtual machine a halted vCPU takes ~25–30 µs to wake, twice per request/response
+/// round trip; polling the TUN for a few tens of microseconds before sleeping removes the
+/// wake-up on the utcp side. It costs CPU, and on a loaded machine the poll takes CPU
+/// from the threads that would produce the packet, so the default polls only when that
+/// is unlikely to hurt (measured in docs/latency.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BusyPoll {
+    /// Sleep in `ppoll` at once (Linux's default, `net.core.busy_read` = 0).
+    Off,
+    /// Poll for up to this long before every sleep (like `net.core.busy_read`).
+    Always(std::time::Duration),
+    /// Poll for up to this long only while the leader is the interface's only blocked
+    /// thread (no followers, no async tasks: the request/response or accept loop of one
+    /// thread), and only while polling pays: a poll that reads nothing, or during which
+    /// the polling thread was preempted (the CPU was wanted elsewhere), skips the next 1,
+    /// 3, 7, ... up to 255 chances; a poll that reads a packet uncontended resets that.
+    /// An idle or busy machine therefore polls at most once per 256 waits.
+    Adaptive(std::time::Duration),
+}
+
+impl Default for BusyPoll {
+    fn default() -> BusyPoll {
+        BusyPoll::Adaptive(std::time::Duration::from_micros(50))
     }
 }
 
@@ -183,6 +211,11 @@ pub struct LinkStats {
     /// Waits a leader ended by busy polling (`InterfaceConfig::busy_poll`): a packet came
     /// before the budget ran out, so it did not sleep.
     pub busy_poll_hits: u64,
+    /// Busy polls that read nothing within the budget (the leader then slept in `ppoll`).
+    pub busy_poll_misses: u64,
+    /// Busy polls during which the polling thread was preempted (it got under 3/4 of
+    /// the wall time as CPU): the CPU was wanted elsewhere, so the adaptive poll backs off.
+    pub busy_poll_contended: u64,
     /// Bursts read from a parked TUN by a socket call that did not block.
     pub pumps: u64,
     // --- async receive (`utcp::tokio::drive`, issue 11) ---

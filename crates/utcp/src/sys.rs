@@ -18,6 +18,13 @@ pub(crate) fn mono_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// CPU time this thread has used, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`): the adaptive
+/// busy poll compares it with wall time to see whether it was preempted (`lead.rs`).
+pub(crate) fn thread_cpu_ns() -> u64 {
+    let ts = rustix::time::clock_gettime(ClockId::ThreadCPUTime);
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
 fn timespec(d: Duration) -> Timespec {
     Timespec { tv_sec: d.as_secs().min(i64::MAX as u64) as _, tv_nsec: d.subsec_nanos() as _ }
 }

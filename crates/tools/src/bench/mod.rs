@@ -47,16 +47,19 @@ pub enum SystemKind {
     Kernel,
     Smoltcp,
     Utcp,
-    /// utcp with `InterfaceConfig::busy_poll` ([`utcp_sys::BUSY_POLL`]): only on request
-    /// (`--systems ...,utcp-busy`), reported as its own row, never instead of `utcp`.
+    /// utcp polling before every sleep (`BusyPoll::Always(`[`utcp_sys::BUSY_POLL`]`)`): only
+    /// on request (`--systems ...,utcp-busy`), reported as its own row, never instead of `utcp`.
     UtcpBusy,
+    /// utcp that never polls (`BusyPoll::Off`), to show what the default adaptive poll
+    /// buys: only on request (`--systems ...,utcp-nopoll`).
+    UtcpNoPoll,
 }
 
 impl SystemKind {
     /// The systems of a default run.
     pub const ALL: [SystemKind; 3] = [SystemKind::Kernel, SystemKind::Smoltcp, SystemKind::Utcp];
     /// Systems measured only when named (`--systems`).
-    pub const EXTRA: [SystemKind; 1] = [SystemKind::UtcpBusy];
+    pub const EXTRA: [SystemKind; 2] = [SystemKind::UtcpBusy, SystemKind::UtcpNoPoll];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -64,6 +67,7 @@ impl SystemKind {
             SystemKind::Smoltcp => "smoltcp",
             SystemKind::Utcp => "utcp",
             SystemKind::UtcpBusy => "utcp-busy",
+            SystemKind::UtcpNoPoll => "utcp-nopoll",
         }
     }
 
@@ -178,7 +182,9 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             SystemKind::Kernel => Box::new(kernel::KernelSystem::start(opts.kernel_offload)?),
             SystemKind::Smoltcp => Box::new(smoltcp_sys::SmoltcpSystem::start()?),
             SystemKind::Utcp => Box::new(utcp_sys::UtcpSystem::start(opts.utcp_offload)?),
-            SystemKind::UtcpBusy => Box::new(utcp_sys::UtcpSystem::start_busy_poll(opts.utcp_offload)?),
+            k @ (SystemKind::UtcpBusy | SystemKind::UtcpNoPoll) => {
+                Box::new(utcp_sys::UtcpSystem::start_variant(k, opts.utcp_offload)?)
+            }
         };
         systems.push(s);
     }

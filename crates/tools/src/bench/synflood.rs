@@ -119,7 +119,9 @@ pub fn run(opts: &SynfloodOptions, progress: bool) -> io::Result<Vec<SynfloodRes
             SystemKind::Utcp => {
                 Box::new(super::utcp_sys::UtcpSystem::start_with(opts.utcp_tx_queue_len, true)?)
             }
-            SystemKind::UtcpBusy => Box::new(super::utcp_sys::UtcpSystem::start_busy_poll(true)?),
+            k @ (SystemKind::UtcpBusy | SystemKind::UtcpNoPoll) => {
+                Box::new(super::utcp_sys::UtcpSystem::start_variant(k, true)?)
+            }
         };
         if let Some(server) = sys.server_ns() {
             // The spoofed range answers into the client namespace, which drops it.

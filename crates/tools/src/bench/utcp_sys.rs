@@ -11,13 +11,13 @@ use super::{Port, System, SystemKind};
 use crate::netns::NetNs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
-use utcp::{Interface, InterfaceConfig, TcpListener};
+use utcp::{BusyPoll, Interface, InterfaceConfig, TcpListener};
 
 pub const KERNEL_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 1);
 pub const STACK_IP: Ipv4Addr = Ipv4Addr::new(10, 88, 3, 2);
 const TUN_NAME: &str = "tun-utcp";
 
-/// The busy-poll budget of the `utcp-busy` system (`InterfaceConfig::busy_poll`).
+/// The busy-poll budget of the `utcp-busy` system (`BusyPoll::Always`).
 pub const BUSY_POLL: std::time::Duration = std::time::Duration::from_micros(50);
 
 pub struct UtcpSystem {
@@ -35,21 +35,27 @@ impl UtcpSystem {
         UtcpSystem::start_with(None, offload)
     }
 
-    /// The `utcp-busy` system: [`UtcpSystem::start`] with busy polling ([`BUSY_POLL`]).
-    pub fn start_busy_poll(offload: bool) -> io::Result<UtcpSystem> {
-        UtcpSystem::start_config(None, offload, Some(BUSY_POLL))
+    /// The `utcp-busy` (`BusyPoll::Always(`[`BUSY_POLL`]`)`) or `utcp-nopoll`
+    /// (`BusyPoll::Off`) system: [`UtcpSystem::start`] with another busy-poll policy.
+    pub fn start_variant(kind: SystemKind, offload: bool) -> io::Result<UtcpSystem> {
+        let poll = match kind {
+            SystemKind::UtcpBusy => BusyPoll::Always(BUSY_POLL),
+            SystemKind::UtcpNoPoll => BusyPoll::Off,
+            _ => BusyPoll::default(),
+        };
+        UtcpSystem::start_config(None, offload, (kind, poll))
     }
 
     /// [`UtcpSystem::start`] with the TUN's kernel queue set to `tx_queue_len` packets
     /// (`InterfaceConfig::tx_queue_len`; `utcp bench --synflood --txqueuelen`).
     pub fn start_with(tx_queue_len: Option<u32>, offload: bool) -> io::Result<UtcpSystem> {
-        UtcpSystem::start_config(tx_queue_len, offload, None)
+        UtcpSystem::start_config(tx_queue_len, offload, (SystemKind::Utcp, BusyPoll::default()))
     }
 
     fn start_config(
         tx_queue_len: Option<u32>,
         offload: bool,
-        busy_poll: Option<std::time::Duration>,
+        (kind, busy_poll): (SystemKind, BusyPoll),
     ) -> io::Result<UtcpSystem> {
         let ns = NetNs::create(&NetNs::unique_name("utcpb-ut"))?;
         let mut config = InterfaceConfig::new(TUN_NAME, STACK_IP, KERNEL_IP, 24);
@@ -58,7 +64,6 @@ impl UtcpSystem {
         config.tx_queue_len = tx_queue_len;
         config.offload = offload;
         config.busy_poll = busy_poll;
-        let kind = if busy_poll.is_some() { SystemKind::UtcpBusy } else { SystemKind::Utcp };
         // If this fails, `ns` is dropped (and deleted) on the way out.
         let iface = Interface::new(config)?;
         let mut listeners = Vec::new();
