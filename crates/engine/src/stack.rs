@@ -5,11 +5,11 @@
 use crate::anyip::AnyIpFilter;
 use crate::gate::{Gate, Held};
 use crate::memory::MemPool;
+use crate::quad_hash::{ListenAddr, ListenHasher};
 use crate::seq::SeqNum;
 use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::time::{Duration, Instant};
 use crate::timewait::{TimeWaitTable, TwKey, TwRecord};
-use crate::quad_hash::{ListenAddr, ListenHasher};
 use crate::wire::frag::{FragResult, Reassembler};
 use crate::wire::{DropReason, TcpFlags, TcpHeaderOut, TcpOptions, TcpSegment, emit_ip_tcp, parse_ip_tcp};
 use crate::{CloseReason, Config, ConnId, Counters, Event, Keepalive, ListenerId, Quad, State, Status, isn};
