@@ -43,7 +43,8 @@ pub const TCP_CSUM_OFFSET: usize = 16;
 pub struct Transmit {
     /// Bytes written at the start of the buffer: one IPv4 packet.
     pub len: usize,
-    /// IPv4 plus TCP header length (virtio-net `hdr_len`).
+    /// IP plus TCP header length (virtio-net `hdr_len`); for a packet that is not TCP
+    /// (ICMP, ICMPv6), the IP header length.
     pub header_len: usize,
     /// `Some(payload octets per piece)` when the packet is a super-segment of more than
     /// one TCP segment (virtio-net `gso_size`); the last piece may be shorter.
@@ -116,6 +117,18 @@ fn head_len(p: &[u8]) -> Option<usize> {
     let flags = TcpFlags(p[IP_HDR + 13]);
     let plain = flags.ack() && !flags.syn() && !flags.rst() && !flags.urg() && !flags.psh() && !flags.fin();
     (plain && hdr >= IP_HDR + 20 && hdr < p.len()).then_some(hdr)
+}
+
+/// The header length of a packet that goes out alone (`Transmit::header_len`): the IPv4
+/// header (IHL) or the fixed IPv6 header (the engine writes no extension headers), plus
+/// the TCP header (data offset) when the packet is TCP. The engine wrote `p`; the reads
+/// are still bounded (a missing octet reads as 0), so no input can make it panic.
+fn header_len_alone(p: &[u8]) -> usize {
+    let at = |i: usize| p.get(i).copied().unwrap_or(0);
+    let v6 = at(0) >> 4 == 6;
+    let (ip, proto) = if v6 { (40, at(6)) } else { ((at(0) & 0x0f) as usize * 4, at(9)) };
+    let tcp = if proto == crate::wire::packet::PROTO_TCP { (at(ip + 12) >> 4) as usize * 4 } else { 0 };
+    (ip + tcp).min(p.len())
 }
 
 /// Does `next` continue the super-segment `head` (of `segs` pieces of `size` octets, all
@@ -228,8 +241,7 @@ impl Stack {
             if partial {
                 complete_tcp_checksum(&mut buf[..n]);
             }
-            let hdr = if n >= IP_HDR + 20 { IP_HDR + ((buf[IP_HDR + 12] >> 4) as usize) * 4 } else { n };
-            return Some(Transmit::single(n, hdr.min(n)));
+            return Some(Transmit::single(n, header_len_alone(&buf[..n])));
         };
         let size = n - hdr;
         let mut head = [0u8; MAX_HDR];
@@ -306,6 +318,27 @@ mod tests {
         assert!(s.take_into(&mut out).is_none(), "taken once");
         s.hold(&[9; 40], TxReason::Fin);
         assert_eq!(s.buf.len(), cap);
+    }
+
+    #[test]
+    fn header_len_alone_is_ip_plus_tcp_or_ip_alone() {
+        let mut p = [0u8; 80];
+        p[0] = 0x45;
+        p[9] = 6;
+        p[IP_HDR + 12] = 8 << 4;
+        assert_eq!(header_len_alone(&p), 52, "IPv4, TCP with 12 octets of options");
+        p[9] = 1;
+        assert_eq!(header_len_alone(&p[..28]), 20, "IPv4 ICMP");
+        let mut q = [0u8; 80];
+        q[0] = 0x60;
+        q[6] = 6;
+        q[40 + 12] = 10 << 4;
+        assert_eq!(header_len_alone(&q), 80, "IPv6, TCP with 20 octets of options");
+        q[6] = 58;
+        assert_eq!(header_len_alone(&q[..48]), 40, "ICMPv6");
+        p[0] = 0x4f;
+        assert_eq!(header_len_alone(&p[..28]), 28, "bounded by the packet");
+        assert_eq!(header_len_alone(&[]), 0);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 use crate::anyip::AnyIpFilter;
 use crate::gate::{Gate, Held};
 use crate::memory::MemPool;
+use crate::quad_hash::{ListenAddr, ListenHasher};
 use crate::seq::SeqNum;
 use crate::tcb::{Cx, RstReply, Tcb, notify};
 use crate::time::{Duration, Instant};
@@ -105,7 +106,8 @@ pub struct Stack {
     slots: Vec<Slot>,
     free: Vec<u32>,
     listeners: Vec<Option<Listener>>,
-    listen_map: HashMap<SocketAddr, ListenerId, QuadHasherBuilder>,
+    /// Unkeyed by design: only the application adds keys (quad_hash.rs, `ListenHasher`).
+    listen_map: HashMap<ListenAddr, ListenerId, ListenHasher>,
     /// The any-IP listener and its filter, if one listens (see `anyip.rs`).
     any_ip: Option<(ListenerId, AnyIpFilter)>,
     /// SYNs held for gated listeners until the application decides (see `gate.rs`).
@@ -170,7 +172,7 @@ impl Stack {
             slots: Vec::new(),
             free: Vec::new(),
             listeners: Vec::new(),
-            listen_map: HashMap::with_hasher(hasher.clone()),
+            listen_map: HashMap::with_hasher(ListenHasher::default()),
             any_ip: None,
             gate: Gate::default(),
             events: VecDeque::new(),
@@ -406,7 +408,7 @@ impl Stack {
         if self.listen_map.is_empty() {
             return None;
         }
-        if let Some(&l) = self.listen_map.get(&local) {
+        if let Some(&l) = self.listen_map.get(&ListenAddr(local)) {
             return Some(l);
         }
         let any: IpAddr = match local.ip() {
@@ -414,8 +416,9 @@ impl Stack {
             IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
         };
         let v6_any = SocketAddr::new(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), local.port());
-        self.listen_map.get(&SocketAddr::new(any, local.port())).copied().or_else(|| {
+        self.listen_map.get(&ListenAddr(SocketAddr::new(any, local.port()))).copied().or_else(|| {
             // IPv6 (issue 13): `[::]` takes IPv4 too unless `Config::v6only` (RFC 3493 §5.3).
+            let v6_any = ListenAddr(v6_any);
             (local.is_ipv4() && !self.config.v6only).then(|| self.listen_map.get(&v6_any).copied()).flatten()
         })
     }

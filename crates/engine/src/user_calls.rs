@@ -16,11 +16,11 @@ impl Stack {
         if local.port() == 0 {
             local.set_port(self.pick_port(local, None).ok_or(ListenError::NoFreePort)?);
         }
-        if self.listen_map.contains_key(&local) {
+        if self.listen_map.contains_key(&ListenAddr(local)) {
             return Err(ListenError::AddrInUse);
         }
         let id = self.add_listener(local, backlog);
-        self.listen_map.insert(local, id);
+        self.listen_map.insert(ListenAddr(local), id);
         Ok(id)
     }
 
@@ -160,7 +160,7 @@ impl Stack {
         if self.any_ip.as_ref().is_some_and(|(id, _)| *id == l) {
             self.any_ip = None;
         } else {
-            self.listen_map.remove(&li.addr);
+            self.listen_map.remove(&ListenAddr(li.addr));
         }
         for (quad, seq) in self.gate.drain(l) {
             self.queue_reply(

@@ -435,3 +435,100 @@ fn go_back_n_after_a_timeout_is_not_glued() {
     assert!(t.gso.counters().retrans_segs >= rto + 3, "went back N: {}", t.gso.counters().retrans_segs);
     assert_eq!(t.gso.counters().retrans_segs, t.plain.counters().retrans_segs);
 }
+
+/// Two connections with a full window of data queued each. The stack drains the first
+/// before the second, so the second's first segment does not continue the first one's
+/// super-segment (other ports): `poll_transmit_gso` holds it back (the glue that fails,
+/// gso.rs) with its checksum completed, and it leads the next super-segment. Exact output:
+/// the pieces of both packets are the plain twin's segments, in its order.
+#[test]
+fn a_segment_of_another_connection_is_held_and_leads_the_next_packet() {
+    let mut t = Twin::new();
+    let (la, rb) = (SocketAddr::new(A, 40001), SocketAddr::new(B, 80));
+    let c2 = (t.gso.connect(t.now, la, rb).unwrap(), t.plain.connect(t.now, la, rb).unwrap());
+    t.pump(64); // the second handshake (its child stays in the peer's accept queue)
+    // IW10 (RFC 6928): ten full segments each, with more queued, so none carries PSH.
+    let data = payload(20 * 1448);
+    for (g, p) in [t.c, c2] {
+        assert_eq!(t.gso.send(g, &data).unwrap(), data.len());
+        assert_eq!(t.plain.send(p, &data).unwrap(), data.len());
+    }
+    let mut buf = vec![0u8; 65536];
+    let mut twin = vec![0u8; 65536];
+    for port in [40000u16, 40001] {
+        let tx = t.gso.poll_transmit_gso(t.now, &mut buf, 64).expect("a super-segment");
+        let size = tx.segment_size.expect("glued");
+        assert_eq!(
+            tx,
+            Transmit {
+                len: 52 + 10 * size,
+                header_len: 52,
+                segment_size: Some(size),
+                segments: 10,
+                csum_start: Some(20)
+            }
+        );
+        assert_eq!(u16::from_be_bytes([buf[20], buf[21]]), port, "one connection per packet");
+        for piece in tso_split(&buf[..tx.len], tx) {
+            let n = t.plain.poll_transmit(t.now, &mut twin).expect("the twin sends it too");
+            assert_eq!(piece, &twin[..n], "piece of a super-segment differs from the plain segment");
+        }
+    }
+    assert_eq!(t.gso.poll_transmit_gso(t.now, &mut buf, 64), None);
+    assert_eq!(t.plain.poll_transmit(t.now, &mut twin), None);
+}
+
+/// An ICMP echo request (RFC 792) from B to A carrying `data`; checksums valid.
+fn ping_packet(data: &[u8]) -> Vec<u8> {
+    let total = 28 + data.len();
+    let mut p = vec![0u8; total];
+    p[0] = 0x45;
+    p[2..4].copy_from_slice(&(total as u16).to_be_bytes());
+    p[8] = 64;
+    p[9] = 1;
+    let (IpAddr::V4(src), IpAddr::V4(dst)) = (B, A) else { unreachable!() };
+    p[12..16].copy_from_slice(&src.octets());
+    p[16..20].copy_from_slice(&dst.octets());
+    let c = checksum::checksum(&p[..20]);
+    p[10..12].copy_from_slice(&c.to_be_bytes());
+    p[20] = 8;
+    p[28..].copy_from_slice(data);
+    let c = checksum::checksum(&p[20..]);
+    p[22..24].copy_from_slice(&c.to_be_bytes());
+    p
+}
+
+/// Packets that cannot lead a super-segment go out alone, and `header_len` is their IP
+/// header plus their TCP header if they are TCP: an ICMP echo reply (RFC 792), short or
+/// with data that would read as a TCP data offset, is 20; an IPv6 SYN is 40 plus its
+/// TCP header. (It used to read a "TCP data offset" at IPv4 offsets in any packet.)
+#[test]
+fn packets_that_cannot_lead_go_out_alone_with_their_header_length() {
+    let mut s = Stack::new(sender_config());
+    s.add_local_addr(A);
+    let now = Instant::from_millis(1000);
+    let mut buf = vec![0u8; 65536];
+    for (data, len) in [(&[][..], 28), (&[0xff; 56][..], 84)] {
+        s.handle_packet(now, &ping_packet(data));
+        let tx = s.poll_transmit_gso(now, &mut buf, 64).expect("an echo reply");
+        assert_eq!(tx, Transmit { len, header_len: 20, segment_size: None, segments: 1, csum_start: None });
+        assert_eq!((buf[9], buf[20], &buf[28..len]), (1, 0, data), "ICMP echo reply");
+    }
+    let (us, peer): (IpAddr, IpAddr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+    s.add_local_addr(us);
+    s.connect(now, SocketAddr::new(us, 40000), SocketAddr::new(peer, 80)).unwrap();
+    let tx = s.poll_transmit_gso(now, &mut buf, 64).expect("a SYN");
+    let tcp_hdr = (buf[40 + 12] >> 4) as usize * 4;
+    assert_eq!((buf[0] >> 4, buf[6], buf[40 + 13]), (6, 6, 0x02), "an IPv6 SYN");
+    assert_eq!(
+        tx,
+        Transmit {
+            len: 40 + tcp_hdr,
+            header_len: 40 + tcp_hdr,
+            segment_size: None,
+            segments: 1,
+            csum_start: None
+        }
+    );
+    assert_eq!(s.poll_transmit_gso(now, &mut buf, 64), None);
+}

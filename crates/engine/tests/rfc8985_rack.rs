@@ -187,3 +187,80 @@ fn dsack_widens_the_reordering_window() {
     h.fire_timer();
     expect_data(&mut h, 4);
 }
+
+/// Segments 0 and 1 leave, then (1 ms later) our FIN alone. Segment 0 and the FIN are
+/// lost; one RTT later segment 1 is SACKed. Returns when segment 1's SACK was sent.
+fn lost_head_and_bare_fin(h: &mut H) {
+    h.write(&payload((2 * SMSS) as usize));
+    expect_data(h, 0);
+    let o = h.expect(ACK | PSH, h.our(SMSS), h.peer(0));
+    assert_eq!(o.payload.len(), SMSS as usize, "{o}");
+    h.advance(Duration::from_millis(1));
+    h.stack.shutdown(h.c(), std::net::Shutdown::Write).unwrap();
+    h.expect(ACK | FIN, h.our(2 * SMSS), h.peer(0));
+    h.expect_nothing();
+    h.advance(RTT - Duration::from_millis(1));
+    h.send(ack(h, 0, &[(1, 2)]));
+    h.expect_nothing();
+}
+
+/// A lost FIN-only transmission record (RFC 8985 §6.2 step 5; the FIN occupies one
+/// sequence number, RFC 9293 §3.4): the retransmission of segment 0, sent after the FIN,
+/// is delivered one RTT later, so the FIN, sent RACK.rtt + reo_wnd (0 in recovery) before
+/// it, is lost and NextSeg rule 1 (RFC 6675 §4) resends it with that ACK: no PTO (none in
+/// recovery), no RTO.
+#[test]
+fn a_lost_bare_fin_is_marked_and_resent_by_recovery() {
+    let mut h = sender(true);
+    lost_head_and_bare_fin(&mut h);
+    // Segment 0 waits reo_wnd (segment 1 was sent at the same time, above it).
+    assert_eq!(h.fire_timer(), reo_wnd(&h));
+    expect_data(&mut h, 0);
+    h.expect_nothing();
+    h.advance(RTT);
+    let lost_before = h.stack.counters().rack_lost_marks;
+    h.send(ack(&h, 2, &[]));
+    // The FIN goes again at once, on that ACK's virtual time.
+    h.expect(ACK | FIN, h.our(2 * SMSS), h.peer(0)).len(0);
+    h.expect_nothing();
+    assert_eq!(h.stack.counters().rack_lost_marks, lost_before + 1);
+    let st = h.stack.status(h.c()).unwrap();
+    assert_eq!((st.retransmits, st.fast_retransmits, st.timeouts), (2, 1, 0));
+    assert_eq!(h.stack.counters().tlp_probes, 0);
+    h.advance(RTT);
+    h.send(Seg::new(ACK, h.peer(0), h.our(2 * SMSS + 1)));
+    h.expect_nothing();
+    assert_eq!(h.stack.status(h.c()).unwrap().state, State::FinWait2);
+}
+
+/// The same with the FIN on the last data segment: segments 0 and 2 (with the FIN) are
+/// lost, segment 1 SACKed. When segment 0's retransmission is delivered, segment 2's
+/// record is lost and goes again whole, data and FIN in one segment, as it was sent.
+#[test]
+fn a_lost_data_and_fin_record_is_resent_with_its_fin() {
+    let mut h = sender(true);
+    h.write(&payload((3 * SMSS) as usize));
+    h.stack.shutdown(h.c(), std::net::Shutdown::Write).unwrap();
+    expect_data(&mut h, 0);
+    expect_data(&mut h, 1);
+    let o = h.expect(ACK | PSH | FIN, h.our(2 * SMSS), h.peer(0));
+    assert_eq!(o.payload.len(), SMSS as usize, "{o}");
+    h.expect_nothing();
+    h.advance(RTT);
+    h.send(ack(&h, 0, &[(1, 2)]));
+    h.expect_nothing();
+    assert_eq!(h.fire_timer(), reo_wnd(&h));
+    expect_data(&mut h, 0);
+    h.expect_nothing();
+    h.advance(RTT);
+    h.send(ack(&h, 2, &[]));
+    let o = h.expect(ACK | PSH | FIN, h.our(2 * SMSS), h.peer(0));
+    assert_eq!(o.payload.len(), SMSS as usize, "{o}");
+    h.expect_nothing();
+    let st = h.stack.status(h.c()).unwrap();
+    assert_eq!((st.retransmits, st.timeouts), (2, 0));
+    h.advance(RTT);
+    h.send(Seg::new(ACK, h.peer(0), h.our(3 * SMSS + 1)));
+    h.expect_nothing();
+    assert_eq!(h.stack.status(h.c()).unwrap().state, State::FinWait2);
+}

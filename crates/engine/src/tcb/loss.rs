@@ -234,16 +234,25 @@ impl Tcb {
 
     /// NextSeg rule 1 with RACK (RFC 8985 §6.2, RFC 6675 §4): the first segment marked lost
     /// (by RACK or IsLost()) and not retransmitted since, its unSACKed front, at most SMSS.
+    /// Our FIN occupies one sequence number (RFC 9293 §3.4): a lost record holding it is
+    /// resent like data, the FIN alone or with the data before it.
     fn plan_rack_lost(&mut self, cx: &mut Cx) -> Option<Plan> {
         let first = core::mem::take(&mut self.scoreboard.rack.rxt_first);
         if !first && !self.recovery_room(cx.cfg) {
             return None;
         }
         let data_end = self.buf_seq() + self.sendbuf.len() as u32;
-        let (mut seq, end) = self.scoreboard.rack.first_lost(data_end)?;
+        // The FIN, if it was sent and is not acknowledged yet.
+        let fin = self.fin_seq().filter(|&fs| !self.fin_acked() && self.snd_max.gt(fs));
+        let limit = fin.map_or(data_end, |fs| fs + 1);
+        let (mut seq, end) = self.scoreboard.rack.first_lost(limit)?;
         if let Some(e) = self.scoreboard.sacked_end_at(seq) {
             seq = e;
         }
+        if fin == Some(seq) {
+            return Some(self.plan_rack_lost_fin(cx, seq));
+        }
+        let fin = fin.filter(|&fs| fs.lt(end));
         let mut end = end.min(data_end);
         if let Some(s) = self.scoreboard.next_sacked_after(seq) {
             end = end.min(s);
@@ -253,12 +262,28 @@ impl Tcb {
         }
         let len = end.since(seq).min(self.eff_mss(cx.cfg) as u32);
         self.tx_reason = crate::TxReason::SackHoleRetransmit;
-        let plan = self.plan_rxt(cx, seq, len, false)?;
+        let mut plan = self.plan_rxt(cx, seq, len, false)?;
+        // The lost record holds the FIN right after this data: it goes along.
+        if fin.is_some_and(|fs| plan.seq + plan.len as u32 == fs) {
+            plan.flags |= TcpFlags::FIN;
+        }
         // HighRxt covers it, so that rules 3 and 4 do not send it again.
         if self.scoreboard.high_rxt.lt(seq + len) {
             self.scoreboard.high_rxt = seq + len;
         }
         Some(plan)
+    }
+
+    /// NextSeg rule 1 for a lost record that is our FIN alone (all data before it is
+    /// acknowledged or was resent): <SEQ=FIN><CTL=FIN,ACK>, no payload.
+    fn plan_rack_lost_fin(&mut self, cx: &mut Cx, fin_seq: crate::seq::SeqNum) -> Plan {
+        self.tx_reason = crate::TxReason::SackHoleRetransmit;
+        self.retransmits += 1;
+        cx.counters.retrans_segs += 1;
+        if self.scoreboard.high_rxt.lt(fin_seq + 1) {
+            self.scoreboard.high_rxt = fin_seq + 1;
+        }
+        Plan { seq: fin_seq, flags: TcpFlags::ACK | TcpFlags::FIN, off: self.sendbuf.len(), len: 0 }
     }
 
     /// A retransmission of `[seq, seq + len)` that leaves HighRxt alone (TLP, RFC 8985 §7.3).

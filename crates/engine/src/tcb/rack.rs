@@ -18,6 +18,8 @@
 //!   stays armed as the backstop).
 //!
 //! Lost-marked segments become NextSeg rule 1 (loss.rs) and leave `pipe` (RFC 6675 §4);
+//! our FIN has a record like data (it occupies one sequence number, RFC 9293 §3.4) and is
+//! resent the same way, alone or with the data of its record;
 //! a RACK loss outside recovery starts it (RFC 6675 §5 step 4, with PRR).
 //! After an RTO every unSACKed segment is lost (§6.3).
 
@@ -363,7 +365,7 @@ impl Rack {
     }
 
     /// The first record marked lost and not retransmitted since (NextSeg rule 1).
-    /// Only records starting below `limit` (the end of the data) count.
+    /// Only records starting below `limit` (the end of the data, or past a sent FIN) count.
     pub(crate) fn first_lost(&self, limit: SeqNum) -> Option<(SeqNum, SeqNum)> {
         self.segs
             .iter()
