@@ -56,9 +56,14 @@ fn request_response_is_served_by_the_blocked_application_thread() {
     // A slow application thread may find a request already queued and read it inline.
     let pumped = after.pumps - before.pumps;
     let driver = after.driver_wakeups - before.driver_wakeups;
-    eprintln!("{N} transactions: {led} leader wake-ups, {pumped} pumps, {driver} driver wake-ups");
+    // With the default adaptive busy polling (`BusyPoll::Adaptive`), the waiting thread
+    // reads most requests while polling, without a wake-up.
+    let polled = after.busy_poll_hits - before.busy_poll_hits;
+    eprintln!(
+        "{N} transactions: {led} leader wake-ups, {polled} busy-poll hits, {pumped} pumps, {driver} driver wake-ups"
+    );
     // Every request is read by the application thread that waits for it.
-    assert!(led + pumped >= N * 9 / 10, "leader woke {led} times for {N} requests");
+    assert!(led + polled + pumped >= N * 9 / 10, "leader read {} of {N} requests", led + polled + pumped);
     // The driver only checks on the parked TUN now and then, and fires timers.
     assert!(driver <= N / 4, "driver woke {driver} times for {N} requests");
 }
