@@ -434,7 +434,7 @@ mod tests {
 
     /// What `Inner::flush_tx` does with the interface lock held: produce into the
     /// thread's arena, spilling when full, then hand over.
-    fn produce(q: &TxQueue, sink: &Recorder, arena: &mut TxArena, pkts: &[Vec<u8>]) -> bool {
+    fn produce(q: &TxQueue, sink: &impl Sink, arena: &mut TxArena, pkts: &[Vec<u8>]) -> bool {
         for p in pkts {
             if !arena.has_room() && q.hand_over(arena, sink, true) {
                 drop(q.write_all(q.lock(), sink, false));
@@ -463,7 +463,7 @@ mod tests {
                         let len = if round % 7 == 0 { 9000 } else { 60 };
                         let pkts: Vec<_> = (0..n).map(|i| packet(*next + i as u64, len)).collect();
                         *next += n as u64;
-                        let writer = produce(&q, &sink, &mut arena, &pkts);
+                        let writer = produce(&q, &*sink, &mut arena, &pkts);
                         drop(next);
                         if writer {
                             drop(q.write_all(q.lock(), &*sink, true));
@@ -630,6 +630,79 @@ mod tests {
         q.add_stats(&mut st);
         assert_eq!((st.tx_packets, st.tx_spills), (600, 600 / TX_ARENA_PKTS as u64), "{st:?}");
         assert_eq!(arena.pkts.capacity(), TX_ARENA_PKTS);
+        assert_all_arenas_home(&q);
+    }
+
+    /// Counts heap allocations made by a thread that set `MEASURING` (only this test's).
+    struct Counting;
+
+    static ALLOCS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+    thread_local! {
+        static MEASURING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    fn count() {
+        if MEASURING.try_with(|m| m.get()).unwrap_or(false) {
+            ALLOCS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    // SAFETY: forwards to the system allocator; only counts calls.
+    unsafe impl std::alloc::GlobalAlloc for Counting {
+        unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+            count();
+            // SAFETY: same contract as the caller's.
+            unsafe { std::alloc::System.alloc(layout) }
+        }
+        unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+            // SAFETY: same contract as the caller's.
+            unsafe { std::alloc::System.dealloc(ptr, layout) }
+        }
+        unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, size: usize) -> *mut u8 {
+            count();
+            // SAFETY: same contract as the caller's.
+            unsafe { std::alloc::System.realloc(ptr, layout, size) }
+        }
+    }
+
+    #[global_allocator]
+    static COUNTING: Counting = Counting;
+
+    /// A TUN that only counts (it allocates nothing).
+    #[derive(Default)]
+    struct Tally(std::sync::atomic::AtomicU64);
+
+    impl Sink for Tally {
+        fn send_packet(&self, _: &[u8], _: Option<&Transmit>) -> io::Result<()> {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_hand_over_allocates_nothing() {
+        // Producing, spilling, swapping, appending and writing: no heap allocation, even
+        // with this thread holding the duty across spills (every arena queued at once).
+        let q = TxQueue::new();
+        let tun = Tally::default();
+        let mut arena = TxArena::new();
+        let big: Vec<_> = (0..9).map(|i| packet(i, MAX_PACKET - 100)).collect();
+        let small: Vec<_> = (0..300).map(|i| packet(i, 40)).collect();
+        MEASURING.with(|m| m.set(true));
+        for _ in 0..20 {
+            assert!(produce(&q, &tun, &mut arena, &small[..3]), "the writer");
+            assert!(!produce(&q, &tun, &mut arena, &small[..2]), "appended");
+            assert!(!produce(&q, &tun, &mut arena, &big), "spilled and swapped");
+            assert!(!produce(&q, &tun, &mut arena, &small), "spilled on the packet cap");
+            drop(q.write_all(q.lock(), &tun, true));
+        }
+        MEASURING.with(|m| m.set(false));
+        assert_eq!(ALLOCS.load(std::sync::atomic::Ordering::Relaxed), 0);
+        assert_eq!(tun.0.load(std::sync::atomic::Ordering::Relaxed), 20 * (3 + 2 + 9 + 300));
+        let mut st = LinkStats::default();
+        q.add_stats(&mut st);
+        assert!(st.tx_appends >= 20 && st.tx_swaps >= 20 * 4 && st.tx_spills >= 20 * 3, "{st:?}");
         assert_all_arenas_home(&q);
     }
 }
