@@ -70,7 +70,9 @@ pub(crate) const TX_ARENA_PKTS: usize = 256;
 /// 1 MiB per interface.
 pub(crate) const TX_QUEUE_ARENAS: usize = 3;
 /// A batch of at most this many bytes is copied behind the last queued arena (if it fits)
-/// instead of taking an arena from the pool: ACKs and a couple of MTU packets.
+/// instead of taking an arena from the pool: ACKs and a couple of MTU packets. Without
+/// it (every batch swapped), `utcp bench --only http` made producers wait 171 537 times
+/// and http_close fell from ~21-23k to 15.5k req/s (docs/latency.md).
 pub(crate) const TX_APPEND_MAX: usize = 4096;
 /// Errors a TUN write reports for a packet the kernel would not take (a loss, not a failure).
 const ENOBUFS: i32 = rustix::io::Errno::NOBUFS.raw_os_error();
