@@ -184,8 +184,13 @@ pub struct LinkStats {
     pub tx_by_other: u64,
     /// Times the transmit arena filled up in one engine call and was handed over early.
     pub tx_spills: u64,
-    /// Times a producer waited for the writer to take a full queue.
+    /// Times a producer waited for the writer to return an arena (the queue was full).
     pub tx_waits: u64,
+    // --- transmit queue without the extra copy (tx.rs): arenas swapped, not copied ---
+    /// Batches handed over by swapping the filled arena for an empty one (no copy).
+    pub tx_swaps: u64,
+    /// Small batches (`tx::TX_APPEND_MAX` bytes) copied behind the last queued batch.
+    pub tx_appends: u64,
     /// Packets the impairment hook dropped.
     pub impaired_drops: u64,
     /// Packets the impairment hook duplicated.
