@@ -144,3 +144,34 @@ fn a_stale_urgent_pointer_is_not_signalled() {
     assert_eq!(urgent_events(&mut h), 0);
     assert_eq!(h.stack.status(c).unwrap().urgent_remaining, 0);
 }
+
+/// Regression (issue 12): SND.UP started at ISS and stayed there, so once SND.UNA had
+/// moved 2^31 octets past it, the wrapping comparison SND.UP > SND.UNA came out true and
+/// every segment carried URG with pointer 65535 (a Linux receiver then takes one octet
+/// per segment out of the stream). SND.UP now follows SND.UNA while no urgent data is
+/// outstanding (BSD's tcp_output "drag it along", Linux's tcp_clean_rtx_queue), so no
+/// segment after 2^31 + 2^20 octets of plain data carries URG, and urgent data sent then
+/// still points after itself.
+#[test]
+fn no_urgent_mode_after_two_gib_of_plain_data() {
+    const CHUNK: usize = 30_000; // the harness peer's window
+    let cfg = base_config().with_mtu(65_535).with_send_buffer(CHUNK).with_recv_buffer(65_535);
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(65_000));
+    let c = h.c();
+    let total: u64 = (1 << 31) + (1 << 20);
+    let mut sent: u64 = 0;
+    while sent < total {
+        // Zero-copy SEND: the octets' values do not matter here.
+        let n = h.stack.send_with(c, |b| b.len().min(CHUNK)).unwrap_or_else(|e| panic!("send after {sent}: {e:?} {:?}", h.stack.status(c)));
+        let out = h.drain();
+        assert_eq!(out.len(), 1, "one segment per chunk");
+        let o = &out[0];
+        assert!(!o.flags.urg() && o.urgent == 0, "URG after {sent} octets: {o}");
+        sent += n as u64;
+        h.send(Seg::new(ACK, h.peer(0), o.seq.wrapping_add(n as u32)));
+    }
+    write_urgent(&mut h, b"!");
+    let o = h.expect(ACK | PSH | URG, h.our(0).wrapping_add(sent as u32), h.peer(0)).len(1);
+    assert_eq!(o.urgent, 1);
+}

@@ -64,6 +64,16 @@ impl Tcb {
         }
     }
 
+    /// SND.UNA moves to `ack`: unless urgent data is still outstanding beyond it, SND.UP
+    /// moves along (BSD's tcp_output "drag it along", Linux's tcp_clean_rtx_queue), so it
+    /// stays within 2^31 of SND.UNA and the comparison in `urgent_mode` cannot wrap into
+    /// urgent mode after 2 GiB of plain data (issue 12 regression).
+    pub(crate) fn drag_snd_up(&mut self, ack: SeqNum) {
+        if !self.snd.up.gt(ack) {
+            self.snd.up = ack;
+        }
+    }
+
     /// Urgent mode: SND.UP is ahead of SND.UNA (urgent data not yet acknowledged).
     pub(crate) fn urgent_mode(&self) -> bool {
         self.snd.up.gt(self.snd.una)
