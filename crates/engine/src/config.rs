@@ -62,6 +62,14 @@ pub struct Config {
     pub resend_fin_with_ack: bool,
     /// Send buffer per connection, bytes.
     pub send_buffer: usize,
+    /// When an ACK that frees send-buffer space raises `Event::Writable` (the wake-up of a
+    /// writer blocked on a full buffer). `None` (Linux, `sk_stream_write_space`): once the
+    /// free space is at least half of what is still queued, so a full buffer must drain
+    /// by a third. `Some(n)` (FreeBSD's `so_snd.sb_lowat`, SO_SNDLOWAT, 2048 by default):
+    /// once `n` bytes are free. Waking the writer for every small ACK makes it write
+    /// small pieces, each sent at once: a bulk sender then stays in a regime of small
+    /// segments and small ACKs (issue 12: 27 Gbit/s fell to 7 after the first GiB).
+    pub send_lowat: Option<usize>,
     /// Send the MSS option on our SYN (RFC 9293 §3.7.1: SHOULD when the MSS differs from
     /// 536; off only to emulate TCP_NOOPT).
     pub send_mss_option: bool,
@@ -353,6 +361,7 @@ impl Default for Config {
             window_full_space: false,
             resend_fin_with_ack: false,
             send_buffer: 256 * 1024,
+            send_lowat: None,
             send_mss_option: true,
             window_scale: true,
             window_scale_shift: None,

@@ -40,6 +40,7 @@ config_setters! {
     with_window_full_space => window_full_space: bool,
     with_resend_fin_with_ack => resend_fin_with_ack: bool,
     with_send_buffer => send_buffer: usize,
+    with_send_lowat => send_lowat: Option<usize>,
     with_send_mss_option => send_mss_option: bool,
     with_window_scale => window_scale: bool,
     with_window_scale_shift => window_scale_shift: Option<u8>,

@@ -638,8 +638,45 @@ fn send_buffer_full_would_block() {
     h.drain();
     h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
     assert!(h.stack.can_send(c));
-    assert!(h.events().contains(&Event::Writable(c)));
     assert_eq!(h.stack.send(c, &payload(2000)).unwrap(), 1000);
+}
+
+/// `Config::send_lowat` = None (Linux's sk_stream_write_space): a writer blocked on a full
+/// buffer is told it may write once the free space is half of what is still queued (a
+/// third of a full buffer), not on every ACK; the space itself is usable at once.
+#[test]
+fn writable_after_a_third_of_a_full_buffer_drains() {
+    let cfg = base_config().with_send_buffer(6000);
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(MSS));
+    let c = h.c();
+    assert_eq!(h.stack.send(c, &payload(10_000)).unwrap(), 6000);
+    h.drain();
+    let _ = h.events();
+    // 1000 free, 5000 queued: no wake-up, but a write that comes anyway takes the space.
+    h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
+    assert!(h.stack.can_send(c));
+    assert!(!h.events().contains(&Event::Writable(c)), "woken with 1000 of 6000 free");
+    // 2000 free, 4000 queued: free >= queued / 2.
+    h.send(Seg::new(ACK, h.peer(0), h.our(2000)));
+    assert!(h.events().contains(&Event::Writable(c)));
+}
+
+/// `Config::send_lowat` = Some(n) (FreeBSD's so_snd.sb_lowat): the wake-up comes once n
+/// bytes are free.
+#[test]
+fn writable_at_the_bsd_low_water_mark() {
+    let cfg = base_config().with_send_buffer(6000).with_send_lowat(Some(1500));
+    let mut h = H::new(cfg);
+    h.establish_passive(mss_opts(MSS));
+    let c = h.c();
+    assert_eq!(h.stack.send(c, &payload(10_000)).unwrap(), 6000);
+    h.drain();
+    let _ = h.events();
+    h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
+    assert!(!h.events().contains(&Event::Writable(c)), "woken below the low-water mark");
+    h.send(Seg::new(ACK, h.peer(0), h.our(1500)));
+    assert!(h.events().contains(&Event::Writable(c)));
 }
 
 /// §3.10.7.4 seventh, FIN-WAIT-1: text is still delivered while our FIN is unacknowledged.

@@ -657,6 +657,17 @@ impl Tcb {
         None
     }
 
+    /// Whether the send buffer's free space is worth a blocked writer's wake-up
+    /// (`Config::send_lowat`): Linux's `sk_stream_is_writeable` (free >= queued / 2) or
+    /// FreeBSD's low-water mark in bytes.
+    fn send_space_wakes(&self, cfg: &Config) -> bool {
+        let free = self.sendbuf.free();
+        match cfg.send_lowat {
+            None => free >= self.sendbuf.len() / 2,
+            Some(n) => free >= n.min(self.sendbuf.capacity()),
+        }
+    }
+
     /// SND.UNA < SEG.ACK =< SND.NXT: new data acknowledged.
     pub(crate) fn on_new_ack(&mut self, cx: &mut Cx, now: Instant, seg: &TcpSegment) {
         let acked_seq = seg.ack.since(self.snd.una) as usize;
@@ -679,7 +690,7 @@ impl Tcb {
         if self.snd.nxt.lt(self.snd.una) {
             self.snd.nxt = self.snd.una;
         }
-        if data_acked > 0 {
+        if data_acked > 0 && self.send_space_wakes(cx.cfg) {
             self.notify |= notify::WRITABLE;
         }
 

@@ -60,8 +60,10 @@ impl Profile {
         // net.inet.tcp.recvspace = 65536, rounded to a multiple of the MSS.
         config.recv_buffer = 65536;
         config.recv_buffer_round_to_mss = true;
-        // net.inet.tcp.sendspace = 32768.
+        // net.inet.tcp.sendspace = 32768; a blocked writer wakes at so_snd.sb_lowat = 2048
+        // free bytes (sowwakeup).
         config.send_buffer = 32768;
+        config.send_lowat = Some(2048);
         // SYN options `mss, nop, wscale, sackOK, TS`; the shift follows
         // kern.ipc.maxsockbuf (2 MiB -> 6).
         config.option_layout = OptionLayout::FreeBsd;
