@@ -117,6 +117,10 @@ pub trait System {
     fn link_stats(&self) -> Option<utcp::LinkStats> {
         None
     }
+    /// The engine's counters so far (utcp only), printed beside `link_stats`.
+    fn engine_counters(&self) -> Option<utcp::engine::Counters> {
+        None
+    }
 }
 
 /// `UTCP_BENCH_STATS` is set: print utcp's link counters and rr's latency tail per sample.
@@ -216,6 +220,9 @@ pub fn run(opts: &Options) -> io::Result<Report> {
                             && let Some(st) = s.link_stats()
                         {
                             eprintln!("bench: utcp link stats so far: {st:?}");
+                            if let Some(c) = s.engine_counters() {
+                                eprintln!("bench: utcp engine counters so far: {c}");
+                            }
                         }
                         report.add(w, s.kind(), sample);
                     }

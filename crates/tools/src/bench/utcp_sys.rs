@@ -92,4 +92,7 @@ impl System for UtcpSystem {
     fn link_stats(&self) -> Option<utcp::LinkStats> {
         Some(self._iface.link_stats())
     }
+    fn engine_counters(&self) -> Option<utcp::engine::Counters> {
+        Some(self._iface.counters())
+    }
 }
