@@ -66,9 +66,9 @@ pub struct Config {
     /// writer blocked on a full buffer). `None` (Linux, `sk_stream_write_space`): once the
     /// free space is at least half of what is still queued, so a full buffer must drain
     /// by a third. `Some(n)` (FreeBSD's `so_snd.sb_lowat`, SO_SNDLOWAT, 2048 by default):
-    /// once `n` bytes are free. Waking the writer for every small ACK makes it write
-    /// small pieces, each sent at once: a bulk sender then stays in a regime of small
-    /// segments and small ACKs (issue 12: 27 Gbit/s fell to 7 after the first GiB).
+    /// once `n` bytes are free. Waking the writer for every small ACK costs a wake-up per
+    /// ACK and makes it queue small pieces (bulk_from_stack, 4 GiB, two paired runs:
+    /// 26.6 and 27.4 Gbit/s with the Linux rule, 22.3 and 26.7 waking at every ACK).
     pub send_lowat: Option<usize>,
     /// Send the MSS option on our SYN (RFC 9293 §3.7.1: SHOULD when the MSS differs from
     /// 536; off only to emulate TCP_NOOPT).
