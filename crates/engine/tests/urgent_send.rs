@@ -163,7 +163,10 @@ fn no_urgent_mode_after_two_gib_of_plain_data() {
     let mut sent: u64 = 0;
     while sent < total {
         // Zero-copy SEND: the octets' values do not matter here.
-        let n = h.stack.send_with(c, |b| b.len().min(CHUNK)).unwrap_or_else(|e| panic!("send after {sent}: {e:?} {:?}", h.stack.status(c)));
+        let n = h
+            .stack
+            .send_with(c, |b| b.len().min(CHUNK))
+            .unwrap_or_else(|e| panic!("send after {sent}: {e:?} {:?}", h.stack.status(c)));
         let out = h.drain();
         assert_eq!(out.len(), 1, "one segment per chunk");
         let o = &out[0];
