@@ -154,10 +154,31 @@ fn a_stale_urgent_pointer_is_not_signalled() {
 /// still points after itself.
 #[test]
 fn no_urgent_mode_after_two_gib_of_plain_data() {
+    let (mut h, sent) = two_gib_of_full_segments();
+    write_urgent(&mut h, b"!");
+    let o = h.expect(ACK | PSH | URG, h.our(0).wrapping_add(sent as u32), h.peer(0)).len(1);
+    assert_eq!(o.urgent, 1);
+}
+
+/// The same for Minshall's Nagle (`Config::nagle_minshall`, on by default): the end of the
+/// last small segment started at ISS and, after 2^31 octets in full-sized segments only,
+/// looked ahead of SND.UNA, so a small write with nothing in flight was held with nothing
+/// to release it. It goes out at once.
+#[test]
+fn a_small_write_after_two_gib_of_full_segments_is_not_held() {
+    let (mut h, sent) = two_gib_of_full_segments();
+    h.write(b"tail");
+    let o = h.expect(ACK | PSH, h.our(0).wrapping_add(sent as u32), h.peer(0)).len(4);
+    assert_eq!(o.urgent, 0);
+}
+
+/// An established connection that has sent 2^31 + 1 MiB octets in full-sized segments
+/// (MSS = the harness peer's window = the chunk), all acknowledged; returns the count.
+fn two_gib_of_full_segments() -> (H, u64) {
     const CHUNK: usize = 30_000; // the harness peer's window
     let cfg = base_config().with_mtu(65_535).with_send_buffer(CHUNK).with_recv_buffer(65_535);
     let mut h = H::new(cfg);
-    h.establish_passive(mss_opts(65_000));
+    h.establish_passive(mss_opts(CHUNK as u16));
     let c = h.c();
     let total: u64 = (1 << 31) + (1 << 20);
     let mut sent: u64 = 0;
@@ -171,10 +192,9 @@ fn no_urgent_mode_after_two_gib_of_plain_data() {
         assert_eq!(out.len(), 1, "one segment per chunk");
         let o = &out[0];
         assert!(!o.flags.urg() && o.urgent == 0, "URG after {sent} octets: {o}");
+        assert_eq!(o.payload.len(), CHUNK, "a full-sized segment");
         sent += n as u64;
         h.send(Seg::new(ACK, h.peer(0), o.seq.wrapping_add(n as u32)));
     }
-    write_urgent(&mut h, b"!");
-    let o = h.expect(ACK | PSH | URG, h.our(0).wrapping_add(sent as u32), h.peer(0)).len(1);
-    assert_eq!(o.urgent, 1);
+    (h, sent)
 }

@@ -683,7 +683,7 @@ impl Tcb {
         }
         let data_acked = data_acked.min(self.sendbuf.len());
         self.sendbuf.drain(data_acked);
-        self.drag_snd_up(seg.ack);
+        self.drag_marks(seg.ack);
         self.snd.una = seg.ack;
         self.user_timeout_on_ack(now);
         self.scoreboard.prune(seg.ack);

@@ -64,13 +64,19 @@ impl Tcb {
         }
     }
 
-    /// SND.UNA moves to `ack`: unless urgent data is still outstanding beyond it, SND.UP
-    /// moves along (BSD's tcp_output "drag it along", Linux's tcp_clean_rtx_queue), so it
-    /// stays within 2^31 of SND.UNA and the comparison in `urgent_mode` cannot wrap into
-    /// urgent mode after 2 GiB of plain data (issue 12 regression).
-    pub(crate) fn drag_snd_up(&mut self, ack: SeqNum) {
+    /// SND.UNA moves to `ack`: the marks compared with it move along once passed, so that
+    /// they stay within 2^31 of SND.UNA and the wrapping comparison (RFC 9293 §3.4) cannot
+    /// flip after 2 GiB of data (issue 12 regression):
+    /// - SND.UP, unless urgent data is still outstanding beyond `ack` (BSD's tcp_output
+    ///   "drag it along", Linux's tcp_clean_rtx_queue); else `urgent_mode` turned on;
+    /// - the end of the last small segment (Minshall's Nagle, `output.rs`); else a small
+    ///   segment was held with nothing in flight to release it.
+    pub(crate) fn drag_marks(&mut self, ack: SeqNum) {
         if !self.snd.up.gt(ack) {
             self.snd.up = ack;
+        }
+        if !self.snd_sml.gt(ack) {
+            self.snd_sml = ack;
         }
     }
 
