@@ -61,8 +61,10 @@ struct RackVars {
     end_seq: SeqNum,
     /// RACK.segs_sacked: records SACKed above SND.UNA.
     segs_sacked: u32,
-    /// RACK.fack: the highest end delivered.
-    fack: SeqNum,
+    /// RACK.fack: the highest end delivered (None before the first delivery: a fixed
+    /// start such as 0 lies "ahead" of half of all ISSs in sequence space, which once made
+    /// the first in-order delivery look reordered).
+    fack: Option<SeqNum>,
     /// RACK.rtt: the RTT of the segment behind RACK.xmit_ts.
     rtt: Duration,
     /// RACK.min_RTT: the smallest RACK RTT sample inside `Config::min_rtt_window`.
@@ -99,7 +101,7 @@ impl Default for Rack {
             xmit_ts: None,
             end_seq: SeqNum(0),
             segs_sacked: 0,
-            fack: SeqNum(0),
+            fack: None,
             rtt: Duration::ZERO,
             min_rtt: WindowedMin::default(),
             reord: false,
@@ -135,10 +137,9 @@ impl RackVars {
         tsval_older: &dyn Fn(Instant) -> bool,
     ) {
         // Step 3: RACK_detect_reordering.
-        if d.end.gt(self.fack) {
-            self.fack = d.end;
-        } else if d.end.lt(self.fack) && !d.retrans {
-            self.reord = true;
+        match self.fack {
+            Some(f) if !d.end.gt(f) => self.reord |= d.end.lt(f) && !d.retrans,
+            _ => self.fack = Some(d.end),
         }
         let rtt = now.saturating_since(d.xmit_ts);
         if d.retrans && (tsval_older(d.xmit_ts) || self.min_rtt.get().is_some_and(|m| rtt < m)) {
@@ -519,6 +520,24 @@ mod tests {
             deliver(&mut v, T0 + Duration::from_secs(i), 40);
         }
         assert_eq!(v.reo_wnd(false, None), Duration::from_millis(10));
+    }
+
+    /// Regression: RACK.fack started at sequence number 0, so for an ISS in the other half
+    /// of the sequence space the first in-order delivery was "below" it and set RACK.reord
+    /// (RFC 8985 §6.2 step 3), which keeps the reordering window open in recovery.
+    #[test]
+    fn in_order_deliveries_are_not_reordering_for_any_iss() {
+        for iss in [0u32, 1 << 20, 0x8000_0001, 0x9000_0000, u32::MAX - 50] {
+            let mut v = Rack::default().v;
+            for k in 1..=4u32 {
+                let d = Delivered { xmit_ts: T0, end: SeqNum(iss.wrapping_add(k * 1000)), retrans: false };
+                v.on_delivered(d, T0 + Duration::from_millis(5), W, &|_| false);
+            }
+            assert!(!v.reord, "ISS {iss:#x}: in-order deliveries taken for reordering");
+            let late = Delivered { xmit_ts: T0, end: SeqNum(iss.wrapping_add(500)), retrans: false };
+            v.on_delivered(late, T0 + Duration::from_millis(6), W, &|_| false);
+            assert!(v.reord, "ISS {iss:#x}: a delivery below RACK.fack is reordering");
+        }
     }
 
     #[test]
