@@ -131,8 +131,9 @@ impl Stack {
     pub fn accept_syn(&mut self, now: Instant, quad: Quad) -> io::Result<()> {
         let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
         let seg = h.segment(&quad);
-        // The LISTEN checks passed when the SYN was held; admit it as any passive open.
-        self.admit_syn(now, h.listener, quad, &seg, None);
+        // The LISTEN checks passed when the SYN was held; admit it as any passive open
+        // (with the ISS a TIME-WAIT reuse requires, RFC 6191).
+        self.admit_syn(now, h.listener, quad, &seg, h.iss);
         Ok(())
     }
 

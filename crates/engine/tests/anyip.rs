@@ -143,3 +143,44 @@ fn held_syns_are_bounded_by_the_backlog_and_reset_when_the_listener_closes() {
     assert_eq!(rsts.len(), 4);
     assert!(rsts.iter().all(|o| o.flags == RST | ACK && o.ack == PEER_ISS + 1));
 }
+
+/// A SYN that reopens a quad in TIME-WAIT (RFC 6191) is gated like any other: held,
+/// unanswered, until the application decides, and then answered with an ISS above the
+/// old incarnation's. It used to bypass the gate: `utcp forward` (whose clients close
+/// second, leaving TIME-WAIT with utcp) completed the handshake of a client whose
+/// ephemeral port came round again, found no upstream for it and reset it.
+#[test]
+fn gated_syn_reopening_a_time_wait_quad_is_held_too() {
+    let (mut h, to) = gated();
+    let l = h.listener.unwrap();
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(to));
+    h.expect_nothing();
+    assert_eq!(h.stack.poll_held_syn(l), Some(quad_to(to)));
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let iss = h.recv().expect("the SYN-ACK once accepted").seq;
+    h.send(Seg::new(ACK, PEER_ISS + 1, iss.wrapping_add(1)).to(to));
+    let (c, _) = h.stack.accept(l).expect("established");
+    // We close first (as the gateway does when the upstream closes): TIME-WAIT.
+    h.stack.close(c);
+    h.expect_to(remote_addr(), FIN | ACK, iss.wrapping_add(1), PEER_ISS + 1);
+    h.send(Seg::new(FIN | ACK, PEER_ISS + 1, iss.wrapping_add(2)).to(to));
+    h.expect_to(remote_addr(), ACK, iss.wrapping_add(2), PEER_ISS + 2);
+    assert!(h.stack.connections().any(|(_, s)| s == State::TimeWait));
+    let _ = h.events();
+    // The same port again, with a SYN above RCV.NXT: held, reported, not answered.
+    h.advance(Duration::from_secs(1));
+    let new_iss = PEER_ISS + 500_000;
+    h.send(Seg::new(SYN, new_iss, 0).to(to));
+    h.expect_nothing();
+    assert!(h.events().contains(&Event::SynArrived(l)));
+    h.send(Seg::new(SYN, new_iss, 0).to(to));
+    h.expect_nothing();
+    assert_eq!(h.stack.accept(l).unwrap_err().kind(), ErrorKind::WouldBlock, "no handshake without a decision");
+    assert_eq!(h.stack.poll_held_syn(l), Some(quad_to(to)));
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let synack = h.recv().expect("the SYN-ACK once accepted");
+    assert_eq!((synack.flags, synack.ack, synack.src), (SYN | ACK, new_iss + 1, to));
+    assert!(synack.seq.wrapping_sub(iss) as i32 > (1 << 17), "ISS above the old SND.MAX: {synack}");
+    h.send(Seg::new(ACK, new_iss + 1, synack.seq.wrapping_add(1)).to(to));
+    assert!(h.stack.accept(l).is_ok(), "established once accepted");
+}
