@@ -68,6 +68,9 @@ pub struct ForwardOptions {
     pub pcap: Option<PathBuf>,
     /// Print a line per connection.
     pub verbose: bool,
+    /// Read the TUN on the gateway's tokio runtime (`utcp::tokio::drive`): no hop through
+    /// the interface's driver thread per packet. Off: the driver thread reads it.
+    pub drive: bool,
 }
 
 impl ForwardOptions {
@@ -88,6 +91,7 @@ impl ForwardOptions {
             connect_timeout: Duration::from_secs(5),
             pcap: None,
             verbose: true,
+            drive: false,
         }
     }
 
@@ -290,6 +294,12 @@ type Waiting = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), oneshot::Sender<TcpSt
 
 /// Run the gateway until `stop` is set. Returns the totals.
 pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> {
+    let iface = open_interface(&o)?;
+    serve(&iface, o, stop)
+}
+
+/// The gateway's TUN in `o.netns`, with the routes into it.
+pub fn open_interface(o: &ForwardOptions) -> io::Result<Interface> {
     let mut cfg = InterfaceConfig::new(&o.tun, o.addr, o.peer.0, o.peer.1);
     cfg.netns = Some(o.netns.clone());
     cfg.pcap = o.pcap.clone();
@@ -298,7 +308,13 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
         cfg.peer6 = Some(o.peer6);
     }
     let iface = Interface::new(cfg)?;
-    add_routes(&o)?;
+    add_routes(o)?;
+    Ok(iface)
+}
+
+/// Run the gateway on `iface` (from [`open_interface`]) until `stop` is set (a test can
+/// watch the interface meanwhile). Returns the totals.
+pub fn serve(iface: &Interface, o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> {
     let factory = Arc::new(SocketFactory::new(&o.upstream)?);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let totals = Arc::new(Totals::default());
@@ -308,7 +324,11 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
     }
     let o = Arc::new(o);
     rt.block_on(async {
-        let listener = Arc::new(TcpListener::bind_any(&iface, filter)?);
+        let listener = Arc::new(TcpListener::bind_any(iface, filter)?);
+        if o.drive {
+            // Read the TUN on this runtime: no driver-thread hop per packet (issue 11).
+            utcp::tokio::drive(iface)?;
+        }
         listener.set_handshake_gate(true)?;
         let waiting: Waiting = Arc::default();
         tokio::spawn(accept_loop(listener.clone(), waiting.clone()));
