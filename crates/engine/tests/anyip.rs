@@ -184,3 +184,46 @@ fn gated_syn_reopening_a_time_wait_quad_is_held_too() {
     h.send(Seg::new(ACK, new_iss + 1, synack.seq.wrapping_add(1)).to(to));
     assert!(h.stack.accept(l).is_ok(), "established once accepted");
 }
+
+/// A SYN retransmitted while its first copy's SYN-cookie handshake is in flight is held
+/// again (a cookie leaves no state to absorb it). If the cookie handshake completes
+/// first, deciding that second held SYN must not replace the established connection
+/// with a new SYN-RECEIVED one (it did: the connection the application had accepted got
+/// no more segments, and the peer saw a second SYN-ACK).
+#[test]
+fn accepting_a_stale_held_syn_keeps_the_connection_its_cookie_made() {
+    let mut h = H::new(base_config().with_syn_queue_len(1));
+    let f = AnyIpFilter::all().prefix("10.99.0.0".parse().unwrap(), 24);
+    let l = h.stack.listen_any(f, 0).unwrap();
+    h.stack.set_handshake_gate(l, true).unwrap();
+    let to = dst([10, 99, 0, 1], 8080);
+    let x = SocketAddr::from(([10, 0, 0, 2], 41000));
+    // X fills the SYN queue (one entry).
+    h.send(Seg::new(SYN, PEER_ISS, 0).from(x).to(to));
+    h.stack.accept_syn(h.now, Quad { local: to, remote: x }).unwrap();
+    let x_iss = h.recv().expect("X's SYN-ACK").seq;
+    // Y is accepted by the application, answered with a cookie (the queue is full) ...
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1460).to(to));
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let cookie = h.recv().expect("Y's SYN-ACK (a cookie)");
+    assert_eq!(h.stack.counters().syncookies_sent, 1);
+    // ... Y's SYN comes again before the SYN-ACK reached it: held again.
+    let _ = h.events();
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1460).to(to));
+    h.expect_nothing();
+    assert!(h.events().contains(&Event::SynArrived(l)));
+    // X completes (the queue empties) and Y's cookie ACK makes Y's connection.
+    h.send(Seg::new(ACK, PEER_ISS + 1, x_iss.wrapping_add(1)).from(x).to(to));
+    h.send(Seg::new(ACK, PEER_ISS + 1, cookie.seq.wrapping_add(1)).to(to));
+    let (c1, _) = h.stack.accept(l).unwrap();
+    let (c2, _) = h.stack.accept(l).unwrap();
+    let y = if h.stack.peer_addr(c1).unwrap() == remote_addr() { c1 } else { c2 };
+    // The application decides the second held SYN: nothing goes out, Y stands.
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    h.expect_nothing();
+    h.send(Seg::new(ACK | PSH, PEER_ISS + 1, cookie.seq.wrapping_add(1)).data(b"hi").to(to));
+    h.expect_to(remote_addr(), ACK, cookie.seq.wrapping_add(1), PEER_ISS + 3);
+    let mut buf = [0u8; 4];
+    assert_eq!(h.stack.recv(y, &mut buf).unwrap(), 2, "Y's data reaches the accepted connection");
+    assert_eq!(h.stack.counters().dropped(DropReason::Ignored), 1, "the stale SYN, counted");
+}
