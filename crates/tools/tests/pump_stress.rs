@@ -144,13 +144,30 @@ fn hogs(n: u64, stop: Arc<AtomicBool>) -> Vec<std::thread::JoinHandle<()>> {
         .collect()
 }
 
-/// The engine's view of every connection that is not closed, for a failure message.
+/// The engine's view of the connections (but those in TIME-WAIT), for a failure message.
 fn engine_view(iface: &utcp::Interface) -> String {
     iface.with_stack(|st| {
-        let mut v: Vec<String> = st.connections().map(|(q, s)| format!("{} -> {}: {s:?}", q.remote, q.local)).collect();
+        let all: Vec<_> = st.connections().collect();
+        let tw = all.iter().filter(|(_, s)| *s == utcp::engine::State::TimeWait).count();
+        let mut v: Vec<String> = all
+            .iter()
+            .filter(|(_, s)| *s != utcp::engine::State::TimeWait)
+            .map(|(q, s)| format!("{} -> {}: {s:?}", q.remote, q.local))
+            .collect();
         v.sort();
-        v.join("\n")
+        format!("{tw} in TIME-WAIT; others:\n{}", v.join("\n"))
     })
+}
+
+/// The engine's nonzero drop counters.
+fn drops(iface: &utcp::Interface) -> String {
+    let c = iface.counters();
+    let v: Vec<String> = utcp::wire::DropReason::ALL
+        .iter()
+        .filter(|d| c.dropped(**d) > 0)
+        .map(|d| format!("{} {}", d.name(), c.dropped(*d)))
+        .collect();
+    v.join(", ")
 }
 
 #[test]
@@ -164,8 +181,9 @@ fn forward_with_drive_completes_every_exchange_under_cpu_pressure() {
     let stop = Arc::new(AtomicBool::new(false));
     let server = upstream(&b, stop.clone());
     let mut o = ForwardOptions::new(a.name(), "fw0", vec![(Ipv4Addr::new(10, 99, 0, 0).into(), 24)], Upstream::Netns(b.name().into()));
-    o.verbose = false;
-    o.drive = true;
+    // A line per connection (how it ended) for a post-mortem: UTCP_STRESS_VERBOSE=1.
+    o.verbose = env_num("UTCP_STRESS_VERBOSE", 0) == 1;
+    o.drive = env_num("UTCP_STRESS_DRIVE", 1) == 1;
     let iface = forward::open_interface(&o).expect("gateway interface");
     let gw_stop = Arc::new(AtomicBool::new(false));
     let hog_threads = hogs(env_num("UTCP_STRESS_HOGS", 2), stop.clone());
@@ -188,10 +206,11 @@ fn forward_with_drive_completes_every_exchange_under_cpu_pressure() {
             if !failed.is_empty() {
                 let after = iface.link_stats();
                 failures.push(format!(
-                    "round {r}: {} of {conns} failed:\n{}\nengine:\n{}\nstats before {before:?}\nafter {after:?}",
+                    "round {r}: {} of {conns} failed:\n{}\nengine:\n{}\ndrops: {}\nstats before {before:?}\nafter {after:?}",
                     failed.len(),
                     failed.join("\n"),
-                    engine_view(&iface)
+                    engine_view(&iface),
+                    drops(&iface),
                 ));
                 break;
             }
