@@ -69,14 +69,14 @@ pub struct ForwardOptions {
     /// Print a line per connection.
     pub verbose: bool,
     /// Read the TUN on the gateway's tokio runtime (`utcp::tokio::drive`): no hop through
-    /// the interface's driver thread per packet. Off: the driver thread reads it.
+    /// the interface's driver thread per packet (default). Off: the driver thread reads it.
     pub drive: bool,
 }
 
 impl ForwardOptions {
     /// Defaults: stack 10.255.255.2, kernel side 10.255.255.1/30 (IPv6: stack
     /// fd00:ff:ff::2, kernel side fd00:ff:ff::1/126, private ULAs of RFC 4193), 5 s
-    /// connect timeout.
+    /// connect timeout, the TUN read on the gateway's runtime (`drive`).
     pub fn new(netns: &str, tun: &str, routes: Vec<(IpAddr, u8)>, upstream: Upstream) -> ForwardOptions {
         ForwardOptions {
             netns: netns.into(),
@@ -91,7 +91,7 @@ impl ForwardOptions {
             connect_timeout: Duration::from_secs(5),
             pcap: None,
             verbose: true,
-            drive: false,
+            drive: true,
         }
     }
 
