@@ -129,6 +129,9 @@ impl Stack {
     /// §3.10.7.2) and the connection reaches `accept` once established. `NotFound` if no
     /// SYN is held for `quad`.
     ///
+    /// Admission is that of any SYN: with the accept queue full the SYN is dropped (counted
+    /// `ListenOverflow`); the peer retransmits it and it is held again.
+    ///
     /// If the quad got a connection while this SYN was held (a retransmission of a SYN
     /// answered earlier with a SYN cookie, whose handshake then completed), that
     /// connection stands and reaches `accept`; the held SYN is dropped (counted as
