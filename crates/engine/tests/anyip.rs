@@ -175,7 +175,11 @@ fn gated_syn_reopening_a_time_wait_quad_is_held_too() {
     assert!(h.events().contains(&Event::SynArrived(l)));
     h.send(Seg::new(SYN, new_iss, 0).to(to));
     h.expect_nothing();
-    assert_eq!(h.stack.accept(l).unwrap_err().kind(), ErrorKind::WouldBlock, "no handshake without a decision");
+    assert_eq!(
+        h.stack.accept(l).unwrap_err().kind(),
+        ErrorKind::WouldBlock,
+        "no handshake without a decision"
+    );
     assert_eq!(h.stack.poll_held_syn(l), Some(quad_to(to)));
     h.stack.accept_syn(h.now, quad_to(to)).unwrap();
     let synack = h.recv().expect("the SYN-ACK once accepted");

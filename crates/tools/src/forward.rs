@@ -497,7 +497,8 @@ mod tests {
     fn a_relay_task_that_gives_up_removes_only_its_own_waiting_entry() {
         // Task 1 waits for client K's stream; K's SYN comes again and task 2 replaces it.
         let waiting: Waiting = Arc::default();
-        let key: (SocketAddr, SocketAddr) = ("10.99.0.1:80".parse().unwrap(), "10.0.0.2:4000".parse().unwrap());
+        let key: (SocketAddr, SocketAddr) =
+            ("10.99.0.1:80".parse().unwrap(), "10.0.0.2:4000".parse().unwrap());
         let (tx1, mut rx1) = oneshot::channel();
         let (tx2, _rx2) = oneshot::channel();
         waiting.lock().unwrap().insert(key, (1, tx1));

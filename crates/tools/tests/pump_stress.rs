@@ -181,7 +181,12 @@ fn forward_with_drive_completes_every_exchange_under_cpu_pressure() {
     let b = NetNs::create(&NetNs::unique_name("ps-b")).expect("netns B");
     let stop = Arc::new(AtomicBool::new(false));
     let server = upstream(&b, stop.clone());
-    let mut o = ForwardOptions::new(a.name(), "fw0", vec![(Ipv4Addr::new(10, 99, 0, 0).into(), 24)], Upstream::Netns(b.name().into()));
+    let mut o = ForwardOptions::new(
+        a.name(),
+        "fw0",
+        vec![(Ipv4Addr::new(10, 99, 0, 0).into(), 24)],
+        Upstream::Netns(b.name().into()),
+    );
     // A line per connection (how it ended) for a post-mortem: UTCP_STRESS_VERBOSE=1.
     o.verbose = env_num("UTCP_STRESS_VERBOSE", 0) == 1;
     // UTCP_STRESS_DRIVE=0: the same through the driver thread, for comparison.

@@ -59,7 +59,9 @@ fn request_response_is_served_by_the_blocked_application_thread() {
     // With adaptive busy polling (the default), the waiting thread often finds the request
     // while it polls, without a wake-up: a hit, read by that same thread.
     let spun = after.busy_poll_hits - before.busy_poll_hits;
-    eprintln!("{N} transactions: {led} leader wake-ups, {spun} busy-poll hits, {pumped} pumps, {driver} driver wake-ups");
+    eprintln!(
+        "{N} transactions: {led} leader wake-ups, {spun} busy-poll hits, {pumped} pumps, {driver} driver wake-ups"
+    );
     // Every request is read by the application thread that waits for it.
     assert!(led + spun + pumped >= N * 9 / 10, "leader woke {led} times, polled {spun} for {N} requests");
     // The driver only checks on the parked TUN now and then, and fires timers.
