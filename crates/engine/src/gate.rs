@@ -28,6 +28,9 @@ pub(crate) struct HeldSyn {
     window: u16,
     options: TcpOptions,
     since: Instant,
+    /// The ISS a SYN that reopens a quad in TIME-WAIT must use (above the old
+    /// incarnation's SND.MAX, RFC 6191), kept until the SYN is answered.
+    pub(crate) iss: Option<SeqNum>,
 }
 
 impl HeldSyn {
@@ -73,7 +76,8 @@ pub(crate) enum Held {
 }
 
 impl Gate {
-    /// Hold `seg` for `listener`, with room for `cap` SYNs.
+    /// Hold `seg` for `listener`, with room for `cap` SYNs; `iss` overrides the ISS of
+    /// the answer (TIME-WAIT reuse).
     pub(crate) fn hold(
         &mut self,
         listener: ListenerId,
@@ -81,6 +85,7 @@ impl Gate {
         seg: &TcpSegment,
         now: Instant,
         cap: usize,
+        iss: Option<SeqNum>,
     ) -> Held {
         if self.held.contains_key(&quad) {
             return Held::Again;
@@ -101,7 +106,7 @@ impl Gate {
         }
         self.fresh.entry(listener).or_default().push_back(quad);
         *self.count.entry(listener).or_default() += 1;
-        let h = HeldSyn { listener, seq: seg.seq, window: seg.window, options: seg.options, since: now };
+        let h = HeldSyn { listener, seq: seg.seq, window: seg.window, options: seg.options, since: now, iss };
         self.held.insert(quad, h);
         Held::New
     }

@@ -486,9 +486,11 @@ impl Stack {
         let Some(listener) = self.listeners.get(lid.0 as usize).and_then(|l| l.as_ref()) else {
             return;
         };
-        if listener.gated && iss.is_none() {
+        // The gate holds every SYN, one that reopens a quad in TIME-WAIT too (its ISS is
+        // kept for the answer): the application decides (see gate.rs).
+        if listener.gated {
             let cap = listener.backlog;
-            match self.gate.hold(lid, quad, seg, now, cap) {
+            match self.gate.hold(lid, quad, seg, now, cap, iss) {
                 Held::New => self.events.push_back(Event::SynArrived(lid)),
                 Held::Again => self.counters.drop(DropReason::Ignored),
                 Held::Full => self.counters.drop(DropReason::ListenOverflow),

@@ -128,11 +128,24 @@ impl Stack {
     /// Answer a held SYN: the handshake goes on as for any passive open (RFC 9293
     /// §3.10.7.2) and the connection reaches `accept` once established. `NotFound` if no
     /// SYN is held for `quad`.
+    ///
+    /// Admission is that of any SYN: with the accept queue full the SYN is dropped (counted
+    /// `ListenOverflow`); the peer retransmits it and it is held again.
+    ///
+    /// If the quad got a connection while this SYN was held (a retransmission of a SYN
+    /// answered earlier with a SYN cookie, whose handshake then completed), that
+    /// connection stands and reaches `accept`; the held SYN is dropped (counted as
+    /// `Ignored`) rather than replacing it with a second SYN-RECEIVED TCB.
     pub fn accept_syn(&mut self, now: Instant, quad: Quad) -> io::Result<()> {
         let h = self.gate.take(&quad).ok_or(io::ErrorKind::NotFound)?;
+        if self.conns.contains_key(&quad) || self.syn_cache.contains(&quad) {
+            self.counters.drop(crate::wire::DropReason::Ignored);
+            return Ok(());
+        }
         let seg = h.segment(&quad);
-        // The LISTEN checks passed when the SYN was held; admit it as any passive open.
-        self.admit_syn(now, h.listener, quad, &seg, None);
+        // The LISTEN checks passed when the SYN was held; admit it as any passive open
+        // (with the ISS a TIME-WAIT reuse requires, RFC 6191).
+        self.admit_syn(now, h.listener, quad, &seg, h.iss);
         Ok(())
     }
 

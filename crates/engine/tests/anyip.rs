@@ -143,3 +143,91 @@ fn held_syns_are_bounded_by_the_backlog_and_reset_when_the_listener_closes() {
     assert_eq!(rsts.len(), 4);
     assert!(rsts.iter().all(|o| o.flags == RST | ACK && o.ack == PEER_ISS + 1));
 }
+
+/// A SYN that reopens a quad in TIME-WAIT (RFC 6191) is gated like any other: held,
+/// unanswered, until the application decides, and then answered with an ISS above the
+/// old incarnation's. It used to bypass the gate: `utcp forward` (whose clients close
+/// second, leaving TIME-WAIT with utcp) completed the handshake of a client whose
+/// ephemeral port came round again, found no upstream for it and reset it.
+#[test]
+fn gated_syn_reopening_a_time_wait_quad_is_held_too() {
+    let (mut h, to) = gated();
+    let l = h.listener.unwrap();
+    h.send(Seg::new(SYN, PEER_ISS, 0).to(to));
+    h.expect_nothing();
+    assert_eq!(h.stack.poll_held_syn(l), Some(quad_to(to)));
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let iss = h.recv().expect("the SYN-ACK once accepted").seq;
+    h.send(Seg::new(ACK, PEER_ISS + 1, iss.wrapping_add(1)).to(to));
+    let (c, _) = h.stack.accept(l).expect("established");
+    // We close first (as the gateway does when the upstream closes): TIME-WAIT.
+    h.stack.close(c);
+    h.expect_to(remote_addr(), FIN | ACK, iss.wrapping_add(1), PEER_ISS + 1);
+    h.send(Seg::new(FIN | ACK, PEER_ISS + 1, iss.wrapping_add(2)).to(to));
+    h.expect_to(remote_addr(), ACK, iss.wrapping_add(2), PEER_ISS + 2);
+    assert!(h.stack.connections().any(|(_, s)| s == State::TimeWait));
+    let _ = h.events();
+    // The same port again, with a SYN above RCV.NXT: held, reported, not answered.
+    h.advance(Duration::from_secs(1));
+    let new_iss = PEER_ISS + 500_000;
+    h.send(Seg::new(SYN, new_iss, 0).to(to));
+    h.expect_nothing();
+    assert!(h.events().contains(&Event::SynArrived(l)));
+    h.send(Seg::new(SYN, new_iss, 0).to(to));
+    h.expect_nothing();
+    assert_eq!(
+        h.stack.accept(l).unwrap_err().kind(),
+        ErrorKind::WouldBlock,
+        "no handshake without a decision"
+    );
+    assert_eq!(h.stack.poll_held_syn(l), Some(quad_to(to)));
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let synack = h.recv().expect("the SYN-ACK once accepted");
+    assert_eq!((synack.flags, synack.ack, synack.src), (SYN | ACK, new_iss + 1, to));
+    assert!(synack.seq.wrapping_sub(iss) as i32 > (1 << 17), "ISS above the old SND.MAX: {synack}");
+    h.send(Seg::new(ACK, new_iss + 1, synack.seq.wrapping_add(1)).to(to));
+    assert!(h.stack.accept(l).is_ok(), "established once accepted");
+}
+
+/// A SYN retransmitted while its first copy's SYN-cookie handshake is in flight is held
+/// again (a cookie leaves no state to absorb it). If the cookie handshake completes
+/// first, deciding that second held SYN must not replace the established connection
+/// with a new SYN-RECEIVED one (it did: the connection the application had accepted got
+/// no more segments, and the peer saw a second SYN-ACK).
+#[test]
+fn accepting_a_stale_held_syn_keeps_the_connection_its_cookie_made() {
+    let mut h = H::new(base_config().with_syn_queue_len(1));
+    let f = AnyIpFilter::all().prefix("10.99.0.0".parse().unwrap(), 24);
+    let l = h.stack.listen_any(f, 0).unwrap();
+    h.stack.set_handshake_gate(l, true).unwrap();
+    let to = dst([10, 99, 0, 1], 8080);
+    let x = SocketAddr::from(([10, 0, 0, 2], 41000));
+    // X fills the SYN queue (one entry).
+    h.send(Seg::new(SYN, PEER_ISS, 0).from(x).to(to));
+    h.stack.accept_syn(h.now, Quad { local: to, remote: x }).unwrap();
+    let x_iss = h.recv().expect("X's SYN-ACK").seq;
+    // Y is accepted by the application, answered with a cookie (the queue is full) ...
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1460).to(to));
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    let cookie = h.recv().expect("Y's SYN-ACK (a cookie)");
+    assert_eq!(h.stack.counters().syncookies_sent, 1);
+    // ... Y's SYN comes again before the SYN-ACK reached it: held again.
+    let _ = h.events();
+    h.send(Seg::new(SYN, PEER_ISS, 0).mss(1460).to(to));
+    h.expect_nothing();
+    assert!(h.events().contains(&Event::SynArrived(l)));
+    // X completes (the queue empties) and Y's cookie ACK makes Y's connection.
+    h.send(Seg::new(ACK, PEER_ISS + 1, x_iss.wrapping_add(1)).from(x).to(to));
+    h.send(Seg::new(ACK, PEER_ISS + 1, cookie.seq.wrapping_add(1)).to(to));
+    let (c1, _) = h.stack.accept(l).unwrap();
+    let (c2, _) = h.stack.accept(l).unwrap();
+    let y = if h.stack.peer_addr(c1).unwrap() == remote_addr() { c1 } else { c2 };
+    // The application decides the second held SYN: nothing goes out, Y stands.
+    h.stack.accept_syn(h.now, quad_to(to)).unwrap();
+    h.expect_nothing();
+    h.send(Seg::new(ACK | PSH, PEER_ISS + 1, cookie.seq.wrapping_add(1)).data(b"hi").to(to));
+    h.expect_to(remote_addr(), ACK, cookie.seq.wrapping_add(1), PEER_ISS + 3);
+    let mut buf = [0u8; 4];
+    assert_eq!(h.stack.recv(y, &mut buf).unwrap(), 2, "Y's data reaches the accepted connection");
+    assert_eq!(h.stack.counters().dropped(DropReason::Ignored), 1, "the stale SYN, counted");
+}

@@ -68,12 +68,15 @@ pub struct ForwardOptions {
     pub pcap: Option<PathBuf>,
     /// Print a line per connection.
     pub verbose: bool,
+    /// Read the TUN on the gateway's tokio runtime (`utcp::tokio::drive`): no hop through
+    /// the interface's driver thread per packet (default). Off: the driver thread reads it.
+    pub drive: bool,
 }
 
 impl ForwardOptions {
     /// Defaults: stack 10.255.255.2, kernel side 10.255.255.1/30 (IPv6: stack
     /// fd00:ff:ff::2, kernel side fd00:ff:ff::1/126, private ULAs of RFC 4193), 5 s
-    /// connect timeout.
+    /// connect timeout, the TUN read on the gateway's runtime (`drive`).
     pub fn new(netns: &str, tun: &str, routes: Vec<(IpAddr, u8)>, upstream: Upstream) -> ForwardOptions {
         ForwardOptions {
             netns: netns.into(),
@@ -88,6 +91,7 @@ impl ForwardOptions {
             connect_timeout: Duration::from_secs(5),
             pcap: None,
             verbose: true,
+            drive: true,
         }
     }
 
@@ -286,10 +290,29 @@ fn socks5_reply_result(rep: u8) -> io::Result<()> {
     }
 }
 
-type Waiting = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), oneshot::Sender<TcpStream>>>>;
+/// The relay tasks waiting for their client's stream, by (original destination, client),
+/// each with its task's number. A client may have two: when the gateway accepted its SYN
+/// but the stack could not admit it (accept queue full) or answered it with a SYN cookie,
+/// the client's retransmitted SYN is held and decided again. The newer task replaces the
+/// older (which then ends), and a task that gives up removes only its own entry.
+type Waiting = Arc<Mutex<HashMap<(SocketAddr, SocketAddr), (u64, oneshot::Sender<TcpStream>)>>>;
+
+/// Remove `key`'s entry if it is task `id`'s.
+fn forget(waiting: &Waiting, key: &(SocketAddr, SocketAddr), id: u64) {
+    let mut w = waiting.lock().unwrap_or_else(|e| e.into_inner());
+    if w.get(key).is_some_and(|(owner, _)| *owner == id) {
+        w.remove(key);
+    }
+}
 
 /// Run the gateway until `stop` is set. Returns the totals.
 pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> {
+    let iface = open_interface(&o)?;
+    serve(&iface, o, stop)
+}
+
+/// The gateway's TUN in `o.netns`, with the routes into it.
+pub fn open_interface(o: &ForwardOptions) -> io::Result<Interface> {
     let mut cfg = InterfaceConfig::new(&o.tun, o.addr, o.peer.0, o.peer.1);
     cfg.netns = Some(o.netns.clone());
     cfg.pcap = o.pcap.clone();
@@ -298,7 +321,13 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
         cfg.peer6 = Some(o.peer6);
     }
     let iface = Interface::new(cfg)?;
-    add_routes(&o)?;
+    add_routes(o)?;
+    Ok(iface)
+}
+
+/// Run the gateway on `iface` (from [`open_interface`]) until `stop` is set (a test can
+/// watch the interface meanwhile). Returns the totals.
+pub fn serve(iface: &Interface, o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> {
     let factory = Arc::new(SocketFactory::new(&o.upstream)?);
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let totals = Arc::new(Totals::default());
@@ -308,10 +337,14 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
     }
     let o = Arc::new(o);
     rt.block_on(async {
-        let listener = Arc::new(TcpListener::bind_any(&iface, filter)?);
+        let listener = Arc::new(TcpListener::bind_any(iface, filter)?);
+        if o.drive {
+            // Read the TUN on this runtime: no driver-thread hop per packet (issue 11).
+            utcp::tokio::drive(iface)?;
+        }
         listener.set_handshake_gate(true)?;
         let waiting: Waiting = Arc::default();
-        tokio::spawn(accept_loop(listener.clone(), waiting.clone()));
+        tokio::spawn(accept_loop(listener.clone(), waiting.clone(), o.verbose));
         let syns = tokio::spawn(syn_loop(listener, waiting, factory, o.clone(), totals.clone()));
         while !stop.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -341,13 +374,16 @@ pub fn run(o: ForwardOptions, stop: Arc<AtomicBool>) -> io::Result<Arc<Totals>> 
 }
 
 /// Hand each established stream to the task that accepted its SYN.
-async fn accept_loop(listener: Arc<TcpListener>, waiting: Waiting) {
+async fn accept_loop(listener: Arc<TcpListener>, waiting: Waiting, verbose: bool) {
     while let Ok((s, peer)) = listener.accept().await {
         let Ok(local) = s.local_addr() else { continue };
         let tx = waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&(local, peer));
-        if let Some(tx) = tx {
+        if let Some((_, tx)) = tx {
             let _ = tx.send(s);
         } else {
+            if verbose {
+                println!("{peer} -> {local}: established with no upstream waiting for it, reset");
+            }
             s.abort();
         }
     }
@@ -393,15 +429,18 @@ async fn forward_one(
             return (ending, 0, 0);
         }
     };
+    static TASKS: AtomicU64 = AtomicU64::new(0);
+    let id = TASKS.fetch_add(1, Ordering::Relaxed);
     let (tx, rx) = oneshot::channel();
-    waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(key, tx);
+    // An older task for the same client (see `Waiting`) loses its sender and ends.
+    waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (id, tx));
     if syn.accept().is_err() {
-        waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        forget(waiting, &key, id);
         return (Ending::Reset, 0, 0);
     }
     // The client's handshake completes in about one RTT; it may also never complete.
     let Ok(Ok(mut client)) = tokio::time::timeout(o.connect_timeout, rx).await else {
-        waiting.lock().unwrap_or_else(|e| e.into_inner()).remove(&key);
+        forget(waiting, &key, id);
         abort_kernel(upstream);
         return (Ending::Reset, 0, 0);
     };
@@ -453,6 +492,23 @@ fn abort_kernel(s: tokio::net::TcpStream) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_relay_task_that_gives_up_removes_only_its_own_waiting_entry() {
+        // Task 1 waits for client K's stream; K's SYN comes again and task 2 replaces it.
+        let waiting: Waiting = Arc::default();
+        let key: (SocketAddr, SocketAddr) =
+            ("10.99.0.1:80".parse().unwrap(), "10.0.0.2:4000".parse().unwrap());
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, _rx2) = oneshot::channel();
+        waiting.lock().unwrap().insert(key, (1, tx1));
+        waiting.lock().unwrap().insert(key, (2, tx2));
+        assert!(rx1.try_recv().is_err(), "task 1 sees its sender gone and ends");
+        forget(&waiting, &key, 1);
+        assert_eq!(waiting.lock().unwrap().get(&key).map(|(id, _)| *id), Some(2), "task 2's entry stays");
+        forget(&waiting, &key, 2);
+        assert!(waiting.lock().unwrap().is_empty());
+    }
 
     #[test]
     fn socks5_connect_request_encoding() {

@@ -58,6 +58,10 @@ pub struct ForwardArgs {
     /// No line per connection (totals only)
     #[arg(long, short)]
     quiet: bool,
+    /// Read the TUN on the interface's driver thread instead of the gateway's tokio
+    /// runtime (utcp::tokio::drive, the default: no thread hop per packet)
+    #[arg(long)]
+    no_drive: bool,
 }
 
 pub fn run_cli(a: ForwardArgs) -> i32 {
@@ -87,6 +91,7 @@ pub fn run_cli(a: ForwardArgs) -> i32 {
     o.connect_timeout = Duration::from_secs(a.connect_timeout.max(1));
     o.pcap = a.pcap.clone();
     o.verbose = !a.quiet;
+    o.drive = !a.no_drive;
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let _signals = match crate::signals::Stop::install(move || flag.store(true, Ordering::SeqCst)) {
