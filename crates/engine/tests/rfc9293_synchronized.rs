@@ -641,18 +641,23 @@ fn send_buffer_full_would_block() {
     assert_eq!(h.stack.send(c, &payload(2000)).unwrap(), 1000);
 }
 
-/// `Config::send_lowat` = None (Linux's sk_stream_write_space): a writer blocked on a full
-/// buffer is told it may write once the free space is half of what is still queued (a
-/// third of a full buffer), not on every ACK; the space itself is usable at once.
-#[test]
-fn writable_after_a_third_of_a_full_buffer_drains() {
-    let cfg = base_config().with_send_buffer(6000);
-    let mut h = H::new(cfg);
+/// An established connection whose 6000-octet send buffer is full and sent, events drained.
+fn full_6000_octet_send_buffer(cfg: Config) -> (H, ConnId) {
+    let mut h = H::new(cfg.with_send_buffer(6000));
     h.establish_passive(mss_opts(MSS));
     let c = h.c();
     assert_eq!(h.stack.send(c, &payload(10_000)).unwrap(), 6000);
     h.drain();
     let _ = h.events();
+    (h, c)
+}
+
+/// `Config::send_lowat` = None (Linux's sk_stream_write_space): a writer blocked on a full
+/// buffer is told it may write once the free space is half of what is still queued (a
+/// third of a full buffer), not on every ACK; the space itself is usable at once.
+#[test]
+fn writable_after_a_third_of_a_full_buffer_drains() {
+    let (mut h, c) = full_6000_octet_send_buffer(base_config());
     // 1000 free, 5000 queued: no wake-up, but a write that comes anyway takes the space.
     h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
     assert!(h.stack.can_send(c));
@@ -666,13 +671,7 @@ fn writable_after_a_third_of_a_full_buffer_drains() {
 /// bytes are free.
 #[test]
 fn writable_at_the_bsd_low_water_mark() {
-    let cfg = base_config().with_send_buffer(6000).with_send_lowat(Some(1500));
-    let mut h = H::new(cfg);
-    h.establish_passive(mss_opts(MSS));
-    let c = h.c();
-    assert_eq!(h.stack.send(c, &payload(10_000)).unwrap(), 6000);
-    h.drain();
-    let _ = h.events();
+    let (mut h, c) = full_6000_octet_send_buffer(base_config().with_send_lowat(Some(1500)));
     h.send(Seg::new(ACK, h.peer(0), h.our(1000)));
     assert!(!h.events().contains(&Event::Writable(c)), "woken below the low-water mark");
     h.send(Seg::new(ACK, h.peer(0), h.our(1500)));

@@ -22,21 +22,23 @@ fn kernel_connect(port: u16) -> TcpStream {
     kernel_connect_nodelay(SocketAddr::from((STACK, port)), STEP)
 }
 
-/// With `BusyPoll::Always`, a leader reads requests without sleeping: every transaction is
-/// answered correctly and (with a budget far above any round trip) busy polling, not
-/// the poll, delivers requests.
-#[test]
-#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
-fn busy_polling_leader_serves_request_response() {
-    assert_root("busy_polling_leader_serves_request_response");
-    const N: u64 = 2000;
-    let (iface, ns) = setup("utcp-ltbusy", BusyPoll::Always(Duration::from_millis(20)));
-    let l = TcpListener::bind(&iface, (STACK, 7101)).unwrap();
+/// `n` one-octet request/responses from a kernel client (pausing `pause` before each
+/// request) to a utcp server on `port`, each answered with the request + 1; returns the
+/// link counters before and after the exchanges.
+fn echo_exchanges(
+    iface: &Interface,
+    ns: &NetNs,
+    port: u16,
+    n: u64,
+    pause: Duration,
+) -> (utcp::LinkStats, utcp::LinkStats) {
+    let l = TcpListener::bind(iface, (STACK, port)).unwrap();
     let client = ns
-        .spawn(|| {
-            let mut s = kernel_connect(7101);
+        .spawn(move || {
+            let mut s = kernel_connect(port);
             let mut b = [0u8; 1];
-            for i in 0..N {
+            for i in 0..n {
+                std::thread::sleep(pause);
                 s.write_all(&[i as u8]).unwrap();
                 s.read_exact(&mut b).unwrap();
                 assert_eq!(b[0], (i as u8).wrapping_add(1));
@@ -47,12 +49,24 @@ fn busy_polling_leader_serves_request_response() {
     s.set_nodelay(true).unwrap();
     let before = iface.link_stats();
     let mut b = [0u8; 1];
-    for _ in 0..N {
+    for _ in 0..n {
         s.read_exact(&mut b).unwrap();
         s.write_all(&[b[0].wrapping_add(1)]).unwrap();
     }
     client.join().expect("client panicked").expect("setns");
-    let after = iface.link_stats();
+    (before, iface.link_stats())
+}
+
+/// With `BusyPoll::Always`, a leader reads requests without sleeping: every transaction is
+/// answered correctly and (with a budget far above any round trip) busy polling, not
+/// the poll, delivers requests.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn busy_polling_leader_serves_request_response() {
+    assert_root("busy_polling_leader_serves_request_response");
+    const N: u64 = 2000;
+    let (iface, ns) = setup("utcp-ltbusy", BusyPoll::Always(Duration::from_millis(20)));
+    let (before, after) = echo_exchanges(&iface, &ns, 7101, N, Duration::ZERO);
     let hits = after.busy_poll_hits - before.busy_poll_hits;
     eprintln!(
         "{N} transactions: {hits} busy-poll hits, {} poll wake-ups",
@@ -122,34 +136,12 @@ fn concurrent_writers_deliver_in_order() {
 #[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn adaptive_busy_poll_backs_off_when_idle() {
     assert_root("adaptive_busy_poll_backs_off_when_idle");
-    const N: u8 = 40;
+    const N: u64 = 40;
     let (iface, ns) = setup("utcp-ltadapt", BusyPoll::default());
-    let l = TcpListener::bind(&iface, (STACK, 7103)).unwrap();
-    let client = ns
-        .spawn(|| {
-            let mut s = kernel_connect(7103);
-            let mut b = [0u8; 1];
-            for i in 0..N {
-                std::thread::sleep(Duration::from_millis(5));
-                s.write_all(&[i]).unwrap();
-                s.read_exact(&mut b).unwrap();
-                assert_eq!(b[0], i ^ 0xff);
-            }
-        })
-        .unwrap();
-    let (mut s, _) = l.accept().unwrap();
-    s.set_nodelay(true).unwrap();
-    let before = iface.link_stats();
-    let mut b = [0u8; 1];
-    for _ in 0..N {
-        s.read_exact(&mut b).unwrap();
-        s.write_all(&[b[0] ^ 0xff]).unwrap();
-    }
-    client.join().expect("client panicked").expect("setns");
-    let after = iface.link_stats();
+    let (before, after) = echo_exchanges(&iface, &ns, 7103, N, Duration::from_millis(5));
     let polls =
         (after.busy_poll_hits + after.busy_poll_misses) - (before.busy_poll_hits + before.busy_poll_misses);
     eprintln!("{N} idle waits: {polls} busy polls; {after:?}");
-    assert!(after.leader_wakeups - before.leader_wakeups >= u64::from(N) / 2, "the leader slept in ppoll");
+    assert!(after.leader_wakeups - before.leader_wakeups >= N / 2, "the leader slept in ppoll");
     assert!(polls <= 12, "{polls} busy polls in {N} idle waits: the adaptive poll did not back off");
 }
