@@ -327,13 +327,25 @@ impl Shared {
     /// Returns the guard and the time to use from now on.
     pub(crate) fn pump_parked<'a>(
         &'a self,
+        g: MutexGuard<'a, Inner>,
+        now: Instant,
+    ) -> (MutexGuard<'a, Inner>, Instant) {
+        self.pump_parked_after(g, now, PUMP_AFTER)
+    }
+
+    /// [`Shared::pump_parked`] once the TUN has been parked `after` (zero: at once, for a
+    /// close, so that a FIN or RST already waiting is processed before ours is decided:
+    /// a peer that already reset the connection then gets no FIN to answer).
+    pub(crate) fn pump_parked_after<'a>(
+        &'a self,
         mut g: MutexGuard<'a, Inner>,
         now: Instant,
+        after: std::time::Duration,
     ) -> (MutexGuard<'a, Inner>, Instant) {
         let RxOwner::Parked { since } = g.rx else {
             return (g, now);
         };
-        if g.stop || now < since + PUMP_AFTER {
+        if g.stop || now < since + after {
             return (g, now);
         }
         let Some(tun) = g.tun.clone() else {

@@ -544,8 +544,10 @@ impl Drop for TcpStream {
             return;
         }
         self.span.in_scope(|| tracing::debug!("close"));
-        let mut g = self.shared.lock();
+        let g = self.shared.lock();
         let now = self.shared.now();
+        // Input first: a FIN or RST the peer already sent decides what our close sends.
+        let (mut g, now) = self.shared.pump_parked_after(g, now, std::time::Duration::ZERO);
         g.stack.close(self.id);
         g.waiters.remove(&self.key());
         let duty = g.after_op_deferred(&self.shared, now);
