@@ -105,6 +105,14 @@ pub struct Config {
     pub msl: Duration,
     /// Delayed-ACK bound; `None` acknowledges every segment at once (RFC 9293 §3.8.6.3: < 0.5 s).
     pub delayed_ack: Option<Duration>,
+    /// When a read opens the receive window by enough to announce (receiver SWS avoidance,
+    /// RFC 9293 §3.8.6.2.2, which leaves the timing open): `true` (Linux-like, default)
+    /// lets the next segment we send carry it, else the delayed-ACK timer, as long as the
+    /// peer may still send two full segments in the window it knows; `false` (FreeBSD's
+    /// tcp_output after soreceive) sends a pure window update at once. A request/response
+    /// server otherwise sends a pure ACK between reading a request and answering it
+    /// (issue 12: one TUN write per connection in `utcp bench` connect).
+    pub defer_window_update: bool,
     /// ACK at least every this many full-sized segments (RFC 5681 §4.2: 2).
     pub ack_every: u32,
     /// Count every in-order data segment toward `ack_every`, whatever its size (FreeBSD
@@ -379,6 +387,7 @@ impl Default for Config {
             data_retries: 15,
             msl: Duration::from_secs(30),
             delayed_ack: Some(Duration::from_millis(40)),
+            defer_window_update: true,
             ack_every: 2,
             ack_every_counts_segments: false,
             nagle: true,

@@ -57,6 +57,7 @@ config_setters! {
     with_data_retries => data_retries: u32,
     with_msl => msl: Duration,
     with_delayed_ack => delayed_ack: Option<Duration>,
+    with_defer_window_update => defer_window_update: bool,
     with_ack_every => ack_every: u32,
     with_ack_every_counts_segments => ack_every_counts_segments: bool,
     with_nagle => nagle: bool,

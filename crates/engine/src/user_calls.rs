@@ -356,8 +356,8 @@ impl Stack {
                 // The last unread data of a closed connection: its ring goes at once.
                 tcb.release_closed_buffers();
             }
-            tcb.after_user_read();
-            if tcb.ack_now {
+            tcb.after_user_read(&self.config);
+            if tcb.ack_now || tcb.window_update_deferred {
                 self.mark_dirty(idx);
             }
         }

@@ -9,7 +9,7 @@ use crate::{CloseReason, Config, ConnId, ListenerId, Quad};
 
 /// RFC 9293 §3.8.6.3 (MUST-40): an ACK is never delayed by 0.5 s or more, whatever
 /// `Config::delayed_ack` says.
-const MAX_ACK_DELAY: Duration = Duration::from_millis(499);
+pub(super) const MAX_ACK_DELAY: Duration = Duration::from_millis(499);
 
 /// PAWS idle limit: TS.Recent is invalid after 24 days of silence (RFC 7323 §5.5).
 const PAWS_IDLE: Duration = Duration::from_secs(24 * 24 * 3600);

@@ -239,6 +239,8 @@ pub struct Tcb {
     pub(crate) persist_deadline: Option<Instant>,
     pub(crate) persist_backoff: u32,
     pub(crate) delack_deadline: Option<Instant>,
+    /// A read opened the window and its announcement waits (`Config::defer_window_update`).
+    pub(crate) window_update_deferred: bool,
     pub(crate) timewait_deadline: Option<Instant>,
     /// The handshake must complete by then (`Config::connect_timeout`).
     pub(crate) handshake_deadline: Option<Instant>,
@@ -368,6 +370,7 @@ impl Tcb {
             persist_deadline: None,
             persist_backoff: 0,
             delack_deadline: None,
+            window_update_deferred: false,
             timewait_deadline: None,
             handshake_deadline: cfg.connect_timeout.map(|d| now + d),
             keepalive: cfg.keepalive,

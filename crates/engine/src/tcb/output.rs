@@ -73,6 +73,14 @@ impl Tcb {
             return self.emit(cx, now, buf, Plan { seq, flags: TcpFlags::ACK, off: 0, len: 0 });
         }
         // Window updates are requested by the user's reads (`after_user_read`), as on Linux.
+        // A deferred one waits for the next segment, at most the delayed-ACK bound.
+        if std::mem::take(&mut self.window_update_deferred)
+            && !self.ack_now
+            && self.delack_deadline.is_none()
+            && let Some(d) = cx.cfg.delayed_ack
+        {
+            self.delack_deadline = Some(now + d.min(super::input::MAX_ACK_DELAY));
+        }
         if self.ack_now {
             if cx.cfg.resend_fin_with_ack
                 && !self.challenge_pending
@@ -520,6 +528,7 @@ impl Tcb {
             self.ack_now = false;
             self.challenge_pending = false;
             self.delack_deadline = None;
+            self.window_update_deferred = false;
             self.unacked_bytes = 0;
             self.unacked_segs = 0;
             self.last_ack_sent = self.rcv.nxt;

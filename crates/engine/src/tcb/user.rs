@@ -93,12 +93,19 @@ impl Tcb {
         Ok(n)
     }
 
-    /// After the user read: announce the opened window if it grew enough.
-    pub(crate) fn after_user_read(&mut self) {
+    /// After the user read: announce the opened window if it grew enough, at once, or
+    /// (`Config::defer_window_update`) with the next segment or the delayed-ACK timer
+    /// while the peer can still send two full segments (`output.rs` arms the timer).
+    pub(crate) fn after_user_read(&mut self, cfg: &crate::Config) {
         self.urgent_read();
         if self.window_update_due() {
-            self.ack_now = true;
-            self.ack_reason = crate::TxReason::WindowUpdate;
+            let room = self.rcv_wnd_now() as usize;
+            if cfg.defer_window_update && cfg.delayed_ack.is_some() && room >= 2 * self.rcv_mss as usize {
+                self.window_update_deferred = true;
+            } else {
+                self.ack_now = true;
+                self.ack_reason = crate::TxReason::WindowUpdate;
+            }
         }
     }
 

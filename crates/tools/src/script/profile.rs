@@ -68,6 +68,8 @@ impl Profile {
         // kern.ipc.maxsockbuf (2 MiB -> 6).
         config.option_layout = OptionLayout::FreeBsd;
         config.window_scale_shift = Some(wscale_for_maxsockbuf(2_097_152));
+        // A read that opens the window is announced at once (tcp_output after soreceive).
+        config.defer_window_update = false;
         // net.inet.tcp.delacktime = 40 ms; ACK every second full segment.
         config.delayed_ack = Some(Duration::from_millis(40));
         config.ack_every = 2;
