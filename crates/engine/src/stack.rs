@@ -502,29 +502,34 @@ impl Stack {
 
     /// A SYN past the LISTEN checks (and the handshake gate): a SYN queue entry in
     /// SYN-RECEIVED, a SYN cookie, or a drop (RFC 4987 §3.3, §3.6).
-    pub(super) fn admit_syn(
+    fn admit_syn(
         &mut self,
         now: Instant,
         lid: ListenerId,
         quad: Quad,
         seg: &TcpSegment,
         iss: Option<SeqNum>,
-    ) {
+    ) -> listener::Admit {
         match self.syn_admit(lid) {
             listener::Admit::Queue => {}
-            listener::Admit::Cookie => return self.send_syn_cookie(now, lid, quad, seg),
-            listener::Admit::Drop => return,
+            listener::Admit::Cookie => {
+                self.send_syn_cookie(now, lid, quad, seg);
+                return listener::Admit::Cookie;
+            }
+            listener::Admit::Drop => return listener::Admit::Drop,
         }
         self.counters.in_segs += 1;
         self.counters.passive_opens += 1;
         // RFC 6528 ISN.
         let iss = iss.unwrap_or_else(|| isn::initial_sequence_number(&self.config.isn_secret, &quad, now));
         if self.syn_cache_enabled() {
-            return self.syn_cache_insert(now, lid, quad, seg, iss);
+            self.syn_cache_insert(now, lid, quad, seg, iss);
+            return listener::Admit::Queue;
         }
         let idx = self.new_syn_received(now, lid, quad, iss, seg, |_| {});
         self.settle(idx);
         self.mark_dirty(idx);
+        listener::Admit::Queue
     }
 
     /// A passive open's TCB in SYN-RECEIVED (RFC 9293 §3.10.7.2), in the table and counted

@@ -130,7 +130,9 @@ impl Stack {
     /// SYN is held for `quad`.
     ///
     /// Admission is that of any SYN: with the accept queue full the SYN is dropped (counted
-    /// `ListenOverflow`); the peer retransmits it and it is held again.
+    /// `ListenOverflow`) and this returns `WouldBlock`, so that the caller can release what
+    /// it prepared for the connection (`utcp forward`: the upstream connection); the peer
+    /// retransmits the SYN and it is held again.
     ///
     /// If the quad got a connection while this SYN was held (a retransmission of a SYN
     /// answered earlier with a SYN cookie, whose handshake then completed), that
@@ -145,8 +147,13 @@ impl Stack {
         let seg = h.segment(&quad);
         // The LISTEN checks passed when the SYN was held; admit it as any passive open
         // (with the ISS a TIME-WAIT reuse requires, RFC 6191).
-        self.admit_syn(now, h.listener, quad, &seg, h.iss);
-        Ok(())
+        match self.admit_syn(now, h.listener, quad, &seg, h.iss) {
+            super::listener::Admit::Drop => Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "accept queue full: the SYN was dropped (the peer retransmits it)",
+            )),
+            _ => Ok(()),
+        }
     }
 
     /// Refuse a held SYN with <SEQ=0><ACK=SEG.SEQ+1><CTL=RST,ACK>, as a closed port

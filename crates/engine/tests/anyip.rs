@@ -231,3 +231,36 @@ fn accepting_a_stale_held_syn_keeps_the_connection_its_cookie_made() {
     assert_eq!(h.stack.recv(y, &mut buf).unwrap(), 2, "Y's data reaches the accepted connection");
     assert_eq!(h.stack.counters().dropped(DropReason::Ignored), 1, "the stale SYN, counted");
 }
+
+/// Accepting a held SYN while the listener's accept queue is full: admission drops the
+/// SYN as for any SYN (counted `ListenOverflow`), and `accept_syn` says so with
+/// `WouldBlock` instead of `Ok`, so that the caller releases what it prepared (`utcp
+/// forward` closes its upstream connection at once instead of when the retransmitted
+/// SYN's new task replaces the old one). Nothing is sent; the retransmitted SYN is held
+/// again.
+#[test]
+fn accepting_a_held_syn_with_the_accept_queue_full_is_would_block() {
+    let mut h = H::new(base_config());
+    let l = h.stack.listen_any(AnyIpFilter::all(), 1).unwrap();
+    h.listener = Some(l);
+    h.stack.set_handshake_gate(l, true).unwrap();
+    let to = dst([10, 99, 0, 1], 8080);
+    // A first connection completes and waits in the accept queue (backlog 1).
+    let first = SocketAddr::from(([10, 0, 0, 2], 40001));
+    h.send(Seg::new(SYN, PEER_ISS, 0).from(first).to(to));
+    h.stack.accept_syn(h.now, Quad { local: to, remote: first }).unwrap();
+    let synack = h.recv().expect("SYN-ACK");
+    h.send(Seg::new(ACK, PEER_ISS + 1, synack.seq.wrapping_add(1)).from(first).to(to));
+    assert_eq!(h.stack.accept_queue_len(l), 1);
+    // A second SYN is held; accepting it finds the accept queue full.
+    let second = SocketAddr::from(([10, 0, 0, 2], 40002));
+    h.send(Seg::new(SYN, PEER_ISS, 0).from(second).to(to));
+    let before = h.stack.counters().dropped(DropReason::ListenOverflow);
+    let e = h.stack.accept_syn(h.now, Quad { local: to, remote: second }).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    assert_eq!(h.stack.counters().dropped(DropReason::ListenOverflow), before + 1);
+    h.expect_nothing();
+    // The peer's retransmission is held again, for a later decision.
+    h.send(Seg::new(SYN, PEER_ISS, 0).from(second).to(to));
+    assert_eq!(h.stack.poll_held_syn(l), Some(Quad { local: to, remote: second }));
+}

@@ -435,6 +435,8 @@ async fn forward_one(
     // An older task for the same client (see `Waiting`) loses its sender and ends.
     waiting.lock().unwrap_or_else(|e| e.into_inner()).insert(key, (id, tx));
     if syn.accept().is_err() {
+        // The accept queue was full (the SYN was dropped; its retransmission starts a new
+        // task) or the interface is down: the upstream connection closes now.
         forget(waiting, &key, id);
         return (Ending::Reset, 0, 0);
     }

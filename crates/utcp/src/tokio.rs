@@ -195,7 +195,8 @@ impl HeldSyn {
     }
 
     /// Answer with the SYN-ACK; the stream then arrives through the listener's `accept`,
-    /// with these `local_addr`/`peer_addr`.
+    /// with these `local_addr`/`peer_addr`. `WouldBlock` when the listener's accept queue
+    /// is full: the SYN was dropped and the client will retransmit it (held again then).
     pub fn accept(mut self) -> io::Result<()> {
         self.decide(true)
     }
