@@ -150,8 +150,9 @@ pub(crate) struct SocketFactory {
     requests: Mutex<mpsc::Sender<SocketRequest>>,
 }
 
-/// A socket of this family (IPv4 or IPv6), and where to send it.
-type SocketRequest = (Domain, mpsc::Sender<io::Result<Socket>>);
+/// A socket of this family (IPv4 or IPv6), and where to send it (a tokio oneshot, so
+/// that the asking task awaits the reply instead of blocking its worker thread).
+type SocketRequest = (Domain, oneshot::Sender<io::Result<Socket>>);
 
 impl SocketFactory {
     pub(crate) fn new(up: &Upstream) -> io::Result<SocketFactory> {
@@ -182,15 +183,16 @@ impl SocketFactory {
         Ok(SocketFactory { requests: Mutex::new(tx) })
     }
 
-    /// A stream socket of the family of `to`.
-    fn socket(&self, to: SocketAddr) -> io::Result<Socket> {
-        let (tx, rx) = mpsc::channel();
+    /// A stream socket of the family of `to`, made by the factory's thread (which sits in
+    /// the upstream namespace); awaited, so no tokio worker blocks on the round trip.
+    async fn socket(&self, to: SocketAddr) -> io::Result<Socket> {
+        let (tx, rx) = oneshot::channel();
         self.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .send((Domain::for_address(to), tx))
             .map_err(|_| io::Error::other("socket thread gone"))?;
-        rx.recv().map_err(|_| io::Error::other("socket thread gone"))?
+        rx.await.map_err(|_| io::Error::other("socket thread gone"))?
     }
 }
 
@@ -223,7 +225,7 @@ pub(crate) async fn connect_upstream(
     dst: SocketAddr,
 ) -> io::Result<tokio::net::TcpStream> {
     let first_hop = o.socks5.unwrap_or(dst);
-    let sock = f.socket(first_hop)?;
+    let sock = f.socket(first_hop).await?;
     sock.set_nonblocking(true)?;
     let std_stream: std::net::TcpStream = sock.into();
     let s = tokio::net::TcpSocket::from_std_stream(std_stream);
