@@ -2,7 +2,7 @@
 //! Linux kernel in a namespace each test creates. Correctness only (no timing asserts).
 
 mod common;
-use common::{env_at, kernel_connect_nodelay};
+use common::{echo_exchanges, env_at, kernel_connect_nodelay};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
@@ -22,41 +22,6 @@ fn kernel_connect(port: u16) -> TcpStream {
     kernel_connect_nodelay(SocketAddr::from((STACK, port)), STEP)
 }
 
-/// `n` one-octet request/responses from a kernel client (pausing `pause` before each
-/// request) to a utcp server on `port`, each answered with the request + 1; returns the
-/// link counters before and after the exchanges.
-fn echo_exchanges(
-    iface: &Interface,
-    ns: &NetNs,
-    port: u16,
-    n: u64,
-    pause: Duration,
-) -> (utcp::LinkStats, utcp::LinkStats) {
-    let l = TcpListener::bind(iface, (STACK, port)).unwrap();
-    let client = ns
-        .spawn(move || {
-            let mut s = kernel_connect(port);
-            let mut b = [0u8; 1];
-            for i in 0..n {
-                std::thread::sleep(pause);
-                s.write_all(&[i as u8]).unwrap();
-                s.read_exact(&mut b).unwrap();
-                assert_eq!(b[0], (i as u8).wrapping_add(1));
-            }
-        })
-        .unwrap();
-    let (mut s, _) = l.accept().unwrap();
-    s.set_nodelay(true).unwrap();
-    let before = iface.link_stats();
-    let mut b = [0u8; 1];
-    for _ in 0..n {
-        s.read_exact(&mut b).unwrap();
-        s.write_all(&[b[0].wrapping_add(1)]).unwrap();
-    }
-    client.join().expect("client panicked").expect("setns");
-    (before, iface.link_stats())
-}
-
 /// With `BusyPoll::Always`, a leader reads requests without sleeping: every transaction is
 /// answered correctly and (with a budget far above any round trip) busy polling, not
 /// the poll, delivers requests.
@@ -66,7 +31,7 @@ fn busy_polling_leader_serves_request_response() {
     assert_root("busy_polling_leader_serves_request_response");
     const N: u64 = 2000;
     let (iface, ns) = setup("utcp-ltbusy", BusyPoll::Always(Duration::from_millis(20)));
-    let (before, after) = echo_exchanges(&iface, &ns, 7101, N, Duration::ZERO);
+    let (before, after) = echo_exchanges(&iface, &ns, STACK, 7101, N, Duration::ZERO);
     let hits = after.busy_poll_hits - before.busy_poll_hits;
     eprintln!(
         "{N} transactions: {hits} busy-poll hits, {} poll wake-ups",
@@ -138,7 +103,7 @@ fn adaptive_busy_poll_backs_off_when_idle() {
     assert_root("adaptive_busy_poll_backs_off_when_idle");
     const N: u64 = 40;
     let (iface, ns) = setup("utcp-ltadapt", BusyPoll::default());
-    let (before, after) = echo_exchanges(&iface, &ns, 7103, N, Duration::from_millis(5));
+    let (before, after) = echo_exchanges(&iface, &ns, STACK, 7103, N, Duration::from_millis(5));
     let polls =
         (after.busy_poll_hits + after.busy_poll_misses) - (before.busy_poll_hits + before.busy_poll_misses);
     eprintln!("{N} idle waits: {polls} busy polls; {after:?}");

@@ -2,11 +2,11 @@
 //! the Linux kernel, in a namespace each test creates, talks to the stack over the TUN.
 
 mod common;
-use common::{env_at, kernel_connect_nodelay};
+use common::{echo_exchanges, env_at, kernel_connect_nodelay};
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::Duration;
-use utcp::{Interface, LinkStats, TcpListener};
+use utcp::{Interface, TcpListener};
 use utcp_tools::netns::{NetNs, assert_root};
 
 const KERNEL: Ipv4Addr = Ipv4Addr::new(10, 79, 0, 1);
@@ -30,28 +30,7 @@ fn request_response_is_served_by_the_blocked_application_thread() {
     assert_root("request_response_is_served_by_the_blocked_application_thread");
     const N: u64 = 2000;
     let (iface, ns) = setup("utcp-rtlead");
-    let l = TcpListener::bind(&iface, (STACK, 7001)).unwrap();
-    let client = ns
-        .spawn(|| {
-            let mut s = kernel_connect(7001);
-            let mut b = [0u8; 1];
-            for i in 0..N {
-                s.write_all(&[i as u8]).unwrap();
-                s.read_exact(&mut b).unwrap();
-                assert_eq!(b[0], (i as u8).wrapping_add(1));
-            }
-        })
-        .unwrap();
-    let (mut s, _) = l.accept().unwrap();
-    s.set_nodelay(true).unwrap();
-    let before: LinkStats = iface.link_stats();
-    let mut b = [0u8; 1];
-    for _ in 0..N {
-        s.read_exact(&mut b).unwrap();
-        s.write_all(&[b[0].wrapping_add(1)]).unwrap();
-    }
-    let after = iface.link_stats();
-    client.join().expect("client panicked").expect("setns");
+    let (before, after) = echo_exchanges(&iface, &ns, STACK, 7001, N, Duration::ZERO);
     let led = after.leader_wakeups - before.leader_wakeups;
     // A slow application thread may find a request already queued and read it inline.
     let pumped = after.pumps - before.pumps;

@@ -114,6 +114,46 @@ pub fn kernel_connect_nodelay(addr: std::net::SocketAddr, step: std::time::Durat
     s
 }
 
+/// `n` one-octet request/responses from a kernel client in `ns` (pausing `pause` before
+/// each request) to a utcp server listening on `stack:port`, each answered with the
+/// request + 1. Returns the interface's link counters from after the accept to after the
+/// last response (taken before the client closes).
+pub fn echo_exchanges(
+    iface: &utcp::Interface,
+    ns: &utcp_tools::netns::NetNs,
+    stack: std::net::Ipv4Addr,
+    port: u16,
+    n: u64,
+    pause: std::time::Duration,
+) -> (utcp::LinkStats, utcp::LinkStats) {
+    use std::io::{Read, Write};
+    let addr = std::net::SocketAddr::from((stack, port));
+    let l = utcp::TcpListener::bind(iface, addr).unwrap();
+    let client = ns
+        .spawn(move || {
+            let mut s = kernel_connect_nodelay(addr, std::time::Duration::from_secs(20));
+            let mut b = [0u8; 1];
+            for i in 0..n {
+                std::thread::sleep(pause);
+                s.write_all(&[i as u8]).unwrap();
+                s.read_exact(&mut b).unwrap();
+                assert_eq!(b[0], (i as u8).wrapping_add(1));
+            }
+        })
+        .unwrap();
+    let (mut s, _) = l.accept().unwrap();
+    s.set_nodelay(true).unwrap();
+    let before = iface.link_stats();
+    let mut b = [0u8; 1];
+    for _ in 0..n {
+        s.read_exact(&mut b).unwrap();
+        s.write_all(&[b[0].wrapping_add(1)]).unwrap();
+    }
+    let after = iface.link_stats();
+    client.join().expect("client panicked").expect("setns");
+    (before, after)
+}
+
 /// Run `utcp connect ARGS...` with `input` on its stdin (fed from another thread, so a
 /// large input cannot deadlock against its stdout) and collect its exit and output.
 pub fn run_utcp_connect(args: &[&str], input: &[u8]) -> std::process::Output {
