@@ -14,14 +14,18 @@ use std::time::Duration;
 /// Nanoseconds on `CLOCK_MONOTONIC` (the clock `std::time::Instant` and the timerfd use).
 #[inline]
 pub(crate) fn mono_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(ClockId::Monotonic);
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    clock_ns(ClockId::Monotonic)
 }
 
 /// CPU time this thread has used, in nanoseconds (`CLOCK_THREAD_CPUTIME_ID`): the adaptive
 /// busy poll compares it with wall time to see whether it was preempted (`lead.rs`).
 pub(crate) fn thread_cpu_ns() -> u64 {
-    let ts = rustix::time::clock_gettime(ClockId::ThreadCPUTime);
+    clock_ns(ClockId::ThreadCPUTime)
+}
+
+#[inline]
+fn clock_ns(id: ClockId) -> u64 {
+    let ts = rustix::time::clock_gettime(id);
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
