@@ -170,6 +170,7 @@ fn kernel_syn_arrives_as_raw_ipv4() {
                 prefix: 24,
                 mtu: 1400,
                 peer6: None,
+                multi_queue: false,
             })?;
             // Nonblocking: nothing queued yet (or only IPv6 chatter).
             let mut buf = vec![0u8; utcp::device::tun::MAX_PACKET];

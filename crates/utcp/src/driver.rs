@@ -804,6 +804,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
                 prefix: config.prefix,
                 mtu: config.mtu,
                 peer6: config.peer6,
+                multi_queue: config.steer_queues > 0,
             };
             // TUN offload (issue 12); the impairment hook works per packet, so not with it.
             if config.offload && config.impairment.is_none() {

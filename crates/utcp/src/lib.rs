@@ -108,6 +108,14 @@ pub struct InterfaceConfig {
     /// within the budget costs no wake-up. Default [`BusyPoll::Adaptive`] with 50 µs.
     /// See [`BusyPoll`] and docs/latency.md.
     pub busy_poll: BusyPoll,
+    /// Flow steering (issue 12, docs/latency.md section 7): at most this many extra TUN
+    /// queues (`IFF_MULTI_QUEUE`, at most 255), each given to a connection whose thread
+    /// blocks while another thread reads the TUN. An eBPF program (`device/steer.rs`)
+    /// sends that connection's packets to its queue, so the kernel wakes the thread that
+    /// waits for them instead of a reader that must then wake it. Queues are opened on
+    /// first use; 0 turns steering off. Without the privilege to load the program, or
+    /// with an adopted `tun_fd`, steering is off ([`LinkStats::steering`] says which).
+    pub steer_queues: u16,
 }
 
 impl InterfaceConfig {
@@ -130,6 +138,7 @@ impl InterfaceConfig {
             peer6: None,
             offload: true,
             busy_poll: BusyPoll::default(),
+            steer_queues: 64,
         }
     }
 }

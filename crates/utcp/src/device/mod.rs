@@ -3,5 +3,6 @@
 pub mod link;
 pub mod pcap;
 pub mod rng;
+pub mod steer;
 pub mod tun;
 pub mod vnet;

@@ -31,6 +31,9 @@ pub struct TunConfig {
     pub mtu: u16,
     /// IPv6 (issue 13): the kernel side's IPv6 address and prefix length, if any.
     pub peer6: Option<(std::net::Ipv6Addr, u8)>,
+    /// Open the device with `IFF_MULTI_QUEUE`, so that [`Tun::clone_queue`] can add
+    /// queues (flow steering, `device/steer.rs`).
+    pub multi_queue: bool,
 }
 
 /// An open, configured, up TUN device.
@@ -136,6 +139,7 @@ impl Tun {
             .layer(tun_rs::Layer::L3)
             .packet_information(false)
             .offload(offload)
+            .multi_queue(cfg.multi_queue)
             .mtu(cfg.mtu)
             .ipv4(cfg.peer, cfg.prefix, None);
         if let Some((peer6, prefix6)) = cfg.peer6 {
@@ -187,6 +191,18 @@ impl Tun {
         dev.set_nonblocking(true)?;
         let name = dev.name().unwrap_or_else(|_| format!("fd{raw}"));
         Ok(Tun { dev, name, vnet: false })
+    }
+
+    /// Attach another queue to a device opened with `TunConfig::multi_queue` (a new
+    /// descriptor on the same interface, with the same framing). The kernel numbers
+    /// queues in the order they attach: the first is queue 0.
+    pub fn clone_queue(&self) -> io::Result<Tun> {
+        let dev = self
+            .dev
+            .try_clone()
+            .map_err(|e| io::Error::new(e.kind(), format!("TUN {}: add a queue: {e}", self.name)))?;
+        dev.set_nonblocking(true)?;
+        Ok(Tun { dev, name: self.name.clone(), vnet: self.vnet })
     }
 
     /// The interface name the kernel gave the device.
@@ -335,6 +351,7 @@ mod tests {
             prefix: 24,
             mtu: 1500,
             peer6: None,
+            multi_queue: false,
         };
         assert_eq!(Tun::open(&cfg).unwrap_err().kind(), io::ErrorKind::InvalidInput);
         cfg.name = "utcp0".into();
