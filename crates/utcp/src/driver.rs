@@ -125,6 +125,10 @@ pub(crate) struct Waiter {
     read_waker: Option<Waker>,
     /// The async task waiting to write, woken with `write_seq`.
     write_waker: Option<Waker>,
+    /// The connection's own TUN queue (flow steering, `steered.rs`), once it has one.
+    pub(crate) queue: Option<u16>,
+    /// A thread waits on that queue (it is woken by the queue's bell, not the condvar).
+    pub(crate) steered: bool,
 }
 
 impl Waiter {
@@ -267,6 +271,11 @@ pub(crate) struct Inner {
     /// `InterfaceConfig::busy_poll` (issue 12) and its adaptive state (`lead.rs`).
     pub(crate) busy_poll: super::BusyPoll,
     pub(crate) spin: super::lead::SpinBackoff,
+    /// Flow steering (issue 12, `steered.rs`), if the TUN is multi-queue.
+    pub(crate) steer: Option<super::steered::Steer>,
+    /// The connection whose steered thread is processing packets right now (its own
+    /// events need no bell).
+    pub(crate) steered_now: Option<Key>,
     pub(crate) stats: LinkStats,
 }
 
@@ -274,7 +283,7 @@ pub(crate) struct Shared {
     inner: Mutex<Inner>,
     /// Packets on their way to the TUN, written outside the interface lock (`tx.rs`).
     pub(crate) tx: TxQueue,
-    epoll: Epoll,
+    pub(crate) epoll: Epoll,
     /// Wakes the driver (stop, fatal error).
     waker: EventFd,
     /// The engine's next deadline.
@@ -366,6 +375,8 @@ impl Shared {
                 closed: None,
                 read_waker: None,
                 write_waker: None,
+                queue: None,
+                steered: false,
             },
         );
     }
@@ -410,7 +421,9 @@ impl Shared {
             w.read_seq = w.read_seq.wrapping_add(1);
             w.write_seq = w.write_seq.wrapping_add(1);
             w.cv.notify_all();
+            let queue = w.queue.filter(|_| w.steered);
             g.async_wakers = g.async_wakers.saturating_sub(w.wake(true, true));
+            g.ring_steered(key, queue);
         }
         if g.leader.is_some_and(|(k, _)| k == key) {
             self.kick.signal();
@@ -608,6 +621,10 @@ impl Inner {
                         self.woke_other_conn = true;
                     }
                 }
+                let queue = w.queue.filter(|_| w.steered);
+                if self.ring_steered(key, queue) && leader.is_none() {
+                    self.woke_other_conn = true;
+                }
                 if who != Who::Leader
                     && let Some((_, interest)) = leader
                     && match interest {
@@ -649,6 +666,9 @@ impl Inner {
     pub(crate) fn unregister(&mut self, key: Key) {
         if let Some(mut w) = self.waiters.remove(&key) {
             self.async_wakers = self.async_wakers.saturating_sub(w.wake(true, true));
+            if let Some(q) = w.queue {
+                self.release_queue(q);
+            }
         }
     }
 
@@ -658,6 +678,9 @@ impl Inner {
             w.write_seq = w.write_seq.wrapping_add(1);
             w.cv.notify_all();
             w.wake(true, true);
+        }
+        if let Some(st) = self.steer.as_ref() {
+            st.ring_all();
         }
         self.async_wakers = 0;
         shared.kick.signal();
@@ -745,6 +768,9 @@ impl Inner {
             let back = since + HANDBACK;
             want = Some(want.map_or(back, |t| t.min(back)));
         }
+        if let Some(check) = self.steer_housekeeping(shared, now) {
+            want = Some(want.map_or(check, |t| t.min(check)));
+        }
         if want != self.timer_at {
             self.timer_at = want;
             shared.timer.set(want.map(|t| shared.mono_of(t)));
@@ -795,6 +821,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         move_into_link_name_space(std::os::fd::AsFd::as_fd(&f), Some(LinkNameSpaceType::Network))
             .map_err(|e| io::Error::new(io::Error::from(e).kind(), format!("setns into {ns:?}: {e}")))?;
     }
+    let adopted = config.tun_fd.is_some();
     let tun = Arc::new(match config.tun_fd.take() {
         Some(fd) => Tun::from_fd(fd)?,
         None => {
@@ -846,6 +873,12 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         taps.push(t);
     }
     let impair = config.impairment.map(|c| (Impairer::new(c, 1), Impairer::new(c, 2)));
+    let steer = match (adopted, config.steer_queues) {
+        (false, n) if n > 0 => super::steered::Steer::new(&tun, n)
+            .map_err(|e| tracing::info!(error = %e, "TUN flow steering unavailable"))
+            .ok(),
+        _ => None,
+    };
     let inner = Inner {
         stack,
         tun: Some(tun.clone()),
@@ -869,7 +902,9 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         pump_running: false,
         busy_poll: config.busy_poll,
         spin: Default::default(),
-        stats: LinkStats { offload: tun.offload(), ..LinkStats::default() },
+        stats: LinkStats { offload: tun.offload(), steering: steer.is_some(), ..LinkStats::default() },
+        steer,
+        steered_now: None,
     };
     let epoch = std::time::Instant::now();
     let shared = Arc::new(Shared {
@@ -914,6 +949,7 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 fn drive(shared: &Shared, tun: &Tun) -> io::Result<()> {
     let mut events = Vec::with_capacity(8);
     let mut rx = RxBuf::new();
+    let mut queues_ready: Vec<u16> = Vec::new();
     // Edge-triggered: drain whatever is already queued before the first wait.
     let mut tun_ready = true;
     let mut woke = 0;
@@ -938,7 +974,14 @@ fn drive(shared: &Shared, tun: &Tun) -> io::Result<()> {
         };
         tun_ready = false;
         if read {
-            rx_burst(shared, tun, &mut rx)?;
+            rx_burst(shared, tun, &mut rx, None)?;
+        }
+        // Flow steering: extra queues the driver holds (their threads stayed away).
+        for q in queues_ready.drain(..) {
+            let io = shared.lock().driver_claims_queue(q);
+            if let Some(io) = io {
+                rx_burst(shared, &io.tun, &mut rx, Some(q))?;
+            }
         }
         let n =
             shared.epoll.wait(&mut events).map_err(|e| io::Error::new(e.kind(), format!("epoll: {e}")))?;
@@ -947,15 +990,17 @@ fn drive(shared: &Shared, tun: &Tun) -> io::Result<()> {
             match token(ev) {
                 TUN_TOKEN => tun_ready = true,
                 WAKE_TOKEN => shared.waker.drain(),
-                _ => shared.timer.drain(),
+                TIMER_TOKEN => shared.timer.drain(),
+                t => queues_ready.push((t - super::steered::QUEUE_TOKEN) as u16),
             }
         }
     }
 }
 
-/// Read bursts until the TUN is empty, feeding each to the engine under the lock.
-/// `driver_reading` is set on entry and cleared on every way out.
-fn rx_burst(shared: &Shared, tun: &Tun, rx: &mut RxBuf) -> io::Result<()> {
+/// Read bursts until the TUN (queue 0, or extra queue `q` with flow steering) is empty,
+/// feeding each to the engine under the lock. The queue's `driver_reading` is set on
+/// entry and cleared on every way out.
+fn rx_burst(shared: &Shared, tun: &Tun, rx: &mut RxBuf, q: Option<u16>) -> io::Result<()> {
     loop {
         let (more, err) = rx.read_batch(tun);
         let mut g = shared.lock();
@@ -967,8 +1012,12 @@ fn rx_burst(shared: &Shared, tun: &Tun, rx: &mut RxBuf) -> io::Result<()> {
             duty = g.after_op_by(shared, now, Who::Driver);
         }
         if done {
-            g.driver_reading = false;
-            g.hand_to_pump(shared);
+            if let Some(q) = q {
+                g.driver_done_with_queue(q);
+            } else {
+                g.driver_reading = false;
+                g.hand_to_pump(shared);
+            }
         }
         // Issue 12: the TUN writes happen after the interface lock is released.
         drop(g);

@@ -114,13 +114,33 @@ impl Shared {
         if !g.waiters.contains_key(&key) {
             return Err(io::Error::from(io::ErrorKind::NotConnected));
         }
+        if let Some(q) = g.steered_queue(key) {
+            // The connection has its own queue (flow steering, `steered.rs`).
+            return self.wait_steered(g, key, q, interest, deadline);
+        }
         if !g.can_lead() {
-            return self.follow(g, key, deadline);
+            return self.follow_or_steer(g, key, interest, deadline);
         }
         let (g, end) = self.lead(g, key, interest, deadline);
         match end {
             End::Return => Ok(g),
-            End::StepDown => self.follow(g, key, deadline),
+            End::StepDown => self.follow_or_steer(g, key, interest, deadline),
+        }
+    }
+
+    /// Someone else reads the TUN: wait on a queue of our own if the connection can get
+    /// one (flow steering), else sleep on the socket's condvar.
+    fn follow_or_steer<'a>(
+        &'a self,
+        mut g: MutexGuard<'a, Inner>,
+        key: Key,
+        interest: Interest,
+        deadline: Option<std::time::Instant>,
+    ) -> io::Result<MutexGuard<'a, Inner>> {
+        match g.assign_queue(self, key) {
+            // (A free queue the driver is still reading is taken at the next wait.)
+            Some(q) if g.steered_queue(key) == Some(q) => self.wait_steered(g, key, q, interest, deadline),
+            _ => self.follow(g, key, deadline),
         }
     }
 

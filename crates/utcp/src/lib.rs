@@ -41,6 +41,7 @@ mod pcap;
 #[cfg(feature = "tokio")]
 mod pump;
 mod socket;
+mod steered;
 mod sys;
 mod tap;
 #[cfg(feature = "tokio")]
@@ -246,6 +247,25 @@ pub struct LinkStats {
     pub tx_super_segments: u64,
     /// TCP segments those written super-segments stand for.
     pub tx_super_segment_segs: u64,
+    // --- flow steering (issue 12, `InterfaceConfig::steer_queues`, steered.rs)
+    /// Whether the steering program is attached (a multi-queue TUN).
+    pub steering: bool,
+    /// Extra TUN queues opened so far (at most `InterfaceConfig::steer_queues`).
+    pub steer_queues: u64,
+    /// Connections given a queue (a flow entered the steering map).
+    pub steer_assigned: u64,
+    /// Queue requests that found none free (steering went on without that connection).
+    pub steer_no_queue: u64,
+    /// Steering-map updates or removals the kernel refused (the flow stays on queue 0).
+    pub steer_map_errors: u64,
+    /// Waits of a thread on its connection's own queue.
+    pub steered_waits: u64,
+    /// Times such a thread woke with packets on its queue.
+    pub steered_wakeups: u64,
+    /// Times another thread rang a steered waiter's bell (an event it processed).
+    pub steered_bells: u64,
+    /// Times the driver took over a queue whose thread stayed away (`HANDBACK`).
+    pub steer_adoptions: u64,
 }
 
 /// A TUN device with a stack behind it, driven by its own thread.

@@ -186,7 +186,7 @@ impl Drop for TcpListener {
         let mut g = self.shared.lock();
         let now = self.shared.now();
         g.stack.close_listener(self.id);
-        g.waiters.remove(&Key::Listener(self.id));
+        g.unregister(Key::Listener(self.id));
         g.after_op(&self.shared, now);
     }
 }
@@ -406,7 +406,7 @@ impl TcpStream {
         let now = self.shared.now();
         g.stack.abort(self.id);
         self.shared.notify(&mut g, self.key());
-        g.waiters.remove(&self.key());
+        g.unregister(self.key());
         let duty = g.after_op_deferred(&self.shared, now);
         self.released.store(true, Ordering::Relaxed);
         drop(g);
@@ -549,7 +549,7 @@ impl Drop for TcpStream {
         // Input first: a FIN or RST the peer already sent decides what our close sends.
         let (mut g, now) = self.shared.pump_parked_after(g, now, std::time::Duration::ZERO);
         g.stack.close(self.id);
-        g.waiters.remove(&self.key());
+        g.unregister(self.key());
         let duty = g.after_op_deferred(&self.shared, now);
         drop(g);
         duty.write_unlocked();

@@ -123,16 +123,20 @@ fn kernel() -> io::Result<Topology> {
     })
 }
 
-fn utcp() -> io::Result<Topology> {
+/// The utcp server; `steer`: flow steering on (the default) or off (`utcp-nosteer`).
+fn utcp(steer: bool) -> io::Result<Topology> {
     let client = NetNs::create(&NetNs::unique_name("utcpb-hu"))?;
     let mut cfg = utcp::InterfaceConfig::new("tun-http", TUN_STACK, TUN_PEER, 24);
     cfg.mtu = 1500;
+    if !steer {
+        cfg.steer_queues = 0;
+    }
     cfg.netns = Some(client.name().to_string());
     let iface = utcp::Interface::new(cfg)?;
     let addr = SocketAddr::from((TUN_STACK, PORT));
     let l = utcp::TcpListener::bind(&iface, addr)?;
     Ok(Topology {
-        name: "utcp",
+        name: if steer { "utcp" } else { "utcp-nosteer" },
         server: Some(Server::start(l)),
         _iface: Some(iface),
         client,
@@ -328,15 +332,22 @@ fn sample(t: &Topology, mode: Mode, dur: Duration) -> io::Result<(f64, u64)> {
 /// Run both modes on both systems, interleaved, `rounds` times.
 pub fn run(quick: bool) -> io::Result<HttpBenchReport> {
     let (rounds, dur) = if quick { (1, Duration::from_millis(500)) } else { (3, Duration::from_secs(3)) };
-    // `UTCP_HTTP_SYSTEM=utcp` runs one system alone (for profiling).
+    // `UTCP_HTTP_SYSTEM=utcp` runs one system alone (for profiling); a comma-separated
+    // list picks several, and `utcp-nosteer` (flow steering off) is only run when named.
     let only = std::env::var("UTCP_HTTP_SYSTEM").ok();
-    let want = |n: &str| only.as_deref().is_none_or(|o| o == n);
+    let want = |n: &str| match only.as_deref() {
+        None => n != "utcp-nosteer",
+        Some(o) => o.split(',').any(|x| x == n),
+    };
     let mut systems = Vec::new();
     if want("kernel") {
         systems.push(kernel()?);
     }
     if want("utcp") {
-        systems.push(utcp()?);
+        systems.push(utcp(true)?);
+    }
+    if want("utcp-nosteer") {
+        systems.push(utcp(false)?);
     }
     let modes = [Mode::Close, Mode::KeepAlive];
     let mut samples = vec![Vec::new(); systems.len() * modes.len()];
