@@ -130,3 +130,141 @@ fn the_kernel_sends_a_mapped_flow_to_its_queue() {
     assert_eq!(q_data2, 0, "after removal the flow goes to queue 0 again");
     assert_eq!(p2, b"unmapped");
 }
+
+// --- The runtime's steered waits (`steered.rs`), against kernel clients ---
+
+mod common;
+use common::{env_at, kernel_connect_nodelay};
+use std::io::Read;
+
+const RT_KERNEL: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 1);
+const RT_STACK: Ipv4Addr = Ipv4Addr::new(10, 82, 0, 2);
+const STEP: Duration = Duration::from_secs(20);
+
+/// `n` kernel clients connected to `port`, each accepted by the stack: (clients, streams).
+fn pairs(
+    env: &common::Env,
+    port: u16,
+    n: usize,
+) -> (std::thread::JoinHandle<Vec<std::net::TcpStream>>, Vec<utcp::TcpStream>) {
+    let l = utcp::TcpListener::bind(&env.iface, (RT_STACK, port)).unwrap();
+    let addr = SocketAddr::from((RT_STACK, port));
+    let clients = env.kernel(move || (0..n).map(|_| kernel_connect_nodelay(addr, STEP)).collect::<Vec<_>>());
+    let streams = (0..n).map(|_| l.accept().unwrap().0).collect();
+    (clients, streams)
+}
+
+/// Eight threads block on their own connections at once: those that follow (another
+/// thread reads the TUN) get a queue, and the kernel's packets wake them on it. Every
+/// exchange is answered correctly.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn blocked_threads_are_woken_by_their_own_queues() {
+    assert_root("blocked_threads_are_woken_by_their_own_queues");
+    const CONNS: usize = 8;
+    const ROUNDS: u32 = 300;
+    let env = env_at("steerrt", "steer1", RT_STACK, RT_KERNEL, |_| {});
+    assert!(env.iface.link_stats().steering, "steering must load as root");
+    let (clients, streams) = pairs(&env, 7201, CONNS);
+    let clients = clients.join().unwrap();
+    let servers: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            std::thread::spawn(move || {
+                let mut b = [0u8; 4];
+                for _ in 0..ROUNDS {
+                    s.read_exact(&mut b).unwrap();
+                    let v = u32::from_be_bytes(b) + 1;
+                    s.write_all(&v.to_be_bytes()).unwrap();
+                }
+            })
+        })
+        .collect();
+    let talk = env.kernel(move || {
+        let threads: Vec<_> = clients
+            .into_iter()
+            .enumerate()
+            .map(|(i, mut c)| {
+                std::thread::spawn(move || {
+                    let mut b = [0u8; 4];
+                    for r in 0..ROUNDS {
+                        let v = (i as u32) << 16 | r;
+                        c.write_all(&v.to_be_bytes()).unwrap();
+                        c.read_exact(&mut b).unwrap();
+                        assert_eq!(u32::from_be_bytes(b), v + 1);
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+    });
+    talk.join().unwrap();
+    servers.into_iter().for_each(|t| t.join().unwrap());
+    let s = env.iface.link_stats();
+    eprintln!(
+        "steering: {} queues, {} assigned, {} steered waits, {} woken by their queue, {} bells",
+        s.steer_queues, s.steer_assigned, s.steered_waits, s.steered_wakeups, s.steered_bells
+    );
+    assert!(s.steer_assigned >= 1 && s.steer_queues >= 1, "no connection got a queue: {s:?}");
+    assert!(s.steered_wakeups > 0, "no thread was woken by its own queue: {s:?}");
+    assert_eq!(s.steer_map_errors, 0);
+}
+
+/// Threads with queues go away (sleep) while their peers send: the driver takes their
+/// parked queues over and reads the data (ACKing it) without them; it is all there when
+/// they come back.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn the_driver_reads_the_queue_of_a_thread_that_stays_away() {
+    assert_root("the_driver_reads_the_queue_of_a_thread_that_stays_away");
+    const CONNS: usize = 4;
+    const CHUNKS: usize = 10;
+    let env = env_at("steerpk", "steer2", RT_STACK, RT_KERNEL, |_| {});
+    let (clients, streams) = pairs(&env, 7202, CONNS);
+    let mut clients = clients.join().unwrap();
+    // Everyone blocks at once, so that all but the leader get queues.
+    let go = std::sync::Arc::new(std::sync::Barrier::new(CONNS + 1));
+    let away = std::sync::Arc::new(std::sync::Barrier::new(CONNS + 1));
+    let back = std::sync::Arc::new(std::sync::Barrier::new(CONNS + 1));
+    let servers: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let (go, away, back) = (go.clone(), away.clone(), back.clone());
+            std::thread::spawn(move || {
+                go.wait();
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).unwrap();
+                away.wait(); // now away from the socket until `back`
+                back.wait();
+                let mut rest = vec![0u8; CHUNKS * 100];
+                s.set_read_timeout(Some(STEP)).unwrap();
+                s.read_exact(&mut rest).unwrap();
+                assert!(rest.iter().all(|&x| x == b[0]));
+            })
+        })
+        .collect();
+    go.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.write_all(&[i as u8]).unwrap();
+    }
+    away.wait();
+    let before = env.iface.link_stats();
+    assert!(before.steer_assigned >= 1, "no connection got a queue: {before:?}");
+    for _ in 0..CHUNKS {
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.write_all(&[i as u8; 100]).unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let during = env.iface.link_stats();
+    back.wait();
+    servers.into_iter().for_each(|t| t.join().unwrap());
+    assert!(during.steer_adoptions > before.steer_adoptions, "the driver took no queue over: {during:?}");
+    assert!(
+        during.rx_packets - before.rx_packets >= (CONNS * CHUNKS) as u64,
+        "packets waited for their threads: {} read while all were away",
+        during.rx_packets - before.rx_packets
+    );
+}

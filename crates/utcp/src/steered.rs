@@ -30,7 +30,7 @@
 use super::device::steer::{FlowKey, Steering};
 use super::device::tun::Tun;
 use super::driver::{HANDBACK, Inner, Interest, Key, RxBuf, Shared, Who, panic_message};
-use super::sys::{EventFd, Ready, ppoll2};
+use super::sys::{Epoll, EventFd, Ready, ppoll2};
 use super::tx::TxDuty;
 use crate::time::Instant;
 use std::io;
@@ -87,12 +87,36 @@ pub(crate) struct Steer {
 
 impl Steer {
     /// Load and attach the steering program to `tun` (opened multi-queue), for at most
-    /// `max` extra queues (the TUN allows 256 in all).
-    pub(crate) fn new(tun: &Tun, max: u16) -> io::Result<Steer> {
+    /// `max` extra queues (the TUN allows 256 in all), and open the first few queues (so
+    /// that the first threads to follow find one). Runs on the driver thread at setup.
+    pub(crate) fn new(tun: &Tun, max: u16, epoll: &Epoll) -> io::Result<Steer> {
         let max = usize::from(max.min(255));
         let prog = Steering::load(max as u32)?;
         prog.attach(tun)?;
-        Ok(Steer { prog, queues: Vec::new(), free: Vec::new(), max, want_more: false, rx_pool: Vec::new() })
+        let mut st =
+            Steer { prog, queues: Vec::new(), free: Vec::new(), max, want_more: false, rx_pool: Vec::new() };
+        st.open_queues(tun, epoll);
+        Ok(st)
+    }
+
+    /// Open up to `OPEN_BATCH` more queues (within `max`), armed in the driver's epoll
+    /// and free. Must run in the TUN's network namespace (the driver thread). Returns how
+    /// many it opened.
+    pub(crate) fn open_queues(&mut self, tun: &Tun, epoll: &Epoll) -> u64 {
+        let mut opened = 0;
+        for _ in 0..OPEN_BATCH.min(self.max - self.queues.len()) {
+            let q = self.queues.len() as u16;
+            let Ok(tun) = tun.clone_queue() else { break };
+            let Ok(bell) = EventFd::new() else { break };
+            if epoll.add(&tun, QUEUE_TOKEN + u64::from(q)).is_err() {
+                break;
+            }
+            let io = Arc::new(QueueIo { tun, bell });
+            self.queues.push(SteerQueue { io, owner: QueueOwner::Driver, conn: None, driver_reading: false });
+            self.free.push(q);
+            opened += 1;
+        }
+        opened
     }
 
     /// Ring every waiting thread's bell (the interface stops or fails).
@@ -145,7 +169,8 @@ impl Shared {
         loop {
             drop(g);
             std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
-            let (polled, mut err) = next_burst(&io, &mut rx, &mut more, deadline.map(|d| d.saturating_since(now)));
+            let (polled, mut err) =
+                next_burst(&io, &mut rx, &mut more, deadline.map(|d| d.saturating_since(now)));
             g = self.lock();
             now = self.now();
             if polled && !rx.is_empty() {
@@ -311,18 +336,7 @@ impl Inner {
     pub(crate) fn steer_housekeeping(&mut self, shared: &Shared, now: Instant) -> Option<Instant> {
         let st = self.steer.as_mut()?;
         if std::mem::take(&mut st.want_more) {
-            for _ in 0..OPEN_BATCH.min(st.max - st.queues.len()) {
-                let q = st.queues.len() as u16;
-                let Ok(tun) = shared.tun_dev.clone_queue() else { break };
-                let Ok(bell) = EventFd::new() else { break };
-                if shared.epoll.add(&tun, QUEUE_TOKEN + u64::from(q)).is_err() {
-                    break;
-                }
-                let io = Arc::new(QueueIo { tun, bell });
-                st.queues.push(SteerQueue { io, owner: QueueOwner::Driver, conn: None, driver_reading: false });
-                st.free.push(q);
-                self.stats.steer_queues += 1;
-            }
+            self.stats.steer_queues += st.open_queues(&shared.tun_dev, &shared.epoll);
         }
         let mut next: Option<Instant> = None;
         for (i, sq) in st.queues.iter_mut().enumerate() {

@@ -349,7 +349,12 @@ pub fn run(quick: bool) -> io::Result<HttpBenchReport> {
     if want("utcp-nosteer") {
         systems.push(utcp(false)?);
     }
-    let modes = [Mode::Close, Mode::KeepAlive];
+    // `UTCP_HTTP_MODE=http_close` (or `http_keepalive`) runs one mode alone (profiling).
+    let mode = std::env::var("UTCP_HTTP_MODE").ok();
+    let modes: Vec<Mode> = [Mode::Close, Mode::KeepAlive]
+        .into_iter()
+        .filter(|m| mode.as_deref().is_none_or(|o| o == m.name()))
+        .collect();
     let mut samples = vec![Vec::new(); systems.len() * modes.len()];
     let mut errors = vec![0u64; samples.len()];
     for round in 0..rounds {

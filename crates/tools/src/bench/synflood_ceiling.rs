@@ -241,7 +241,14 @@ fn run_one(path: Path, opts: &CeilingOptions) -> io::Result<CeilingResult> {
 /// through tun-rs (offload on, the same 10-byte header). One descriptor per queue.
 fn open_tun(tx_queue_len: Option<u32>, queues: usize) -> io::Result<Vec<Box<dyn AsRawFd + Send>>> {
     if queues == 1 {
-        let cfg = TunConfig { name: "tun-ceil".into(), peer: KERNEL_IP, prefix: 24, mtu: 1500, peer6: None, multi_queue: false };
+        let cfg = TunConfig {
+            name: "tun-ceil".into(),
+            peer: KERNEL_IP,
+            prefix: 24,
+            mtu: 1500,
+            peer6: None,
+            multi_queue: false,
+        };
         let tun = Tun::open_offload(&cfg)?;
         if let Some(n) = tx_queue_len {
             tun.set_tx_queue_len(n)?;
