@@ -100,14 +100,45 @@ fn a_parked_tun_goes_back_to_the_driver() {
     client.join().expect("client panicked").expect("setns");
 }
 
-/// A thread leading on an idle connection hands leadership over to the thread whose
-/// connection carries the traffic, which then serves it with one wake-up per request.
+/// Without flow steering, a thread leading on an idle connection hands leadership over
+/// to the thread whose connection carries the traffic, which then serves it with one
+/// wake-up per request.
 #[test]
 #[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn leadership_follows_the_traffic() {
     assert_root("leadership_follows_the_traffic");
-    const N: u64 = 500;
-    let (iface, ns) = setup("utcp-rtfollow");
+    let (before, after) = idle_reader_and_busy_thread("utcp-rtfollow", 0);
+    let leads = after.leads - before.leads;
+    let led = after.leader_wakeups - before.leader_wakeups;
+    // Had the idle reader kept leading, it would have led once, for the whole run, and
+    // every request would have cost it a wake-up plus one of the busy thread.
+    assert!(leads >= N_BUSY / 2, "busy thread led {leads} times: {before:?} -> {after:?}");
+    assert!(led >= N_BUSY / 2, "{before:?} -> {after:?}");
+}
+
+/// With flow steering (the default), the busy thread, which blocks while the idle one
+/// leads, gets a queue of its own: the kernel's requests wake it there, one wake-up per
+/// request, and neither the idle reader nor the driver is involved.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn a_busy_thread_is_woken_on_its_own_queue() {
+    assert_root("a_busy_thread_is_woken_on_its_own_queue");
+    let (before, after) = idle_reader_and_busy_thread("utcp-rtsteer", 64);
+    let waits = after.steered_waits - before.steered_waits;
+    let woke = after.steered_wakeups - before.steered_wakeups;
+    assert!(after.steering && after.steer_assigned >= 1, "{after:?}");
+    assert!(waits >= N_BUSY / 2 && woke >= N_BUSY / 2, "{before:?} -> {after:?}");
+}
+
+const N_BUSY: u64 = 500;
+
+/// An idle reader blocks first, then a busy thread serves `N_BUSY` request/responses
+/// (interface with `steer_queues`). Checks that the driver woke at most for half the
+/// requests; returns the link counters around the busy phase.
+fn idle_reader_and_busy_thread(tag: &str, steer_queues: u16) -> (utcp::LinkStats, utcp::LinkStats) {
+    const N: u64 = N_BUSY;
+    let e = env_at(tag.trim_start_matches("utcp-"), "rt0", STACK, KERNEL, |c| c.steer_queues = steer_queues);
+    let (iface, ns) = (e.iface, e.ns);
     let l = TcpListener::bind(&iface, (STACK, 7003)).unwrap();
     let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
     let client = ns
@@ -144,15 +175,16 @@ fn leadership_follows_the_traffic() {
     client.join().expect("client panicked").expect("setns");
     let leads = after.leads - before.leads;
     let led = after.leader_wakeups - before.leader_wakeups;
+    let steered = after.steered_wakeups - before.steered_wakeups;
     let driver = after.driver_wakeups - before.driver_wakeups;
-    eprintln!("{N} transactions: {leads} leads, {led} leader wake-ups, {driver} driver wake-ups");
-    // Had the idle reader kept leading, it would have led once, for the whole run, and
-    // every request would have cost it a wake-up plus one of the busy thread.
-    assert!(leads >= N / 2, "busy thread led {leads} times: {before:?} -> {after:?}");
-    assert!(led >= N / 2, "{before:?} -> {after:?}");
+    eprintln!(
+        "{N} transactions: {leads} leads, {led} leader wake-ups, {steered} steered wake-ups, \
+         {driver} driver wake-ups"
+    );
     // With the idle reader waiting too, a released TUN goes back to the driver, which
     // wakes only when a request races the busy thread's return to `read`.
     assert!(driver <= N / 2, "{before:?} -> {after:?}");
+    (before, after)
 }
 
 /// The kernel, inside a private namespace, sends a TCP SYN to an address behind the
