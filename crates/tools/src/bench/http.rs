@@ -163,10 +163,12 @@ impl Server {
         let mut threads = Vec::new();
         for _ in 0..WORKERS {
             let (rx, stop) = (rx.clone(), stop.clone());
-            threads.push(std::thread::spawn(move || worker(&rx, &stop)));
+            // Named, so that profiles tell workers, the acceptor and the clients apart.
+            let named = std::thread::Builder::new().name("http-worker".into());
+            threads.push(named.spawn(move || worker(&rx, &stop)).expect("spawn a worker"));
         }
         let st = stop.clone();
-        threads.push(std::thread::spawn(move || {
+        threads.push(std::thread::Builder::new().name("http-accept".into()).spawn(move || {
             while !st.load(Ordering::Relaxed) {
                 match l.accept_or_wake() {
                     Ok(s) => {
@@ -177,7 +179,7 @@ impl Server {
                     Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
             }
-        }));
+        }).expect("spawn the acceptor"));
         Server { stop, threads }
     }
 }
