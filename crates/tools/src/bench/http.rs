@@ -123,20 +123,25 @@ fn kernel() -> io::Result<Topology> {
     })
 }
 
-/// The utcp server; `steer`: flow steering on (the default) or off (`utcp-nosteer`).
-fn utcp(steer: bool) -> io::Result<Topology> {
+/// The utcp server: `name` is `utcp` (the defaults), `utcp-nosteer` (flow steering off)
+/// or `utcp-busy` (`BusyPoll::Always(50 µs)`).
+fn utcp(name: &'static str) -> io::Result<Topology> {
     let client = NetNs::create(&NetNs::unique_name("utcpb-hu"))?;
     let mut cfg = utcp::InterfaceConfig::new("tun-http", TUN_STACK, TUN_PEER, 24);
     cfg.mtu = 1500;
-    if !steer {
-        cfg.steer_queues = 0;
+    // `UTCP_HTTP_PCAP=FILE` captures what crosses the TUN (timing analysis).
+    cfg.pcap = std::env::var_os("UTCP_HTTP_PCAP").map(Into::into);
+    match name {
+        "utcp-nosteer" => cfg.steer_queues = 0,
+        "utcp-busy" => cfg.busy_poll = utcp::BusyPoll::Always(super::utcp_sys::BUSY_POLL),
+        _ => {}
     }
     cfg.netns = Some(client.name().to_string());
     let iface = utcp::Interface::new(cfg)?;
     let addr = SocketAddr::from((TUN_STACK, PORT));
     let l = utcp::TcpListener::bind(&iface, addr)?;
     Ok(Topology {
-        name: if steer { "utcp" } else { "utcp-nosteer" },
+        name,
         server: Some(Server::start(l)),
         _iface: Some(iface),
         client,
@@ -335,21 +340,20 @@ fn sample(t: &Topology, mode: Mode, dur: Duration) -> io::Result<(f64, u64)> {
 pub fn run(quick: bool) -> io::Result<HttpBenchReport> {
     let (rounds, dur) = if quick { (1, Duration::from_millis(500)) } else { (3, Duration::from_secs(3)) };
     // `UTCP_HTTP_SYSTEM=utcp` runs one system alone (for profiling); a comma-separated
-    // list picks several, and `utcp-nosteer` (flow steering off) is only run when named.
+    // list picks several; `utcp-nosteer` and `utcp-busy` are only run when named.
     let only = std::env::var("UTCP_HTTP_SYSTEM").ok();
     let want = |n: &str| match only.as_deref() {
-        None => n != "utcp-nosteer",
+        None => n == "kernel" || n == "utcp",
         Some(o) => o.split(',').any(|x| x == n),
     };
     let mut systems = Vec::new();
     if want("kernel") {
         systems.push(kernel()?);
     }
-    if want("utcp") {
-        systems.push(utcp(true)?);
-    }
-    if want("utcp-nosteer") {
-        systems.push(utcp(false)?);
+    for name in ["utcp", "utcp-nosteer", "utcp-busy"] {
+        if want(name) {
+            systems.push(utcp(name)?);
+        }
     }
     // `UTCP_HTTP_MODE=http_close` (or `http_keepalive`) runs one mode alone (profiling).
     let mode = std::env::var("UTCP_HTTP_MODE").ok();
