@@ -147,8 +147,15 @@ fn pairs(
     port: u16,
     n: usize,
 ) -> (std::thread::JoinHandle<Vec<std::net::TcpStream>>, Vec<utcp::TcpStream>) {
-    let l = utcp::TcpListener::bind(&env.iface, (RT_STACK, port)).unwrap();
-    let addr = SocketAddr::from((RT_STACK, port));
+    pairs_at(env, SocketAddr::from((RT_STACK, port)), n)
+}
+
+fn pairs_at(
+    env: &common::Env,
+    addr: SocketAddr,
+    n: usize,
+) -> (std::thread::JoinHandle<Vec<std::net::TcpStream>>, Vec<utcp::TcpStream>) {
+    let l = utcp::TcpListener::bind(&env.iface, addr).unwrap();
     let clients = env.kernel(move || (0..n).map(|_| kernel_connect_nodelay(addr, STEP)).collect::<Vec<_>>());
     let streams = (0..n).map(|_| l.accept().unwrap().0).collect();
     (clients, streams)
@@ -161,11 +168,29 @@ fn pairs(
 #[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
 fn blocked_threads_are_woken_by_their_own_queues() {
     assert_root("blocked_threads_are_woken_by_their_own_queues");
+    let env = env_at("steerrt", "steer1", RT_STACK, RT_KERNEL, |_| {});
+    exchanges_on_eight_connections(&env, SocketAddr::from((RT_STACK, 7201)));
+}
+
+/// The same over IPv6: the program keys a flow by the last words of its addresses.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn blocked_threads_over_ipv6_are_woken_by_their_own_queues() {
+    assert_root("blocked_threads_over_ipv6_are_woken_by_their_own_queues");
+    let stack6: std::net::Ipv6Addr = "fd00:82::2".parse().unwrap();
+    let env = env_at("steer6", "steer3", RT_STACK, RT_KERNEL, |c| {
+        c.addr6 = Some(stack6);
+        c.peer6 = Some(("fd00:82::1".parse().unwrap(), 64));
+    });
+    exchanges_on_eight_connections(&env, SocketAddr::from((stack6, 7203)));
+}
+
+/// Eight threads serve 300 request/responses each on their own connections, at once.
+fn exchanges_on_eight_connections(env: &common::Env, addr: SocketAddr) {
     const CONNS: usize = 8;
     const ROUNDS: u32 = 300;
-    let env = env_at("steerrt", "steer1", RT_STACK, RT_KERNEL, |_| {});
     assert!(env.iface.link_stats().steering, "steering must load as root");
-    let (clients, streams) = pairs(&env, 7201, CONNS);
+    let (clients, streams) = pairs_at(env, addr, CONNS);
     let clients = clients.join().unwrap();
     let servers: Vec<_> = streams
         .into_iter()

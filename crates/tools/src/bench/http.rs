@@ -140,14 +140,7 @@ fn utcp(name: &'static str) -> io::Result<Topology> {
     let iface = utcp::Interface::new(cfg)?;
     let addr = SocketAddr::from((TUN_STACK, PORT));
     let l = utcp::TcpListener::bind(&iface, addr)?;
-    Ok(Topology {
-        name,
-        server: Some(Server::start(l)),
-        _iface: Some(iface),
-        client,
-        _server_ns: None,
-        addr,
-    })
+    Ok(Topology { name, server: Some(Server::start(l)), _iface: Some(iface), client, _server_ns: None, addr })
 }
 
 /// The accept thread and the worker pool; dropping it stops and joins them.
@@ -173,18 +166,23 @@ impl Server {
             threads.push(named.spawn(move || worker(&rx, &stop)).expect("spawn a worker"));
         }
         let st = stop.clone();
-        threads.push(std::thread::Builder::new().name("http-accept".into()).spawn(move || {
-            while !st.load(Ordering::Relaxed) {
-                match l.accept_or_wake() {
-                    Ok(s) => {
-                        // A full queue drops the connection (the client sees it closed).
-                        let _ = tx.try_send(s);
+        threads.push(
+            std::thread::Builder::new()
+                .name("http-accept".into())
+                .spawn(move || {
+                    while !st.load(Ordering::Relaxed) {
+                        match l.accept_or_wake() {
+                            Ok(s) => {
+                                // A full queue drops the connection (the client sees it closed).
+                                let _ = tx.try_send(s);
+                            }
+                            Err(e) if harness::is_timeout(&e) => {}
+                            Err(_) => std::thread::sleep(Duration::from_millis(1)),
+                        }
                     }
-                    Err(e) if harness::is_timeout(&e) => {}
-                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
-                }
-            }
-        }).expect("spawn the acceptor"));
+                })
+                .expect("spawn the acceptor"),
+        );
         Server { stop, threads }
     }
 }
