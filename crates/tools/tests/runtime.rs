@@ -108,6 +108,7 @@ fn a_parked_tun_goes_back_to_the_driver() {
 fn leadership_follows_the_traffic() {
     assert_root("leadership_follows_the_traffic");
     let (before, after) = idle_reader_and_busy_thread("utcp-rtfollow", 0);
+    assert!(!after.steering && after.steer_queues == 0, "steer_queues = 0 turns steering off");
     let leads = after.leads - before.leads;
     let led = after.leader_wakeups - before.leader_wakeups;
     // Had the idle reader kept leading, it would have led once, for the whole run, and

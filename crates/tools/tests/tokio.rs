@@ -369,6 +369,7 @@ fn interface_from_an_adopted_tun_fd() {
         .unwrap();
     let cfg = InterfaceConfig::new("byo0", Ipv4Addr::new(10, 82, 0, 2), Ipv4Addr::new(10, 82, 0, 1), 24);
     let iface = Interface::from_fd(fd, cfg).expect("adopt the fd");
+    assert!(!iface.link_stats().steering, "an adopted descriptor is not multi-queue: no flow steering");
     let listener = utcp::TcpListener::bind(&iface, "0.0.0.0:7").unwrap();
     let client = ns
         .spawn(|| {
