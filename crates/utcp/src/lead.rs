@@ -128,8 +128,11 @@ impl Shared {
         }
     }
 
-    /// Someone else reads the TUN: wait on a queue of our own if the connection can get
-    /// one (flow steering), else sleep on the socket's condvar.
+    /// Someone else reads the TUN: wait on a queue of our own if other threads wait on
+    /// connections too and the connection can get one (flow steering), else sleep on the
+    /// socket's condvar. A thread whose only company is listeners' threads follows, and
+    /// leadership comes to it (step-down), so single-connection use (rr, connect) keeps
+    /// the leader's path and its busy poll.
     fn follow_or_steer<'a>(
         &'a self,
         mut g: MutexGuard<'a, Inner>,
@@ -137,6 +140,10 @@ impl Shared {
         interest: Interest,
         deadline: Option<std::time::Instant>,
     ) -> io::Result<MutexGuard<'a, Inner>> {
+        let crowd = g.conn_followers > 0 || g.leader.is_some_and(|(k, _)| matches!(k, Key::Conn(_)));
+        if !crowd {
+            return self.follow(g, key, deadline);
+        }
         match g.assign_queue(self, key) {
             // (A free queue the driver is still reading is taken at the next wait.)
             Some(q) if g.steered_queue(key) == Some(q) => self.wait_steered(g, key, q, interest, deadline),
