@@ -293,3 +293,54 @@ fn the_driver_reads_the_queue_of_a_thread_that_stays_away() {
         during.rx_packets - before.rx_packets
     );
 }
+
+/// One connection thread among threads blocked in `accept` (the bench's servers, any
+/// server with idle listeners) is not steered: it follows, leadership comes to it, and
+/// it serves its requests as the leader (with the leader's busy poll). Steering it made
+/// rr 2x slower (no busy poll on a queue).
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn a_lone_connection_among_listeners_is_not_steered() {
+    assert_root("a_lone_connection_among_listeners_is_not_steered");
+    const N: u32 = 400;
+    let env = env_at("steerln", "steer4", RT_STACK, RT_KERNEL, |_| {});
+    let (clients, mut streams) = pairs(&env, 7204, 1);
+    // Three threads block in `accept` first (one of them leads), until released below.
+    let idle: Vec<_> = (0..3)
+        .map(|i| {
+            let l = utcp::TcpListener::bind(&env.iface, (RT_STACK, 7210 + i)).unwrap();
+            std::thread::spawn(move || l.accept_timeout(STEP).map(drop))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut c = clients.join().unwrap().pop().unwrap();
+    let mut s = streams.pop().unwrap();
+    let before = env.iface.link_stats();
+    let server = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        for _ in 0..N {
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+        }
+    });
+    let talk = env.kernel(move || {
+        let mut b = [0u8; 4];
+        for i in 0..N {
+            c.write_all(&i.to_be_bytes()).unwrap();
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(u32::from_be_bytes(b), i);
+        }
+    });
+    talk.join().unwrap();
+    server.join().unwrap();
+    let after = env.iface.link_stats();
+    let release = env.kernel(|| {
+        (0..3)
+            .map(|i| kernel_connect_nodelay(SocketAddr::from((RT_STACK, 7210 + i)), STEP))
+            .collect::<Vec<_>>()
+    });
+    idle.into_iter().for_each(|t| t.join().unwrap().expect("released by a connection"));
+    drop(release.join().unwrap());
+    assert_eq!(after.steer_assigned, before.steer_assigned, "a lone connection got a queue: {after:?}");
+    assert!(after.leads - before.leads >= u64::from(N) / 2, "{before:?} -> {after:?}");
+}
