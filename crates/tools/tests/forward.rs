@@ -53,10 +53,18 @@ fn upstream_server6(b: &NetNs, dir: &std::path::Path) -> Server {
     serve_http(b, dir, "fd00:99::1")
 }
 
+/// Python's `http.server` with a listen backlog of 256 instead of its 5: with 5, some of
+/// the 200 parallel connections the gateway opens upstream lost SYN after SYN to the
+/// full backlog until curl's 60 s ran out (seen once in CI-like runs).
+const HTTP_SERVER: &str = "import http.server as h, sys, functools as f; \
+    h.ThreadingHTTPServer.request_queue_size = 256; \
+    h.ThreadingHTTPServer.address_family = h.socket.AF_INET6 if ':' in sys.argv[1] else h.socket.AF_INET; \
+    h.ThreadingHTTPServer((sys.argv[1], 8080), f.partial(h.SimpleHTTPRequestHandler, directory='.')).serve_forever()";
+
 /// A python HTTP server in `b` on `ip`:8080 serving `dir`, once it accepts connections.
 fn serve_http(b: &NetNs, dir: &std::path::Path, ip: &str) -> Server {
     let child = Command::new("ip")
-        .args(["netns", "exec", b.name(), "python3", "-m", "http.server", "8080", "--bind", ip])
+        .args(["netns", "exec", b.name(), "python3", "-c", HTTP_SERVER, ip])
         .current_dir(dir)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
