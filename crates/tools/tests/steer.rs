@@ -344,3 +344,68 @@ fn a_lone_connection_among_listeners_is_not_steered() {
     assert_eq!(after.steer_assigned, before.steer_assigned, "a lone connection got a queue: {after:?}");
     assert!(after.leads - before.leads >= u64::from(N) / 2, "{before:?} -> {after:?}");
 }
+
+/// A connection keeps its queue after the crowd is gone; waiting on it alone, its thread
+/// busy polls the queue (`BusyPoll`) as a leader would poll the TUN, instead of paying a
+/// wake-up per request for the rest of the connection's life.
+#[test]
+#[cfg_attr(not(utcp_root_tests), ignore = "needs root + /dev/net/tun: run as root (CI does)")]
+fn a_steered_connection_left_alone_busy_polls_its_queue() {
+    assert_root("a_steered_connection_left_alone_busy_polls_its_queue");
+    const N: u32 = 300;
+    let env = env_at("steerbp", "steer5", RT_STACK, RT_KERNEL, |c| {
+        c.busy_poll = utcp::BusyPoll::Always(Duration::from_millis(20));
+    });
+    let (clients, streams) = pairs(&env, 7205, 2);
+    let mut clients = clients.join().unwrap();
+    // Both threads block at once: one leads, the other's connection gets a queue.
+    let go = std::sync::Arc::new(std::sync::Barrier::new(3));
+    let mut threads: Vec<_> = streams
+        .into_iter()
+        .map(|mut s| {
+            let go = go.clone();
+            std::thread::spawn(move || {
+                go.wait();
+                let mut b = [0u8; 1];
+                s.read_exact(&mut b).unwrap();
+                s
+            })
+        })
+        .collect();
+    go.wait();
+    std::thread::sleep(Duration::from_millis(100));
+    for c in clients.iter_mut() {
+        c.write_all(b"x").unwrap();
+    }
+    let streams: Vec<_> = threads.drain(..).map(|t| t.join().unwrap()).collect();
+    let mid = env.iface.link_stats();
+    assert!(mid.steer_assigned >= 1, "no connection got a queue: {mid:?}");
+    // Each connection alone in turn: one of them has the queue, the other does not.
+    for (mut c, mut s) in clients.into_iter().zip(streams) {
+        let server = std::thread::spawn(move || {
+            let mut b = [0u8; 4];
+            for _ in 0..N {
+                s.read_exact(&mut b).unwrap();
+                s.write_all(&b).unwrap();
+            }
+            s
+        });
+        let talk = env.kernel(move || {
+            let mut b = [0u8; 4];
+            for i in 0..N {
+                c.write_all(&i.to_be_bytes()).unwrap();
+                c.read_exact(&mut b).unwrap();
+                assert_eq!(u32::from_be_bytes(b), i);
+            }
+            c
+        });
+        drop(talk.join().unwrap());
+        drop(server.join().unwrap());
+    }
+    let after = env.iface.link_stats();
+    let (waits, hits) = (after.steered_waits - mid.steered_waits, after.busy_poll_hits - mid.busy_poll_hits);
+    eprintln!("alone: {waits} steered waits, {hits} busy-poll hits, {} leads", after.leads - mid.leads);
+    assert!(waits >= u64::from(N) / 2, "the connection with a queue did not use it: {mid:?} -> {after:?}");
+    // Both phases were served by polling, the steered one included.
+    assert!(hits >= u64::from(N) * 3 / 2, "{mid:?} -> {after:?}");
+}

@@ -87,8 +87,17 @@ impl SpinBackoff {
 }
 
 impl Inner {
-    /// The busy-poll budget for the leader's next wait, if it polls (`BusyPoll`).
-    fn spin_budget(&mut self) -> Option<std::time::Duration> {
+    /// Account for a busy poll: the adaptive back-off and the counters.
+    pub(crate) fn record_spin(&mut self, s: Spin) {
+        self.spin.record(s);
+        *(if s.hit { &mut self.stats.busy_poll_hits } else { &mut self.stats.busy_poll_misses }) += 1;
+        self.stats.busy_poll_contended += s.contended as u64;
+    }
+
+    /// The busy-poll budget for the leader's (or a steered thread's) next wait, if it
+    /// polls (`BusyPoll`): with the adaptive policy, only when no other thread waits on a
+    /// connection.
+    pub(crate) fn spin_budget(&mut self) -> Option<std::time::Duration> {
         match self.busy_poll {
             BusyPoll::Off => None,
             BusyPoll::Always(d) => Some(d),
@@ -191,9 +200,7 @@ impl Shared {
             first_only = polled && !hit;
             g = self.lock();
             if let Some(s) = spun {
-                g.spin.record(s);
-                *(if hit { &mut g.stats.busy_poll_hits } else { &mut g.stats.busy_poll_misses }) += 1;
-                g.stats.busy_poll_contended += s.contended as u64;
+                g.record_spin(s);
             }
             if !hit && (polled || (std::mem::take(&mut ahead) && !rx.is_empty())) {
                 // Woken by the poll, or found what a previous leader left unread.
@@ -308,7 +315,12 @@ impl Shared {
     /// into `rx` (else `rx` is empty and the caller sleeps in `ppoll` as usual), and
     /// whether the poll was *contended*: this thread got under 3/4 of the wall time as CPU
     /// time (it was preempted, so the poll took a CPU that other threads wanted).
-    fn busy_poll(&self, tun: &crate::device::tun::Tun, rx: &mut RxBuf, budget: std::time::Duration) -> Spin {
+    pub(crate) fn busy_poll(
+        &self,
+        tun: &crate::device::tun::Tun,
+        rx: &mut RxBuf,
+        budget: std::time::Duration,
+    ) -> Spin {
         let start = std::time::Instant::now();
         let cpu0 = super::sys::thread_cpu_ns();
         let hit = loop {

@@ -7,8 +7,8 @@
 //! multi-queue and an eBPF program (`device/steer.rs`) sends the packets of every flow in
 //! its map to that flow's queue, everything else to queue 0:
 //!
-//! - A thread about to *follow* (someone else leads) on a connection without a queue
-//!   takes a free queue, and the connection's flow enters the map (one `bpf()` call).
+//! - A thread about to *follow* (someone else leads) on a connection without a queue,
+//!   while other threads wait on connections, takes a free queue, and the connection's flow enters the map (one `bpf()` call).
 //!   From then on the connection keeps its queue until its socket is dropped (the flow
 //!   leaves the map), so a request/response loop pays no syscall per wait for it.
 //! - A thread that waits on a connection with a queue polls that queue and the queue's
@@ -24,8 +24,10 @@
 //!   thread found none free, a few at a time, up to the configured maximum. Threads that
 //!   find none follow as before (`LinkStats::steer_no_queue`).
 //!
-//! Single-threaded use never follows, so it never steers: rr, connect and bulk keep the
-//! leader's path (and its busy poll) unchanged.
+//! Only a thread that waits while other threads wait on *connections* steers; one
+//! connection thread among threads blocked in `accept` follows and gets leadership, so
+//! rr, connect and bulk keep the leader's path and its busy poll (`lead.rs`,
+//! `follow_or_steer`).
 
 use super::device::steer::{FlowKey, Steering};
 use super::device::tun::Tun;
@@ -144,6 +146,11 @@ impl Shared {
         interest: Interest,
         deadline: Option<std::time::Instant>,
     ) -> io::Result<MutexGuard<'a, Inner>> {
+        let Some(w) = g.waiters.get_mut(&key) else {
+            return Err(io::Error::from(io::ErrorKind::NotConnected));
+        };
+        w.steered = true;
+        let start = w.seq(interest);
         let (io, mut rx) = {
             let st = g.steer.as_mut().expect("a steered queue implies steering");
             let sq = &mut st.queues[usize::from(q)];
@@ -153,11 +160,9 @@ impl Shared {
             sq.owner = QueueOwner::Waiting;
             (sq.io.clone(), st.rx_pool.pop().unwrap_or_else(RxBuf::new))
         };
-        let Some(w) = g.waiters.get_mut(&key) else {
-            return Err(io::Error::from(io::ErrorKind::NotConnected));
-        };
-        w.steered = true;
-        let start = w.seq(interest);
+        // Alone among connection threads (the others left since the queue was given):
+        // poll the queue before sleeping, as a leader would (`BusyPoll`).
+        let mut spin = g.spin_budget();
         g.conn_followers += 1;
         g.stats.steered_waits += 1;
         let t0 = std::time::Instant::now();
@@ -169,10 +174,17 @@ impl Shared {
         loop {
             drop(g);
             std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
-            let (polled, mut err) =
-                next_burst(&io, &mut rx, &mut more, deadline.map(|d| d.saturating_since(now)));
+            let spun = spin.take().map(|budget| self.busy_poll(&io.tun, &mut rx, budget));
+            let (polled, mut err) = match spun {
+                // Read by the busy poll: no wake-up to count.
+                Some(s) if s.hit => (false, None),
+                _ => next_burst(&io, &mut rx, &mut more, deadline.map(|d| d.saturating_since(now))),
+            };
             g = self.lock();
             now = self.now();
+            if let Some(s) = spun {
+                g.record_spin(s);
+            }
             if polled && !rx.is_empty() {
                 g.stats.steered_wakeups += 1;
             }
