@@ -161,6 +161,38 @@ fn pairs_at(
     (clients, streams)
 }
 
+/// Two rounds in which every stream's thread blocks in a one-octet read at once and each
+/// client then writes its index: the first round makes the driver open queues (none are
+/// open before threads crowd), the second gives every connection but the leader's one.
+fn crowd(clients: &mut [std::net::TcpStream], streams: Vec<utcp::TcpStream>) -> Vec<utcp::TcpStream> {
+    let n = streams.len();
+    let go = std::sync::Arc::new(std::sync::Barrier::new(n + 1));
+    let threads: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            let go = go.clone();
+            std::thread::spawn(move || {
+                for _ in 0..2 {
+                    go.wait();
+                    let mut b = [0u8; 1];
+                    s.read_exact(&mut b).unwrap();
+                    assert_eq!(usize::from(b[0]), i);
+                }
+                s
+            })
+        })
+        .collect();
+    for _ in 0..2 {
+        go.wait();
+        std::thread::sleep(Duration::from_millis(100));
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.write_all(&[i as u8]).unwrap();
+        }
+    }
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
 /// Eight threads block on their own connections at once: those that follow (another
 /// thread reads the TUN) get a queue, and the kernel's packets wake them on it. Every
 /// exchange is answered correctly.
@@ -247,32 +279,24 @@ fn the_driver_reads_the_queue_of_a_thread_that_stays_away() {
     let env = env_at("steerpk", "steer2", RT_STACK, RT_KERNEL, |_| {});
     let (clients, streams) = pairs(&env, 7202, CONNS);
     let mut clients = clients.join().unwrap();
-    // Everyone blocks at once, so that all but the leader get queues.
-    let go = std::sync::Arc::new(std::sync::Barrier::new(CONNS + 1));
+    let streams = crowd(&mut clients, streams);
     let away = std::sync::Arc::new(std::sync::Barrier::new(CONNS + 1));
     let back = std::sync::Arc::new(std::sync::Barrier::new(CONNS + 1));
     let servers: Vec<_> = streams
         .into_iter()
-        .map(|mut s| {
-            let (go, away, back) = (go.clone(), away.clone(), back.clone());
+        .enumerate()
+        .map(|(i, mut s)| {
+            let (away, back) = (away.clone(), back.clone());
             std::thread::spawn(move || {
-                go.wait();
-                let mut b = [0u8; 1];
-                s.read_exact(&mut b).unwrap();
                 away.wait(); // now away from the socket until `back`
                 back.wait();
                 let mut rest = vec![0u8; CHUNKS * 100];
                 s.set_read_timeout(Some(STEP)).unwrap();
                 s.read_exact(&mut rest).unwrap();
-                assert!(rest.iter().all(|&x| x == b[0]));
+                assert!(rest.iter().all(|&x| usize::from(x) == i));
             })
         })
         .collect();
-    go.wait();
-    std::thread::sleep(Duration::from_millis(100));
-    for (i, c) in clients.iter_mut().enumerate() {
-        c.write_all(&[i as u8]).unwrap();
-    }
     away.wait();
     let before = env.iface.link_stats();
     assert!(before.steer_assigned >= 1, "no connection got a queue: {before:?}");
@@ -359,25 +383,7 @@ fn a_steered_connection_left_alone_busy_polls_its_queue() {
     let (clients, streams) = pairs(&env, 7205, 2);
     let mut clients = clients.join().unwrap();
     // Both threads block at once: one leads, the other's connection gets a queue.
-    let go = std::sync::Arc::new(std::sync::Barrier::new(3));
-    let mut threads: Vec<_> = streams
-        .into_iter()
-        .map(|mut s| {
-            let go = go.clone();
-            std::thread::spawn(move || {
-                go.wait();
-                let mut b = [0u8; 1];
-                s.read_exact(&mut b).unwrap();
-                s
-            })
-        })
-        .collect();
-    go.wait();
-    std::thread::sleep(Duration::from_millis(100));
-    for c in clients.iter_mut() {
-        c.write_all(b"x").unwrap();
-    }
-    let streams: Vec<_> = threads.drain(..).map(|t| t.join().unwrap()).collect();
+    let streams = crowd(&mut clients, streams);
     let mid = env.iface.link_stats();
     assert!(mid.steer_assigned >= 1, "no connection got a queue: {mid:?}");
     // Each connection alone in turn: one of them has the queue, the other does not.

@@ -874,7 +874,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
     }
     let impair = config.impairment.map(|c| (Impairer::new(c, 1), Impairer::new(c, 2)));
     let steer = match (adopted, config.steer_queues) {
-        (false, n) if n > 0 => super::steered::Steer::new(&tun, n, &epoll)
+        (false, n) if n > 0 => super::steered::Steer::new(&tun, n)
             .map_err(|e| tracing::info!(error = %e, "TUN flow steering unavailable"))
             .ok(),
         _ => None,
@@ -902,12 +902,7 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         pump_running: false,
         busy_poll: config.busy_poll,
         spin: Default::default(),
-        stats: LinkStats {
-            offload: tun.offload(),
-            steering: steer.is_some(),
-            steer_queues: steer.as_ref().map_or(0, |s| s.queues.len() as u64),
-            ..LinkStats::default()
-        },
+        stats: LinkStats { offload: tun.offload(), steering: steer.is_some(), ..LinkStats::default() },
         steer,
         steered_now: None,
     };

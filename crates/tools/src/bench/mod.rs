@@ -53,13 +53,17 @@ pub enum SystemKind {
     /// utcp that never polls (`BusyPoll::Off`), to show what the default adaptive poll
     /// buys: only on request (`--systems ...,utcp-nopoll`).
     UtcpNoPoll,
+    /// utcp without flow steering (`InterfaceConfig::steer_queues = 0`), to show what the
+    /// multi-queue TUN and its program cost or buy: only on request.
+    UtcpNoSteer,
 }
 
 impl SystemKind {
     /// The systems of a default run.
     pub const ALL: [SystemKind; 3] = [SystemKind::Kernel, SystemKind::Smoltcp, SystemKind::Utcp];
     /// Systems measured only when named (`--systems`).
-    pub const EXTRA: [SystemKind; 2] = [SystemKind::UtcpBusy, SystemKind::UtcpNoPoll];
+    pub const EXTRA: [SystemKind; 3] =
+        [SystemKind::UtcpBusy, SystemKind::UtcpNoPoll, SystemKind::UtcpNoSteer];
 
     pub fn name(self) -> &'static str {
         match self {
@@ -68,6 +72,7 @@ impl SystemKind {
             SystemKind::Utcp => "utcp",
             SystemKind::UtcpBusy => "utcp-busy",
             SystemKind::UtcpNoPoll => "utcp-nopoll",
+            SystemKind::UtcpNoSteer => "utcp-nosteer",
         }
     }
 
@@ -186,7 +191,7 @@ pub fn run(opts: &Options) -> io::Result<Report> {
             SystemKind::Kernel => Box::new(kernel::KernelSystem::start(opts.kernel_offload)?),
             SystemKind::Smoltcp => Box::new(smoltcp_sys::SmoltcpSystem::start()?),
             SystemKind::Utcp => Box::new(utcp_sys::UtcpSystem::start(opts.utcp_offload)?),
-            k @ (SystemKind::UtcpBusy | SystemKind::UtcpNoPoll) => {
+            k @ (SystemKind::UtcpBusy | SystemKind::UtcpNoPoll | SystemKind::UtcpNoSteer) => {
                 Box::new(utcp_sys::UtcpSystem::start_variant(k, opts.utcp_offload)?)
             }
         };

@@ -119,7 +119,7 @@ pub fn run(opts: &SynfloodOptions, progress: bool) -> io::Result<Vec<SynfloodRes
             SystemKind::Utcp => {
                 Box::new(super::utcp_sys::UtcpSystem::start_with(opts.utcp_tx_queue_len, true)?)
             }
-            k @ (SystemKind::UtcpBusy | SystemKind::UtcpNoPoll) => {
+            k @ (SystemKind::UtcpBusy | SystemKind::UtcpNoPoll | SystemKind::UtcpNoSteer) => {
                 Box::new(super::utcp_sys::UtcpSystem::start_variant(k, true)?)
             }
         };

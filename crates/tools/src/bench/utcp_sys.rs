@@ -35,8 +35,9 @@ impl UtcpSystem {
         UtcpSystem::start_with(None, offload)
     }
 
-    /// The `utcp-busy` (`BusyPoll::Always(`[`BUSY_POLL`]`)`) or `utcp-nopoll`
-    /// (`BusyPoll::Off`) system: [`UtcpSystem::start`] with another busy-poll policy.
+    /// The `utcp-busy` (`BusyPoll::Always(`[`BUSY_POLL`]`)`), `utcp-nopoll`
+    /// (`BusyPoll::Off`) or `utcp-nosteer` (no flow steering) system: [`UtcpSystem::start`]
+    /// with another policy.
     pub fn start_variant(kind: SystemKind, offload: bool) -> io::Result<UtcpSystem> {
         let poll = match kind {
             SystemKind::UtcpBusy => BusyPoll::Always(BUSY_POLL),
@@ -64,6 +65,9 @@ impl UtcpSystem {
         config.tx_queue_len = tx_queue_len;
         config.offload = offload;
         config.busy_poll = busy_poll;
+        if kind == SystemKind::UtcpNoSteer {
+            config.steer_queues = 0;
+        }
         // If this fails, `ns` is dropped (and deleted) on the way out.
         let iface = Interface::new(config)?;
         let mut listeners = Vec::new();

@@ -28,7 +28,7 @@ pub struct BenchArgs {
     /// Workloads: bulk_to_stack, bulk_from_stack, rr, connect; or alone: forward
     #[arg(long, value_name = "W[,W..]", value_parser = workloads)]
     only: Option<Workloads>,
-    /// Systems: kernel, smoltcp, utcp; also utcp-busy (BusyPoll::Always 50 µs) and utcp-nopoll (BusyPoll::Off), never in the default set
+    /// Systems: kernel, smoltcp, utcp; also utcp-busy (BusyPoll::Always 50 µs), utcp-nopoll (BusyPoll::Off) and utcp-nosteer (no flow steering), never in the default set
     #[arg(long, value_name = "S[,S..]", value_parser = systems)]
     systems: Option<Systems>,
     /// Print one JSON object instead of the table
