@@ -193,6 +193,34 @@ fn crowd(clients: &mut [std::net::TcpStream], streams: Vec<utcp::TcpStream>) -> 
     threads.into_iter().map(|t| t.join().unwrap()).collect()
 }
 
+/// `n` four-octet request/responses from the kernel client `c` to a thread serving `s`;
+/// returns both ends.
+fn echo(
+    env: &common::Env,
+    mut c: std::net::TcpStream,
+    mut s: utcp::TcpStream,
+    n: u32,
+) -> (std::net::TcpStream, utcp::TcpStream) {
+    let server = std::thread::spawn(move || {
+        let mut b = [0u8; 4];
+        for _ in 0..n {
+            s.read_exact(&mut b).unwrap();
+            s.write_all(&b).unwrap();
+        }
+        s
+    });
+    let talk = env.kernel(move || {
+        let mut b = [0u8; 4];
+        for i in 0..n {
+            c.write_all(&i.to_be_bytes()).unwrap();
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(u32::from_be_bytes(b), i);
+        }
+        c
+    });
+    (talk.join().unwrap(), server.join().unwrap())
+}
+
 /// Eight threads block on their own connections at once: those that follow (another
 /// thread reads the TUN) get a queue, and the kernel's packets wake them on it. Every
 /// exchange is answered correctly.
@@ -337,26 +365,10 @@ fn a_lone_connection_among_listeners_is_not_steered() {
         })
         .collect();
     std::thread::sleep(Duration::from_millis(50));
-    let mut c = clients.join().unwrap().pop().unwrap();
-    let mut s = streams.pop().unwrap();
+    let c = clients.join().unwrap().pop().unwrap();
+    let s = streams.pop().unwrap();
     let before = env.iface.link_stats();
-    let server = std::thread::spawn(move || {
-        let mut b = [0u8; 4];
-        for _ in 0..N {
-            s.read_exact(&mut b).unwrap();
-            s.write_all(&b).unwrap();
-        }
-    });
-    let talk = env.kernel(move || {
-        let mut b = [0u8; 4];
-        for i in 0..N {
-            c.write_all(&i.to_be_bytes()).unwrap();
-            c.read_exact(&mut b).unwrap();
-            assert_eq!(u32::from_be_bytes(b), i);
-        }
-    });
-    talk.join().unwrap();
-    server.join().unwrap();
+    let _pair = echo(&env, c, s, N);
     let after = env.iface.link_stats();
     let release = env.kernel(|| {
         (0..3)
@@ -387,26 +399,8 @@ fn a_steered_connection_left_alone_busy_polls_its_queue() {
     let mid = env.iface.link_stats();
     assert!(mid.steer_assigned >= 1, "no connection got a queue: {mid:?}");
     // Each connection alone in turn: one of them has the queue, the other does not.
-    for (mut c, mut s) in clients.into_iter().zip(streams) {
-        let server = std::thread::spawn(move || {
-            let mut b = [0u8; 4];
-            for _ in 0..N {
-                s.read_exact(&mut b).unwrap();
-                s.write_all(&b).unwrap();
-            }
-            s
-        });
-        let talk = env.kernel(move || {
-            let mut b = [0u8; 4];
-            for i in 0..N {
-                c.write_all(&i.to_be_bytes()).unwrap();
-                c.read_exact(&mut b).unwrap();
-                assert_eq!(u32::from_be_bytes(b), i);
-            }
-            c
-        });
-        drop(talk.join().unwrap());
-        drop(server.join().unwrap());
+    for (c, s) in clients.into_iter().zip(streams) {
+        drop(echo(&env, c, s, N));
     }
     let after = env.iface.link_stats();
     let (waits, hits) = (after.steered_waits - mid.steered_waits, after.busy_poll_hits - mid.busy_poll_hits);
