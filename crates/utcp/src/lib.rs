@@ -113,8 +113,10 @@ pub struct InterfaceConfig {
     /// queues (`IFF_MULTI_QUEUE`, at most 255), each given to a connection whose thread
     /// blocks while another thread reads the TUN. An eBPF program (`device/steer.rs`)
     /// sends that connection's packets to its queue, so the kernel wakes the thread that
-    /// waits for them instead of a reader that must then wake it. Queues are opened on
-    /// first use; 0 turns steering off. Without the privilege to load the program, or
+    /// waits for them instead of a reader that must then wake it. Queues are opened 8 at a
+    /// time once threads crowd on connections (none before: a single-queue TUN never runs
+    /// the program); each costs two descriptors (the queue and its eventfd). 0 turns
+    /// steering off. Without the privilege to load the program, or
     /// with an adopted `tun_fd`, steering is off ([`LinkStats::steering`] says which).
     pub steer_queues: u16,
 }
