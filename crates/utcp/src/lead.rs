@@ -87,6 +87,36 @@ impl SpinBackoff {
 }
 
 impl Inner {
+    /// One round of a thread that read a burst without the lock (a leader, a steered
+    /// wait): feed it to the engine, fire due timers, and fail the interface on `err` (a
+    /// read error) or an engine panic. Returns the TUN writes to do after the lock.
+    pub(crate) fn feed_burst<'s>(
+        &mut self,
+        shared: &'s Shared,
+        now: Instant,
+        rx: &RxBuf,
+        who: Who,
+        mut err: Option<io::Error>,
+    ) -> TxDuty<'s> {
+        let mut duty = TxDuty::none();
+        let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            if !self.stop && !rx.is_empty() {
+                self.receive_batch(shared, now, rx, who);
+                duty = self.after_op_by(shared, now, who);
+            }
+            if !self.stop {
+                self.fire_due_timers(shared, now, who);
+            }
+        }));
+        if let Err(p) = fed {
+            err = err.or(Some(io::Error::other(format!("engine panicked: {}", panic_message(p.as_ref())))));
+        }
+        if let Some(e) = err {
+            self.fail(shared, e);
+        }
+        duty
+    }
+
     /// Account for a busy poll: the adaptive back-off and the counters.
     pub(crate) fn record_spin(&mut self, s: Spin) {
         self.spin.record(s);
@@ -195,7 +225,7 @@ impl Shared {
             let spin = g.spin_budget();
             drop(g);
             std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
-            let (polled, spun, mut err) = self.next_burst(&tun, &mut rx, &mut more, spin, deadline, now);
+            let (polled, spun, err) = self.next_burst(&tun, &mut rx, &mut more, spin, deadline, now);
             let hit = spun.is_some_and(|s| s.hit);
             first_only = polled && !hit;
             g = self.lock();
@@ -208,22 +238,7 @@ impl Shared {
             }
             now = self.now();
             g.woke_other_conn = false;
-            let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if !g.stop && !rx.is_empty() {
-                    g.receive_batch(self, now, &rx, Who::Leader);
-                    duty = g.after_op_by(self, now, Who::Leader);
-                }
-                if !g.stop {
-                    g.fire_due_timers(self, now, Who::Leader);
-                }
-            }));
-            if let Err(p) = fed {
-                err =
-                    err.or(Some(io::Error::other(format!("engine panicked: {}", panic_message(p.as_ref())))));
-            }
-            if let Some(e) = err {
-                g.fail(self, e);
-            }
+            duty = g.feed_burst(self, now, &rx, Who::Leader, err);
             if g.stop {
                 break End::Return;
             }

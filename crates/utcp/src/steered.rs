@@ -32,7 +32,7 @@
 
 use super::device::steer::{FlowKey, Steering};
 use super::device::tun::Tun;
-use super::driver::{HANDBACK, Inner, Interest, Key, RxBuf, Shared, Who, panic_message};
+use super::driver::{HANDBACK, Inner, Interest, Key, RxBuf, Shared, Who};
 use super::sys::{Epoll, EventFd, Ready, ppoll2};
 use super::tx::TxDuty;
 use crate::time::Instant;
@@ -176,7 +176,7 @@ impl Shared {
             drop(g);
             std::mem::replace(&mut duty, TxDuty::none()).write_unlocked();
             let spun = spin.take().map(|budget| self.busy_poll(&io.tun, &mut rx, budget));
-            let (polled, mut err) = match spun {
+            let (polled, err) = match spun {
                 // Read by the busy poll: no wake-up to count.
                 Some(s) if s.hit => (false, None),
                 _ => next_burst(&io, &mut rx, &mut more, deadline.map(|d| d.saturating_since(now))),
@@ -189,25 +189,9 @@ impl Shared {
             if polled && !rx.is_empty() {
                 g.stats.steered_wakeups += 1;
             }
-            let fed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                if !g.stop && !rx.is_empty() {
-                    g.steered_now = Some(key);
-                    g.receive_batch(self, now, &rx, Who::App);
-                    duty = g.after_op_by(self, now, Who::App);
-                    g.steered_now = None;
-                }
-                if !g.stop {
-                    g.fire_due_timers(self, now, Who::App);
-                }
-            }));
-            if let Err(p) = fed {
-                g.steered_now = None;
-                err =
-                    err.or(Some(io::Error::other(format!("engine panicked: {}", panic_message(p.as_ref())))));
-            }
-            if let Some(e) = err {
-                g.fail(self, e);
-            }
+            g.steered_now = Some(key);
+            duty = g.feed_burst(self, now, &rx, Who::App, err);
+            g.steered_now = None;
             let moved = g.waiters.get(&key).is_none_or(|w| w.seq(interest) != start);
             if g.stop || moved || deadline.is_some_and(|d| now >= d) {
                 break;
