@@ -144,6 +144,11 @@ impl Waiter {
         n
     }
 
+    /// The queue whose bell wakes the thread waiting on this socket, if one waits there.
+    pub(crate) fn bell(&self) -> Option<u16> {
+        self.queue.filter(|_| self.steered)
+    }
+
     pub(crate) fn seq(&self, i: Interest) -> (u32, u32) {
         match i {
             Interest::Read => (self.read_seq, 0),
@@ -227,6 +232,9 @@ pub(crate) enum Who {
     App,
     /// The application thread currently leading (polling the TUN).
     Leader,
+    /// A thread in a steered wait on this connection's own queue (`steered.rs`): its
+    /// own events need no bell.
+    Steered(Key),
     Driver,
 }
 
@@ -273,9 +281,6 @@ pub(crate) struct Inner {
     pub(crate) spin: super::lead::SpinBackoff,
     /// Flow steering (issue 12, `steered.rs`), if the TUN is multi-queue.
     pub(crate) steer: Option<super::steered::Steer>,
-    /// The connection whose steered thread is processing packets right now (its own
-    /// events need no bell).
-    pub(crate) steered_now: Option<Key>,
     pub(crate) stats: LinkStats,
 }
 
@@ -421,9 +426,9 @@ impl Shared {
             w.read_seq = w.read_seq.wrapping_add(1);
             w.write_seq = w.write_seq.wrapping_add(1);
             w.cv.notify_all();
-            let queue = w.queue.filter(|_| w.steered);
+            let bell = w.bell();
             g.async_wakers = g.async_wakers.saturating_sub(w.wake(true, true));
-            g.ring_steered(key, queue);
+            g.ring_steered(key, bell, Who::App);
         }
         if g.leader.is_some_and(|(k, _)| k == key) {
             self.kick.signal();
@@ -621,8 +626,8 @@ impl Inner {
                         self.woke_other_conn = true;
                     }
                 }
-                let queue = w.queue.filter(|_| w.steered);
-                if self.ring_steered(key, queue) && leader.is_none() {
+                let bell = w.bell();
+                if self.ring_steered(key, bell, who) && leader.is_none() {
                     self.woke_other_conn = true;
                 }
                 if who != Who::Leader
@@ -904,7 +909,6 @@ fn setup(mut config: InterfaceConfig) -> io::Result<(Arc<Shared>, Arc<Tun>)> {
         spin: Default::default(),
         stats: LinkStats { offload: tun.offload(), steering: steer.is_some(), ..LinkStats::default() },
         steer,
-        steered_now: None,
     };
     let epoch = std::time::Instant::now();
     let shared = Arc::new(Shared {

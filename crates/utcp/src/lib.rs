@@ -109,13 +109,14 @@ pub struct InterfaceConfig {
     /// within the budget costs no wake-up. Default [`BusyPoll::Adaptive`] with 50 µs.
     /// See [`BusyPoll`] and docs/latency.md.
     pub busy_poll: BusyPoll,
-    /// Flow steering (issue 12, docs/latency.md section 7): at most this many extra TUN
+    /// Flow steering (issue 12, docs/latency.md section 8): at most this many extra TUN
     /// queues (`IFF_MULTI_QUEUE`, at most 255), each given to a connection whose thread
     /// blocks while another thread reads the TUN. An eBPF program (`device/steer.rs`)
     /// sends that connection's packets to its queue, so the kernel wakes the thread that
     /// waits for them instead of a reader that must then wake it. Queues are opened 8 at a
     /// time once threads crowd on connections (none before: a single-queue TUN never runs
-    /// the program); each costs two descriptors (the queue and its eventfd). 0 turns
+    /// the program); each costs two descriptors (the queue and its eventfd), and each
+    /// thread waiting on one a 256 KiB receive arena (pooled, so at most this many). 0 turns
     /// steering off. Without the privilege to load the program, or
     /// with an adopted `tun_fd`, steering is off ([`LinkStats::steering`] says which).
     pub steer_queues: u16,

@@ -69,8 +69,8 @@ pub(crate) enum QueueOwner {
 pub(crate) struct SteerQueue {
     pub(crate) io: Arc<QueueIo>,
     pub(crate) owner: QueueOwner,
-    /// The connection steered here and its map key.
-    conn: Option<(Key, FlowKey)>,
+    /// The map key of the connection steered here.
+    conn: Option<FlowKey>,
     /// The driver is reading it (without the lock).
     pub(crate) driver_reading: bool,
 }
@@ -189,9 +189,7 @@ impl Shared {
             if polled && !rx.is_empty() {
                 g.stats.steered_wakeups += 1;
             }
-            g.steered_now = Some(key);
-            duty = g.feed_burst(self, now, &rx, Who::App, err);
-            g.steered_now = None;
+            duty = g.feed_burst(self, now, &rx, Who::Steered(key), err);
             let moved = g.waiters.get(&key).is_none_or(|w| w.seq(interest) != start);
             if g.stop || moved || deadline.is_some_and(|d| now >= d) {
                 break;
@@ -279,7 +277,7 @@ impl Inner {
             self.stats.steer_map_errors += 1;
             return None;
         }
-        st.queues[usize::from(q)].conn = Some((key, fk));
+        st.queues[usize::from(q)].conn = Some(fk);
         w.queue = Some(q);
         self.stats.steer_assigned += 1;
         Some(q)
@@ -290,7 +288,7 @@ impl Inner {
     pub(crate) fn release_queue(&mut self, q: u16) {
         let Some(st) = self.steer.as_mut() else { return };
         let sq = &mut st.queues[usize::from(q)];
-        if let Some((_, fk)) = sq.conn.take() {
+        if let Some(fk) = sq.conn.take() {
             if st.prog.remove(&fk).is_err() {
                 self.stats.steer_map_errors += 1;
             }
@@ -316,11 +314,11 @@ impl Inner {
         self.arm_earlier(shared, now + PARKED_CHECK);
     }
 
-    /// Ring the bell of the thread waiting on `key`'s queue, if one does and it is not
-    /// the thread processing right now.
-    pub(crate) fn ring_steered(&mut self, key: Key, queue: Option<u16>) -> bool {
-        let (Some(q), Some(st)) = (queue, self.steer.as_ref()) else { return false };
-        if self.steered_now == Some(key) {
+    /// Ring `bell` (`Waiter::bell`, the queue of the thread waiting on `key`), unless
+    /// `who` runs the engine is that thread itself.
+    pub(crate) fn ring_steered(&mut self, key: Key, bell: Option<u16>, who: Who) -> bool {
+        let (Some(q), Some(st)) = (bell, self.steer.as_ref()) else { return false };
+        if who == Who::Steered(key) {
             return false;
         }
         st.queues[usize::from(q)].io.bell.signal();
@@ -340,7 +338,7 @@ impl Inner {
             if let QueueOwner::Parked { since } = sq.owner {
                 if now >= since + HANDBACK {
                     sq.owner = QueueOwner::Driver;
-                    let _ = shared.epoll.set_input(&sq.io.tun, QUEUE_TOKEN + i as u64, true);
+                    shared.arm_queue(i as u16, &sq.io.tun, true);
                     self.stats.steer_adoptions += 1;
                 } else {
                     let at = since + HANDBACK;

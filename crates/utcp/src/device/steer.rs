@@ -1,4 +1,4 @@
-//! Flow steering for a multi-queue TUN (issue 12, docs/latency.md section 7): an eBPF
+//! Flow steering for a multi-queue TUN (issue 12, docs/latency.md section 8): an eBPF
 //! program, attached with `TUNSETSTEERINGEBPF`, picks the queue of every packet the kernel
 //! routes into the TUN from a map of flows to queues that the runtime fills in.
 //!
@@ -9,7 +9,7 @@
 //! automatic steering does not follow local flows (`tools/tun_automq_probe.py`), hence
 //! the program.
 //!
-//! The program (`BPF_PROG_TYPE_SOCKET_FILTER`, a dozen instructions, assembled below)
+//! The program (`BPF_PROG_TYPE_SOCKET_FILTER`, 41 instructions, assembled below)
 //! reads the flow from the packet with `LD_ABS`/`LD_IND`: the low 32 bits of the source
 //! and destination addresses (all of an IPv4 address, the last word of an IPv6 one) and
 //! the two ports of a TCP segment. It looks the 12 octets up in a hash map and returns
